@@ -1,0 +1,55 @@
+"""Redundancy policies: how a stripe becomes shards."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from diststorage.core.errors import InvalidPolicy
+
+MAX_SHARDS = 32
+_SPEC = re.compile(r"^(?:ec:(?P<k>\d{1,2})\+(?P<m>\d{1,2})|replicate:(?P<n>\d{1,2}))$")
+
+
+@dataclass(frozen=True, slots=True)
+class RedundancyPolicy:
+    """``ec:K+M`` (K data + M parity shards; M = 0 is a plain split) or ``replicate:N``."""
+
+    kind: Literal["ec", "replicate"]
+    data_shards: int
+    parity_shards: int
+
+    @property
+    def total_shards(self) -> int:
+        return self.data_shards + self.parity_shards
+
+    @property
+    def needed_to_read(self) -> int:
+        """How many distinct shards rebuild a stripe."""
+        return 1 if self.kind == "replicate" else self.data_shards
+
+    @property
+    def spec(self) -> str:
+        if self.kind == "replicate":
+            return f"replicate:{self.total_shards}"
+        return f"ec:{self.data_shards}+{self.parity_shards}"
+
+    def __str__(self) -> str:
+        return self.spec
+
+
+def parse_policy(spec: str) -> RedundancyPolicy:
+    """Parses ``ec:4+2``, ``ec:6+0`` or ``replicate:3``; raises InvalidPolicy otherwise."""
+    match = _SPEC.match(spec.strip())
+    if match is None:
+        raise InvalidPolicy(f"redundancy {spec!r} is not ec:K+M or replicate:N")
+    if match["n"] is not None:
+        copies = int(match["n"])
+        if not 1 <= copies <= MAX_SHARDS:
+            raise InvalidPolicy(f"replicate:N needs 1 <= N <= {MAX_SHARDS}")
+        return RedundancyPolicy("replicate", 1, copies - 1)
+    data, parity = int(match["k"]), int(match["m"])
+    if data < 1 or data + parity > MAX_SHARDS:
+        raise InvalidPolicy(f"ec:K+M needs K >= 1 and K+M <= {MAX_SHARDS}")
+    return RedundancyPolicy("ec", data, parity)

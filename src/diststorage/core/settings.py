@@ -1,0 +1,101 @@
+"""Typed, frozen settings for each daemon: flags > environment > defaults.
+
+The composition root of each daemon builds one of these once and passes it down; nothing reads
+the environment anywhere else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from diststorage.core.policy import RedundancyPolicy, parse_policy
+
+MIB = 1 << 20
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    """``HOST:PORT`` → (host, port); raises ValueError on anything else."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{address!r} is not HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+def _check_address(value: str) -> str:
+    split_host_port(value)
+    return value
+
+
+class NodeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DISTSTORAGE_NODE_", frozen=True)
+
+    listen: str = "127.0.0.1:7101"
+    advertise: str | None = Field(
+        default=None, description="address gateways dial; defaults to --listen"
+    )
+    data_dir: Path = Path("./data/node")
+    gateways: tuple[str, ...] = ("127.0.0.1:7002",)
+    capacity_bytes: int | None = Field(default=None, ge=0)
+    heartbeat_interval_s: float = Field(default=1.0, gt=0)
+    heartbeat_timeout_s: float = Field(default=2.0, gt=0)
+    max_message_bytes: int = Field(default=80 * MIB, gt=0)
+
+    _check_listen = field_validator("listen")(_check_address)
+
+    @field_validator("gateways")
+    @classmethod
+    def _check_gateways(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for address in value:
+            split_host_port(address)
+        return value
+
+    @property
+    def advertised_address(self) -> str:
+        return self.advertise or self.listen
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DISTSTORAGE_GATEWAY_", frozen=True)
+
+    listen: str = "127.0.0.1:7001"
+    grpc_listen: str = "127.0.0.1:7002"
+    data_dir: Path = Path("./data/gateway")
+    metadata_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default SQLite in data_dir"
+    )
+    redundancy: str = "ec:4+2"
+    stripe_size_bytes: int = Field(default=4 * MIB, ge=4096, le=64 * MIB)
+    segment_max_stripes: int = Field(
+        default=64, ge=1, description="stripes per chunk before a new set of nodes is chosen"
+    )
+    write_stripes_in_flight: int = Field(default=4, ge=1, le=64)
+    read_stripes_in_flight: int = Field(default=4, ge=1, le=64)
+    max_object_bytes: int = Field(default=5 << 40, gt=0)
+    node_timeout_s: float = Field(default=10.0, gt=0, description="heartbeat silence → not live")
+    rpc_timeout_s: float = Field(default=5.0, gt=0, description="deadline of small RPCs")
+    block_timeout_s: float = Field(
+        default=2.0, gt=0, description="longest wait for one block from a node before falling back"
+    )
+    db_timeout_s: float = Field(default=10.0, gt=0)
+    max_message_bytes: int = Field(default=80 * MIB, gt=0)
+
+    _check_listen = field_validator("listen", "grpc_listen")(_check_address)
+
+    @field_validator("redundancy")
+    @classmethod
+    def _check_redundancy(cls, value: str) -> str:
+        parse_policy(value)
+        return value
+
+    @property
+    def default_policy(self) -> RedundancyPolicy:
+        return parse_policy(self.redundancy)
+
+    @property
+    def database_url(self) -> str:
+        if self.metadata_url:
+            return self.metadata_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'metadata.db').resolve()}"
