@@ -1,0 +1,191 @@
+"""HTTP routes of the gateway. Handlers are thin: parse, call the pipelines, shape the answer."""
+
+from __future__ import annotations
+
+import json
+from email.utils import format_datetime
+from typing import Any
+
+from aiohttp import web
+
+from diststorage.core.errors import MethodNotAllowed, NotFound
+from diststorage.gateway.api.body import RequestBody
+from diststorage.gateway.api.parse import (
+    DEFAULT_CONTENT_TYPE,
+    SYSTEM_PREFIX,
+    parse_declared_size,
+    parse_key,
+    parse_listing,
+    parse_range,
+    parse_redundancy,
+)
+from diststorage.gateway.objects import PutRequest
+from diststorage.gateway.services import Services
+from diststorage.meta import MAX_LIST_LIMIT, ObjectInfo
+
+NAMESPACE = "default"
+OBJECT_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE"})
+READ_METHODS = frozenset({"GET", "HEAD"})
+SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
+
+
+def _object_json(info: ObjectInfo) -> dict[str, Any]:
+    return {
+        "key": info.key,
+        "size": info.size_bytes,
+        "md5": info.md5_hex,
+        "etag": f'"{info.md5_hex}"',
+        "content_type": info.content_type,
+        "redundancy": info.policy,
+        "last_modified": info.created_at.isoformat(),
+    }
+
+
+def _object_headers(info: ObjectInfo) -> dict[str, str]:
+    return {
+        "ETag": f'"{info.md5_hex}"',
+        "Content-Type": info.content_type,
+        "Last-Modified": format_datetime(info.created_at, usegmt=True),
+        "Accept-Ranges": "bytes",
+        "X-Redundancy": info.policy,
+    }
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    path = request.raw_path.split("?", 1)[0]
+    if path == "/":
+        _allow(request, READ_METHODS)
+        return await list_objects(request)
+    if path.startswith("/" + SYSTEM_PREFIX):
+        return await system_route(request, path.removeprefix("/" + SYSTEM_PREFIX))
+    _allow(request, OBJECT_METHODS)
+    key = parse_key(request.raw_path)
+    handler = {
+        "GET": get_object, "HEAD": get_object, "PUT": put_object, "POST": put_object,
+        "DELETE": delete_object,
+    }[request.method]
+    return await handler(request, key)
+
+
+def _allow(request: web.Request, methods: frozenset[str]) -> None:
+    if request.method not in methods:
+        raise MethodNotAllowed(f"{request.method} is not allowed here")
+
+
+async def put_object(request: web.Request, key: str) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    settings = services.settings
+    declared = parse_declared_size(
+        request.content_length, request.headers.get("Transfer-Encoding"),
+        settings.max_object_bytes,
+    )
+    put = PutRequest(
+        namespace=NAMESPACE,
+        key=key,
+        content_type=request.headers.get("Content-Type") or DEFAULT_CONTENT_TYPE,
+        policy=parse_redundancy(request.headers.get("X-Redundancy"), settings.default_policy),
+        declared_size=declared,
+        replace=request.method == "PUT",
+    )
+    info = await services.writer.write(put, RequestBody(request, declared))
+    return web.json_response(
+        _object_json(info), status=201, headers={"ETag": f'"{info.md5_hex}"'}
+    )
+
+
+async def get_object(request: web.Request, key: str) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    if request.method == "HEAD":
+        info = await services.store.get_info(NAMESPACE, key)
+        byte_range = parse_range(request.headers.get("Range"), info.size_bytes)
+        return _head_response(info, byte_range)
+    layout = await services.store.get_layout(NAMESPACE, key)
+    info = layout.info
+    byte_range = parse_range(request.headers.get("Range"), info.size_bytes)
+    start, end = (0, info.size_bytes) if byte_range is None else (byte_range.start,
+                                                                  byte_range.end)
+    response = web.StreamResponse(status=200 if byte_range is None else 206,
+                                  headers=_object_headers(info))
+    if byte_range is not None:
+        response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{info.size_bytes}"
+    response.content_length = end - start
+    pieces = services.reader.stream(layout, start, end)
+    # Fetch the first stripe before committing to a 200: an object that cannot be read at
+    # all gets an error status, not a truncated body.
+    first = await anext(pieces, b"")
+    await response.prepare(request)
+    if first:
+        await response.write(first)
+    async for piece in pieces:
+        await response.write(piece)
+    await response.write_eof()
+    return response
+
+
+def _head_response(info: ObjectInfo, byte_range: Any) -> web.Response:
+    response = web.Response(status=200 if byte_range is None else 206,
+                            headers=_object_headers(info))
+    if byte_range is None:
+        response.content_length = info.size_bytes
+    else:
+        response.headers["Content-Range"] = (
+            f"bytes {byte_range.start}-{byte_range.end - 1}/{info.size_bytes}"
+        )
+        response.content_length = byte_range.length
+    return response
+
+
+async def delete_object(request: web.Request, key: str) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    garbage = await services.store.delete_object(NAMESPACE, key)
+    services.janitor.delete_soon(garbage)
+    return web.Response(status=204)
+
+
+async def list_objects(request: web.Request) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    listing = parse_listing(dict(request.query), MAX_LIST_LIMIT)
+    page = await services.store.list_objects(
+        NAMESPACE, listing.prefix, listing.after, listing.limit
+    )
+    objects = [_object_json(info) for info in page.objects]
+    return web.json_response({
+        "objects": objects,
+        "truncated": page.truncated,
+        "next_after": objects[-1]["key"] if page.truncated and objects else None,
+    })
+
+
+async def system_route(request: web.Request, name: str) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    if name not in ("health", "nodes"):
+        raise NotFound(f"no system route {SYSTEM_PREFIX}{name}")
+    _allow(request, READ_METHODS)
+    views = services.inventory.views()
+    if name == "nodes":
+        return web.json_response([
+            {
+                "id": v.info.node_id,
+                "address": v.info.address,
+                "state": v.state,
+                "capacity": v.info.capacity_bytes,
+                "used": v.info.used_bytes,
+                "free": v.info.free_bytes,
+                "chunks": v.info.chunk_count,
+                "last_heartbeat": v.info.last_heartbeat.isoformat(),
+            }
+            for v in views
+        ])
+    live = sum(1 for v in views if v.live)
+    needed = services.settings.default_policy.total_shards
+    healthy = live >= needed
+    body = {
+        "status": "ok" if healthy else "degraded",
+        "live_nodes": live,
+        "total_nodes": len(views),
+        "needed_nodes": needed,
+        "redundancy": services.settings.default_policy.spec,
+    }
+    return web.Response(
+        status=200 if healthy else 503, text=json.dumps(body), content_type="application/json"
+    )

@@ -1,0 +1,109 @@
+"""The gateway's composition root: builds every part from one settings object and owns the
+one shutdown path (SIGTERM or SIGINT → stop listening → finish → close)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import grpc.aio
+from aiohttp import web
+
+from diststorage.core.identity import load_or_create_identity
+from diststorage.core.settings import GatewaySettings, split_host_port
+from diststorage.gateway.api import SERVICES, dispatch, json_errors
+from diststorage.gateway.inventory import HeartbeatServicer, Inventory
+from diststorage.gateway.janitor import Janitor
+from diststorage.gateway.nodeclient import NodeClients
+from diststorage.gateway.objects import ObjectReader, ObjectWriter
+from diststorage.gateway.objects.reader import NodePenalties
+from diststorage.gateway.services import Services
+from diststorage.meta import MetadataStore
+from diststorage.proto.storage_pb2_grpc import add_InventoryServicer_to_server
+
+log = logging.getLogger(__name__)
+
+GARBAGE_SWEEP_INTERVAL_S = 30.0
+SHUTDOWN_GRACE_S = 5.0
+
+
+def build_http_app(services: Services) -> web.Application:
+    app = web.Application(middlewares=[json_errors])
+    app[SERVICES] = services
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+    return app
+
+
+async def _sweep_garbage(janitor: Janitor) -> None:
+    while True:
+        await asyncio.sleep(GARBAGE_SWEEP_INTERVAL_S)
+        try:
+            await janitor.sweep()
+        except Exception:
+            log.exception("garbage sweep failed")
+
+
+async def serve_gateway(settings: GatewaySettings, ready: asyncio.Event | None = None) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    gateway_id = load_or_create_identity(settings.data_dir / "gateway.json")
+    store = await MetadataStore.open(settings.database_url, settings.db_timeout_s)
+    inventory = Inventory(store, settings.node_timeout_s)
+    await inventory.load()
+    clients = NodeClients(
+        settings.rpc_timeout_s, settings.block_timeout_s, settings.max_message_bytes
+    )
+    janitor = Janitor(store, inventory, clients)
+    services = Services(
+        settings=settings,
+        store=store,
+        inventory=inventory,
+        writer=ObjectWriter(settings, store, inventory, clients, janitor, gateway_id),
+        reader=ObjectReader(settings, inventory, clients, NodePenalties()),
+        janitor=janitor,
+    )
+    grpc_server = grpc.aio.server(
+        options=[("grpc.so_reuseport", 0)],
+    )
+    add_InventoryServicer_to_server(HeartbeatServicer(inventory, gateway_id), grpc_server)
+    grpc_server.add_insecure_port(settings.grpc_listen)
+    await grpc_server.start()
+
+    runner = web.AppRunner(build_http_app(services), handler_cancellation=True, access_log=None)
+    await runner.setup()
+    host, port = split_host_port(settings.listen)
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    await site.start()
+    sweeper = asyncio.get_running_loop().create_task(_sweep_garbage(janitor))
+    log.info("gateway %s: HTTP on %s, gRPC on %s, metadata %s", gateway_id[:8],
+             settings.listen, settings.grpc_listen, store.dialect)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        log.info("gateway %s shutting down", gateway_id[:8])
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
+        await runner.shutdown()
+        await runner.cleanup()
+        await grpc_server.stop(SHUTDOWN_GRACE_S)
+        await janitor.close()
+        await clients.close()
+        await store.close()
+
+
+def run_gateway(settings: GatewaySettings) -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s gateway %(levelname)s %(name)s: %(message)s"
+    )
+    import uvloop
+
+    uvloop.run(serve_gateway(settings))

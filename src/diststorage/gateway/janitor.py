@@ -1,0 +1,72 @@
+"""Deletes chunks that no object needs any more (replaced or deleted objects).
+
+Garbage is first queued in the metadata database in the same transaction that orphaned it, so
+a crash here loses nothing: ``sweep`` picks up whatever is still queued. Deletion is bounded in
+concurrency and every call has a deadline; a chunk whose node is down stays queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from diststorage.core.errors import ChunkNotFound, DiststorageError
+from diststorage.gateway.inventory import Inventory
+from diststorage.gateway.nodeclient import NodeClients
+from diststorage.meta import ChunkRef, MetadataStore
+
+log = logging.getLogger(__name__)
+
+MAX_CONCURRENT_DELETES = 16
+SWEEP_BATCH = 500
+
+
+class Janitor:
+    def __init__(self, store: MetadataStore, inventory: Inventory, clients: NodeClients) -> None:
+        self._store = store
+        self._inventory = inventory
+        self._clients = clients
+        self._limit = asyncio.Semaphore(MAX_CONCURRENT_DELETES)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def delete_soon(self, refs: Sequence[ChunkRef]) -> None:
+        if not refs:
+            return
+        task = asyncio.get_running_loop().create_task(self._delete(list(refs)))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def sweep(self) -> int:
+        """Deletes queued garbage whose nodes are live; returns how many chunks went."""
+        refs = [r for r in await self._store.list_garbage(SWEEP_BATCH)
+                if self._inventory.is_live(r.node_id)]
+        return await self._delete(refs)
+
+    async def _delete(self, refs: list[ChunkRef]) -> int:
+        done = await asyncio.gather(*(self._delete_one(r) for r in refs))
+        gone = [r.chunk_id for r, ok in zip(refs, done, strict=True) if ok]
+        try:
+            await self._store.forget_garbage(gone)
+        except DiststorageError as exc:
+            log.warning("could not record %d deleted chunks: %s", len(gone), exc)
+        return len(gone)
+
+    async def _delete_one(self, ref: ChunkRef) -> bool:
+        address = self._inventory.address_of(ref.node_id)
+        if address is None or not self._inventory.is_live(ref.node_id):
+            return False
+        async with self._limit:
+            try:
+                await self._clients.get(ref.node_id, address).delete(ref.chunk_id)
+            except ChunkNotFound:
+                pass
+            except DiststorageError as exc:
+                log.info("chunk %s stays queued: %s", ref.chunk_id[:8], exc)
+                return False
+        return True
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

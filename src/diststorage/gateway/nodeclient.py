@@ -1,0 +1,178 @@
+"""Talking to storage nodes over gRPC, with a deadline on every call.
+
+This is the one place gRPC errors enter the gateway; they leave it as core errors:
+UNAVAILABLE / DEADLINE_EXCEEDED / timeouts → NodeUnavailable, NOT_FOUND → ChunkNotFound,
+DATA_LOSS → DataLoss, RESOURCE_EXHAUSTED → InsufficientStorage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import grpc
+import grpc.aio
+
+from diststorage.core.errors import (
+    AlreadyExists,
+    ChunkNotFound,
+    DataLoss,
+    DiststorageError,
+    InsufficientStorage,
+    InvalidRequest,
+    NodeUnavailable,
+)
+from diststorage.proto import storage_pb2 as pb
+from diststorage.proto.storage_pb2_grpc import ChunkServiceStub
+
+_ERRORS: dict[grpc.StatusCode, type[DiststorageError]] = {
+    grpc.StatusCode.NOT_FOUND: ChunkNotFound,
+    grpc.StatusCode.DATA_LOSS: DataLoss,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: InsufficientStorage,
+    grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidRequest,
+}
+
+
+@contextlib.contextmanager
+def translated(node_id: str) -> Iterator[None]:
+    """Turns gRPC failures and deadlines of one node's call into core errors."""
+    try:
+        yield
+    except grpc.aio.AioRpcError as exc:
+        kind = _ERRORS.get(exc.code(), NodeUnavailable)
+        raise kind(f"node {node_id[:8]}: {exc.code().name}: {exc.details()}") from exc
+    except TimeoutError as exc:
+        raise NodeUnavailable(f"node {node_id[:8]} did not answer in time") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class BlockPiece:
+    data: bytes
+    offset: int
+    block_crc32c: int
+    whole_block: bool
+
+
+class ChunkUpload:
+    """One PutChunk stream. ``send`` each block, then ``finish``; ``cancel`` on any failure.
+
+    Cancellation: cancelling a task blocked in ``send``/``finish`` leaves the stream open;
+    the owner must call ``cancel`` (the node then discards the temp file).
+    """
+
+    def __init__(self, node_id: str, call: grpc.aio.StreamUnaryCall, timeout_s: float) -> None:
+        self.node_id = node_id
+        self._call = call
+        self._timeout_s = timeout_s
+
+    async def send(self, data: bytes, crc32c: int) -> None:
+        request = pb.PutChunkRequest(block=pb.Block(data=data, crc32c=crc32c))
+        with translated(self.node_id):
+            async with asyncio.timeout(self._timeout_s):
+                await self._call.write(request)
+
+    async def finish(self) -> pb.PutChunkResponse:
+        with translated(self.node_id):
+            async with asyncio.timeout(self._timeout_s):
+                await self._call.done_writing()
+                response: pb.PutChunkResponse = await self._call
+                return response
+
+    def cancel(self) -> None:
+        self._call.cancel()
+
+
+class NodeClient:
+    def __init__(
+        self, node_id: str, address: str, rpc_timeout_s: float, block_timeout_s: float,
+        max_message_bytes: int,
+    ) -> None:
+        self.node_id = node_id
+        self.address = address
+        self._rpc_timeout_s = rpc_timeout_s
+        self._block_timeout_s = block_timeout_s
+        self._channel = grpc.aio.insecure_channel(
+            address,
+            options=[
+                ("grpc.max_send_message_length", max_message_bytes),
+                ("grpc.max_receive_message_length", max_message_bytes),
+                ("grpc.keepalive_time_ms", 10_000),
+                ("grpc.keepalive_timeout_ms", 5_000),
+            ],
+        )
+        self._stub = ChunkServiceStub(self._channel)
+
+    async def start_put(self, chunk_id: str, expected_bytes: int) -> ChunkUpload:
+        # The stream as a whole has no fixed deadline (a chunk may be large); every message
+        # and the final answer have one instead.
+        call = self._stub.PutChunk()
+        upload = ChunkUpload(self.node_id, call, self._block_timeout_s)
+        header = pb.ChunkHeader(chunk_id=chunk_id, expected_bytes=expected_bytes)
+        with translated(self.node_id):
+            try:
+                async with asyncio.timeout(self._rpc_timeout_s):
+                    await call.write(pb.PutChunkRequest(header=header))
+            except BaseException:
+                call.cancel()
+                raise
+        return upload
+
+    async def read(self, chunk_id: str, offset: int, length: int) -> AsyncIterator[BlockPiece]:
+        """Yields the blocks overlapping the range; each must arrive within the block timeout."""
+        call = self._stub.GetChunk(
+            pb.GetChunkRequest(chunk_id=chunk_id, offset=offset, length=length)
+        )
+        try:
+            while True:
+                with translated(self.node_id):
+                    async with asyncio.timeout(self._block_timeout_s):
+                        message = await call.read()
+                if message is grpc.aio.EOF:
+                    return
+                yield BlockPiece(
+                    message.data, message.offset, message.block_crc32c, message.whole_block
+                )
+        finally:
+            call.cancel()
+
+    async def delete(self, chunk_id: str) -> bool:
+        with translated(self.node_id):
+            response = await self._stub.DeleteChunk(
+                pb.DeleteChunkRequest(chunk_id=chunk_id), timeout=self._rpc_timeout_s
+            )
+        return bool(response.existed)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+
+class NodeClients:
+    """One channel per node, replaced when a node announces a new address."""
+
+    def __init__(self, rpc_timeout_s: float, block_timeout_s: float, max_message_bytes: int):
+        self._rpc_timeout_s = rpc_timeout_s
+        self._block_timeout_s = block_timeout_s
+        self._max_message_bytes = max_message_bytes
+        self._clients: dict[str, NodeClient] = {}
+        self._retired: list[NodeClient] = []
+
+    def get(self, node_id: str, address: str) -> NodeClient:
+        client = self._clients.get(node_id)
+        if client is None or client.address != address:
+            if client is not None:
+                self._retired.append(client)
+            client = NodeClient(
+                node_id, address, self._rpc_timeout_s, self._block_timeout_s,
+                self._max_message_bytes,
+            )
+            self._clients[node_id] = client
+        return client
+
+    async def close(self) -> None:
+        for client in [*self._clients.values(), *self._retired]:
+            await client.close()
+        self._clients.clear()
+        self._retired.clear()

@@ -1,0 +1,229 @@
+"""The read pipeline: lookup → fetch → verify → decode → stream.
+
+For each segment the reader opens one GetChunk stream per shard it needs (data shards first,
+shards on live and well-behaved nodes before others) covering just the stripes asked for. Every
+block is checked against the CRC recorded in the metadata at commit; a block that is missing,
+corrupt or later than the block deadline retires its stream, and a stream from another shard
+takes over from that stripe on. Decoded stripes queue up to ``read_stripes_in_flight`` ahead
+of the HTTP response, which bounds memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import crc32c
+
+from diststorage.core.errors import DataLoss, DiststorageError, NodeUnavailable
+from diststorage.core.policy import parse_policy
+from diststorage.core.settings import GatewaySettings
+from diststorage.erasure import Codec, codec_for
+from diststorage.gateway.inventory import Inventory
+from diststorage.gateway.nodeclient import BlockPiece, NodeClients
+from diststorage.gateway.objects.geometry import Geometry
+from diststorage.meta import ObjectLayout, StoredChunk
+
+log = logging.getLogger(__name__)
+
+# A node that failed a read is tried last for this long, so one hung node costs one deadline
+# per penalty period rather than one per request.
+PENALTY_S = 30.0
+
+
+class NodePenalties:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._until: dict[str, float] = {}
+        self._clock = clock
+
+    def penalize(self, node_id: str) -> None:
+        self._until[node_id] = self._clock() + PENALTY_S
+
+    def is_penalized(self, node_id: str) -> bool:
+        return self._until.get(node_id, 0.0) > self._clock()
+
+
+@dataclass
+class _ShardStream:
+    chunk: StoredChunk
+    blocks: AsyncIterator[BlockPiece]
+
+    async def next_block(self) -> bytes:
+        piece = await anext(self.blocks, None)
+        if piece is None:
+            raise DataLoss(f"chunk {self.chunk.chunk_id[:8]} ended early")
+        if not piece.whole_block:
+            raise DataLoss(f"chunk {self.chunk.chunk_id[:8]} sent a partial block")
+        return piece.data
+
+    async def close(self) -> None:
+        close = getattr(self.blocks, "aclose", None)
+        if close is not None:
+            await close()
+
+
+class ObjectReader:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        inventory: Inventory,
+        clients: NodeClients,
+        penalties: NodePenalties,
+    ) -> None:
+        self._settings = settings
+        self._inventory = inventory
+        self._clients = clients
+        self._penalties = penalties
+
+    async def stream(self, layout: ObjectLayout, start: int, end: int) -> AsyncIterator[bytes]:
+        """Yields the verified bytes [start, end) of the object, in order.
+
+        Raises DataLoss (or NodeUnavailable) when some stripe cannot be rebuilt; bytes already
+        yielded were correct. Cancelling the consumer stops every fetch.
+        """
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue(self._settings.read_stripes_in_flight)
+        producer = asyncio.get_running_loop().create_task(
+            self._produce(layout, start, end, queue)
+        )
+        try:
+            while (piece := await queue.get()) is not None:
+                yield piece
+            await producer
+        finally:
+            producer.cancel()
+            await asyncio.gather(producer, return_exceptions=True)
+
+    async def _produce(
+        self, layout: ObjectLayout, start: int, end: int, queue: asyncio.Queue[bytes | None]
+    ) -> None:
+        info = layout.info
+        geometry = Geometry(info.size_bytes, info.stripe_size_bytes, info.segment_stripes)
+        codec = codec_for(parse_policy(info.policy))
+        stripes = geometry.stripes_for(start, end)
+        by_segment: dict[int, dict[int, StoredChunk]] = {}
+        for chunk in layout.chunks:
+            by_segment.setdefault(chunk.segment_index, {})[chunk.shard_index] = chunk
+        segment = -1
+        fetcher: _SegmentFetcher | None = None
+        try:
+            for stripe in stripes:
+                if geometry.segment_of(stripe) != segment:
+                    if fetcher is not None:
+                        await fetcher.close()
+                    segment = geometry.segment_of(stripe)
+                    fetcher = _SegmentFetcher(
+                        self, codec, geometry, segment, by_segment.get(segment, {}),
+                        last_stripe=min(stripes[-1], geometry.segment_stripe_range(segment)[-1]),
+                    )
+                assert fetcher is not None
+                data = await fetcher.stripe(stripe)
+                stripe_start = stripe * info.stripe_size_bytes
+                lo = max(start - stripe_start, 0)
+                hi = min(end - stripe_start, len(data))
+                await queue.put(data[lo:hi] if (lo, hi) != (0, len(data)) else data)
+        finally:
+            if fetcher is not None:
+                await fetcher.close()
+        await queue.put(None)
+
+    def _order_shards(self, chunks: dict[int, StoredChunk], codec: Codec) -> list[StoredChunk]:
+        """Shards to try, best first: live, unpenalized nodes; data shards before parity."""
+
+        def rank(chunk: StoredChunk) -> tuple[int, int]:
+            healthy = self._inventory.is_live(chunk.node_id) and not (
+                self._penalties.is_penalized(chunk.node_id)
+            )
+            return (0 if healthy else 1, chunk.shard_index)
+
+        return sorted(chunks.values(), key=rank)
+
+
+class _SegmentFetcher:
+    """Fetches the stripes of one segment, switching shards when one fails."""
+
+    def __init__(
+        self,
+        reader: ObjectReader,
+        codec: Codec,
+        geometry: Geometry,
+        segment: int,
+        chunks: dict[int, StoredChunk],
+        last_stripe: int,
+    ) -> None:
+        self._reader = reader
+        self._codec = codec
+        self._geometry = geometry
+        self._first_stripe = geometry.segment_stripe_range(segment)[0]
+        self._last_stripe = last_stripe
+        self._full_block = codec.block_size(geometry.stripe_size_bytes)
+        self._untried = reader._order_shards(chunks, codec)
+        self._active: list[_ShardStream] = []
+        self._needed = codec.policy.needed_to_read
+
+    async def stripe(self, stripe: int) -> bytes:
+        blocks: dict[int, bytes] = {}
+        failures: list[BaseException] = []
+        while len(blocks) < self._needed:
+            self._open_streams(stripe, self._needed - len(blocks) - len(self._pending(blocks)))
+            pending = self._pending(blocks)
+            if not pending:
+                raise DataLoss(
+                    f"stripe {stripe} cannot be rebuilt: "
+                    + "; ".join(str(f) for f in failures[-3:])
+                )
+            results = await asyncio.gather(
+                *(self._verified_block(s, stripe) for s in pending), return_exceptions=True
+            )
+            for shard_stream, result in zip(pending, results, strict=True):
+                if isinstance(result, bytes):
+                    blocks[shard_stream.chunk.shard_index] = result
+                elif isinstance(result, DiststorageError | TimeoutError):
+                    failures.append(result)
+                    await self._retire(shard_stream, result)
+                else:
+                    raise result
+        return self._codec.decode(blocks, self._geometry.stripe_length(stripe))
+
+    def _pending(self, blocks: dict[int, bytes]) -> list[_ShardStream]:
+        return [s for s in self._active if s.chunk.shard_index not in blocks]
+
+    def _open_streams(self, stripe: int, count: int) -> None:
+        while count > 0 and self._untried:
+            chunk = self._untried.pop(0)
+            address = self._reader._inventory.address_of(chunk.node_id)
+            if address is None:
+                continue
+            client = self._reader._clients.get(chunk.node_id, address)
+            offset = (stripe - self._first_stripe) * self._full_block
+            length = sum(
+                self._codec.block_size(self._geometry.stripe_length(s))
+                for s in range(stripe, self._last_stripe + 1)
+            )
+            self._active.append(_ShardStream(chunk, client.read(chunk.chunk_id, offset, length)))
+            count -= 1
+
+    async def _verified_block(self, shard_stream: _ShardStream, stripe: int) -> bytes:
+        data = await shard_stream.next_block()
+        expected = shard_stream.chunk.block_crcs[stripe - self._first_stripe]
+        if crc32c.crc32c(data) != expected:
+            raise DataLoss(
+                f"block {stripe} of chunk {shard_stream.chunk.chunk_id[:8]} fails its checksum"
+            )
+        return data
+
+    async def _retire(self, shard_stream: _ShardStream, reason: BaseException) -> None:
+        self._active.remove(shard_stream)
+        node_id = shard_stream.chunk.node_id
+        if isinstance(reason, NodeUnavailable | TimeoutError):
+            self._reader._penalties.penalize(node_id)
+        log.warning("shard %d on node %s dropped from read: %s",
+                    shard_stream.chunk.shard_index, node_id[:8], reason)
+        await shard_stream.close()
+
+    async def close(self) -> None:
+        for shard_stream in self._active:
+            await shard_stream.close()
+        self._active.clear()

@@ -1,0 +1,92 @@
+"""Plain records the store hands out; callers never see ORM rows."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from datetime import datetime
+
+
+def pack_crcs(crcs: list[int]) -> bytes:
+    return struct.pack(f">{len(crcs)}I", *crcs)
+
+
+def unpack_crcs(packed: bytes) -> tuple[int, ...]:
+    return struct.unpack(f">{len(packed) // 4}I", packed)
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRef:
+    chunk_id: str
+    node_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedChunk:
+    """A chunk chosen before its bytes are sent, so a crash leaves a findable record."""
+
+    chunk_id: str
+    node_id: str
+    segment_index: int
+    shard_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChunk:
+    chunk_id: str
+    node_id: str
+    segment_index: int
+    shard_index: int
+    size_bytes: int
+    block_crcs: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NewObject:
+    object_id: str
+    namespace: str
+    key: str
+    content_type: str
+    policy: str
+    stripe_size_bytes: int
+    segment_stripes: int
+    gateway_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    object_id: str
+    key: str
+    size_bytes: int
+    md5_hex: str
+    content_type: str
+    policy: str
+    stripe_size_bytes: int
+    segment_stripes: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectLayout:
+    """A committed object and every chunk that holds it."""
+
+    info: ObjectInfo
+    chunks: tuple[StoredChunk, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ListingPage:
+    objects: tuple[ObjectInfo, ...]
+    truncated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    node_id: str
+    address: str
+    capacity_bytes: int
+    used_bytes: int
+    free_bytes: int
+    chunk_count: int
+    first_seen: datetime
+    last_heartbeat: datetime
