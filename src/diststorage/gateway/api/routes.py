@@ -12,6 +12,7 @@ from diststorage.core.errors import MethodNotAllowed, NotFound
 from diststorage.gateway.api.body import RequestBody
 from diststorage.gateway.api.parse import (
     DEFAULT_CONTENT_TYPE,
+    ByteRange,
     SYSTEM_PREFIX,
     parse_declared_size,
     parse_key,
@@ -98,20 +99,18 @@ async def get_object(request: web.Request, key: str) -> web.StreamResponse:
     if request.method == "HEAD":
         info = await services.store.get_info(NAMESPACE, key)
         byte_range = parse_range(request.headers.get("Range"), info.size_bytes)
-        return _head_response(info, byte_range)
+        response = _object_response(info, byte_range)
+        await response.prepare(request)
+        await response.write_eof()
+        return response
     layout = await services.store.get_layout(NAMESPACE, key)
-    info = layout.info
-    byte_range = parse_range(request.headers.get("Range"), info.size_bytes)
-    start, end = (0, info.size_bytes) if byte_range is None else (byte_range.start,
-                                                                  byte_range.end)
-    response = web.StreamResponse(status=200 if byte_range is None else 206,
-                                  headers=_object_headers(info))
-    if byte_range is not None:
-        response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{info.size_bytes}"
-    response.content_length = end - start
+    byte_range = parse_range(request.headers.get("Range"), layout.info.size_bytes)
+    response = _object_response(layout.info, byte_range)
+    start = 0 if byte_range is None else byte_range.start
+    end = layout.info.size_bytes if byte_range is None else byte_range.end
     pieces = services.reader.stream(layout, start, end)
-    # Fetch the first stripe before committing to a 200: an object that cannot be read at
-    # all gets an error status, not a truncated body.
+    # Fetch the first stripe before committing to a status: an object that cannot be read
+    # at all gets an error answer, not a truncated body.
     first = await anext(pieces, b"")
     await response.prepare(request)
     if first:
@@ -122,9 +121,10 @@ async def get_object(request: web.Request, key: str) -> web.StreamResponse:
     return response
 
 
-def _head_response(info: ObjectInfo, byte_range: Any) -> web.Response:
-    response = web.Response(status=200 if byte_range is None else 206,
-                            headers=_object_headers(info))
+def _object_response(info: ObjectInfo, byte_range: ByteRange | None) -> web.StreamResponse:
+    response = web.StreamResponse(
+        status=200 if byte_range is None else 206, headers=_object_headers(info)
+    )
     if byte_range is None:
         response.content_length = info.size_bytes
     else:

@@ -1,0 +1,3 @@
+from diststorage.cli.main import app
+
+app(prog_name="diststorage")

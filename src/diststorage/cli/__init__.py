@@ -1,0 +1,1 @@
+"""The `diststorage` command line."""

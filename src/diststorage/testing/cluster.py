@@ -1,0 +1,34 @@
+"""A loopback cluster on free ports in a folder of the caller's, stopped whatever happens."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from diststorage.local import LocalCluster, free_port
+
+
+@contextmanager
+def running_cluster(
+    data_dir: Path,
+    nodes: int = 6,
+    redundancy: str = "ec:4+2",
+    gateway_args: list[str] | None = None,
+    node_capacity_bytes: int | None = None,
+) -> Iterator[LocalCluster]:
+    cluster = LocalCluster(
+        data_dir,
+        nodes=nodes,
+        http_port=free_port(),
+        grpc_port=free_port(),
+        node_ports=[free_port() for _ in range(nodes)],
+        redundancy=redundancy,
+        gateway_args=gateway_args or [],
+        node_capacity_bytes=node_capacity_bytes,
+    )
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
