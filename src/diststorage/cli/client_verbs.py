@@ -24,9 +24,7 @@ from rich.table import Table
 from diststorage.client import Client, ClientError
 
 T = TypeVar("T")
-URL = Annotated[
-    str, typer.Option("--url", envvar="DISTSTORAGE_URL", help="gateway URL")
-]
+URL = Annotated[str, typer.Option("--url", envvar="DISTSTORAGE_URL", help="gateway URL")]
 DEFAULT_URL = "http://127.0.0.1:7001"
 PROGRESS_AFTER_S = 1.0
 console = Console(stderr=True)
@@ -48,8 +46,13 @@ def _run(url: str, work: Callable[[Client], Awaitable[T]]) -> T:
 def _progress(total: int | None, label: str) -> Iterator[Callable[[int], None]]:
     """A progress bar that appears only once a transfer has taken longer than a second."""
     bar = Progress(
-        "[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-        TransferSpeedColumn(), TimeRemainingColumn(), console=console, transient=True,
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
     )
     task = bar.add_task(label, total=total)
     started = time.monotonic()
@@ -80,8 +83,9 @@ def put(
     target = key or file.name
     with _progress(file.stat().st_size, f"put {target}") as advance:
         result = _run(url, lambda c: c.put_file(file, target, not create, redundancy, advance))
-    typer.echo(f"{result['key']}  {result['size']} bytes  md5 {result['md5']}  "
-               f"{result['redundancy']}")
+    typer.echo(
+        f"{result['key']}  {result['size']} bytes  md5 {result['md5']}  {result['redundancy']}"
+    )
 
 
 def get(
@@ -148,16 +152,21 @@ def status(url: URL = DEFAULT_URL) -> None:
     (code, health), nodes = _run(url, work)
     out = Console()
     colour = "green" if code == 200 else "red"
-    out.print(f"[{colour}]{health['status']}[/{colour}]: {health['live_nodes']} of "
-              f"{health['total_nodes']} nodes live; {health['redundancy']} needs "
-              f"{health['needed_nodes']}")
+    out.print(
+        f"[{colour}]{health['status']}[/{colour}]: {health['live_nodes']} of "
+        f"{health['total_nodes']} nodes live; {health['redundancy']} needs "
+        f"{health['needed_nodes']}"
+    )
     table = Table("node", "address", "state", "used", "free", "chunks", "last heartbeat")
     for node in nodes:
         state = node["state"]
         table.add_row(
-            node["id"][:12], node["address"],
+            node["id"][:12],
+            node["address"],
             f"[green]{state}[/green]" if state == "up" else f"[red]{state}[/red]",
-            _size(node["used"]), _size(node["free"]), str(node["chunks"]),
+            _size(node["used"]),
+            _size(node["free"]),
+            str(node["chunks"]),
             node["last_heartbeat"][:19],
         )
     out.print(table)

@@ -29,10 +29,15 @@ def node(
     """Run a storage node."""
     from diststorage.node import run_node
 
-    settings = NodeSettings(**_given(
-        listen=listen, data_dir=data, gateways=tuple(gateway or ()), capacity_bytes=capacity,
-        advertise=advertise,
-    ))
+    settings = NodeSettings(
+        **_given(
+            listen=listen,
+            data_dir=data,
+            gateways=tuple(gateway or ()),
+            capacity_bytes=capacity,
+            advertise=advertise,
+        )
+    )
     run_node(settings)
 
 
@@ -48,10 +53,17 @@ def gateway(
     """Run a gateway: HTTP API, heartbeats, metadata."""
     from diststorage.gateway.app import run_gateway
 
-    settings = GatewaySettings(**_given(
-        listen=listen, grpc_listen=grpc_listen, data_dir=data, metadata_url=metadata,
-        redundancy=redundancy, stripe_size_bytes=stripe_size, node_timeout_s=node_timeout,
-    ))
+    settings = GatewaySettings(
+        **_given(
+            listen=listen,
+            grpc_listen=grpc_listen,
+            data_dir=data,
+            metadata_url=metadata,
+            redundancy=redundancy,
+            stripe_size_bytes=stripe_size,
+            node_timeout_s=node_timeout,
+        )
+    )
     run_gateway(settings)
 
 
@@ -68,8 +80,9 @@ def up(
 
     console = Console()
     GatewaySettings(redundancy=redundancy)  # fails fast on a bad spec
-    cluster = LocalCluster(data, nodes=nodes, http_port=port, grpc_port=port + 1,
-                           redundancy=redundancy)
+    cluster = LocalCluster(
+        data, nodes=nodes, http_port=port, grpc_port=port + 1, redundancy=redundancy
+    )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -79,8 +92,10 @@ def up(
         except (TimeoutError, RuntimeError) as error:
             console.print(f"[red]cluster did not start:[/red] {error}")
             raise typer.Exit(1) from error
-    console.print(f"diststorage is up at [bold]{cluster.url}[/bold] "
-                  f"({nodes} nodes, {redundancy}); logs in {data / 'logs'}. Ctrl-C stops it.")
+    console.print(
+        f"diststorage is up at [bold]{cluster.url}[/bold] "
+        f"({nodes} nodes, {redundancy}); logs in {data / 'logs'}. Ctrl-C stops it."
+    )
     try:
         stop.wait()
     finally:

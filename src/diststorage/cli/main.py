@@ -14,6 +14,12 @@ app = typer.Typer(
 app.command()(daemons.up)
 app.command()(daemons.gateway)
 app.command()(daemons.node)
-for verb in (client_verbs.put, client_verbs.get, client_verbs.ls, client_verbs.rm,
-             client_verbs.stat, client_verbs.status):
+for verb in (
+    client_verbs.put,
+    client_verbs.get,
+    client_verbs.ls,
+    client_verbs.rm,
+    client_verbs.stat,
+    client_verbs.status,
+):
     app.command()(verb)

@@ -77,9 +77,7 @@ class Client:
         if redundancy:
             headers["X-Redundancy"] = redundancy
         with path.open("rb") as handle:
-            return await self.put_stream(
-                _file_pieces(handle, progress), key, headers, replace
-            )
+            return await self.put_stream(_file_pieces(handle, progress), key, headers, replace)
 
     async def put_stream(
         self,
@@ -118,8 +116,11 @@ class Client:
         try:
             async with self._session.head(self._url(key)) as response:
                 if response.status >= 400:
-                    raise ClientError(response.status, "not_found" if response.status == 404
-                                      else "http_error", f"HEAD {key}: {response.reason}")
+                    raise ClientError(
+                        response.status,
+                        "not_found" if response.status == 404 else "http_error",
+                        f"HEAD {key}: {response.reason}",
+                    )
                 return dict(response.headers)
         except aiohttp.ClientConnectionError as exc:
             raise ClientError(0, "unreachable", f"{self._base}: {exc}") from exc
@@ -131,7 +132,7 @@ class Client:
         except aiohttp.ClientConnectionError as exc:
             raise ClientError(0, "unreachable", f"{self._base}: {exc}") from exc
 
-    async def list(self, prefix: str = "", after: str = "", limit: int = 1000) -> dict[str, Any]:
+    async def list_page(self, prefix: str = "", after: str = "", limit: int = 1000) -> dict[str, Any]:
         params = {"prefix": prefix, "after": after, "limit": str(limit)}
         result: dict[str, Any] = await self._request("GET", "/", params=params)
         return result
@@ -139,7 +140,7 @@ class Client:
     async def list_all(self, prefix: str = "") -> AsyncIterator[dict[str, Any]]:
         after = ""
         while True:
-            page = await self.list(prefix, after)
+            page = await self.list_page(prefix, after)
             for item in page["objects"]:
                 yield item
             if not page["truncated"]:

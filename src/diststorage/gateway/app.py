@@ -76,8 +76,13 @@ async def serve_gateway(settings: GatewaySettings, ready: asyncio.Event | None =
     site = web.TCPSite(runner, host, port, reuse_address=True)
     await site.start()
     sweeper = asyncio.get_running_loop().create_task(_sweep_garbage(janitor))
-    log.info("gateway %s: HTTP on %s, gRPC on %s, metadata %s", gateway_id[:8],
-             settings.listen, settings.grpc_listen, store.dialect)
+    log.info(
+        "gateway %s: HTTP on %s, gRPC on %s, metadata %s",
+        gateway_id[:8],
+        settings.listen,
+        settings.grpc_listen,
+        store.dialect,
+    )
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

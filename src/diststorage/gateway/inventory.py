@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -99,7 +100,8 @@ class Inventory:
         info = self._nodes.get(node_id)
         if info is not None:
             self._nodes[node_id] = replace(
-                info, free_bytes=max(0, info.free_bytes - size_bytes),
+                info,
+                free_bytes=max(0, info.free_bytes - size_bytes),
                 used_bytes=info.used_bytes + size_bytes,
             )
 
@@ -119,7 +121,7 @@ class HeartbeatServicer(InventoryServicer):
         self._gateway_id = gateway_id
 
     async def Heartbeat(  # noqa: N802 (gRPC method name)
-        self, request: pb.HeartbeatRequest, context: grpc.aio.ServicerContext
+        self, request: pb.HeartbeatRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.HeartbeatResponse:
         await self._inventory.heartbeat(request.status)
         return pb.HeartbeatResponse(gateway_id=self._gateway_id)

@@ -33,14 +33,20 @@ class Janitor:
     def delete_soon(self, refs: Sequence[ChunkRef]) -> None:
         if not refs:
             return
-        task = asyncio.get_running_loop().create_task(self._delete(list(refs)))
+        task = asyncio.get_running_loop().create_task(self._delete_quietly(list(refs)))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def _delete_quietly(self, refs: list[ChunkRef]) -> None:
+        await self._delete(refs)
+
     async def sweep(self) -> int:
         """Deletes queued garbage whose nodes are live; returns how many chunks went."""
-        refs = [r for r in await self._store.list_garbage(SWEEP_BATCH)
-                if self._inventory.is_live(r.node_id)]
+        refs = [
+            r
+            for r in await self._store.list_garbage(SWEEP_BATCH)
+            if self._inventory.is_live(r.node_id)
+        ]
         return await self._delete(refs)
 
     async def _delete(self, refs: list[ChunkRef]) -> int:

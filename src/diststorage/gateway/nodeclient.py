@@ -27,6 +27,8 @@ from diststorage.core.errors import (
 from diststorage.proto import storage_pb2 as pb
 from diststorage.proto.storage_pb2_grpc import ChunkServiceStub
 
+_EOF: object = getattr(grpc.aio, "EOF")  # absent from the type stubs
+
 _ERRORS: dict[grpc.StatusCode, type[DiststorageError]] = {
     grpc.StatusCode.NOT_FOUND: ChunkNotFound,
     grpc.StatusCode.DATA_LOSS: DataLoss,
@@ -63,7 +65,12 @@ class ChunkUpload:
     the owner must call ``cancel`` (the node then discards the temp file).
     """
 
-    def __init__(self, node_id: str, call: grpc.aio.StreamUnaryCall, timeout_s: float) -> None:
+    def __init__(
+        self,
+        node_id: str,
+        call: grpc.aio.StreamUnaryCall[pb.PutChunkRequest, pb.PutChunkResponse],
+        timeout_s: float,
+    ) -> None:
         self.node_id = node_id
         self._call = call
         self._timeout_s = timeout_s
@@ -87,7 +94,11 @@ class ChunkUpload:
 
 class NodeClient:
     def __init__(
-        self, node_id: str, address: str, rpc_timeout_s: float, block_timeout_s: float,
+        self,
+        node_id: str,
+        address: str,
+        rpc_timeout_s: float,
+        block_timeout_s: float,
         max_message_bytes: int,
     ) -> None:
         self.node_id = node_id
@@ -108,7 +119,9 @@ class NodeClient:
     async def start_put(self, chunk_id: str, expected_bytes: int) -> ChunkUpload:
         # The stream as a whole has no fixed deadline (a chunk may be large); every message
         # and the final answer have one instead.
-        call = self._stub.PutChunk()
+        # Called without an iterator, grpc.aio hands back a call to write() to; the stubs
+        # do not know that form.
+        call = self._stub.PutChunk()  # type: ignore[call-arg]
         upload = ChunkUpload(self.node_id, call, self._block_timeout_s)
         header = pb.ChunkHeader(chunk_id=chunk_id, expected_bytes=expected_bytes)
         with translated(self.node_id):
@@ -130,8 +143,9 @@ class NodeClient:
                 with translated(self.node_id):
                     async with asyncio.timeout(self._block_timeout_s):
                         message = await call.read()
-                if message is grpc.aio.EOF:
+                if message is _EOF:
                     return
+                assert isinstance(message, pb.GetChunkResponse)
                 yield BlockPiece(
                     message.data, message.offset, message.block_crc32c, message.whole_block
                 )
@@ -146,7 +160,7 @@ class NodeClient:
         return bool(response.existed)
 
     async def close(self) -> None:
-        await self._channel.close()
+        await self._channel.close(grace=None)
 
 
 class NodeClients:
@@ -165,7 +179,10 @@ class NodeClients:
             if client is not None:
                 self._retired.append(client)
             client = NodeClient(
-                node_id, address, self._rpc_timeout_s, self._block_timeout_s,
+                node_id,
+                address,
+                self._rpc_timeout_s,
+                self._block_timeout_s,
                 self._max_message_bytes,
             )
             self._clients[node_id] = client

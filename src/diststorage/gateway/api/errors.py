@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from diststorage.core import errors as e
 
@@ -47,10 +48,11 @@ def response_for(error: e.DiststorageError) -> web.Response:
 
 
 @web.middleware
-async def json_errors(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The one place where errors become HTTP answers; nothing else leaks a traceback."""
     try:
-        return await handler(request)
+        response: web.StreamResponse = await handler(request)
+        return response
     except e.DiststorageError as error:
         if status_of(error) >= 500:
             log.warning("%s %s → %s: %s", request.method, request.path, error.code, error)

@@ -12,8 +12,8 @@ from diststorage.core.errors import MethodNotAllowed, NotFound
 from diststorage.gateway.api.body import RequestBody
 from diststorage.gateway.api.parse import (
     DEFAULT_CONTENT_TYPE,
-    ByteRange,
     SYSTEM_PREFIX,
+    ByteRange,
     parse_declared_size,
     parse_key,
     parse_listing,
@@ -62,7 +62,10 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     _allow(request, OBJECT_METHODS)
     key = parse_key(request.raw_path)
     handler = {
-        "GET": get_object, "HEAD": get_object, "PUT": put_object, "POST": put_object,
+        "GET": get_object,
+        "HEAD": get_object,
+        "PUT": put_object,
+        "POST": put_object,
         "DELETE": delete_object,
     }[request.method]
     return await handler(request, key)
@@ -77,7 +80,8 @@ async def put_object(request: web.Request, key: str) -> web.StreamResponse:
     services = request.app[SERVICES]
     settings = services.settings
     declared = parse_declared_size(
-        request.content_length, request.headers.get("Transfer-Encoding"),
+        request.content_length,
+        request.headers.get("Transfer-Encoding"),
         settings.max_object_bytes,
     )
     put = PutRequest(
@@ -89,9 +93,7 @@ async def put_object(request: web.Request, key: str) -> web.StreamResponse:
         replace=request.method == "PUT",
     )
     info = await services.writer.write(put, RequestBody(request, declared))
-    return web.json_response(
-        _object_json(info), status=201, headers={"ETag": f'"{info.md5_hex}"'}
-    )
+    return web.json_response(_object_json(info), status=201, headers={"ETag": f'"{info.md5_hex}"'})
 
 
 async def get_object(request: web.Request, key: str) -> web.StreamResponse:
@@ -149,11 +151,13 @@ async def list_objects(request: web.Request) -> web.StreamResponse:
         NAMESPACE, listing.prefix, listing.after, listing.limit
     )
     objects = [_object_json(info) for info in page.objects]
-    return web.json_response({
-        "objects": objects,
-        "truncated": page.truncated,
-        "next_after": objects[-1]["key"] if page.truncated and objects else None,
-    })
+    return web.json_response(
+        {
+            "objects": objects,
+            "truncated": page.truncated,
+            "next_after": objects[-1]["key"] if page.truncated and objects else None,
+        }
+    )
 
 
 async def system_route(request: web.Request, name: str) -> web.StreamResponse:
@@ -163,19 +167,21 @@ async def system_route(request: web.Request, name: str) -> web.StreamResponse:
     _allow(request, READ_METHODS)
     views = services.inventory.views()
     if name == "nodes":
-        return web.json_response([
-            {
-                "id": v.info.node_id,
-                "address": v.info.address,
-                "state": v.state,
-                "capacity": v.info.capacity_bytes,
-                "used": v.info.used_bytes,
-                "free": v.info.free_bytes,
-                "chunks": v.info.chunk_count,
-                "last_heartbeat": v.info.last_heartbeat.isoformat(),
-            }
-            for v in views
-        ])
+        return web.json_response(
+            [
+                {
+                    "id": v.info.node_id,
+                    "address": v.info.address,
+                    "state": v.state,
+                    "capacity": v.info.capacity_bytes,
+                    "used": v.info.used_bytes,
+                    "free": v.info.free_bytes,
+                    "chunks": v.info.chunk_count,
+                    "last_heartbeat": v.info.last_heartbeat.isoformat(),
+                }
+                for v in views
+            ]
+        )
     live = sum(1 for v in views if v.live)
     needed = services.settings.default_policy.total_shards
     healthy = live >= needed

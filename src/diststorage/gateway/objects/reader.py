@@ -85,9 +85,7 @@ class ObjectReader:
         yielded were correct. Cancelling the consumer stops every fetch.
         """
         queue: asyncio.Queue[bytes | None] = asyncio.Queue(self._settings.read_stripes_in_flight)
-        producer = asyncio.get_running_loop().create_task(
-            self._produce(layout, start, end, queue)
-        )
+        producer = asyncio.get_running_loop().create_task(self._produce(layout, start, end, queue))
         try:
             while (piece := await queue.get()) is not None:
                 yield piece
@@ -115,7 +113,11 @@ class ObjectReader:
                         await fetcher.close()
                     segment = geometry.segment_of(stripe)
                     fetcher = _SegmentFetcher(
-                        self, codec, geometry, segment, by_segment.get(segment, {}),
+                        self,
+                        codec,
+                        geometry,
+                        segment,
+                        by_segment.get(segment, {}),
                         last_stripe=min(stripes[-1], geometry.segment_stripe_range(segment)[-1]),
                     )
                 assert fetcher is not None
@@ -219,8 +221,12 @@ class _SegmentFetcher:
         node_id = shard_stream.chunk.node_id
         if isinstance(reason, NodeUnavailable | TimeoutError):
             self._reader._penalties.penalize(node_id)
-        log.warning("shard %d on node %s dropped from read: %s",
-                    shard_stream.chunk.shard_index, node_id[:8], reason)
+        log.warning(
+            "shard %d on node %s dropped from read: %s",
+            shard_stream.chunk.shard_index,
+            node_id[:8],
+            reason,
+        )
         await shard_stream.close()
 
     async def close(self) -> None:

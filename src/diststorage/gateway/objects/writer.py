@@ -10,6 +10,7 @@ fsynced by its node; any failure before that deletes what was written and leaves
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 from collections.abc import Sequence
@@ -33,8 +34,14 @@ from diststorage.erasure import Codec, codec_for
 from diststorage.gateway.inventory import Inventory
 from diststorage.gateway.janitor import Janitor
 from diststorage.gateway.nodeclient import ChunkUpload, NodeClients
-from diststorage.meta import ChunkRef, MetadataStore, NewObject, ObjectInfo, PlannedChunk
-from diststorage.meta import StoredChunk
+from diststorage.meta import (
+    ChunkRef,
+    MetadataStore,
+    NewObject,
+    ObjectInfo,
+    PlannedChunk,
+    StoredChunk,
+)
 from diststorage.placement import rank_nodes
 
 log = logging.getLogger(__name__)
@@ -77,9 +84,7 @@ class _OrderedMd5:
         if len(data) < INLINE_HASH_BYTES:
             self._md5.update(data)
         else:
-            self._pending = asyncio.get_running_loop().run_in_executor(
-                None, self._md5.update, data
-            )
+            self._pending = asyncio.get_running_loop().run_in_executor(None, self._md5.update, data)
 
     async def hexdigest(self) -> str:
         if self._pending is not None:
@@ -266,8 +271,12 @@ class _Upload:
             assert stored == size, f"node stored {stored} bytes of {size}"
             self._stored.append(
                 StoredChunk(
-                    chunk.chunk_id, chunk.node_id, chunk.segment_index, chunk.shard_index,
-                    size, tuple(shard_crcs),
+                    chunk.chunk_id,
+                    chunk.node_id,
+                    chunk.segment_index,
+                    chunk.shard_index,
+                    size,
+                    tuple(shard_crcs),
                 )
             )
             self._w._inventory.note_used(chunk.node_id, size)
@@ -288,7 +297,9 @@ class _Upload:
         return total
 
     async def _pump(
-        self, chunk: PlannedChunk, expected_bytes: int,
+        self,
+        chunk: PlannedChunk,
+        expected_bytes: int,
         queue: asyncio.Queue[tuple[bytes, int] | None],
     ) -> int:
         address = self._w._inventory.address_of(chunk.node_id)
@@ -322,8 +333,11 @@ class _Upload:
             try:
                 await self._w._store.abort_upload(self.object_id, undeleted)
             except DiststorageError:
-                log.warning("upload %s: rollback could not reach the database; GC will "
-                            "collect its pending rows", self.object_id)
+                log.warning(
+                    "upload %s: rollback could not reach the database; GC will "
+                    "collect its pending rows",
+                    self.object_id,
+                )
         if undeleted:
             log.warning("upload %s: %d chunks left for GC", self.object_id, len(undeleted))
 
@@ -331,7 +345,5 @@ class _Upload:
         address = self._w._inventory.address_of(chunk.node_id)
         if address is None:
             raise NodeUnavailable(f"node {chunk.node_id[:8]} is unknown")
-        try:
+        with contextlib.suppress(ChunkNotFound):
             await self._w._clients.get(chunk.node_id, address).delete(chunk.chunk_id)
-        except ChunkNotFound:
-            pass

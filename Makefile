@@ -1,0 +1,29 @@
+# Every target installs what it needs first (uv from PyPI, then the locked environment).
+UV_VERSION := 0.13.9
+UV := python3 -m uv
+
+.PHONY: up test check bench proto env
+
+env:
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
+	$(UV) sync --frozen --quiet
+
+up: env                       ## a local cluster: one gateway, six nodes, SQLite, data in ./data
+	$(UV) run diststorage up
+
+test: env                     ## the whole test suite (starts real processes on loopback)
+	$(UV) run pytest
+
+check: env                    ## lint, format, types, import contracts, generated code up to date
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy
+	$(UV) run lint-imports
+	$(UV) run scripts/gen-proto
+	git diff --exit-code -- src/diststorage/proto || (echo "generated gRPC code is stale: run scripts/gen-proto" && exit 1)
+
+bench: env                    ## throughput, latency and memory figures (not part of the tests)
+	$(UV) run python bench/run.py
+
+proto: env
+	$(UV) run scripts/gen-proto

@@ -1,0 +1,114 @@
+"""The metadata contract: the same suite against SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from diststorage.core.errors import AlreadyExists, ObjectNotFound
+from diststorage.core.ids import new_id
+from diststorage.meta import MetadataStore, NewObject, PlannedChunk, StoredChunk
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MetadataStore]:
+    if request.param == "sqlite":
+        opened = await MetadataStore.open(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}", 10)
+        yield opened
+        await opened.close()
+        return
+    name = f"diststorage_test_{new_id()[:12]}"
+    admin = await asyncpg.connect(PG_ADMIN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        opened = await MetadataStore.open(
+            f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}", 10
+        )
+        yield opened
+        await opened.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def _new(key: str) -> NewObject:
+    return NewObject(new_id(), "default", key, "text/plain", "ec:4+2", 4096, 8, new_id())
+
+
+async def _put(store: MetadataStore, key: str, replace: bool = True, size: int = 3) -> str:
+    new = _new(key)
+    planned = PlannedChunk(new_id(), new_id(), 0, 0)
+    await store.begin_upload(new, [planned])
+    stored = StoredChunk(planned.chunk_id, planned.node_id, 0, 0, 7, (1, 2**32 - 1))
+    await store.commit_upload(new.object_id, size, "a" * 32, [stored], replace)
+    return new.object_id
+
+
+async def test_commit_makes_visible_with_layout(store: MetadataStore) -> None:
+    new = _new("k")
+    await store.begin_upload(new, [PlannedChunk(new_id(), "n1", 0, 0)])
+    assert not await store.key_exists("default", "k")
+    with pytest.raises(ObjectNotFound):
+        await store.get_info("default", "k")
+    await _put(store, "k2")
+    layout = await store.get_layout("default", "k2")
+    assert layout.info.size_bytes == 3
+    assert layout.chunks[0].block_crcs == (1, 2**32 - 1)
+
+
+async def test_create_conflicts_and_replace_returns_garbage(store: MetadataStore) -> None:
+    first = await _put(store, "k")
+    with pytest.raises(AlreadyExists):
+        await _put(store, "k", replace=False)
+    old_chunks = (await store.get_layout("default", "k")).chunks
+    second = await _put(store, "k", replace=True, size=9)
+    assert second != first
+    assert (await store.get_info("default", "k")).size_bytes == 9
+    garbage = {ref.chunk_id for ref in await store.list_garbage(100)}
+    assert {c.chunk_id for c in old_chunks} <= garbage
+
+
+async def test_abort_leaves_nothing(store: MetadataStore) -> None:
+    new = _new("gone")
+    planned = PlannedChunk(new_id(), "n1", 0, 0)
+    await store.begin_upload(new, [planned])
+    await store.abort_upload(new.object_id, [])
+    assert not await store.key_exists("default", "gone")
+    await _put(store, "gone")  # the key is free again
+    assert await store.list_garbage(10) == []
+
+
+async def test_delete_queues_garbage(store: MetadataStore) -> None:
+    await _put(store, "d")
+    refs = await store.delete_object("default", "d")
+    assert len(refs) == 1
+    with pytest.raises(ObjectNotFound):
+        await store.delete_object("default", "d")
+    await store.forget_garbage([r.chunk_id for r in refs])
+    assert await store.list_garbage(10) == []
+
+
+async def test_listing_is_byte_ordered_and_paginates(store: MetadataStore) -> None:
+    keys = ["a", "a/b", "a/c", "ab", "b", "é", "a\xff", "z z"]
+    for key in keys:
+        await _put(store, key)
+    page = await store.list_objects("default", "a", "", 2)
+    assert [o.key for o in page.objects] == ["a", "a/b"] and page.truncated
+    page = await store.list_objects("default", "a", "a/b", 1000)
+    assert [o.key for o in page.objects] == ["a/c", "ab", "a\xff"]
+    everything = await store.list_objects("default", "", "", 1000)
+    assert [o.key for o in everything.objects] == sorted(keys, key=lambda k: k.encode())
+
+
+async def test_racing_creates_one_wins(store: MetadataStore) -> None:
+    results = await asyncio.gather(
+        *(_put(store, "race", replace=False) for _ in range(5)), return_exceptions=True
+    )
+    assert sum(1 for r in results if isinstance(r, str)) == 1
+    assert sum(1 for r in results if isinstance(r, AlreadyExists)) == 4
