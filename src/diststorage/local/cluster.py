@@ -100,21 +100,30 @@ class LocalCluster:
 
     def _gateway_child(self) -> _Child:
         argv = [
-            *self._python(), "gateway",
-            "--listen", f"{self.host}:{self.http_port}",
-            "--grpc-listen", f"{self.host}:{self.grpc_port}",
-            "--data", str(self.data_dir / "gateway"),
-            "--redundancy", self.redundancy,
+            *self._python(),
+            "gateway",
+            "--listen",
+            f"{self.host}:{self.http_port}",
+            "--grpc-listen",
+            f"{self.host}:{self.grpc_port}",
+            "--data",
+            str(self.data_dir / "gateway"),
+            "--redundancy",
+            self.redundancy,
             *self.gateway_args,
         ]
         return _Child("gateway", argv, self.data_dir / "logs" / "gateway.log")
 
     def _node_child(self, index: int) -> _Child:
         argv = [
-            *self._python(), "node",
-            "--listen", f"{self.host}:{self.node_ports[index]}",
-            "--data", str(self.data_dir / f"node{index}"),
-            "--gateway", f"{self.host}:{self.grpc_port}",
+            *self._python(),
+            "node",
+            "--listen",
+            f"{self.host}:{self.node_ports[index]}",
+            "--data",
+            str(self.data_dir / f"node{index}"),
+            "--gateway",
+            f"{self.host}:{self.grpc_port}",
         ]
         if self.node_capacity_bytes is not None:
             argv += ["--capacity", str(self.node_capacity_bytes)]
