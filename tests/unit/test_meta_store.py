@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -72,6 +73,7 @@ async def test_create_conflicts_and_replace_returns_garbage(store: MetadataStore
     assert (await store.get_info("default", "k")).size_bytes == 9
     garbage = {ref.chunk_id for ref in await store.list_garbage(100)}
     assert {c.chunk_id for c in old_chunks} <= garbage
+    assert await store.list_garbage(100, queued_before=datetime(2000, 1, 1, tzinfo=UTC)) == []
 
 
 async def test_abort_leaves_nothing(store: MetadataStore) -> None:
@@ -86,7 +88,8 @@ async def test_abort_leaves_nothing(store: MetadataStore) -> None:
 
 async def test_delete_queues_garbage(store: MetadataStore) -> None:
     await _put(store, "d")
-    refs = await store.delete_object("default", "d")
+    deleted = await store.delete_object("default", "d")
+    refs = deleted.chunks
     assert len(refs) == 1
     with pytest.raises(ObjectNotFound):
         await store.delete_object("default", "d")

@@ -19,6 +19,7 @@ from diststorage.gateway.janitor import Janitor
 from diststorage.gateway.nodeclient import NodeClients
 from diststorage.gateway.objects import ObjectReader, ObjectWriter
 from diststorage.gateway.objects.reader import NodePenalties
+from diststorage.gateway.readers import ActiveReads
 from diststorage.gateway.services import Services
 from diststorage.meta import MetadataStore
 from diststorage.proto.storage_pb2_grpc import add_InventoryServicer_to_server
@@ -54,7 +55,8 @@ async def serve_gateway(settings: GatewaySettings, ready: asyncio.Event | None =
     clients = NodeClients(
         settings.rpc_timeout_s, settings.block_timeout_s, settings.max_message_bytes
     )
-    janitor = Janitor(store, inventory, clients)
+    reads = ActiveReads()
+    janitor = Janitor(store, inventory, clients, reads)
     services = Services(
         settings=settings,
         store=store,
@@ -62,6 +64,7 @@ async def serve_gateway(settings: GatewaySettings, ready: asyncio.Event | None =
         writer=ObjectWriter(settings, store, inventory, clients, janitor, gateway_id),
         reader=ObjectReader(settings, inventory, clients, NodePenalties()),
         janitor=janitor,
+        reads=reads,
     )
     grpc_server = grpc.aio.server(
         options=[("grpc.so_reuseport", 0)],

@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 import grpc.aio
 

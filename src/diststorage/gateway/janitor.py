@@ -10,25 +10,40 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 from diststorage.core.errors import ChunkNotFound, DiststorageError
 from diststorage.gateway.inventory import Inventory
 from diststorage.gateway.nodeclient import NodeClients
+from diststorage.gateway.readers import ActiveReads
 from diststorage.meta import ChunkRef, MetadataStore
 
 log = logging.getLogger(__name__)
 
 MAX_CONCURRENT_DELETES = 16
 SWEEP_BATCH = 500
+SWEEP_AGE_S = 60.0
 
 
 class Janitor:
-    def __init__(self, store: MetadataStore, inventory: Inventory, clients: NodeClients) -> None:
+    def __init__(
+        self,
+        store: MetadataStore,
+        inventory: Inventory,
+        clients: NodeClients,
+        reads: ActiveReads,
+    ) -> None:
         self._store = store
+        self._reads = reads
         self._inventory = inventory
         self._clients = clients
         self._limit = asyncio.Semaphore(MAX_CONCURRENT_DELETES)
         self._tasks: set[asyncio.Task[None]] = set()
+
+    def delete_after_reads(self, object_id: str, refs: Sequence[ChunkRef]) -> None:
+        """Deletes the chunks of a dropped object version once no download of it runs here."""
+        if refs:
+            self._reads.after_reads(object_id, refs, lambda: self.delete_soon(refs))
 
     def delete_soon(self, refs: Sequence[ChunkRef]) -> None:
         if not refs:
@@ -42,10 +57,12 @@ class Janitor:
 
     async def sweep(self) -> int:
         """Deletes queued garbage whose nodes are live; returns how many chunks went."""
+        # Fresh garbage is being deleted by delete_soon, or parked for a running download.
+        cutoff = datetime.now(UTC) - timedelta(seconds=SWEEP_AGE_S)
         refs = [
             r
-            for r in await self._store.list_garbage(SWEEP_BATCH)
-            if self._inventory.is_live(r.node_id)
+            for r in await self._store.list_garbage(SWEEP_BATCH, queued_before=cutoff)
+            if self._inventory.is_live(r.node_id) and not self._reads.parks(r.chunk_id)
         ]
         return await self._delete(refs)
 

@@ -27,7 +27,7 @@ from diststorage.core.errors import (
 from diststorage.proto import storage_pb2 as pb
 from diststorage.proto.storage_pb2_grpc import ChunkServiceStub
 
-_EOF: object = getattr(grpc.aio, "EOF")  # absent from the type stubs
+_EOF: object = getattr(grpc.aio, "EOF")  # noqa: B009 (absent from the type stubs)
 
 _ERRORS: dict[grpc.StatusCode, type[DiststorageError]] = {
     grpc.StatusCode.NOT_FOUND: ChunkNotFound,

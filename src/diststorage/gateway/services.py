@@ -8,6 +8,7 @@ from diststorage.core.settings import GatewaySettings
 from diststorage.gateway.inventory import Inventory
 from diststorage.gateway.janitor import Janitor
 from diststorage.gateway.objects import ObjectReader, ObjectWriter
+from diststorage.gateway.readers import ActiveReads
 from diststorage.meta import MetadataStore
 
 
@@ -19,3 +20,4 @@ class Services:
     writer: ObjectWriter
     reader: ObjectReader
     janitor: Janitor
+    reads: ActiveReads

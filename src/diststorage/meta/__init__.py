@@ -2,6 +2,7 @@
 
 from diststorage.meta.records import (
     ChunkRef,
+    DiscardedObject,
     ListingPage,
     NewObject,
     NodeInfo,
@@ -15,6 +16,7 @@ from diststorage.meta.store import MAX_LIST_LIMIT, MetadataStore
 __all__ = [
     "MAX_LIST_LIMIT",
     "ChunkRef",
+    "DiscardedObject",
     "ListingPage",
     "MetadataStore",
     "NewObject",

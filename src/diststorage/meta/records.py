@@ -22,6 +22,14 @@ class ChunkRef:
 
 
 @dataclass(frozen=True, slots=True)
+class DiscardedObject:
+    """An object version that stopped being visible; its chunks are queued as garbage."""
+
+    object_id: str
+    chunks: tuple[ChunkRef, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class PlannedChunk:
     """A chunk chosen before its bytes are sent, so a crash leaves a findable record."""
 

@@ -29,6 +29,7 @@ from diststorage.meta.models import (
 )
 from diststorage.meta.records import (
     ChunkRef,
+    DiscardedObject,
     ListingPage,
     NewObject,
     NodeInfo,
@@ -166,12 +167,12 @@ class MetadataStore:
         md5_hex: str,
         chunks: Sequence[StoredChunk],
         replace: bool,
-    ) -> list[ChunkRef]:
+    ) -> DiscardedObject | None:
         """Makes the upload the visible version of its key, in one transaction.
 
         ``replace=False`` raises AlreadyExists when the key has a committed object. With
         ``replace=True`` the previous version disappears in the same transaction and the
-        chunks it held are returned (and queued as garbage) for deletion from their nodes.
+        version it replaced is returned, its chunks queued as garbage for deletion.
         """
         try:
             async with self._write() as session:
@@ -184,11 +185,11 @@ class MetadataStore:
                         ObjectRow.state == COMMITTED,
                     )
                 )
-                garbage: list[ChunkRef] = []
+                discarded = None
                 if previous is not None:
                     if not replace:
                         raise AlreadyExists(f"key {row.key.decode()!r} already exists")
-                    garbage = await _discard_object(session, previous.id)
+                    discarded = await _discard_object(session, previous.id)
                 for chunk in chunks:
                     await session.execute(
                         update(ChunkRow)
@@ -202,7 +203,7 @@ class MetadataStore:
                 row.size_bytes = size_bytes
                 row.md5_hex = md5_hex
                 row.committed_at = datetime.now(UTC)
-                return garbage
+                return discarded
         except IntegrityError as exc:
             # Another gateway committed the same key between our read and our write.
             raise AlreadyExists("the key was created concurrently") from exc
@@ -292,7 +293,7 @@ class MetadataStore:
 
     # -- deletes and garbage -----------------------------------------------------------------
 
-    async def delete_object(self, namespace: str, key: str) -> list[ChunkRef]:
+    async def delete_object(self, namespace: str, key: str) -> DiscardedObject:
         """Removes the committed object; its chunks are queued as garbage and returned."""
         async with self._write() as session:
             row = await self._committed(session, namespace, key)
@@ -306,11 +307,14 @@ class MetadataStore:
                 delete(GarbageChunk).where(GarbageChunk.chunk_id.in_(list(chunk_ids)))
             )
 
-    async def list_garbage(self, limit: int) -> list[ChunkRef]:
+    async def list_garbage(
+        self, limit: int, queued_before: datetime | None = None
+    ) -> list[ChunkRef]:
         async with self._read() as session:
-            rows = await session.scalars(
-                select(GarbageChunk).order_by(GarbageChunk.created_at).limit(limit)
-            )
+            query = select(GarbageChunk).order_by(GarbageChunk.created_at).limit(limit)
+            if queued_before is not None:
+                query = query.where(GarbageChunk.created_at < queued_before)
+            rows = await session.scalars(query)
             return [ChunkRef(r.chunk_id, r.node_id) for r in rows]
 
     async def count_objects(self, namespace: str) -> int:
@@ -378,7 +382,7 @@ def _add_garbage(session: AsyncSession, refs: Sequence[ChunkRef]) -> None:
     )
 
 
-async def _discard_object(session: AsyncSession, object_id: str) -> list[ChunkRef]:
+async def _discard_object(session: AsyncSession, object_id: str) -> DiscardedObject:
     rows = await session.execute(
         select(ChunkRow.id, ChunkRow.node_id).where(ChunkRow.object_id == object_id)
     )
@@ -386,4 +390,4 @@ async def _discard_object(session: AsyncSession, object_id: str) -> list[ChunkRe
     _add_garbage(session, refs)
     await session.execute(delete(ChunkRow).where(ChunkRow.object_id == object_id))
     await session.execute(delete(ObjectRow).where(ObjectRow.id == object_id))
-    return refs
+    return DiscardedObject(object_id, tuple(refs))

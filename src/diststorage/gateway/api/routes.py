@@ -110,16 +110,17 @@ async def get_object(request: web.Request, key: str) -> web.StreamResponse:
     response = _object_response(layout.info, byte_range)
     start = 0 if byte_range is None else byte_range.start
     end = layout.info.size_bytes if byte_range is None else byte_range.end
-    pieces = services.reader.stream(layout, start, end)
-    # Fetch the first stripe before committing to a status: an object that cannot be read
-    # at all gets an error answer, not a truncated body.
-    first = await anext(pieces, b"")
-    await response.prepare(request)
-    if first:
-        await response.write(first)
-    async for piece in pieces:
-        await response.write(piece)
-    await response.write_eof()
+    with services.reads.reading(layout.info.object_id):
+        pieces = services.reader.stream(layout, start, end)
+        # Fetch the first stripe before committing to a status: an object that cannot be
+        # read at all gets an error answer, not a truncated body.
+        first = await anext(pieces, b"")
+        await response.prepare(request)
+        if first:
+            await response.write(first)
+        async for piece in pieces:
+            await response.write(piece)
+        await response.write_eof()
     return response
 
 
@@ -139,8 +140,8 @@ def _object_response(info: ObjectInfo, byte_range: ByteRange | None) -> web.Stre
 
 async def delete_object(request: web.Request, key: str) -> web.StreamResponse:
     services = request.app[SERVICES]
-    garbage = await services.store.delete_object(NAMESPACE, key)
-    services.janitor.delete_soon(garbage)
+    deleted = await services.store.delete_object(NAMESPACE, key)
+    services.janitor.delete_after_reads(deleted.object_id, deleted.chunks)
     return web.Response(status=204)
 
 

@@ -206,11 +206,12 @@ class _Upload:
         if not self._begun:
             await self._w._store.begin_upload(self._new_object(), [])
             self._begun = True
-        garbage = await self._w._store.commit_upload(
+        replaced = await self._w._store.commit_upload(
             self.object_id, size, await md5.hexdigest(), self._stored, self._request.replace
         )
         self._committed = True
-        self._w._janitor.delete_soon(garbage)
+        if replaced is not None:
+            self._w._janitor.delete_after_reads(replaced.object_id, replaced.chunks)
         return await self._w._store.get_info(self._request.namespace, self._request.key)
 
     def _plan(self, segment: int, written_so_far: int) -> list[PlannedChunk]:
