@@ -14,6 +14,7 @@ from aiohttp import web
 from diststorage.core.identity import load_or_create_identity
 from diststorage.core.settings import GatewaySettings, split_host_port
 from diststorage.gateway.api import SERVICES, dispatch, json_errors
+from diststorage.gateway.api.metrics import ApiMetrics
 from diststorage.gateway.inventory import HeartbeatServicer, Inventory
 from diststorage.gateway.janitor import Janitor
 from diststorage.gateway.nodeclient import NodeClients
@@ -31,7 +32,8 @@ SHUTDOWN_GRACE_S = 5.0
 
 
 def build_http_app(services: Services) -> web.Application:
-    app = web.Application(middlewares=[json_errors])
+    # Metrics outermost, so they count the statuses the error middleware produced.
+    app = web.Application(middlewares=[services.metrics.middleware, json_errors])
     app[SERVICES] = services
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app
@@ -65,6 +67,7 @@ async def serve_gateway(settings: GatewaySettings, ready: asyncio.Event | None =
         reader=ObjectReader(settings, inventory, clients, NodePenalties()),
         janitor=janitor,
         reads=reads,
+        metrics=ApiMetrics(inventory),
     )
     grpc_server = grpc.aio.server(
         options=[("grpc.so_reuseport", 0)],

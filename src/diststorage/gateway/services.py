@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from diststorage.core.settings import GatewaySettings
+from diststorage.gateway.api.metrics import ApiMetrics
 from diststorage.gateway.inventory import Inventory
 from diststorage.gateway.janitor import Janitor
 from diststorage.gateway.objects import ObjectReader, ObjectWriter
@@ -21,3 +22,4 @@ class Services:
     reader: ObjectReader
     janitor: Janitor
     reads: ActiveReads
+    metrics: ApiMetrics

@@ -163,9 +163,11 @@ async def list_objects(request: web.Request) -> web.StreamResponse:
 
 async def system_route(request: web.Request, name: str) -> web.StreamResponse:
     services = request.app[SERVICES]
-    if name not in ("health", "nodes"):
+    if name not in ("health", "nodes", "metrics"):
         raise NotFound(f"no system route {SYSTEM_PREFIX}{name}")
     _allow(request, READ_METHODS)
+    if name == "metrics":
+        return services.metrics.render()
     views = services.inventory.views()
     if name == "nodes":
         return web.json_response(
