@@ -1,0 +1,246 @@
+"""Peak RSS and CPU time of the gateway, the nodes and the benchmark client, per phase.
+
+A background thread samples every ~50 ms. Each watched process counts with its descendants
+(re-listed about once a second, since listing children scans /proc and costs far more than
+reading one process's memory). CPU time is read at the start and end of each phase.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+
+MIB = 1 << 20
+
+
+@dataclass
+class PhaseStats:
+    name: str
+    nodes: int
+    wall_s: float = 0.0
+    samples: int = 0
+    gateway_peak_rss: int = 0
+    node_peak_rss: list[int] = field(default_factory=list)
+    client_peak_rss: int = 0
+    gateway_cpu_s: float = 0.0
+    nodes_cpu_s: float = 0.0
+    client_cpu_s: float = 0.0
+    machine_busy_cpu_s: float = 0.0
+    other_top: list[tuple[str, float]] = field(default_factory=list)
+
+    @property
+    def other_cpu_s(self) -> float:
+        """Busy CPU time of everything else on the machine: other programs, kernel threads,
+        interrupts. High values mean the figures were measured on a shared, busy machine."""
+        ours = self.gateway_cpu_s + self.nodes_cpu_s + self.client_cpu_s
+        return max(0.0, self.machine_busy_cpu_s - ours)
+
+    def __post_init__(self) -> None:
+        if not self.node_peak_rss:
+            self.node_peak_rss = [0] * self.nodes
+
+    @property
+    def node_max_peak_rss(self) -> int:
+        return max(self.node_peak_rss, default=0)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "phase": self.name,
+            "wall_s": round(self.wall_s, 3),
+            "samples": self.samples,
+            "gateway_peak_rss_mib": round(self.gateway_peak_rss / MIB, 1),
+            "node_peak_rss_mib": [round(v / MIB, 1) for v in self.node_peak_rss],
+            "node_max_peak_rss_mib": round(self.node_max_peak_rss / MIB, 1),
+            "client_peak_rss_mib": round(self.client_peak_rss / MIB, 1),
+            "gateway_cpu_s": round(self.gateway_cpu_s, 2),
+            "nodes_cpu_s": round(self.nodes_cpu_s, 2),
+            "client_cpu_s": round(self.client_cpu_s, 2),
+            "other_cpu_s": round(self.other_cpu_s, 2),
+            "machine_busy_cpu_s": round(self.machine_busy_cpu_s, 2),
+            "other_top_cpu_s": [[name, round(cpu, 2)] for name, cpu in self.other_top],
+        }
+
+
+class _Tree:
+    """A process and its descendants, less any in ``exclude`` (the cluster, for the client)."""
+
+    def __init__(self, pid: int, exclude: frozenset[int] = frozenset()) -> None:
+        self.root = psutil.Process(pid)
+        self.exclude = exclude
+        self.members: list[psutil.Process] = [self.root]
+        self.refresh()
+
+    def refresh(self) -> None:
+        try:
+            children = self.root.children(recursive=True)
+        except psutil.Error:
+            children = []
+        excluded = set(self.exclude)
+        for child in children:
+            with suppress(psutil.Error):
+                if child.ppid() in excluded:
+                    excluded.add(child.pid)
+        self.members = [self.root, *(c for c in children if c.pid not in excluded)]
+
+    def rss(self) -> int:
+        total = 0
+        for process in self.members:
+            with suppress(psutil.Error):
+                total += process.memory_info().rss
+        return total
+
+    def cpu_s(self) -> float:
+        total = 0.0
+        for process in self.members:
+            try:
+                times = process.cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system
+        return total
+
+
+def _machine_busy_cpu_s() -> float:
+    times = psutil.cpu_times()
+    idle = times.idle + getattr(times, "iowait", 0.0)
+    return sum(times) - idle - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
+
+
+def _label(process: psutil.Process) -> str:
+    name = process.name()
+    if name.startswith("python"):
+        with suppress(psutil.Error):
+            command = " ".join(process.cmdline())
+            if "pytest" in command:
+                return f"{name} (pytest)"
+    return name
+
+
+def _all_cpu() -> dict[int, tuple[str, float]]:
+    """CPU time of every process on the machine, by pid, with a label."""
+    snapshot: dict[int, tuple[str, float]] = {}
+    for process in psutil.process_iter():
+        with suppress(psutil.Error):
+            times = process.cpu_times()
+            snapshot[process.pid] = (_label(process), times.user + times.system)
+    return snapshot
+
+
+def _top_others(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], ours: set[int]
+) -> list[tuple[str, float]]:
+    """Who else used the CPU between two snapshots, summed by label, largest first."""
+    used: dict[str, float] = {}
+    for pid, (label, cpu) in after.items():
+        if pid in ours:
+            continue
+        delta = cpu - before[pid][1] if pid in before else cpu
+        if delta > 0:
+            used[label] = used.get(label, 0.0) + delta
+    return sorted(((n, c) for n, c in used.items() if c >= 0.05), key=lambda nc: -nc[1])[:4]
+
+
+def _client_cpu_s() -> float:
+    """CPU time of this process and of its waited-for children (curl)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+class ClusterSampler:
+    def __init__(
+        self,
+        gateway_pid: int,
+        node_pids: list[int],
+        interval_s: float = 0.05,
+        refresh_s: float = 1.0,
+    ) -> None:
+        self.interval_s = interval_s
+        self.refresh_s = refresh_s
+        self._gateway = _Tree(gateway_pid)
+        self._nodes = [_Tree(pid) for pid in node_pids]
+        # The cluster's processes are children of this one; they are not the client.
+        self._client = _Tree(os.getpid(), exclude=frozenset([gateway_pid, *node_pids]))
+        self._lock = threading.Lock()
+        self._phase: PhaseStats | None = None
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _trees(self) -> list[_Tree]:
+        return [self._gateway, *self._nodes, self._client]
+
+    def _run(self) -> None:
+        next_refresh = time.monotonic() + self.refresh_s
+        while not self._stopping.wait(self.interval_s):
+            if time.monotonic() >= next_refresh:
+                for tree in self._trees():
+                    tree.refresh()
+                next_refresh = time.monotonic() + self.refresh_s
+            self._sample()
+
+    def _sample(self) -> None:
+        with self._lock:
+            if self._phase is None:
+                return
+        gateway = self._gateway.rss()
+        nodes = [tree.rss() for tree in self._nodes]
+        client = self._client.rss()
+        with self._lock:
+            stats = self._phase
+            if stats is None:
+                return
+            stats.samples += 1
+            stats.gateway_peak_rss = max(stats.gateway_peak_rss, gateway)
+            stats.node_peak_rss = [
+                max(a, b) for a, b in zip(stats.node_peak_rss, nodes, strict=True)
+            ]
+            stats.client_peak_rss = max(stats.client_peak_rss, client)
+
+    def _cpu(self) -> tuple[float, float, float, float]:
+        return (
+            self._gateway.cpu_s(),
+            sum(tree.cpu_s() for tree in self._nodes),
+            _client_cpu_s(),
+            _machine_busy_cpu_s(),
+        )
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[PhaseStats]:
+        """Peaks and CPU time from entry to exit; the stats are complete after the block."""
+        for tree in self._trees():
+            tree.refresh()
+        stats = PhaseStats(name, nodes=len(self._nodes))
+        everyone_before = _all_cpu()
+        cpu_before = self._cpu()
+        started = time.perf_counter()
+        with self._lock:
+            self._phase = stats
+        self._sample()
+        try:
+            yield stats
+        finally:
+            self._sample()
+            with self._lock:
+                self._phase = None
+            stats.wall_s = time.perf_counter() - started
+            cpu_after = self._cpu()
+            stats.gateway_cpu_s = cpu_after[0] - cpu_before[0]
+            stats.nodes_cpu_s = cpu_after[1] - cpu_before[1]
+            stats.client_cpu_s = cpu_after[2] - cpu_before[2]
+            stats.machine_busy_cpu_s = cpu_after[3] - cpu_before[3]
+            ours = {p.pid for tree in self._trees() for p in tree.members}
+            stats.other_top = _top_others(everyone_before, _all_cpu(), ours)
