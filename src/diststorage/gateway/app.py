@@ -12,6 +12,7 @@ import grpc.aio
 from aiohttp import web
 
 from diststorage.core.identity import load_or_create_identity
+from diststorage.core.memory import tune_allocator
 from diststorage.core.settings import GatewaySettings, split_host_port
 from diststorage.gateway.api import SERVICES, dispatch, json_errors
 from diststorage.gateway.api.metrics import ApiMetrics
@@ -117,4 +118,5 @@ def run_gateway(settings: GatewaySettings) -> None:
     )
     import uvloop
 
+    tune_allocator()
     uvloop.run(serve_gateway(settings))
