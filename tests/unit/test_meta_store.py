@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -20,7 +20,7 @@ PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MetadataStore]:
     if request.param == "sqlite":
-        opened = await MetadataStore.open(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}", 10)
+        opened = await MetadataStore.open(f"sqlite:///{tmp_path / 'm.db'}", 10)
         yield opened
         await opened.close()
         return

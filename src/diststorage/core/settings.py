@@ -98,4 +98,4 @@ class GatewaySettings(BaseSettings):
     def database_url(self) -> str:
         if self.metadata_url:
             return self.metadata_url
-        return f"sqlite+aiosqlite:///{(self.data_dir / 'metadata.db').resolve()}"
+        return f"sqlite:///{(self.data_dir / 'metadata.db').resolve()}"

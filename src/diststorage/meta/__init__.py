@@ -2,6 +2,7 @@
 
 from diststorage.meta.records import (
     ChunkRef,
+    CommitOutcome,
     DiscardedObject,
     ListingPage,
     NewObject,
@@ -16,6 +17,7 @@ from diststorage.meta.store import MAX_LIST_LIMIT, MetadataStore
 __all__ = [
     "MAX_LIST_LIMIT",
     "ChunkRef",
+    "CommitOutcome",
     "DiscardedObject",
     "ListingPage",
     "MetadataStore",

@@ -75,6 +75,14 @@ class ObjectInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class CommitOutcome:
+    """The object as committed, and the version it replaced, if any."""
+
+    info: ObjectInfo
+    replaced: DiscardedObject | None
+
+
+@dataclass(frozen=True, slots=True)
 class ObjectLayout:
     """A committed object and every chunk that holds it."""
 

@@ -1,8 +1,9 @@
 """The metadata store: every question the gateway asks of the database, and nothing else.
 
-Each method is one transaction with a deadline. SQLAlchemy and driver errors are translated
-here into ``Unavailable`` (database down, timed out) or the precise domain error; callers never
-see a foreign exception. Cancellation: a cancelled call rolls its transaction back.
+Each method is one operation (a function over a sync SQLAlchemy session) run by the backend
+(see backends) under a deadline. SQLAlchemy and driver errors are translated here into
+``Unavailable`` (database down, timed out) or the precise domain error; callers never see a
+foreign exception.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from diststorage.core.errors import AlreadyExists, ObjectNotFound, Unavailable
-from diststorage.meta.engine import make_engine, migrate
+from diststorage.meta.backends import Backend, Operation, open_backend
 from diststorage.meta.models import (
     COMMITTED,
     PENDING,
@@ -29,6 +31,7 @@ from diststorage.meta.models import (
 )
 from diststorage.meta.records import (
     ChunkRef,
+    CommitOutcome,
     DiscardedObject,
     ListingPage,
     NewObject,
@@ -42,6 +45,7 @@ from diststorage.meta.records import (
 )
 
 MAX_LIST_LIMIT = 1000
+T = TypeVar("T")
 
 
 def _utc(moment: datetime) -> datetime:
@@ -72,30 +76,29 @@ def _info(row: ObjectRow) -> ObjectInfo:
 
 
 class MetadataStore:
-    def __init__(self, engine: AsyncEngine, timeout_s: float) -> None:
-        self._engine = engine
+    def __init__(self, backend: Backend, timeout_s: float) -> None:
+        self._backend = backend
         self._timeout_s = timeout_s
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
-        # SQLite allows one writer; queueing writers here beats spinning on SQLITE_BUSY.
-        self._write_lock: asyncio.Lock | None = (
-            asyncio.Lock() if engine.dialect.name == "sqlite" else None
-        )
         self._namespace_ids: dict[str, int] = {}
 
     @classmethod
     async def open(cls, url: str, timeout_s: float) -> MetadataStore:
-        engine = make_engine(url, timeout_s)
-        store = cls(engine, timeout_s)
-        async with store._guard():
-            await migrate(engine)
+        """Connects and migrates the schema to the newest revision."""
+        store = cls(open_backend(url, timeout_s), timeout_s)
+        try:
+            async with store._guard():
+                await store._backend.migrate()
+        except BaseException:
+            await store.close()
+            raise
         return store
 
     async def close(self) -> None:
-        await self._engine.dispose()
+        await self._backend.close()
 
     @property
     def dialect(self) -> str:
-        return self._engine.dialect.name
+        return self._backend.dialect
 
     @contextlib.asynccontextmanager
     async def _guard(self) -> AsyncIterator[None]:
@@ -104,42 +107,51 @@ class MetadataStore:
                 yield
         except TimeoutError as exc:
             raise Unavailable("the metadata database did not answer in time") from exc
-        except (DBAPIError, SQLAlchemyError) as exc:
+        except (DBAPIError, SQLAlchemyError, OSError) as exc:
             if isinstance(exc, IntegrityError):
                 raise
             raise Unavailable(f"metadata database error: {type(exc).__name__}") from exc
 
-    @contextlib.asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncSession]:
-        async with self._guard(), self._sessions() as session:
-            yield session
-
-    @contextlib.asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncSession]:
+    async def _read(self, operation: Operation[T]) -> T:
         async with self._guard():
-            lock = self._write_lock or contextlib.nullcontext()
-            async with lock, self._sessions() as session, session.begin():
-                yield session
+            return await self._backend.read(operation)
 
-    async def _namespace_id(self, session: AsyncSession, name: str) -> int:
+    async def _write(self, operation: Operation[T]) -> T:
+        async with self._guard():
+            return await self._backend.write(operation)
+
+    def _namespace_id(self, session: Session, name: str) -> int:
         cached = self._namespace_ids.get(name)
         if cached is not None:
             return cached
-        found = await session.scalar(select(Namespace.id).where(Namespace.name == name))
+        found = session.scalar(select(Namespace.id).where(Namespace.name == name))
         if found is None:
             raise ObjectNotFound(f"namespace {name!r} does not exist")
         self._namespace_ids[name] = found
         return found
 
+    def _committed(self, session: Session, namespace: str, key: str) -> ObjectRow:
+        row = session.scalar(
+            select(ObjectRow).where(
+                ObjectRow.namespace_id == self._namespace_id(session, namespace),
+                ObjectRow.key == key.encode(),
+                ObjectRow.state == COMMITTED,
+            )
+        )
+        if row is None:
+            raise ObjectNotFound(f"no object under key {key!r}")
+        return row
+
     # -- uploads -----------------------------------------------------------------------------
 
     async def begin_upload(self, new: NewObject, chunks: Sequence[PlannedChunk]) -> None:
         """Records a pending upload (invisible to readers) and its first planned chunks."""
-        async with self._write() as session:
+
+        def operation(session: Session) -> None:
             session.add(
                 ObjectRow(
                     id=new.object_id,
-                    namespace_id=await self._namespace_id(session, new.namespace),
+                    namespace_id=self._namespace_id(session, new.namespace),
                     key=new.key.encode(),
                     state=PENDING,
                     size_bytes=0,
@@ -152,13 +164,14 @@ class MetadataStore:
                     created_at=datetime.now(UTC),
                 )
             )
-            await session.flush()
+            session.flush()
             session.add_all(_planned_rows(new.object_id, chunks))
+
+        await self._write(operation)
 
     async def plan_chunks(self, object_id: str, chunks: Sequence[PlannedChunk]) -> None:
         """Records chunks of a pending upload before their bytes are sent."""
-        async with self._write() as session:
-            session.add_all(_planned_rows(object_id, chunks))
+        await self._write(lambda session: session.add_all(_planned_rows(object_id, chunks)))
 
     async def commit_upload(
         self,
@@ -167,117 +180,124 @@ class MetadataStore:
         md5_hex: str,
         chunks: Sequence[StoredChunk],
         replace: bool,
-    ) -> DiscardedObject | None:
+    ) -> CommitOutcome:
         """Makes the upload the visible version of its key, in one transaction.
 
         ``replace=False`` raises AlreadyExists when the key has a committed object. With
-        ``replace=True`` the previous version disappears in the same transaction and the
-        version it replaced is returned, its chunks queued as garbage for deletion.
+        ``replace=True`` the previous version disappears in the same transaction and is
+        returned in the outcome, its chunks queued as garbage for deletion.
         """
-        try:
-            async with self._write() as session:
-                row = await session.get(ObjectRow, object_id)
-                assert row is not None and row.state == PENDING, "commit of an unknown upload"
-                previous = await session.scalar(
-                    select(ObjectRow).where(
-                        ObjectRow.namespace_id == row.namespace_id,
-                        ObjectRow.key == row.key,
-                        ObjectRow.state == COMMITTED,
-                    )
+
+        def operation(session: Session) -> CommitOutcome:
+            row = session.get(ObjectRow, object_id)
+            assert row is not None and row.state == PENDING, "commit of an unknown upload"
+            previous = session.scalar(
+                select(ObjectRow).where(
+                    ObjectRow.namespace_id == row.namespace_id,
+                    ObjectRow.key == row.key,
+                    ObjectRow.state == COMMITTED,
                 )
-                discarded = None
-                if previous is not None:
-                    if not replace:
-                        raise AlreadyExists(f"key {row.key.decode()!r} already exists")
-                    discarded = await _discard_object(session, previous.id)
-                for chunk in chunks:
-                    await session.execute(
-                        update(ChunkRow)
-                        .where(ChunkRow.id == chunk.chunk_id, ChunkRow.object_id == object_id)
-                        .values(
-                            size_bytes=chunk.size_bytes,
-                            block_crcs=pack_crcs(list(chunk.block_crcs)),
-                        )
-                    )
-                row.state = COMMITTED
-                row.size_bytes = size_bytes
-                row.md5_hex = md5_hex
-                row.committed_at = datetime.now(UTC)
-                return discarded
+            )
+            replaced = None
+            if previous is not None:
+                if not replace:
+                    raise AlreadyExists(f"key {row.key.decode()!r} already exists")
+                replaced = _discard_object(session, previous.id)
+            if chunks:
+                session.execute(
+                    update(ChunkRow),
+                    [
+                        {
+                            "id": c.chunk_id,
+                            "size_bytes": c.size_bytes,
+                            "block_crcs": pack_crcs(list(c.block_crcs)),
+                        }
+                        for c in chunks
+                    ],
+                )
+            row.state = COMMITTED
+            row.size_bytes = size_bytes
+            row.md5_hex = md5_hex
+            row.committed_at = datetime.now(UTC)
+            session.flush()
+            return CommitOutcome(_info(row), replaced)
+
+        try:
+            return await self._write(operation)
         except IntegrityError as exc:
             # Another gateway committed the same key between our read and our write.
             raise AlreadyExists("the key was created concurrently") from exc
 
     async def abort_upload(self, object_id: str, undeleted: Sequence[ChunkRef]) -> None:
         """Forgets a pending upload; chunks that could not be deleted become garbage."""
-        async with self._write() as session:
+
+        def operation(session: Session) -> None:
             _add_garbage(session, undeleted)
-            await session.execute(delete(ChunkRow).where(ChunkRow.object_id == object_id))
-            await session.execute(
+            session.execute(delete(ChunkRow).where(ChunkRow.object_id == object_id))
+            session.execute(
                 delete(ObjectRow).where(ObjectRow.id == object_id, ObjectRow.state == PENDING)
             )
+
+        await self._write(operation)
+
+    async def upload_state(self, object_id: str) -> str | None:
+        """``pending``, ``committed`` or None (gone): how an upload whose commit answer was
+        lost actually ended."""
+        return await self._read(
+            lambda session: session.scalar(select(ObjectRow.state).where(ObjectRow.id == object_id))
+        )
 
     # -- reads -------------------------------------------------------------------------------
 
     async def key_exists(self, namespace: str, key: str) -> bool:
-        async with self._read() as session:
-            ns = await self._namespace_id(session, namespace)
-            found = await session.scalar(
+        def operation(session: Session) -> bool:
+            found = session.scalar(
                 select(ObjectRow.id).where(
-                    ObjectRow.namespace_id == ns,
+                    ObjectRow.namespace_id == self._namespace_id(session, namespace),
                     ObjectRow.key == key.encode(),
                     ObjectRow.state == COMMITTED,
                 )
             )
             return found is not None
 
+        return await self._read(operation)
+
     async def get_info(self, namespace: str, key: str) -> ObjectInfo:
-        async with self._read() as session:
-            return _info(await self._committed(session, namespace, key))
+        return await self._read(lambda session: _info(self._committed(session, namespace, key)))
 
     async def get_layout(self, namespace: str, key: str) -> ObjectLayout:
-        async with self._read() as session:
-            row = await self._committed(session, namespace, key)
-            chunk_rows = await session.scalars(
-                select(ChunkRow)
+        def operation(session: Session) -> ObjectLayout:
+            row = self._committed(session, namespace, key)
+            chunk_rows = session.execute(
+                select(
+                    ChunkRow.id,
+                    ChunkRow.node_id,
+                    ChunkRow.segment_index,
+                    ChunkRow.shard_index,
+                    ChunkRow.size_bytes,
+                    ChunkRow.block_crcs,
+                )
                 .where(ChunkRow.object_id == row.id)
                 .order_by(ChunkRow.segment_index, ChunkRow.shard_index)
             )
             chunks = tuple(
-                StoredChunk(
-                    chunk_id=c.id,
-                    node_id=c.node_id,
-                    segment_index=c.segment_index,
-                    shard_index=c.shard_index,
-                    size_bytes=c.size_bytes,
-                    block_crcs=unpack_crcs(c.block_crcs),
-                )
-                for c in chunk_rows
+                StoredChunk(chunk_id, node_id, segment, shard, size, unpack_crcs(crcs))
+                for chunk_id, node_id, segment, shard, size, crcs in chunk_rows
             )
             return ObjectLayout(info=_info(row), chunks=chunks)
 
-    async def _committed(self, session: AsyncSession, namespace: str, key: str) -> ObjectRow:
-        ns = await self._namespace_id(session, namespace)
-        row = await session.scalar(
-            select(ObjectRow).where(
-                ObjectRow.namespace_id == ns,
-                ObjectRow.key == key.encode(),
-                ObjectRow.state == COMMITTED,
-            )
-        )
-        if row is None:
-            raise ObjectNotFound(f"no object under key {key!r}")
-        return row
+        return await self._read(operation)
 
     async def list_objects(
         self, namespace: str, prefix: str = "", after: str = "", limit: int = MAX_LIST_LIMIT
     ) -> ListingPage:
         """Committed objects whose key starts with ``prefix`` and sorts after ``after``."""
         limit = max(1, min(limit, MAX_LIST_LIMIT))
-        async with self._read() as session:
-            ns = await self._namespace_id(session, namespace)
+
+        def operation(session: Session) -> ListingPage:
             query = select(ObjectRow).where(
-                ObjectRow.namespace_id == ns, ObjectRow.state == COMMITTED
+                ObjectRow.namespace_id == self._namespace_id(session, namespace),
+                ObjectRow.state == COMMITTED,
             )
             if prefix:
                 query = query.where(ObjectRow.key >= prefix.encode())
@@ -286,52 +306,58 @@ class MetadataStore:
             upper = _prefix_upper_bound(prefix.encode())
             if upper is not None:
                 query = query.where(ObjectRow.key < upper)
-            rows = list(await session.scalars(query.order_by(ObjectRow.key).limit(limit + 1)))
+            rows = list(session.scalars(query.order_by(ObjectRow.key).limit(limit + 1)))
             return ListingPage(
                 objects=tuple(_info(r) for r in rows[:limit]), truncated=len(rows) > limit
             )
+
+        return await self._read(operation)
+
+    async def count_objects(self, namespace: str) -> int:
+        def operation(session: Session) -> int:
+            count = session.scalar(
+                select(func.count()).where(
+                    ObjectRow.namespace_id == self._namespace_id(session, namespace),
+                    ObjectRow.state == COMMITTED,
+                )
+            )
+            return int(count or 0)
+
+        return await self._read(operation)
 
     # -- deletes and garbage -----------------------------------------------------------------
 
     async def delete_object(self, namespace: str, key: str) -> DiscardedObject:
         """Removes the committed object; its chunks are queued as garbage and returned."""
-        async with self._write() as session:
-            row = await self._committed(session, namespace, key)
-            return await _discard_object(session, row.id)
+        return await self._write(
+            lambda session: _discard_object(session, self._committed(session, namespace, key).id)
+        )
 
     async def forget_garbage(self, chunk_ids: Sequence[str]) -> None:
         if not chunk_ids:
             return
-        async with self._write() as session:
-            await session.execute(
+        await self._write(
+            lambda session: session.execute(
                 delete(GarbageChunk).where(GarbageChunk.chunk_id.in_(list(chunk_ids)))
             )
+        )
 
     async def list_garbage(
         self, limit: int, queued_before: datetime | None = None
     ) -> list[ChunkRef]:
-        async with self._read() as session:
+        def operation(session: Session) -> list[ChunkRef]:
             query = select(GarbageChunk).order_by(GarbageChunk.created_at).limit(limit)
             if queued_before is not None:
                 query = query.where(GarbageChunk.created_at < queued_before)
-            rows = await session.scalars(query)
-            return [ChunkRef(r.chunk_id, r.node_id) for r in rows]
+            return [ChunkRef(r.chunk_id, r.node_id) for r in session.scalars(query)]
 
-    async def count_objects(self, namespace: str) -> int:
-        async with self._read() as session:
-            ns = await self._namespace_id(session, namespace)
-            count = await session.scalar(
-                select(func.count()).where(
-                    ObjectRow.namespace_id == ns, ObjectRow.state == COMMITTED
-                )
-            )
-            return int(count or 0)
+        return await self._read(operation)
 
     # -- nodes -------------------------------------------------------------------------------
 
     async def record_node(self, node: NodeInfo) -> None:
-        async with self._write() as session:
-            row = await session.get(NodeRow, node.node_id)
+        def operation(session: Session) -> None:
+            row = session.get(NodeRow, node.node_id)
             if row is None:
                 row = NodeRow(id=node.node_id, first_seen=node.first_seen)
                 session.add(row)
@@ -342,9 +368,11 @@ class MetadataStore:
             row.chunk_count = node.chunk_count
             row.last_heartbeat = node.last_heartbeat
 
+        await self._write(operation)
+
     async def list_nodes(self) -> list[NodeInfo]:
-        async with self._read() as session:
-            rows = await session.scalars(select(NodeRow).order_by(NodeRow.address))
+        def operation(session: Session) -> list[NodeInfo]:
+            rows = session.scalars(select(NodeRow).order_by(NodeRow.address))
             return [
                 NodeInfo(
                     node_id=r.id,
@@ -358,6 +386,8 @@ class MetadataStore:
                 )
                 for r in rows
             ]
+
+        return await self._read(operation)
 
 
 def _planned_rows(object_id: str, chunks: Sequence[PlannedChunk]) -> list[ChunkRow]:
@@ -375,19 +405,19 @@ def _planned_rows(object_id: str, chunks: Sequence[PlannedChunk]) -> list[ChunkR
     ]
 
 
-def _add_garbage(session: AsyncSession, refs: Sequence[ChunkRef]) -> None:
+def _add_garbage(session: Session, refs: Sequence[ChunkRef]) -> None:
     now = datetime.now(UTC)
     session.add_all(
         GarbageChunk(chunk_id=r.chunk_id, node_id=r.node_id, created_at=now) for r in refs
     )
 
 
-async def _discard_object(session: AsyncSession, object_id: str) -> DiscardedObject:
-    rows = await session.execute(
+def _discard_object(session: Session, object_id: str) -> DiscardedObject:
+    rows = session.execute(
         select(ChunkRow.id, ChunkRow.node_id).where(ChunkRow.object_id == object_id)
     )
-    refs = [ChunkRef(chunk_id, node_id) for chunk_id, node_id in rows]
+    refs = tuple(ChunkRef(chunk_id, node_id) for chunk_id, node_id in rows)
     _add_garbage(session, refs)
-    await session.execute(delete(ChunkRow).where(ChunkRow.object_id == object_id))
-    await session.execute(delete(ObjectRow).where(ObjectRow.id == object_id))
-    return DiscardedObject(object_id, tuple(refs))
+    session.execute(delete(ChunkRow).where(ChunkRow.object_id == object_id))
+    session.execute(delete(ObjectRow).where(ObjectRow.id == object_id))
+    return DiscardedObject(object_id, refs)

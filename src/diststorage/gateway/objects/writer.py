@@ -42,6 +42,7 @@ from diststorage.meta import (
     PlannedChunk,
     StoredChunk,
 )
+from diststorage.meta.models import COMMITTED
 from diststorage.placement import rank_nodes
 
 log = logging.getLogger(__name__)
@@ -173,6 +174,7 @@ class _Upload:
         self._planned: list[PlannedChunk] = []
         self._stored: list[StoredChunk] = []
         self._committed = False
+        self._commit_sent = False
 
     def _new_object(self) -> NewObject:
         return NewObject(
@@ -206,13 +208,16 @@ class _Upload:
         if not self._begun:
             await self._w._store.begin_upload(self._new_object(), [])
             self._begun = True
-        replaced = await self._w._store.commit_upload(
-            self.object_id, size, await md5.hexdigest(), self._stored, self._request.replace
+        digest = await md5.hexdigest()
+        self._commit_sent = True
+        outcome = await self._w._store.commit_upload(
+            self.object_id, size, digest, self._stored, self._request.replace
         )
         self._committed = True
-        if replaced is not None:
+        if outcome.replaced is not None:
+            replaced = outcome.replaced
             self._w._janitor.delete_after_reads(replaced.object_id, replaced.chunks)
-        return await self._w._store.get_info(self._request.namespace, self._request.key)
+        return outcome.info
 
     def _plan(self, segment: int, written_so_far: int) -> list[PlannedChunk]:
         policy = self._request.policy
@@ -320,7 +325,7 @@ class _Upload:
 
     async def roll_back(self) -> None:
         """Deletes every chunk this upload may have written and forgets its rows."""
-        if self._committed:
+        if self._committed or (self._commit_sent and not await self._commit_failed()):
             return
         results = await asyncio.gather(
             *(self._delete(chunk) for chunk in self._planned), return_exceptions=True
@@ -341,6 +346,19 @@ class _Upload:
                 )
         if undeleted:
             log.warning("upload %s: %d chunks left for GC", self.object_id, len(undeleted))
+
+    async def _commit_failed(self) -> bool:
+        """After a commit whose answer was lost (timeout, cancellation): did it not happen?
+
+        Unknown counts as "it may have happened": the chunks then stay, and the pending row,
+        if any, is left for garbage collection to settle.
+        """
+        try:
+            state = await self._w._store.upload_state(self.object_id)
+        except DiststorageError:
+            log.warning("upload %s: commit outcome unknown; left for GC", self.object_id)
+            return False
+        return state != COMMITTED
 
     async def _delete(self, chunk: PlannedChunk) -> None:
         address = self._w._inventory.address_of(chunk.node_id)

@@ -1,0 +1,200 @@
+"""How store operations reach the database, per backend.
+
+Store operations are plain functions over a sync SQLAlchemy ``Session``; a backend runs them.
+
+- SQLite: sync pysqlite in threads. Reads run in a small pool; writes run in one writer thread
+  that commits whatever writes are waiting as one transaction (group commit), each in its own
+  SAVEPOINT, so one fsync covers many callers while each still succeeds or fails alone. With
+  SQLAlchemy's asyncio adapter every cursor step was a thread hop (2 ms of CPU for one
+  lookup, against 0.9 ms here) and every commit its own fsync.
+- PostgreSQL: asyncpg through ``AsyncSession.run_sync``: no threads, the server does the rest.
+
+Cancellation: a caller cancelled before its operation starts is skipped; one cancelled while
+it runs does not stop it (a thread cannot be interrupted). Like any commit whose answer was
+lost, the outcome must then be read back by whoever needs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from diststorage.meta.migrate import upgrade
+
+T = TypeVar("T")
+Operation = Callable[[Session], T]
+
+SQLITE_READ_THREADS = 4
+MAX_BATCH = 128
+
+
+class Backend(Protocol):
+    dialect: str
+
+    async def read(self, operation: Operation[T]) -> T:
+        """Runs ``operation`` in a read-only session."""
+        ...
+
+    async def write(self, operation: Operation[T]) -> T:
+        """Runs ``operation`` in a transaction, committed when it returns."""
+        ...
+
+    async def migrate(self) -> None:
+        """Brings the schema up to date."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def open_backend(url: str, timeout_s: float) -> Backend:
+    """A backend for a database URL: ``sqlite:///path`` or ``postgresql://user@host/db``."""
+    scheme = url.split(":", 1)[0]
+    if scheme.startswith("sqlite"):
+        return SqliteBackend("sqlite:" + url.split(":", 1)[1], timeout_s)
+    if scheme in ("postgresql", "postgres", "postgresql+asyncpg"):
+        return PostgresBackend("postgresql+asyncpg:" + url.split(":", 1)[1], timeout_s)
+    raise ValueError(f"unsupported metadata URL scheme {scheme!r}: use sqlite or postgresql")
+
+
+class SqliteBackend:
+    dialect = "sqlite"
+
+    def __init__(self, url: str, timeout_s: float) -> None:
+        self._engine = _sqlite_engine(url, timeout_s)
+        self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+        self._readers = ThreadPoolExecutor(SQLITE_READ_THREADS, thread_name_prefix="meta-read")
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="meta-write")
+        self._queue: asyncio.Queue[tuple[Operation[Any], asyncio.Future[Any]]] = asyncio.Queue()
+        self._committer: asyncio.Task[None] | None = None
+
+    async def migrate(self) -> None:
+        def run() -> None:
+            with self._engine.begin() as connection:
+                upgrade(connection)
+
+        await asyncio.get_running_loop().run_in_executor(self._writer, run)
+
+    async def read(self, operation: Operation[T]) -> T:
+        def run() -> T:
+            with self._sessions() as session:
+                return operation(session)
+
+        return await asyncio.get_running_loop().run_in_executor(self._readers, run)
+
+    async def write(self, operation: Operation[T]) -> T:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((operation, future))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.get_running_loop().create_task(self._commit_batches())
+        return await future
+
+    async def _commit_batches(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            batch = [(op, future) for op, future in batch if not future.done()]
+            try:
+                outcomes = await loop.run_in_executor(
+                    self._writer, self._commit_sync, [op for op, _ in batch]
+                )
+            except Exception as exc:
+                # The commit itself failed: nothing of the batch is stored.
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), (error, result) in zip(batch, outcomes, strict=True):
+                if future.done():
+                    continue
+                if error is not None:
+                    future.set_exception(error)
+                else:
+                    future.set_result(result)
+
+    def _commit_sync(self, operations: list[Operation[Any]]) -> list[tuple[Exception | None, Any]]:
+        outcomes: list[tuple[Exception | None, Any]] = []
+        with self._sessions() as session, session.begin():
+            for operation in operations:
+                try:
+                    with session.begin_nested():
+                        outcomes.append((None, operation(session)))
+                except Exception as exc:
+                    outcomes.append((exc, None))
+        return outcomes
+
+    async def close(self) -> None:
+        if self._committer is not None:
+            self._committer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._committer
+        self._readers.shutdown(wait=True)
+        self._writer.shutdown(wait=True)
+        self._engine.dispose()
+
+
+def _sqlite_engine(url: str, timeout_s: float) -> Engine:
+    engine = create_engine(
+        url,
+        pool_size=SQLITE_READ_THREADS + 1,
+        connect_args={"timeout": timeout_s, "check_same_thread": False},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Hand transaction control to SQLAlchemy (the driver's implicit BEGIN is buggy), then
+        # WAL for concurrent readers; FULL sync so a committed upload survives power loss.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=FULL",
+            "foreign_keys=ON",
+            f"busy_timeout={int(timeout_s * 1000)}",
+        ):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+class PostgresBackend:
+    dialect = "postgresql"
+
+    def __init__(self, url: str, timeout_s: float) -> None:
+        self._engine: AsyncEngine = create_async_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=10,
+            max_overflow=10,
+            pool_timeout=timeout_s,
+            connect_args={"timeout": timeout_s, "command_timeout": timeout_s},
+        )
+        self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
+
+    async def migrate(self) -> None:
+        async with self._engine.begin() as connection:
+            await connection.run_sync(upgrade)
+
+    async def read(self, operation: Operation[T]) -> T:
+        async with self._sessions() as session:
+            return await session.run_sync(operation)
+
+    async def write(self, operation: Operation[T]) -> T:
+        async with self._sessions() as session, session.begin():
+            return await session.run_sync(operation)
+
+    async def close(self) -> None:
+        await self._engine.dispose()
