@@ -14,7 +14,8 @@ def test_valid(spec: str, total: int, needed: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "spec", ["", "ec:4", "ec:0+2", "ec:30+3", "replicate:0", "raid5", "ec:4+2 ", "EC:4+2", "ec:-1+2"]
+    "spec",
+    ["", "ec:4", "ec:0+2", "ec:30+3", "replicate:0", "raid5", "ec:4+2 ", "EC:4+2", "ec:-1+2"],
 )
 def test_invalid(spec: str) -> None:
     if spec == "ec:4+2 ":

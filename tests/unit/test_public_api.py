@@ -8,7 +8,11 @@ import diststorage.placement
 
 def test_exports() -> None:
     assert sorted(diststorage.erasure.__all__) == [
-        "Codec", "ReedSolomonCodec", "ReplicaCodec", "SplitCodec", "codec_for"
+        "Codec",
+        "ReedSolomonCodec",
+        "ReplicaCodec",
+        "SplitCodec",
+        "codec_for",
     ]
     assert sorted(diststorage.placement.__all__) == ["Candidate", "rank_nodes"]
     assert "MetadataStore" in diststorage.meta.__all__

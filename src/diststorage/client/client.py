@@ -132,7 +132,9 @@ class Client:
         except aiohttp.ClientConnectionError as exc:
             raise ClientError(0, "unreachable", f"{self._base}: {exc}") from exc
 
-    async def list_page(self, prefix: str = "", after: str = "", limit: int = 1000) -> dict[str, Any]:
+    async def list_page(
+        self, prefix: str = "", after: str = "", limit: int = 1000
+    ) -> dict[str, Any]:
         params = {"prefix": prefix, "after": after, "limit": str(limit)}
         result: dict[str, Any] = await self._request("GET", "/", params=params)
         return result
