@@ -1,0 +1,5 @@
+"""The gateway: HTTP API, write and read pipelines, node inventory, garbage deletion."""
+
+from diststorage.gateway.app import run_gateway, serve_gateway
+
+__all__ = ["run_gateway", "serve_gateway"]
