@@ -1,0 +1,120 @@
+"""Tells every gateway, every interval, that this node is alive and how full it is.
+
+One independent loop per gateway: a gateway that is down or hung costs its own loop one deadline
+per beat and never delays the beats to the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import grpc
+
+from diststorage.proto import storage_pb2 as pb
+from diststorage.proto import storage_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+StatusSource = Callable[[], Awaitable[pb.NodeStatus]]
+
+# While a gateway keeps failing, repeat the warning at most this often.
+FAILURE_LOG_INTERVAL_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatConfig:
+    gateways: tuple[str, ...]
+    interval_s: float
+    timeout_s: float
+    channel_options: Sequence[tuple[str, int]] = ()
+
+
+class _GatewayHealth:
+    """Turns a stream of beat outcomes into a few log lines: first failure, reminders, recovery."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.failures = 0
+        self.gateway_id = ""
+        self._last_warning_at = float("-inf")
+
+    def succeeded(self, gateway_id: str) -> None:
+        if self.failures:
+            log.info(
+                "gateway %s answers heartbeats again after %d failures", self.address, self.failures
+            )
+        if gateway_id != self.gateway_id:
+            log.info("gateway %s is %s", self.address, gateway_id or "(no id)")
+        self.failures = 0
+        self.gateway_id = gateway_id
+
+    def failed(self, reason: str, now: float) -> None:
+        self.failures += 1
+        if self.failures == 1 or now - self._last_warning_at >= FAILURE_LOG_INTERVAL_S:
+            self._last_warning_at = now
+            log.warning(
+                "heartbeat to gateway %s failed (%d in a row): %s",
+                self.address,
+                self.failures,
+                reason,
+            )
+
+
+async def run_heartbeats(config: HeartbeatConfig, status: StatusSource) -> None:
+    """Runs until cancelled; never stops because a gateway fails."""
+    if not config.gateways:
+        log.warning("no gateways configured; this node sends no heartbeats")
+        return
+    async with asyncio.TaskGroup() as group:
+        for address in config.gateways:
+            group.create_task(_beat_forever(address, config, status), name=f"heartbeat {address}")
+
+
+def reconnect_options(interval_s: float) -> list[tuple[str, int]]:
+    """grpc backs off reconnecting up to 120 s by default: after a long gateway outage the node
+    would stay silent (so "dead") for minutes once the gateway is back. Retry about once a beat."""
+    backoff_ms = min(max(int(interval_s * 1000), 100), 5000)
+    return [
+        ("grpc.initial_reconnect_backoff_ms", backoff_ms),
+        ("grpc.max_reconnect_backoff_ms", backoff_ms),
+    ]
+
+
+async def _beat_forever(address: str, config: HeartbeatConfig, status: StatusSource) -> None:
+    loop = asyncio.get_running_loop()
+    health = _GatewayHealth(address)
+    options = [*config.channel_options, *reconnect_options(config.interval_s)]
+    async with grpc.aio.insecure_channel(address, options=options) as channel:
+        stub = pb_grpc.InventoryStub(channel)
+        next_beat = loop.time()
+        while True:
+            await _beat(stub, health, config.timeout_s, status, loop.time)
+            next_beat += config.interval_s
+            now = loop.time()
+            # Fell behind (slow gateway): skip the missed beats rather than send a burst.
+            next_beat = max(next_beat, now)
+            await asyncio.sleep(next_beat - now)
+
+
+async def _beat(
+    stub: pb_grpc.InventoryAsyncStub,
+    health: _GatewayHealth,
+    timeout_s: float,
+    status: StatusSource,
+    clock: Callable[[], float],
+) -> None:
+    try:
+        request = pb.HeartbeatRequest(status=await status())
+        response = await stub.Heartbeat(request, timeout=timeout_s)
+    except grpc.aio.AioRpcError as exc:
+        health.failed(f"{exc.code().name}: {exc.details()}", clock())
+    except Exception as exc:
+        # The loop must outlive any surprise; the traceback goes out with the (rate-limited) line.
+        health.failed(repr(exc), clock())
+        if health.failures == 1:
+            log.exception("unexpected heartbeat failure")
+    else:
+        health.succeeded(response.gateway_id)

@@ -1,0 +1,108 @@
+"""ChunkService over a ChunkStore: wire messages in, store calls, wire messages out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from diststorage.core.errors import InvalidRequest
+from diststorage.node.chunkstore import DEFAULT_LIST_LIMIT, ChunkStore, StoreStatus
+from diststorage.node.rpcerrors import rpc_errors
+from diststorage.proto import storage_pb2 as pb
+from diststorage.proto import storage_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+def node_status(status: StoreStatus, address: str) -> pb.NodeStatus:
+    return pb.NodeStatus(
+        node_id=status.node_id,
+        address=address,
+        capacity_bytes=status.capacity_bytes,
+        used_bytes=status.used_bytes,
+        chunk_count=status.chunk_count,
+        free_bytes=status.free_bytes,
+    )
+
+
+class ChunkServicer(pb_grpc.ChunkServiceServicer):
+    def __init__(self, store: ChunkStore, address: str) -> None:
+        self._store = store
+        self._address = address
+
+    async def PutChunk(  # noqa: N802 - names fixed by the .proto
+        self, request_iterator: AsyncIterator[pb.PutChunkRequest], context: Context
+    ) -> pb.PutChunkResponse:
+        async with rpc_errors(context, "PutChunk"):
+            requests = aiter(request_iterator)
+            first = await anext(requests, None)
+            if first is None or first.WhichOneof("part") != "header":
+                raise InvalidRequest("the first PutChunk message must be a header")
+            header = first.header
+            writer = await self._store.open_writer(header.chunk_id, header.expected_bytes)
+            async with writer:
+                async for request in requests:
+                    if request.WhichOneof("part") != "block":
+                        raise InvalidRequest("only blocks may follow the PutChunk header")
+                    await writer.write_block(request.block.data, request.block.crc32c)
+                # grpc.aio ends the request stream the same way whether the client half-closed
+                # or cancelled; the cancellation only arrives as CancelledError at a later await.
+                # Yielding once lets an already-delivered cancellation land before the commit;
+                # one that lands during the commit makes the writer delete the chunk again.
+                await asyncio.sleep(0)
+                result = await writer.commit()
+        return pb.PutChunkResponse(
+            chunk_id=result.chunk_id,
+            size_bytes=result.data_bytes,
+            block_count=result.block_count,
+        )
+
+    async def GetChunk(  # noqa: N802 - names fixed by the .proto
+        self, request: pb.GetChunkRequest, context: Context
+    ) -> AsyncIterator[pb.GetChunkResponse]:
+        async with (
+            rpc_errors(context, "GetChunk"),
+            await self._store.open_reader(request.chunk_id) as reader,
+        ):
+            async for piece in reader.read(request.offset, request.length):
+                yield pb.GetChunkResponse(
+                    data=piece.data,
+                    offset=piece.offset,
+                    block_crc32c=piece.block_crc32c,
+                    whole_block=piece.whole_block,
+                )
+
+    async def DeleteChunk(  # noqa: N802 - names fixed by the .proto
+        self, request: pb.DeleteChunkRequest, context: Context
+    ) -> pb.DeleteChunkResponse:
+        async with rpc_errors(context, "DeleteChunk"):
+            existed = await self._store.delete(request.chunk_id)
+        return pb.DeleteChunkResponse(existed=existed)
+
+    async def ListChunks(  # noqa: N802 - names fixed by the .proto
+        self, request: pb.ListChunksRequest, context: Context
+    ) -> pb.ListChunksResponse:
+        async with rpc_errors(context, "ListChunks"):
+            chunks, truncated = await self._store.list(
+                request.after, request.limit or DEFAULT_LIST_LIMIT
+            )
+        return pb.ListChunksResponse(
+            chunks=[
+                pb.ChunkInfo(chunk_id=c.chunk_id, size_bytes=c.size_bytes, mtime=c.mtime)
+                for c in chunks
+            ],
+            truncated=truncated,
+        )
+
+    async def Stat(  # noqa: N802 - names fixed by the .proto
+        self, request: pb.StatRequest, context: Context
+    ) -> pb.NodeStatus:
+        async with rpc_errors(context, "Stat"):
+            status = await self._store.stat()
+        return node_status(status, self._address)
