@@ -112,6 +112,10 @@ class NodeClient:
                 ("grpc.max_receive_message_length", max_message_bytes),
                 ("grpc.keepalive_time_ms", 10_000),
                 ("grpc.keepalive_timeout_ms", 5_000),
+                # gRPC's default backoff grows to 120 s; a restarted node must be usable again
+                # within a heartbeat or two.
+                ("grpc.initial_reconnect_backoff_ms", 200),
+                ("grpc.max_reconnect_backoff_ms", 2_000),
             ],
         )
         self._stub = ChunkServiceStub(self._channel)

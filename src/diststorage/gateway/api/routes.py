@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from diststorage.core.errors import MethodNotAllowed, NotFound
+from diststorage.core.errors import InvalidKey, MethodNotAllowed
 from diststorage.gateway.api.body import RequestBody
 from diststorage.gateway.api.parse import (
     DEFAULT_CONTENT_TYPE,
@@ -92,7 +92,9 @@ async def put_object(request: web.Request, key: str) -> web.StreamResponse:
         declared_size=declared,
         replace=request.method == "PUT",
     )
-    info = await services.writer.write(put, RequestBody(request, declared))
+    info = await services.writer.write(
+        put, RequestBody(request, declared, settings.max_object_bytes)
+    )
     return web.json_response(_object_json(info), status=201, headers={"ETag": f'"{info.md5_hex}"'})
 
 
@@ -164,7 +166,7 @@ async def list_objects(request: web.Request) -> web.StreamResponse:
 async def system_route(request: web.Request, name: str) -> web.StreamResponse:
     services = request.app[SERVICES]
     if name not in ("health", "nodes", "metrics"):
-        raise NotFound(f"no system route {SYSTEM_PREFIX}{name}")
+        raise InvalidKey(f"keys under {SYSTEM_PREFIX!r} are reserved for system routes")
     _allow(request, READ_METHODS)
     if name == "metrics":
         return services.metrics.render()

@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 # per penalty period rather than one per request.
 PENALTY_S = 30.0
 
+# What the fetcher hands the response: verified bytes, the error that ended it, or None at the end.
+_Pieces = asyncio.Queue[bytes | BaseException | None]
+
 
 class NodePenalties:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -84,19 +87,28 @@ class ObjectReader:
         Raises DataLoss (or NodeUnavailable) when some stripe cannot be rebuilt; bytes already
         yielded were correct. Cancelling the consumer stops every fetch.
         """
-        queue: asyncio.Queue[bytes | None] = asyncio.Queue(self._settings.read_stripes_in_flight)
+        queue: _Pieces = asyncio.Queue(self._settings.read_stripes_in_flight)
         producer = asyncio.get_running_loop().create_task(self._produce(layout, start, end, queue))
         try:
             while (piece := await queue.get()) is not None:
+                if isinstance(piece, BaseException):
+                    raise piece
                 yield piece
             await producer
         finally:
             producer.cancel()
             await asyncio.gather(producer, return_exceptions=True)
 
-    async def _produce(
-        self, layout: ObjectLayout, start: int, end: int, queue: asyncio.Queue[bytes | None]
-    ) -> None:
+    async def _produce(self, layout: ObjectLayout, start: int, end: int, queue: _Pieces) -> None:
+        """Fills the queue with verified pieces, then None; a failure goes in as the error."""
+        try:
+            await self._fetch(layout, start, end, queue)
+        except Exception as error:
+            await queue.put(error)
+            return
+        await queue.put(None)
+
+    async def _fetch(self, layout: ObjectLayout, start: int, end: int, queue: _Pieces) -> None:
         info = layout.info
         geometry = Geometry(info.size_bytes, info.stripe_size_bytes, info.segment_stripes)
         codec = codec_for(parse_policy(info.policy))
@@ -129,7 +141,6 @@ class ObjectReader:
         finally:
             if fetcher is not None:
                 await fetcher.close()
-        await queue.put(None)
 
     def _order_shards(self, chunks: dict[int, StoredChunk], codec: Codec) -> list[StoredChunk]:
         """Shards to try, best first: live, unpenalized nodes; data shards before parity."""

@@ -195,7 +195,7 @@ class _Upload:
         segment = 0
         stripe = await body.read_up_to(stripe_size)
         while stripe:
-            planned = self._plan(segment, size)
+            planned = self._plan(segment)
             if self._begun:
                 await self._w._store.plan_chunks(self.object_id, planned)
             else:
@@ -219,13 +219,13 @@ class _Upload:
             self._w._janitor.delete_after_reads(replaced.object_id, replaced.chunks)
         return outcome.info
 
-    def _plan(self, segment: int, written_so_far: int) -> list[PlannedChunk]:
+    def _plan(self, segment: int) -> list[PlannedChunk]:
         policy = self._request.policy
-        stripes = self._settings.segment_max_stripes
-        if self._request.declared_size is not None:
-            remaining = self._request.declared_size - written_so_far
-            stripes = min(stripes, -(-remaining // self._settings.stripe_size_bytes))
-        chunk_bytes = stripes * self._codec.block_size(self._settings.stripe_size_bytes)
+        # Room for what each chunk will hold; with the length unknown, for one stripe (nodes
+        # reserve more as blocks arrive and answer RESOURCE_EXHAUSTED when out of room).
+        chunk_bytes = self._expected_chunk_bytes(segment) or self._codec.block_size(
+            self._settings.stripe_size_bytes
+        )
         nodes = self._w.place(f"{self.object_id}/{segment}", policy, chunk_bytes)
         return [
             PlannedChunk(new_id(), node_id, segment, shard) for shard, node_id in enumerate(nodes)
