@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -97,7 +98,7 @@ def get(
     target = file or key.rsplit("/", 1)[-1]
 
     async def work(client: Client) -> None:
-        size = int((await client.stat(key)).get("Content-Length", 0))
+        size = int((await client.stat(key)).get("content-length", 0))
         if target == "-":
             await client.get_to(key, sys.stdout.buffer)
             return
@@ -131,7 +132,7 @@ def stat(key: str, url: URL = DEFAULT_URL) -> None:
     """Show KEY's size, ETag, type, redundancy and time."""
     headers = _run(url, lambda c: c.stat(key))
     for name in ("Content-Length", "ETag", "Content-Type", "X-Redundancy", "Last-Modified"):
-        typer.echo(f"{name:>15}: {headers.get(name, '')}")
+        typer.echo(f"{name:>15}: {headers.get(name.lower(), '')}")
 
 
 def _size(count: int) -> str:
@@ -150,23 +151,25 @@ def status(url: URL = DEFAULT_URL) -> None:
         return await client.health(), await client.nodes()
 
     (code, health), nodes = _run(url, work)
-    out = Console()
+    out = Console(width=max(Console().width, 100))
     colour = "green" if code == 200 else "red"
     out.print(
         f"[{colour}]{health['status']}[/{colour}]: {health['live_nodes']} of "
         f"{health['total_nodes']} nodes live; {health['redundancy']} needs "
         f"{health['needed_nodes']}"
     )
-    table = Table("node", "address", "state", "used", "free", "chunks", "last heartbeat")
+    table = Table("node", "address", "state", "used", "free", "chunks", "heard")
+    now = datetime.now(UTC)
     for node in nodes:
         state = node["state"]
+        heard_s = (now - datetime.fromisoformat(node["last_heartbeat"])).total_seconds()
         table.add_row(
-            node["id"][:12],
+            node["id"][:8],
             node["address"],
             f"[green]{state}[/green]" if state == "up" else f"[red]{state}[/red]",
             _size(node["used"]),
             _size(node["free"]),
             str(node["chunks"]),
-            node["last_heartbeat"][:19],
+            f"{heard_s:.0f} s ago",
         )
     out.print(table)

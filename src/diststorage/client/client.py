@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -21,6 +21,10 @@ class ClientError(Exception):
         self.status = status
         self.code = code
         self.message = message
+
+
+def _lowered(headers: Mapping[str, str]) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()}
 
 
 def quote_key(key: str) -> str:
@@ -100,7 +104,7 @@ class Client:
     async def get_to(
         self, key: str, sink: BinaryIO, progress: Progress | None = None
     ) -> dict[str, str]:
-        """Streams the object into ``sink``; returns the response headers."""
+        """Streams the object into ``sink``; returns the response headers, names lower-cased."""
         try:
             async with self._session.get(self._url(key)) as response:
                 await _raise_for(response)
@@ -108,7 +112,7 @@ class Client:
                     sink.write(piece)
                     if progress:
                         progress(len(piece))
-                return dict(response.headers)
+                return _lowered(response.headers)
         except aiohttp.ClientConnectionError as exc:
             raise ClientError(0, "unreachable", f"{self._base}: {exc}") from exc
 
@@ -121,7 +125,7 @@ class Client:
                         "not_found" if response.status == 404 else "http_error",
                         f"HEAD {key}: {response.reason}",
                     )
-                return dict(response.headers)
+                return _lowered(response.headers)
         except aiohttp.ClientConnectionError as exc:
             raise ClientError(0, "unreachable", f"{self._base}: {exc}") from exc
 

@@ -66,9 +66,14 @@ class Janitor:
         ]
         return await self._delete(refs)
 
-    async def _delete(self, refs: list[ChunkRef]) -> int:
+    async def delete_now(self, refs: Sequence[ChunkRef]) -> list[ChunkRef]:
+        """Deletes the chunks from their nodes; returns those that could not be deleted."""
         done = await asyncio.gather(*(self._delete_one(r) for r in refs))
-        gone = [r.chunk_id for r, ok in zip(refs, done, strict=True) if ok]
+        return [r for r, ok in zip(refs, done, strict=True) if not ok]
+
+    async def _delete(self, refs: list[ChunkRef]) -> int:
+        left = {r.chunk_id for r in await self.delete_now(refs)}
+        gone = [r.chunk_id for r in refs if r.chunk_id not in left]
         try:
             await self._store.forget_garbage(gone)
         except DiststorageError as exc:

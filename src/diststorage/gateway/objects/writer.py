@@ -10,7 +10,6 @@ fsynced by its node; any failure before that deletes what was written and leaves
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from collections.abc import Sequence
@@ -21,10 +20,8 @@ import crc32c
 
 from diststorage.core.errors import (
     AlreadyExists,
-    ChunkNotFound,
     DiststorageError,
     InsufficientStorage,
-    NodeUnavailable,
     NotEnoughNodes,
 )
 from diststorage.core.ids import new_id
@@ -327,14 +324,9 @@ class _Upload:
         """Deletes every chunk this upload may have written and forgets its rows."""
         if self._committed or (self._commit_sent and not await self._commit_failed()):
             return
-        results = await asyncio.gather(
-            *(self._delete(chunk) for chunk in self._planned), return_exceptions=True
+        undeleted = await self._w._janitor.delete_now(
+            [ChunkRef(chunk.chunk_id, chunk.node_id) for chunk in self._planned]
         )
-        undeleted = [
-            ChunkRef(chunk.chunk_id, chunk.node_id)
-            for chunk, result in zip(self._planned, results, strict=True)
-            if isinstance(result, BaseException)
-        ]
         if self._begun:
             try:
                 await self._w._store.abort_upload(self.object_id, undeleted)
@@ -359,10 +351,3 @@ class _Upload:
             log.warning("upload %s: commit outcome unknown; left for GC", self.object_id)
             return False
         return state != COMMITTED
-
-    async def _delete(self, chunk: PlannedChunk) -> None:
-        address = self._w._inventory.address_of(chunk.node_id)
-        if address is None:
-            raise NodeUnavailable(f"node {chunk.node_id[:8]} is unknown")
-        with contextlib.suppress(ChunkNotFound):
-            await self._w._clients.get(chunk.node_id, address).delete(chunk.chunk_id)
