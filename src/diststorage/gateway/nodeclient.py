@@ -79,14 +79,27 @@ class ChunkUpload:
         request = pb.PutChunkRequest(block=pb.Block(data=data, crc32c=crc32c))
         with translated(self.node_id):
             async with asyncio.timeout(self._timeout_s):
-                await self._call.write(request)
+                try:
+                    await self._call.write(request)
+                except asyncio.InvalidStateError:
+                    await self._raise_final_status()
 
     async def finish(self) -> pb.PutChunkResponse:
         with translated(self.node_id):
             async with asyncio.timeout(self._timeout_s):
-                await self._call.done_writing()
+                try:
+                    await self._call.done_writing()
+                except asyncio.InvalidStateError:
+                    await self._raise_final_status()
                 response: pb.PutChunkResponse = await self._call
                 return response
+
+    async def _raise_final_status(self) -> None:
+        """The node ended the call early (it died, or refused a block): say why."""
+        code = await self._call.code()
+        details = await self._call.details()
+        kind = _ERRORS.get(code, NodeUnavailable)
+        raise kind(f"node {self.node_id[:8]} ended the upload: {code.name}: {details}")
 
     def cancel(self) -> None:
         self._call.cancel()
@@ -125,7 +138,9 @@ class NodeClient:
         # and the final answer have one instead.
         # Called without an iterator, grpc.aio hands back a call to write() to; the stubs
         # do not know that form.
-        call = self._stub.PutChunk()  # type: ignore[call-arg]
+        # wait_for_ready: a node that just restarted heartbeats before this channel has
+        # reconnected; the header's deadline still bounds the wait.
+        call = self._stub.PutChunk(wait_for_ready=True)  # type: ignore[call-arg]
         upload = ChunkUpload(self.node_id, call, self._block_timeout_s)
         header = pb.ChunkHeader(chunk_id=chunk_id, expected_bytes=expected_bytes)
         with translated(self.node_id):

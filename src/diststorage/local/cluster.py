@@ -35,6 +35,7 @@ class _Child:
     name: str
     argv: list[str]
     log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     log: IO[bytes] | None = None
 
@@ -42,7 +43,11 @@ class _Child:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            self.argv, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            self.argv,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **self.env},
         )
 
     @property
@@ -112,7 +117,7 @@ class LocalCluster:
             self.redundancy,
             *self.gateway_args,
         ]
-        return _Child("gateway", argv, self.data_dir / "logs" / "gateway.log")
+        return _Child("gateway", argv, self.data_dir / "logs" / "gateway.log", self.env)
 
     def _node_child(self, index: int) -> _Child:
         argv = [
@@ -127,7 +132,7 @@ class LocalCluster:
         ]
         if self.node_capacity_bytes is not None:
             argv += ["--capacity", str(self.node_capacity_bytes)]
-        return _Child(f"node{index}", argv, self.data_dir / "logs" / f"node{index}.log")
+        return _Child(f"node{index}", argv, self.data_dir / "logs" / f"node{index}.log", self.env)
 
     def start(self, timeout_s: float = 60.0) -> None:
         """Starts every process and waits until the gateway reports itself healthy."""

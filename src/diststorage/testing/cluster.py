@@ -16,6 +16,7 @@ def running_cluster(
     redundancy: str = "ec:4+2",
     gateway_args: list[str] | None = None,
     node_capacity_bytes: int | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[LocalCluster]:
     cluster = LocalCluster(
         data_dir,
@@ -26,6 +27,7 @@ def running_cluster(
         redundancy=redundancy,
         gateway_args=gateway_args or [],
         node_capacity_bytes=node_capacity_bytes,
+        env=env or {},
     )
     cluster.start()
     try:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from email.utils import format_datetime
 from typing import Any
 
 from aiohttp import web
 
-from diststorage.core.errors import InvalidKey, MethodNotAllowed
+from diststorage.core.errors import DiststorageError, InvalidKey, MethodNotAllowed
 from diststorage.gateway.api.body import RequestBody
 from diststorage.gateway.api.parse import (
     DEFAULT_CONTENT_TYPE,
@@ -23,6 +24,8 @@ from diststorage.gateway.api.parse import (
 from diststorage.gateway.objects import PutRequest
 from diststorage.gateway.services import Services
 from diststorage.meta import MAX_LIST_LIMIT, ObjectInfo
+
+log = logging.getLogger(__name__)
 
 NAMESPACE = "default"
 OBJECT_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE"})
@@ -118,10 +121,18 @@ async def get_object(request: web.Request, key: str) -> web.StreamResponse:
         # read at all gets an error answer, not a truncated body.
         first = await anext(pieces, b"")
         await response.prepare(request)
-        if first:
-            await response.write(first)
-        async for piece in pieces:
-            await response.write(piece)
+        try:
+            if first:
+                await response.write(first)
+            async for piece in pieces:
+                await response.write(piece)
+        except DiststorageError as error:
+            # The status line is gone already; cutting the connection short is the only way
+            # left to tell the client that what it got is not the whole object.
+            log.error("GET %s failed after %s: %s", key, response.status, error)
+            if request.transport is not None:
+                request.transport.abort()
+            return response
         await response.write_eof()
     return response
 

@@ -1,0 +1,465 @@
+"""Shared fixtures and helpers of the integration and fault tests.
+
+One real cluster (a gateway and six nodes, as child processes on free loopback ports) is started
+per test module; a module changes how by overriding the ``cluster_options`` fixture. Every
+cluster is stopped and its folder removed whatever the tests do (set
+``DISTSTORAGE_KEEP_TEST_DATA=1`` to keep the folders and logs for a post-mortem).
+
+The helpers here talk plain HTTP/1.1 through ``http.client`` so that the tests see exactly the
+bytes the gateway sends, and look at the nodes' chunk folders directly on disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import socket
+import sqlite3
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from email.message import Message
+from http.client import HTTPConnection
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import psutil
+import pytest
+
+from diststorage.local import LocalCluster
+from diststorage.testing import running_cluster
+
+MIB = 1 << 20
+DEFAULT_STRIPE = 4 * MIB
+KEEP_DATA_ENV = "DISTSTORAGE_KEEP_TEST_DATA"
+IO_PIECE = 1 * MIB
+
+Body = bytes | BinaryIO | Iterable[bytes] | None
+
+
+# -- HTTP ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Response:
+    status: int
+    headers: Message
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name)
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def error_code(self) -> str:
+        """The ``error`` field of a JSON error body, checking the body's shape on the way."""
+        assert "application/json" in (self.header("Content-Type") or ""), self.headers
+        payload = self.json()
+        assert isinstance(payload, dict), payload
+        assert set(payload) == {"error", "message"}, payload
+        assert isinstance(payload["message"], str), payload
+        assert payload["message"], payload
+        code = payload["error"]
+        assert isinstance(code, str), payload
+        return code
+
+
+@dataclass
+class StreamedGet:
+    """A GET whose body was hashed while it streamed in, never held whole."""
+
+    status: int
+    headers: Message
+    md5: str
+    size: int
+
+
+def key_path(key: str) -> str:
+    """The request path of a key: every byte outside the unreserved set percent-encoded."""
+    return "/" + urllib.parse.quote(key, safe="/")
+
+
+def md5_hex(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+class Http:
+    """A tiny HTTP/1.1 client for one gateway; a new connection per request."""
+
+    def __init__(self, url: str, timeout_s: float = 120.0) -> None:
+        parsed = urllib.parse.urlsplit(url)
+        assert parsed.hostname is not None and parsed.port is not None
+        self.host = parsed.hostname
+        self.port = parsed.port
+        self.timeout_s = timeout_s
+
+    def connect(self) -> HTTPConnection:
+        return HTTPConnection(self.host, self.port, timeout=self.timeout_s, blocksize=IO_PIECE)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Body = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """``path`` is sent as is (already encoded); an iterable body goes chunked."""
+        connection = self.connect()
+        try:
+            connection.request(method, path, body=body, headers=dict(headers or {}))
+            response = connection.getresponse()
+            payload = response.read()
+            return Response(response.status, response.headers, payload)
+        finally:
+            connection.close()
+
+    def put(
+        self, key: str, body: Body, headers: Mapping[str, str] | None = None, method: str = "PUT"
+    ) -> Response:
+        return self.request(method, key_path(key), body, headers)
+
+    def get(self, key: str, headers: Mapping[str, str] | None = None) -> Response:
+        return self.request("GET", key_path(key), None, headers)
+
+    def head(self, key: str, headers: Mapping[str, str] | None = None) -> Response:
+        return self.request("HEAD", key_path(key), None, headers)
+
+    def delete(self, key: str) -> Response:
+        return self.request("DELETE", key_path(key))
+
+    def get_streamed(self, path: str, headers: Mapping[str, str] | None = None) -> StreamedGet:
+        connection = self.connect()
+        try:
+            connection.request("GET", path, headers=dict(headers or {}))
+            response = connection.getresponse()
+            digest = hashlib.md5(usedforsecurity=False)
+            size = 0
+            while piece := response.read(IO_PIECE):
+                digest.update(piece)
+                size += len(piece)
+            return StreamedGet(response.status, response.headers, digest.hexdigest(), size)
+        finally:
+            connection.close()
+
+    def list_page(
+        self, prefix: str = "", after: str = "", limit: int | None = None
+    ) -> dict[str, Any]:
+        query: dict[str, str] = {}
+        if prefix:
+            query["prefix"] = prefix
+        if after:
+            query["after"] = after
+        if limit is not None:
+            query["limit"] = str(limit)
+        path = "/?" + urllib.parse.urlencode(query) if query else "/"
+        response = self.request("GET", path)
+        assert response.status == 200, (response.status, response.body)
+        page: dict[str, Any] = response.json()
+        return page
+
+    def list_keys(self, prefix: str = "", limit: int = 1000) -> list[str]:
+        """Every key under ``prefix``, following ``next_after`` page by page."""
+        keys: list[str] = []
+        after = ""
+        while True:
+            page = self.list_page(prefix, after, limit)
+            keys.extend(entry["key"] for entry in page["objects"])
+            if not page["truncated"]:
+                return keys
+            assert page["next_after"], page
+            after = page["next_after"]
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        response = self.request("GET", "/_/health")
+        payload: dict[str, Any] = response.json()
+        return response.status, payload
+
+
+# -- raw sockets -----------------------------------------------------------------------------
+
+
+def raw_exchange(
+    port: int,
+    request: bytes,
+    *,
+    shutdown_write: bool = False,
+    close_after_send: bool = False,
+    read_timeout_s: float = 10.0,
+) -> bytes:
+    """Sends raw bytes; returns the response that comes back (b"" if none does).
+
+    Reading stops at the end of the first complete response (by its Content-Length), when the
+    server closes, or at the timeout. ``close_after_send`` drops the connection at once.
+    """
+    with socket.create_connection(("127.0.0.1", port), timeout=read_timeout_s) as sock:
+        sock.sendall(request)
+        if close_after_send:
+            return b""
+        if shutdown_write:
+            sock.shutdown(socket.SHUT_WR)
+        received = bytearray()
+        try:
+            while piece := sock.recv(65536):
+                received += piece
+                if _complete_response(bytes(received)):
+                    break
+        except (TimeoutError, ConnectionResetError):
+            pass
+        return bytes(received)
+
+
+def _complete_response(raw: bytes) -> bool:
+    head, separator, body = raw.partition(b"\r\n\r\n")
+    if not separator:
+        return False
+    match = re.search(rb"(?im)^content-length:\s*(\d+)\s*$", head)
+    return match is not None and len(body) >= int(match.group(1))
+
+
+def parse_raw_response(raw: bytes) -> tuple[int, dict[str, str], bytes]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return status, headers, body
+
+
+# -- bodies ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BigFile:
+    path: Path
+    size: int
+    md5: str
+
+
+def write_random_file(path: Path, size: int) -> BigFile:
+    """A file of random bytes, written and hashed a piece at a time."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("wb") as f:
+        written = 0
+        while written < size:
+            piece = os.urandom(min(IO_PIECE, size - written))
+            f.write(piece)
+            digest.update(piece)
+            written += len(piece)
+    return BigFile(path, size, digest.hexdigest())
+
+
+def random_bytes(size: int) -> bytes:
+    return os.urandom(size)
+
+
+# -- cluster ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    nodes: int = 6
+    redundancy: str = "ec:4+2"
+    gateway_args: tuple[str, ...] = ()
+    node_capacity_bytes: int | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+def remove_tree(path: Path) -> None:
+    if os.environ.get(KEEP_DATA_ENV):
+        print(f"keeping test data in {path}")
+        return
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@contextmanager
+def cluster_in(base: Path, options: ClusterOptions) -> Iterator[LocalCluster]:
+    """A running cluster in ``base``; stopped and ``base`` removed on the way out, always.
+
+    Every child, restarted ones too, gets ``options.env`` in its environment.
+    """
+    try:
+        with running_cluster(
+            base / "cluster",
+            nodes=options.nodes,
+            redundancy=options.redundancy,
+            gateway_args=list(options.gateway_args),
+            node_capacity_bytes=options.node_capacity_bytes,
+            env=dict(options.env),
+        ) as cluster:
+            yield cluster
+    finally:
+        remove_tree(base)
+
+
+@pytest.fixture(scope="module")
+def cluster_options() -> ClusterOptions:
+    """Override in a module to start its cluster differently."""
+    return ClusterOptions()
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, cluster_options: ClusterOptions
+) -> Iterator[LocalCluster]:
+    with cluster_in(tmp_path_factory.mktemp("cluster"), cluster_options) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def http(cluster: LocalCluster) -> Http:
+    return Http(cluster.url)
+
+
+@pytest.fixture(scope="module")
+def gateway_port(cluster: LocalCluster) -> int:
+    return cluster.http_port
+
+
+def node_chunks_dir(cluster: LocalCluster, index: int) -> Path:
+    return cluster.node_data_dir(index) / "chunks"
+
+
+def chunk_files(cluster: LocalCluster, nodes: Iterable[int] | None = None) -> set[Path]:
+    """Every committed chunk file on the given nodes (default: all)."""
+    found: set[Path] = set()
+    for index in range(cluster.nodes) if nodes is None else nodes:
+        root = node_chunks_dir(cluster, index)
+        if not root.is_dir():
+            continue
+        for fanout in os.scandir(root):
+            if fanout.is_dir():
+                found.update(Path(entry.path) for entry in os.scandir(fanout.path))
+    return found
+
+
+def temp_files(cluster: LocalCluster, nodes: Iterable[int] | None = None) -> set[Path]:
+    """Files in the nodes' temp folders (chunks being written)."""
+    found: set[Path] = set()
+    for index in range(cluster.nodes) if nodes is None else nodes:
+        root = cluster.node_data_dir(index) / "tmp"
+        if root.is_dir():
+            found.update(Path(entry.path) for entry in os.scandir(root))
+    return found
+
+
+def node_of(cluster: LocalCluster, chunk_file: Path) -> int:
+    for index in range(cluster.nodes):
+        if chunk_file.is_relative_to(cluster.node_data_dir(index)):
+            return index
+    raise AssertionError(f"{chunk_file} is on no node")
+
+
+def all_files(root: Path) -> set[Path]:
+    return {path for path in root.rglob("*") if path.is_file()}
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.1) -> bool:
+    """Polls ``predicate`` until it holds or the timeout passes; returns its last value."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval_s)
+
+
+def node_running(cluster: LocalCluster, index: int) -> bool:
+    try:
+        pid = cluster.node_pid(index)
+    except AssertionError:
+        return False
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def wait_live_nodes(http: Http, count: int, timeout_s: float = 30.0) -> None:
+    """Waits until the gateway's health report shows exactly ``count`` live nodes."""
+    last: dict[str, Any] = {}
+
+    def live() -> bool:
+        nonlocal last
+        try:
+            _, last = http.health()
+        except (OSError, ValueError) as error:  # the gateway may be starting
+            last = {"error": repr(error)}
+        return last.get("live_nodes") == count
+
+    assert wait_until(live, timeout_s, 0.2), f"never {count} live nodes: {last}"
+
+
+# -- where an object's chunks are ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChunkLocation:
+    segment: int
+    shard: int
+    node: int
+    path: Path
+
+
+def node_ids(cluster: LocalCluster) -> dict[str, int]:
+    """Node id (from each node's identity file) → node index."""
+    ids: dict[str, int] = {}
+    for index in range(cluster.nodes):
+        identity = json.loads((cluster.node_data_dir(index) / "node.json").read_text())
+        ids[identity["node_id"]] = index
+    return ids
+
+
+def object_chunks(cluster: LocalCluster, key: str) -> list[ChunkLocation]:
+    """The chunks of the committed object under ``key``, read from the gateway's metadata.
+
+    Reads the SQLite database read-only (the gateway keeps writing it); the tests need to know
+    which chunk file holds which shard to aim their faults.
+    """
+    database = cluster.data_dir / "gateway" / "metadata.db"
+    by_node_id = node_ids(cluster)
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10)
+    try:
+        rows = connection.execute(
+            "SELECT c.segment_index, c.shard_index, c.node_id, c.id FROM chunks c"
+            " JOIN objects o ON o.id = c.object_id"
+            " WHERE o.key = ? AND o.state = 'committed'"
+            " ORDER BY c.segment_index, c.shard_index",
+            (key.encode(),),
+        ).fetchall()
+    finally:
+        connection.close()
+    locations = []
+    for segment, shard, node_id, chunk_id in rows:
+        node = by_node_id[node_id]
+        path = node_chunks_dir(cluster, node) / chunk_id[:2] / chunk_id
+        locations.append(ChunkLocation(segment, shard, node, path))
+    return locations
+
+
+def wait_writable(cluster: LocalCluster, http: Http, timeout_s: float = 20.0) -> None:
+    """Waits until an ec:4+2 write (every node of six) succeeds; removes the probe object.
+
+    Health counts heartbeats; a restarted node can take a moment more before the gateway's
+    connection to it works again.
+    """
+    key = "healthcheck/write-probe"
+    last: list[Response] = []
+
+    def writable() -> bool:
+        response = http.put(key, b"probe", {"X-Redundancy": "ec:4+2"})
+        last[:] = [response]
+        return response.status == 201
+
+    assert wait_until(writable, timeout_s, 0.5), (last[0].status, last[0].body[:300])
+    probe_chunks = {c.path for c in object_chunks(cluster, key)}
+    assert http.delete(key).status == 204
+    assert wait_until(lambda: not (probe_chunks & chunk_files(cluster)), timeout_s)
