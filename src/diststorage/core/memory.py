@@ -1,10 +1,12 @@
 """Allocator settings for daemons that move large buffers through several threads.
 
-glibc raises its mmap threshold after the first large free, so 1–4 MiB stripe and block
-buffers then come from per-thread heaps that fragment and rarely shrink: a gateway's RSS grew
-by ~100 MiB during a long upload that way. Pinning the threshold keeps large buffers in their
-own mappings, returned to the system the moment they are freed; capping arenas bounds the
-per-thread heaps that gRPC's and the executor's threads would each grow.
+glibc gives every thread that allocates its own heap arena, and gRPC's, the executor's and
+the event loop's threads all handle 1–4 MiB stripe and block buffers; each arena then holds
+its high-water mark. Capping the arenas bounds that: a gateway's peak RSS during a 1 GiB
+upload went from 204 to 172 MiB, with upload and download speed unchanged.
+
+Pinning the mmap threshold as well (so large buffers are unmapped on free) went further on
+memory but halved throughput: every buffer then page-faults afresh. It is not done.
 """
 
 from __future__ import annotations
@@ -13,10 +15,7 @@ import ctypes
 import ctypes.util
 import sys
 
-M_TRIM_THRESHOLD = -1
-M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8
-LARGE_BUFFER_BYTES = 128 * 1024
 ARENAS = 2
 
 
@@ -30,8 +29,4 @@ def tune_allocator() -> bool:
     libc = ctypes.CDLL(name)
     if not hasattr(libc, "mallopt"):
         return False
-    return bool(
-        libc.mallopt(M_MMAP_THRESHOLD, LARGE_BUFFER_BYTES)
-        and libc.mallopt(M_TRIM_THRESHOLD, 4 * LARGE_BUFFER_BYTES)
-        and libc.mallopt(M_ARENA_MAX, ARENAS)
-    )
+    return bool(libc.mallopt(M_ARENA_MAX, ARENAS))
