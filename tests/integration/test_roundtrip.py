@@ -444,7 +444,8 @@ def test_listing_in_byte_order(http: Http, listed: list[str]) -> None:
         assert entry["md5"] == md5_hex(body)
         assert entry["etag"] == f'"{md5_hex(body)}"'
         assert entry["content_type"] == "text/plain"
-        assert entry["redundancy"] == "ec:4+2"
+        # Small bodies under the default ec:4+2 are kept as three replicas.
+        assert entry["redundancy"] == "replicate:3"
 
 
 def test_listed_keys_read_back(http: Http, listed: list[str]) -> None:
@@ -608,3 +609,23 @@ def test_download_outlives_replace_and_delete(
     assert md5_hex(head + rest) == md5_hex(old)
     # Once the download is over, the old chunks go.
     assert wait_until(lambda: not (old_chunks & chunk_files(small_cluster)), 10.0)
+
+
+def test_small_objects_under_the_default_policy_become_replicas(
+    cluster: LocalCluster, http: Http
+) -> None:
+    """A small object stored without X-Redundancy survives the same two lost nodes as
+    ec:4+2, on three nodes; a larger one, or one that asks, gets what it asked for."""
+    small = random_bytes(128 * 1024)
+    assert_created(
+        http.put("small/default", small), "small/default", len(small), md5_hex(small), "replicate:3"
+    )
+    assert len({c.node for c in object_chunks(cluster, "small/default")}) == 3
+    asked = http.put("small/asked", small, {"X-Redundancy": "ec:4+2"})
+    assert_created(asked, "small/asked", len(small), md5_hex(small), "ec:4+2")
+    assert len({c.node for c in object_chunks(cluster, "small/asked")}) == 6
+    larger = random_bytes(128 * 1024 + 1)
+    assert_created(
+        http.put("small/larger", larger), "small/larger", len(larger), md5_hex(larger), "ec:4+2"
+    )
+    assert http.get("small/default").body == small

@@ -1,7 +1,7 @@
 import pytest
 
 from diststorage.core.errors import InvalidPolicy
-from diststorage.core.policy import parse_policy
+from diststorage.core.policy import parse_policy, policy_for_size
 
 
 @pytest.mark.parametrize(
@@ -23,3 +23,17 @@ def test_invalid(spec: str) -> None:
         return
     with pytest.raises(InvalidPolicy):
         parse_policy(spec)
+
+
+def test_small_objects_under_a_default_ec_policy_are_replicated_with_equal_tolerance() -> None:
+    default = parse_policy("ec:4+2")
+    assert policy_for_size(default, 0, 128).spec == "replicate:3"
+    assert policy_for_size(default, 128, 128).spec == "replicate:3"
+    assert policy_for_size(default, 129, 128) == default
+    assert policy_for_size(default, None, 128) == default  # chunked: size unknown
+    assert policy_for_size(parse_policy("ec:10+4"), 5, 128).spec == "replicate:5"
+
+
+def test_split_and_replica_defaults_are_kept_for_small_objects() -> None:
+    for spec in ("ec:6+0", "replicate:2"):
+        assert policy_for_size(parse_policy(spec), 1, 128) == parse_policy(spec)

@@ -39,6 +39,26 @@ class RedundancyPolicy:
         return self.spec
 
 
+def policy_for_size(
+    default: RedundancyPolicy, size_bytes: int | None, small_object_bytes: int
+) -> RedundancyPolicy:
+    """The policy for an object stored under the gateway's default.
+
+    A small object under ``ec:K+M`` (M >= 1) is stored as ``replicate:M+1`` instead: it
+    survives the same M lost nodes, a read touches one node instead of K and a write M+1
+    instead of K+M, and the extra bytes are negligible at that size. Unknown sizes (chunked
+    bodies) keep the default.
+    """
+    if (
+        default.kind == "ec"
+        and default.parity_shards >= 1
+        and size_bytes is not None
+        and size_bytes <= small_object_bytes
+    ):
+        return RedundancyPolicy("replicate", 1, default.parity_shards)
+    return default
+
+
 def parse_policy(spec: str) -> RedundancyPolicy:
     """Parses ``ec:4+2``, ``ec:6+0`` or ``replicate:3``; raises InvalidPolicy otherwise."""
     match = _SPEC.match(spec.strip())

@@ -68,6 +68,11 @@ class GatewaySettings(BaseSettings):
     )
     redundancy: str = "ec:4+2"
     stripe_size_bytes: int = Field(default=4 * MIB, ge=4096, le=64 * MIB)
+    small_object_bytes: int = Field(
+        default=128 * 1024,
+        ge=0,
+        description="objects up to this size under a default ec:K+M are stored replicate:M+1",
+    )
     segment_max_stripes: int = Field(
         default=64, ge=1, description="stripes per chunk before a new set of nodes is chosen"
     )

@@ -16,7 +16,7 @@ from diststorage.core.errors import (
     PayloadTooLarge,
     RangeNotSatisfiable,
 )
-from diststorage.core.policy import RedundancyPolicy, parse_policy
+from diststorage.core.policy import RedundancyPolicy, parse_policy, policy_for_size
 
 MAX_KEY_BYTES = 1024
 SYSTEM_PREFIX = "_/"
@@ -60,8 +60,13 @@ def parse_declared_size(
     return content_length
 
 
-def parse_redundancy(header: str | None, default: RedundancyPolicy) -> RedundancyPolicy:
-    return default if header is None else parse_policy(header)
+def parse_redundancy(
+    header: str | None, default: RedundancyPolicy, size_bytes: int | None, small_object_bytes: int
+) -> RedundancyPolicy:
+    """The header's policy, exactly as asked; without one, the default fitted to the size."""
+    if header is not None:
+        return parse_policy(header)
+    return policy_for_size(default, size_bytes, small_object_bytes)
 
 
 @dataclass(frozen=True, slots=True)

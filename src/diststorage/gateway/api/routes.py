@@ -91,7 +91,12 @@ async def put_object(request: web.Request, key: str) -> web.StreamResponse:
         namespace=NAMESPACE,
         key=key,
         content_type=request.headers.get("Content-Type") or DEFAULT_CONTENT_TYPE,
-        policy=parse_redundancy(request.headers.get("X-Redundancy"), settings.default_policy),
+        policy=parse_redundancy(
+            request.headers.get("X-Redundancy"),
+            settings.default_policy,
+            declared,
+            settings.small_object_bytes,
+        ),
         declared_size=declared,
         replace=request.method == "PUT",
     )
