@@ -9,10 +9,14 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
 from diststorage.core.errors import AlreadyExists, ObjectNotFound
 from diststorage.core.ids import new_id
 from diststorage.meta import MetadataStore, NewObject, PlannedChunk, StoredChunk
+from diststorage.meta.models import ObjectRow
+from diststorage.meta.store import _IS_COMMITTED
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -115,3 +119,39 @@ async def test_racing_creates_one_wins(store: MetadataStore) -> None:
     )
     assert sum(1 for r in results if isinstance(r, str)) == 1
     assert sum(1 for r in results if isinstance(r, AlreadyExists)) == 4
+
+
+async def test_postgres_lookups_use_the_index_under_generic_plans() -> None:
+    """asyncpg's prepared statements get generic plans; a bound state would scan the table."""
+    name = f"diststorage_test_{new_id()[:12]}"
+    admin = await asyncpg.connect(PG_ADMIN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        store = await MetadataStore.open(f"postgresql://postgres@127.0.0.1:5432/{name}", 10)
+        await store.close()
+        conn = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:5432/{name}")
+        try:
+            await conn.execute("SET plan_cache_mode = force_generic_plan")
+            lookup = select(ObjectRow.id).where(
+                ObjectRow.namespace_id == 1, ObjectRow.key == b"k", _IS_COMMITTED
+            )
+            compiled = lookup.compile(dialect=asyncpg_dialect())  # type: ignore[no-untyped-call]
+            params = [compiled.params[name] for name in compiled.positiontup or ()]
+            # PREPARE/EXECUTE, so that the plan cache (and so the generic plan) is in play.
+            await conn.execute(f"PREPARE lookup AS {compiled}")
+            arguments = ", ".join(_sql_literal(value) for value in params)
+            plan = await conn.fetch(f"EXPLAIN EXECUTE lookup({arguments})")
+            assert "uq_objects_committed_key" in " ".join(row[0] for row in plan), plan
+        finally:
+            await conn.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def _sql_literal(value: object) -> str:
+    if isinstance(value, bytes):
+        return f"'\\x{value.hex()}'::bytea"
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return str(value)

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, literal_column, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -45,6 +45,11 @@ from diststorage.meta.records import (
 )
 
 MAX_LIST_LIMIT = 1000
+
+# The state is written into the SQL, not bound: only then can PostgreSQL's generic plans (which
+# asyncpg's prepared statements get) prove the partial unique index's "state = 'committed'"
+# and use it; with a parameter every lookup became a sequential scan.
+_IS_COMMITTED = ObjectRow.state == literal_column(f"'{COMMITTED}'")
 T = TypeVar("T")
 
 
@@ -135,7 +140,7 @@ class MetadataStore:
             select(ObjectRow).where(
                 ObjectRow.namespace_id == self._namespace_id(session, namespace),
                 ObjectRow.key == key.encode(),
-                ObjectRow.state == COMMITTED,
+                _IS_COMMITTED,
             )
         )
         if row is None:
@@ -195,7 +200,7 @@ class MetadataStore:
                 select(ObjectRow).where(
                     ObjectRow.namespace_id == row.namespace_id,
                     ObjectRow.key == row.key,
-                    ObjectRow.state == COMMITTED,
+                    _IS_COMMITTED,
                 )
             )
             replaced = None
@@ -255,7 +260,7 @@ class MetadataStore:
                 select(ObjectRow.id).where(
                     ObjectRow.namespace_id == self._namespace_id(session, namespace),
                     ObjectRow.key == key.encode(),
-                    ObjectRow.state == COMMITTED,
+                    _IS_COMMITTED,
                 )
             )
             return found is not None
@@ -297,7 +302,7 @@ class MetadataStore:
         def operation(session: Session) -> ListingPage:
             query = select(ObjectRow).where(
                 ObjectRow.namespace_id == self._namespace_id(session, namespace),
-                ObjectRow.state == COMMITTED,
+                _IS_COMMITTED,
             )
             if prefix:
                 query = query.where(ObjectRow.key >= prefix.encode())
@@ -318,7 +323,7 @@ class MetadataStore:
             count = session.scalar(
                 select(func.count()).where(
                     ObjectRow.namespace_id == self._namespace_id(session, namespace),
-                    ObjectRow.state == COMMITTED,
+                    _IS_COMMITTED,
                 )
             )
             return int(count or 0)
