@@ -67,6 +67,28 @@ def gateway(
     run_gateway(settings)
 
 
+def migrate(
+    metadata: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the metadata DB")] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="gateway folder (for the SQLite default)")
+    ] = None,
+) -> None:
+    """Bring the metadata schema to the newest revision (gateways also do it on start)."""
+    import asyncio
+
+    from diststorage.meta import MetadataStore
+
+    settings = GatewaySettings(**_given(metadata_url=metadata, data_dir=data))
+    if settings.metadata_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+    async def run() -> None:
+        store = await MetadataStore.open(settings.database_url, settings.db_timeout_s)
+        await store.close()
+
+    asyncio.run(run())
+
+
 def up(
     nodes: Annotated[int, typer.Option(min=1, help="storage nodes to start")] = 6,
     data: Annotated[Path, typer.Option(help="folder for every process's data")] = Path("./data"),

@@ -14,6 +14,7 @@ app = typer.Typer(
 app.command()(daemons.up)
 app.command()(daemons.gateway)
 app.command()(daemons.node)
+app.command()(daemons.migrate)
 for verb in (
     client_verbs.put,
     client_verbs.get,

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 
 import grpc.aio
 from aiohttp import web
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 GARBAGE_SWEEP_INTERVAL_S = 30.0
 SHUTDOWN_GRACE_S = 5.0
+MIGRATION_TIMEOUT_S = 300.0
 
 
 def build_http_app(services: Services) -> web.Application:
@@ -49,10 +51,37 @@ async def _sweep_garbage(janitor: Janitor) -> None:
             log.exception("garbage sweep failed")
 
 
+async def migrate_in_child(settings: GatewaySettings) -> None:
+    """Runs `diststorage migrate` in a child process and waits for it.
+
+    A child, so that Alembic never loads into this long-running process (see meta.migrate).
+    """
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "diststorage",
+        "migrate",
+        "--metadata",
+        settings.database_url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        async with asyncio.timeout(MIGRATION_TIMEOUT_S):
+            output, _ = await child.communicate()
+    except TimeoutError:
+        child.kill()
+        await child.wait()
+        raise RuntimeError(f"schema migration took longer than {MIGRATION_TIMEOUT_S} s") from None
+    if child.returncode != 0:
+        raise RuntimeError(f"schema migration failed:\n{output.decode(errors='replace')}")
+
+
 async def serve_gateway(settings: GatewaySettings, ready: asyncio.Event | None = None) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     gateway_id = load_or_create_identity(settings.data_dir / "gateway.json")
-    store = await MetadataStore.open(settings.database_url, settings.db_timeout_s)
+    await migrate_in_child(settings)
+    store = await MetadataStore.open(settings.database_url, settings.db_timeout_s, migrate=False)
     inventory = Inventory(store, settings.node_timeout_s)
     await inventory.load()
     clients = NodeClients(

@@ -87,15 +87,16 @@ class MetadataStore:
         self._namespace_ids: dict[str, int] = {}
 
     @classmethod
-    async def open(cls, url: str, timeout_s: float) -> MetadataStore:
-        """Connects and migrates the schema to the newest revision."""
+    async def open(cls, url: str, timeout_s: float, migrate: bool = True) -> MetadataStore:
+        """Connects; with ``migrate``, first brings the schema to the newest revision."""
         store = cls(open_backend(url, timeout_s), timeout_s)
-        try:
-            async with store._guard():
-                await store._backend.migrate()
-        except BaseException:
-            await store.close()
-            raise
+        if migrate:
+            try:
+                async with store._guard():
+                    await store._backend.migrate()
+            except BaseException:
+                await store.close()
+                raise
         return store
 
     async def close(self) -> None:
