@@ -337,3 +337,33 @@ async def test_heartbeats_resume_soon_after_a_late_gateway_comes_up(tmp_path: Pa
             started = loop.time()
             await wait_until(lambda: len(gateway.beats) >= 1)
             assert loop.time() - started < 0.8
+
+
+def _once(chunk_id: str, block: bytes, crc: int | None = None) -> pb.PutChunkOnceRequest:
+    return pb.PutChunkOnceRequest(
+        header=pb.ChunkHeader(chunk_id=chunk_id, expected_bytes=len(block)),
+        block=pb.Block(data=block, crc32c=crc32c.crc32c(block) if crc is None else crc),
+    )
+
+
+async def test_put_chunk_once_round_trip(node: tuple[RunningNode, Stub]) -> None:
+    running, stub = node
+    chunk_id = new_id()
+    (block,) = make_blocks(3000)
+    response = await stub.PutChunkOnce(_once(chunk_id, block))
+    assert (response.chunk_id, response.size_bytes, response.block_count) == (chunk_id, 3000, 1)
+    assert [m.data for m in await get(stub, chunk_id)] == [block]
+    with rpc_error(grpc.StatusCode.ALREADY_EXISTS):
+        await stub.PutChunkOnce(_once(chunk_id, block))
+    assert running.store.chunk_count == 1
+
+
+async def test_put_chunk_once_refuses_bad_crc_and_lack_of_room(tmp_path: Path) -> None:
+    async with running_node(tmp_path, capacity_bytes=10_000) as (running, stub):
+        (block,) = make_blocks(100)
+        with rpc_error(grpc.StatusCode.DATA_LOSS):
+            await stub.PutChunkOnce(_once(new_id(), block, crc32c.crc32c(block) ^ 1))
+        (big,) = make_blocks(20_000)
+        with rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED):
+            await stub.PutChunkOnce(_once(new_id(), big))
+        assert temp_files(running) == [] and running.store.chunk_count == 0

@@ -152,6 +152,18 @@ class NodeClient:
                 raise
         return upload
 
+    async def put_once(self, chunk_id: str, data: bytes, crc32c: int) -> pb.PutChunkResponse:
+        """Stores a chunk of one block in one round trip."""
+        request = pb.PutChunkOnceRequest(
+            header=pb.ChunkHeader(chunk_id=chunk_id, expected_bytes=len(data)),
+            block=pb.Block(data=data, crc32c=crc32c),
+        )
+        with translated(self.node_id):
+            response: pb.PutChunkResponse = await self._stub.PutChunkOnce(
+                request, timeout=self._rpc_timeout_s, wait_for_ready=True
+            )
+        return response
+
     async def read(self, chunk_id: str, offset: int, length: int) -> AsyncIterator[BlockPiece]:
         """Yields the blocks overlapping the range; each must arrive within the block timeout."""
         call = self._stub.GetChunk(

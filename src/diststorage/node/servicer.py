@@ -63,6 +63,21 @@ class ChunkServicer(pb_grpc.ChunkServiceServicer):
             block_count=result.block_count,
         )
 
+    async def PutChunkOnce(  # noqa: N802 - names fixed by the .proto
+        self, request: pb.PutChunkOnceRequest, context: Context
+    ) -> pb.PutChunkResponse:
+        async with rpc_errors(context, "PutChunkOnce"):
+            header, block = request.header, request.block
+            writer = await self._store.open_writer(header.chunk_id, header.expected_bytes)
+            async with writer:
+                await writer.write_block(block.data, block.crc32c)
+                result = await writer.commit()
+        return pb.PutChunkResponse(
+            chunk_id=result.chunk_id,
+            size_bytes=result.data_bytes,
+            block_count=result.block_count,
+        )
+
     async def GetChunk(  # noqa: N802 - names fixed by the .proto
         self, request: pb.GetChunkRequest, context: Context
     ) -> AsyncIterator[pb.GetChunkResponse]:

@@ -96,6 +96,30 @@ class PutChunkRequest(_message.Message):
 Global___PutChunkRequest: _TypeAlias = PutChunkRequest  # noqa: Y015
 
 @_typing.final
+class PutChunkOnceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HEADER_FIELD_NUMBER: _builtins.int
+    BLOCK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def header(self) -> Global___ChunkHeader: ...
+    @_builtins.property
+    def block(self) -> Global___Block: ...
+    def __init__(
+        self,
+        *,
+        header: Global___ChunkHeader | None = ...,
+        block: Global___Block | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["block", b"block", "header", b"header"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["block", b"block", "header", b"header"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PutChunkOnceRequest: _TypeAlias = PutChunkOnceRequest  # noqa: Y015
+
+@_typing.final
 class PutChunkResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

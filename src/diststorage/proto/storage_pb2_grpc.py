@@ -39,6 +39,11 @@ class ChunkServiceStub:
                 request_serializer=diststorage_dot_proto_dot_storage__pb2.PutChunkRequest.SerializeToString,
                 response_deserializer=diststorage_dot_proto_dot_storage__pb2.PutChunkResponse.FromString,
                 _registered_method=True)
+        self.PutChunkOnce = channel.unary_unary(
+                '/diststorage.v1.ChunkService/PutChunkOnce',
+                request_serializer=diststorage_dot_proto_dot_storage__pb2.PutChunkOnceRequest.SerializeToString,
+                response_deserializer=diststorage_dot_proto_dot_storage__pb2.PutChunkResponse.FromString,
+                _registered_method=True)
         self.GetChunk = channel.unary_stream(
                 '/diststorage.v1.ChunkService/GetChunk',
                 request_serializer=diststorage_dot_proto_dot_storage__pb2.GetChunkRequest.SerializeToString,
@@ -67,6 +72,13 @@ class ChunkServiceServicer:
     def PutChunk(self, request_iterator, context):
         """Client stream: first message a header, then one message per block. The chunk becomes
         visible (readable, listed) only after the node fsynced and renamed it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutChunkOnce(self, request, context):
+        """A chunk of one block in one round trip: what small objects need, with the same guarantees.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -103,6 +115,11 @@ def add_ChunkServiceServicer_to_server(servicer, server):
             'PutChunk': grpc.stream_unary_rpc_method_handler(
                     servicer.PutChunk,
                     request_deserializer=diststorage_dot_proto_dot_storage__pb2.PutChunkRequest.FromString,
+                    response_serializer=diststorage_dot_proto_dot_storage__pb2.PutChunkResponse.SerializeToString,
+            ),
+            'PutChunkOnce': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutChunkOnce,
+                    request_deserializer=diststorage_dot_proto_dot_storage__pb2.PutChunkOnceRequest.FromString,
                     response_serializer=diststorage_dot_proto_dot_storage__pb2.PutChunkResponse.SerializeToString,
             ),
             'GetChunk': grpc.unary_stream_rpc_method_handler(
@@ -152,6 +169,33 @@ class ChunkService:
             target,
             '/diststorage.v1.ChunkService/PutChunk',
             diststorage_dot_proto_dot_storage__pb2.PutChunkRequest.SerializeToString,
+            diststorage_dot_proto_dot_storage__pb2.PutChunkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutChunkOnce(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/diststorage.v1.ChunkService/PutChunkOnce',
+            diststorage_dot_proto_dot_storage__pb2.PutChunkOnceRequest.SerializeToString,
             diststorage_dot_proto_dot_storage__pb2.PutChunkResponse.FromString,
             options,
             channel_credentials,

@@ -40,6 +40,8 @@ class ChunkServiceStub:
     """Client stream: first message a header, then one message per block. The chunk becomes
     visible (readable, listed) only after the node fsynced and renamed it.
     """
+    PutChunkOnce: _grpc.UnaryUnaryMultiCallable[_storage_pb2.PutChunkOnceRequest, _storage_pb2.PutChunkResponse]
+    """A chunk of one block in one round trip: what small objects need, with the same guarantees."""
     GetChunk: _grpc.UnaryStreamMultiCallable[_storage_pb2.GetChunkRequest, _storage_pb2.GetChunkResponse]
     """Server stream: one message per block overlapping [offset, offset+length)."""
     DeleteChunk: _grpc.UnaryUnaryMultiCallable[_storage_pb2.DeleteChunkRequest, _storage_pb2.DeleteChunkResponse]
@@ -53,6 +55,8 @@ class ChunkServiceAsyncStub(ChunkServiceStub):
     """Client stream: first message a header, then one message per block. The chunk becomes
     visible (readable, listed) only after the node fsynced and renamed it.
     """
+    PutChunkOnce: _aio.UnaryUnaryMultiCallable[_storage_pb2.PutChunkOnceRequest, _storage_pb2.PutChunkResponse]  # type: ignore[assignment]
+    """A chunk of one block in one round trip: what small objects need, with the same guarantees."""
     GetChunk: _aio.UnaryStreamMultiCallable[_storage_pb2.GetChunkRequest, _storage_pb2.GetChunkResponse]  # type: ignore[assignment]
     """Server stream: one message per block overlapping [offset, offset+length)."""
     DeleteChunk: _aio.UnaryUnaryMultiCallable[_storage_pb2.DeleteChunkRequest, _storage_pb2.DeleteChunkResponse]  # type: ignore[assignment]
@@ -69,6 +73,14 @@ class ChunkServiceServicer(metaclass=_abc_1.ABCMeta):
         """Client stream: first message a header, then one message per block. The chunk becomes
         visible (readable, listed) only after the node fsynced and renamed it.
         """
+
+    @_abc_1.abstractmethod
+    def PutChunkOnce(
+        self,
+        request: _storage_pb2.PutChunkOnceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_storage_pb2.PutChunkResponse, _abc.Awaitable[_storage_pb2.PutChunkResponse]]:
+        """A chunk of one block in one round trip: what small objects need, with the same guarantees."""
 
     @_abc_1.abstractmethod
     def GetChunk(

@@ -199,7 +199,11 @@ class _Upload:
                 await self._w._store.begin_upload(self._new_object(), planned)
                 self._begun = True
             self._planned.extend(planned)
-            stripe, written = await self._write_segment(segment, planned, stripe, body, md5)
+            if self._is_one_stripe():
+                written = await self._write_one_stripe(planned, stripe, md5)
+                stripe = await body.read_up_to(self._settings.stripe_size_bytes)
+            else:
+                stripe, written = await self._write_segment(segment, planned, stripe, body, md5)
             size += written
             segment += 1
         if not self._begun:
@@ -284,6 +288,45 @@ class _Upload:
             )
             self._w._inventory.note_used(chunk.node_id, size)
         return stripe, written
+
+    def _is_one_stripe(self) -> bool:
+        declared = self._request.declared_size
+        return declared is not None and declared <= self._settings.stripe_size_bytes
+
+    async def _write_one_stripe(
+        self, planned: Sequence[PlannedChunk], stripe: bytes, md5: _OrderedMd5
+    ) -> int:
+        """A whole object in one stripe: each chunk is one block, stored in one round trip."""
+        await md5.update(stripe)
+        blocks = self._codec.encode(stripe)
+        crcs = [crc32c.crc32c(block) for block in blocks]
+        try:
+            async with asyncio.TaskGroup() as group:
+                for chunk, block, crc in zip(planned, blocks, crcs, strict=True):
+                    group.create_task(self._put_once(chunk, block, crc))
+        except BaseExceptionGroup as group_error:
+            raise _most_telling(group_error) from group_error
+        for chunk, block, crc in zip(planned, blocks, crcs, strict=True):
+            self._stored.append(
+                StoredChunk(
+                    chunk.chunk_id,
+                    chunk.node_id,
+                    chunk.segment_index,
+                    chunk.shard_index,
+                    len(block),
+                    (crc,),
+                )
+            )
+            self._w._inventory.note_used(chunk.node_id, len(block))
+        return len(stripe)
+
+    async def _put_once(self, chunk: PlannedChunk, block: bytes, crc: int) -> None:
+        address = self._w._inventory.address_of(chunk.node_id)
+        assert address is not None, "placed on a node the inventory does not know"
+        response = await self._w._clients.get(chunk.node_id, address).put_once(
+            chunk.chunk_id, block, crc
+        )
+        assert response.size_bytes == len(block), f"node stored {response.size_bytes} bytes"
 
     def _expected_chunk_bytes(self, segment: int) -> int:
         """Bytes each chunk of this segment will hold, when the body's length is known."""
