@@ -52,10 +52,6 @@ class NodeSettings(BaseSettings):
             split_host_port(address)
         return value
 
-    @property
-    def advertised_address(self) -> str:
-        return self.advertise or self.listen
-
 
 class GatewaySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DISTSTORAGE_GATEWAY_", frozen=True)

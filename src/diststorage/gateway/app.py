@@ -85,7 +85,10 @@ async def serve_gateway(settings: GatewaySettings, ready: asyncio.Event | None =
     inventory = Inventory(store, settings.node_timeout_s)
     await inventory.load()
     clients = NodeClients(
-        settings.rpc_timeout_s, settings.block_timeout_s, settings.max_message_bytes
+        inventory.address_of,
+        settings.rpc_timeout_s,
+        settings.block_timeout_s,
+        settings.max_message_bytes,
     )
     reads = ActiveReads()
     janitor = Janitor(store, inventory, clients, reads)

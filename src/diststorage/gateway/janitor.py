@@ -81,12 +81,12 @@ class Janitor:
         return len(gone)
 
     async def _delete_one(self, ref: ChunkRef) -> bool:
-        address = self._inventory.address_of(ref.node_id)
-        if address is None or not self._inventory.is_live(ref.node_id):
+        client = self._clients.get(ref.node_id)
+        if client is None or not self._inventory.is_live(ref.node_id):
             return False
         async with self._limit:
             try:
-                await self._clients.get(ref.node_id, address).delete(ref.chunk_id)
+                await client.delete(ref.chunk_id)
             except ChunkNotFound:
                 pass
             except DiststorageError as exc:

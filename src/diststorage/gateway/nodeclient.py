@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
 import grpc
@@ -197,14 +197,25 @@ class NodeClient:
 class NodeClients:
     """One channel per node, replaced when a node announces a new address."""
 
-    def __init__(self, rpc_timeout_s: float, block_timeout_s: float, max_message_bytes: int):
+    def __init__(
+        self,
+        address_of: Callable[[str], str | None],
+        rpc_timeout_s: float,
+        block_timeout_s: float,
+        max_message_bytes: int,
+    ) -> None:
+        self._address_of = address_of
         self._rpc_timeout_s = rpc_timeout_s
         self._block_timeout_s = block_timeout_s
         self._max_message_bytes = max_message_bytes
         self._clients: dict[str, NodeClient] = {}
         self._retired: list[NodeClient] = []
 
-    def get(self, node_id: str, address: str) -> NodeClient:
+    def get(self, node_id: str) -> NodeClient | None:
+        """The client of the node at its last announced address; None for an unknown node."""
+        address = self._address_of(node_id)
+        if address is None:
+            return None
         client = self._clients.get(node_id)
         if client is None or client.address != address:
             if client is not None:

@@ -235,11 +235,3 @@ class LocalCluster:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True

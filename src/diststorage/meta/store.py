@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from sqlalchemy import delete, func, literal_column, select, update
+from sqlalchemy import delete, literal_column, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -316,18 +316,6 @@ class MetadataStore:
             return ListingPage(
                 objects=tuple(_info(r) for r in rows[:limit]), truncated=len(rows) > limit
             )
-
-        return await self._read(operation)
-
-    async def count_objects(self, namespace: str) -> int:
-        def operation(session: Session) -> int:
-            count = session.scalar(
-                select(func.count()).where(
-                    ObjectRow.namespace_id == self._namespace_id(session, namespace),
-                    _IS_COMMITTED,
-                )
-            )
-            return int(count or 0)
 
         return await self._read(operation)
 

@@ -12,6 +12,7 @@ import grpc
 from diststorage.core.errors import InvalidRequest
 from diststorage.node.chunkstore import DEFAULT_LIST_LIMIT, ChunkStore, StoreStatus
 from diststorage.node.rpcerrors import rpc_errors
+from diststorage.node.writer import CommitResult
 from diststorage.proto import storage_pb2 as pb
 from diststorage.proto import storage_pb2_grpc as pb_grpc
 
@@ -28,6 +29,12 @@ def node_status(status: StoreStatus, address: str) -> pb.NodeStatus:
         used_bytes=status.used_bytes,
         chunk_count=status.chunk_count,
         free_bytes=status.free_bytes,
+    )
+
+
+def _put_response(result: CommitResult) -> pb.PutChunkResponse:
+    return pb.PutChunkResponse(
+        chunk_id=result.chunk_id, size_bytes=result.data_bytes, block_count=result.block_count
     )
 
 
@@ -57,11 +64,7 @@ class ChunkServicer(pb_grpc.ChunkServiceServicer):
                 # one that lands during the commit makes the writer delete the chunk again.
                 await asyncio.sleep(0)
                 result = await writer.commit()
-        return pb.PutChunkResponse(
-            chunk_id=result.chunk_id,
-            size_bytes=result.data_bytes,
-            block_count=result.block_count,
-        )
+        return _put_response(result)
 
     async def PutChunkOnce(  # noqa: N802 - names fixed by the .proto
         self, request: pb.PutChunkOnceRequest, context: Context
@@ -72,11 +75,7 @@ class ChunkServicer(pb_grpc.ChunkServiceServicer):
             async with writer:
                 await writer.write_block(block.data, block.crc32c)
                 result = await writer.commit()
-        return pb.PutChunkResponse(
-            chunk_id=result.chunk_id,
-            size_bytes=result.data_bytes,
-            block_count=result.block_count,
-        )
+        return _put_response(result)
 
     async def GetChunk(  # noqa: N802 - names fixed by the .proto
         self, request: pb.GetChunkRequest, context: Context

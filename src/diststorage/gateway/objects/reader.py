@@ -142,7 +142,7 @@ class ObjectReader:
             if fetcher is not None:
                 await fetcher.close()
 
-    def _order_shards(self, chunks: dict[int, StoredChunk], codec: Codec) -> list[StoredChunk]:
+    def _order_shards(self, chunks: dict[int, StoredChunk]) -> list[StoredChunk]:
         """Shards to try, best first: live, unpenalized nodes; data shards before parity."""
 
         def rank(chunk: StoredChunk) -> tuple[int, int]:
@@ -172,7 +172,7 @@ class _SegmentFetcher:
         self._first_stripe = geometry.segment_stripe_range(segment)[0]
         self._last_stripe = last_stripe
         self._full_block = codec.block_size(geometry.stripe_size_bytes)
-        self._untried = reader._order_shards(chunks, codec)
+        self._untried = reader._order_shards(chunks)
         self._active: list[_ShardStream] = []
         self._needed = codec.policy.needed_to_read
 
@@ -206,10 +206,9 @@ class _SegmentFetcher:
     def _open_streams(self, stripe: int, count: int) -> None:
         while count > 0 and self._untried:
             chunk = self._untried.pop(0)
-            address = self._reader._inventory.address_of(chunk.node_id)
-            if address is None:
+            client = self._reader._clients.get(chunk.node_id)
+            if client is None:
                 continue
-            client = self._reader._clients.get(chunk.node_id, address)
             offset = (stripe - self._first_stripe) * self._full_block
             length = sum(
                 self._codec.block_size(self._geometry.stripe_length(s))

@@ -30,7 +30,7 @@ from diststorage.core.settings import GatewaySettings
 from diststorage.erasure import Codec, codec_for
 from diststorage.gateway.inventory import Inventory
 from diststorage.gateway.janitor import Janitor
-from diststorage.gateway.nodeclient import ChunkUpload, NodeClients
+from diststorage.gateway.nodeclient import ChunkUpload, NodeClient, NodeClients
 from diststorage.meta import (
     ChunkRef,
     MetadataStore,
@@ -104,6 +104,13 @@ def _most_telling(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return (ours or leaves)[0]
 
 
+def _require_live_nodes(policy: RedundancyPolicy, live: int) -> None:
+    if live < policy.total_shards:
+        raise NotEnoughNodes(
+            f"{policy.spec} needs {policy.total_shards} live nodes, {live} are live"
+        )
+
+
 class ObjectWriter:
     def __init__(
         self,
@@ -128,12 +135,7 @@ class ObjectWriter:
         take it, AlreadyExists for a create over a committed key, BodyLengthMismatch or
         ClientGone for a bad body. On any error or cancellation nothing stays visible.
         """
-        policy = request.policy
-        if self._inventory.live_count() < policy.total_shards:
-            raise NotEnoughNodes(
-                f"{policy.spec} needs {policy.total_shards} live nodes, "
-                f"{self._inventory.live_count()} are live"
-            )
+        _require_live_nodes(request.policy, self._inventory.live_count())
         if not request.replace and await self._store.key_exists(request.namespace, request.key):
             raise AlreadyExists(f"key {request.key!r} already exists")
         upload = _Upload(self, request)
@@ -145,10 +147,7 @@ class ObjectWriter:
 
     def place(self, placement_key: str, policy: RedundancyPolicy, chunk_bytes: int) -> list[str]:
         candidates = self._inventory.live_candidates()
-        if len(candidates) < policy.total_shards:
-            raise NotEnoughNodes(
-                f"{policy.spec} needs {policy.total_shards} live nodes, {len(candidates)} are live"
-            )
+        _require_live_nodes(policy, len(candidates))
         ranked = rank_nodes(candidates, placement_key, min_free_bytes=chunk_bytes)
         if len(ranked) < policy.total_shards:
             raise InsufficientStorage(
@@ -192,7 +191,8 @@ class _Upload:
         segment = 0
         stripe = await body.read_up_to(stripe_size)
         while stripe:
-            planned = self._plan(segment)
+            expected = self._expected_chunk_bytes(segment)
+            planned = self._plan(segment, expected)
             if self._begun:
                 await self._w._store.plan_chunks(self.object_id, planned)
             else:
@@ -203,7 +203,7 @@ class _Upload:
                 written = await self._write_one_stripe(planned, stripe, md5)
                 stripe = await body.read_up_to(self._settings.stripe_size_bytes)
             else:
-                stripe, written = await self._write_segment(segment, planned, stripe, body, md5)
+                stripe, written = await self._write_segment(planned, expected, stripe, body, md5)
             size += written
             segment += 1
         if not self._begun:
@@ -220,11 +220,11 @@ class _Upload:
             self._w._janitor.delete_after_reads(replaced.object_id, replaced.chunks)
         return outcome.info
 
-    def _plan(self, segment: int) -> list[PlannedChunk]:
+    def _plan(self, segment: int, expected_chunk_bytes: int) -> list[PlannedChunk]:
         policy = self._request.policy
         # Room for what each chunk will hold; with the length unknown, for one stripe (nodes
         # reserve more as blocks arrive and answer RESOURCE_EXHAUSTED when out of room).
-        chunk_bytes = self._expected_chunk_bytes(segment) or self._codec.block_size(
+        chunk_bytes = expected_chunk_bytes or self._codec.block_size(
             self._settings.stripe_size_bytes
         )
         nodes = self._w.place(f"{self.object_id}/{segment}", policy, chunk_bytes)
@@ -234,8 +234,8 @@ class _Upload:
 
     async def _write_segment(
         self,
-        segment: int,
         planned: Sequence[PlannedChunk],
+        expected: int,
         first_stripe: bytes,
         body: ByteSource,
         md5: _OrderedMd5,
@@ -247,7 +247,6 @@ class _Upload:
         ]
         crcs: list[list[int]] = [[] for _ in planned]
         sizes = [0] * len(planned)
-        expected = self._expected_chunk_bytes(segment)
         stripe = first_stripe
         written = 0
         try:
@@ -273,9 +272,15 @@ class _Upload:
                     await queue.put(None)
         except BaseExceptionGroup as group_error:
             raise _most_telling(group_error) from group_error
-        for chunk, pump, shard_crcs, size in zip(planned, pumps, crcs, sizes, strict=True):
-            stored = pump.result()
-            assert stored == size, f"node stored {stored} bytes of {size}"
+        for pump, size in zip(pumps, sizes, strict=True):
+            assert pump.result() == size, f"node stored {pump.result()} bytes of {size}"
+        self._record_stored(planned, sizes, crcs)
+        return stripe, written
+
+    def _record_stored(
+        self, planned: Sequence[PlannedChunk], sizes: Sequence[int], crcs: Sequence[Sequence[int]]
+    ) -> None:
+        for chunk, size, chunk_crcs in zip(planned, sizes, crcs, strict=True):
             self._stored.append(
                 StoredChunk(
                     chunk.chunk_id,
@@ -283,11 +288,10 @@ class _Upload:
                     chunk.segment_index,
                     chunk.shard_index,
                     size,
-                    tuple(shard_crcs),
+                    tuple(chunk_crcs),
                 )
             )
             self._w._inventory.note_used(chunk.node_id, size)
-        return stripe, written
 
     def _is_one_stripe(self) -> bool:
         declared = self._request.declared_size
@@ -306,27 +310,17 @@ class _Upload:
                     group.create_task(self._put_once(chunk, block, crc))
         except BaseExceptionGroup as group_error:
             raise _most_telling(group_error) from group_error
-        for chunk, block, crc in zip(planned, blocks, crcs, strict=True):
-            self._stored.append(
-                StoredChunk(
-                    chunk.chunk_id,
-                    chunk.node_id,
-                    chunk.segment_index,
-                    chunk.shard_index,
-                    len(block),
-                    (crc,),
-                )
-            )
-            self._w._inventory.note_used(chunk.node_id, len(block))
+        self._record_stored(planned, [len(b) for b in blocks], [[crc] for crc in crcs])
         return len(stripe)
 
     async def _put_once(self, chunk: PlannedChunk, block: bytes, crc: int) -> None:
-        address = self._w._inventory.address_of(chunk.node_id)
-        assert address is not None, "placed on a node the inventory does not know"
-        response = await self._w._clients.get(chunk.node_id, address).put_once(
-            chunk.chunk_id, block, crc
-        )
+        response = await self._client(chunk).put_once(chunk.chunk_id, block, crc)
         assert response.size_bytes == len(block), f"node stored {response.size_bytes} bytes"
+
+    def _client(self, chunk: PlannedChunk) -> NodeClient:
+        client = self._w._clients.get(chunk.node_id)
+        assert client is not None, "placed on a node the inventory does not know"
+        return client
 
     def _expected_chunk_bytes(self, segment: int) -> int:
         """Bytes each chunk of this segment will hold, when the body's length is known."""
@@ -348,10 +342,7 @@ class _Upload:
         expected_bytes: int,
         queue: asyncio.Queue[tuple[bytes, int] | None],
     ) -> int:
-        address = self._w._inventory.address_of(chunk.node_id)
-        assert address is not None, "placed on a node the inventory does not know"
-        client = self._w._clients.get(chunk.node_id, address)
-        upload: ChunkUpload = await client.start_put(chunk.chunk_id, expected_bytes)
+        upload: ChunkUpload = await self._client(chunk).start_put(chunk.chunk_id, expected_bytes)
         finished = False
         try:
             while (item := await queue.get()) is not None:
