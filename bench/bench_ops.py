@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -106,22 +106,31 @@ def _session(concurrency: int) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60))
 
 
+@dataclass(frozen=True)
+class Budget:
+    """When a run of operations stops: after ``seconds`` or ``ops`` operations, first come."""
+
+    seconds: float
+    ops: int
+
+
 async def put_case(
-    url: str,
+    urls: Sequence[str],
     base: bytes,
+    prefix: str,
     concurrency: int,
-    duration_s: float,
-    warmup_s: float,
-    max_ops: int,
+    timed: Budget,
+    warmup: Budget,
     measured: Callable[[], AbstractContextManager[T]],
 ) -> tuple[OpsResult, list[int], T]:
-    """PUTs distinct 4 KiB objects; returns the result, the indexes written and what
-    ``measured`` (entered around the timed part only, not the warm-up) yielded."""
+    """PUTs distinct 4 KiB objects ``{prefix}-{i}``, object ``i`` through gateway ``i mod n``,
+    after an untimed warm-up under another prefix. Returns the result, the indexes written and
+    what ``measured`` (entered around the timed part only) yielded."""
     written: list[int] = []
-    prefix = f"ops-c{concurrency}"
 
     def make_op(name: str, record: bool) -> OneOp:
         async def one_op(session: aiohttp.ClientSession, index: int) -> str | None:
+            url = urls[index % len(urls)]
             async with session.put(
                 f"{url}/{name}-{index:08d}",
                 data=payload(base, index),
@@ -129,7 +138,7 @@ async def put_case(
             ) as response:
                 await response.read()
                 if response.status != 201:
-                    return f"PUT HTTP {response.status}"
+                    return f"PUT HTTP {response.status} via {url}"
             if record:
                 written.append(index)
             return None
@@ -137,11 +146,13 @@ async def put_case(
         return one_op
 
     async with _session(concurrency) as session:
-        await _drive(session, concurrency, warmup_s, max_ops, make_op(f"warm-{prefix}", False))
+        await _drive(
+            session, concurrency, warmup.seconds, warmup.ops, make_op(f"{prefix}-warm", False)
+        )
         with measured() as measure:
             started = time.perf_counter()
             ops, latencies, errors, first = await _drive(
-                session, concurrency, duration_s, max_ops, make_op(prefix, True)
+                session, concurrency, timed.seconds, timed.ops, make_op(prefix, True)
             )
             seconds = time.perf_counter() - started
     written.sort()
@@ -150,17 +161,18 @@ async def put_case(
 
 
 async def get_case(
-    url: str,
+    urls: Sequence[str],
     base: bytes,
+    prefix: str,
     indexes: list[int],
     concurrency: int,
-    duration_s: float,
-    warmup_s: float,
-    max_ops: int,
+    timed: Budget,
+    warmup: Budget,
     measured: Callable[[], AbstractContextManager[T]],
 ) -> tuple[OpsResult, T]:
-    """GETs the objects ``put_case`` wrote at the same concurrency, checking every body."""
-    prefix = f"ops-c{concurrency}"
+    """GETs, cycling through, the objects ``put_case`` wrote, object ``i`` through gateway
+    ``(i + 1) mod n`` (with several gateways, never the one that wrote it); every body is
+    compared byte for byte."""
     if not indexes:
         with measured() as measure:
             pass
@@ -168,20 +180,21 @@ async def get_case(
 
     async def one_op(session: aiohttp.ClientSession, i: int) -> str | None:
         index = indexes[i % len(indexes)]
+        url = urls[(index + 1) % len(urls)]
         async with session.get(f"{url}/{prefix}-{index:08d}") as response:
             body = await response.read()
             if response.status != 200:
-                return f"GET HTTP {response.status}"
+                return f"GET HTTP {response.status} via {url}"
         if body != payload(base, index):
-            return f"GET {prefix}-{index:08d}: body differs from what was written"
+            return f"GET {prefix}-{index:08d} via {url}: body differs from what was written"
         return None
 
     async with _session(concurrency) as session:
-        await _drive(session, concurrency, warmup_s, max_ops, one_op)
+        await _drive(session, concurrency, warmup.seconds, warmup.ops, one_op)
         with measured() as measure:
             started = time.perf_counter()
             ops, latencies, errors, first = await _drive(
-                session, concurrency, duration_s, max_ops, one_op
+                session, concurrency, timed.seconds, timed.ops, one_op
             )
             seconds = time.perf_counter() - started
     return OpsResult("GET", concurrency, ops - errors, errors, seconds, latencies, first), measure

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import re
+import shutil
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,3 +110,16 @@ def scan_logs(log_dir: Path, keep: int = 12) -> dict[str, Any]:
         "files": counts,
         "messages": [{"count": n, "line": m} for m, n in messages.most_common(keep)],
     }
+
+
+def has_room(workdir: Path, needed_bytes: int) -> bool:
+    """Whether ``workdir`` has ``needed_bytes`` free; if not, says so on stderr."""
+    free = shutil.disk_usage(workdir).free
+    if free >= needed_bytes:
+        return True
+    print(
+        f"{workdir} has {free / GIB:.1f} GiB free; this run needs about "
+        f"{needed_bytes / GIB:.1f} GiB (use --tmp-dir)",
+        file=sys.stderr,
+    )
+    return False

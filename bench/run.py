@@ -34,8 +34,8 @@ from typing import Any
 import psutil
 import uvloop
 from bench_disk import DiskFloor, measure_disk_floor
-from bench_ops import OBJECT_BYTES, OpsResult, get_case, put_case
-from bench_report import GIB, MIB, Row, format_table, rows_table, scan_logs, size_label
+from bench_ops import OBJECT_BYTES, Budget, OpsResult, get_case, put_case
+from bench_report import GIB, MIB, Row, format_table, has_room, rows_table, scan_logs, size_label
 from bench_sampler import ClusterSampler, PhaseStats
 from bench_transfer import (
     Transfer,
@@ -149,12 +149,12 @@ def run_ops(results: Results, sampler: ClusterSampler, runner: asyncio.Runner, u
         say(f"4 KiB PUT, concurrency {concurrency}, {profile.ops_seconds:g} s")
         put, written, put_phase = runner.run(
             put_case(
-                url,
+                [url],
                 base,
+                f"ops-c{concurrency}",
                 concurrency,
-                profile.ops_seconds,
-                profile.ops_warmup_s,
-                profile.max_ops,
+                Budget(profile.ops_seconds, profile.max_ops),
+                Budget(profile.ops_warmup_s, profile.max_ops),
                 functools.partial(sampler.phase, f"PUT 4 KiB c={concurrency}"),
             )
         )
@@ -164,13 +164,13 @@ def run_ops(results: Results, sampler: ClusterSampler, runner: asyncio.Runner, u
         say(f"4 KiB GET, concurrency {concurrency}, {profile.ops_seconds:g} s")
         get, get_phase = runner.run(
             get_case(
-                url,
+                [url],
                 base,
+                f"ops-c{concurrency}",
                 written,
                 concurrency,
-                profile.ops_seconds,
-                profile.ops_warmup_s,
-                profile.max_ops,
+                Budget(profile.ops_seconds, profile.max_ops),
+                Budget(profile.ops_warmup_s, profile.max_ops),
                 functools.partial(sampler.phase, f"GET 4 KiB c={concurrency}"),
             )
         )
@@ -603,13 +603,7 @@ def main(argv: list[str] | None = None) -> int:
     interrupted = False
     with tempfile.TemporaryDirectory(prefix="diststorage-bench-", dir=args.tmp_dir) as tmp:
         workdir = Path(tmp)
-        free = shutil.disk_usage(workdir).free
-        if free < _space_needed(profile):
-            print(
-                f"{workdir} has {free / GIB:.1f} GiB free; this run needs about "
-                f"{_space_needed(profile) / GIB:.1f} GiB (use --tmp-dir)",
-                file=sys.stderr,
-            )
+        if not has_room(workdir, _space_needed(profile)):
             return 2
         try:
             run_benchmark(results, workdir)

@@ -20,7 +20,7 @@ import socket
 import sqlite3
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import Message
@@ -28,10 +28,13 @@ from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import asyncpg
 import psutil
 import pytest
 
+from diststorage.core.ids import new_id
 from diststorage.local import LocalCluster
+from diststorage.meta import MetadataStore
 from diststorage.testing import running_cluster
 
 MIB = 1 << 20
@@ -175,6 +178,12 @@ class Http:
             assert page["next_after"], page
             after = page["next_after"]
 
+    def get_json(self, path: str) -> Any:
+        """GET of a system route that must answer 200 with JSON."""
+        response = self.request("GET", path)
+        assert response.status == 200, (path, response.status, response.body[:300])
+        return response.json()
+
     def health(self) -> tuple[int, dict[str, Any]]:
         response = self.request("GET", "/_/health")
         payload: dict[str, Any] = response.json()
@@ -268,6 +277,9 @@ class ClusterOptions:
     nodes: int = 6
     redundancy: str = "ec:4+2"
     gateway_args: tuple[str, ...] = ()
+    node_args: tuple[str, ...] = ()
+    gateways: int = 1
+    metadata_url: str | None = None
     node_capacity_bytes: int | None = None
     env: Mapping[str, str] = field(default_factory=dict)
 
@@ -291,6 +303,9 @@ def cluster_in(base: Path, options: ClusterOptions) -> Iterator[LocalCluster]:
             nodes=options.nodes,
             redundancy=options.redundancy,
             gateway_args=list(options.gateway_args),
+            node_args=list(options.node_args),
+            gateways=options.gateways,
+            metadata_url=options.metadata_url,
             node_capacity_bytes=options.node_capacity_bytes,
             env=dict(options.env),
         ) as cluster:
@@ -446,20 +461,51 @@ def object_chunks(cluster: LocalCluster, key: str) -> list[ChunkLocation]:
 
 
 def wait_writable(cluster: LocalCluster, http: Http, timeout_s: float = 20.0) -> None:
-    """Waits until an ec:4+2 write (every node of six) succeeds; removes the probe object.
+    """Waits until an ec:4+2 write lands whole on six distinct nodes (not degraded);
+    removes the probe object.
 
     Health counts heartbeats; a restarted node can take a moment more before the gateway's
     connection to it works again.
     """
     key = "healthcheck/write-probe"
     last: list[Response] = []
+    probe_chunks: set[Path] = set()
 
     def writable() -> bool:
         response = http.put(key, b"probe", {"X-Redundancy": "ec:4+2"})
         last[:] = [response]
-        return response.status == 201
+        if response.status != 201:
+            return False
+        located = object_chunks(cluster, key)
+        probe_chunks.update(c.path for c in located)
+        return len({c.node for c in located}) == 6
 
     assert wait_until(writable, timeout_s, 0.5), (last[0].status, last[0].body[:300])
-    probe_chunks = {c.path for c in object_chunks(cluster, key)}
     assert http.delete(key).status == 204
     assert wait_until(lambda: not (probe_chunks & chunk_files(cluster)), timeout_s)
+
+
+# -- the metadata store on each backend ----------------------------------------------------
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MetadataStore]:
+    if request.param == "sqlite":
+        opened = await MetadataStore.open(f"sqlite:///{tmp_path / 'm.db'}", 10)
+        yield opened
+        await opened.close()
+        return
+    name = f"diststorage_test_{new_id()[:12]}"
+    admin = await asyncpg.connect(PG_ADMIN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        opened = await MetadataStore.open(
+            f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}", 10
+        )
+        yield opened
+        await opened.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

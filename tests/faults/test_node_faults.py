@@ -8,7 +8,6 @@ until all six are live again, so the tests do not depend on each other's damage.
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 import signal
 import socket
@@ -47,7 +46,9 @@ PAUSED_READ_BOUND_S = 10.0
 
 @pytest.fixture(scope="module")
 def cluster_options() -> ClusterOptions:
-    return ClusterOptions(gateway_args=("--node-timeout", str(NODE_TIMEOUT_S)))
+    # Repair is off: these tests damage chunk files they located once and check reads
+    # around them; tests/faults/test_self_healing.py covers repair.
+    return ClusterOptions(gateway_args=("--node-timeout", str(NODE_TIMEOUT_S), "--no-repair"))
 
 
 @dataclass(frozen=True)
@@ -204,11 +205,11 @@ PAUSED_WRITE_BOUND_S = 15.0
 def test_write_to_paused_node(
     cluster: LocalCluster, http: Http, objects: dict[str, Stored]
 ) -> None:
-    """ec:4+2 needs all six nodes, one of them paused: a prompt answer, and no half-object."""
+    """ec:4+2 on six nodes, one of them paused: the shard bound for it is dropped after one
+    RPC deadline and the write commits degraded (queued for repair) on the other five."""
     victim = 4
     others = [i for i in range(cluster.nodes) if i != victim]
     keys_before = http.list_keys()
-    chunks_before = chunk_files(cluster, others)
     data = random_bytes(2 * MIB + 5)
     cluster.signal_node(victim, signal.SIGSTOP)
     try:
@@ -219,21 +220,15 @@ def test_write_to_paused_node(
         cluster.signal_node(victim, signal.SIGCONT)
     print(f"paused write: {response.status} in {took:.2f}s: {response.body[:200]!r}")
     assert took < PAUSED_WRITE_BOUND_S, took
-    if response.status == 201:
-        assert http.get("faults/paused-write").body == data
-        return
-    assert response.status == 503, response.body
-    assert response.error_code() in ("node_unavailable", "not_enough_nodes")
-    assert http.list_keys() == keys_before
-
-    def clean() -> bool:
-        return not (chunk_files(cluster, others) - chunks_before) and not temp_files(cluster)
-
-    # The resumed node drops its half-written chunk too.
-    assert wait_until(clean, 10.0), (
-        sorted(map(str, chunk_files(cluster, others) - chunks_before)),
-        sorted(map(str, temp_files(cluster))),
-    )
+    assert response.status == 201, response.body
+    assert http.get("faults/paused-write").body == data
+    assert http.list_keys() == sorted([*keys_before, "faults/paused-write"])
+    located = object_chunks(cluster, "faults/paused-write")
+    assert len(located) == 5, located
+    assert all(c.node in others for c in located), located
+    assert http.get_json("/_/repair")["segments_queued"] >= 1
+    # The resumed node drops its half-written chunk.
+    assert wait_until(lambda: not temp_files(cluster), 10.0), temp_files(cluster)
     assert_all_readable(http, objects)
 
 
@@ -418,14 +413,16 @@ def test_too_much_damage_is_never_served(
 def test_write_without_enough_live_nodes(
     cluster: LocalCluster, http: Http, objects: dict[str, Stored]
 ) -> None:
+    """ec:4+2 can write degraded on five nodes, not on four: 503, and nothing stored."""
+    cluster.kill_node(4)
     cluster.kill_node(5)
-    wait_live_nodes(http, cluster.nodes - 1, timeout_s=15)
+    wait_live_nodes(http, cluster.nodes - 2, timeout_s=15)
     status, health = http.health()
     assert status == 503
-    assert health["live_nodes"] == cluster.nodes - 1
+    assert health["live_nodes"] == cluster.nodes - 2
     assert health["total_nodes"] == cluster.nodes
 
-    live = range(cluster.nodes - 1)
+    live = range(cluster.nodes - 2)
     keys_before = http.list_keys()
     chunks_before = chunk_files(cluster, live)
     for body in (random_bytes(2 * MIB), iter([b"chunked ", b"body"])):
@@ -452,8 +449,6 @@ def test_node_killed_during_large_upload(
     size = 48 * MIB
     data = random_bytes(size)
     live = [i for i in range(cluster.nodes) if i != victim]
-    keys_before = http.list_keys()
-    chunks_before = chunk_files(cluster, live)
     killed = False
 
     def first_block_everywhere() -> bool:
@@ -485,23 +480,12 @@ def test_node_killed_during_large_upload(
     print(f"upload with a node killed mid-way: {status} {answer[:200]!r}")
     assert killed, f"the upload never reached the nodes: {status} {answer[:300]!r}"
 
-    if status == 201:
-        got = http.get("faults/interrupted")
-        assert got.status == 200
-        assert md5_hex(got.body) == md5_hex(data)
-        return
-    assert http.get("faults/interrupted").status == 404
-    assert http.list_keys() == keys_before
-
-    def clean() -> bool:
-        return not (chunk_files(cluster, live) - chunks_before) and not temp_files(cluster, live)
-
-    assert wait_until(clean, 5.0), (
-        sorted(map(str, chunk_files(cluster, live) - chunks_before)),
-        sorted(map(str, temp_files(cluster, live))),
-    )
+    # Five nodes are left, enough for a degraded ec:4+2 write: the upload goes on without
+    # the dead node and commits whole.
+    assert status == 201, (status, answer[:300])
+    got = http.get("faults/interrupted")
+    assert got.status == 200
+    assert md5_hex(got.body) == md5_hex(data)
+    assert not temp_files(cluster, live)
+    assert http.get_json("/_/repair")["segments_queued"] >= 1
     assert_all_readable(http, objects)
-    # The node's death is the cluster's trouble, told as such: 503 and a JSON error, not a
-    # 500 from an exception nobody translated.
-    assert status == 503, (status, answer[:300])
-    assert json.loads(answer)["error"] in ("node_unavailable", "not_enough_nodes"), answer

@@ -3,43 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import asyncpg
 import pytest
+from conftest import PG_ADMIN
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
 from diststorage.core.errors import AlreadyExists, ObjectNotFound
 from diststorage.core.ids import new_id
 from diststorage.meta import MetadataStore, NewObject, PlannedChunk, StoredChunk
+from diststorage.meta.base import IS_COMMITTED
 from diststorage.meta.models import ObjectRow
-from diststorage.meta.store import _IS_COMMITTED
-
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MetadataStore]:
-    if request.param == "sqlite":
-        opened = await MetadataStore.open(f"sqlite:///{tmp_path / 'm.db'}", 10)
-        yield opened
-        await opened.close()
-        return
-    name = f"diststorage_test_{new_id()[:12]}"
-    admin = await asyncpg.connect(PG_ADMIN)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        opened = await MetadataStore.open(
-            f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}", 10
-        )
-        yield opened
-        await opened.close()
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 def _new(key: str) -> NewObject:
@@ -133,7 +109,7 @@ async def test_postgres_lookups_use_the_index_under_generic_plans() -> None:
         try:
             await conn.execute("SET plan_cache_mode = force_generic_plan")
             lookup = select(ObjectRow.id).where(
-                ObjectRow.namespace_id == 1, ObjectRow.key == b"k", _IS_COMMITTED
+                ObjectRow.namespace_id == 1, ObjectRow.key == b"k", IS_COMMITTED
             )
             compiled = lookup.compile(dialect=asyncpg_dialect())  # type: ignore[no-untyped-call]
             params = [compiled.params[name] for name in compiled.positiontup or ()]

@@ -1,7 +1,7 @@
 import pytest
 
 from diststorage.core.errors import InvalidPolicy
-from diststorage.core.policy import parse_policy, policy_for_size
+from diststorage.core.policy import parse_policy, policy_for_size, policy_for_width
 
 
 @pytest.mark.parametrize(
@@ -37,3 +37,22 @@ def test_small_objects_under_a_default_ec_policy_are_replicated_with_equal_toler
 def test_split_and_replica_defaults_are_kept_for_small_objects() -> None:
     for spec in ("ec:6+0", "replicate:2"):
         assert policy_for_size(parse_policy(spec), 1, 128) == parse_policy(spec)
+
+
+@pytest.mark.parametrize(
+    ("default", "writable", "fitted"),
+    [
+        ("ec:4+2", 6, "ec:4+2"),  # wide enough
+        ("ec:4+2", 9, "ec:4+2"),
+        ("ec:4+2", 5, "ec:3+2"),  # one node short: still survives two losses
+        ("ec:4+2", 4, "ec:4+2"),  # too narrow to write at all: left for the 503
+        ("ec:6+3", 8, "ec:5+3"),
+        ("ec:6+3", 7, "ec:4+3"),
+        ("ec:6+0", 5, "ec:6+0"),  # a plain split has no slack to keep
+        ("replicate:3", 2, "replicate:3"),
+    ],
+)
+def test_default_policy_fitted_to_a_narrow_cluster(
+    default: str, writable: int, fitted: str
+) -> None:
+    assert policy_for_width(parse_policy(default), writable).spec == fitted

@@ -1,4 +1,4 @@
-"""Client verbs: put, get, ls, rm, stat, status."""
+"""Client verbs: put, get, ls, rm, stat."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -20,7 +19,6 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
-from rich.table import Table
 
 from diststorage.client import Client, ClientError
 
@@ -31,7 +29,7 @@ PROGRESS_AFTER_S = 1.0
 console = Console(stderr=True)
 
 
-def _run(url: str, work: Callable[[Client], Awaitable[T]]) -> T:
+def run_client(url: str, work: Callable[[Client], Awaitable[T]]) -> T:
     async def main() -> T:
         async with Client(url) as client:
             return await work(client)
@@ -83,7 +81,9 @@ def put(
     """Upload FILE as KEY."""
     target = key or file.name
     with _progress(file.stat().st_size, f"put {target}") as advance:
-        result = _run(url, lambda c: c.put_file(file, target, not create, redundancy, advance))
+        result = run_client(
+            url, lambda c: c.put_file(file, target, not create, redundancy, advance)
+        )
     typer.echo(
         f"{result['key']}  {result['size']} bytes  md5 {result['md5']}  {result['redundancy']}"
     )
@@ -110,7 +110,7 @@ def get(
         finally:
             partial.unlink(missing_ok=True)
 
-    _run(url, work)
+    run_client(url, work)
 
 
 def ls(prefix: Annotated[str, typer.Argument()] = "", url: URL = DEFAULT_URL) -> None:
@@ -120,56 +120,16 @@ def ls(prefix: Annotated[str, typer.Argument()] = "", url: URL = DEFAULT_URL) ->
         async for item in client.list_all(prefix):
             typer.echo(f"{item['size']:>14}  {item['last_modified'][:19]}  {item['key']}")
 
-    _run(url, work)
+    run_client(url, work)
 
 
 def rm(key: str, url: URL = DEFAULT_URL) -> None:
     """Delete KEY."""
-    _run(url, lambda c: c.delete(key))
+    run_client(url, lambda c: c.delete(key))
 
 
 def stat(key: str, url: URL = DEFAULT_URL) -> None:
     """Show KEY's size, ETag, type, redundancy and time."""
-    headers = _run(url, lambda c: c.stat(key))
+    headers = run_client(url, lambda c: c.stat(key))
     for name in ("Content-Length", "ETag", "Content-Type", "X-Redundancy", "Last-Modified"):
         typer.echo(f"{name:>15}: {headers.get(name.lower(), '')}")
-
-
-def _size(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.1f} {unit}" if unit != "B" else f"{count} B"
-        value /= 1024
-    return str(count)
-
-
-def status(url: URL = DEFAULT_URL) -> None:
-    """Show cluster health and the node table."""
-
-    async def work(client: Client) -> tuple[tuple[int, dict[str, Any]], list[dict[str, Any]]]:
-        return await client.health(), await client.nodes()
-
-    (code, health), nodes = _run(url, work)
-    out = Console(width=max(Console().width, 100))
-    colour = "green" if code == 200 else "red"
-    out.print(
-        f"[{colour}]{health['status']}[/{colour}]: {health['live_nodes']} of "
-        f"{health['total_nodes']} nodes live; {health['redundancy']} needs "
-        f"{health['needed_nodes']}"
-    )
-    table = Table("node", "address", "state", "used", "free", "chunks", "heard")
-    now = datetime.now(UTC)
-    for node in nodes:
-        state = node["state"]
-        heard_s = (now - datetime.fromisoformat(node["last_heartbeat"])).total_seconds()
-        table.add_row(
-            node["id"][:8],
-            node["address"],
-            f"[green]{state}[/green]" if state == "up" else f"[red]{state}[/red]",
-            _size(node["used"]),
-            _size(node["free"]),
-            str(node["chunks"]),
-            f"{heard_s:.0f} s ago",
-        )
-    out.print(table)

@@ -18,6 +18,7 @@ def _given(**values: Any) -> dict[str, Any]:
 
 
 def node(
+    ctx: typer.Context,
     listen: Annotated[str | None, typer.Option(help="HOST:PORT to serve gRPC on")] = None,
     data: Annotated[Path | None, typer.Option(help="folder for chunks and identity")] = None,
     gateway: Annotated[
@@ -25,8 +26,17 @@ def node(
     ] = None,
     capacity: Annotated[int | None, typer.Option(help="bytes this node may store")] = None,
     advertise: Annotated[str | None, typer.Option(help="address gateways dial")] = None,
+    scrub_rate: Annotated[
+        int | None,
+        typer.Option(metavar="BYTES_PER_S", help="scrubber read rate; 0 disables the scrubber"),
+    ] = None,
+    scrub_interval: Annotated[
+        float | None, typer.Option(metavar="SECONDS", help="pause between scrub passes")
+    ] = None,
 ) -> None:
-    """Run a storage node."""
+    """Run a storage node (or, with a subcommand, manage one through a gateway)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from diststorage.node import run_node
 
     settings = NodeSettings(
@@ -36,6 +46,8 @@ def node(
             gateways=tuple(gateway or ()),
             capacity_bytes=capacity,
             advertise=advertise,
+            scrub_bytes_per_s=scrub_rate,
+            scrub_interval_s=scrub_interval,
         )
     )
     run_node(settings)
@@ -49,6 +61,26 @@ def gateway(
     redundancy: Annotated[str | None, typer.Option(help="default ec:K+M or replicate:N")] = None,
     stripe_size: Annotated[int | None, typer.Option(help="stripe size in bytes")] = None,
     node_timeout: Annotated[float | None, typer.Option(help="seconds of silence → down")] = None,
+    node_suspect: Annotated[
+        float | None, typer.Option(help="seconds of silence → suspect (no new writes)")
+    ] = None,
+    repair_grace: Annotated[
+        float | None, typer.Option(help="seconds a node may be down before repair rebuilds")
+    ] = None,
+    repair_rate: Annotated[
+        int | None, typer.Option(help="repair and rebalance bandwidth, bytes per second")
+    ] = None,
+    repair: Annotated[
+        bool | None, typer.Option("--repair/--no-repair", help="run the repair worker")
+    ] = None,
+    gc_grace: Annotated[
+        float | None,
+        typer.Option(help="seconds before abandoned uploads and unreferenced chunks go"),
+    ] = None,
+    lease_ttl: Annotated[
+        float | None,
+        typer.Option(help="seconds before another gateway takes over the background workers"),
+    ] = None,
 ) -> None:
     """Run a gateway: HTTP API, heartbeats, metadata."""
     from diststorage.gateway.app import run_gateway
@@ -62,6 +94,12 @@ def gateway(
             redundancy=redundancy,
             stripe_size_bytes=stripe_size,
             node_timeout_s=node_timeout,
+            node_suspect_s=node_suspect,
+            repair_grace_s=repair_grace,
+            repair_bytes_per_s=repair_rate,
+            repair_enabled=repair,
+            gc_grace_s=gc_grace,
+            lease_ttl_s=lease_ttl,
         )
     )
     run_gateway(settings)
@@ -94,16 +132,34 @@ def up(
     data: Annotated[Path, typer.Option(help="folder for every process's data")] = Path("./data"),
     port: Annotated[int, typer.Option(help="HTTP port; gRPC uses the next one")] = 7001,
     redundancy: Annotated[str, typer.Option(help="default redundancy")] = "ec:4+2",
+    gateways: Annotated[
+        int, typer.Option(min=1, help="gateways, on ports PORT, PORT+2, ... (needs --metadata)")
+    ] = 1,
+    metadata: Annotated[
+        str | None, typer.Option(help="PostgreSQL URL shared by the gateways")
+    ] = None,
 ) -> None:
-    """Start a local cluster (one gateway, N nodes) until Ctrl-C or SIGTERM."""
+    """Start a local cluster (gateways and N nodes) until Ctrl-C or SIGTERM."""
     from rich.console import Console
 
     from diststorage.local import LocalCluster
 
     console = Console()
     GatewaySettings(redundancy=redundancy)  # fails fast on a bad spec
+    if gateways > 1 and not (metadata or "").startswith(("postgresql", "postgres")):
+        console.print(
+            "[red]several gateways share one metadata database:[/red] "
+            "give --metadata postgresql://USER@HOST:PORT/DB"
+        )
+        raise typer.Exit(2)
     cluster = LocalCluster(
-        data, nodes=nodes, http_port=port, grpc_port=port + 1, redundancy=redundancy
+        data,
+        nodes=nodes,
+        http_port=port,
+        grpc_port=port + 1,
+        extra_gateway_ports=[(port + 2 * i, port + 2 * i + 1) for i in range(1, gateways)],
+        metadata_url=metadata,
+        redundancy=redundancy,
     )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -115,7 +171,7 @@ def up(
             console.print(f"[red]cluster did not start:[/red] {error}")
             raise typer.Exit(1) from error
     console.print(
-        f"diststorage is up at [bold]{cluster.url}[/bold] "
+        f"diststorage is up at [bold]{' '.join(cluster.urls)}[/bold] "
         f"({nodes} nodes, {redundancy}); logs in {data / 'logs'}. Ctrl-C stops it."
     )
     try:

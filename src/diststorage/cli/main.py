@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from diststorage.cli import client_verbs, daemons
+from diststorage.cli import admin_verbs, client_verbs, daemons
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -13,7 +13,16 @@ app = typer.Typer(
 )
 app.command()(daemons.up)
 app.command()(daemons.gateway)
-app.command()(daemons.node)
+node_app = typer.Typer(
+    invoke_without_command=True,
+    add_completion=False,
+    help="Run a storage node, or drain, activate or remove one.",
+)
+node_app.callback()(daemons.node)
+node_app.command()(admin_verbs.drain)
+node_app.command()(admin_verbs.activate)
+node_app.command()(admin_verbs.remove)
+app.add_typer(node_app, name="node")
 app.command()(daemons.migrate)
 for verb in (
     client_verbs.put,
@@ -21,6 +30,7 @@ for verb in (
     client_verbs.ls,
     client_verbs.rm,
     client_verbs.stat,
-    client_verbs.status,
+    admin_verbs.status,
+    admin_verbs.rebalance,
 ):
     app.command()(verb)

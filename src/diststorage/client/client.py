@@ -65,6 +65,8 @@ class Client:
         try:
             async with self._session.request(method, self._base + path, **kwargs) as response:
                 await _raise_for(response)
+                if response.status == 204:
+                    return None
                 return await response.json()
         except aiohttp.ClientConnectionError as exc:
             raise ClientError(0, "unreachable", f"{self._base}: {exc}") from exc
@@ -155,6 +157,23 @@ class Client:
 
     async def nodes(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = await self._request("GET", "/_/nodes")
+        return result
+
+    async def repair(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self._request("GET", "/_/repair")
+        return result
+
+    async def set_node_lifecycle(self, node_id: str, action: str) -> dict[str, Any]:
+        """``action`` is ``drain`` or ``activate``; answers the node's new entry."""
+        result: dict[str, Any] = await self._request("POST", f"/_/nodes/{node_id}/{action}")
+        return result
+
+    async def remove_node(self, node_id: str, force: bool = False) -> None:
+        query = "?force=true" if force else ""
+        await self._request("DELETE", f"/_/nodes/{node_id}{query}")
+
+    async def rebalance(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self._request("POST", "/_/rebalance")
         return result
 
     async def health(self) -> tuple[int, dict[str, Any]]:

@@ -12,8 +12,10 @@
     ├── RangeNotSatisfiable       Range outside the object (416)
     ├── NotFound                  (404)
     │   ├── ObjectNotFound        no committed object under the key
-    │   └── ChunkNotFound         a node has no chunk with that id
+    │   ├── ChunkNotFound         a node has no chunk with that id
+    │   └── NodeNotFound          the gateway knows no node with that id
     ├── AlreadyExists             POST of a key that has a committed object (409)
+    ├── NodeInUse                 removing a node that still holds chunks in use (409)
     ├── MethodNotAllowed          (405)
     ├── Unavailable               the cluster cannot do it now; retrying later may work (503)
     │   ├── NotEnoughNodes        fewer live nodes than the policy needs
@@ -85,8 +87,16 @@ class ChunkNotFound(NotFound):
     code = "chunk_not_found"
 
 
+class NodeNotFound(NotFound):
+    code = "node_not_found"
+
+
 class AlreadyExists(DiststorageError):
     code = "already_exists"
+
+
+class NodeInUse(DiststorageError):
+    code = "node_in_use"
 
 
 class MethodNotAllowed(DiststorageError):

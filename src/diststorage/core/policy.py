@@ -30,6 +30,19 @@ class RedundancyPolicy:
         return 1 if self.kind == "replicate" else self.data_shards
 
     @property
+    def min_write_nodes(self) -> int:
+        """The fewest distinct nodes a write may still commit to (a degraded write).
+
+        One more than a read needs, so that a degraded object survives one more node loss
+        until repair restores it; a plain split (ec:K+0) has no slack and needs all K.
+        """
+        if self.kind == "replicate":
+            return min(2, self.total_shards)
+        if self.parity_shards == 0:
+            return self.data_shards
+        return self.data_shards + 1
+
+    @property
     def spec(self) -> str:
         if self.kind == "replicate":
             return f"replicate:{self.total_shards}"
@@ -57,6 +70,24 @@ def policy_for_size(
     ):
         return RedundancyPolicy("replicate", 1, default.parity_shards)
     return default
+
+
+def policy_for_width(policy: RedundancyPolicy, writable_nodes: int) -> RedundancyPolicy:
+    """The default policy fitted to a cluster short of nodes: ``ec:K+M`` on fewer than K+M
+    (but at least K+1) writable nodes becomes ``ec:(nodes−M)+M``.
+
+    The object then still survives any M lost nodes, at a little more storage overhead, where
+    the same K+M shards squeezed onto fewer nodes would survive only fewer losses until repair.
+    Other policies, and clusters wide enough or too narrow for a write at all, are unchanged.
+    """
+    if (
+        policy.kind != "ec"
+        or policy.parity_shards == 0
+        or writable_nodes >= policy.total_shards
+        or writable_nodes < policy.min_write_nodes
+    ):
+        return policy
+    return RedundancyPolicy("ec", writable_nodes - policy.parity_shards, policy.parity_shards)
 
 
 def parse_policy(spec: str) -> RedundancyPolicy:

@@ -42,6 +42,12 @@ class NodeSettings(BaseSettings):
     heartbeat_interval_s: float = Field(default=1.0, gt=0)
     heartbeat_timeout_s: float = Field(default=2.0, gt=0)
     max_message_bytes: int = Field(default=80 * MIB, gt=0)
+    scrub_bytes_per_s: int = Field(
+        default=32 * MIB, ge=0, description="scrubber read rate; 0 disables the scrubber"
+    )
+    scrub_interval_s: float = Field(
+        default=3600.0, ge=0, description="pause between two scrub passes over every chunk"
+    )
 
     _check_listen = field_validator("listen")(_check_address)
 
@@ -75,7 +81,31 @@ class GatewaySettings(BaseSettings):
     write_stripes_in_flight: int = Field(default=4, ge=1, le=64)
     read_stripes_in_flight: int = Field(default=4, ge=1, le=64)
     max_object_bytes: int = Field(default=5 << 40, gt=0)
-    node_timeout_s: float = Field(default=10.0, gt=0, description="heartbeat silence → not live")
+    node_timeout_s: float = Field(default=10.0, gt=0, description="heartbeat silence → down")
+    node_suspect_s: float = Field(
+        default=3.0,
+        gt=0,
+        description="heartbeat silence → suspect (no new writes); capped at 3/4 of the timeout",
+    )
+    repair_grace_s: float = Field(
+        default=300.0, ge=0, description="how long a node may be down before repair rebuilds"
+    )
+    repair_enabled: bool = Field(
+        default=True, description="off pauses repair and rebalancing (maintenance windows)"
+    )
+    repair_bytes_per_s: int = Field(
+        default=64 * MIB, gt=0, description="bandwidth of repair, moves and rebalancing"
+    )
+    lease_ttl_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="the workers' leadership lapses this long after its holder stops renewing",
+    )
+    gc_grace_s: float = Field(
+        default=900.0,
+        gt=0,
+        description="age before an abandoned upload or an unreferenced chunk is deleted",
+    )
     rpc_timeout_s: float = Field(default=5.0, gt=0, description="deadline of small RPCs")
     block_timeout_s: float = Field(
         default=2.0, gt=0, description="longest wait for one block from a node before falling back"
@@ -90,6 +120,10 @@ class GatewaySettings(BaseSettings):
     def _check_redundancy(cls, value: str) -> str:
         parse_policy(value)
         return value
+
+    @property
+    def effective_suspect_s(self) -> float:
+        return min(self.node_suspect_s, self.node_timeout_s * 0.75)
 
     @property
     def default_policy(self) -> RedundancyPolicy:

@@ -4,7 +4,6 @@ one shutdown path (SIGTERM or SIGINT → stop listening → finish → close).""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import sys
@@ -17,6 +16,7 @@ from diststorage.core.memory import tune_allocator
 from diststorage.core.settings import GatewaySettings, split_host_port
 from diststorage.gateway.api import SERVICES, dispatch, json_errors
 from diststorage.gateway.api.metrics import ApiMetrics
+from diststorage.gateway.damage import DamageReports
 from diststorage.gateway.inventory import HeartbeatServicer, Inventory
 from diststorage.gateway.janitor import Janitor
 from diststorage.gateway.nodeclient import NodeClients
@@ -24,12 +24,16 @@ from diststorage.gateway.objects import ObjectReader, ObjectWriter
 from diststorage.gateway.objects.reader import NodePenalties
 from diststorage.gateway.readers import ActiveReads
 from diststorage.gateway.services import Services
+from diststorage.gateway.workers.collector import GarbageCollector, UploadToucher
+from diststorage.gateway.workers.lease import LeaderLease
+from diststorage.gateway.workers.repair import RepairWorker
+from diststorage.gateway.workers.shape import Worker, supervise
+from diststorage.gateway.workers.throttle import TokenBucket
 from diststorage.meta import MetadataStore
 from diststorage.proto.storage_pb2_grpc import add_InventoryServicer_to_server
 
 log = logging.getLogger(__name__)
 
-GARBAGE_SWEEP_INTERVAL_S = 30.0
 SHUTDOWN_GRACE_S = 5.0
 MIGRATION_TIMEOUT_S = 300.0
 
@@ -40,15 +44,6 @@ def build_http_app(services: Services) -> web.Application:
     app[SERVICES] = services
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app
-
-
-async def _sweep_garbage(janitor: Janitor) -> None:
-    while True:
-        await asyncio.sleep(GARBAGE_SWEEP_INTERVAL_S)
-        try:
-            await janitor.sweep()
-        except Exception:
-            log.exception("garbage sweep failed")
 
 
 async def migrate_in_child(settings: GatewaySettings) -> None:
@@ -82,7 +77,7 @@ async def serve_gateway(settings: GatewaySettings, ready: asyncio.Event | None =
     gateway_id = load_or_create_identity(settings.data_dir / "gateway.json")
     await migrate_in_child(settings)
     store = await MetadataStore.open(settings.database_url, settings.db_timeout_s, migrate=False)
-    inventory = Inventory(store, settings.node_timeout_s)
+    inventory = Inventory(store, settings.node_timeout_s, settings.effective_suspect_s)
     await inventory.load()
     clients = NodeClients(
         inventory.address_of,
@@ -90,22 +85,51 @@ async def serve_gateway(settings: GatewaySettings, ready: asyncio.Event | None =
         settings.block_timeout_s,
         settings.max_message_bytes,
     )
+    inventory.on_return(clients.reset)
     reads = ActiveReads()
     janitor = Janitor(store, inventory, clients, reads)
+    damage = DamageReports(store.maintenance)
+    writer = ObjectWriter(settings, store, inventory, clients, janitor, gateway_id)
+    reader = ObjectReader(settings, inventory, clients, NodePenalties(), damage)
+    repair = RepairWorker(
+        settings,
+        store.maintenance,
+        inventory,
+        clients,
+        reader,
+        janitor,
+        TokenBucket(settings.repair_bytes_per_s),
+    )
+    collector = GarbageCollector(
+        settings.gc_grace_s,
+        store.maintenance,
+        inventory,
+        clients,
+        janitor,
+        writer.active_uploads,
+        repair.in_flight_chunks,
+    )
+    toucher = UploadToucher(settings.gc_grace_s, store.maintenance, writer.active_uploads)
+    heartbeats = HeartbeatServicer(inventory, store.maintenance, gateway_id)
+    lease = LeaderLease(store.maintenance, gateway_id, settings.lease_ttl_s)
     services = Services(
         settings=settings,
         store=store,
         inventory=inventory,
-        writer=ObjectWriter(settings, store, inventory, clients, janitor, gateway_id),
-        reader=ObjectReader(settings, inventory, clients, NodePenalties()),
+        writer=writer,
+        reader=reader,
         janitor=janitor,
         reads=reads,
         metrics=ApiMetrics(inventory),
+        repair=repair,
+        collector=collector,
+        scrub_status=heartbeats.scrub,
+        lease=lease,
     )
     grpc_server = grpc.aio.server(
         options=[("grpc.so_reuseport", 0)],
     )
-    add_InventoryServicer_to_server(HeartbeatServicer(inventory, gateway_id), grpc_server)
+    add_InventoryServicer_to_server(heartbeats, grpc_server)
     grpc_server.add_insecure_port(settings.grpc_listen)
     await grpc_server.start()
 
@@ -114,7 +138,16 @@ async def serve_gateway(settings: GatewaySettings, ready: asyncio.Event | None =
     host, port = split_host_port(settings.listen)
     site = web.TCPSite(runner, host, port, reuse_address=True)
     await site.start()
-    sweeper = asyncio.get_running_loop().create_task(_sweep_garbage(janitor))
+    loop = asyncio.get_running_loop()
+    leading: list[Worker] = [collector, repair] if settings.repair_enabled else [collector]
+    workers = [
+        loop.create_task(lease.keep(), name="lease"),
+        loop.create_task(supervise(toucher), name=toucher.name),
+        *(
+            loop.create_task(supervise(worker, lambda: lease.is_leader), name=worker.name)
+            for worker in leading
+        ),
+    ]
     log.info(
         "gateway %s: HTTP on %s, gRPC on %s, metadata %s",
         gateway_id[:8],
@@ -124,7 +157,6 @@ async def serve_gateway(settings: GatewaySettings, ready: asyncio.Event | None =
     )
 
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     if ready is not None:
@@ -133,13 +165,14 @@ async def serve_gateway(settings: GatewaySettings, ready: asyncio.Event | None =
         await stop.wait()
     finally:
         log.info("gateway %s shutting down", gateway_id[:8])
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
         await runner.shutdown()
         await runner.cleanup()
         await grpc_server.stop(SHUTDOWN_GRACE_S)
         await janitor.close()
+        await damage.close()
         await clients.close()
         await store.close()
 

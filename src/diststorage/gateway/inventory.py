@@ -1,8 +1,17 @@
 """The node table: heartbeats in, liveness and free space out.
 
 Liveness is judged on this gateway's monotonic clock from when it last heard a node, so clock
-skew between machines cannot make a dead node look alive. The table is persisted so a
-restarted gateway knows every node it ever saw (they count as down until they heartbeat).
+skew between machines cannot make a dead node look alive::
+
+    up ──(silent > suspect_s)──▶ suspect ──(silent > timeout_s)──▶ down
+     ▲                                                               │
+     └───────────────────────── heartbeat ◀─────────────────────────┘
+
+Suspect nodes get no new chunks but are still read from (after the others); down nodes are
+neither written nor read. A node down longer than the repair grace is *lost*: repair rebuilds
+its chunks elsewhere. Separately, an operator may set a node *draining*: it takes no new
+chunks and repair moves every chunk off it. The table is persisted, so a restarted gateway
+knows every node it ever saw (they count as down, from the restart on, until they heartbeat).
 """
 
 from __future__ import annotations
@@ -16,7 +25,9 @@ from typing import Any
 
 import grpc.aio
 
-from diststorage.meta import MetadataStore, NodeInfo
+from diststorage.core.errors import DiststorageError
+from diststorage.meta import MaintenanceStore, MetadataStore, NodeInfo
+from diststorage.meta.models import CHUNK_DAMAGED, NODE_ACTIVE
 from diststorage.placement import Candidate
 from diststorage.proto import storage_pb2 as pb
 from diststorage.proto.storage_pb2_grpc import InventoryServicer
@@ -26,15 +37,20 @@ log = logging.getLogger(__name__)
 # A heartbeat is persisted at least this often per node; in between it only updates memory.
 PERSIST_INTERVAL_S = 15.0
 
+UP = "up"
+SUSPECT = "suspect"
+DOWN = "down"
+
 
 @dataclass(frozen=True, slots=True)
 class NodeView:
     info: NodeInfo
-    live: bool
+    state: str
+    lifecycle: str
 
     @property
-    def state(self) -> str:
-        return "up" if self.live else "down"
+    def live(self) -> bool:
+        return self.state != DOWN
 
 
 class Inventory:
@@ -42,14 +58,19 @@ class Inventory:
         self,
         store: MetadataStore,
         node_timeout_s: float,
+        node_suspect_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
         self._node_timeout_s = node_timeout_s
+        self._node_suspect_s = node_suspect_s if node_suspect_s is not None else node_timeout_s
         self._clock = clock
+        self._started_at = clock()
         self._nodes: dict[str, NodeInfo] = {}
         self._heard_at: dict[str, float] = {}
         self._persisted_at: dict[str, float] = {}
+        self._on_return: list[Callable[[str], None]] = []
+        self.returns = 0  # how many times a node became up again; workers watch it
 
     async def load(self) -> None:
         for info in await self._store.list_nodes():
@@ -68,31 +89,89 @@ class Inventory:
             chunk_count=status.chunk_count,
             first_seen=known.first_seen if known else wall,
             last_heartbeat=wall,
+            lifecycle=known.lifecycle if known else NODE_ACTIVE,
         )
         self._nodes[status.node_id] = info
         was_live = self.is_live(status.node_id)
+        was_up = self.is_up(status.node_id)
         self._heard_at[status.node_id] = now
         last_persist = self._persisted_at.get(status.node_id)
         moved = known is None or known.address != info.address
+        if not was_up:
+            self.returns += 1
+        if not was_live:
+            for callback in self._on_return:
+                callback(status.node_id)
         if moved or not was_live or last_persist is None or now - last_persist > PERSIST_INTERVAL_S:
             if moved or not was_live:
                 log.info("node %s is up at %s", status.node_id[:8], status.address)
             self._persisted_at[status.node_id] = now
             await self._store.record_node(info)
 
-    def is_live(self, node_id: str) -> bool:
+    def on_return(self, callback: Callable[[str], None]) -> None:
+        """Calls ``callback(node_id)`` whenever a node that was down heartbeats again."""
+        self._on_return.append(callback)
+
+    def state(self, node_id: str) -> str:
         heard = self._heard_at.get(node_id)
-        return heard is not None and self._clock() - heard <= self._node_timeout_s
+        if heard is None:
+            return DOWN
+        silent_s = self._clock() - heard
+        if silent_s <= self._node_suspect_s:
+            return UP
+        return SUSPECT if silent_s <= self._node_timeout_s else DOWN
+
+    def is_live(self, node_id: str) -> bool:
+        """Up or suspect: worth reading from, not yet declared down."""
+        return self.state(node_id) != DOWN
+
+    def is_up(self, node_id: str) -> bool:
+        return self.state(node_id) == UP
+
+    def down_for_s(self, node_id: str) -> float | None:
+        """How long the node has been declared down; None while it is up or suspect.
+
+        For a node not heard since this gateway started, counted from start + timeout (it is
+        reported down at once, but repair's grace runs only from there): negative meanwhile.
+        """
+        if self.state(node_id) != DOWN:
+            return None
+        heard = self._heard_at.get(node_id, self._started_at)
+        return self._clock() - max(heard, self._started_at) - self._node_timeout_s
+
+    def knows(self, node_id: str) -> bool:
+        return node_id in self._nodes
+
+    def node_ids(self) -> list[str]:
+        return list(self._nodes)
+
+    def lifecycle(self, node_id: str) -> str:
+        info = self._nodes.get(node_id)
+        return info.lifecycle if info else NODE_ACTIVE
+
+    def is_writable(self, node_id: str) -> bool:
+        """Takes new chunks: up, and not draining."""
+        return self.is_up(node_id) and self.lifecycle(node_id) == NODE_ACTIVE
+
+    def set_lifecycle(self, node_id: str, lifecycle: str) -> None:
+        info = self._nodes.get(node_id)
+        if info is not None:
+            self._nodes[node_id] = replace(info, lifecycle=lifecycle)
+
+    def forget(self, node_id: str) -> None:
+        self._nodes.pop(node_id, None)
+        self._heard_at.pop(node_id, None)
+        self._persisted_at.pop(node_id, None)
 
     def address_of(self, node_id: str) -> str | None:
         info = self._nodes.get(node_id)
         return info.address if info else None
 
-    def live_candidates(self) -> list[Candidate]:
+    def writable_candidates(self) -> list[Candidate]:
         return [
             Candidate(node_id, info.free_bytes)
             for node_id, info in self._nodes.items()
-            if self.is_live(node_id)
+            if self.is_writable(node_id)
         ]
 
     def note_used(self, node_id: str, size_bytes: int) -> None:
@@ -105,23 +184,62 @@ class Inventory:
                 used_bytes=info.used_bytes + size_bytes,
             )
 
+    def used_share(self, node_id: str) -> float:
+        """Share of its capacity the node uses; 1.0 when unknown or without capacity."""
+        info = self._nodes.get(node_id)
+        if info is None or info.capacity_bytes <= 0:
+            return 1.0
+        return info.used_bytes / info.capacity_bytes
+
     def views(self) -> list[NodeView]:
         return [
-            NodeView(info, self.is_live(node_id))
+            NodeView(info, self.state(node_id), info.lifecycle)
             for node_id, info in sorted(self._nodes.items(), key=lambda kv: kv[1].address)
         ]
 
     def live_count(self) -> int:
         return sum(1 for node_id in self._nodes if self.is_live(node_id))
 
+    def member_count(self) -> int:
+        """Nodes that belong to the cluster for good: known and not draining, up or not."""
+        return sum(1 for info in self._nodes.values() if info.lifecycle == NODE_ACTIVE)
+
+    def writable_count(self) -> int:
+        return sum(1 for node_id in self._nodes if self.is_writable(node_id))
+
 
 class HeartbeatServicer(InventoryServicer):
-    def __init__(self, inventory: Inventory, gateway_id: str) -> None:
+    """Heartbeats in. Corrupt chunks a node's scrubber found are marked damaged (queued for
+    repair) before they are acknowledged, so a node stops reporting only what is recorded."""
+
+    def __init__(
+        self, inventory: Inventory, maintenance: MaintenanceStore, gateway_id: str
+    ) -> None:
         self._inventory = inventory
+        self._maintenance = maintenance
         self._gateway_id = gateway_id
+        self.scrub: dict[str, pb.ScrubStatus] = {}
 
     async def Heartbeat(  # noqa: N802 (gRPC method name)
         self, request: pb.HeartbeatRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.HeartbeatResponse:
         await self._inventory.heartbeat(request.status)
-        return pb.HeartbeatResponse(gateway_id=self._gateway_id)
+        self.scrub[request.status.node_id] = request.status.scrub
+        acknowledged: list[str] = []
+        corrupt = list(request.corrupt_chunk_ids)
+        if corrupt:
+            try:
+                marked = await self._maintenance.mark_chunks(corrupt, CHUNK_DAMAGED)
+            except DiststorageError as error:
+                log.warning("could not record corrupt chunks: %s", error)
+            else:
+                acknowledged = corrupt
+                log.warning(
+                    "node %s found %d corrupt chunks (%d in use, queued for repair)",
+                    request.status.node_id[:8],
+                    len(corrupt),
+                    marked,
+                )
+        return pb.HeartbeatResponse(
+            gateway_id=self._gateway_id, acknowledged_corrupt_chunk_ids=acknowledged
+        )

@@ -59,10 +59,15 @@ class Janitor:
         """Deletes queued garbage whose nodes are live; returns how many chunks went."""
         # Fresh garbage is being deleted by delete_soon, or parked for a running download.
         cutoff = datetime.now(UTC) - timedelta(seconds=SWEEP_AGE_S)
+        queued = await self._store.list_garbage(SWEEP_BATCH, queued_before=cutoff)
+        # A node removed from the cluster will never be asked again.
+        await self._store.forget_garbage(
+            [r.chunk_id for r in queued if not self._inventory.knows(r.node_id)]
+        )
         refs = [
             r
-            for r in await self._store.list_garbage(SWEEP_BATCH, queued_before=cutoff)
-            if self._inventory.is_live(r.node_id) and not self._reads.parks(r.chunk_id)
+            for r in queued
+            if self._inventory.is_up(r.node_id) and not self._reads.parks(r.chunk_id)
         ]
         return await self._delete(refs)
 

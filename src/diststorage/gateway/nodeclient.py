@@ -27,6 +27,9 @@ from diststorage.core.errors import (
 from diststorage.proto import storage_pb2 as pb
 from diststorage.proto.storage_pb2_grpc import ChunkServiceStub
 
+# A channel replaced by a new one is closed after this long, so calls on it can finish.
+RETIRED_GRACE_S = 30.0
+
 _EOF: object = getattr(grpc.aio, "EOF")  # noqa: B009 (absent from the type stubs)
 
 _ERRORS: dict[grpc.StatusCode, type[DiststorageError]] = {
@@ -164,15 +167,29 @@ class NodeClient:
             )
         return response
 
-    async def read(self, chunk_id: str, offset: int, length: int) -> AsyncIterator[BlockPiece]:
-        """Yields the blocks overlapping the range; each must arrive within the block timeout."""
+    async def read(
+        self,
+        chunk_id: str,
+        offset: int,
+        length: int,
+        wait_for_ready: bool = False,
+        patience: float = 1.0,
+    ) -> AsyncIterator[BlockPiece]:
+        """Yields the blocks overlapping the range; each must arrive within the block timeout
+        (times ``patience``, for a last-resort try).
+
+        ``wait_for_ready`` (for a node known to be up) lets the call wait, within that timeout,
+        for a channel still reconnecting instead of failing at once.
+        """
+        block_timeout_s = self._block_timeout_s * patience
         call = self._stub.GetChunk(
-            pb.GetChunkRequest(chunk_id=chunk_id, offset=offset, length=length)
+            pb.GetChunkRequest(chunk_id=chunk_id, offset=offset, length=length),
+            wait_for_ready=wait_for_ready,
         )
         try:
             while True:
                 with translated(self.node_id):
-                    async with asyncio.timeout(self._block_timeout_s):
+                    async with asyncio.timeout(block_timeout_s):
                         message = await call.read()
                 if message is _EOF:
                     return
@@ -190,8 +207,16 @@ class NodeClient:
             )
         return bool(response.existed)
 
-    async def close(self) -> None:
-        await self._channel.close(grace=None)
+    async def list_chunks(self, after: str, limit: int) -> pb.ListChunksResponse:
+        """One page of the node's chunks in id order, starting after ``after``."""
+        with translated(self.node_id):
+            response: pb.ListChunksResponse = await self._stub.ListChunks(
+                pb.ListChunksRequest(after=after, limit=limit), timeout=self._rpc_timeout_s
+            )
+        return response
+
+    async def close(self, grace_s: float | None = None) -> None:
+        await self._channel.close(grace=grace_s)
 
 
 class NodeClients:
@@ -209,7 +234,7 @@ class NodeClients:
         self._block_timeout_s = block_timeout_s
         self._max_message_bytes = max_message_bytes
         self._clients: dict[str, NodeClient] = {}
-        self._retired: list[NodeClient] = []
+        self._closing: set[asyncio.Task[None]] = set()
 
     def get(self, node_id: str) -> NodeClient | None:
         """The client of the node at its last announced address; None for an unknown node."""
@@ -219,7 +244,7 @@ class NodeClients:
         client = self._clients.get(node_id)
         if client is None or client.address != address:
             if client is not None:
-                self._retired.append(client)
+                self._retire(client)
             client = NodeClient(
                 node_id,
                 address,
@@ -230,8 +255,23 @@ class NodeClients:
             self._clients[node_id] = client
         return client
 
+    def reset(self, node_id: str) -> None:
+        """Drops the node's channel, so the next call connects afresh: a node back from the
+        dead should not wait out gRPC's reconnect back-off."""
+        client = self._clients.pop(node_id, None)
+        if client is not None:
+            self._retire(client)
+
+    def _retire(self, client: NodeClient) -> None:
+        """Closes a replaced channel once the calls still on it have had time to end."""
+        task = asyncio.get_running_loop().create_task(client.close(RETIRED_GRACE_S))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
     async def close(self) -> None:
-        for client in [*self._clients.values(), *self._retired]:
+        for client in self._clients.values():
             await client.close()
         self._clients.clear()
-        self._retired.clear()
+        for task in list(self._closing):
+            task.cancel()
+        await asyncio.gather(*self._closing, return_exceptions=True)

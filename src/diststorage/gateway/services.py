@@ -10,7 +10,11 @@ from diststorage.gateway.inventory import Inventory
 from diststorage.gateway.janitor import Janitor
 from diststorage.gateway.objects import ObjectReader, ObjectWriter
 from diststorage.gateway.readers import ActiveReads
+from diststorage.gateway.workers.collector import GarbageCollector
+from diststorage.gateway.workers.lease import LeaderLease
+from diststorage.gateway.workers.repair import RepairWorker
 from diststorage.meta import MetadataStore
+from diststorage.proto import storage_pb2 as pb
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,3 +27,8 @@ class Services:
     janitor: Janitor
     reads: ActiveReads
     metrics: ApiMetrics
+    repair: RepairWorker
+    collector: GarbageCollector
+    # Latest scrub progress each node reported in its heartbeat.
+    scrub_status: dict[str, pb.ScrubStatus]
+    lease: LeaderLease

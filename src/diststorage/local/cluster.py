@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -82,13 +83,17 @@ class LocalCluster:
     nodes: int = 6
     http_port: int = 7001
     grpc_port: int = 7002
+    # Gateways beyond the first: (HTTP port, gRPC port) each. They share ``metadata_url``.
+    extra_gateway_ports: list[tuple[int, int]] = field(default_factory=list)
+    metadata_url: str | None = None
     node_ports: list[int] = field(default_factory=list)
     redundancy: str = "ec:4+2"
     host: str = "127.0.0.1"
     node_capacity_bytes: int | None = None
     gateway_args: list[str] = field(default_factory=list)
+    node_args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
-    _gateway: _Child | None = None
+    _gateways: list[_Child] = field(default_factory=list)
     _nodes: list[_Child] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -100,24 +105,39 @@ class LocalCluster:
     def url(self) -> str:
         return f"http://{self.host}:{self.http_port}"
 
+    @property
+    def gateway_ports(self) -> list[tuple[int, int]]:
+        return [(self.http_port, self.grpc_port), *self.extra_gateway_ports]
+
+    @property
+    def urls(self) -> list[str]:
+        return [f"http://{self.host}:{http}" for http, _ in self.gateway_ports]
+
+    @property
+    def _gateway(self) -> _Child | None:
+        return self._gateways[0] if self._gateways else None
+
     def _python(self) -> list[str]:
         return [sys.executable, "-m", "diststorage"]
 
-    def _gateway_child(self) -> _Child:
+    def _gateway_child(self, index: int = 0) -> _Child:
+        http_port, grpc_port = self.gateway_ports[index]
         argv = [
             *self._python(),
             "gateway",
             "--listen",
-            f"{self.host}:{self.http_port}",
+            f"{self.host}:{http_port}",
             "--grpc-listen",
-            f"{self.host}:{self.grpc_port}",
+            f"{self.host}:{grpc_port}",
             "--data",
-            str(self.data_dir / "gateway"),
+            str(self.data_dir / ("gateway" if index == 0 else f"gateway{index}")),
             "--redundancy",
             self.redundancy,
+            *(["--metadata", self.metadata_url] if self.metadata_url else []),
             *self.gateway_args,
         ]
-        return _Child("gateway", argv, self.data_dir / "logs" / "gateway.log", self.env)
+        name = "gateway" if index == 0 else f"gateway{index}"
+        return _Child(name, argv, self.data_dir / "logs" / f"{name}.log", self.env)
 
     def _node_child(self, index: int) -> _Child:
         argv = [
@@ -127,42 +147,47 @@ class LocalCluster:
             f"{self.host}:{self.node_ports[index]}",
             "--data",
             str(self.data_dir / f"node{index}"),
-            "--gateway",
-            f"{self.host}:{self.grpc_port}",
         ]
+        for _, grpc_port in self.gateway_ports:
+            argv += ["--gateway", f"{self.host}:{grpc_port}"]
         if self.node_capacity_bytes is not None:
             argv += ["--capacity", str(self.node_capacity_bytes)]
+        argv += self.node_args
         return _Child(f"node{index}", argv, self.data_dir / "logs" / f"node{index}.log", self.env)
 
     def start(self, timeout_s: float = 60.0) -> None:
         """Starts every process and waits until the gateway reports itself healthy."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._gateway = self._gateway_child()
+        self._gateways = [self._gateway_child(i) for i in range(len(self.gateway_ports))]
         self._nodes = [self._node_child(i) for i in range(self.nodes)]
         try:
-            self._gateway.start()
+            for gateway in self._gateways:
+                gateway.start()
             for child in self._nodes:
                 child.start()
-            self.wait_live_nodes(self.nodes, timeout_s)
+            for url in self.urls:
+                self.wait_live_nodes(self.nodes, timeout_s, url)
         except BaseException:
             self.stop()
             raise
 
-    def health(self) -> tuple[int, dict[str, Any]]:
+    def health(self, url: str | None = None) -> tuple[int, dict[str, Any]]:
         try:
-            with urllib.request.urlopen(self.url + "/_/health", timeout=2) as response:
+            with urllib.request.urlopen((url or self.url) + "/_/health", timeout=2) as response:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"{}")
 
-    def wait_live_nodes(self, count: int, timeout_s: float = 60.0) -> None:
+    def wait_live_nodes(self, count: int, timeout_s: float = 60.0, url: str | None = None) -> None:
+        """Waits until the gateway at ``url`` (default: the first) sees ``count`` live nodes."""
         deadline = time.monotonic() + timeout_s
         last: object = None
+        gateway = self._gateways[self.urls.index(url)] if url else self._gateway
         while time.monotonic() < deadline:
-            if self._gateway is not None and not self._gateway.running:
-                raise RuntimeError(f"the gateway exited; see {self._gateway.log_path}")
+            if gateway is not None and not gateway.running:
+                raise RuntimeError(f"a gateway exited; see {gateway.log_path}")
             try:
-                _, body = self.health()
+                _, body = self.health(url)
                 last = body
                 if body.get("live_nodes", -1) == count:
                     return
@@ -192,29 +217,50 @@ class LocalCluster:
         self._nodes[index] = self._node_child(index)
         self._nodes[index].start()
 
-    def kill_gateway(self) -> None:
-        assert self._gateway is not None
-        self._gateway.signal(signal.SIGKILL)
-        if self._gateway.process is not None:
-            self._gateway.process.wait()
-        self._gateway.stop()
+    def add_node(self, port: int, extra_args: Sequence[str] = ()) -> int:
+        """Starts one more node, with an empty folder, on ``port``; returns its index."""
+        self.node_ports.append(port)
+        self.nodes += 1
+        index = self.nodes - 1
+        child = self._node_child(index)
+        child.argv += list(extra_args)
+        self._nodes.append(child)
+        self._nodes[index].start()
+        return index
 
-    def start_gateway(self) -> None:
-        self._gateway = self._gateway_child()
-        self._gateway.start()
+    def drop_last_node(self) -> None:
+        """Stops the most recently added node and forgets it (its folder stays)."""
+        child = self._nodes.pop()
+        child.signal(signal.SIGCONT)
+        child.stop()
+        self.node_ports.pop()
+        self.nodes -= 1
+
+    def kill_gateway(self, index: int = 0) -> None:
+        gateway = self._gateways[index]
+        gateway.signal(signal.SIGKILL)
+        if gateway.process is not None:
+            gateway.process.wait()
+        gateway.stop()
+
+    def start_gateway(self, index: int = 0) -> None:
+        self._gateways[index] = self._gateway_child(index)
+        self._gateways[index].start()
 
     def kill_all(self) -> None:
-        for child in [*self._nodes, *([self._gateway] if self._gateway else [])]:
+        for child in [*self._nodes, *self._gateways]:
             child.signal(signal.SIGKILL)
             if child.process is not None:
                 child.process.wait()
             child.stop()
 
     def restart_all(self, timeout_s: float = 60.0) -> None:
-        self.start_gateway()
+        for index in range(len(self._gateways)):
+            self.start_gateway(index)
         for index in range(self.nodes):
             self.start_node(index)
-        self.wait_live_nodes(self.nodes, timeout_s)
+        for url in self.urls:
+            self.wait_live_nodes(self.nodes, timeout_s, url)
 
     def node_data_dir(self, index: int) -> Path:
         return self.data_dir / f"node{index}"
@@ -226,8 +272,8 @@ class LocalCluster:
             child.signal(signal.SIGTERM)
         for child in self._nodes:
             child.stop()
-        if self._gateway is not None:
-            self._gateway.stop()
+        for gateway in self._gateways:
+            gateway.stop()
 
     def __enter__(self) -> LocalCluster:
         self.start()

@@ -1,8 +1,10 @@
 """Object, chunk and node metadata in SQLite (embedded) or PostgreSQL, through SQLAlchemy."""
 
+from diststorage.meta.maintenance import MaintenanceStore
 from diststorage.meta.records import (
     ChunkRef,
     CommitOutcome,
+    DegradedSegment,
     DiscardedObject,
     ListingPage,
     NewObject,
@@ -10,6 +12,10 @@ from diststorage.meta.records import (
     ObjectInfo,
     ObjectLayout,
     PlannedChunk,
+    RepairBacklog,
+    RepairTaskRef,
+    SegmentLayout,
+    StaleUpload,
     StoredChunk,
 )
 from diststorage.meta.store import MAX_LIST_LIMIT, MetadataStore
@@ -18,13 +24,19 @@ __all__ = [
     "MAX_LIST_LIMIT",
     "ChunkRef",
     "CommitOutcome",
+    "DegradedSegment",
     "DiscardedObject",
     "ListingPage",
+    "MaintenanceStore",
     "MetadataStore",
     "NewObject",
     "NodeInfo",
     "ObjectInfo",
     "ObjectLayout",
     "PlannedChunk",
+    "RepairBacklog",
+    "RepairTaskRef",
+    "SegmentLayout",
+    "StaleUpload",
     "StoredChunk",
 ]

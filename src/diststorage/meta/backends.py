@@ -125,10 +125,14 @@ class SqliteBackend:
         with self._sessions() as session, session.begin():
             for operation in operations:
                 try:
+                    # Leaving the savepoint flushes: an insert can still fail there, so the
+                    # outcome is known only after the block.
                     with session.begin_nested():
-                        outcomes.append((None, operation(session)))
+                        result = operation(session)
                 except Exception as exc:
                     outcomes.append((exc, None))
+                else:
+                    outcomes.append((None, result))
         return outcomes
 
     async def close(self) -> None:

@@ -30,6 +30,18 @@ DEFAULT_NAMESPACE = "default"
 PENDING = "pending"
 COMMITTED = "committed"
 
+# Chunk states. A damaged chunk failed a checksum or went missing: never read again, rebuilt
+# elsewhere. A chunk to move is sound but should live on another node (drain, rebalance, two
+# shards of a segment on one node); repair copies it and then drops it.
+CHUNK_OK = "ok"
+CHUNK_DAMAGED = "damaged"
+CHUNK_MOVE = "move"
+
+# Node lifecycle, set by an operator. Draining nodes take no new chunks and repair moves
+# every chunk off them.
+NODE_ACTIVE = "active"
+NODE_DRAINING = "draining"
+
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
@@ -72,6 +84,9 @@ class ObjectRow(Base):
     gateway_id: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     committed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # A pending upload's gateway touches it while the upload runs; garbage collection takes
+    # only pending uploads left untouched longer than its grace period.
+    touched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class ChunkRow(Base):
@@ -89,6 +104,29 @@ class ChunkRow(Base):
     # CRC-32C of each block, 4 bytes big-endian apiece, recorded at commit: reads verify
     # against this, not only against what the node says.
     block_crcs: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
+    state: Mapped[str] = mapped_column(String(16), default=CHUNK_OK, server_default=CHUNK_OK)
+
+
+class RepairTask(Base):
+    """A segment that may be below its redundancy target, waiting for the repair worker.
+
+    Queued in the same transaction as whatever made the segment short (a degraded write, a
+    damaged chunk, a node declared lost or drained), so the queue survives any crash.
+    ``margin`` is surviving shards minus shards needed to read: lower is more at risk.
+    """
+
+    __tablename__ = "repair_tasks"
+    __table_args__ = (Index("ix_repair_tasks_margin_not_before", "margin", "not_before"),)
+
+    object_id: Mapped[str] = mapped_column(
+        ForeignKey("objects.id", ondelete="CASCADE"), primary_key=True
+    )
+    segment_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stripe_count: Mapped[int] = mapped_column(Integer)
+    margin: Mapped[int] = mapped_column(Integer)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    not_before: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class GarbageChunk(Base):
@@ -112,3 +150,16 @@ class NodeRow(Base):
     chunk_count: Mapped[int] = mapped_column(BigInteger)
     first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_heartbeat: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    lifecycle: Mapped[str] = mapped_column(
+        String(16), default=NODE_ACTIVE, server_default=NODE_ACTIVE
+    )
+
+
+class LeaseRow(Base):
+    """A named lease (the background workers' leadership): who holds it, until when."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

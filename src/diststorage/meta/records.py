@@ -47,6 +47,16 @@ class StoredChunk:
     shard_index: int
     size_bytes: int
     block_crcs: tuple[int, ...]
+    state: str = "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class DegradedSegment:
+    """A segment committed below its redundancy target (a node failed or was missing)."""
+
+    segment_index: int
+    stripe_count: int
+    margin: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,3 +116,35 @@ class NodeInfo:
     chunk_count: int
     first_seen: datetime
     last_heartbeat: datetime
+    lifecycle: str = "active"
+
+
+@dataclass(frozen=True, slots=True)
+class RepairTaskRef:
+    object_id: str
+    segment_index: int
+    margin: int
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentLayout:
+    """One committed segment's chunks, damaged ones included, for the repair worker."""
+
+    info: ObjectInfo
+    segment_index: int
+    chunks: tuple[StoredChunk, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RepairBacklog:
+    segments_queued: int
+    stripes_queued: int
+    # Queued stripes plus stripes with a shard on a node that is not up right now.
+    stripes_below_target: int
+
+
+@dataclass(frozen=True, slots=True)
+class StaleUpload:
+    object_id: str
+    gateway_id: str

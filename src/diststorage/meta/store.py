@@ -8,18 +8,26 @@ foreign exception.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TypeVar
 
-from sqlalchemy import delete, literal_column, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from diststorage.core.errors import AlreadyExists, ObjectNotFound, Unavailable
-from diststorage.meta.backends import Backend, Operation, open_backend
+from diststorage.core.errors import AlreadyExists, ObjectNotFound
+from diststorage.meta.backends import Backend, open_backend
+from diststorage.meta.base import (
+    IS_COMMITTED,
+    SegmentToRepair,
+    StoreBase,
+    add_garbage,
+    enqueue_repair,
+    insert_ignoring_duplicates,
+    object_info,
+    utc,
+)
+from diststorage.meta.maintenance import MaintenanceStore
 from diststorage.meta.models import (
     COMMITTED,
     PENDING,
@@ -32,6 +40,7 @@ from diststorage.meta.models import (
 from diststorage.meta.records import (
     ChunkRef,
     CommitOutcome,
+    DegradedSegment,
     DiscardedObject,
     ListingPage,
     NewObject,
@@ -45,17 +54,8 @@ from diststorage.meta.records import (
 )
 
 MAX_LIST_LIMIT = 1000
-
-# The state is written into the SQL, not bound: only then can PostgreSQL's generic plans (which
-# asyncpg's prepared statements get) prove the partial unique index's "state = 'committed'"
-# and use it; with a parameter every lookup became a sequential scan.
-_IS_COMMITTED = ObjectRow.state == literal_column(f"'{COMMITTED}'")
-T = TypeVar("T")
-
-
-def _utc(moment: datetime) -> datetime:
-    # SQLite hands timestamps back without a zone; they were written in UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+# A replace that races other commits of its key tries this often before giving up.
+COMMIT_ATTEMPTS = 8
 
 
 def _prefix_upper_bound(prefix: bytes) -> bytes | None:
@@ -66,25 +66,11 @@ def _prefix_upper_bound(prefix: bytes) -> bytes | None:
     return trimmed[:-1] + bytes([trimmed[-1] + 1])
 
 
-def _info(row: ObjectRow) -> ObjectInfo:
-    return ObjectInfo(
-        object_id=row.id,
-        key=row.key.decode(),
-        size_bytes=row.size_bytes,
-        md5_hex=row.md5_hex,
-        content_type=row.content_type,
-        policy=row.policy,
-        stripe_size_bytes=row.stripe_size_bytes,
-        segment_stripes=row.segment_stripes,
-        created_at=_utc(row.committed_at or row.created_at),
-    )
-
-
-class MetadataStore:
+class MetadataStore(StoreBase):
     def __init__(self, backend: Backend, timeout_s: float) -> None:
-        self._backend = backend
-        self._timeout_s = timeout_s
+        super().__init__(backend, timeout_s)
         self._namespace_ids: dict[str, int] = {}
+        self.maintenance = MaintenanceStore(backend, timeout_s)
 
     @classmethod
     async def open(cls, url: str, timeout_s: float, migrate: bool = True) -> MetadataStore:
@@ -106,26 +92,6 @@ class MetadataStore:
     def dialect(self) -> str:
         return self._backend.dialect
 
-    @contextlib.asynccontextmanager
-    async def _guard(self) -> AsyncIterator[None]:
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                yield
-        except TimeoutError as exc:
-            raise Unavailable("the metadata database did not answer in time") from exc
-        except (DBAPIError, SQLAlchemyError, OSError) as exc:
-            if isinstance(exc, IntegrityError):
-                raise
-            raise Unavailable(f"metadata database error: {type(exc).__name__}") from exc
-
-    async def _read(self, operation: Operation[T]) -> T:
-        async with self._guard():
-            return await self._backend.read(operation)
-
-    async def _write(self, operation: Operation[T]) -> T:
-        async with self._guard():
-            return await self._backend.write(operation)
-
     def _namespace_id(self, session: Session, name: str) -> int:
         cached = self._namespace_ids.get(name)
         if cached is not None:
@@ -141,7 +107,7 @@ class MetadataStore:
             select(ObjectRow).where(
                 ObjectRow.namespace_id == self._namespace_id(session, namespace),
                 ObjectRow.key == key.encode(),
-                _IS_COMMITTED,
+                IS_COMMITTED,
             )
         )
         if row is None:
@@ -168,6 +134,7 @@ class MetadataStore:
                     segment_stripes=new.segment_stripes,
                     gateway_id=new.gateway_id,
                     created_at=datetime.now(UTC),
+                    touched_at=datetime.now(UTC),
                 )
             )
             session.flush()
@@ -186,12 +153,18 @@ class MetadataStore:
         md5_hex: str,
         chunks: Sequence[StoredChunk],
         replace: bool,
+        dropped: Sequence[ChunkRef] = (),
+        degraded: Sequence[DegradedSegment] = (),
     ) -> CommitOutcome:
         """Makes the upload the visible version of its key, in one transaction.
 
         ``replace=False`` raises AlreadyExists when the key has a committed object. With
         ``replace=True`` the previous version disappears in the same transaction and is
         returned in the outcome, its chunks queued as garbage for deletion.
+
+        A degraded write names the planned chunks it gave up on (``dropped``: queued as
+        garbage, in case a node stored them after all) and the segments left below target,
+        which are queued for repair in the same transaction.
         """
 
         def operation(session: Session) -> CommitOutcome:
@@ -201,7 +174,7 @@ class MetadataStore:
                 select(ObjectRow).where(
                     ObjectRow.namespace_id == row.namespace_id,
                     ObjectRow.key == row.key,
-                    _IS_COMMITTED,
+                    IS_COMMITTED,
                 )
             )
             replaced = None
@@ -209,6 +182,18 @@ class MetadataStore:
                 if not replace:
                     raise AlreadyExists(f"key {row.key.decode()!r} already exists")
                 replaced = _discard_object(session, previous.id)
+            if dropped:
+                add_garbage(session, dropped)
+                session.execute(
+                    delete(ChunkRow).where(ChunkRow.id.in_([r.chunk_id for r in dropped]))
+                )
+            enqueue_repair(
+                session,
+                [
+                    SegmentToRepair(object_id, d.segment_index, d.stripe_count, d.margin)
+                    for d in degraded
+                ],
+            )
             if chunks:
                 session.execute(
                     update(ChunkRow),
@@ -226,19 +211,24 @@ class MetadataStore:
             row.md5_hex = md5_hex
             row.committed_at = datetime.now(UTC)
             session.flush()
-            return CommitOutcome(_info(row), replaced)
+            return CommitOutcome(object_info(row), replaced)
 
-        try:
-            return await self._write(operation)
-        except IntegrityError as exc:
-            # Another gateway committed the same key between our read and our write.
-            raise AlreadyExists("the key was created concurrently") from exc
+        for attempt in range(COMMIT_ATTEMPTS):
+            try:
+                return await self._write(operation)
+            except IntegrityError as exc:
+                # Another gateway committed the same key between our read and our write: a
+                # create has lost; a replace tries again and replaces that version in turn
+                # (the transaction rolled back whole, so trying again is safe).
+                if not replace or attempt == COMMIT_ATTEMPTS - 1:
+                    raise AlreadyExists("the key was created concurrently") from exc
+        raise AssertionError("unreachable")
 
     async def abort_upload(self, object_id: str, undeleted: Sequence[ChunkRef]) -> None:
         """Forgets a pending upload; chunks that could not be deleted become garbage."""
 
         def operation(session: Session) -> None:
-            _add_garbage(session, undeleted)
+            add_garbage(session, undeleted)
             session.execute(delete(ChunkRow).where(ChunkRow.object_id == object_id))
             session.execute(
                 delete(ObjectRow).where(ObjectRow.id == object_id, ObjectRow.state == PENDING)
@@ -261,7 +251,7 @@ class MetadataStore:
                 select(ObjectRow.id).where(
                     ObjectRow.namespace_id == self._namespace_id(session, namespace),
                     ObjectRow.key == key.encode(),
-                    _IS_COMMITTED,
+                    IS_COMMITTED,
                 )
             )
             return found is not None
@@ -269,7 +259,9 @@ class MetadataStore:
         return await self._read(operation)
 
     async def get_info(self, namespace: str, key: str) -> ObjectInfo:
-        return await self._read(lambda session: _info(self._committed(session, namespace, key)))
+        return await self._read(
+            lambda session: object_info(self._committed(session, namespace, key))
+        )
 
     async def get_layout(self, namespace: str, key: str) -> ObjectLayout:
         def operation(session: Session) -> ObjectLayout:
@@ -282,15 +274,16 @@ class MetadataStore:
                     ChunkRow.shard_index,
                     ChunkRow.size_bytes,
                     ChunkRow.block_crcs,
+                    ChunkRow.state,
                 )
                 .where(ChunkRow.object_id == row.id)
                 .order_by(ChunkRow.segment_index, ChunkRow.shard_index)
             )
             chunks = tuple(
-                StoredChunk(chunk_id, node_id, segment, shard, size, unpack_crcs(crcs))
-                for chunk_id, node_id, segment, shard, size, crcs in chunk_rows
+                StoredChunk(chunk_id, node_id, segment, shard, size, unpack_crcs(crcs), state)
+                for chunk_id, node_id, segment, shard, size, crcs, state in chunk_rows
             )
-            return ObjectLayout(info=_info(row), chunks=chunks)
+            return ObjectLayout(info=object_info(row), chunks=chunks)
 
         return await self._read(operation)
 
@@ -303,7 +296,7 @@ class MetadataStore:
         def operation(session: Session) -> ListingPage:
             query = select(ObjectRow).where(
                 ObjectRow.namespace_id == self._namespace_id(session, namespace),
-                _IS_COMMITTED,
+                IS_COMMITTED,
             )
             if prefix:
                 query = query.where(ObjectRow.key >= prefix.encode())
@@ -314,7 +307,7 @@ class MetadataStore:
                 query = query.where(ObjectRow.key < upper)
             rows = list(session.scalars(query.order_by(ObjectRow.key).limit(limit + 1)))
             return ListingPage(
-                objects=tuple(_info(r) for r in rows[:limit]), truncated=len(rows) > limit
+                objects=tuple(object_info(r) for r in rows[:limit]), truncated=len(rows) > limit
             )
 
         return await self._read(operation)
@@ -351,10 +344,25 @@ class MetadataStore:
 
     async def record_node(self, node: NodeInfo) -> None:
         def operation(session: Session) -> None:
+            # Several gateways may see a new node's first beat at once: insert if absent
+            # (never failing on the race), then update.
+            session.execute(
+                insert_ignoring_duplicates(session, NodeRow),
+                [
+                    {
+                        "id": node.node_id,
+                        "address": node.address,
+                        "capacity_bytes": node.capacity_bytes,
+                        "used_bytes": node.used_bytes,
+                        "free_bytes": node.free_bytes,
+                        "chunk_count": node.chunk_count,
+                        "first_seen": node.first_seen,
+                        "last_heartbeat": node.last_heartbeat,
+                    }
+                ],
+            )
             row = session.get(NodeRow, node.node_id)
-            if row is None:
-                row = NodeRow(id=node.node_id, first_seen=node.first_seen)
-                session.add(row)
+            assert row is not None
             row.address = node.address
             row.capacity_bytes = node.capacity_bytes
             row.used_bytes = node.used_bytes
@@ -375,8 +383,9 @@ class MetadataStore:
                     used_bytes=r.used_bytes,
                     free_bytes=r.free_bytes,
                     chunk_count=r.chunk_count,
-                    first_seen=_utc(r.first_seen),
-                    last_heartbeat=_utc(r.last_heartbeat),
+                    first_seen=utc(r.first_seen),
+                    last_heartbeat=utc(r.last_heartbeat),
+                    lifecycle=r.lifecycle,
                 )
                 for r in rows
             ]
@@ -399,19 +408,12 @@ def _planned_rows(object_id: str, chunks: Sequence[PlannedChunk]) -> list[ChunkR
     ]
 
 
-def _add_garbage(session: Session, refs: Sequence[ChunkRef]) -> None:
-    now = datetime.now(UTC)
-    session.add_all(
-        GarbageChunk(chunk_id=r.chunk_id, node_id=r.node_id, created_at=now) for r in refs
-    )
-
-
 def _discard_object(session: Session, object_id: str) -> DiscardedObject:
     rows = session.execute(
         select(ChunkRow.id, ChunkRow.node_id).where(ChunkRow.object_id == object_id)
     )
     refs = tuple(ChunkRef(chunk_id, node_id) for chunk_id, node_id in rows)
-    _add_garbage(session, refs)
+    add_garbage(session, refs)
     session.execute(delete(ChunkRow).where(ChunkRow.object_id == object_id))
     session.execute(delete(ObjectRow).where(ObjectRow.id == object_id))
     return DiscardedObject(object_id, refs)

@@ -1,4 +1,5 @@
-"""Composition root of the storage node: store + gRPC server + heartbeats, one shutdown path."""
+"""Composition root of the storage node: store + gRPC server + heartbeats + scrubber, one
+shutdown path."""
 
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ from diststorage.core.memory import tune_allocator
 from diststorage.core.settings import NodeSettings, split_host_port
 from diststorage.node.chunkstore import ChunkStore
 from diststorage.node.heartbeat import HeartbeatConfig, run_heartbeats
-from diststorage.node.servicer import ChunkServicer, node_status
+from diststorage.node.reports import CorruptReports
+from diststorage.node.scrubber import Scrubber, ScrubConfig
+from diststorage.node.servicer import ChunkServicer, node_status, scrub_status
+from diststorage.node.worker import Clock, SystemClock, run_worker
 from diststorage.proto import storage_pb2 as pb
 from diststorage.proto import storage_pb2_grpc as pb_grpc
 
@@ -58,36 +62,55 @@ class RunningNode:
     address: str
     """The address gateways are told to dial (the advertised one, with the real bound port)."""
     heartbeats: asyncio.Task[None]
+    reports: CorruptReports
+    scrubber: Scrubber | None
+    """None when disabled (scrub_bytes_per_s = 0)."""
+    scrubbing: asyncio.Task[None] | None
 
     async def stop(self, grace_s: float = SHUTDOWN_GRACE_S) -> None:
         log.info("node stopping: refusing new calls, %.1f s grace for calls in flight", grace_s)
         await self.server.stop(grace_s)
-        self.heartbeats.cancel()
-        try:
-            await self.heartbeats
-        except asyncio.CancelledError:
-            pass
-        except Exception:
-            log.exception("heartbeat task had failed")
+        await _cancel(self.heartbeats)
+        # Before the store closes: the scrubber reads through the store's I/O threads.
+        if self.scrubbing is not None:
+            await _cancel(self.scrubbing)
         await self.store.close()
         log.info("node %s stopped", self.store.node_id)
 
 
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    except Exception:
+        log.exception("task %s had failed", task.get_name())
+
+
 async def start_node(settings: NodeSettings) -> RunningNode:
-    """Opens the store, binds and starts the server, starts heartbeats; returns at once."""
+    """Opens the store, binds and starts the server, starts heartbeats and the scrubber;
+    returns at once."""
     store = await ChunkStore.open(settings.data_dir, capacity_bytes=settings.capacity_bytes)
+    clock = SystemClock()
+    reports = CorruptReports()
+    scrubber = _scrubber(settings, store, reports, clock)
+
+    def scrub() -> pb.ScrubStatus:
+        return scrub_status(scrubber.progress() if scrubber is not None else None)
+
     try:
         server = grpc.aio.server(options=[*grpc_options(settings), *SERVER_OPTIONS])
         port = server.add_insecure_port(settings.listen)
         address = _advertised_address(settings, port)
-        pb_grpc.add_ChunkServiceServicer_to_server(ChunkServicer(store, address), server)
+        pb_grpc.add_ChunkServiceServicer_to_server(ChunkServicer(store, address, scrub), server)
         await server.start()
     except BaseException:
         await store.close()
         raise
 
     async def status() -> pb.NodeStatus:
-        return node_status(await store.stat(), address)
+        return node_status(await store.stat(), address, scrub())
 
     config = HeartbeatConfig(
         gateways=settings.gateways,
@@ -95,7 +118,10 @@ async def start_node(settings: NodeSettings) -> RunningNode:
         timeout_s=settings.heartbeat_timeout_s,
         channel_options=grpc_options(settings),
     )
-    heartbeats = asyncio.create_task(run_heartbeats(config, status), name="heartbeats")
+    heartbeats = asyncio.create_task(run_heartbeats(config, status, reports), name="heartbeats")
+    scrubbing = None
+    if scrubber is not None:
+        scrubbing = asyncio.create_task(run_worker(scrubber, clock), name="scrubber")
     log.info(
         "node %s serving on %s (advertised as %s), data in %s, gateways %s",
         store.node_id,
@@ -104,7 +130,19 @@ async def start_node(settings: NodeSettings) -> RunningNode:
         settings.data_dir,
         ", ".join(settings.gateways) or "none",
     )
-    return RunningNode(settings, store, server, port, address, heartbeats)
+    return RunningNode(
+        settings, store, server, port, address, heartbeats, reports, scrubber, scrubbing
+    )
+
+
+def _scrubber(
+    settings: NodeSettings, store: ChunkStore, reports: CorruptReports, clock: Clock
+) -> Scrubber | None:
+    if settings.scrub_bytes_per_s == 0:
+        log.warning("scrubber disabled: stored chunks are verified only when they are read")
+        return None
+    config = ScrubConfig(settings.scrub_bytes_per_s, settings.scrub_interval_s)
+    return Scrubber(store, reports, config, clock)
 
 
 async def serve_node(settings: NodeSettings) -> None:

@@ -219,7 +219,7 @@ class ChunkStore:
         await asyncio.to_thread(self._executor.shutdown)
         self.layout.release()
 
-    # Used by ChunkWriter.
+    # Used by ChunkWriter and the scrubber.
 
     def run_io(self, fn: Callable[[], T]) -> asyncio.Future[T]:
         return asyncio.get_running_loop().run_in_executor(self._executor, fn)

@@ -1,15 +1,18 @@
 """Tells every gateway, every interval, that this node is alive and how full it is.
 
 One independent loop per gateway: a gateway that is down or hung costs its own loop one deadline
-per beat and never delays the beats to the others.
+per beat and never delays the beats to the others. Every beat also carries the corrupt chunks
+the scrubber found and no gateway has acknowledged yet. A gateway acknowledges a chunk once it
+has persisted the report for repair, so the first acknowledgement, from any gateway, ends it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import grpc
 
@@ -19,6 +22,17 @@ from diststorage.proto import storage_pb2_grpc as pb_grpc
 log = logging.getLogger(__name__)
 
 StatusSource = Callable[[], Awaitable[pb.NodeStatus]]
+
+
+class CorruptChunkReports(Protocol):
+    """What heartbeats need of the scrubber's reports (see reports.CorruptReports)."""
+
+    def pending(self) -> list[str]:
+        """The chunk ids to put in the next beat."""
+
+    def acknowledged(self, chunk_ids: Iterable[str]) -> None:
+        """A gateway recorded these; stop sending them."""
+
 
 # While a gateway keeps failing, repeat the warning at most this often.
 FAILURE_LOG_INTERVAL_S = 30.0
@@ -63,14 +77,18 @@ class _GatewayHealth:
             )
 
 
-async def run_heartbeats(config: HeartbeatConfig, status: StatusSource) -> None:
+async def run_heartbeats(
+    config: HeartbeatConfig, status: StatusSource, reports: CorruptChunkReports
+) -> None:
     """Runs until cancelled; never stops because a gateway fails."""
     if not config.gateways:
         log.warning("no gateways configured; this node sends no heartbeats")
         return
     async with asyncio.TaskGroup() as group:
         for address in config.gateways:
-            group.create_task(_beat_forever(address, config, status), name=f"heartbeat {address}")
+            group.create_task(
+                _beat_forever(address, config, status, reports), name=f"heartbeat {address}"
+            )
 
 
 def reconnect_options(interval_s: float) -> list[tuple[str, int]]:
@@ -83,7 +101,9 @@ def reconnect_options(interval_s: float) -> list[tuple[str, int]]:
     ]
 
 
-async def _beat_forever(address: str, config: HeartbeatConfig, status: StatusSource) -> None:
+async def _beat_forever(
+    address: str, config: HeartbeatConfig, status: StatusSource, reports: CorruptChunkReports
+) -> None:
     loop = asyncio.get_running_loop()
     health = _GatewayHealth(address)
     options = [*config.channel_options, *reconnect_options(config.interval_s)]
@@ -91,7 +111,7 @@ async def _beat_forever(address: str, config: HeartbeatConfig, status: StatusSou
         stub = pb_grpc.InventoryStub(channel)
         next_beat = loop.time()
         while True:
-            await _beat(stub, health, config.timeout_s, status, loop.time)
+            await _beat(stub, health, config.timeout_s, status, reports, loop.time)
             next_beat += config.interval_s
             now = loop.time()
             # Fell behind (slow gateway): skip the missed beats rather than send a burst.
@@ -104,10 +124,11 @@ async def _beat(
     health: _GatewayHealth,
     timeout_s: float,
     status: StatusSource,
+    reports: CorruptChunkReports,
     clock: Callable[[], float],
 ) -> None:
     try:
-        request = pb.HeartbeatRequest(status=await status())
+        request = pb.HeartbeatRequest(status=await status(), corrupt_chunk_ids=reports.pending())
         response = await stub.Heartbeat(request, timeout=timeout_s)
     except grpc.aio.AioRpcError as exc:
         health.failed(f"{exc.code().name}: {exc.details()}", clock())
@@ -118,3 +139,4 @@ async def _beat(
             log.exception("unexpected heartbeat failure")
     else:
         health.succeeded(response.gateway_id)
+        reports.acknowledged(response.acknowledged_corrupt_chunk_ids)

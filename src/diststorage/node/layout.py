@@ -4,6 +4,7 @@
 
     DATA/node.json              {"node_id": "<32 hex>"}, created once, kept forever
     DATA/lock                   flock'ed while a node process owns DATA
+    DATA/scrub.json             where the scrubber is in its pass (see scrubstate.py)
     DATA/chunks/<ab>/<abcd…>    committed chunk files, fanned out by the first two hex digits
     DATA/tmp/<chunk_id>.tmp     chunks being written; whatever is here at startup is garbage
 
@@ -81,6 +82,7 @@ class DataLayout:
         self.chunks_dir = root / "chunks"
         self.tmp_dir = root / "tmp"
         self.identity_path = root / "node.json"
+        self.scrub_state_path = root / "scrub.json"
         self._lock_file: IO[bytes] | None = None
 
     def chunk_path(self, chunk_id: str) -> Path:

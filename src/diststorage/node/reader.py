@@ -53,6 +53,10 @@ class ChunkReader:
     def block_count(self) -> int:
         return len(self._index.blocks)
 
+    @property
+    def blocks(self) -> tuple[BlockEntry, ...]:
+        return self._index.blocks
+
     async def __aenter__(self) -> ChunkReader:
         return self
 
@@ -68,7 +72,7 @@ class ChunkReader:
         blocks = self._index.overlapping(offset, length)
         end = self._index.data_bytes if length == 0 else offset + length
         for block in blocks:
-            data = await self._read_block(block)
+            data = await self.read_block(block)
             start, stop = max(offset, block.offset), min(end, block.end)
             whole = start == block.offset and stop == block.end
             if not whole:
@@ -84,7 +88,11 @@ class ChunkReader:
             await asyncio.wait([self._inflight])
         os.close(fd)
 
-    async def _read_block(self, block: BlockEntry) -> bytes:
+    async def read_block(self, block: BlockEntry) -> bytes:
+        """One whole block of this chunk (one of ``blocks``), checked against its CRC.
+
+        Raises DataLoss if the block fails its CRC or the file ends inside it.
+        """
         if self._fd is None:
             raise RuntimeError(f"reader of chunk {self.chunk_id} is closed")
         future = self._run_io(partial(self._read_block_sync, self._fd, block))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -12,6 +12,7 @@ import grpc
 from diststorage.core.errors import InvalidRequest
 from diststorage.node.chunkstore import DEFAULT_LIST_LIMIT, ChunkStore, StoreStatus
 from diststorage.node.rpcerrors import rpc_errors
+from diststorage.node.scrubber import ScrubProgress
 from diststorage.node.writer import CommitResult
 from diststorage.proto import storage_pb2 as pb
 from diststorage.proto import storage_pb2_grpc as pb_grpc
@@ -21,7 +22,10 @@ log = logging.getLogger(__name__)
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
-def node_status(status: StoreStatus, address: str) -> pb.NodeStatus:
+ScrubStatusSource = Callable[[], pb.ScrubStatus]
+
+
+def node_status(status: StoreStatus, address: str, scrub: pb.ScrubStatus) -> pb.NodeStatus:
     return pb.NodeStatus(
         node_id=status.node_id,
         address=address,
@@ -29,6 +33,19 @@ def node_status(status: StoreStatus, address: str) -> pb.NodeStatus:
         used_bytes=status.used_bytes,
         chunk_count=status.chunk_count,
         free_bytes=status.free_bytes,
+        scrub=scrub,
+    )
+
+
+def scrub_status(progress: ScrubProgress | None) -> pb.ScrubStatus:
+    """The scrubber's progress on the wire; all zeros when the scrubber is disabled."""
+    if progress is None:
+        return pb.ScrubStatus()
+    return pb.ScrubStatus(
+        verified_bytes=progress.verified_bytes,
+        corrupt_found=progress.corrupt_found,
+        passes_completed=progress.passes_completed,
+        last_pass_finished=progress.last_pass_finished,
     )
 
 
@@ -39,9 +56,12 @@ def _put_response(result: CommitResult) -> pb.PutChunkResponse:
 
 
 class ChunkServicer(pb_grpc.ChunkServiceServicer):
-    def __init__(self, store: ChunkStore, address: str) -> None:
+    def __init__(
+        self, store: ChunkStore, address: str, scrub: ScrubStatusSource = pb.ScrubStatus
+    ) -> None:
         self._store = store
         self._address = address
+        self._scrub = scrub
 
     async def PutChunk(  # noqa: N802 - names fixed by the .proto
         self, request_iterator: AsyncIterator[pb.PutChunkRequest], context: Context
@@ -119,4 +139,4 @@ class ChunkServicer(pb_grpc.ChunkServiceServicer):
     ) -> pb.NodeStatus:
         async with rpc_errors(context, "Stat"):
             status = await self._store.stat()
-        return node_status(status, self._address)
+        return node_status(status, self._address, self._scrub())

@@ -336,6 +336,7 @@ class NodeStatus(_message.Message):
     USED_BYTES_FIELD_NUMBER: _builtins.int
     CHUNK_COUNT_FIELD_NUMBER: _builtins.int
     FREE_BYTES_FIELD_NUMBER: _builtins.int
+    SCRUB_FIELD_NUMBER: _builtins.int
     node_id: _builtins.str
     address: _builtins.str
     capacity_bytes: _builtins.int
@@ -343,6 +344,8 @@ class NodeStatus(_message.Message):
     chunk_count: _builtins.int
     free_bytes: _builtins.int
     """what the node can still accept: capacity and disk both"""
+    @_builtins.property
+    def scrub(self) -> Global___ScrubStatus: ...
     def __init__(
         self,
         *,
@@ -352,30 +355,73 @@ class NodeStatus(_message.Message):
         used_bytes: _builtins.int = ...,
         chunk_count: _builtins.int = ...,
         free_bytes: _builtins.int = ...,
+        scrub: Global___ScrubStatus | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["scrub", b"scrub"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "capacity_bytes", b"capacity_bytes", "chunk_count", b"chunk_count", "free_bytes", b"free_bytes", "node_id", b"node_id", "used_bytes", b"used_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "capacity_bytes", b"capacity_bytes", "chunk_count", b"chunk_count", "free_bytes", b"free_bytes", "node_id", b"node_id", "scrub", b"scrub", "used_bytes", b"used_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___NodeStatus: _TypeAlias = NodeStatus  # noqa: Y015
 
 @_typing.final
+class ScrubStatus(_message.Message):
+    """The background scrubber re-reads every chunk and checks each block's CRC-32C."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERIFIED_BYTES_FIELD_NUMBER: _builtins.int
+    CORRUPT_FOUND_FIELD_NUMBER: _builtins.int
+    PASSES_COMPLETED_FIELD_NUMBER: _builtins.int
+    LAST_PASS_FINISHED_FIELD_NUMBER: _builtins.int
+    verified_bytes: _builtins.int
+    """since the node started"""
+    corrupt_found: _builtins.int
+    """chunks found corrupt since the node started"""
+    passes_completed: _builtins.int
+    """full passes over the store since the node started"""
+    last_pass_finished: _builtins.float
+    """seconds since the epoch; 0 before the first pass ends"""
+    def __init__(
+        self,
+        *,
+        verified_bytes: _builtins.int = ...,
+        corrupt_found: _builtins.int = ...,
+        passes_completed: _builtins.int = ...,
+        last_pass_finished: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["corrupt_found", b"corrupt_found", "last_pass_finished", b"last_pass_finished", "passes_completed", b"passes_completed", "verified_bytes", b"verified_bytes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ScrubStatus: _TypeAlias = ScrubStatus  # noqa: Y015
+
+@_typing.final
 class HeartbeatRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     STATUS_FIELD_NUMBER: _builtins.int
+    CORRUPT_CHUNK_IDS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def status(self) -> Global___NodeStatus: ...
+    @_builtins.property
+    def corrupt_chunk_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Chunks the scrubber found corrupt. Repeated in every beat until a gateway acknowledges
+        them (it has recorded them for repair), so a lost beat loses no report.
+        """
+
     def __init__(
         self,
         *,
         status: Global___NodeStatus | None = ...,
+        corrupt_chunk_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["corrupt_chunk_ids", b"corrupt_chunk_ids", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -386,15 +432,19 @@ class HeartbeatResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     GATEWAY_ID_FIELD_NUMBER: _builtins.int
+    ACKNOWLEDGED_CORRUPT_CHUNK_IDS_FIELD_NUMBER: _builtins.int
     gateway_id: _builtins.str
+    @_builtins.property
+    def acknowledged_corrupt_chunk_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
         gateway_id: _builtins.str = ...,
+        acknowledged_corrupt_chunk_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["gateway_id", b"gateway_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledged_corrupt_chunk_ids", b"acknowledged_corrupt_chunk_ids", "gateway_id", b"gateway_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -15,8 +15,11 @@ def running_cluster(
     nodes: int = 6,
     redundancy: str = "ec:4+2",
     gateway_args: list[str] | None = None,
+    node_args: list[str] | None = None,
     node_capacity_bytes: int | None = None,
     env: dict[str, str] | None = None,
+    gateways: int = 1,
+    metadata_url: str | None = None,
 ) -> Iterator[LocalCluster]:
     cluster = LocalCluster(
         data_dir,
@@ -24,8 +27,11 @@ def running_cluster(
         http_port=free_port(),
         grpc_port=free_port(),
         node_ports=[free_port() for _ in range(nodes)],
+        extra_gateway_ports=[(free_port(), free_port()) for _ in range(gateways - 1)],
+        metadata_url=metadata_url,
         redundancy=redundancy,
         gateway_args=gateway_args or [],
+        node_args=node_args or [],
         node_capacity_bytes=node_capacity_bytes,
         env=env or {},
     )

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from email.utils import format_datetime
 from typing import Any
 
 from aiohttp import web
 
-from diststorage.core.errors import DiststorageError, InvalidKey, MethodNotAllowed
+from diststorage.core.errors import DiststorageError, MethodNotAllowed
+from diststorage.gateway.api.admin import system_route
 from diststorage.gateway.api.body import RequestBody
 from diststorage.gateway.api.parse import (
     DEFAULT_CONTENT_TYPE,
@@ -61,7 +61,9 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         _allow(request, READ_METHODS)
         return await list_objects(request)
     if path.startswith("/" + SYSTEM_PREFIX):
-        return await system_route(request, path.removeprefix("/" + SYSTEM_PREFIX))
+        return await system_route(
+            request, request.app[SERVICES], path.removeprefix("/" + SYSTEM_PREFIX)
+        )
     _allow(request, OBJECT_METHODS)
     key = parse_key(request.raw_path)
     handler = {
@@ -99,6 +101,7 @@ async def put_object(request: web.Request, key: str) -> web.StreamResponse:
         ),
         declared_size=declared,
         replace=request.method == "PUT",
+        default_policy=request.headers.get("X-Redundancy") is None,
     )
     info = await services.writer.write(
         put, RequestBody(request, declared, settings.max_object_bytes)
@@ -176,43 +179,4 @@ async def list_objects(request: web.Request) -> web.StreamResponse:
             "truncated": page.truncated,
             "next_after": objects[-1]["key"] if page.truncated and objects else None,
         }
-    )
-
-
-async def system_route(request: web.Request, name: str) -> web.StreamResponse:
-    services = request.app[SERVICES]
-    if name not in ("health", "nodes", "metrics"):
-        raise InvalidKey(f"keys under {SYSTEM_PREFIX!r} are reserved for system routes")
-    _allow(request, READ_METHODS)
-    if name == "metrics":
-        return services.metrics.render()
-    views = services.inventory.views()
-    if name == "nodes":
-        return web.json_response(
-            [
-                {
-                    "id": v.info.node_id,
-                    "address": v.info.address,
-                    "state": v.state,
-                    "capacity": v.info.capacity_bytes,
-                    "used": v.info.used_bytes,
-                    "free": v.info.free_bytes,
-                    "chunks": v.info.chunk_count,
-                    "last_heartbeat": v.info.last_heartbeat.isoformat(),
-                }
-                for v in views
-            ]
-        )
-    live = sum(1 for v in views if v.live)
-    needed = services.settings.default_policy.total_shards
-    healthy = live >= needed
-    body = {
-        "status": "ok" if healthy else "degraded",
-        "live_nodes": live,
-        "total_nodes": len(views),
-        "needed_nodes": needed,
-        "redundancy": services.settings.default_policy.spec,
-    }
-    return web.Response(
-        status=200 if healthy else 503, text=json.dumps(body), content_type="application/json"
     )

@@ -18,16 +18,21 @@ from dataclasses import dataclass
 
 import crc32c
 
-from diststorage.core.errors import DataLoss, DiststorageError, NodeUnavailable
+from diststorage.core.errors import ChunkNotFound, DataLoss, DiststorageError, NodeUnavailable
 from diststorage.core.policy import parse_policy
 from diststorage.core.settings import GatewaySettings
 from diststorage.erasure import Codec, codec_for
-from diststorage.gateway.inventory import Inventory
+from diststorage.gateway.damage import DamageReports
+from diststorage.gateway.inventory import UP, Inventory
 from diststorage.gateway.nodeclient import BlockPiece, NodeClients
 from diststorage.gateway.objects.geometry import Geometry
 from diststorage.meta import ObjectLayout, StoredChunk
+from diststorage.meta.models import CHUNK_DAMAGED
 
 log = logging.getLogger(__name__)
+
+# The deadline of a last-resort second try at a late node, as a multiple of the block deadline.
+PATIENT_READ_FACTOR = 4.0
 
 # A node that failed a read is tried last for this long, so one hung node costs one deadline
 # per penalty period rather than one per request.
@@ -75,11 +80,13 @@ class ObjectReader:
         inventory: Inventory,
         clients: NodeClients,
         penalties: NodePenalties,
+        damage: DamageReports,
     ) -> None:
         self._settings = settings
         self._inventory = inventory
         self._clients = clients
         self._penalties = penalties
+        self._damage = damage
 
     async def stream(self, layout: ObjectLayout, start: int, end: int) -> AsyncIterator[bytes]:
         """Yields the verified bytes [start, end) of the object, in order.
@@ -117,14 +124,14 @@ class ObjectReader:
         for chunk in layout.chunks:
             by_segment.setdefault(chunk.segment_index, {})[chunk.shard_index] = chunk
         segment = -1
-        fetcher: _SegmentFetcher | None = None
+        fetcher: SegmentFetcher | None = None
         try:
             for stripe in stripes:
                 if geometry.segment_of(stripe) != segment:
                     if fetcher is not None:
                         await fetcher.close()
                     segment = geometry.segment_of(stripe)
-                    fetcher = _SegmentFetcher(
+                    fetcher = SegmentFetcher(
                         self,
                         codec,
                         geometry,
@@ -142,20 +149,36 @@ class ObjectReader:
             if fetcher is not None:
                 await fetcher.close()
 
-    def _order_shards(self, chunks: dict[int, StoredChunk]) -> list[StoredChunk]:
-        """Shards to try, best first: live, unpenalized nodes; data shards before parity."""
+    def order_shards(self, chunks: dict[int, StoredChunk]) -> list[StoredChunk]:
+        """Shards to try, best first: up, unpenalized nodes, then suspect ones, then the
+        rest; data shards before parity. Chunks known to be damaged come last of all: most
+        of their blocks may still be sound, and every block is verified anyway."""
 
         def rank(chunk: StoredChunk) -> tuple[int, int]:
-            healthy = self._inventory.is_live(chunk.node_id) and not (
-                self._penalties.is_penalized(chunk.node_id)
-            )
-            return (0 if healthy else 1, chunk.shard_index)
+            if chunk.state == CHUNK_DAMAGED:
+                return (3, chunk.shard_index)
+            if self._penalties.is_penalized(chunk.node_id):
+                return (2, chunk.shard_index)
+            state = self._inventory.state(chunk.node_id)
+            return (0 if state == UP else 1, chunk.shard_index)
 
         return sorted(chunks.values(), key=rank)
 
 
-class _SegmentFetcher:
-    """Fetches the stripes of one segment, switching shards when one fails."""
+def _unreadable(stripe: int, failures: list[BaseException]) -> DiststorageError:
+    """Why a stripe could not be read: too few nodes answered (try again later), or shards
+    are damaged or gone (data loss, unless repair or a returning node brings them back)."""
+    reasons = "; ".join(str(f) for f in failures[-3:])
+    if failures and all(isinstance(f, NodeUnavailable | TimeoutError) for f in failures):
+        return NodeUnavailable(f"stripe {stripe}: too few nodes answered: {reasons}")
+    return DataLoss(f"stripe {stripe} cannot be rebuilt: {reasons}")
+
+
+class SegmentFetcher:
+    """Fetches the stripes of one segment, switching shards when one fails.
+
+    Used for downloads and by repair, which rebuilds lost shards from the stripes it gets.
+    """
 
     def __init__(
         self,
@@ -172,9 +195,12 @@ class _SegmentFetcher:
         self._first_stripe = geometry.segment_stripe_range(segment)[0]
         self._last_stripe = last_stripe
         self._full_block = codec.block_size(geometry.stripe_size_bytes)
-        self._untried = reader._order_shards(chunks)
+        self._untried = reader.order_shards(chunks)
         self._active: list[_ShardStream] = []
         self._needed = codec.policy.needed_to_read
+        # Shards dropped for being late, and whether they had their one patient second try.
+        self._late: list[StoredChunk] = []
+        self._patient = False
 
     async def stripe(self, stripe: int) -> bytes:
         blocks: dict[int, bytes] = {}
@@ -182,11 +208,15 @@ class _SegmentFetcher:
         while len(blocks) < self._needed:
             self._open_streams(stripe, self._needed - len(blocks) - len(self._pending(blocks)))
             pending = self._pending(blocks)
+            if not pending and self._late and not self._patient:
+                # Nothing else left to try: a node that was merely slow (an overloaded machine)
+                # gets one more chance, with a longer deadline, before the read fails.
+                self._patient = True
+                self._untried, self._late = self._late, []
+                self._open_streams(stripe, self._needed - len(blocks))
+                pending = self._pending(blocks)
             if not pending:
-                raise DataLoss(
-                    f"stripe {stripe} cannot be rebuilt: "
-                    + "; ".join(str(f) for f in failures[-3:])
-                )
+                raise _unreadable(stripe, failures)
             results = await asyncio.gather(
                 *(self._verified_block(s, stripe) for s in pending), return_exceptions=True
             )
@@ -214,7 +244,12 @@ class _SegmentFetcher:
                 self._codec.block_size(self._geometry.stripe_length(s))
                 for s in range(stripe, self._last_stripe + 1)
             )
-            self._active.append(_ShardStream(chunk, client.read(chunk.chunk_id, offset, length)))
+            up = self._reader._inventory.is_up(chunk.node_id)
+            patience = PATIENT_READ_FACTOR if self._patient else 1.0
+            blocks = client.read(
+                chunk.chunk_id, offset, length, wait_for_ready=up, patience=patience
+            )
+            self._active.append(_ShardStream(chunk, blocks))
             count -= 1
 
     async def _verified_block(self, shard_stream: _ShardStream, stripe: int) -> bytes:
@@ -231,6 +266,11 @@ class _SegmentFetcher:
         node_id = shard_stream.chunk.node_id
         if isinstance(reason, NodeUnavailable | TimeoutError):
             self._reader._penalties.penalize(node_id)
+            self._late.append(shard_stream.chunk)
+        elif isinstance(reason, DataLoss | ChunkNotFound) and (
+            shard_stream.chunk.state != CHUNK_DAMAGED
+        ):
+            self._reader._damage.report(shard_stream.chunk.chunk_id)
         log.warning(
             "shard %d on node %s dropped from read: %s",
             shard_stream.chunk.shard_index,

@@ -5,14 +5,20 @@ in a segment streams to the node holding chunk i of that segment. At most
 ``write_stripes_in_flight`` stripes wait per node stream, which bounds memory whatever the
 object size. The object becomes visible in one metadata transaction after every chunk has been
 fsynced by its node; any failure before that deletes what was written and leaves no rows.
+
+Degraded writes: with fewer writable nodes than shards, two shards of a segment may share a
+node (last resort), and a node that fails mid-upload is dropped while enough others go on
+(``RedundancyPolicy.min_write_nodes`` distinct nodes). Such segments are committed as below
+target, queued for repair in the commit's own transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,7 +31,7 @@ from diststorage.core.errors import (
     NotEnoughNodes,
 )
 from diststorage.core.ids import new_id
-from diststorage.core.policy import RedundancyPolicy
+from diststorage.core.policy import RedundancyPolicy, policy_for_width
 from diststorage.core.settings import GatewaySettings
 from diststorage.erasure import Codec, codec_for
 from diststorage.gateway.inventory import Inventory
@@ -33,6 +39,7 @@ from diststorage.gateway.janitor import Janitor
 from diststorage.gateway.nodeclient import ChunkUpload, NodeClient, NodeClients
 from diststorage.meta import (
     ChunkRef,
+    DegradedSegment,
     MetadataStore,
     NewObject,
     ObjectInfo,
@@ -66,6 +73,8 @@ class PutRequest:
     policy: RedundancyPolicy
     declared_size: int | None
     replace: bool
+    # False when the policy came from X-Redundancy (honoured exactly), True for the default.
+    default_policy: bool = False
 
 
 class _OrderedMd5:
@@ -104,11 +113,20 @@ def _most_telling(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return (ours or leaves)[0]
 
 
-def _require_live_nodes(policy: RedundancyPolicy, live: int) -> None:
-    if live < policy.total_shards:
+def _require_writable_nodes(policy: RedundancyPolicy, writable: int) -> None:
+    if writable < policy.min_write_nodes:
         raise NotEnoughNodes(
-            f"{policy.spec} needs {policy.total_shards} live nodes, {live} are live"
+            f"{policy.spec} needs at least {policy.min_write_nodes} writable nodes "
+            f"({policy.total_shards} for full redundancy); {writable} are up"
         )
+
+
+@dataclass
+class _ShardFeed:
+    """Blocks queued for one chunk's stream; ``ended`` once the pump took the end marker."""
+
+    queue: asyncio.Queue[tuple[bytes, int] | None]
+    ended: bool = False
 
 
 class ObjectWriter:
@@ -127,6 +145,7 @@ class ObjectWriter:
         self._clients = clients
         self._janitor = janitor
         self._gateway_id = gateway_id
+        self._active: dict[str, _Upload] = {}
 
     async def write(self, request: PutRequest, body: ByteSource) -> ObjectInfo:
         """Stores the body under the key; 2xx-worthy only once this returns.
@@ -135,26 +154,57 @@ class ObjectWriter:
         take it, AlreadyExists for a create over a committed key, BodyLengthMismatch or
         ClientGone for a bad body. On any error or cancellation nothing stays visible.
         """
-        _require_live_nodes(request.policy, self._inventory.live_count())
+        writable = self._inventory.writable_count()
+        if request.default_policy:
+            request = dataclasses.replace(
+                request, policy=policy_for_width(request.policy, writable)
+            )
+        self._require_wide_enough(request.policy)
+        _require_writable_nodes(request.policy, writable)
         if not request.replace and await self._store.key_exists(request.namespace, request.key):
             raise AlreadyExists(f"key {request.key!r} already exists")
         upload = _Upload(self, request)
+        self._active[upload.object_id] = upload
         try:
             return await upload.run(body)
         except BaseException:
             await asyncio.shield(upload.roll_back())
             raise
+        finally:
+            del self._active[upload.object_id]
 
-    def place(self, placement_key: str, policy: RedundancyPolicy, chunk_bytes: int) -> list[str]:
-        candidates = self._inventory.live_candidates()
-        _require_live_nodes(policy, len(candidates))
-        ranked = rank_nodes(candidates, placement_key, min_free_bytes=chunk_bytes)
-        if len(ranked) < policy.total_shards:
-            raise InsufficientStorage(
-                f"only {len(ranked)} live nodes have {chunk_bytes} bytes free; "
-                f"{policy.spec} needs {policy.total_shards}"
+    def _require_wide_enough(self, policy: RedundancyPolicy) -> None:
+        """A policy wider than the whole cluster could never reach its target: refused, where
+        a temporary lack of nodes only makes the write degraded."""
+        members = self._inventory.member_count()
+        if policy.total_shards > members:
+            raise NotEnoughNodes(
+                f"{policy.spec} needs {policy.total_shards} nodes; the cluster has {members}"
             )
-        return ranked[: policy.total_shards]
+
+    def active_uploads(self) -> list[str]:
+        """Object ids of the uploads running on this gateway (garbage collection spares them)."""
+        return list(self._active)
+
+    def place(
+        self,
+        placement_key: str,
+        policy: RedundancyPolicy,
+        chunk_bytes: int,
+        avoid: Collection[str] = (),
+    ) -> list[str]:
+        """A node for each shard: distinct nodes, best first; when too few nodes are writable,
+        the shards beyond them go round again onto the same nodes (a last resort that repair
+        undoes)."""
+        candidates = [c for c in self._inventory.writable_candidates() if c.node_id not in avoid]
+        _require_writable_nodes(policy, len(candidates))
+        ranked = rank_nodes(candidates, placement_key, min_free_bytes=chunk_bytes)
+        if len(ranked) < policy.min_write_nodes:
+            raise InsufficientStorage(
+                f"only {len(ranked)} writable nodes have {chunk_bytes} bytes free; "
+                f"{policy.spec} needs at least {policy.min_write_nodes}"
+            )
+        return [ranked[shard % len(ranked)] for shard in range(policy.total_shards)]
 
 
 class _Upload:
@@ -169,6 +219,10 @@ class _Upload:
         self._begun = False
         self._planned: list[PlannedChunk] = []
         self._stored: list[StoredChunk] = []
+        self._dropped: list[ChunkRef] = []
+        self._degraded: list[DegradedSegment] = []
+        # Nodes that failed this upload get none of its later segments.
+        self._avoid: set[str] = set()
         self._committed = False
         self._commit_sent = False
 
@@ -201,9 +255,13 @@ class _Upload:
             self._planned.extend(planned)
             if self._is_one_stripe():
                 written = await self._write_one_stripe(planned, stripe, md5)
+                stripes = 1
                 stripe = await body.read_up_to(self._settings.stripe_size_bytes)
             else:
-                stripe, written = await self._write_segment(planned, expected, stripe, body, md5)
+                stripe, written, stripes = await self._write_segment(
+                    planned, expected, stripe, body, md5
+                )
+            self._note_degraded(segment, stripes, planned)
             size += written
             segment += 1
         if not self._begun:
@@ -212,7 +270,13 @@ class _Upload:
         digest = await md5.hexdigest()
         self._commit_sent = True
         outcome = await self._w._store.commit_upload(
-            self.object_id, size, digest, self._stored, self._request.replace
+            self.object_id,
+            size,
+            digest,
+            self._stored,
+            self._request.replace,
+            dropped=self._dropped,
+            degraded=self._degraded,
         )
         self._committed = True
         if outcome.replaced is not None:
@@ -227,7 +291,7 @@ class _Upload:
         chunk_bytes = expected_chunk_bytes or self._codec.block_size(
             self._settings.stripe_size_bytes
         )
-        nodes = self._w.place(f"{self.object_id}/{segment}", policy, chunk_bytes)
+        nodes = self._w.place(f"{self.object_id}/{segment}", policy, chunk_bytes, self._avoid)
         return [
             PlannedChunk(new_id(), node_id, segment, shard) for shard, node_id in enumerate(nodes)
         ]
@@ -239,21 +303,25 @@ class _Upload:
         first_stripe: bytes,
         body: ByteSource,
         md5: _OrderedMd5,
-    ) -> tuple[bytes, int]:
-        """Streams stripes into this segment's chunks; returns the next stripe and bytes taken."""
+    ) -> tuple[bytes, int, int]:
+        """Streams stripes into this segment's chunks.
+
+        Returns the next stripe, the bytes taken and the stripes written. A chunk whose node
+        fails is dropped while enough others carry on; its pump then only drains its feed.
+        """
         depth = self._settings.write_stripes_in_flight
-        queues: list[asyncio.Queue[tuple[bytes, int] | None]] = [
-            asyncio.Queue(maxsize=depth) for _ in planned
-        ]
+        feeds = [_ShardFeed(asyncio.Queue(maxsize=depth)) for _ in planned]
+        failures: dict[int, DiststorageError] = {}
         crcs: list[list[int]] = [[] for _ in planned]
         sizes = [0] * len(planned)
         stripe = first_stripe
         written = 0
+        stripes = 0
         try:
             async with asyncio.TaskGroup() as group:
                 pumps = [
-                    group.create_task(self._pump(chunk, expected, queue))
-                    for chunk, queue in zip(planned, queues, strict=True)
+                    group.create_task(self._pump_or_drain(shard, chunk, expected, feed, failures))
+                    for shard, (chunk, feed) in enumerate(zip(planned, feeds, strict=True))
                 ]
                 for _ in range(self._settings.segment_max_stripes):
                     if not stripe:
@@ -264,18 +332,78 @@ class _Upload:
                         crc = crc32c.crc32c(block)
                         crcs[shard].append(crc)
                         sizes[shard] += len(block)
-                        await queues[shard].put((block, crc))
+                        if shard not in failures:
+                            await feeds[shard].queue.put((block, crc))
+                    self._check_tolerable(planned, failures)
                     written += len(stripe)
+                    stripes += 1
                     del blocks
                     stripe = await body.read_up_to(self._settings.stripe_size_bytes)
-                for queue in queues:
-                    await queue.put(None)
+                for feed in feeds:
+                    await feed.queue.put(None)
         except BaseExceptionGroup as group_error:
             raise _most_telling(group_error) from group_error
-        for pump, size in zip(pumps, sizes, strict=True):
-            assert pump.result() == size, f"node stored {pump.result()} bytes of {size}"
-        self._record_stored(planned, sizes, crcs)
-        return stripe, written
+        self._check_tolerable(planned, failures)
+        kept = [shard for shard in range(len(planned)) if shard not in failures]
+        for shard in kept:
+            stored = pumps[shard].result()
+            assert stored == sizes[shard], f"node stored {stored} bytes of {sizes[shard]}"
+        self._record_stored(
+            [planned[s] for s in kept], [sizes[s] for s in kept], [crcs[s] for s in kept]
+        )
+        self._record_dropped(planned, failures)
+        return stripe, written, stripes
+
+    async def _pump_or_drain(
+        self,
+        shard: int,
+        chunk: PlannedChunk,
+        expected_bytes: int,
+        feed: _ShardFeed,
+        failures: dict[int, DiststorageError],
+    ) -> int:
+        try:
+            return await self._pump(chunk, expected_bytes, feed)
+        except DiststorageError as error:
+            failures[shard] = error
+            self._avoid.add(chunk.node_id)
+            log.warning(
+                "upload %s: shard %d on node %s dropped: %s",
+                self.object_id,
+                shard,
+                chunk.node_id[:8],
+                error,
+            )
+            # Keep taking blocks so the encoder never waits on a stream that is gone.
+            while not feed.ended:
+                feed.ended = await feed.queue.get() is None
+            return 0
+
+    def _check_tolerable(
+        self, planned: Sequence[PlannedChunk], failures: dict[int, DiststorageError]
+    ) -> None:
+        """Raises the first failure once the chunks left are too few to commit."""
+        if not failures:
+            return
+        nodes_left = {c.node_id for shard, c in enumerate(planned) if shard not in failures}
+        if len(nodes_left) < self._request.policy.min_write_nodes:
+            raise next(iter(failures.values()))
+
+    def _record_dropped(
+        self, planned: Sequence[PlannedChunk], failures: dict[int, DiststorageError]
+    ) -> None:
+        # The node may have stored the chunk after all (its answer was lost): queue it as
+        # garbage at commit rather than leave it unreferenced.
+        self._dropped.extend(
+            ChunkRef(planned[shard].chunk_id, planned[shard].node_id) for shard in failures
+        )
+
+    def _note_degraded(self, segment: int, stripes: int, planned: Sequence[PlannedChunk]) -> None:
+        dropped = {ref.chunk_id for ref in self._dropped}
+        nodes = {c.node_id for c in planned if c.chunk_id not in dropped}
+        if len(nodes) < self._request.policy.total_shards:
+            margin = len(nodes) - self._request.policy.needed_to_read
+            self._degraded.append(DegradedSegment(segment, stripes, margin))
 
     def _record_stored(
         self, planned: Sequence[PlannedChunk], sizes: Sequence[int], crcs: Sequence[Sequence[int]]
@@ -304,13 +432,26 @@ class _Upload:
         await md5.update(stripe)
         blocks = self._codec.encode(stripe)
         crcs = [crc32c.crc32c(block) for block in blocks]
-        try:
-            async with asyncio.TaskGroup() as group:
-                for chunk, block, crc in zip(planned, blocks, crcs, strict=True):
-                    group.create_task(self._put_once(chunk, block, crc))
-        except BaseExceptionGroup as group_error:
-            raise _most_telling(group_error) from group_error
-        self._record_stored(planned, [len(b) for b in blocks], [[crc] for crc in crcs])
+        outcomes = await asyncio.gather(
+            *(
+                self._put_once(chunk, block, crc)
+                for chunk, block, crc in zip(planned, blocks, crcs, strict=True)
+            ),
+            return_exceptions=True,
+        )
+        failures: dict[int, DiststorageError] = {}
+        for shard, outcome in enumerate(outcomes):
+            if isinstance(outcome, DiststorageError):
+                failures[shard] = outcome
+                self._avoid.add(planned[shard].node_id)
+            elif isinstance(outcome, BaseException):
+                raise outcome
+        self._check_tolerable(planned, failures)
+        kept = [shard for shard in range(len(planned)) if shard not in failures]
+        self._record_stored(
+            [planned[s] for s in kept], [len(blocks[s]) for s in kept], [[crcs[s]] for s in kept]
+        )
+        self._record_dropped(planned, failures)
         return len(stripe)
 
     async def _put_once(self, chunk: PlannedChunk, block: bytes, crc: int) -> None:
@@ -336,17 +477,13 @@ class _Upload:
             total += self._codec.block_size(length)
         return total
 
-    async def _pump(
-        self,
-        chunk: PlannedChunk,
-        expected_bytes: int,
-        queue: asyncio.Queue[tuple[bytes, int] | None],
-    ) -> int:
+    async def _pump(self, chunk: PlannedChunk, expected_bytes: int, feed: _ShardFeed) -> int:
         upload: ChunkUpload = await self._client(chunk).start_put(chunk.chunk_id, expected_bytes)
         finished = False
         try:
-            while (item := await queue.get()) is not None:
+            while (item := await feed.queue.get()) is not None:
                 await upload.send(*item)
+            feed.ended = True
             response = await upload.finish()
             finished = True
             return int(response.size_bytes)

@@ -1,0 +1,297 @@
+"""Chaos benchmark of diststorage: mixed load on a real 6-node ec:4+2 cluster while nodes are
+killed, restarted, paused and continued, never more than M=2 at once.
+
+    uv run python bench/chaos.py [--quick] [--duration S] [--clients N] [--seed N] [--json-out FILE]
+
+Phases: seed objects; a quiet baseline of the load mix; the faults (load still running); all
+nodes back; the load again while repair brings every stripe back to target; an audit that reads
+every committed object. Reports operations and errors by kind, read failures of committed
+objects and md5 mismatches (both must be 0), time to zero stripes below target, repair MB/s,
+and foreground MB/s while repair works as a share of the quiet figure. Exits 1 on any wrong or
+lost data. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import replace
+from pathlib import Path
+from types import FrameType
+
+import psutil
+import uvloop
+from bench_report import GIB, has_room, scan_logs
+from chaos_document import build_document
+from chaos_faults import BACK_TIMEOUT_S, FaultPlan
+from chaos_model import KIB, MIB, LoadMix, SizeClass
+from chaos_phases import BUDGET_NODES, NODES, GatewayDied, Profile, run_phases, say
+from chaos_repair import RepairUnavailable
+from chaos_report import ChaosRun, FaultSummary, build_rows, report_text
+from chaos_stats import LoadStats
+
+from diststorage.local import LocalCluster
+from diststorage.testing.cluster import running_cluster
+
+REDUNDANCY = "ec:4+2"
+REPAIR_ARGS = ["--repair-grace", "10"]
+GATEWAY_ARGS = ["--node-timeout", "3"]
+# Errors in these phases fail the run: no fault is held while they run.
+QUIET_PHASES = ("seed", "baseline", "audit")
+
+
+FULL = Profile(
+    "full",
+    LoadMix(
+        (
+            SizeClass("tiny", 0, 4 * KIB, keys=200, weight=30),
+            SizeClass("small", 4 * KIB, 128 * KIB, keys=200, weight=25, log_scale=True),
+            SizeClass("medium", 128 * KIB, 8 * MIB, keys=100, weight=27, log_scale=True),
+            SizeClass("large", 8 * MIB, 48 * MIB, keys=30, weight=15),
+            SizeClass("huge", 96 * MIB, 192 * MIB, keys=6, weight=3),
+        )
+    ),
+    seed_fraction=0.5,
+    baseline_s=30.0,
+    chaos_s=240.0,
+    plan=FaultPlan(BUDGET_NODES, hold_s=(3.0, 30.0), gap_s=(1.0, 8.0)),
+    repair_timeout_s=600.0,
+)
+QUICK = Profile(
+    "quick",
+    LoadMix(
+        (
+            SizeClass("tiny", 0, 4 * KIB, keys=60, weight=30),
+            SizeClass("small", 4 * KIB, 128 * KIB, keys=60, weight=25, log_scale=True),
+            SizeClass("medium", 128 * KIB, 4 * MIB, keys=30, weight=27, log_scale=True),
+            SizeClass("large", 4 * MIB, 24 * MIB, keys=12, weight=15),
+            SizeClass("huge", 48 * MIB, 100 * MIB, keys=3, weight=3),
+        )
+    ),
+    seed_fraction=0.5,
+    baseline_s=8.0,
+    chaos_s=25.0,
+    plan=FaultPlan(BUDGET_NODES, hold_s=(2.0, 14.0), gap_s=(0.5, 3.0)),
+    repair_timeout_s=120.0,
+)
+
+
+def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _ignore_signals() -> None:
+    """While the cluster stops, a second Ctrl-C or SIGTERM must not cut the cleanup short."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def gateway_flags() -> set[str]:
+    """The long options ``diststorage gateway`` accepts, read from its --help."""
+    out = subprocess.run(
+        [sys.executable, "-m", "diststorage", "gateway", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "COLUMNS": "300", "NO_COLOR": "1", "TERM": "dumb"},
+    )
+    return set(re.findall(r"--[a-z][a-z0-9-]*", out.stdout))
+
+
+def _gateway_cpu_reader(cluster: LocalCluster) -> Callable[[], float]:
+    gateway = cluster._gateway
+    assert gateway is not None and gateway.process is not None
+    process = psutil.Process(gateway.process.pid)
+
+    def read() -> float:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            return 0.0
+        return float(times.user + times.system)
+
+    return read
+
+
+def run_benchmark(run: ChaosRun, profile: Profile, workdir: Path) -> None:
+    cluster_dir = workdir / "cluster"
+    say(f"starting {NODES} nodes + gateway ({REDUNDANCY}, {' '.join(run.gateway_args)})")
+    with ExitStack() as stack:
+        cluster = stack.enter_context(
+            running_cluster(
+                cluster_dir, nodes=NODES, redundancy=REDUNDANCY, gateway_args=run.gateway_args
+            )
+        )
+        stack.callback(say, "stopping the cluster")
+        stack.callback(_ignore_signals)
+        run.stats.gateway_cpu_s = _gateway_cpu_reader(cluster)
+        runner = stack.enter_context(asyncio.Runner(loop_factory=uvloop.new_event_loop))
+        say(f"cluster up at {cluster.url}")
+        runner.run(run_phases(cluster, profile, run))
+
+
+def judge(run: ChaosRun) -> None:
+    """Adds the failures the figures show to those the phases found."""
+    stats = run.stats
+    if stats.read_failures:
+        run.failures.append(f"{stats.read_failures} read failures of committed objects")
+    if stats.md5_mismatches:
+        run.failures.append(f"{stats.md5_mismatches} md5 mismatches")
+    for phase in stats.phases:
+        if phase.name in QUIET_PHASES and phase.errors:
+            kinds = ", ".join(f"{k} ×{n}" for k, n in phase.errors.most_common(3))
+            count = sum(phase.errors.values())
+            run.failures.append(f"{count} errors with no fault held ({phase.name}): {kinds}")
+    if run.faults.late_nodes:
+        run.failures.append(
+            f"nodes not back within {BACK_TIMEOUT_S:g} s of a restart or SIGCONT:"
+            f" {run.faults.late_nodes}"
+        )
+
+
+# -- main --------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--duration", type=float, help="seconds of faults (default 240; quick 25)")
+    parser.add_argument("--quick", action="store_true", help="a short smoke run, about a minute")
+    parser.add_argument("--seed", type=int, default=1, help="seeds the load and the faults")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent load clients")
+    parser.add_argument("--json-out", type=Path, help="also write the JSON document here")
+    parser.add_argument(
+        "--tmp-dir", type=Path, help="where to make the temporary folder (default: system temp)"
+    )
+    parser.add_argument("--logs-out", type=Path, help="copy the cluster logs here before cleanup")
+    parser.add_argument(
+        "--gateway-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra gateway argument, repeatable (e.g. --gateway-arg=--repair-rate=50000000)",
+    )
+    parser.add_argument(
+        "--without-repair",
+        action="store_true",
+        help="for a gateway without repair: no --repair-grace, no /_/repair, no repair figures",
+    )
+    args = parser.parse_args(argv)
+    if args.clients < 1:
+        parser.error("--clients must be at least 1")
+    if args.duration is not None and args.duration <= 0:
+        parser.error("--duration must be positive")
+    return args
+
+
+def _profile(args: argparse.Namespace) -> Profile:
+    profile = QUICK if args.quick else FULL
+    if args.duration is not None:
+        profile = replace(profile, chaos_s=args.duration)
+    return profile
+
+
+def _space_needed(profile: Profile) -> int:
+    # ec:4+2 stores 1.5× the data; overwritten and rebuilt shards wait for garbage collection.
+    return profile.mix.max_stored_bytes * 3 + GIB
+
+
+def _gateway_args(args: argparse.Namespace) -> list[str] | str:
+    """The gateway's arguments, or why the run cannot go ahead."""
+    wanted = GATEWAY_ARGS + ([] if args.without_repair else REPAIR_ARGS)
+    known = gateway_flags()
+    missing = [flag for flag in wanted if flag.startswith("--") and flag not in known]
+    if missing:
+        return (
+            f"the gateway does not accept {', '.join(missing)} (see `diststorage gateway --help`);"
+            " this benchmark needs repair. Use --without-repair to run the load and the faults"
+            " against it anyway."
+        )
+    return [*wanted, *args.gateway_arg]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    profile = _profile(args)
+    gateway_args = _gateway_args(args)
+    if isinstance(gateway_args, str):
+        print(gateway_args, file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    run = ChaosRun(
+        profile=profile.name,
+        seed=args.seed,
+        clients=args.clients,
+        chaos_s=profile.chaos_s,
+        nodes=NODES,
+        redundancy=REDUNDANCY,
+        gateway_args=gateway_args,
+        with_repair=not args.without_repair,
+        stats=LoadStats(gateway_cpu_s=lambda: 0.0),
+        faults=FaultSummary(BUDGET_NODES),
+    )
+    started = dt.datetime.now(dt.UTC)
+    clock = time.perf_counter()
+    interrupted = False
+    with tempfile.TemporaryDirectory(prefix="diststorage-chaos-", dir=args.tmp_dir) as tmp:
+        workdir = Path(tmp)
+        if not has_room(workdir, _space_needed(profile)):
+            return 2
+        try:
+            run_benchmark(run, profile, workdir)
+        except KeyboardInterrupt:
+            interrupted = True
+            say("interrupted; the cluster has been stopped")
+        except RepairUnavailable as exc:
+            say(f"!!! {exc}; this benchmark needs the gateway's repair (or use --without-repair)")
+            return 2
+        except GatewayDied as exc:
+            run.failures.append(str(exc))
+            say(f"!!! {exc}")
+        finally:
+            logs = workdir / "cluster" / "logs"
+            run.log_issues = scan_logs(logs)
+            if args.logs_out is not None and logs.is_dir():
+                shutil.copytree(logs, args.logs_out, dirs_exist_ok=True)
+            say(f"removing {workdir}")
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    judge(run)
+    report(run, args.json_out, started, time.perf_counter() - clock, interrupted)
+    if interrupted:
+        return 130
+    return 1 if run.failures else 0
+
+
+def report(
+    run: ChaosRun,
+    json_out: Path | None,
+    started: dt.datetime,
+    duration_s: float,
+    interrupted: bool,
+) -> None:
+    """The table, then the JSON document, on stdout; the document also into ``json_out``."""
+    rows = build_rows(run)
+    document = build_document(
+        run, rows, started.isoformat(timespec="seconds"), duration_s, interrupted
+    )
+    print(report_text(run, rows))
+    print("\nJSON:")
+    print(json.dumps(document, indent=2))
+    if json_out is not None:
+        json_out.write_text(json.dumps(document, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""Faults within the redundancy budget: SIGKILL + restart, and SIGSTOP + SIGCONT, of random nodes.
+
+Exactly these faults, nothing else: a node is killed with SIGKILL and later started again on the
+same data folder and port, or paused with SIGSTOP and later continued with SIGCONT. The gateway
+is never touched, no file is corrupted, no network fault is injected.
+
+The budget: a node counts as unavailable from the signal until the gateway has heard a heartbeat
+from it after it was restarted or continued, and a fault starts only while fewer than
+``budget_nodes`` (M of ec:K+M) nodes are unavailable. So with ec:4+2 no more than 2 nodes are
+ever down, paused or still starting at once. Each fault is held for a random time, some shorter
+and some longer than the gateway's repair grace, and faults start at random gaps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import random
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import aiohttp
+
+from diststorage.local import LocalCluster
+
+TICK_S = 0.25
+BACK_TIMEOUT_S = 30.0
+# Without a last_heartbeat field, a node counts as back this long after it was seen "up".
+BACK_WITHOUT_HEARTBEAT_S = 2.0
+
+
+class NodeState(StrEnum):
+    OK = "ok"
+    KILLED = "killed"
+    PAUSED = "paused"
+    RECOVERING = "recovering"
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    budget_nodes: int
+    hold_s: tuple[float, float]
+    gap_s: tuple[float, float]
+    kill_share: float = 0.5
+
+
+@dataclass
+class _Node:
+    index: int
+    address: str
+    state: NodeState = NodeState.OK
+    until: float = 0.0
+    lifted_at: float = 0.0
+    lifted_wall: dt.datetime | None = None
+    late_reported: bool = False
+
+
+@dataclass
+class FaultInjector:
+    """Injects faults into ``cluster`` for a while, then lifts them all. ``clock`` gives the
+    run's seconds, for the event log; ``say`` prints progress."""
+
+    cluster: LocalCluster
+    session: aiohttp.ClientSession
+    plan: FaultPlan
+    rng: random.Random
+    clock: Callable[[], float]
+    say: Callable[[str], None]
+    events: list[str] = field(default_factory=list)
+    kills: int = 0
+    pauses: int = 0
+    max_unavailable: int = 0
+    late_nodes: set[int] = field(default_factory=set)
+    _nodes: list[_Node] = field(default_factory=list)
+    _next_fault_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        host = self.cluster.host
+        self._nodes = [_Node(i, f"{host}:{port}") for i, port in enumerate(self.cluster.node_ports)]
+
+    @property
+    def unavailable(self) -> int:
+        return sum(1 for n in self._nodes if n.state is not NodeState.OK)
+
+    def fault_state(self) -> tuple[int, int]:
+        """(faults started so far, nodes unavailable now)."""
+        return self.kills + self.pauses, self.unavailable
+
+    async def run(self, duration_s: float) -> None:
+        """Starts and lifts faults for ``duration_s``; the faults still held are left in place
+        (call ``lift_all``)."""
+        deadline = time.monotonic() + duration_s
+        self._next_fault_at = time.monotonic() + self._draw(self.plan.gap_s)
+        while time.monotonic() < deadline:
+            await self._lift_due(time.monotonic())
+            await self._check_recovering()
+            if time.monotonic() >= self._next_fault_at:
+                await self._maybe_start_fault()
+            await asyncio.sleep(TICK_S)
+
+    async def lift_all(self, timeout_s: float = 60.0) -> bool:
+        """Restarts or continues every faulted node and waits until all are back."""
+        await self._lift_due(float("inf"))
+        deadline = time.monotonic() + timeout_s
+        while self.unavailable and time.monotonic() < deadline:
+            await asyncio.sleep(TICK_S)
+            await self._check_recovering()
+        return self.unavailable == 0
+
+    # -- faults ---------------------------------------------------------------------------------
+
+    async def _maybe_start_fault(self) -> None:
+        healthy = [n for n in self._nodes if n.state is NodeState.OK]
+        if self.unavailable >= self.plan.budget_nodes or not healthy:
+            return  # wait for a node to come back, then start one straight away
+        node = self.rng.choice(healthy)
+        node.until = time.monotonic() + self._draw(self.plan.hold_s)
+        held_s = node.until - time.monotonic()
+        if self.rng.random() < self.plan.kill_share:
+            await asyncio.to_thread(self.cluster.kill_node, node.index)
+            node.state, action = NodeState.KILLED, "kill"
+            self.kills += 1
+        else:
+            self.cluster.signal_node(node.index, signal.SIGSTOP)
+            node.state, action = NodeState.PAUSED, "pause"
+            self.pauses += 1
+        self.max_unavailable = max(self.max_unavailable, self.unavailable)
+        self._event(action, node, held_s)
+        self._next_fault_at = time.monotonic() + self._draw(self.plan.gap_s)
+
+    async def _lift_due(self, now: float) -> None:
+        for node in self._nodes:
+            if node.state in (NodeState.KILLED, NodeState.PAUSED) and node.until <= now:
+                await self._lift(node)
+
+    async def _lift(self, node: _Node) -> None:
+        if node.state is NodeState.KILLED:
+            await asyncio.to_thread(self.cluster.start_node, node.index)
+            action = "restart"
+        else:
+            self.cluster.signal_node(node.index, signal.SIGCONT)
+            action = "continue"
+        node.state = NodeState.RECOVERING
+        node.lifted_at = time.monotonic()
+        node.lifted_wall = dt.datetime.now(dt.UTC)
+        node.late_reported = False
+        self._event(action, node)
+
+    async def _check_recovering(self) -> None:
+        recovering = [n for n in self._nodes if n.state is NodeState.RECOVERING]
+        if not recovering:
+            return
+        views = await self._gateway_view()
+        for node in recovering:
+            waited_s = time.monotonic() - node.lifted_at
+            if _is_back(views.get(node.address), node, waited_s):
+                node.state = NodeState.OK
+                self._event("back", node, waited_s)
+            elif waited_s > BACK_TIMEOUT_S and not node.late_reported:
+                node.late_reported = True
+                self.late_nodes.add(node.index)
+                self._event("NOT BACK", node, waited_s)
+
+    async def _gateway_view(self) -> dict[str, dict[str, Any]]:
+        """The gateway's node table by address; empty if it cannot be read right now."""
+        try:
+            timeout = aiohttp.ClientTimeout(total=5)
+            async with self.session.get(f"{self.cluster.url}/_/nodes", timeout=timeout) as answer:
+                body = await answer.json(content_type=None)
+        except (aiohttp.ClientError, OSError, ValueError):
+            return {}
+        if not isinstance(body, list):
+            return {}
+        return {str(v.get("address")): v for v in body if isinstance(v, dict)}
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _draw(self, bounds: tuple[float, float]) -> float:
+        return self.rng.uniform(*bounds)
+
+    def _event(self, action: str, node: _Node, seconds: float | None = None) -> None:
+        suffix = ""
+        if action in ("kill", "pause") and seconds is not None:
+            suffix = f" for {seconds:.1f} s"
+        elif seconds is not None:
+            suffix = f" after {seconds:.1f} s"
+        text = (
+            f"t={self.clock():7.1f}s  {action} node{node.index}{suffix}"
+            f"  (unavailable: {self.unavailable})"
+        )
+        self.events.append(text)
+        self.say(f"fault: {text}")
+
+
+def _is_back(view: dict[str, Any] | None, node: _Node, waited_s: float) -> bool:
+    """The gateway says the node is up and has heard from it since it was lifted."""
+    if view is None or view.get("state") != "up":
+        return False
+    heard = view.get("last_heartbeat")
+    if not isinstance(heard, str):
+        return waited_s >= BACK_WITHOUT_HEARTBEAT_S
+    try:
+        heard_at = dt.datetime.fromisoformat(heard)
+    except ValueError:
+        return waited_s >= BACK_WITHOUT_HEARTBEAT_S
+    return node.lifted_wall is not None and heard_at > node.lifted_wall

@@ -1,0 +1,245 @@
+"""The chaos run's steps against one running cluster: seed, quiet baseline, faults, restart,
+repair (or a fixed stretch without it), drain and audit.
+
+Every wait checks, once a second, that the gateway process is alive and that no load worker
+died of a bug, so a broken run stops with the reason instead of measuring nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+from chaos_faults import FaultInjector, FaultPlan
+from chaos_load import LoadRunner
+from chaos_model import ContentPool, LoadMix, Model
+from chaos_repair import RepairMonitor, check_repair_endpoint, wait_live_nodes
+from chaos_report import ChaosRun, FaultSummary
+from chaos_stats import LoadStats
+
+from diststorage.local import LocalCluster, free_port
+
+NODES = 6
+BUDGET_NODES = 2  # M of ec:4+2
+NODES_BACK_TIMEOUT_S = 60.0
+WATCH_INTERVAL_S = 1.0
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    mix: LoadMix
+    seed_fraction: float
+    baseline_s: float
+    chaos_s: float
+    plan: FaultPlan
+    repair_timeout_s: float
+
+
+def say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+class GatewayDied(Exception):
+    """The gateway process exited during the run; nothing after that can be measured."""
+
+
+def _log_tail(path: Path, lines: int = 8) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as exc:
+        return f"    (cannot read {path}: {exc})"
+    return "\n".join(f"    {line}" for line in text.splitlines()[-lines:])
+
+
+@dataclass
+class Phases:
+    """The run's steps, in order, against one cluster."""
+
+    cluster: LocalCluster
+    profile: Profile
+    run: ChaosRun
+    control: aiohttp.ClientSession
+    load: LoadRunner
+
+    @property
+    def stats(self) -> LoadStats:
+        return self.run.stats
+
+    async def watch(self, seconds: float) -> None:
+        """Waits, checking that the gateway and the load workers are still alive."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(WATCH_INTERVAL_S, left))
+            self.check_alive()
+
+    async def supervise(self, work: Coroutine[Any, Any, T]) -> T:
+        """Runs ``work`` while checking, every second, that the gateway and the load live."""
+        task = asyncio.create_task(work)
+        try:
+            while not task.done():
+                await asyncio.wait([task], timeout=WATCH_INTERVAL_S)
+                self.check_alive()
+            return task.result()
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    def check_alive(self) -> None:
+        gateway = self.cluster._gateway
+        if gateway is None or not gateway.running:
+            tail = _log_tail(gateway.log_path) if gateway else ""
+            raise GatewayDied(f"the gateway exited; the end of its log:\n{tail}")
+        self.load.raise_if_failed()
+
+    async def seed_and_baseline(self) -> None:
+        self.stats.begin("seed")
+        say(f"seeding {self.profile.seed_fraction:.0%} of the keys of every size class")
+        await self.load.seed_objects(self.profile.seed_fraction)
+        self.check_alive()
+        self.stats.begin("baseline")
+        say(f"quiet baseline: the load mix for {self.profile.baseline_s:g} s, no faults")
+        self.load.start()
+        await self.watch(self.profile.baseline_s)
+
+    async def faults(self, injector: FaultInjector) -> None:
+        self.stats.begin("chaos")
+        say(f"faults for {self.profile.chaos_s:g} s (at most {BUDGET_NODES} nodes at once)")
+        await self.supervise(injector.run(self.profile.chaos_s))
+
+    async def restart(self, injector: FaultInjector) -> None:
+        self.run.faults_stopped_s = self.stats.now_s()
+        self.stats.begin("restart")
+        say("faults stop: restarting and continuing every faulted node")
+        back = await injector.lift_all(NODES_BACK_TIMEOUT_S)
+        live = await wait_live_nodes(self.control, self.cluster.url, NODES, NODES_BACK_TIMEOUT_S)
+        if not (back and live):
+            self.run.failures.append(
+                f"not every node was live {NODES_BACK_TIMEOUT_S:g} s after the faults stopped"
+            )
+        self.run.all_live_s = self.stats.now_s()
+        say(f"all nodes back after {self.run.all_live_s - self.run.faults_stopped_s:.1f} s")
+
+    async def repair(self, monitor: RepairMonitor) -> None:
+        self.stats.begin("repair")
+        assert self.run.all_live_s is not None
+        timeout_s = self.profile.repair_timeout_s
+        say(f"repair: load goes on until 0 stripes are below target (at most {timeout_s:g} s)")
+        sample = await self.supervise(monitor.wait_until_repaired(self.run.all_live_s, timeout_s))
+        if sample is None:
+            last = monitor.samples[-1] if monitor.samples else None
+            detail = (last.status or last.error) if last else "no sample"
+            self.run.failures.append(
+                f"stripes below target did not reach 0 within {timeout_s:g} s of all nodes"
+                f" being back, or /_/repair kept failing; last /_/repair: {detail}"
+            )
+            return
+        self.run.repaired_s = sample.t_s
+        assert self.run.faults_stopped_s is not None
+        after_s = sample.t_s - self.run.faults_stopped_s
+        say(f"0 stripes below target, {after_s:.1f} s after the faults stopped")
+
+    async def replace_a_node(self, monitor: RepairMonitor) -> None:
+        """A node dies for good and an empty one joins, under the same load: repair rebuilds
+        the lost shards (the new node first, as the least used). The window from repair first
+        seen working to zero stripes below target measures foreground throughput under a real,
+        long repair."""
+        self.stats.begin("replace")
+        timeout_s = self.profile.repair_timeout_s
+        say("replace: node0 dies for good and an empty node joins; repair rebuilds under load")
+        self.cluster.kill_node(0)
+        self.cluster.add_node(free_port())
+        started_s = self.stats.now_s()
+        working = await self.supervise(monitor.wait_until_working(started_s, timeout_s))
+        if working is None:
+            self.run.failures.append(f"repair did not start within {timeout_s:g} s of node0 dying")
+            return
+        done = await self.supervise(monitor.wait_until_repaired(working.t_s, timeout_s))
+        if done is None:
+            self.run.failures.append(
+                f"repair after replacing node0 did not reach 0 stripes below target in"
+                f" {timeout_s:g} s"
+            )
+            return
+        self.run.replace_window_s = (working.t_s, done.t_s)
+        say(f"replacement rebuilt in {done.t_s - working.t_s:.1f} s of repair")
+
+    async def after_faults_without_repair(self) -> None:
+        self.stats.begin("after faults")
+        say(f"--without-repair: the load mix for {self.profile.baseline_s:g} s after the faults")
+        await self.watch(self.profile.baseline_s)
+
+    async def drain_and_audit(self) -> None:
+        self.stats.begin("drain")
+        say("stopping the load (operations in hand finish)")
+        await self.load.stop()
+        self.stats.begin("audit")
+        keys = len(self.load.model.existing_keys())
+        say(f"audit: reading back all {keys} objects that may exist")
+        await self.load.audit()
+        self.stats.end()
+        self.run.committed_objects = len(self.load.model.existing_keys())
+        self.run.committed_bytes = self.load.model.committed_bytes()
+
+
+async def run_phases(cluster: LocalCluster, profile: Profile, run: ChaosRun) -> None:
+    model = Model(profile.mix)
+    content = ContentPool(run.seed)
+    async with aiohttp.ClientSession() as control:
+        if run.with_repair:
+            first = await check_repair_endpoint(control, cluster.url)
+            say(f"/_/repair answers: {first}")
+        monitor = RepairMonitor(
+            control, cluster.url, run.stats.now_s, lambda: run.stats.moved_bytes
+        )
+        monitor_task = asyncio.create_task(monitor.run()) if run.with_repair else None
+        injector = FaultInjector(
+            cluster, control, profile.plan, random.Random(run.seed), run.stats.now_s, say
+        )
+        try:
+            async with LoadRunner(
+                cluster.url,
+                profile.mix,
+                model,
+                content,
+                run.stats,
+                run.clients,
+                run.seed,
+                fault_state=injector.fault_state,
+            ) as load:
+                phases = Phases(cluster, profile, run, control, load)
+                await phases.seed_and_baseline()
+                try:
+                    await phases.faults(injector)
+                    await phases.restart(injector)
+                finally:
+                    _record_faults(run.faults, injector)
+                if run.with_repair:
+                    await phases.repair(monitor)
+                    await phases.replace_a_node(monitor)
+                else:
+                    await phases.after_faults_without_repair()
+                await phases.drain_and_audit()
+        finally:
+            run.stats.end()
+            monitor.stop()
+            if monitor_task is not None:
+                await monitor_task
+            run.repair_samples = monitor.samples
+
+
+def _record_faults(summary: FaultSummary, injector: FaultInjector) -> None:
+    summary.kills = injector.kills
+    summary.pauses = injector.pauses
+    summary.max_unavailable = injector.max_unavailable
+    summary.late_nodes = sorted(injector.late_nodes)
+    summary.events = injector.events

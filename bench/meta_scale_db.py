@@ -1,0 +1,205 @@
+"""The benchmark's own databases: a SQLite file in the run's temporary folder, or a PostgreSQL
+database created for the run and dropped at its end, whatever happens.
+
+Besides the URL the store opens, each tells its size on disk and the query plans of the
+store's lookup and listing statements (written out here by hand, as the store sends them), so
+a slow figure at scale can be explained.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import asyncpg
+
+from diststorage.core.ids import new_id
+
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+PG_CONNECT_TIMEOUT_S = 10.0
+NAMESPACE_ID = 1  # the default namespace, created by the first migration
+
+# The store's statements (store.py: _committed, get_layout, list_objects), in each dialect's
+# parameter style. The committed state is a literal there too (see base.IS_COMMITTED).
+_COLUMNS = "id, namespace_id, key, state, size_bytes, md5_hex, content_type, policy, "
+_COLUMNS += "stripe_size_bytes, segment_stripes, gateway_id, created_at, committed_at, touched_at"
+_STATEMENTS = {
+    "lookup": f"SELECT {_COLUMNS} FROM objects WHERE namespace_id = {NAMESPACE_ID} "
+    "AND key = {p1} AND state = 'committed'",
+    "chunks": "SELECT id, node_id, segment_index, shard_index, size_bytes, block_crcs, state "
+    "FROM chunks WHERE object_id = {p1} ORDER BY segment_index, shard_index",
+    "list after": f"SELECT {_COLUMNS} FROM objects WHERE namespace_id = {NAMESPACE_ID} "
+    "AND state = 'committed' AND key > {p1} ORDER BY key LIMIT 1001",
+    "list prefix": f"SELECT {_COLUMNS} FROM objects WHERE namespace_id = {NAMESPACE_ID} "
+    "AND state = 'committed' AND key >= {p1} AND key < {p2} ORDER BY key LIMIT 1001",
+}
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    key: bytes
+    object_id: str
+    after: bytes
+    prefix: bytes
+    prefix_end: bytes
+
+    def params(self, statement: str) -> tuple[bytes | str, ...]:
+        table: dict[str, tuple[bytes | str, ...]] = {
+            "lookup": (self.key,),
+            "chunks": (self.object_id,),
+            "list after": (self.after,),
+            "list prefix": (self.prefix, self.prefix_end),
+        }
+        return table[statement]
+
+
+class BenchDatabase(Protocol):
+    backend: str
+    url: str
+
+    async def size_bytes(self) -> int: ...
+
+    async def settle(self) -> None:
+        """Brings the database to the state a long-running one is in before a measurement."""
+        ...
+
+    async def plans(self, inputs: PlanInputs) -> dict[str, str]:
+        """Each statement's plan, as the database prints it."""
+        ...
+
+
+class SqliteDatabase:
+    backend = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.url = f"sqlite:///{path}"
+
+    def _files(self) -> list[Path]:
+        return [self.path.with_name(self.path.name + suffix) for suffix in ("", "-wal", "-shm")]
+
+    async def size_bytes(self) -> int:
+        return sum(f.stat().st_size for f in self._files() if f.exists())
+
+    async def settle(self) -> None:
+        """Nothing to do: SQLite has no background maintenance, and the store runs no ANALYZE."""
+
+    async def plans(self, inputs: PlanInputs) -> dict[str, str]:
+        return await asyncio.to_thread(self._plans_sync, inputs)
+
+    def _plans_sync(self, inputs: PlanInputs) -> dict[str, str]:
+        connection = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        try:
+            plans: dict[str, str] = {}
+            for name, template in _STATEMENTS.items():
+                sql = template.format(p1="?", p2="?")
+                rows = connection.execute(f"EXPLAIN QUERY PLAN {sql}", inputs.params(name))
+                plans[name] = "\n".join(str(row[-1]) for row in rows)
+            return plans
+        finally:
+            connection.close()
+
+    def remove(self) -> None:
+        for file in self._files():
+            file.unlink(missing_ok=True)
+
+
+class PostgresDatabase:
+    backend = "postgresql"
+
+    def __init__(self, admin: asyncpg.Connection, admin_url: str, name: str) -> None:
+        self._admin = admin
+        self.name = name
+        self.url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+    async def size_bytes(self) -> int:
+        size: int = await self._admin.fetchval("SELECT pg_database_size($1)", self.name)
+        return size
+
+    async def settle(self) -> None:
+        """VACUUM (ANALYZE), as autovacuum does some time after a bulk load: without it, whether
+        autovacuum happens to run during the measurement decides the figures."""
+        connection = await asyncpg.connect(self.url, timeout=PG_CONNECT_TIMEOUT_S)
+        try:
+            await connection.execute("VACUUM (ANALYZE)")
+        finally:
+            await connection.close()
+
+    async def plans(self, inputs: PlanInputs) -> dict[str, str]:
+        """Plans of prepared statements forced generic, as asyncpg's prepared statements get
+        after their first runs, with the run's timings and buffer counts."""
+        connection = await asyncpg.connect(self.url, timeout=PG_CONNECT_TIMEOUT_S)
+        try:
+            await connection.execute("SET plan_cache_mode = force_generic_plan")
+            plans: dict[str, str] = {}
+            for number, (name, template) in enumerate(_STATEMENTS.items()):
+                params = inputs.params(name)
+                types = ", ".join("text" if isinstance(p, str) else "bytea" for p in params)
+                sql = template.format(p1="$1", p2="$2")
+                await connection.execute(f"PREPARE q{number} ({types}) AS {sql}")
+                values = ", ".join(
+                    f"'{p}'" if isinstance(p, str) else f"decode('{p.hex()}', 'hex')"
+                    for p in params
+                )
+                rows = await connection.fetch(
+                    f"EXPLAIN (ANALYZE, BUFFERS) EXECUTE q{number} ({values})"
+                )
+                plans[name] = "\n".join(row[0] for row in rows)
+            return plans
+        finally:
+            await connection.close()
+
+
+@contextlib.asynccontextmanager
+async def sqlite_database(folder: Path) -> AsyncIterator[SqliteDatabase]:
+    database = SqliteDatabase(folder / "meta.db")
+    try:
+        yield database
+    finally:
+        database.remove()
+
+
+# Names of the PostgreSQL databases this process created and has not dropped yet, for a last
+# attempt from a fresh event loop if the normal drop was cut short.
+LEFT_TO_DROP: set[str] = set()
+
+
+@contextlib.asynccontextmanager
+async def postgres_database(admin_url: str) -> AsyncIterator[PostgresDatabase]:
+    """A new, empty database ``diststorage_bench_<random>``, dropped (FORCE) on the way out."""
+    name = f"diststorage_bench_{new_id()[:12]}"
+    admin = await asyncpg.connect(admin_url, timeout=PG_CONNECT_TIMEOUT_S)
+    try:
+        LEFT_TO_DROP.add(name)
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield PostgresDatabase(admin, admin_url, name)
+    finally:
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            LEFT_TO_DROP.discard(name)
+        finally:
+            await admin.close()
+
+
+def drop_leftovers(admin_url: str) -> list[str]:
+    """Drops what ``postgres_database`` could not; runs its own event loop. Returns the names."""
+    names = sorted(LEFT_TO_DROP)
+    if not names:
+        return []
+
+    async def drop() -> None:
+        admin = await asyncpg.connect(admin_url, timeout=PG_CONNECT_TIMEOUT_S)
+        try:
+            for name in names:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                LEFT_TO_DROP.discard(name)
+        finally:
+            await admin.close()
+
+    asyncio.run(drop())
+    return names

@@ -1,0 +1,248 @@
+"""One configuration of the scale-out benchmark, start to finish: a PostgreSQL database of its
+own if it needs one, the cluster, the measurements, and the cleanup (cluster stopped, database
+dropped, folder removed) whatever happens.
+
+Ctrl-C and SIGTERM stop a run the same way (``sigterm_as_sigint``); while a configuration cleans
+up, both are ignored, so that a second one cannot leave a database or processes behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import os
+import random
+import shutil
+import signal
+import sys
+import time
+from contextlib import AsyncExitStack, ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+from bench_ops import OBJECT_BYTES, Budget, get_case, put_case
+from bench_report import scan_logs, size_label
+from meta_scale_db import postgres_database
+from scale_out_measure import OPS_TIME_CAP_S, CpuMeter, large_object
+from scale_out_mixed import mixed_load
+from scale_out_report import Config, ConfigRun, OpsRecord, Results
+
+from diststorage.local import LocalCluster
+from diststorage.testing.cluster import running_cluster
+
+NODES = 6
+REDUNDANCY = "ec:4+2"
+CONCURRENCY = 32
+SETTLE_S = 0.5
+
+CONFIGS = (
+    Config("A", "1 gateway, SQLite", gateways=1, postgres=False, mixed_load=False),
+    Config("B", "2 gateways, PostgreSQL", gateways=2, postgres=True, mixed_load=True),
+)
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    small_ops: int  # timed 4 KiB operations per case
+    warmup_ops: int  # untimed ones before them
+    transfer_bytes: int
+    mixed_s: float
+    clients: int
+    seed: int = 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "transfer": size_label(self.transfer_bytes)}
+
+
+class GatewayDied(Exception):
+    """A gateway process exited during the run; nothing after that can be measured."""
+
+
+def say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def sigterm_as_sigint(_signum: int, _frame: FrameType | None) -> None:
+    """SIGTERM stops the run the way Ctrl-C does: inside the event loop, asyncio.Runner's
+    SIGINT handler cancels the running step (so its sessions close), elsewhere it raises
+    KeyboardInterrupt."""
+    signal.raise_signal(signal.SIGINT)
+
+
+def _ignore_signals() -> None:
+    """While a cluster stops and its database is dropped, a second Ctrl-C or SIGTERM must not
+    cut the cleanup short."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _restore_signals(
+    exc_type: type[BaseException] | None, _exc: BaseException | None, _tb: TracebackType | None
+) -> None:
+    """After a configuration's cleanup, when the run goes on to the next one."""
+    if exc_type is None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, sigterm_as_sigint)
+
+
+def load_average() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def _settle() -> None:
+    os.sync()
+    time.sleep(SETTLE_S)
+
+
+def _check_gateways(cluster: LocalCluster) -> None:
+    for gateway in cluster._gateways:
+        if not gateway.running:
+            raise GatewayDied(f"{gateway.name} exited; see {gateway.log_path}")
+
+
+@dataclass
+class Bench:
+    """One run: its settings, the event loop, and what it found."""
+
+    profile: Profile
+    results: Results
+    runner: asyncio.Runner
+    workdir: Path
+    admin_url: str
+    logs_out: Path | None
+
+    def fail(self, message: str) -> None:
+        self.results.failures.append(message)
+        say(f"!!! FAILURE: {message}")
+
+    def run_config(self, config: Config, source: Path, source_md5: str) -> None:
+        run = ConfigRun(config)
+        self.results.runs.append(run)
+        folder = self.workdir / config.name
+        say(f"{config.name}: {config.label}; load average {load_average()}")
+        with ExitStack() as stack:
+            # Undone in reverse: signals ignored, cluster stopped, database dropped, logs read,
+            # folder removed, signals restored (when the run goes on).
+            stack.push(_restore_signals)
+            stack.callback(shutil.rmtree, folder, ignore_errors=True)
+            stack.callback(self._keep_logs, run, folder / "logs")
+            metadata_url = None
+            if config.postgres:
+                databases = AsyncExitStack()
+                stack.callback(self.runner.run, databases.aclose())
+                database = self.runner.run(
+                    databases.enter_async_context(postgres_database(self.admin_url))
+                )
+                stack.callback(say, f"{config.name}: dropping PostgreSQL database {database.name}")
+                run.database, metadata_url = database.name, database.url
+                say(f"{config.name}: created PostgreSQL database {database.name}")
+            cluster = stack.enter_context(
+                running_cluster(
+                    folder,
+                    nodes=NODES,
+                    redundancy=REDUNDANCY,
+                    gateways=config.gateways,
+                    metadata_url=metadata_url,
+                )
+            )
+            stack.callback(say, f"{config.name}: stopping the cluster")
+            stack.callback(_ignore_signals)
+            say(f"{config.name}: {NODES} nodes, gateways at {', '.join(cluster.urls)}")
+            self.measure(run, cluster, folder, source, source_md5)
+
+    def _keep_logs(self, run: ConfigRun, logs: Path) -> None:
+        run.log_issues = scan_logs(logs)
+        if self.logs_out is not None and logs.is_dir():
+            shutil.copytree(logs, self.logs_out / run.config.name, dirs_exist_ok=True)
+
+    def measure(
+        self, run: ConfigRun, cluster: LocalCluster, folder: Path, source: Path, source_md5: str
+    ) -> None:
+        config, profile = run.config, self.profile
+        gateway_pids = [g.process.pid for g in cluster._gateways if g.process is not None]
+        node_pids = [cluster.node_pid(i) for i in range(NODES)]
+        meter = CpuMeter(gateway_pids, node_pids, run.database or None)
+        urls = cluster.urls
+        base = random.Random(4096).randbytes(OBJECT_BYTES)
+        prefix = f"scale/{config.name}/ops"
+        spread = f"round-robin over {len(urls)} gateways" if len(urls) > 1 else "1 gateway"
+        _settle()
+        say(f"{config.name}: {profile.small_ops:,} × 4 KiB PUT, c={CONCURRENCY}, {spread}")
+        put, written, cpu = self.runner.run(
+            put_case(
+                urls,
+                base,
+                prefix,
+                CONCURRENCY,
+                Budget(OPS_TIME_CAP_S, profile.small_ops),
+                Budget(OPS_TIME_CAP_S, profile.warmup_ops),
+                functools.partial(meter.measure, "PUT 4 KiB"),
+            )
+        )
+        run.ops.append(OpsRecord(put, cpu))
+        if put.errors:
+            self.fail(f"{config.name} PUT: {put.errors} errors, first: {put.first_error}")
+        _check_gateways(cluster)
+        _settle()
+        say(f"{config.name}: {profile.small_ops:,} × 4 KiB GET, c={CONCURRENCY}, {spread}")
+        get, cpu = self.runner.run(
+            get_case(
+                urls,
+                base,
+                prefix,
+                written,
+                CONCURRENCY,
+                Budget(OPS_TIME_CAP_S, profile.small_ops),
+                Budget(OPS_TIME_CAP_S, profile.warmup_ops),
+                functools.partial(meter.measure, "GET 4 KiB"),
+            )
+        )
+        run.ops.append(OpsRecord(get, cpu))
+        if get.errors:
+            self.fail(f"{config.name} GET: {get.errors} errors, first: {get.first_error}")
+        _check_gateways(cluster)
+        label = size_label(profile.transfer_bytes)
+        say(f"{config.name}: {label} upload via gateway 1, download via gateway {len(urls)}")
+        key = f"scale/{config.name}/large"
+        run.transfers = large_object(
+            urls, key, source, source_md5, profile.transfer_bytes, folder, meter, _settle
+        )
+        for record in run.transfers:
+            if not record.transfer.ok:
+                self.fail(
+                    f"{config.name} {record.transfer.direction} {label}: {record.transfer.detail}"
+                )
+        _check_gateways(cluster)
+        if config.mixed_load:
+            _settle()
+            run.mixed = self.runner.run(
+                mixed_load(
+                    urls,
+                    profile.clients,
+                    profile.mixed_s,
+                    profile.seed,
+                    meter,
+                    functools.partial(_check_gateways, cluster),
+                    say,
+                )
+            )
+            self.judge_mixed(run)
+
+    def judge_mixed(self, run: ConfigRun) -> None:
+        assert run.mixed is not None
+        stats = run.mixed.stats
+        name = run.config.name
+        errors = stats.total_errors()
+        if errors:
+            kinds = ", ".join(f"{k} ×{n}" for k, n in errors.most_common(3))
+            self.fail(f"{name} mixed load: {sum(errors.values())} errors: {kinds}")
+        if stats.md5_mismatches:
+            self.fail(f"{name} mixed load: {stats.md5_mismatches} md5 mismatches")
+        if stats.read_failures:
+            self.fail(f"{name} mixed load: {stats.read_failures} read failures of committed keys")
+        for problem in stats.problems[:5]:
+            say(f"    {problem}")

@@ -1,0 +1,198 @@
+"""System routes under ``/_/``: health, nodes and their lifecycle, repair, rebalancing,
+metrics. Parsed into a typed route first, like object requests."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from diststorage.core.errors import InvalidKey, MethodNotAllowed, NodeInUse, NodeNotFound
+from diststorage.gateway.api.parse import SYSTEM_PREFIX
+from diststorage.gateway.inventory import NodeView
+from diststorage.gateway.services import Services
+from diststorage.gateway.workers.lease import WORKERS_LEASE
+from diststorage.gateway.workers.rebalance import plan_rebalance
+from diststorage.gateway.workers.repair_plan import NodeHealth
+from diststorage.meta.models import NODE_ACTIVE, NODE_DRAINING
+
+_NODE_ROUTE = re.compile(r"^nodes/(?P<node>[0-9a-f]{1,64})(?:/(?P<action>drain|activate))?$")
+
+
+@dataclass(frozen=True, slots=True)
+class SystemRoute:
+    name: str  # health, nodes, node, node-action, repair, rebalance, metrics
+    methods: frozenset[str]
+    node_id: str = ""
+    action: str = ""
+
+
+def parse_system_route(path: str) -> SystemRoute:
+    """``path`` is what follows ``/_/``; raises InvalidKey for anything unknown."""
+    read = frozenset({"GET", "HEAD"})
+    if path in ("health", "nodes", "repair", "metrics"):
+        return SystemRoute(path, read)
+    if path == "rebalance":
+        return SystemRoute(path, frozenset({"POST"}))
+    match = _NODE_ROUTE.match(path)
+    if match is not None:
+        if match["action"]:
+            return SystemRoute("node-action", frozenset({"POST"}), match["node"], match["action"])
+        return SystemRoute("node", frozenset({"GET", "HEAD", "DELETE"}), match["node"])
+    raise InvalidKey(f"keys under {SYSTEM_PREFIX!r} are reserved for system routes")
+
+
+async def system_route(request: web.Request, services: Services, path: str) -> web.StreamResponse:
+    route = parse_system_route(path)
+    if request.method not in route.methods:
+        raise MethodNotAllowed(f"{request.method} is not allowed on /{SYSTEM_PREFIX}{path}")
+    if route.name == "metrics":
+        return services.metrics.render()
+    if route.name == "health":
+        return _health(services)
+    if route.name == "nodes":
+        referenced = await services.store.maintenance.chunks_by_node()
+        return web.json_response(
+            [_node_json(services, v, referenced) for v in services.inventory.views()]
+        )
+    if route.name == "repair":
+        return web.json_response(await repair_status(services))
+    if route.name == "rebalance":
+        plan = await plan_rebalance(services.inventory, services.store.maintenance)
+        return web.json_response(
+            {"chunks_to_move": plan.chunks, "bytes_to_move": plan.bytes, "from_nodes": plan.nodes},
+            status=202,
+        )
+    view = _find_node(services, route.node_id)
+    if route.name == "node-action":
+        lifecycle = NODE_DRAINING if route.action == "drain" else NODE_ACTIVE
+        await services.store.maintenance.set_node_lifecycle(view.info.node_id, lifecycle)
+        services.inventory.set_lifecycle(view.info.node_id, lifecycle)
+        view = _find_node(services, route.node_id)
+        referenced = await services.store.maintenance.chunks_by_node()
+        body = _node_json(services, view, referenced)
+        policy = services.settings.default_policy
+        members = services.inventory.member_count()
+        if lifecycle == NODE_DRAINING and members < policy.total_shards:
+            body["warning"] = (
+                f"only {members} active nodes remain and {policy.spec} needs "
+                f"{policy.total_shards} distinct ones: chunks of such objects cannot move "
+                "until a node is added"
+            )
+        return web.json_response(body, status=202)
+    if request.method == "DELETE":
+        await _remove_node(services, view, request.query.get("force") == "true")
+        return web.Response(status=204)
+    referenced = await services.store.maintenance.chunks_by_node()
+    return web.json_response(_node_json(services, view, referenced))
+
+
+def _find_node(services: Services, node_id: str) -> NodeView:
+    matches = [v for v in services.inventory.views() if v.info.node_id.startswith(node_id)]
+    if len(matches) != 1:
+        problem = "no node" if not matches else f"{len(matches)} nodes"
+        raise NodeNotFound(f"{problem} with id {node_id!r}")
+    return matches[0]
+
+
+async def _remove_node(services: Services, view: NodeView, force: bool) -> None:
+    node_id = view.info.node_id
+    maintenance = services.store.maintenance
+    chunks, _ = (await maintenance.chunks_by_node()).get(node_id, (0, 0))
+    if chunks and not force:
+        raise NodeInUse(
+            f"node {node_id} still holds {chunks} chunks in use: drain it first, or force "
+            "the removal (`node remove --force`, ?force=true) to rebuild them elsewhere"
+        )
+    if chunks:
+        await maintenance.queue_segments_on_nodes([node_id])
+    await maintenance.forget_node(node_id)
+    services.inventory.forget(node_id)
+
+
+def _health(services: Services) -> web.Response:
+    views = services.inventory.views()
+    policy = services.settings.default_policy
+    live = sum(1 for v in views if v.live)
+    writable = services.inventory.writable_count()
+    healthy = writable >= policy.min_write_nodes
+    body = {
+        "status": "ok" if writable >= policy.total_shards else "degraded" if healthy else "down",
+        "live_nodes": live,
+        "writable_nodes": writable,
+        "total_nodes": len(views),
+        "needed_nodes": policy.min_write_nodes,
+        "full_redundancy_nodes": policy.total_shards,
+        "redundancy": policy.spec,
+    }
+    return web.json_response(body, status=200 if healthy else 503)
+
+
+def _node_json(
+    services: Services, view: NodeView, referenced: dict[str, tuple[int, int]]
+) -> dict[str, Any]:
+    info = view.info
+    chunks_in_use, bytes_in_use = referenced.get(info.node_id, (0, 0))
+    scrub = services.scrub_status.get(info.node_id)
+    return {
+        "id": info.node_id,
+        "address": info.address,
+        "state": view.state,
+        "lifecycle": view.lifecycle,
+        # Safe to remove: nothing stored there is needed any more.
+        "drained": view.lifecycle == NODE_DRAINING and chunks_in_use == 0,
+        "capacity": info.capacity_bytes,
+        "used": info.used_bytes,
+        "free": info.free_bytes,
+        "chunks": info.chunk_count,
+        "chunks_in_use": chunks_in_use,
+        "bytes_in_use": bytes_in_use,
+        "last_heartbeat": info.last_heartbeat.isoformat(),
+        "scrub": None
+        if scrub is None
+        else {
+            "verified_bytes": scrub.verified_bytes,
+            "corrupt_found": scrub.corrupt_found,
+            "passes_completed": scrub.passes_completed,
+            "last_pass_finished": scrub.last_pass_finished or None,
+        },
+    }
+
+
+async def repair_status(services: Services) -> dict[str, Any]:
+    repair = services.repair
+    unavailable = [
+        n for n in services.inventory.node_ids() if repair.health(n) != NodeHealth.HEALTHY
+    ]
+    backlog = await services.store.maintenance.repair_backlog(unavailable)
+    holder = await services.store.maintenance.lease_holder(WORKERS_LEASE)
+    rate = repair.meter.per_second()
+    block = services.settings.stripe_size_bytes // max(
+        services.settings.default_policy.data_shards, 1
+    )
+    eta_s = backlog.stripes_below_target * block / rate if rate > 0 else None
+    return {
+        "enabled": services.settings.repair_enabled,
+        # Repair and GC run on one gateway at a time; the counters below are this gateway's.
+        "leader": None if holder is None else holder[0],
+        "this_gateway_leads": services.lease.is_leader,
+        "state": repair.state.value,
+        "stripes_below_target": backlog.stripes_below_target,
+        "stripes_queued": backlog.stripes_queued,
+        "segments_queued": backlog.segments_queued,
+        "segments_unrecoverable": len(repair.unrecoverable),
+        "bytes_repaired": repair.meter.total,
+        "chunks_repaired": repair.counters.chunks_repaired,
+        "segments_repaired": repair.counters.segments_repaired,
+        "rate_bytes_per_s": round(rate, 1),
+        "bandwidth_limit_bytes_per_s": services.settings.repair_bytes_per_s,
+        "eta_s": None if eta_s is None else round(eta_s, 1),
+        "unavailable_nodes": sorted(unavailable),
+        "garbage": {
+            "uploads_collected": services.collector.uploads_collected,
+            "orphans_deleted": services.collector.orphans_deleted,
+            "chunks_deleted": services.collector.garbage_deleted,
+        },
+    }

@@ -1,0 +1,139 @@
+"""Garbage collection: what failed writes, crashes and lost nodes leave behind.
+
+Three kinds of leftovers, each deleted only after ``gc_grace_s``:
+
+- pending uploads nobody touches any more (their gateway crashed mid-upload): rows dropped,
+  chunks queued as garbage. This gateway touches its own running uploads well within the
+  grace, so a slow upload is never taken for a dead one.
+- queued garbage (replaced, deleted or repaired-away chunks) whose node was down when it was
+  queued: deleted once the node is up (see Janitor.sweep).
+- chunks on nodes that no metadata references at all (written by a gateway that crashed
+  before recording them, deleted while their node was down and since forgotten): found by
+  listing each node, older than the grace and absent from the database. Chunks of uploads in
+  flight are referenced from before their first byte, and repair's in-flight copies are
+  spared explicitly, so neither is ever taken.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from diststorage.core.errors import ChunkNotFound, DiststorageError
+from diststorage.gateway.inventory import Inventory
+from diststorage.gateway.janitor import Janitor
+from diststorage.gateway.nodeclient import NodeClients
+from diststorage.gateway.workers.shape import WorkerState
+from diststorage.meta import MaintenanceStore
+
+log = logging.getLogger(__name__)
+
+STALE_UPLOADS_PER_STEP = 100
+LIST_PAGE = 1000
+
+
+class GarbageCollector:
+    name = "gc"
+
+    def __init__(
+        self,
+        gc_grace_s: float,
+        maintenance: MaintenanceStore,
+        inventory: Inventory,
+        clients: NodeClients,
+        janitor: Janitor,
+        active_uploads: Callable[[], list[str]],
+        spared_chunks: Callable[[], frozenset[str]],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._grace_s = gc_grace_s
+        self._maintenance = maintenance
+        self._inventory = inventory
+        self._clients = clients
+        self._janitor = janitor
+        self._active_uploads = active_uploads
+        self._spared_chunks = spared_chunks
+        self._clock = clock
+        self.idle_interval_s = min(max(gc_grace_s / 4, 1.0), 60.0)
+        self._scan_interval_s = min(max(gc_grace_s / 2, 1.0), 3600.0)
+        self._next_scan = clock() + self._scan_interval_s
+        self.uploads_collected = 0
+        self.orphans_deleted = 0
+        self.garbage_deleted = 0
+
+    async def step(self) -> WorkerState:
+        await self._collect_stale_uploads()
+        self.garbage_deleted += await self._janitor.sweep()
+        if self._clock() >= self._next_scan:
+            self._next_scan = self._clock() + self._scan_interval_s
+            for node_id in self._inventory.node_ids():
+                if self._inventory.is_up(node_id):
+                    await self._delete_orphans(node_id)
+        return WorkerState.IDLE
+
+    async def _collect_stale_uploads(self) -> None:
+        cutoff = datetime.now(UTC) - timedelta(seconds=self._grace_s)
+        running = set(self._active_uploads())
+        for stale in await self._maintenance.stale_uploads(cutoff, STALE_UPLOADS_PER_STEP):
+            if stale.object_id in running:
+                continue
+            refs = await self._maintenance.collect_upload(stale.object_id, cutoff)
+            if refs:
+                self._janitor.delete_soon(refs)
+            self.uploads_collected += 1
+            log.info(
+                "abandoned upload %s (gateway %s): %d chunks to delete",
+                stale.object_id,
+                stale.gateway_id[:8],
+                len(refs),
+            )
+
+    async def _delete_orphans(self, node_id: str) -> None:
+        client = self._clients.get(node_id)
+        if client is None:
+            return
+        cutoff = time.time() - self._grace_s
+        after = ""
+        try:
+            while True:
+                page = await client.list_chunks(after, LIST_PAGE)
+                old = [c.chunk_id for c in page.chunks if c.mtime < cutoff]
+                known = await self._maintenance.known_chunks(old)
+                spared = self._spared_chunks()
+                for chunk_id in old:
+                    if chunk_id in known or chunk_id in spared:
+                        continue
+                    try:
+                        await client.delete(chunk_id)
+                    except ChunkNotFound:
+                        continue
+                    self.orphans_deleted += 1
+                    log.info("deleted unreferenced chunk %s on node %s", chunk_id, node_id[:8])
+                if not page.truncated or not page.chunks:
+                    return
+                after = page.chunks[-1].chunk_id
+        except DiststorageError as error:
+            log.info("orphan scan of node %s stopped: %s", node_id[:8], error)
+
+
+class UploadToucher:
+    """Marks this gateway's running uploads as alive, well within the GC grace period. Runs on
+    every gateway, leader or not: the leader's collector spares only touched uploads."""
+
+    name = "uploads"
+
+    def __init__(
+        self,
+        gc_grace_s: float,
+        maintenance: MaintenanceStore,
+        active_uploads: Callable[[], list[str]],
+    ) -> None:
+        self._maintenance = maintenance
+        self._active_uploads = active_uploads
+        self.idle_interval_s = min(max(gc_grace_s / 4, 0.5), 60.0)
+
+    async def step(self) -> WorkerState:
+        await self._maintenance.touch_uploads(self._active_uploads())
+        return WorkerState.IDLE

@@ -1,0 +1,133 @@
+"""What every store class shares: running operations under a deadline with errors translated,
+and the few statements more than one of them writes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+from sqlalchemy import Insert, literal_column
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from diststorage.core.errors import Unavailable
+from diststorage.meta.backends import Backend, Operation
+from diststorage.meta.models import COMMITTED, GarbageChunk, ObjectRow, RepairTask
+from diststorage.meta.records import ChunkRef, ObjectInfo
+
+T = TypeVar("T")
+
+# The state is written into the SQL, not bound: only then can PostgreSQL's generic plans (which
+# asyncpg's prepared statements get) prove the partial unique index's "state = 'committed'"
+# and use it; with a parameter every lookup became a sequential scan.
+IS_COMMITTED = ObjectRow.state == literal_column(f"'{COMMITTED}'")
+
+
+def utc(moment: datetime) -> datetime:
+    # SQLite hands timestamps back without a zone; they were written in UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def now_utc(delay_s: float = 0.0) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=delay_s)
+
+
+def segment_stripe_count(
+    size_bytes: int, stripe_size_bytes: int, segment_stripes: int, segment_index: int
+) -> int:
+    stripes = -(-size_bytes // stripe_size_bytes)
+    return max(0, min(segment_stripes, stripes - segment_index * segment_stripes))
+
+
+def object_info(row: ObjectRow) -> ObjectInfo:
+    return ObjectInfo(
+        object_id=row.id,
+        key=row.key.decode(),
+        size_bytes=row.size_bytes,
+        md5_hex=row.md5_hex,
+        content_type=row.content_type,
+        policy=row.policy,
+        stripe_size_bytes=row.stripe_size_bytes,
+        segment_stripes=row.segment_stripes,
+        created_at=utc(row.committed_at or row.created_at),
+    )
+
+
+class StoreBase:
+    def __init__(self, backend: Backend, timeout_s: float) -> None:
+        self._backend = backend
+        self._timeout_s = timeout_s
+
+    @contextlib.asynccontextmanager
+    async def _guard(self) -> AsyncIterator[None]:
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                yield
+        except TimeoutError as exc:
+            raise Unavailable("the metadata database did not answer in time") from exc
+        except (DBAPIError, SQLAlchemyError, OSError) as exc:
+            if isinstance(exc, IntegrityError):
+                raise
+            raise Unavailable(f"metadata database error: {type(exc).__name__}") from exc
+
+    async def _read(self, operation: Operation[T]) -> T:
+        async with self._guard():
+            return await self._backend.read(operation)
+
+    async def _write(self, operation: Operation[T]) -> T:
+        async with self._guard():
+            return await self._backend.write(operation)
+
+
+def insert_ignoring_duplicates(session: Session, table: type[object]) -> Insert:
+    """An INSERT that skips rows whose primary key exists: both dialects spell it
+    ON CONFLICT DO NOTHING, but SQLAlchemy builds it per dialect."""
+    dialect = session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    statement: Insert = module.insert(table).on_conflict_do_nothing()
+    return statement
+
+
+def add_garbage(session: Session, refs: Sequence[ChunkRef]) -> None:
+    if not refs:
+        return
+    now = datetime.now(UTC)
+    session.execute(
+        insert_ignoring_duplicates(session, GarbageChunk),
+        [{"chunk_id": r.chunk_id, "node_id": r.node_id, "created_at": now} for r in refs],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentToRepair:
+    object_id: str
+    segment_index: int
+    stripe_count: int
+    margin: int
+
+
+def enqueue_repair(session: Session, segments: Sequence[SegmentToRepair]) -> None:
+    """Queues segments for the repair worker; a segment already queued stays as it is."""
+    if not segments:
+        return
+    now = datetime.now(UTC)
+    session.execute(
+        insert_ignoring_duplicates(session, RepairTask),
+        [
+            {
+                "object_id": s.object_id,
+                "segment_index": s.segment_index,
+                "stripe_count": s.stripe_count,
+                "margin": s.margin,
+                "attempts": 0,
+                "queued_at": now,
+                "not_before": now,
+            }
+            for s in segments
+        ],
+    )

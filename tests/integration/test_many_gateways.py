@@ -1,0 +1,214 @@
+"""Two gateways on one PostgreSQL database serve one cluster: the same nodes, the same objects,
+read-after-write across gateways, racing creates and replaces settled by the database, one
+leader for the background workers that moves when it dies, and a gateway killed mid-upload
+leaving nothing behind.
+
+The module creates its own PostgreSQL database (127.0.0.1:5432, user postgres) and drops it at
+the end, whatever happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from http.client import HTTPException
+
+import asyncpg
+import pytest
+from conftest import (
+    MIB,
+    PG_ADMIN,
+    ClusterOptions,
+    Http,
+    chunk_files,
+    cluster_in,
+    md5_hex,
+    random_bytes,
+    wait_until,
+)
+
+from diststorage.core.ids import new_id
+from diststorage.local import LocalCluster
+
+LEASE_TTL_S = 3.0
+GC_GRACE_S = 3.0
+
+
+async def _admin(statement: str) -> None:
+    connection = await asyncpg.connect(PG_ADMIN)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    name = f"diststorage_test_{new_id()[:12]}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        options = ClusterOptions(
+            gateways=2,
+            metadata_url=f"postgresql://postgres@127.0.0.1:5432/{name}",
+            gateway_args=("--gc-grace", str(GC_GRACE_S), "--node-timeout", "3"),
+            env={"DISTSTORAGE_GATEWAY_LEASE_TTL_S": str(LEASE_TTL_S)},
+        )
+        with cluster_in(tmp_path_factory.mktemp("two-gateways"), options) as running:
+            yield running
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="module")
+def gateways(cluster: LocalCluster) -> list[Http]:
+    return [Http(url) for url in cluster.urls]
+
+
+def test_every_gateway_shows_the_same_nodes(gateways: list[Http]) -> None:
+    tables = [
+        sorted((n["id"], n["address"], n["state"]) for n in http.get_json("/_/nodes"))
+        for http in gateways
+    ]
+    assert len(tables[0]) == 6
+    assert tables[0] == tables[1]
+
+
+def test_read_after_write_across_gateways(gateways: list[Http]) -> None:
+    a, b = gateways
+    for size in (0, 1000, 5 * MIB + 3):
+        data = random_bytes(size)
+        key = f"many/raw-{size}"
+        assert a.put(key, data).status == 201
+        got = b.get(key)  # at once: no cache, no propagation delay
+        assert got.status == 200
+        assert got.body == data
+        assert b.delete(key).status == 204
+        assert a.get(key).status == 404
+
+
+def race(gateways: list[Http], key: str, bodies: list[bytes], method: str) -> list[int]:
+    """Sends every body at once, alternating gateways; the statuses in body order."""
+
+    def send(index: int) -> int:
+        return gateways[index % 2].put(key, bodies[index], method=method).status
+
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        return list(pool.map(send, range(len(bodies))))
+
+
+def test_racing_creates_through_both_gateways(gateways: list[Http]) -> None:
+    for round_ in range(5):
+        key = f"many/race-{round_}"
+        bodies = [random_bytes(64 * 1024 + i) for i in range(6)]
+        statuses = race(gateways, key, bodies, "POST")
+        assert sorted(statuses) == [201] + [409] * (len(bodies) - 1), statuses
+        winner = bodies[statuses.index(201)]
+        assert gateways[0].get(key).body == winner
+        assert gateways[1].get(key).body == winner
+
+
+def test_racing_replaces_end_whole_and_losers_are_collected(
+    cluster: LocalCluster, gateways: list[Http]
+) -> None:
+    key = "many/replaced"
+    before = chunk_files(cluster)
+    bodies = [random_bytes(3 * MIB + i) for i in range(6)]
+    statuses = race(gateways, key, bodies, "PUT")
+    assert statuses == [201] * len(bodies)
+    final = gateways[0].get(key).body
+    assert final in bodies  # one version, whole: never a mix
+    assert gateways[1].get(key).body == final
+    # Only the last version's six chunks stay.
+    assert wait_until(lambda: len(chunk_files(cluster) - before) == 6, 30.0), len(
+        chunk_files(cluster) - before
+    )
+    assert gateways[1].delete(key).status == 204
+
+
+def leaders(gateways: list[Http]) -> list[tuple[object, bool]]:
+    return [
+        (status["leader"], status["this_gateway_leads"])
+        for status in (http.get_json("/_/repair") for http in gateways)
+    ]
+
+
+def test_one_leader_and_it_moves_when_the_leader_dies(
+    cluster: LocalCluster, gateways: list[Http]
+) -> None:
+    def settled() -> bool:
+        seen = leaders(gateways)
+        return seen[0][0] == seen[1][0] is not None and [lead for _, lead in seen].count(True) == 1
+
+    assert wait_until(settled, 2 * LEASE_TTL_S, 0.2), leaders(gateways)
+    leader = [lead for _, lead in leaders(gateways)].index(True)
+    follower = 1 - leader
+    cluster.kill_gateway(leader)
+    killed_at = time.monotonic()
+    try:
+
+        def taken_over() -> bool:
+            holder, leads = leaders([gateways[follower]])[0]
+            return leads and holder is not None
+
+        assert wait_until(taken_over, 3 * LEASE_TTL_S, 0.2), leaders([gateways[follower]])
+        took_s = time.monotonic() - killed_at
+        print(f"leadership moved in {took_s:.1f} s")
+        assert took_s < 2 * LEASE_TTL_S
+    finally:
+        cluster.start_gateway(leader)
+        cluster.wait_live_nodes(6, 30.0, cluster.urls[leader])
+    # The restarted gateway does not take the lease back while the other holds it.
+    assert wait_until(settled, 2 * LEASE_TTL_S, 0.2)
+    assert leaders(gateways)[follower][1] is True
+
+
+def test_gateway_killed_mid_upload_others_serve_and_nothing_is_left(
+    cluster: LocalCluster, gateways: list[Http]
+) -> None:
+    a, b = gateways
+    kept = random_bytes(2 * MIB)
+    assert b.put("many/kept", kept).status == 201
+    before = chunk_files(cluster)
+    keys_before = b.list_keys()
+    sent = threading.Event()
+
+    def body() -> Iterator[bytes]:
+        for _ in range(9):
+            yield random_bytes(MIB)
+        sent.set()
+        time.sleep(30)  # gateway A dies meanwhile
+        yield b"never"
+
+    def upload() -> None:
+        with contextlib.suppress(HTTPException, OSError):
+            a.put("many/cut-off", body(), {"Content-Length": str(20 * MIB)})
+
+    uploader = threading.Thread(target=upload, daemon=True)
+    uploader.start()
+    assert sent.wait(20)
+    cluster.kill_gateway(0)
+    try:
+        # B goes on serving meanwhile.
+        got = b.get("many/kept")
+        assert got.status == 200 and md5_hex(got.body) == md5_hex(kept)
+        assert b.get("many/cut-off").status == 404
+        assert b.list_keys() == keys_before
+
+        # B takes the lead and collects the abandoned upload after the grace period.
+        def collected() -> bool:
+            garbage = b.get_json("/_/repair")["garbage"]
+            return bool(garbage["uploads_collected"] >= 1)
+
+        assert wait_until(collected, 60.0, 0.5), b.get_json("/_/repair")
+        assert wait_until(lambda: not (chunk_files(cluster) - before), 30.0, 0.5), sorted(
+            map(str, chunk_files(cluster) - before)
+        )
+    finally:
+        cluster.start_gateway(0)
+        cluster.wait_live_nodes(6, 30.0, cluster.urls[0])
+    assert a.get("many/kept").body == kept
+    assert a.delete("many/kept").status == 204

@@ -1,0 +1,257 @@
+"""The node table on a real SQLite metadata store, on an injected clock: heartbeats in; up,
+suspect and down out; draining and forgotten nodes; what survives a gateway restart."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from diststorage.gateway.inventory import DOWN, PERSIST_INTERVAL_S, SUSPECT, UP, Inventory
+from diststorage.meta import MetadataStore
+from diststorage.meta.models import NODE_ACTIVE, NODE_DRAINING
+from diststorage.placement import Candidate
+from diststorage.proto import storage_pb2 as pb
+
+SUSPECT_S = 3.0
+TIMEOUT_S = 10.0
+GIB = 1 << 30
+# A moment inside each interval, clear of its edges.
+EPSILON_S = 0.5
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[MetadataStore]:
+    opened = await MetadataStore.open(f"sqlite:///{tmp_path / 'm.db'}", 5.0)
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def inventory(store: MetadataStore, clock: ManualClock) -> Inventory:
+    return Inventory(store, TIMEOUT_S, SUSPECT_S, clock)
+
+
+def status(node: int, free_bytes: int = 5 * GIB, used_bytes: int = GIB) -> pb.NodeStatus:
+    return pb.NodeStatus(
+        node_id=node_id(node),
+        address=f"127.0.0.1:{7000 + node}",
+        capacity_bytes=free_bytes + used_bytes,
+        used_bytes=used_bytes,
+        free_bytes=free_bytes,
+        chunk_count=node,
+    )
+
+
+def node_id(node: int) -> str:
+    return f"{node:032x}"
+
+
+async def test_a_node_is_up_then_suspect_then_down(
+    inventory: Inventory, clock: ManualClock
+) -> None:
+    await inventory.heartbeat(status(1))
+    node = node_id(1)
+    heard = clock.now
+    assert inventory.knows(node)
+    assert (inventory.state(node), inventory.is_up(node), inventory.is_live(node)) == (
+        UP,
+        True,
+        True,
+    )
+    clock.now = heard + SUSPECT_S  # silent exactly as long as allowed: still up
+    assert inventory.state(node) == UP
+    clock.now = heard + SUSPECT_S + EPSILON_S
+    assert inventory.state(node) == SUSPECT
+    assert inventory.is_live(node)  # still read from
+    assert not inventory.is_up(node)
+    assert not inventory.is_writable(node)  # but given no new chunks
+    assert inventory.down_for_s(node) is None
+    clock.now = heard + TIMEOUT_S
+    assert inventory.state(node) == SUSPECT
+    clock.now = heard + TIMEOUT_S + EPSILON_S
+    assert inventory.state(node) == DOWN
+    assert not inventory.is_live(node)
+    assert inventory.live_count() == 0
+    assert inventory.down_for_s(node) == pytest.approx(EPSILON_S)
+    clock.now += 60.0
+    assert inventory.down_for_s(node) == pytest.approx(EPSILON_S + 60.0)
+
+
+async def test_a_heartbeat_brings_a_down_node_back(
+    inventory: Inventory, clock: ManualClock
+) -> None:
+    await inventory.heartbeat(status(1))
+    clock.now += TIMEOUT_S * 5
+    assert inventory.state(node_id(1)) == DOWN
+    await inventory.heartbeat(status(1))
+    assert inventory.state(node_id(1)) == UP
+    assert inventory.down_for_s(node_id(1)) is None
+    assert inventory.is_writable(node_id(1))
+
+
+async def test_without_a_suspect_period_a_node_goes_straight_down(
+    store: MetadataStore, clock: ManualClock
+) -> None:
+    inventory = Inventory(store, TIMEOUT_S, clock=clock)
+    await inventory.heartbeat(status(1))
+    heard = clock.now
+    clock.now = heard + TIMEOUT_S
+    assert inventory.state(node_id(1)) == UP
+    clock.now = heard + TIMEOUT_S + EPSILON_S
+    assert inventory.state(node_id(1)) == DOWN
+
+
+async def test_an_unknown_node_is_down(inventory: Inventory) -> None:
+    assert not inventory.knows(node_id(9))
+    assert inventory.state(node_id(9)) == DOWN
+    assert not inventory.is_writable(node_id(9))
+    assert inventory.lifecycle(node_id(9)) == NODE_ACTIVE
+    assert inventory.address_of(node_id(9)) is None
+
+
+async def test_writable_candidates_are_the_up_and_active_nodes(
+    inventory: Inventory, clock: ManualClock
+) -> None:
+    await inventory.heartbeat(status(1, free_bytes=GIB))
+    clock.now += SUSPECT_S + EPSILON_S
+    await inventory.heartbeat(status(2, free_bytes=2 * GIB))
+    await inventory.heartbeat(status(3, free_bytes=3 * GIB))
+    inventory.set_lifecycle(node_id(3), NODE_DRAINING)
+    # 1 is suspect, 3 is draining.
+    assert inventory.writable_candidates() == [Candidate(node_id(2), 2 * GIB)]
+    assert inventory.writable_count() == 1
+    assert inventory.live_count() == 3
+
+
+async def test_a_draining_node_is_up_but_takes_no_chunks_and_is_no_member(
+    inventory: Inventory, store: MetadataStore
+) -> None:
+    for node in (1, 2, 3):
+        await inventory.heartbeat(status(node))
+    assert inventory.member_count() == 3
+    draining = node_id(2)
+    assert await store.maintenance.set_node_lifecycle(draining, NODE_DRAINING)
+    inventory.set_lifecycle(draining, NODE_DRAINING)
+    assert inventory.is_up(draining)
+    assert not inventory.is_writable(draining)
+    assert inventory.lifecycle(draining) == NODE_DRAINING
+    assert inventory.member_count() == 2
+    assert draining not in {c.node_id for c in inventory.writable_candidates()}
+    # Heartbeats do not undo an operator's choice.
+    await inventory.heartbeat(status(2))
+    assert inventory.lifecycle(draining) == NODE_DRAINING
+    assert not inventory.is_writable(draining)
+
+
+async def test_member_count_includes_down_nodes(inventory: Inventory, clock: ManualClock) -> None:
+    await inventory.heartbeat(status(1))
+    await inventory.heartbeat(status(2))
+    clock.now += TIMEOUT_S + EPSILON_S
+    assert inventory.live_count() == 0
+    assert inventory.member_count() == 2
+
+
+async def test_forget_removes_a_node_entirely(inventory: Inventory) -> None:
+    await inventory.heartbeat(status(1))
+    await inventory.heartbeat(status(2))
+    inventory.forget(node_id(1))
+    assert not inventory.knows(node_id(1))
+    assert inventory.node_ids() == [node_id(2)]
+    assert inventory.state(node_id(1)) == DOWN
+    assert inventory.member_count() == 1
+    assert [c.node_id for c in inventory.writable_candidates()] == [node_id(2)]
+    inventory.forget(node_id(7))  # forgetting a stranger is harmless
+    assert inventory.node_ids() == [node_id(2)]
+
+
+async def test_a_restarted_gateway_knows_its_nodes_as_down_until_they_heartbeat(
+    inventory: Inventory, store: MetadataStore, clock: ManualClock
+) -> None:
+    await inventory.heartbeat(status(1))
+    await inventory.heartbeat(status(2))
+    await store.maintenance.set_node_lifecycle(node_id(2), NODE_DRAINING)
+    clock.now += 3600.0
+    restarted = Inventory(store, TIMEOUT_S, SUSPECT_S, clock)
+    await restarted.load()
+    started = clock.now
+    assert set(restarted.node_ids()) == {node_id(1), node_id(2)}
+    assert restarted.state(node_id(1)) == DOWN
+    assert restarted.address_of(node_id(1)) == status(1).address
+    assert restarted.lifecycle(node_id(2)) == NODE_DRAINING
+    assert restarted.member_count() == 1
+    # Down time counts from the restart, after one timeout's chance to heartbeat: the time
+    # the old gateway spent down says nothing of the node.
+    clock.now = started + TIMEOUT_S + 42.0
+    assert restarted.down_for_s(node_id(1)) == pytest.approx(42.0)
+    await restarted.heartbeat(status(1))
+    assert restarted.state(node_id(1)) == UP
+
+
+async def test_heartbeats_are_persisted_at_least_every_interval(
+    inventory: Inventory, store: MetadataStore, clock: ManualClock
+) -> None:
+    async def stored_used_bytes() -> int:
+        (info,) = await store.list_nodes()
+        return info.used_bytes
+
+    await inventory.heartbeat(status(1, used_bytes=GIB))
+    assert await stored_used_bytes() == GIB
+    clock.now += PERSIST_INTERVAL_S / 2
+    await inventory.heartbeat(status(1, used_bytes=2 * GIB))
+    assert await stored_used_bytes() == GIB  # in memory only
+    assert inventory.views()[0].info.used_bytes == 2 * GIB
+    clock.now += PERSIST_INTERVAL_S
+    await inventory.heartbeat(status(1, used_bytes=3 * GIB))
+    assert await stored_used_bytes() == 3 * GIB
+
+
+async def test_a_node_that_moved_is_persisted_at_once(
+    inventory: Inventory, store: MetadataStore
+) -> None:
+    await inventory.heartbeat(status(1))
+    moved = status(1)
+    moved.address = "127.0.0.1:9999"
+    await inventory.heartbeat(moved)
+    assert inventory.address_of(node_id(1)) == moved.address
+    assert [n.address for n in await store.list_nodes()] == [moved.address]
+
+
+async def test_note_used_charges_placement_until_the_next_heartbeat(
+    inventory: Inventory,
+) -> None:
+    await inventory.heartbeat(status(1, free_bytes=GIB))
+    inventory.note_used(node_id(1), GIB // 4)
+    assert inventory.writable_candidates() == [Candidate(node_id(1), GIB - GIB // 4)]
+    inventory.note_used(node_id(1), 2 * GIB)  # never below zero
+    assert inventory.writable_candidates() == [Candidate(node_id(1), 0)]
+    await inventory.heartbeat(status(1, free_bytes=GIB))
+    assert inventory.writable_candidates() == [Candidate(node_id(1), GIB)]
+
+
+async def test_views_are_ordered_by_address_with_their_state(
+    inventory: Inventory, clock: ManualClock
+) -> None:
+    await inventory.heartbeat(status(3))
+    await inventory.heartbeat(status(1))
+    clock.now += SUSPECT_S + EPSILON_S
+    await inventory.heartbeat(status(2))
+    views = inventory.views()
+    assert [v.info.node_id for v in views] == [node_id(1), node_id(2), node_id(3)]
+    assert [v.state for v in views] == [SUSPECT, UP, SUSPECT]
+    assert all(v.live for v in views)
+    assert [v.lifecycle for v in views] == [NODE_ACTIVE] * 3

@@ -1,0 +1,76 @@
+"""The workers' lease on both metadata backends: one holder at a time, renewals, lapses and
+hand-overs. The lease's own clock is a fake; the database judges expiry on wall time, so the
+lapse tests use a short TTL and wait it out."""
+
+from __future__ import annotations
+
+import asyncio
+
+from diststorage.gateway.workers.lease import WORKERS_LEASE, LeaderLease
+from diststorage.meta import MetadataStore
+
+SHORT_TTL_S = 0.4
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_one_holder_at_a_time(store: MetadataStore) -> None:
+    maintenance = store.maintenance
+    first = await maintenance.acquire_lease(WORKERS_LEASE, "a", 60.0)
+    assert first is not None
+    assert await maintenance.acquire_lease(WORKERS_LEASE, "b", 60.0) is None
+    renewed = await maintenance.acquire_lease(WORKERS_LEASE, "a", 60.0)
+    assert renewed is not None and renewed >= first
+    holder = await maintenance.lease_holder(WORKERS_LEASE)
+    assert holder is not None and holder[0] == "a"
+
+
+async def test_a_lapsed_lease_goes_to_the_next_asker(store: MetadataStore) -> None:
+    maintenance = store.maintenance
+    assert await maintenance.acquire_lease(WORKERS_LEASE, "a", SHORT_TTL_S) is not None
+    assert await maintenance.acquire_lease(WORKERS_LEASE, "b", SHORT_TTL_S) is None
+    await asyncio.sleep(SHORT_TTL_S * 1.5)
+    assert await maintenance.acquire_lease(WORKERS_LEASE, "b", 60.0) is not None
+    assert await maintenance.acquire_lease(WORKERS_LEASE, "a", 60.0) is None
+
+
+async def test_release_hands_over_at_once(store: MetadataStore) -> None:
+    maintenance = store.maintenance
+    assert await maintenance.acquire_lease(WORKERS_LEASE, "a", 60.0) is not None
+    await maintenance.release_lease(WORKERS_LEASE, "b")  # not b's to release
+    assert await maintenance.acquire_lease(WORKERS_LEASE, "b", 60.0) is None
+    await maintenance.release_lease(WORKERS_LEASE, "a")
+    assert await maintenance.acquire_lease(WORKERS_LEASE, "b", 60.0) is not None
+
+
+async def test_racing_askers_get_one_lease(store: MetadataStore) -> None:
+    outcomes = await asyncio.gather(
+        *(store.maintenance.acquire_lease(WORKERS_LEASE, f"g{i}", 60.0) for i in range(8))
+    )
+    assert sum(outcome is not None for outcome in outcomes) == 1
+
+
+async def test_leader_believes_only_until_its_lease_could_lapse(store: MetadataStore) -> None:
+    clock = FakeClock()
+    lease = LeaderLease(store.maintenance, "a", 30.0, clock)
+    assert not lease.is_leader
+    assert await lease.renew()
+    clock.now += 29.9
+    assert lease.is_leader
+    clock.now += 0.2  # no renewal came through in time
+    assert not lease.is_leader
+    assert await lease.renew()
+
+
+async def test_follower_does_not_lead_while_another_holds(store: MetadataStore) -> None:
+    leader = LeaderLease(store.maintenance, "a", 30.0, FakeClock())
+    follower = LeaderLease(store.maintenance, "b", 30.0, FakeClock())
+    assert await leader.renew()
+    assert not await follower.renew()
+    assert leader.is_leader and not follower.is_leader
