@@ -166,6 +166,12 @@ def test_one_leader_and_it_moves_when_the_leader_dies(
     assert leaders(gateways)[follower][1] is True
 
 
+def chunks_being_written(cluster: LocalCluster) -> int:
+    return sum(
+        len(list((cluster.node_data_dir(i) / "tmp").glob("*.tmp"))) for i in range(cluster.nodes)
+    )
+
+
 def test_gateway_killed_mid_upload_others_serve_and_nothing_is_left(
     cluster: LocalCluster, gateways: list[Http]
 ) -> None:
@@ -190,6 +196,9 @@ def test_gateway_killed_mid_upload_others_serve_and_nothing_is_left(
     uploader = threading.Thread(target=upload, daemon=True)
     uploader.start()
     assert sent.wait(20)
+    # The kernel buffers megabytes of a loopback upload, so what was sent may not have reached
+    # gateway A yet: kill it only once its upload is being written on the nodes.
+    assert wait_until(lambda: chunks_being_written(cluster) > 0, 20.0, 0.1)
     cluster.kill_gateway(0)
     try:
         # B goes on serving meanwhile.
