@@ -1,7 +1,9 @@
 """Chaos benchmark of diststorage: mixed load on a real 6-node ec:4+2 cluster while nodes are
-killed, restarted, paused and continued, never more than M=2 at once.
+killed, restarted, paused and continued, never more than M=2 at once and never while a stripe
+written short during an earlier fault has no spare shard left (see bench/chaos_faults.py).
 
-    uv run python bench/chaos.py [--quick] [--duration S] [--clients N] [--seed N] [--json-out FILE]
+    uv run python bench/chaos.py [--quick] [--duration S] [--clients N] [--seed N]
+                                 [--budget shards|nodes] [--json-out FILE]
 
 Phases: seed objects; a quiet baseline of the load mix; the faults (load still running); all
 nodes back; the load again while repair brings every stripe back to target; an audit that reads
@@ -183,6 +185,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="extra gateway argument, repeatable (e.g. --gateway-arg=--repair-rate=50000000)",
     )
     parser.add_argument(
+        "--budget",
+        choices=("shards", "nodes"),
+        default="shards",
+        help="what a new fault must leave intact: every stripe's last spare shard (default),"
+        " or only fewer than M nodes out (harsher: beyond the budget of stripes written short)",
+    )
+    parser.add_argument(
         "--without-repair",
         action="store_true",
         help="for a gateway without repair: no --repair-grace, no /_/repair, no repair figures",
@@ -199,6 +208,9 @@ def _profile(args: argparse.Namespace) -> Profile:
     profile = QUICK if args.quick else FULL
     if args.duration is not None:
         profile = replace(profile, chaos_s=args.duration)
+    if args.without_repair or args.budget == "nodes":
+        # Without /_/repair there is no spare-shard figure to wait for.
+        profile = replace(profile, plan=replace(profile.plan, budget="nodes"))
     return profile
 
 
@@ -239,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         gateway_args=gateway_args,
         with_repair=not args.without_repair,
         stats=LoadStats(gateway_cpu_s=lambda: 0.0),
-        faults=FaultSummary(BUDGET_NODES),
+        faults=FaultSummary(BUDGET_NODES, profile.plan.budget),
     )
     started = dt.datetime.now(dt.UTC)
     clock = time.perf_counter()

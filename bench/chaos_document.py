@@ -75,6 +75,8 @@ def build_document(
         "phases": [p.to_json() for p in stats.phases],
         "faults": {
             "budget_nodes": run.faults.budget_nodes,
+            "budget": run.faults.budget,
+            "held_back_for_repair": run.faults.held_back,
             "kills": run.faults.kills,
             "pauses": run.faults.pauses,
             "max_unavailable": run.faults.max_unavailable,

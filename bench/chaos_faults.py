@@ -4,11 +4,23 @@ Exactly these faults, nothing else: a node is killed with SIGKILL and later star
 same data folder and port, or paused with SIGSTOP and later continued with SIGCONT. The gateway
 is never touched, no file is corrupted, no network fault is injected.
 
-The budget: a node counts as unavailable from the signal until the gateway has heard a heartbeat
-from it after it was restarted or continued, and a fault starts only while fewer than
-``budget_nodes`` (M of ec:K+M) nodes are unavailable. So with ec:4+2 no more than 2 nodes are
-ever down, paused or still starting at once. Each fault is held for a random time, some shorter
-and some longer than the gateway's repair grace, and faults start at random gaps.
+The budget is what a stripe can lose, M shards of ec:K+M, and a fault starts only while it
+holds:
+
+- nodes: a node counts as unavailable from the signal until the gateway has heard a heartbeat
+  from it after it was restarted or continued, and fewer than ``budget_nodes`` (M) nodes may
+  be unavailable. So with ec:4+2 no more than 2 nodes are ever down, paused or still starting
+  at once.
+- shards (the default; ``FaultPlan.budget = "nodes"`` drops it): a write that lost a node
+  mid-stream commits a shard short and stays so until repair restores it, so a node that is
+  back does not give its budget back to such stripes at once. A new fault starts only when the
+  gateway counts every node this script holds down as unavailable and reports that every
+  stripe short of a shard can still lose one more (``fewest_spare_shards`` of ``/_/repair``).
+  A write in flight when the figure is read may still commit a shard short afterwards; the
+  report tells such objects apart.
+
+Each fault is held for a random time, some shorter and some longer than the gateway's repair
+grace, and faults start at random gaps.
 """
 
 from __future__ import annotations
@@ -21,7 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 
@@ -46,6 +58,7 @@ class FaultPlan:
     hold_s: tuple[float, float]
     gap_s: tuple[float, float]
     kill_share: float = 0.5
+    budget: Literal["shards", "nodes"] = "shards"
 
 
 @dataclass
@@ -75,6 +88,9 @@ class FaultInjector:
     pauses: int = 0
     max_unavailable: int = 0
     late_nodes: set[int] = field(default_factory=set)
+    # Faults that were due but waited for repair to give the stripes their spare shard back.
+    held_back: int = 0
+    _holding: bool = False
     _nodes: list[_Node] = field(default_factory=list)
     _next_fault_at: float = 0.0
 
@@ -117,6 +133,12 @@ class FaultInjector:
         healthy = [n for n in self._nodes if n.state is NodeState.OK]
         if self.unavailable >= self.plan.budget_nodes or not healthy:
             return  # wait for a node to come back, then start one straight away
+        if self.plan.budget == "shards" and not await self._every_stripe_can_lose_a_node():
+            if not self._holding:
+                self._holding = True
+                self.held_back += 1
+            return  # wait for repair, then start one straight away
+        self._holding = False
         node = self.rng.choice(healthy)
         node.until = time.monotonic() + self._draw(self.plan.hold_s)
         held_s = node.until - time.monotonic()
@@ -165,14 +187,36 @@ class FaultInjector:
                 self.late_nodes.add(node.index)
                 self._event("NOT BACK", node, waited_s)
 
-    async def _gateway_view(self) -> dict[str, dict[str, Any]]:
-        """The gateway's node table by address; empty if it cannot be read right now."""
+    async def _every_stripe_can_lose_a_node(self) -> bool:
+        """The gateway counts every node held down here as unavailable, and every stripe short
+        of a shard can still lose one more."""
+        views = await self._gateway_view()
+        repair = await self._get_json("/_/repair")
+        if not views or not isinstance(repair, dict):
+            return False
+        unavailable = set(repair.get("unavailable_nodes") or ())
+        for node in self._nodes:
+            if node.state in (NodeState.KILLED, NodeState.PAUSED):
+                view = views.get(node.address)
+                if view is None or view.get("id") not in unavailable:
+                    return False  # not noticed yet: the spare figure still counts it
+        spare = repair.get("fewest_spare_shards")
+        return spare is None or (isinstance(spare, int) and spare >= 1)
+
+    async def _get_json(self, path: str) -> Any:
+        """A JSON answer of the gateway; None if it cannot be read right now."""
         try:
             timeout = aiohttp.ClientTimeout(total=5)
-            async with self.session.get(f"{self.cluster.url}/_/nodes", timeout=timeout) as answer:
-                body = await answer.json(content_type=None)
-        except (aiohttp.ClientError, OSError, ValueError):
-            return {}
+            async with self.session.get(f"{self.cluster.url}{path}", timeout=timeout) as answer:
+                if answer.status != 200:
+                    return None
+                return await answer.json(content_type=None)
+        except (aiohttp.ClientError, OSError, ValueError, TimeoutError):
+            return None
+
+    async def _gateway_view(self) -> dict[str, dict[str, Any]]:
+        """The gateway's node table by address; empty if it cannot be read right now."""
+        body = await self._get_json("/_/nodes")
         if not isinstance(body, list):
             return {}
         return {str(v.get("address")): v for v in body if isinstance(v, dict)}

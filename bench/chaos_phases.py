@@ -242,4 +242,5 @@ def _record_faults(summary: FaultSummary, injector: FaultInjector) -> None:
     summary.pauses = injector.pauses
     summary.max_unavailable = injector.max_unavailable
     summary.late_nodes = sorted(injector.late_nodes)
+    summary.held_back = injector.held_back
     summary.events = injector.events

@@ -19,10 +19,12 @@ OP_KINDS = ("PUT", "GET", "DELETE")
 @dataclass
 class FaultSummary:
     budget_nodes: int
+    budget: str = "shards"
     kills: int = 0
     pauses: int = 0
     max_unavailable: int = 0
     late_nodes: list[int] = field(default_factory=list)
+    held_back: int = 0
     events: list[str] = field(default_factory=list)
 
 
@@ -247,6 +249,15 @@ def build_rows(run: ChaosRun) -> list[Row]:
             "killed, paused or not yet heard from",
             float(faults.budget_nodes),
             at_least=False,
+        ),
+        Row(
+            "faults",
+            "faults held back for repair",
+            float(faults.held_back),
+            "faults",
+            "until every stripe short of a shard could lose one more"
+            if faults.budget == "shards"
+            else "budget counted in nodes only: stripes written short get no grace",
         ),
         *_repair_rows(run, figures),
         *_throughput_rows(run, figures),

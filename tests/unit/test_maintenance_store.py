@@ -296,6 +296,29 @@ async def test_stripes_on_unavailable_nodes_count_per_segment(
     assert backlog.stripes_below_target == sum(map(stripes_of, SIZES))
 
 
+async def test_fewest_spare_shards_counts_missing_damaged_and_unavailable_shards(
+    store: MetadataStore, maintenance: MaintenanceStore
+) -> None:
+    one_left = SHARDS - 1 - NEEDED
+    whole = await put(store, 3 * STRIPE_BYTES)
+    assert (await maintenance.repair_backlog([])).fewest_spare_shards is None
+    # A node out: every segment has one shard there, so each can lose one more.
+    assert (await maintenance.repair_backlog([NODES[0]])).fewest_spare_shards == one_left
+
+    # A damaged chunk counts as lost; a node out that holds it costs nothing more.
+    await maintenance.mark_chunks([whole.chunk(1, 2).chunk_id], CHUNK_DAMAGED)
+    for out in ([], [NODES[2]]):
+        assert (await maintenance.repair_backlog(out)).fewest_spare_shards == one_left
+    assert (await maintenance.repair_backlog([NODES[3]])).fewest_spare_shards == 0
+
+    # A degraded commit is short of one shard with every node up, and has nothing left to
+    # lose once a node that holds one of its other shards is out.
+    short = await begin(store, STRIPE_BYTES, key="short")
+    await commit(store, short, [short.chunk(0, 5)], [DegradedSegment(0, 1, one_left)])
+    assert (await maintenance.repair_backlog([])).fewest_spare_shards == one_left
+    assert (await maintenance.repair_backlog([NODES[0]])).fewest_spare_shards == 0
+
+
 # -- chunk states ----------------------------------------------------------------------------
 
 

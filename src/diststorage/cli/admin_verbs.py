@@ -132,6 +132,10 @@ def _repair_line(repair: dict[str, Any]) -> str:
     ]
     if eta is not None:
         parts.append(f"ETA {eta:.0f} s")
+    spare = repair.get("fewest_spare_shards")
+    if spare is not None:
+        colour = "red" if spare <= 0 else "yellow"
+        parts.append(f"[{colour}]the worst-off stripe can lose {spare} more shard(s)[/{colour}]")
     if repair["segments_unrecoverable"]:
         parts.append(f"[red]{repair['segments_unrecoverable']} segments unrecoverable[/red]")
     return "; ".join(parts)

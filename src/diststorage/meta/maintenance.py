@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from diststorage.core.policy import parse_policy
 from diststorage.meta.base import (
     IS_COMMITTED,
     SegmentToRepair,
@@ -303,7 +304,8 @@ class MaintenanceStore(StoreBase):
                 below = int(
                     session.scalar(select(func.coalesce(func.sum(either.columns[2]), 0))) or 0
                 )
-            return RepairBacklog(int(queued), int(stripes), below)
+            spare = _fewest_spare_shards(session, unavailable_nodes)
+            return RepairBacklog(int(queued), int(stripes), below, spare)
 
         return await self._read(operation)
 
@@ -463,6 +465,40 @@ class MaintenanceStore(StoreBase):
                 session.scalars(select(ChunkRow.id).where(ChunkRow.id.in_(list(chunk_ids))))
             )
         )
+
+
+def _fewest_spare_shards(session: Session, unavailable_nodes: Sequence[str]) -> int | None:
+    """Of the segments short of a shard (queued for repair or with a shard on an unavailable
+    node), the fewest further shard losses any survives; None when none is short."""
+    unavailable = list(unavailable_nodes)
+    at_risk = union(
+        select(ChunkRow.object_id, ChunkRow.segment_index).where(ChunkRow.node_id.in_(unavailable)),
+        select(RepairTask.object_id, RepairTask.segment_index),
+    ).subquery()
+    usable = and_(ChunkRow.node_id.not_in(unavailable), ChunkRow.state != CHUNK_DAMAGED)
+    per_segment = (
+        select(
+            ObjectRow.policy.label("policy"),
+            func.count(func.distinct(case((usable, ChunkRow.shard_index)))).label("shards"),
+        )
+        .select_from(at_risk)
+        .join(ObjectRow, ObjectRow.id == at_risk.c.object_id)
+        .join(
+            ChunkRow,
+            and_(
+                ChunkRow.object_id == at_risk.c.object_id,
+                ChunkRow.segment_index == at_risk.c.segment_index,
+            ),
+        )
+        .where(IS_COMMITTED)
+        .group_by(at_risk.c.object_id, at_risk.c.segment_index, ObjectRow.policy)
+        .subquery()
+    )
+    rows = session.execute(
+        select(per_segment.c.policy, func.min(per_segment.c.shards)).group_by(per_segment.c.policy)
+    )
+    spares = [int(shards) - parse_policy(policy).needed_to_read for policy, shards in rows]
+    return min(spares, default=None)
 
 
 def _untouched_since(moment: datetime) -> ColumnElement[bool]:

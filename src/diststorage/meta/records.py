@@ -142,6 +142,8 @@ class RepairBacklog:
     stripes_queued: int
     # Queued stripes plus stripes with a shard on a node that is not up right now.
     stripes_below_target: int
+    # Of those segments, the fewest further shard losses any survives (None: none is short).
+    fewest_spare_shards: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

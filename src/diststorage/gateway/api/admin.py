@@ -180,6 +180,8 @@ async def repair_status(services: Services) -> dict[str, Any]:
         "this_gateway_leads": services.lease.is_leader,
         "state": repair.state.value,
         "stripes_below_target": backlog.stripes_below_target,
+        # How many more shards the worst-off short segment can lose and stay readable.
+        "fewest_spare_shards": backlog.fewest_spare_shards,
         "stripes_queued": backlog.stripes_queued,
         "segments_queued": backlog.segments_queued,
         "segments_unrecoverable": len(repair.unrecoverable),
