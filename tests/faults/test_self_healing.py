@@ -1,6 +1,6 @@
 """Self-healing with real processes: degraded writes, repair after node loss, damaged chunks
-found by reads and by the scrubber, returning nodes, abandoned uploads, unreferenced chunks,
-and node drain / removal / addition with rebalancing.
+found by reads and by the scrubber, lost chunk files found by the audit, returning nodes,
+abandoned uploads, unreferenced chunks, and node drain / removal / addition with rebalancing.
 
 Faults injected: SIGKILL and SIGSTOP of nodes and the gateway; bytes flipped in, and files
 removed from, chunk folders; a file planted in a chunk folder. Every test ends with the
@@ -174,8 +174,7 @@ def test_read_meets_corrupt_and_missing_chunks_and_they_are_rebuilt(
     cluster: LocalCluster, http: Http, objects: dict[str, Stored]
 ) -> None:
     # First of the read-path tests: no node is penalised yet for an earlier failed read, so
-    # the read tries the data shards, damaged ones included. (Missing chunks are found only
-    # by reads; nothing audits the nodes' listings against the metadata yet.)
+    # the read tries the data shards, damaged ones included.
     key = "heal/ec-multi-segment"
     chunks = object_chunks(cluster, key)
     corrupt, missing = chunks[0], chunks[3]
@@ -306,6 +305,25 @@ def test_scrubber_finds_corruption_nobody_read(
     scrubbed = {n["id"]: n["scrub"] for n in http.get_json("/_/nodes")}
     assert scrubbed[id_of(cluster, victim.node)]["corrupt_found"] >= 1
     assert_fully_placed(cluster, key, 3)
+    assert_all_readable(http, objects)
+
+
+def test_audit_finds_a_chunk_file_lost_from_a_disk_that_nobody_read(
+    cluster: LocalCluster, http: Http, objects: dict[str, Stored]
+) -> None:
+    key = "heal/ec-small"
+    victim = object_chunks(cluster, key)[2]
+    found_before = repair_status(http)["chunks_found_missing"]
+    victim.path.unlink()
+
+    def replaced() -> bool:
+        return victim.path not in {c.path for c in object_chunks(cluster, key)}
+
+    assert wait_until(replaced, HEAL_TIMEOUT_S, 0.5), repair_status(http)
+    found = repair_status(http)["chunks_found_missing"]
+    assert isinstance(found, int) and isinstance(found_before, int)
+    assert found == found_before + 1
+    assert_fully_placed(cluster, key, 6)
     assert_all_readable(http, objects)
 
 

@@ -319,6 +319,23 @@ async def test_fewest_spare_shards_counts_missing_damaged_and_unavailable_shards
     assert (await maintenance.repair_backlog([NODES[0]])).fewest_spare_shards == 0
 
 
+async def test_chunks_placed_on_walks_one_nodes_sound_committed_chunks_in_id_order(
+    store: MetadataStore, maintenance: MaintenanceStore
+) -> None:
+    first = await put(store, 5 * STRIPE_BYTES)  # three segments: three chunks on every node
+    second = await put(store, STRIPE_BYTES)
+    await begin(store, STRIPE_BYTES)  # pending: not placed yet
+    mine = sorted(c.chunk_id for c in first.on_node(NODES[1]) + second.on_node(NODES[1]))
+    await maintenance.mark_chunks([mine[2]], CHUNK_DAMAGED)
+    sound = [c for c in mine if c != mine[2]]
+
+    assert await maintenance.chunks_placed_on(NODES[1], "", None, MANY) == sound
+    assert await maintenance.chunks_placed_on(NODES[1], "", None, 2) == sound[:2]
+    assert await maintenance.chunks_placed_on(NODES[1], sound[0], sound[2], MANY) == sound[1:3]
+    assert await maintenance.chunks_placed_on(NODES[1], sound[-1], None, MANY) == []
+    assert await maintenance.chunks_placed_on(OTHER_NODE, "", None, MANY) == []
+
+
 # -- chunk states ----------------------------------------------------------------------------
 
 

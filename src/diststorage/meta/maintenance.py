@@ -456,6 +456,31 @@ class MaintenanceStore(StoreBase):
 
         return await self._write(operation)
 
+    async def chunks_placed_on(
+        self, node_id: str, after: str, upto: str | None, limit: int
+    ) -> list[str]:
+        """Ids of the sound chunks of committed objects that the metadata places on a node,
+        ``after`` < id <= ``upto`` (no upper bound if None), in id order, at most ``limit``."""
+
+        def operation(session: Session) -> list[str]:
+            query = (
+                select(ChunkRow.id)
+                .join(ObjectRow, ObjectRow.id == ChunkRow.object_id)
+                .where(
+                    ChunkRow.node_id == node_id,
+                    ChunkRow.id > after,
+                    ChunkRow.state != CHUNK_DAMAGED,
+                    IS_COMMITTED,
+                )
+                .order_by(ChunkRow.id)
+                .limit(limit)
+            )
+            if upto is not None:
+                query = query.where(ChunkRow.id <= upto)
+            return list(session.scalars(query))
+
+        return await self._read(operation)
+
     async def known_chunks(self, chunk_ids: Sequence[str]) -> set[str]:
         """Those of the ids that some object (pending or committed) still references."""
         if not chunk_ids:

@@ -185,6 +185,8 @@ async def repair_status(services: Services) -> dict[str, Any]:
         "stripes_queued": backlog.stripes_queued,
         "segments_queued": backlog.segments_queued,
         "segments_unrecoverable": len(repair.unrecoverable),
+        # Chunk files the audit found gone from their node's disk (marked damaged, repaired).
+        "chunks_found_missing": services.collector.missing_found,
         "bytes_repaired": repair.meter.total,
         "chunks_repaired": repair.counters.chunks_repaired,
         "segments_repaired": repair.counters.segments_repaired,

@@ -1,6 +1,6 @@
 """Garbage collection: what failed writes, crashes and lost nodes leave behind.
 
-Three kinds of leftovers, each deleted only after ``gc_grace_s``:
+Three kinds of leftovers, each deleted only after ``gc_grace_s``, and one kind of loss:
 
 - pending uploads nobody touches any more (their gateway crashed mid-upload): rows dropped,
   chunks queued as garbage. This gateway touches its own running uploads well within the
@@ -12,21 +12,28 @@ Three kinds of leftovers, each deleted only after ``gc_grace_s``:
   listing each node, older than the grace and absent from the database. Chunks of uploads in
   flight are referenced from before their first byte, and repair's in-flight copies are
   spared explicitly, so neither is ever taken.
+- chunks the metadata places on a node that the node no longer has (a file lost from its
+  disk): found by the same walk through the node's listing, checked once more against the node
+  (a chunk can land there between the listing and the metadata read), then marked damaged,
+  which queues the segment for repair. Without this only a read that happened to need the
+  chunk would notice it gone.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from diststorage.core.errors import ChunkNotFound, DiststorageError
 from diststorage.gateway.inventory import Inventory
 from diststorage.gateway.janitor import Janitor
-from diststorage.gateway.nodeclient import NodeClients
+from diststorage.gateway.nodeclient import NodeClient, NodeClients
 from diststorage.gateway.workers.shape import WorkerState
 from diststorage.meta import MaintenanceStore
+from diststorage.meta.models import CHUNK_DAMAGED
+from diststorage.proto import storage_pb2 as pb
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +69,7 @@ class GarbageCollector:
         self.uploads_collected = 0
         self.orphans_deleted = 0
         self.garbage_deleted = 0
+        self.missing_found = 0
 
     async def step(self) -> WorkerState:
         await self._collect_stale_uploads()
@@ -70,7 +78,7 @@ class GarbageCollector:
             self._next_scan = self._clock() + self._scan_interval_s
             for node_id in self._inventory.node_ids():
                 if self._inventory.is_up(node_id):
-                    await self._delete_orphans(node_id)
+                    await self._audit(node_id)
         return WorkerState.IDLE
 
     async def _collect_stale_uploads(self) -> None:
@@ -90,32 +98,71 @@ class GarbageCollector:
                 len(refs),
             )
 
-    async def _delete_orphans(self, node_id: str) -> None:
+    async def _audit(self, node_id: str) -> None:
+        """Walks the node's listing page by page beside the metadata's chunks for the same id
+        range: what only the node has is an orphan, what only the metadata has is missing."""
         client = self._clients.get(node_id)
         if client is None:
             return
-        cutoff = time.time() - self._grace_s
         after = ""
         try:
             while True:
                 page = await client.list_chunks(after, LIST_PAGE)
-                old = [c.chunk_id for c in page.chunks if c.mtime < cutoff]
-                known = await self._maintenance.known_chunks(old)
-                spared = self._spared_chunks()
-                for chunk_id in old:
-                    if chunk_id in known or chunk_id in spared:
-                        continue
-                    try:
-                        await client.delete(chunk_id)
-                    except ChunkNotFound:
-                        continue
-                    self.orphans_deleted += 1
-                    log.info("deleted unreferenced chunk %s on node %s", chunk_id, node_id[:8])
-                if not page.truncated or not page.chunks:
+                await self._delete_orphans(client, node_id, page.chunks)
+                listed = {c.chunk_id for c in page.chunks}
+                upto = page.chunks[-1].chunk_id if page.truncated and page.chunks else None
+                await self._mark_missing(client, node_id, after, upto, listed)
+                if upto is None:
                     return
-                after = page.chunks[-1].chunk_id
+                after = upto
         except DiststorageError as error:
-            log.info("orphan scan of node %s stopped: %s", node_id[:8], error)
+            log.info("audit of node %s stopped: %s", node_id[:8], error)
+
+    async def _delete_orphans(
+        self, client: NodeClient, node_id: str, listed: Sequence[pb.ChunkInfo]
+    ) -> None:
+        cutoff = time.time() - self._grace_s
+        old = [c.chunk_id for c in listed if c.mtime < cutoff]
+        known = await self._maintenance.known_chunks(old)
+        spared = self._spared_chunks()
+        for chunk_id in old:
+            if chunk_id in known or chunk_id in spared:
+                continue
+            try:
+                await client.delete(chunk_id)
+            except ChunkNotFound:
+                continue
+            self.orphans_deleted += 1
+            log.info("deleted unreferenced chunk %s on node %s", chunk_id, node_id[:8])
+
+    async def _mark_missing(
+        self, client: NodeClient, node_id: str, after: str, upto: str | None, listed: set[str]
+    ) -> None:
+        while True:
+            placed = await self._maintenance.chunks_placed_on(node_id, after, upto, LIST_PAGE)
+            gone = [
+                chunk_id
+                for chunk_id in placed
+                if chunk_id not in listed and not await _still_there(client, chunk_id)
+            ]
+            if gone:
+                self.missing_found += await self._maintenance.mark_chunks(gone, CHUNK_DAMAGED)
+                log.warning(
+                    "node %s lacks %d chunks the metadata places there (%s...): queued for repair",
+                    node_id[:8],
+                    len(gone),
+                    gone[0],
+                )
+            if len(placed) < LIST_PAGE:
+                return
+            after = placed[-1]
+
+
+async def _still_there(client: NodeClient, chunk_id: str) -> bool:
+    """Whether the node lists the chunk now: one listing entry from just below its id."""
+    below = int(chunk_id, 16) - 1
+    page = await client.list_chunks("" if below < 0 else f"{below:032x}", 1)
+    return bool(page.chunks) and page.chunks[0].chunk_id == chunk_id
 
 
 class UploadToucher:
