@@ -43,6 +43,17 @@ async def test_commit_makes_visible_with_layout(store: MetadataStore) -> None:
     assert layout.chunks[0].block_crcs == (1, 2**32 - 1)
 
 
+async def test_empty_object_has_no_chunks_and_commit_reports_what_is_stored(
+    store: MetadataStore,
+) -> None:
+    new = _new("empty")
+    await store.begin_upload(new, [])
+    outcome = await store.commit_upload(new.object_id, 0, "d" * 32, [], replace=False)
+    layout = await store.get_layout("default", "empty")
+    assert layout.chunks == ()
+    assert layout.info == outcome.info == await store.get_info("default", "empty")
+
+
 async def test_create_conflicts_and_replace_returns_garbage(store: MetadataStore) -> None:
     first = await _put(store, "k")
     with pytest.raises(AlreadyExists):

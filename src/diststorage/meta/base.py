@@ -8,7 +8,7 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from sqlalchemy import Insert, literal_column
 from sqlalchemy.dialects import postgresql, sqlite
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from diststorage.core.errors import Unavailable
 from diststorage.meta.backends import Backend, Operation
-from diststorage.meta.models import COMMITTED, GarbageChunk, ObjectRow, RepairTask
+from diststorage.meta.models import COMMITTED, OBJECTS, GarbageChunk, RepairTask
 from diststorage.meta.records import ChunkRef, ObjectInfo
 
 T = TypeVar("T")
@@ -25,7 +25,21 @@ T = TypeVar("T")
 # The state is written into the SQL, not bound: only then can PostgreSQL's generic plans (which
 # asyncpg's prepared statements get) prove the partial unique index's "state = 'committed'"
 # and use it; with a parameter every lookup became a sequential scan.
-IS_COMMITTED = ObjectRow.state == literal_column(f"'{COMMITTED}'")
+IS_COMMITTED = OBJECTS.c.state == literal_column(f"'{COMMITTED}'")
+
+# What object_info reads: queries that only need an ObjectInfo select these, not whole rows.
+INFO_COLUMNS = (
+    OBJECTS.c.id,
+    OBJECTS.c.key,
+    OBJECTS.c.size_bytes,
+    OBJECTS.c.md5_hex,
+    OBJECTS.c.content_type,
+    OBJECTS.c.policy,
+    OBJECTS.c.stripe_size_bytes,
+    OBJECTS.c.segment_stripes,
+    OBJECTS.c.created_at,
+    OBJECTS.c.committed_at,
+)
 
 
 def utc(moment: datetime) -> datetime:
@@ -44,7 +58,32 @@ def segment_stripe_count(
     return max(0, min(segment_stripes, stripes - segment_index * segment_stripes))
 
 
-def object_info(row: ObjectRow) -> ObjectInfo:
+class ObjectColumns(Protocol):
+    """What object_info reads: an ORM row, or a result row with ``INFO_COLUMNS``."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def key(self) -> bytes: ...
+    @property
+    def size_bytes(self) -> int: ...
+    @property
+    def md5_hex(self) -> str: ...
+    @property
+    def content_type(self) -> str: ...
+    @property
+    def policy(self) -> str: ...
+    @property
+    def stripe_size_bytes(self) -> int: ...
+    @property
+    def segment_stripes(self) -> int: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def committed_at(self) -> datetime | None: ...
+
+
+def object_info(row: ObjectColumns) -> ObjectInfo:
     return ObjectInfo(
         object_id=row.id,
         key=row.key.decode(),

@@ -167,3 +167,10 @@ class LeaseRow(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(64))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# The plain tables, for the store's hot statements: a statement that names a mapped attribute
+# (``ObjectRow.id``) runs through the ORM's execution layer, which costs about as much CPU per
+# call as a small SQLite statement itself.
+OBJECTS = Base.metadata.tables[ObjectRow.__tablename__]
+CHUNKS = Base.metadata.tables[ChunkRow.__tablename__]

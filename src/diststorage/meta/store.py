@@ -8,17 +8,21 @@ foreign exception.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from diststorage.core.errors import AlreadyExists, ObjectNotFound
 from diststorage.meta.backends import Backend, open_backend
 from diststorage.meta.base import (
+    INFO_COLUMNS,
     IS_COMMITTED,
+    ObjectColumns,
     SegmentToRepair,
     StoreBase,
     add_garbage,
@@ -29,9 +33,10 @@ from diststorage.meta.base import (
 )
 from diststorage.meta.maintenance import MaintenanceStore
 from diststorage.meta.models import (
+    CHUNKS,
     COMMITTED,
+    OBJECTS,
     PENDING,
-    ChunkRow,
     GarbageChunk,
     Namespace,
     NodeRow,
@@ -56,6 +61,59 @@ from diststorage.meta.records import (
 MAX_LIST_LIMIT = 1000
 # A replace that races other commits of its key tries this often before giving up.
 COMMIT_ATTEMPTS = 8
+
+# The hot statements, built once on the plain tables with their values bound at execution:
+# building a statement and deriving its cache key cost more CPU than running it on SQLite.
+_BY_KEY = (
+    OBJECTS.c.namespace_id == bindparam("namespace_id"),
+    OBJECTS.c.key == bindparam("key"),
+    IS_COMMITTED,
+)
+_COMMITTED_ID = select(OBJECTS.c.id).where(*_BY_KEY)
+_COMMITTED_INFO = select(*INFO_COLUMNS).where(*_BY_KEY)
+# One statement, so the chunks are read in the same snapshot as their object (a replace
+# committed in between cannot leave the object without its chunks); outer, for objects
+# without chunks (empty ones). The chunk columns are labelled apart from the object's.
+_LAYOUT = (
+    select(
+        *INFO_COLUMNS,
+        CHUNKS.c.id.label("chunk_id"),
+        CHUNKS.c.node_id,
+        CHUNKS.c.segment_index,
+        CHUNKS.c.shard_index,
+        CHUNKS.c.size_bytes.label("chunk_size_bytes"),
+        CHUNKS.c.block_crcs,
+        CHUNKS.c.state.label("chunk_state"),
+    )
+    .select_from(OBJECTS.outerjoin(CHUNKS, CHUNKS.c.object_id == OBJECTS.c.id))
+    .where(*_BY_KEY)
+    .order_by(CHUNKS.c.segment_index, CHUNKS.c.shard_index)
+)
+_UPLOAD = select(OBJECTS.c.namespace_id, OBJECTS.c.state, *INFO_COLUMNS).where(
+    OBJECTS.c.id == bindparam("object_id")
+)
+_INSERT_OBJECT = insert(OBJECTS)
+_INSERT_CHUNKS = insert(CHUNKS)
+_RECORD_CHUNK = (
+    update(CHUNKS)
+    .where(CHUNKS.c.id == bindparam("chunk_id"))
+    .values(size_bytes=bindparam("size_bytes"), block_crcs=bindparam("block_crcs"))
+)
+_COMMIT_OBJECT = (
+    update(OBJECTS)
+    .where(OBJECTS.c.id == bindparam("object_id"))
+    .values(
+        state=COMMITTED,
+        size_bytes=bindparam("size_bytes"),
+        md5_hex=bindparam("md5_hex"),
+        committed_at=bindparam("committed_at"),
+    )
+)
+_CHUNK_REFS = select(CHUNKS.c.id, CHUNKS.c.node_id).where(
+    CHUNKS.c.object_id == bindparam("object_id")
+)
+_DELETE_CHUNKS = delete(CHUNKS).where(CHUNKS.c.object_id == bindparam("object_id"))
+_DELETE_OBJECT = delete(OBJECTS).where(OBJECTS.c.id == bindparam("object_id"))
 
 
 def _prefix_upper_bound(prefix: bytes) -> bytes | None:
@@ -102,14 +160,13 @@ class MetadataStore(StoreBase):
         self._namespace_ids[name] = found
         return found
 
-    def _committed(self, session: Session, namespace: str, key: str) -> ObjectRow:
-        row = session.scalar(
-            select(ObjectRow).where(
-                ObjectRow.namespace_id == self._namespace_id(session, namespace),
-                ObjectRow.key == key.encode(),
-                IS_COMMITTED,
-            )
-        )
+    def _by_key(self, session: Session, namespace: str, key: str) -> dict[str, Any]:
+        """The parameters of ``_BY_KEY``."""
+        return {"namespace_id": self._namespace_id(session, namespace), "key": key.encode()}
+
+    def _committed(self, session: Session, namespace: str, key: str) -> ObjectColumns:
+        """The committed object's ``INFO_COLUMNS``."""
+        row = session.execute(_COMMITTED_INFO, self._by_key(session, namespace, key)).one_or_none()
         if row is None:
             raise ObjectNotFound(f"no object under key {key!r}")
         return row
@@ -120,31 +177,32 @@ class MetadataStore(StoreBase):
         """Records a pending upload (invisible to readers) and its first planned chunks."""
 
         def operation(session: Session) -> None:
-            session.add(
-                ObjectRow(
-                    id=new.object_id,
-                    namespace_id=self._namespace_id(session, new.namespace),
-                    key=new.key.encode(),
-                    state=PENDING,
-                    size_bytes=0,
-                    md5_hex="",
-                    content_type=new.content_type,
-                    policy=new.policy,
-                    stripe_size_bytes=new.stripe_size_bytes,
-                    segment_stripes=new.segment_stripes,
-                    gateway_id=new.gateway_id,
-                    created_at=datetime.now(UTC),
-                    touched_at=datetime.now(UTC),
-                )
+            now = datetime.now(UTC)
+            session.execute(
+                _INSERT_OBJECT,
+                {
+                    "id": new.object_id,
+                    "namespace_id": self._namespace_id(session, new.namespace),
+                    "key": new.key.encode(),
+                    "state": PENDING,
+                    "size_bytes": 0,
+                    "md5_hex": "",
+                    "content_type": new.content_type,
+                    "policy": new.policy,
+                    "stripe_size_bytes": new.stripe_size_bytes,
+                    "segment_stripes": new.segment_stripes,
+                    "gateway_id": new.gateway_id,
+                    "created_at": now,
+                    "touched_at": now,
+                },
             )
-            session.flush()
-            session.add_all(_planned_rows(new.object_id, chunks))
+            _insert_planned(session, new.object_id, chunks)
 
         await self._write(operation)
 
     async def plan_chunks(self, object_id: str, chunks: Sequence[PlannedChunk]) -> None:
         """Records chunks of a pending upload before their bytes are sent."""
-        await self._write(lambda session: session.add_all(_planned_rows(object_id, chunks)))
+        await self._write(lambda session: _insert_planned(session, object_id, chunks))
 
     async def commit_upload(
         self,
@@ -168,24 +226,20 @@ class MetadataStore(StoreBase):
         """
 
         def operation(session: Session) -> CommitOutcome:
-            row = session.get(ObjectRow, object_id)
+            row = session.execute(_UPLOAD, {"object_id": object_id}).one_or_none()
             assert row is not None and row.state == PENDING, "commit of an unknown upload"
             previous = session.scalar(
-                select(ObjectRow).where(
-                    ObjectRow.namespace_id == row.namespace_id,
-                    ObjectRow.key == row.key,
-                    IS_COMMITTED,
-                )
+                _COMMITTED_ID, {"namespace_id": row.namespace_id, "key": row.key}
             )
             replaced = None
             if previous is not None:
                 if not replace:
                     raise AlreadyExists(f"key {row.key.decode()!r} already exists")
-                replaced = _discard_object(session, previous.id)
+                replaced = _discard_object(session, previous)
             if dropped:
                 add_garbage(session, dropped)
                 session.execute(
-                    delete(ChunkRow).where(ChunkRow.id.in_([r.chunk_id for r in dropped]))
+                    delete(CHUNKS).where(CHUNKS.c.id.in_([r.chunk_id for r in dropped]))
                 )
             enqueue_repair(
                 session,
@@ -196,22 +250,31 @@ class MetadataStore(StoreBase):
             )
             if chunks:
                 session.execute(
-                    update(ChunkRow),
+                    _RECORD_CHUNK,
                     [
                         {
-                            "id": c.chunk_id,
+                            "chunk_id": c.chunk_id,
                             "size_bytes": c.size_bytes,
                             "block_crcs": pack_crcs(list(c.block_crcs)),
                         }
                         for c in chunks
                     ],
                 )
-            row.state = COMMITTED
-            row.size_bytes = size_bytes
-            row.md5_hex = md5_hex
-            row.committed_at = datetime.now(UTC)
-            session.flush()
-            return CommitOutcome(object_info(row), replaced)
+            committed_at = datetime.now(UTC)
+            session.execute(
+                _COMMIT_OBJECT,
+                {
+                    "object_id": object_id,
+                    "size_bytes": size_bytes,
+                    "md5_hex": md5_hex,
+                    "committed_at": committed_at,
+                },
+            )
+            # The object as the update above left it.
+            info = dataclasses.replace(
+                object_info(row), size_bytes=size_bytes, md5_hex=md5_hex, created_at=committed_at
+            )
+            return CommitOutcome(info, replaced)
 
         for attempt in range(COMMIT_ATTEMPTS):
             try:
@@ -229,7 +292,7 @@ class MetadataStore(StoreBase):
 
         def operation(session: Session) -> None:
             add_garbage(session, undeleted)
-            session.execute(delete(ChunkRow).where(ChunkRow.object_id == object_id))
+            session.execute(_DELETE_CHUNKS, {"object_id": object_id})
             session.execute(
                 delete(ObjectRow).where(ObjectRow.id == object_id, ObjectRow.state == PENDING)
             )
@@ -247,13 +310,7 @@ class MetadataStore(StoreBase):
 
     async def key_exists(self, namespace: str, key: str) -> bool:
         def operation(session: Session) -> bool:
-            found = session.scalar(
-                select(ObjectRow.id).where(
-                    ObjectRow.namespace_id == self._namespace_id(session, namespace),
-                    ObjectRow.key == key.encode(),
-                    IS_COMMITTED,
-                )
-            )
+            found = session.scalar(_COMMITTED_ID, self._by_key(session, namespace, key))
             return found is not None
 
         return await self._read(operation)
@@ -265,25 +322,23 @@ class MetadataStore(StoreBase):
 
     async def get_layout(self, namespace: str, key: str) -> ObjectLayout:
         def operation(session: Session) -> ObjectLayout:
-            row = self._committed(session, namespace, key)
-            chunk_rows = session.execute(
-                select(
-                    ChunkRow.id,
-                    ChunkRow.node_id,
-                    ChunkRow.segment_index,
-                    ChunkRow.shard_index,
-                    ChunkRow.size_bytes,
-                    ChunkRow.block_crcs,
-                    ChunkRow.state,
-                )
-                .where(ChunkRow.object_id == row.id)
-                .order_by(ChunkRow.segment_index, ChunkRow.shard_index)
-            )
+            rows = session.execute(_LAYOUT, self._by_key(session, namespace, key)).all()
+            if not rows:
+                raise ObjectNotFound(f"no object under key {key!r}")
             chunks = tuple(
-                StoredChunk(chunk_id, node_id, segment, shard, size, unpack_crcs(crcs), state)
-                for chunk_id, node_id, segment, shard, size, crcs, state in chunk_rows
+                StoredChunk(
+                    r.chunk_id,
+                    r.node_id,
+                    r.segment_index,
+                    r.shard_index,
+                    r.chunk_size_bytes,
+                    unpack_crcs(r.block_crcs),
+                    r.chunk_state,
+                )
+                for r in rows
+                if r.chunk_id is not None
             )
-            return ObjectLayout(info=object_info(row), chunks=chunks)
+            return ObjectLayout(info=object_info(rows[0]), chunks=chunks)
 
         return await self._read(operation)
 
@@ -294,18 +349,18 @@ class MetadataStore(StoreBase):
         limit = max(1, min(limit, MAX_LIST_LIMIT))
 
         def operation(session: Session) -> ListingPage:
-            query = select(ObjectRow).where(
-                ObjectRow.namespace_id == self._namespace_id(session, namespace),
+            query = select(*INFO_COLUMNS).where(
+                OBJECTS.c.namespace_id == self._namespace_id(session, namespace),
                 IS_COMMITTED,
             )
             if prefix:
-                query = query.where(ObjectRow.key >= prefix.encode())
+                query = query.where(OBJECTS.c.key >= prefix.encode())
             if after:
-                query = query.where(ObjectRow.key > after.encode())
+                query = query.where(OBJECTS.c.key > after.encode())
             upper = _prefix_upper_bound(prefix.encode())
             if upper is not None:
-                query = query.where(ObjectRow.key < upper)
-            rows = list(session.scalars(query.order_by(ObjectRow.key).limit(limit + 1)))
+                query = query.where(OBJECTS.c.key < upper)
+            rows = session.execute(query.order_by(OBJECTS.c.key).limit(limit + 1)).all()
             return ListingPage(
                 objects=tuple(object_info(r) for r in rows[:limit]), truncated=len(rows) > limit
             )
@@ -393,27 +448,30 @@ class MetadataStore(StoreBase):
         return await self._read(operation)
 
 
-def _planned_rows(object_id: str, chunks: Sequence[PlannedChunk]) -> list[ChunkRow]:
-    return [
-        ChunkRow(
-            id=c.chunk_id,
-            object_id=object_id,
-            segment_index=c.segment_index,
-            shard_index=c.shard_index,
-            node_id=c.node_id,
-            size_bytes=0,
-            block_crcs=b"",
-        )
-        for c in chunks
-    ]
+def _insert_planned(session: Session, object_id: str, chunks: Sequence[PlannedChunk]) -> None:
+    if not chunks:
+        return  # an INSERT with no parameter sets would add one row of defaults
+    session.execute(
+        _INSERT_CHUNKS,
+        [
+            {
+                "id": c.chunk_id,
+                "object_id": object_id,
+                "segment_index": c.segment_index,
+                "shard_index": c.shard_index,
+                "node_id": c.node_id,
+                "size_bytes": 0,
+                "block_crcs": b"",
+            }
+            for c in chunks
+        ],
+    )
 
 
 def _discard_object(session: Session, object_id: str) -> DiscardedObject:
-    rows = session.execute(
-        select(ChunkRow.id, ChunkRow.node_id).where(ChunkRow.object_id == object_id)
-    )
+    rows = session.execute(_CHUNK_REFS, {"object_id": object_id})
     refs = tuple(ChunkRef(chunk_id, node_id) for chunk_id, node_id in rows)
     add_garbage(session, refs)
-    session.execute(delete(ChunkRow).where(ChunkRow.object_id == object_id))
-    session.execute(delete(ObjectRow).where(ObjectRow.id == object_id))
+    session.execute(_DELETE_CHUNKS, {"object_id": object_id})
+    session.execute(_DELETE_OBJECT, {"object_id": object_id})
     return DiscardedObject(object_id, refs)
