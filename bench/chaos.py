@@ -70,6 +70,7 @@ FULL = Profile(
     chaos_s=240.0,
     plan=FaultPlan(BUDGET_NODES, hold_s=(3.0, 30.0), gap_s=(1.0, 8.0)),
     repair_timeout_s=600.0,
+    replace_ballast=(24, 256 * MIB),
 )
 QUICK = Profile(
     "quick",
@@ -87,6 +88,7 @@ QUICK = Profile(
     chaos_s=25.0,
     plan=FaultPlan(BUDGET_NODES, hold_s=(2.0, 14.0), gap_s=(0.5, 3.0)),
     repair_timeout_s=120.0,
+    replace_ballast=(2, 64 * MIB),
 )
 
 
@@ -216,7 +218,8 @@ def _profile(args: argparse.Namespace) -> Profile:
 
 def _space_needed(profile: Profile) -> int:
     # ec:4+2 stores 1.5× the data; overwritten and rebuilt shards wait for garbage collection.
-    return profile.mix.max_stored_bytes * 3 + GIB
+    ballast_count, ballast_size = profile.replace_ballast
+    return (profile.mix.max_stored_bytes + ballast_count * ballast_size) * 3 + GIB
 
 
 def _gateway_args(args: argparse.Namespace) -> list[str] | str:

@@ -42,6 +42,8 @@ SOCK_READ_S = 90.0
 STOP_GRACE_S = 180.0
 BUSY_RETRY_S = 0.05
 ERROR_BACKOFF_S = 0.2
+BALLAST_WRITERS = 2
+BALLAST_SEED = 0xBA11A57
 
 
 def _error_code(body: bytes) -> str:
@@ -160,6 +162,22 @@ class LoadRunner:
                     self.model.release(key)
 
         await asyncio.gather(*(seeder() for _ in range(self.clients)))
+
+    async def store_ballast(self, count: int, size: int) -> None:
+        """PUTs ``count`` objects of ``size`` bytes under ``chaos/ballast/``, keys the load
+        never picks: bytes for a repair to rebuild. The audit reads them back like the rest."""
+        rng = random.Random(self.seed + BALLAST_SEED)
+        keys = iter(f"chaos/ballast/{i:04d}" for i in range(count))
+
+        async def writer() -> None:
+            for key in keys:
+                self.model.claim_key(key)
+                try:
+                    await self._put(key, size, rng)
+                finally:
+                    self.model.release(key)
+
+        await asyncio.gather(*(writer() for _ in range(BALLAST_WRITERS)))
 
     def start(self) -> None:
         """Starts the mixed load; it runs until ``stop``."""

@@ -42,6 +42,9 @@ class Profile:
     chaos_s: float
     plan: FaultPlan
     repair_timeout_s: float
+    # (objects, bytes each) written before a node is replaced, so that its repair lasts long
+    # enough (tens of seconds) for the foreground throughput beside it to mean something.
+    replace_ballast: tuple[int, int] = (0, 0)
 
 
 def say(message: str) -> None:
@@ -153,6 +156,11 @@ class Phases:
         the lost shards (the new node first, as the least used). The window from repair first
         seen working to zero stripes below target measures foreground throughput under a real,
         long repair."""
+        count, size = self.profile.replace_ballast
+        if count:
+            self.stats.begin("ballast")
+            say(f"ballast: {count} objects of {size >> 20} MiB for the replacement to rebuild")
+            await self.supervise(self.load.store_ballast(count, size))
         self.stats.begin("replace")
         timeout_s = self.profile.repair_timeout_s
         say("replace: node0 dies for good and an empty node joins; repair rebuilds under load")
