@@ -198,9 +198,9 @@ class SegmentFetcher:
         self._untried = reader.order_shards(chunks)
         self._active: list[_ShardStream] = []
         self._needed = codec.policy.needed_to_read
-        # Shards dropped for being late, and whether they had their one patient second try.
+        # Shards dropped for being late, and the stripe each was last given a patient try at.
         self._late: list[StoredChunk] = []
-        self._patient = False
+        self._patient_at: dict[int, int] = {}
 
     async def stripe(self, stripe: int) -> bytes:
         blocks: dict[int, bytes] = {}
@@ -208,11 +208,15 @@ class SegmentFetcher:
         while len(blocks) < self._needed:
             self._open_streams(stripe, self._needed - len(blocks) - len(self._pending(blocks)))
             pending = self._pending(blocks)
-            if not pending and self._late and not self._patient:
+            if not pending:
                 # Nothing else left to try: a node that was merely slow (an overloaded machine)
-                # gets one more chance, with a longer deadline, before the read fails.
-                self._patient = True
-                self._untried, self._late = self._late, []
+                # gets another chance, with a longer deadline, before the read fails; again
+                # later in the segment only if it got further meanwhile, so a hung node costs
+                # one patient deadline and no more.
+                again = [c for c in self._late if self._patient_at.get(c.shard_index) != stripe]
+                self._late = [c for c in self._late if c not in again]
+                self._patient_at.update((c.shard_index, stripe) for c in again)
+                self._untried = again + self._untried
                 self._open_streams(stripe, self._needed - len(blocks))
                 pending = self._pending(blocks)
             if not pending:
@@ -245,7 +249,7 @@ class SegmentFetcher:
                 for s in range(stripe, self._last_stripe + 1)
             )
             up = self._reader._inventory.is_up(chunk.node_id)
-            patience = PATIENT_READ_FACTOR if self._patient else 1.0
+            patience = PATIENT_READ_FACTOR if chunk.shard_index in self._patient_at else 1.0
             blocks = client.read(
                 chunk.chunk_id, offset, length, wait_for_ready=up, patience=patience
             )

@@ -1,0 +1,127 @@
+"""The segment fetcher's fallbacks with scripted shard streams: a late shard is replaced by
+another, and when none is left a slow node gets patient second tries as long as it makes
+progress, while a hung one costs a single patient deadline."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import cast
+
+import crc32c
+import pytest
+
+from diststorage.core.errors import NodeUnavailable
+from diststorage.core.policy import parse_policy
+from diststorage.erasure import codec_for
+from diststorage.gateway.nodeclient import BlockPiece
+from diststorage.gateway.objects.geometry import Geometry
+from diststorage.gateway.objects.reader import PATIENT_READ_FACTOR, ObjectReader, SegmentFetcher
+from diststorage.meta import StoredChunk
+
+POLICY = parse_policy("ec:2+1")
+STRIPE = 1024
+STRIPES = 6
+BLOCK = STRIPE // 2
+
+
+@dataclass
+class ScriptedClient:
+    """Serves one chunk's blocks; the n-th stream it opens times out at ``late_at[n]``."""
+
+    blocks: list[bytes]
+    late_at: list[int | None]
+    opened: list[tuple[int, float]] = field(default_factory=list)  # (first stripe, patience)
+
+    async def read(
+        self,
+        chunk_id: str,
+        offset: int,
+        length: int,
+        wait_for_ready: bool = False,
+        patience: float = 1.0,
+    ) -> AsyncIterator[BlockPiece]:
+        first = offset // BLOCK
+        late = self.late_at[len(self.opened)] if len(self.opened) < len(self.late_at) else None
+        self.opened.append((first, patience))
+        for stripe in range(first, first + length // BLOCK):
+            if stripe == late:
+                raise TimeoutError(f"block {stripe} late")
+            block = self.blocks[stripe]
+            yield BlockPiece(block, stripe * BLOCK, crc32c.crc32c(block), True)
+
+
+class FakeReader:
+    """What SegmentFetcher asks of its ObjectReader."""
+
+    def __init__(self, clients: dict[str, ScriptedClient]) -> None:
+        self._clients = clients
+        self._inventory = self
+        self._penalties = self
+        self._damage = self
+        self.penalized: list[str] = []
+
+    def is_up(self, node_id: str) -> bool:
+        return True
+
+    def penalize(self, node_id: str) -> None:
+        self.penalized.append(node_id)
+
+    def report(self, chunk_id: str) -> None:
+        raise AssertionError("nothing here is damaged")
+
+    def order_shards(self, chunks: dict[int, StoredChunk]) -> list[StoredChunk]:
+        return sorted(chunks.values(), key=lambda c: c.shard_index)
+
+
+def segment(
+    late_at: dict[int, list[int | None]], shards: tuple[int, ...]
+) -> tuple[bytes, SegmentFetcher, dict[int, ScriptedClient]]:
+    """An object of STRIPES stripes in one segment; only ``shards`` of it are stored."""
+    codec = codec_for(POLICY)
+    data = os.urandom(STRIPE * STRIPES)
+    encoded = [codec.encode(data[i * STRIPE : (i + 1) * STRIPE]) for i in range(STRIPES)]
+    clients: dict[int, ScriptedClient] = {}
+    chunks: dict[int, StoredChunk] = {}
+    for shard in shards:
+        blocks = [stripe[shard] for stripe in encoded]
+        clients[shard] = ScriptedClient(blocks, late_at.get(shard, []))
+        crcs = tuple(crc32c.crc32c(b) for b in blocks)
+        chunks[shard] = StoredChunk(
+            f"{shard:032x}", f"node{shard}", 0, shard, BLOCK * STRIPES, crcs
+        )
+    reader = FakeReader({f"node{s}": c for s, c in clients.items()})
+    geometry = Geometry(len(data), STRIPE, STRIPES)
+    fetcher = SegmentFetcher(
+        cast(ObjectReader, reader), codec, geometry, 0, chunks, last_stripe=STRIPES - 1
+    )
+    return data, fetcher, clients
+
+
+async def read_all(fetcher: SegmentFetcher) -> bytes:
+    try:
+        return b"".join([await fetcher.stripe(s) for s in range(STRIPES)])
+    finally:
+        await fetcher.close()
+
+
+async def test_a_late_data_shard_is_replaced_by_parity_without_waiting_again() -> None:
+    data, fetcher, clients = segment({0: [2]}, shards=(0, 1, 2))
+    assert await read_all(fetcher) == data
+    assert clients[0].opened == [(0, 1.0)]
+    assert clients[2].opened == [(2, 1.0)]
+
+
+async def test_a_slow_node_gets_a_patient_try_each_time_it_made_progress() -> None:
+    # Only K shards: shard 0 is late at stripe 1, and again at stripe 4 after catching up.
+    data, fetcher, clients = segment({0: [1, 4]}, shards=(0, 1))
+    assert await read_all(fetcher) == data
+    assert clients[0].opened == [(0, 1.0), (1, PATIENT_READ_FACTOR), (4, PATIENT_READ_FACTOR)]
+
+
+async def test_a_hung_node_costs_one_patient_try_then_the_read_fails() -> None:
+    _, fetcher, clients = segment({0: [3, 3, 3]}, shards=(0, 1))
+    with pytest.raises(NodeUnavailable):
+        await read_all(fetcher)
+    assert clients[0].opened == [(0, 1.0), (3, PATIENT_READ_FACTOR)]
