@@ -69,6 +69,15 @@ class RepairFigures:
     # The load while repair was busy or throttled, between all nodes being back and zero.
     busy_foreground_bytes: int = 0
     busy_s: float = 0.0
+    # The rebuild of a replaced node: bytes repaired and seconds, repair working to zero.
+    replace_bytes: int | None = None
+    replace_s: float | None = None
+
+    @property
+    def replace_mb_s(self) -> float | None:
+        if self.replace_bytes is None or not self.replace_s:
+            return None
+        return self.replace_bytes / MB / self.replace_s
 
     @property
     def busy_foreground_mb_s(self) -> float | None:
@@ -100,6 +109,14 @@ def repair_figures(run: ChaosRun) -> RepairFigures:
     # repair; after the faults the backlog may be gone in a second or two.
     window = run.replace_window_s or (run.all_live_s or stop, run.repaired_s)
     moved, busy_s = busy_foreground(samples, *window)
+    if run.replace_window_s is not None:
+        first, last = (status_at(samples, t) for t in run.replace_window_s)
+        if first is not None and last is not None:
+            figures = replace(
+                figures,
+                replace_bytes=last.bytes_repaired - first.bytes_repaired,
+                replace_s=run.replace_window_s[1] - run.replace_window_s[0],
+            )
     return replace(
         figures,
         time_to_zero_s=seconds,
@@ -196,6 +213,16 @@ def _repair_rows(run: ChaosRun, figures: RepairFigures) -> list[Row]:
             figures.mb_s,
             "MB/s",
             "" if mb is None else f"{mb:,.1f} MB repaired (bytes_repaired delta)",
+        ),
+        Row(
+            "repair",
+            "repair rate, a node replaced",
+            figures.replace_mb_s,
+            "MB/s",
+            "not reached"
+            if figures.replace_bytes is None or figures.replace_s is None
+            else f"{figures.replace_bytes / MB:,.1f} MB rebuilt in {figures.replace_s:.1f} s"
+            " under the load",
         ),
     ]
 
