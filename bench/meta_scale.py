@@ -36,7 +36,7 @@ from meta_scale_db import (
     postgres_database,
     sqlite_database,
 )
-from meta_scale_load import NAMESPACE, Loader, LoadStep, object_key
+from meta_scale_load import Loader, LoadStep, object_key
 from meta_scale_measure import Checkpoint, CpuMeter
 from meta_scale_report import BackendRun, CheckpointResult, build_document, report_text
 
@@ -83,12 +83,11 @@ async def _database(backend: str, folder: Path, admin_url: str) -> AsyncIterator
             say(f"dropping PostgreSQL database {postgres.name}")
 
 
-async def _plan_inputs(store: MetadataStore, loaded: int) -> PlanInputs:
+def _plan_inputs(loaded: int) -> PlanInputs:
     key = object_key(loaded // 2).encode()
-    info = await store.get_info(NAMESPACE, key.decode())
     prefix = b"photos/2026/07/"
     # The prefix's upper bound, as the store computes it: the last byte plus one.
-    return PlanInputs(key, info.object_id, key, prefix, prefix[:-1] + bytes([prefix[-1] + 1]))
+    return PlanInputs(key, key, prefix, prefix[:-1] + bytes([prefix[-1] + 1]))
 
 
 async def measure(
@@ -145,7 +144,7 @@ async def run_backend(
                     )
                 )
                 on_checkpoint()
-            run.plans = await database.plans(await _plan_inputs(store, loader.loaded))
+            run.plans = await database.plans(_plan_inputs(loader.loaded))
         finally:
             await store.close()
 

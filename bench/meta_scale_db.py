@@ -24,26 +24,31 @@ PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 PG_CONNECT_TIMEOUT_S = 10.0
 NAMESPACE_ID = 1  # the default namespace, created by the first migration
 
-# The store's statements (store.py: _committed, get_layout, list_objects), in each dialect's
+# The store's statements (store.py: _COMMITTED_INFO, _LAYOUT, list_objects), in each dialect's
 # parameter style. The committed state is a literal there too (see base.IS_COMMITTED).
-_COLUMNS = "id, namespace_id, key, state, size_bytes, md5_hex, content_type, policy, "
-_COLUMNS += "stripe_size_bytes, segment_stripes, gateway_id, created_at, committed_at, touched_at"
+_INFO = "objects.id, objects.key, objects.size_bytes, objects.md5_hex, objects.content_type, "
+_INFO += "objects.policy, objects.stripe_size_bytes, objects.segment_stripes, "
+_INFO += "objects.created_at, objects.committed_at"
+_BY_KEY = f"objects.namespace_id = {NAMESPACE_ID} AND objects.key = {{p1}} "
+_BY_KEY += "AND objects.state = 'committed'"
 _STATEMENTS = {
-    "lookup": f"SELECT {_COLUMNS} FROM objects WHERE namespace_id = {NAMESPACE_ID} "
-    "AND key = {p1} AND state = 'committed'",
-    "chunks": "SELECT id, node_id, segment_index, shard_index, size_bytes, block_crcs, state "
-    "FROM chunks WHERE object_id = {p1} ORDER BY segment_index, shard_index",
-    "list after": f"SELECT {_COLUMNS} FROM objects WHERE namespace_id = {NAMESPACE_ID} "
-    "AND state = 'committed' AND key > {p1} ORDER BY key LIMIT 1001",
-    "list prefix": f"SELECT {_COLUMNS} FROM objects WHERE namespace_id = {NAMESPACE_ID} "
-    "AND state = 'committed' AND key >= {p1} AND key < {p2} ORDER BY key LIMIT 1001",
+    "lookup": f"SELECT {_INFO} FROM objects WHERE {_BY_KEY}",
+    "layout": f"SELECT {_INFO}, chunks.id AS chunk_id, chunks.node_id, chunks.segment_index, "
+    "chunks.shard_index, chunks.size_bytes AS chunk_size_bytes, chunks.block_crcs, "
+    "chunks.state AS chunk_state FROM objects LEFT OUTER JOIN chunks "
+    f"ON chunks.object_id = objects.id WHERE {_BY_KEY} "
+    "ORDER BY chunks.segment_index, chunks.shard_index",
+    "list after": f"SELECT {_INFO} FROM objects WHERE objects.namespace_id = {NAMESPACE_ID} "
+    "AND objects.state = 'committed' AND objects.key > {p1} ORDER BY objects.key LIMIT 1001",
+    "list prefix": f"SELECT {_INFO} FROM objects WHERE objects.namespace_id = {NAMESPACE_ID} "
+    "AND objects.state = 'committed' AND objects.key >= {p1} AND objects.key < {p2} "
+    "ORDER BY objects.key LIMIT 1001",
 }
 
 
 @dataclass(frozen=True)
 class PlanInputs:
     key: bytes
-    object_id: str
     after: bytes
     prefix: bytes
     prefix_end: bytes
@@ -51,7 +56,7 @@ class PlanInputs:
     def params(self, statement: str) -> tuple[bytes | str, ...]:
         table: dict[str, tuple[bytes | str, ...]] = {
             "lookup": (self.key,),
-            "chunks": (self.object_id,),
+            "layout": (self.key,),
             "list after": (self.after,),
             "list prefix": (self.prefix, self.prefix_end),
         }
