@@ -11,20 +11,23 @@ bytes the gateway sends, and look at the nodes' chunk folders directly on disk.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 import shutil
+import signal
 import socket
 import sqlite3
+import threading
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import Message
-from http.client import HTTPConnection
+from http.client import HTTPConnection, HTTPException
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -411,6 +414,38 @@ def wait_live_nodes(http: Http, count: int, timeout_s: float = 30.0) -> None:
         return last.get("live_nodes") == count
 
     assert wait_until(live, timeout_s, 0.2), f"never {count} live nodes: {last}"
+
+
+def restore_nodes(cluster: LocalCluster, http: Http) -> None:
+    """Continues paused nodes, starts stopped ones, and waits until the gateway counts all."""
+    for index in range(cluster.nodes):
+        cluster.signal_node(index, signal.SIGCONT)
+        if not node_running(cluster, index):
+            cluster.start_node(index)
+    wait_live_nodes(http, cluster.nodes, timeout_s=30)
+
+
+def start_stalled_upload(
+    http: Http, key: str, mib: int, headers: Mapping[str, str] | None = None
+) -> threading.Event:
+    """PUTs ``mib`` MiB from a daemon thread, then stalls for 30 s before its last byte (the
+    test kills the gateway meanwhile; the cut-off request's error is expected). The event is
+    set once the MiBs are sent, which does not yet mean the gateway has read them."""
+    sent = threading.Event()
+
+    def body() -> Iterator[bytes]:
+        for _ in range(mib):
+            yield random_bytes(MIB)
+        sent.set()
+        time.sleep(30)
+        yield b"never"
+
+    def upload() -> None:
+        with contextlib.suppress(HTTPException, OSError):
+            http.put(key, body(), headers)
+
+    threading.Thread(target=upload, daemon=True).start()
+    return sent
 
 
 # -- where an object's chunks are ------------------------------------------------------------

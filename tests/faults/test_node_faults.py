@@ -25,10 +25,10 @@ from conftest import (
     Http,
     chunk_files,
     md5_hex,
-    node_running,
     object_chunks,
     parse_raw_response,
     random_bytes,
+    restore_nodes,
     temp_files,
     wait_live_nodes,
     wait_until,
@@ -83,11 +83,7 @@ def objects(http: Http) -> dict[str, Stored]:
 @pytest.fixture(autouse=True)
 def healed(cluster: LocalCluster, http: Http) -> Iterator[None]:
     yield
-    for index in range(cluster.nodes):
-        cluster.signal_node(index, signal.SIGCONT)
-        if not node_running(cluster, index):
-            cluster.start_node(index)
-    wait_live_nodes(http, cluster.nodes, timeout_s=30)
+    restore_nodes(cluster, http)
     wait_writable(cluster, http)
 
 

@@ -9,7 +9,6 @@ cluster back at full redundancy (no stripe below target) and every object md5-co
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import sqlite3
@@ -28,9 +27,10 @@ from conftest import (
     chunk_files,
     md5_hex,
     node_ids,
-    node_running,
     object_chunks,
     random_bytes,
+    restore_nodes,
+    start_stalled_upload,
     temp_files,
     wait_live_nodes,
     wait_until,
@@ -99,11 +99,7 @@ def objects(http: Http) -> dict[str, Stored]:
 def healed(cluster: LocalCluster, http: Http, objects: dict[str, Stored]) -> Iterator[None]:
     """After each test: every node running, and the cluster back at full redundancy."""
     yield
-    for index in range(cluster.nodes):
-        cluster.signal_node(index, signal.SIGCONT)
-        if not node_running(cluster, index):
-            cluster.start_node(index)
-    wait_live_nodes(http, cluster.nodes, timeout_s=30)
+    restore_nodes(cluster, http)
     wait_fully_redundant(http)
 
 
@@ -335,23 +331,11 @@ def test_gateway_killed_mid_upload_leaves_nothing(
 ) -> None:
     before = chunk_files(cluster)
     keys_before = http.list_keys()
-    started = threading.Event()
-
-    def body() -> Iterator[bytes]:
-        # Two whole segments (stored and renamed on the nodes), then silence.
-        for _ in range(2 * 64 * STRIPE // MIB + 1):
-            yield random_bytes(MIB)
-        started.set()
-        time.sleep(30)  # the gateway dies meanwhile
-        yield b"never"
-
-    def upload() -> None:
-        with contextlib.suppress(HTTPException, OSError):
-            http.put("heal/cut-off", body(), {"X-Redundancy": "ec:4+2"})
-
-    uploader = threading.Thread(target=upload, daemon=True)
-    uploader.start()
-    assert started.wait(20)
+    # Two whole segments (stored and renamed on the nodes), then silence.
+    sent = start_stalled_upload(
+        http, "heal/cut-off", 2 * 64 * STRIPE // MIB + 1, {"X-Redundancy": "ec:4+2"}
+    )
+    assert sent.wait(20)
     assert wait_until(lambda: bool(chunk_files(cluster) - before), 10.0)
     cluster.kill_gateway()
     cluster.start_gateway()

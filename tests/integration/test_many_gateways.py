@@ -10,12 +10,9 @@ the end, whatever happens.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from http.client import HTTPException
 
 import asyncpg
 import pytest
@@ -28,6 +25,7 @@ from conftest import (
     cluster_in,
     md5_hex,
     random_bytes,
+    start_stalled_upload,
     wait_until,
 )
 
@@ -180,21 +178,7 @@ def test_gateway_killed_mid_upload_others_serve_and_nothing_is_left(
     assert b.put("many/kept", kept).status == 201
     before = chunk_files(cluster)
     keys_before = b.list_keys()
-    sent = threading.Event()
-
-    def body() -> Iterator[bytes]:
-        for _ in range(9):
-            yield random_bytes(MIB)
-        sent.set()
-        time.sleep(30)  # gateway A dies meanwhile
-        yield b"never"
-
-    def upload() -> None:
-        with contextlib.suppress(HTTPException, OSError):
-            a.put("many/cut-off", body(), {"Content-Length": str(20 * MIB)})
-
-    uploader = threading.Thread(target=upload, daemon=True)
-    uploader.start()
+    sent = start_stalled_upload(a, "many/cut-off", 9, {"Content-Length": str(20 * MIB)})
     assert sent.wait(20)
     # The kernel buffers megabytes of a loopback upload, so what was sent may not have reached
     # gateway A yet: kill it only once its upload is being written on the nodes.
