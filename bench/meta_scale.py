@@ -94,7 +94,7 @@ async def measure(
     store: MetadataStore, database: BenchDatabase, step: LoadStep, profile: Profile, seed: int
 ) -> CheckpointResult:
     began = time.perf_counter()
-    await database.settle()
+    resident_pct = await database.settle()
     settle_s = time.perf_counter() - began
     began, meter = time.perf_counter(), CpuMeter()
     checkpoint = Checkpoint(store, step.end, seed)
@@ -107,6 +107,7 @@ async def measure(
         cases,
         await database.size_bytes(),
         settle_s,
+        resident_pct,
         time.perf_counter() - began,
         cpu,
         checkpoint.failures,

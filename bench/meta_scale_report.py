@@ -27,6 +27,8 @@ class CheckpointResult:
     cases: list[Case]
     database_bytes: int
     settle_s: float
+    # The share of the database file in the page cache before settling (SQLite only).
+    resident_before_settle_pct: float | None
     measure_s: float
     cpu: CpuShare
     failures: list[str]
@@ -150,6 +152,15 @@ def backend_table(run: BackendRun) -> str:
         )
     rows.append(["load, objects/s", *(f"{p.load.objects_per_s:,.0f}" for p in points), "", ""])
     rows.append(["database, MiB", *(f"{p.database_bytes / MIB:,.0f}" for p in points), "", ""])
+    if any(p.resident_before_settle_pct is not None for p in points):
+        rows.append(
+            [
+                "file in page cache before settling, %",
+                *(f"{p.resident_before_settle_pct or 0:.0f}" for p in points),
+                "",
+                "",
+            ]
+        )
     rows.append(
         [
             "CPU % bench / pg / others",
@@ -222,6 +233,9 @@ def _run_json(run: BackendRun) -> dict[str, Any]:
                 },
                 "database_mib": round(p.database_bytes / MIB, 1),
                 "settle_s": round(p.settle_s, 1),
+                "resident_before_settle_pct": None
+                if p.resident_before_settle_pct is None
+                else round(p.resident_before_settle_pct, 1),
                 "measure_s": round(p.measure_s, 1),
                 "cpu_while_measuring": p.cpu.to_json(),
                 "cases": [c.to_json() for c in p.cases],
