@@ -20,13 +20,13 @@ import grpc
 import pytest
 
 from diststorage.core.settings import NodeSettings
+from diststorage.core.worker import Step, WorkerState, run_worker
 from diststorage.node import ChunkStore
 from diststorage.node.app import start_node
 from diststorage.node.heartbeat import HeartbeatConfig, run_heartbeats
 from diststorage.node.reports import CorruptReports
 from diststorage.node.scrubber import SAVE_INTERVAL_S, Scrubber, ScrubConfig
 from diststorage.node.scrubstate import ScrubState, load_scrub_state, save_scrub_state
-from diststorage.node.worker import Step, WorkerState, run_worker
 from diststorage.proto import storage_pb2 as pb
 from diststorage.proto import storage_pb2_grpc as pb_grpc
 
@@ -300,6 +300,28 @@ async def test_the_supervisor_backs_off_after_errors_and_closes_the_worker() -> 
     with pytest.raises(Stop):
         await run_worker(worker, clock)
     assert clock.sleeps == [1.0, 2.0, 4.0, 5.0]
+    assert worker.closed == 1
+
+
+async def test_the_supervisor_holds_a_worker_back_while_it_may_not_run() -> None:
+    """A gateway's leader-only workers: no unit of work while another gateway leads."""
+    worker, clock = FlakyWorker(failures=0), FakeClock()
+    leading = [False, False, True, False, True]
+
+    def stop_when_asked_enough(_: float) -> None:
+        if not leading:
+            raise Stop
+
+    def may_run() -> bool:
+        return leading.pop(0) if leading else False
+
+    clock.on_sleep = stop_when_asked_enough
+    with pytest.raises(Stop):
+        await run_worker(worker, clock, may_run)
+    assert worker.units == 2, "one unit per turn as leader, none otherwise"
+    # Standby polls, then the unit's own idle pause; the pause after the second unit is
+    # where the test stops the loop.
+    assert clock.sleeps == [1.0, 1.0, 5.0, 1.0]
     assert worker.closed == 1
 
 

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Callable
 
 import grpc.aio
 from aiohttp import web
@@ -14,6 +15,7 @@ from aiohttp import web
 from diststorage.core.identity import load_or_create_identity
 from diststorage.core.memory import tune_allocator
 from diststorage.core.settings import GatewaySettings, split_host_port
+from diststorage.core.worker import SystemClock, Worker, run_worker
 from diststorage.gateway.api import SERVICES, dispatch, json_errors
 from diststorage.gateway.api.metrics import ApiMetrics
 from diststorage.gateway.damage import DamageReports
@@ -27,7 +29,6 @@ from diststorage.gateway.services import Services
 from diststorage.gateway.workers.collector import GarbageCollector, UploadToucher
 from diststorage.gateway.workers.lease import LeaderLease
 from diststorage.gateway.workers.repair import RepairWorker
-from diststorage.gateway.workers.shape import Worker, supervise
 from diststorage.gateway.workers.throttle import TokenBucket
 from diststorage.meta import MetadataStore
 from diststorage.proto.storage_pb2_grpc import add_InventoryServicer_to_server
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 5.0
 MIGRATION_TIMEOUT_S = 300.0
+WORKER_MAX_BACKOFF_S = 5.0
 
 
 def build_http_app(services: Services) -> web.Application:
@@ -70,6 +72,26 @@ async def migrate_in_child(settings: GatewaySettings) -> None:
         raise RuntimeError(f"schema migration took longer than {MIGRATION_TIMEOUT_S} s") from None
     if child.returncode != 0:
         raise RuntimeError(f"schema migration failed:\n{output.decode(errors='replace')}")
+
+
+def _start_workers(
+    lease: LeaderLease, everywhere: Worker, leading: list[Worker]
+) -> list[asyncio.Task[None]]:
+    """The lease keeper; a worker every gateway runs; the workers only the leader runs.
+
+    Their units read and write the database: once it answers again after an outage, work
+    resumes within seconds, not after a node-style minute of backoff."""
+    loop, clock = asyncio.get_running_loop(), SystemClock()
+
+    def supervised(worker: Worker, may_run: Callable[[], bool]) -> asyncio.Task[None]:
+        running = run_worker(worker, clock, may_run, max_backoff_s=WORKER_MAX_BACKOFF_S)
+        return loop.create_task(running, name=worker.name)
+
+    return [
+        loop.create_task(lease.keep(), name="lease"),
+        supervised(everywhere, lambda: True),
+        *(supervised(worker, lambda: lease.is_leader) for worker in leading),
+    ]
 
 
 async def serve_gateway(settings: GatewaySettings, ready: asyncio.Event | None = None) -> None:
@@ -138,16 +160,8 @@ async def serve_gateway(settings: GatewaySettings, ready: asyncio.Event | None =
     host, port = split_host_port(settings.listen)
     site = web.TCPSite(runner, host, port, reuse_address=True)
     await site.start()
-    loop = asyncio.get_running_loop()
     leading: list[Worker] = [collector, repair] if settings.repair_enabled else [collector]
-    workers = [
-        loop.create_task(lease.keep(), name="lease"),
-        loop.create_task(supervise(toucher), name=toucher.name),
-        *(
-            loop.create_task(supervise(worker, lambda: lease.is_leader), name=worker.name)
-            for worker in leading
-        ),
-    ]
+    workers = _start_workers(lease, toucher, leading)
     log.info(
         "gateway %s: HTTP on %s, gRPC on %s, metadata %s",
         gateway_id[:8],
@@ -158,7 +172,7 @@ async def serve_gateway(settings: GatewaySettings, ready: asyncio.Event | None =
 
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
     if ready is not None:
         ready.set()
     try:

@@ -15,12 +15,12 @@ import uvloop
 
 from diststorage.core.memory import tune_allocator
 from diststorage.core.settings import NodeSettings, split_host_port
+from diststorage.core.worker import Clock, SystemClock, run_worker
 from diststorage.node.chunkstore import ChunkStore
 from diststorage.node.heartbeat import HeartbeatConfig, run_heartbeats
 from diststorage.node.reports import CorruptReports
 from diststorage.node.scrubber import Scrubber, ScrubConfig
 from diststorage.node.servicer import ChunkServicer, node_status, scrub_status
-from diststorage.node.worker import Clock, SystemClock, run_worker
 from diststorage.proto import storage_pb2 as pb
 from diststorage.proto import storage_pb2_grpc as pb_grpc
 

@@ -21,12 +21,12 @@ from functools import partial
 
 from diststorage.core.errors import ChunkNotFound, DataLoss
 from diststorage.core.ratelimit import TokenBucket
+from diststorage.core.worker import BUSY, Clock, Step, WorkerState
 from diststorage.node.chunkfile import BlockEntry
 from diststorage.node.chunkstore import ChunkStore
 from diststorage.node.reader import ChunkReader
 from diststorage.node.reports import CorruptReports
 from diststorage.node.scrubstate import ScrubState, load_scrub_state, save_scrub_state
-from diststorage.node.worker import BUSY, Clock, Step, WorkerState
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class ScrubProgress:
 
 
 class Scrubber:
-    """A Worker (see worker.py): each ``work()`` lists a page, opens a chunk or verifies one
+    """A Worker (see core/worker.py): each ``work()`` lists a page, opens a chunk or verifies one
     block. Not safe to call concurrently with itself; ``run_worker`` calls it in a loop.
 
     ``work()`` raises only operating errors (the store's OSError other than EIO, RuntimeError

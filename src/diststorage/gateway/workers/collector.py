@@ -27,10 +27,10 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from diststorage.core.errors import ChunkNotFound, DiststorageError
+from diststorage.core.worker import Step, WorkerState
 from diststorage.gateway.inventory import Inventory
 from diststorage.gateway.janitor import Janitor
 from diststorage.gateway.nodeclient import NodeClient, NodeClients
-from diststorage.gateway.workers.shape import WorkerState
 from diststorage.meta import MaintenanceStore
 from diststorage.meta.models import CHUNK_DAMAGED
 from diststorage.proto import storage_pb2 as pb
@@ -63,7 +63,7 @@ class GarbageCollector:
         self._active_uploads = active_uploads
         self._spared_chunks = spared_chunks
         self._clock = clock
-        self.idle_interval_s = min(max(gc_grace_s / 4, 1.0), 60.0)
+        self._idle_interval_s = min(max(gc_grace_s / 4, 1.0), 60.0)
         self._scan_interval_s = min(max(gc_grace_s / 2, 1.0), 3600.0)
         self._next_scan = clock() + self._scan_interval_s
         self.uploads_collected = 0
@@ -71,7 +71,7 @@ class GarbageCollector:
         self.garbage_deleted = 0
         self.missing_found = 0
 
-    async def step(self) -> WorkerState:
+    async def work(self) -> Step:
         await self._collect_stale_uploads()
         self.garbage_deleted += await self._janitor.sweep()
         if self._clock() >= self._next_scan:
@@ -79,7 +79,10 @@ class GarbageCollector:
             for node_id in self._inventory.node_ids():
                 if self._inventory.is_up(node_id):
                     await self._audit(node_id)
-        return WorkerState.IDLE
+        return Step(WorkerState.IDLE, self._idle_interval_s)
+
+    async def close(self) -> None:
+        """Nothing held between units."""
 
     async def _collect_stale_uploads(self) -> None:
         cutoff = datetime.now(UTC) - timedelta(seconds=self._grace_s)
@@ -179,8 +182,11 @@ class UploadToucher:
     ) -> None:
         self._maintenance = maintenance
         self._active_uploads = active_uploads
-        self.idle_interval_s = min(max(gc_grace_s / 4, 0.5), 60.0)
+        self._idle_interval_s = min(max(gc_grace_s / 4, 0.5), 60.0)
 
-    async def step(self) -> WorkerState:
+    async def work(self) -> Step:
         await self._maintenance.touch_uploads(self._active_uploads())
-        return WorkerState.IDLE
+        return Step(WorkerState.IDLE, self._idle_interval_s)
+
+    async def close(self) -> None:
+        """Nothing held between units."""

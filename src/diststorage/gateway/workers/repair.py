@@ -23,6 +23,7 @@ from diststorage.core.errors import DiststorageError, NodeUnavailable
 from diststorage.core.ids import new_id
 from diststorage.core.policy import RedundancyPolicy, parse_policy
 from diststorage.core.settings import GatewaySettings
+from diststorage.core.worker import BUSY, Step, WorkerState
 from diststorage.erasure import Codec, codec_for
 from diststorage.gateway.inventory import UP, Inventory
 from diststorage.gateway.janitor import Janitor
@@ -30,7 +31,6 @@ from diststorage.gateway.nodeclient import ChunkUpload, NodeClients
 from diststorage.gateway.objects.geometry import Geometry
 from diststorage.gateway.objects.reader import ObjectReader, SegmentFetcher
 from diststorage.gateway.workers.repair_plan import NodeHealth, SegmentPlan, plan_segment
-from diststorage.gateway.workers.shape import WorkerState
 from diststorage.gateway.workers.throttle import RateMeter, TokenBucket
 from diststorage.meta import ChunkRef, MaintenanceStore, RepairTaskRef, SegmentLayout, StoredChunk
 from diststorage.meta.models import NODE_ACTIVE
@@ -39,6 +39,8 @@ from diststorage.placement import rank_nodes
 log = logging.getLogger(__name__)
 
 TASKS_PER_STEP = 16
+# With nothing due, the queue is looked at again this soon.
+IDLE_INTERVAL_S = 1.0
 # A segment with no node to take its shards yet is looked at again this soon (and at once
 # when a node becomes up).
 NO_TARGET_DELAY_S = 3.0
@@ -59,7 +61,6 @@ class RepairCounters:
 
 class RepairWorker:
     name = "repair"
-    idle_interval_s = 1.0
 
     def __init__(
         self,
@@ -108,7 +109,7 @@ class RepairWorker:
 
     # -- the work ------------------------------------------------------------------------------
 
-    async def step(self) -> WorkerState:
+    async def work(self) -> Step:
         await self._queue_leaving_nodes()
         if self._inventory.returns != self._returns_seen:
             # A node became up again: segments waiting for a home or for it can go on.
@@ -117,7 +118,7 @@ class RepairWorker:
         tasks = await self._maintenance.due_repair_tasks(TASKS_PER_STEP)
         if not tasks:
             self.state = WorkerState.IDLE
-            return self.state
+            return Step(WorkerState.IDLE, IDLE_INTERVAL_S)
         waited_before = self._bucket.waited_s
         self.state = WorkerState.BUSY
         limit = asyncio.Semaphore(CONCURRENT_TASKS)
@@ -129,9 +130,13 @@ class RepairWorker:
         async with asyncio.TaskGroup() as group:
             for task in tasks:
                 group.create_task(repair(task))
+        # The bucket already made this unit wait for its bytes: the next one may start at once.
         throttled = self._bucket.waited_s > waited_before
         self.state = WorkerState.THROTTLED if throttled else WorkerState.BUSY
-        return self.state
+        return BUSY
+
+    async def close(self) -> None:
+        """Nothing held between units: each repair task's state lives in the database."""
 
     async def _queue_leaving_nodes(self) -> None:
         """Queues the segments of nodes newly lost or draining (once per departure)."""
