@@ -4,12 +4,14 @@ Offline and fast: no image is built and no cluster starts. Every command line a 
 or a Kubernetes container runs is parsed by the `diststorage` CLI's own parser (nothing is
 invoked), so a renamed flag or a bad value fails here rather than at deploy time. Addresses are
 cross-checked: nodes name every gateway, advertise their own stable name, keep their data on a
-volume. The YAML checks need PyYAML; `docker compose config`, `kubectl kustomize` and
-`haproxy -c` run where those tools are installed, and are skipped (saying why) where not.
+volume. The manifests are checked strictly against the Kubernetes API schema (offline, with
+kubernetes-validate). The YAML checks need PyYAML; `docker compose config`, `kubectl kustomize`
+and `haproxy -c` run where those tools are installed, and are skipped (saying why) where not.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import shlex
@@ -21,6 +23,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import typer.core
 import typer.main
@@ -390,6 +393,30 @@ def test_kubernetes_gateways_read_the_database_url_from_a_secret() -> None:
         and doc["spec"]["selector"].items() <= labels.items()
     ]
     assert [p["port"] for s in front for p in s["spec"]["ports"]] == [HTTP_PORT]
+
+
+# The oldest Kubernetes minor release still maintained upstream when the manifests were written;
+# the API versions they use (apps/v1, policy/v1, v1) are served from 1.21 on.
+KUBERNETES_VERSION = "1.33"
+
+
+def test_kubernetes_manifests_match_the_api_schema_strictly() -> None:
+    """Every manifest against the Kubernetes OpenAPI schema, offline; strict, so a misspelt or
+    misplaced field fails here instead of being dropped by the API server."""
+    for doc in manifests():
+        name = f"{doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
+        try:
+            kubernetes_validate.validate(doc, desired_version=KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            pytest.fail(f"{name}: {error.message} at {'.'.join(map(str, error.path))}")
+
+
+def test_schema_check_catches_a_misplaced_field() -> None:
+    """The check above can fail: a probe put on the pod instead of its container is refused."""
+    workload = copy.deepcopy(role("gateway")[0])
+    workload["spec"]["template"]["spec"]["readinessProbe"] = {"tcpSocket": {"port": 7001}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(workload, desired_version=KUBERNETES_VERSION, strict=True)
 
 
 def test_kubectl_renders_the_kustomization() -> None:
