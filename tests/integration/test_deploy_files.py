@@ -89,7 +89,10 @@ def port_of(address: str) -> int:
 
 def check_addresses(subcommand: str, params: dict[str, Any]) -> None:
     """Every address option is HOST:PORT (a Kubernetes $(VAR) counts as a host)."""
-    names = {"gateway": ("listen", "grpc_listen"), "node": ("listen", "advertise", "gateway")}
+    names = {
+        "gateway": ("listen", "grpc_listen"),
+        "node": ("listen", "advertise", "gateway", "gateway_dns"),
+    }
     for name in names.get(subcommand, ()):
         value = params.get(name)
         for address in value if isinstance(value, list) else [value] if value else []:
@@ -311,13 +314,24 @@ def role(subcommand: str) -> tuple[Doc, Doc, dict[str, Any]]:
     return match
 
 
-def headless_service_of(statefulset: Doc) -> Doc:
-    service = find("Service", statefulset["spec"]["serviceName"])
-    assert service["spec"]["clusterIP"] == "None", "a StatefulSet's service must be headless"
+def headless_service_of(workload: Doc) -> Doc:
+    """A StatefulSet's governing Service; for a Deployment, the headless Service over its pods.
+    Either has every pod's address, published before the pod is ready."""
+    labels = workload["spec"]["template"]["metadata"]["labels"]
+    if workload["kind"] == "StatefulSet":
+        service = find("Service", workload["spec"]["serviceName"])
+    else:
+        (service,) = [
+            doc
+            for doc in manifests()
+            if doc["kind"] == "Service"
+            and doc["spec"].get("clusterIP") == "None"
+            and doc["spec"]["selector"].items() <= labels.items()
+        ]
+    assert service["spec"]["clusterIP"] == "None", "the pods' own addresses need a headless service"
     assert service["spec"].get("publishNotReadyAddresses") is True
-    labels = statefulset["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= labels.items()
-    assert statefulset["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert workload["spec"]["selector"]["matchLabels"].items() <= labels.items()
     return service
 
 
@@ -326,7 +340,8 @@ def test_kustomization_lists_every_manifest_and_the_image() -> None:
     on_disk = {p.name for p in KUBERNETES.glob("*.yaml")} - {"kustomization.yaml"}
     assert listed == on_disk
     kinds = Counter(doc["kind"] for doc in manifests())
-    assert kinds["StatefulSet"] >= 2 and kinds["Service"] >= 3 and kinds["Secret"] >= 1, kinds
+    assert kinds["StatefulSet"] >= 2 and kinds["Deployment"] >= 1, kinds
+    assert kinds["Service"] >= 3 and kinds["Secret"] >= 1, kinds
     assert {image["name"] for image in kustomization()["images"]} >= {"diststorage"}
 
 
@@ -362,15 +377,18 @@ def test_kubernetes_nodes_are_a_statefulset_with_volumes_and_stable_names() -> N
     assert container["livenessProbe"]["tcpSocket"]
 
 
-def test_kubernetes_nodes_heartbeat_to_every_gateway_pod() -> None:
+def test_kubernetes_gateways_are_a_deployment_every_node_heartbeats_to() -> None:
+    """Nodes name no gateway pod: they follow the headless Service's addresses, so any number
+    of gateway replicas gets every node's heartbeats."""
     gateways, _, gateway_params = role("gateway")
     _, _, node_params = role("node")
-    assert gateways["kind"] == "StatefulSet", "nodes need each gateway's stable name"
-    service = headless_service_of(gateways)["metadata"]["name"]
-    name, port = gateways["metadata"]["name"], port_of(gateway_params["grpc_listen"])
-    expected = [f"{name}-{i}.{service}:{port}" for i in range(gateways["spec"]["replicas"])]
-    assert node_params["gateway"] == expected
+    assert gateways["kind"] == "Deployment"
     assert gateways["spec"]["replicas"] == 2
+    service = headless_service_of(gateways)
+    port = port_of(gateway_params["grpc_listen"])
+    assert port in {p["port"] for p in service["spec"]["ports"]}
+    assert node_params["gateway_dns"] == [f"{service['metadata']['name']}:{port}"]
+    assert not node_params["gateway"], "a listed gateway pod would not follow scaling"
 
 
 def test_kubernetes_gateways_read_the_database_url_from_a_secret() -> None:

@@ -361,13 +361,15 @@ class FakeGateway(pb_grpc.InventoryServicer):
 
 
 @contextlib.asynccontextmanager
-async def serving(gateway: FakeGateway) -> AsyncIterator[str]:
+async def serving(
+    gateway: FakeGateway, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[str]:
     server = grpc.aio.server()
     pb_grpc.add_InventoryServicer_to_server(gateway, server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    port = server.add_insecure_port(f"{host}:{port}")
     await server.start()
     try:
-        yield f"127.0.0.1:{port}"
+        yield f"{host}:{port}"
     finally:
         await server.stop(0)
 
@@ -407,6 +409,62 @@ async def test_reports_go_to_every_gateway_until_one_acknowledges() -> None:
         assert [bad] in gateway.reported()
         assert gateway.reported()[-2:] == [[], []], "acknowledged ids are not sent again"
     assert not reports.found(bad)
+
+
+async def test_a_gateway_name_gets_beats_at_every_address_it_resolves_to() -> None:
+    """Gateways behind a headless Service: each address the name has gets beats, addresses that
+    go stop getting them, and a failed lookup keeps the beats going."""
+    first, second = FakeGateway(ack=lambda: False), FakeGateway(ack=lambda: False)
+    answer: list[str] | OSError = ["127.0.0.1"]
+    lookups: list[tuple[str, int]] = []
+
+    async def resolve(host: str, port: int) -> list[str]:
+        lookups.append((host, port))
+        if isinstance(answer, OSError):
+            raise answer
+        return list(answer)
+
+    async def status() -> pb.NodeStatus:
+        return pb.NodeStatus(node_id=chunk_id(0))
+
+    async def more_beats(gateway: FakeGateway) -> None:
+        seen = len(gateway.beats)
+        await wait_until(lambda: len(gateway.beats) > seen + 2)
+
+    async with serving(first) as first_address:
+        port = int(first_address.rsplit(":", 1)[1])
+        # Another loopback address on the same port: what a second pod would be.
+        async with serving(second, "127.0.0.2", port):
+            config = HeartbeatConfig(
+                (),
+                interval_s=0.01,
+                timeout_s=2,
+                gateway_names=(f"gateways.test:{port}",),
+                lookup_interval_s=0.02,
+            )
+            beating = asyncio.create_task(run_heartbeats(config, status, CorruptReports(), resolve))
+            try:
+                await more_beats(first)
+                assert second.beats == []
+                answer = ["127.0.0.1", "127.0.0.2"]
+                await more_beats(second)
+                answer = OSError("name server down")
+                looked_up = len(lookups)
+                await wait_until(lambda: len(lookups) > looked_up + 2)
+                await more_beats(first)
+                await more_beats(second)
+                answer = ["127.0.0.2"]
+                looked_up = len(lookups)
+                # Two lookups after the change: the first one stopped the loop.
+                await wait_until(lambda: len(lookups) > looked_up + 2)
+                stopped_at = len(first.beats)
+                await more_beats(second)
+                assert len(first.beats) == stopped_at, "an address that left gets no more beats"
+            finally:
+                beating.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await beating
+    assert set(lookups) == {("gateways.test", port)}
 
 
 # -- The node wires it all together --------------------------------------------------------------

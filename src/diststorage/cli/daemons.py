@@ -24,6 +24,13 @@ def node(
     gateway: Annotated[
         list[str] | None, typer.Option(help="gateway gRPC HOST:PORT (repeatable)")
     ] = None,
+    gateway_dns: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="NAME:PORT",
+            help="a DNS name whose every address is a gateway, looked up every 10 s (repeatable)",
+        ),
+    ] = None,
     capacity: Annotated[int | None, typer.Option(help="bytes this node may store")] = None,
     advertise: Annotated[str | None, typer.Option(help="address gateways dial")] = None,
     scrub_rate: Annotated[
@@ -44,6 +51,7 @@ def node(
             listen=listen,
             data_dir=data,
             gateways=tuple(gateway or ()),
+            gateway_dns=tuple(gateway_dns or ()),
             capacity_bytes=capacity,
             advertise=advertise,
             scrub_bytes_per_s=scrub_rate,

@@ -7,8 +7,9 @@ the environment anywhere else.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from diststorage.core.policy import RedundancyPolicy, parse_policy
@@ -38,6 +39,10 @@ class NodeSettings(BaseSettings):
     )
     data_dir: Path = Path("./data/node")
     gateways: tuple[str, ...] = ("127.0.0.1:7002",)
+    gateway_dns: tuple[str, ...] = Field(
+        default=(), description="HOST:PORT names whose every address is a gateway"
+    )
+    gateway_lookup_interval_s: float = Field(default=10.0, gt=0)
     capacity_bytes: int | None = Field(default=None, ge=0)
     heartbeat_interval_s: float = Field(default=1.0, gt=0)
     heartbeat_timeout_s: float = Field(default=2.0, gt=0)
@@ -51,7 +56,15 @@ class NodeSettings(BaseSettings):
 
     _check_listen = field_validator("listen")(_check_address)
 
-    @field_validator("gateways")
+    @model_validator(mode="before")
+    @classmethod
+    def _names_replace_the_default_gateway(cls, data: Any) -> Any:
+        # Gateways given only by name (Kubernetes): no beats to the local default address.
+        if isinstance(data, dict) and data.get("gateway_dns") and "gateways" not in data:
+            return {**data, "gateways": ()}
+        return data
+
+    @field_validator("gateways", "gateway_dns")
     @classmethod
     def _check_gateways(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for address in value:

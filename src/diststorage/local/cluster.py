@@ -139,7 +139,7 @@ class LocalCluster:
         name = "gateway" if index == 0 else f"gateway{index}"
         return _Child(name, argv, self.data_dir / "logs" / f"{name}.log", self.env)
 
-    def _node_child(self, index: int) -> _Child:
+    def _node_child(self, index: int, gateway_dns: str | None = None) -> _Child:
         argv = [
             *self._python(),
             "node",
@@ -148,8 +148,11 @@ class LocalCluster:
             "--data",
             str(self.data_dir / f"node{index}"),
         ]
-        for _, grpc_port in self.gateway_ports:
-            argv += ["--gateway", f"{self.host}:{grpc_port}"]
+        if gateway_dns is not None:
+            argv += ["--gateway-dns", gateway_dns]
+        else:
+            for _, grpc_port in self.gateway_ports:
+                argv += ["--gateway", f"{self.host}:{grpc_port}"]
         if self.node_capacity_bytes is not None:
             argv += ["--capacity", str(self.node_capacity_bytes)]
         argv += self.node_args
@@ -217,12 +220,15 @@ class LocalCluster:
         self._nodes[index] = self._node_child(index)
         self._nodes[index].start()
 
-    def add_node(self, port: int, extra_args: Sequence[str] = ()) -> int:
-        """Starts one more node, with an empty folder, on ``port``; returns its index."""
+    def add_node(
+        self, port: int, extra_args: Sequence[str] = (), gateway_dns: str | None = None
+    ) -> int:
+        """Starts one more node, with an empty folder, on ``port``; returns its index. With
+        ``gateway_dns`` it finds its gateways by that name instead of being given them."""
         self.node_ports.append(port)
         self.nodes += 1
         index = self.nodes - 1
-        child = self._node_child(index)
+        child = self._node_child(index, gateway_dns)
         child.argv += list(extra_args)
         self._nodes.append(child)
         self._nodes[index].start()

@@ -117,6 +117,8 @@ async def start_node(settings: NodeSettings) -> RunningNode:
         interval_s=settings.heartbeat_interval_s,
         timeout_s=settings.heartbeat_timeout_s,
         channel_options=grpc_options(settings),
+        gateway_names=settings.gateway_dns,
+        lookup_interval_s=settings.gateway_lookup_interval_s,
     )
     heartbeats = asyncio.create_task(run_heartbeats(config, status, reports), name="heartbeats")
     scrubbing = None
@@ -128,7 +130,8 @@ async def start_node(settings: NodeSettings) -> RunningNode:
         settings.listen,
         address,
         settings.data_dir,
-        ", ".join(settings.gateways) or "none",
+        ", ".join([*settings.gateways, *(f"every address of {n}" for n in settings.gateway_dns)])
+        or "none",
     )
     return RunningNode(
         settings, store, server, port, address, heartbeats, reports, scrubber, scrubbing

@@ -4,24 +4,32 @@ One independent loop per gateway: a gateway that is down or hung costs its own l
 per beat and never delays the beats to the others. Every beat also carries the corrupt chunks
 the scrubber found and no gateway has acknowledged yet. A gateway acknowledges a chunk once it
 has persisted the report for repair, so the first acknowledgement, from any gateway, ends it.
+
+Gateways are given by address, or by a DNS name whose every address is a gateway (a headless
+Kubernetes Service in front of a Deployment): the name is looked up again every little while,
+and a loop starts for each address that appears and stops for each one that goes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import grpc
 
+from diststorage.core.settings import split_host_port
 from diststorage.proto import storage_pb2 as pb
 from diststorage.proto import storage_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
 StatusSource = Callable[[], Awaitable[pb.NodeStatus]]
+# (host, port) -> the IP addresses the host name has now.
+Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 
 class CorruptChunkReports(Protocol):
@@ -44,6 +52,15 @@ class HeartbeatConfig:
     interval_s: float
     timeout_s: float
     channel_options: Sequence[tuple[str, int]] = ()
+    # HOST:PORT names whose every address is a gateway, looked up every ``lookup_interval_s``.
+    gateway_names: tuple[str, ...] = ()
+    lookup_interval_s: float = 10.0
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    """The host's addresses as the system resolves them (DNS, /etc/hosts), IPv4 and IPv6."""
+    found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return sorted({str(info[4][0]) for info in found})
 
 
 class _GatewayHealth:
@@ -78,10 +95,13 @@ class _GatewayHealth:
 
 
 async def run_heartbeats(
-    config: HeartbeatConfig, status: StatusSource, reports: CorruptChunkReports
+    config: HeartbeatConfig,
+    status: StatusSource,
+    reports: CorruptChunkReports,
+    resolve: Resolver = system_resolver,
 ) -> None:
-    """Runs until cancelled; never stops because a gateway fails."""
-    if not config.gateways:
+    """Runs until cancelled; never stops because a gateway fails or a name does not resolve."""
+    if not config.gateways and not config.gateway_names:
         log.warning("no gateways configured; this node sends no heartbeats")
         return
     async with asyncio.TaskGroup() as group:
@@ -89,6 +109,64 @@ async def run_heartbeats(
             group.create_task(
                 _beat_forever(address, config, status, reports), name=f"heartbeat {address}"
             )
+        for name in config.gateway_names:
+            group.create_task(
+                _follow_name(name, config, status, reports, resolve), name=f"gateways at {name}"
+            )
+
+
+def _dial_address(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+async def _follow_name(
+    name: str,
+    config: HeartbeatConfig,
+    status: StatusSource,
+    reports: CorruptChunkReports,
+    resolve: Resolver,
+) -> None:
+    """Keeps one beat loop per address ``name`` resolves to; a failed lookup keeps the loops
+    there are (a DNS hiccup must not silence the node)."""
+    host, port = split_host_port(name)
+    loops: dict[str, asyncio.Task[None]] = {}
+    failing = False
+    try:
+        while True:
+            try:
+                async with asyncio.timeout(config.timeout_s):
+                    found = {_dial_address(ip, port) for ip in await resolve(host, port)}
+            except (OSError, TimeoutError) as exc:
+                if not failing:
+                    log.warning(
+                        "cannot look up gateways at %s: %r; keeping %d", name, exc, len(loops)
+                    )
+                failing = True
+            else:
+                if failing:
+                    log.info("gateways at %s resolve again", name)
+                failing = False
+                for address in sorted(found - loops.keys()):
+                    log.info("gateway at %s: %s appeared", name, address)
+                    loops[address] = asyncio.create_task(
+                        _beat_forever(address, config, status, reports), name=f"heartbeat {address}"
+                    )
+                for address in sorted(loops.keys() - found):
+                    log.info("gateway at %s: %s is gone", name, address)
+                    await _stop(loops.pop(address))
+            await asyncio.sleep(config.lookup_interval_s)
+    finally:
+        for task in loops.values():
+            await _stop(task)
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    # Waits without awaiting the task itself, so that only the task's own cancellation is
+    # absorbed here, never one aimed at the caller.
+    task.cancel()
+    await asyncio.wait([task])
+    if not task.cancelled():
+        task.exception()
 
 
 def reconnect_options(interval_s: float) -> list[tuple[str, int]]:
