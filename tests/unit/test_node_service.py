@@ -367,3 +367,35 @@ async def test_put_chunk_once_refuses_bad_crc_and_lack_of_room(tmp_path: Path) -
         with rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED):
             await stub.PutChunkOnce(_once(new_id(), big))
         assert temp_files(running) == [] and running.store.chunk_count == 0
+
+
+async def test_get_chunk_once_serves_the_first_block_of_the_range(
+    node: tuple[RunningNode, Stub],
+) -> None:
+    running, stub = node
+    chunk_id = new_id()
+    blocks = make_blocks(1000, 700, 300)
+    await stub.PutChunk(put_requests(chunk_id, blocks))
+
+    async def once(offset: int, length: int) -> pb.GetChunkResponse:
+        return await stub.GetChunkOnce(
+            pb.GetChunkRequest(chunk_id=chunk_id, offset=offset, length=length)
+        )
+
+    second = await once(1000, 700)
+    assert (second.data, second.offset, second.whole_block) == (blocks[1], 1000, True)
+    assert second.block_crc32c == crc32c.crc32c(blocks[1])
+    # A range of several blocks still gets one: the first it touches.
+    assert (await once(0, 0)).data == blocks[0]
+    assert (await once(1700, 300)).data == blocks[2]
+    assert (await once(2000, 0)).data == b"", "past the end: no block"
+
+    with rpc_error(grpc.StatusCode.NOT_FOUND):
+        await stub.GetChunkOnce(pb.GetChunkRequest(chunk_id=new_id()))
+    path = running.store.layout.chunk_path(chunk_id)
+    raw = bytearray(path.read_bytes())
+    raw[1500] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    with rpc_error(grpc.StatusCode.DATA_LOSS):
+        await once(1000, 700)
+    assert (await once(0, 1000)).data == blocks[0], "the sound block is still served"

@@ -200,6 +200,29 @@ class NodeClient:
         finally:
             call.cancel()
 
+    async def read_once(
+        self,
+        chunk_id: str,
+        offset: int,
+        length: int,
+        wait_for_ready: bool = False,
+        patience: float = 1.0,
+    ) -> AsyncIterator[BlockPiece]:
+        """Like ``read`` for a range of one block, in one round trip (a unary call costs the
+        gateway about a third less CPU than a stream)."""
+        timeout_s = self._block_timeout_s * patience
+        with translated(self.node_id):
+            async with asyncio.timeout(timeout_s):
+                message = await self._stub.GetChunkOnce(
+                    pb.GetChunkRequest(chunk_id=chunk_id, offset=offset, length=length),
+                    timeout=timeout_s,
+                    wait_for_ready=wait_for_ready,
+                )
+        if message.data:
+            yield BlockPiece(
+                message.data, message.offset, message.block_crc32c, message.whole_block
+            )
+
     async def delete(self, chunk_id: str) -> bool:
         with translated(self.node_id):
             response = await self._stub.DeleteChunk(

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -63,7 +63,7 @@ class ChunkReader:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    async def read(self, offset: int = 0, length: int = 0) -> AsyncIterator[BlockSlice]:
+    async def read(self, offset: int = 0, length: int = 0) -> AsyncGenerator[BlockSlice, None]:
         """One slice per block overlapping [offset, offset+length); length 0 = to the end.
 
         Raises InvalidRequest (range past the end) before yielding anything, and DataLoss for a

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -111,6 +112,24 @@ class ChunkServicer(pb_grpc.ChunkServiceServicer):
                     block_crc32c=piece.block_crc32c,
                     whole_block=piece.whole_block,
                 )
+
+    async def GetChunkOnce(  # noqa: N802 - names fixed by the .proto
+        self, request: pb.GetChunkRequest, context: Context
+    ) -> pb.GetChunkResponse:
+        async with (
+            rpc_errors(context, "GetChunkOnce"),
+            await self._store.open_reader(request.chunk_id) as reader,
+            contextlib.aclosing(reader.read(request.offset, request.length)) as pieces,
+        ):
+            piece = await anext(pieces, None)
+        if piece is None:
+            return pb.GetChunkResponse()
+        return pb.GetChunkResponse(
+            data=piece.data,
+            offset=piece.offset,
+            block_crc32c=piece.block_crc32c,
+            whole_block=piece.whole_block,
+        )
 
     async def DeleteChunk(  # noqa: N802 - names fixed by the .proto
         self, request: pb.DeleteChunkRequest, context: Context

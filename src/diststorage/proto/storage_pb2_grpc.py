@@ -49,6 +49,11 @@ class ChunkServiceStub:
                 request_serializer=diststorage_dot_proto_dot_storage__pb2.GetChunkRequest.SerializeToString,
                 response_deserializer=diststorage_dot_proto_dot_storage__pb2.GetChunkResponse.FromString,
                 _registered_method=True)
+        self.GetChunkOnce = channel.unary_unary(
+                '/diststorage.v1.ChunkService/GetChunkOnce',
+                request_serializer=diststorage_dot_proto_dot_storage__pb2.GetChunkRequest.SerializeToString,
+                response_deserializer=diststorage_dot_proto_dot_storage__pb2.GetChunkResponse.FromString,
+                _registered_method=True)
         self.DeleteChunk = channel.unary_unary(
                 '/diststorage.v1.ChunkService/DeleteChunk',
                 request_serializer=diststorage_dot_proto_dot_storage__pb2.DeleteChunkRequest.SerializeToString,
@@ -91,6 +96,15 @@ class ChunkServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetChunkOnce(self, request, context):
+        """The first block overlapping [offset, offset+length), in one round trip: for reads of one
+        block (small objects, the last stripe of a read), where a stream costs more than it brings.
+        An empty response (no data) when the range holds no block.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DeleteChunk(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -124,6 +138,11 @@ def add_ChunkServiceServicer_to_server(servicer, server):
             ),
             'GetChunk': grpc.unary_stream_rpc_method_handler(
                     servicer.GetChunk,
+                    request_deserializer=diststorage_dot_proto_dot_storage__pb2.GetChunkRequest.FromString,
+                    response_serializer=diststorage_dot_proto_dot_storage__pb2.GetChunkResponse.SerializeToString,
+            ),
+            'GetChunkOnce': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetChunkOnce,
                     request_deserializer=diststorage_dot_proto_dot_storage__pb2.GetChunkRequest.FromString,
                     response_serializer=diststorage_dot_proto_dot_storage__pb2.GetChunkResponse.SerializeToString,
             ),
@@ -222,6 +241,33 @@ class ChunkService:
             request,
             target,
             '/diststorage.v1.ChunkService/GetChunk',
+            diststorage_dot_proto_dot_storage__pb2.GetChunkRequest.SerializeToString,
+            diststorage_dot_proto_dot_storage__pb2.GetChunkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetChunkOnce(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/diststorage.v1.ChunkService/GetChunkOnce',
             diststorage_dot_proto_dot_storage__pb2.GetChunkRequest.SerializeToString,
             diststorage_dot_proto_dot_storage__pb2.GetChunkResponse.FromString,
             options,

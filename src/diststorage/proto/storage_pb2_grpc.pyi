@@ -44,6 +44,11 @@ class ChunkServiceStub:
     """A chunk of one block in one round trip: what small objects need, with the same guarantees."""
     GetChunk: _grpc.UnaryStreamMultiCallable[_storage_pb2.GetChunkRequest, _storage_pb2.GetChunkResponse]
     """Server stream: one message per block overlapping [offset, offset+length)."""
+    GetChunkOnce: _grpc.UnaryUnaryMultiCallable[_storage_pb2.GetChunkRequest, _storage_pb2.GetChunkResponse]
+    """The first block overlapping [offset, offset+length), in one round trip: for reads of one
+    block (small objects, the last stripe of a read), where a stream costs more than it brings.
+    An empty response (no data) when the range holds no block.
+    """
     DeleteChunk: _grpc.UnaryUnaryMultiCallable[_storage_pb2.DeleteChunkRequest, _storage_pb2.DeleteChunkResponse]
     ListChunks: _grpc.UnaryUnaryMultiCallable[_storage_pb2.ListChunksRequest, _storage_pb2.ListChunksResponse]
     Stat: _grpc.UnaryUnaryMultiCallable[_storage_pb2.StatRequest, _storage_pb2.NodeStatus]
@@ -59,6 +64,11 @@ class ChunkServiceAsyncStub(ChunkServiceStub):
     """A chunk of one block in one round trip: what small objects need, with the same guarantees."""
     GetChunk: _aio.UnaryStreamMultiCallable[_storage_pb2.GetChunkRequest, _storage_pb2.GetChunkResponse]  # type: ignore[assignment]
     """Server stream: one message per block overlapping [offset, offset+length)."""
+    GetChunkOnce: _aio.UnaryUnaryMultiCallable[_storage_pb2.GetChunkRequest, _storage_pb2.GetChunkResponse]  # type: ignore[assignment]
+    """The first block overlapping [offset, offset+length), in one round trip: for reads of one
+    block (small objects, the last stripe of a read), where a stream costs more than it brings.
+    An empty response (no data) when the range holds no block.
+    """
     DeleteChunk: _aio.UnaryUnaryMultiCallable[_storage_pb2.DeleteChunkRequest, _storage_pb2.DeleteChunkResponse]  # type: ignore[assignment]
     ListChunks: _aio.UnaryUnaryMultiCallable[_storage_pb2.ListChunksRequest, _storage_pb2.ListChunksResponse]  # type: ignore[assignment]
     Stat: _aio.UnaryUnaryMultiCallable[_storage_pb2.StatRequest, _storage_pb2.NodeStatus]  # type: ignore[assignment]
@@ -89,6 +99,17 @@ class ChunkServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_storage_pb2.GetChunkResponse], _abc.AsyncIterator[_storage_pb2.GetChunkResponse]]:
         """Server stream: one message per block overlapping [offset, offset+length)."""
+
+    @_abc_1.abstractmethod
+    def GetChunkOnce(
+        self,
+        request: _storage_pb2.GetChunkRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_storage_pb2.GetChunkResponse, _abc.Awaitable[_storage_pb2.GetChunkResponse]]:
+        """The first block overlapping [offset, offset+length), in one round trip: for reads of one
+        block (small objects, the last stripe of a read), where a stream costs more than it brings.
+        An empty response (no data) when the range holds no block.
+        """
 
     @_abc_1.abstractmethod
     def DeleteChunk(

@@ -1,7 +1,8 @@
 """The read pipeline: lookup → fetch → verify → decode → stream.
 
 For each segment the reader opens one GetChunk stream per shard it needs (data shards first,
-shards on live and well-behaved nodes before others) covering just the stripes asked for. Every
+shards on live and well-behaved nodes before others) covering just the stripes asked for; a
+single block is fetched with one unary GetChunkOnce instead. Every
 block is checked against the CRC recorded in the metadata at commit; a block that is missing,
 corrupt or later than the block deadline retires its stream, and a stream from another shard
 takes over from that stripe on. Decoded stripes queue up to ``read_stripes_in_flight`` ahead
@@ -250,9 +251,9 @@ class SegmentFetcher:
             )
             up = self._reader._inventory.is_up(chunk.node_id)
             patience = PATIENT_READ_FACTOR if chunk.shard_index in self._patient_at else 1.0
-            blocks = client.read(
-                chunk.chunk_id, offset, length, wait_for_ready=up, patience=patience
-            )
+            # One block left to fetch (a small object, the end of a range): one round trip.
+            read = client.read_once if stripe == self._last_stripe else client.read
+            blocks = read(chunk.chunk_id, offset, length, wait_for_ready=up, patience=patience)
             self._active.append(_ShardStream(chunk, blocks))
             count -= 1
 
