@@ -12,6 +12,7 @@ import grpc
 
 from diststorage.core.errors import InvalidRequest
 from diststorage.node.chunkstore import DEFAULT_LIST_LIMIT, ChunkStore, StoreStatus
+from diststorage.node.reader import BlockSlice
 from diststorage.node.rpcerrors import rpc_errors
 from diststorage.node.scrubber import ScrubProgress
 from diststorage.node.writer import CommitResult
@@ -35,6 +36,15 @@ def node_status(status: StoreStatus, address: str, scrub: pb.ScrubStatus) -> pb.
         chunk_count=status.chunk_count,
         free_bytes=status.free_bytes,
         scrub=scrub,
+    )
+
+
+def _get_response(piece: BlockSlice) -> pb.GetChunkResponse:
+    return pb.GetChunkResponse(
+        data=piece.data,
+        offset=piece.offset,
+        block_crc32c=piece.block_crc32c,
+        whole_block=piece.whole_block,
     )
 
 
@@ -106,12 +116,7 @@ class ChunkServicer(pb_grpc.ChunkServiceServicer):
             await self._store.open_reader(request.chunk_id) as reader,
         ):
             async for piece in reader.read(request.offset, request.length):
-                yield pb.GetChunkResponse(
-                    data=piece.data,
-                    offset=piece.offset,
-                    block_crc32c=piece.block_crc32c,
-                    whole_block=piece.whole_block,
-                )
+                yield _get_response(piece)
 
     async def GetChunkOnce(  # noqa: N802 - names fixed by the .proto
         self, request: pb.GetChunkRequest, context: Context
@@ -122,14 +127,7 @@ class ChunkServicer(pb_grpc.ChunkServiceServicer):
             contextlib.aclosing(reader.read(request.offset, request.length)) as pieces,
         ):
             piece = await anext(pieces, None)
-        if piece is None:
-            return pb.GetChunkResponse()
-        return pb.GetChunkResponse(
-            data=piece.data,
-            offset=piece.offset,
-            block_crc32c=piece.block_crc32c,
-            whole_block=piece.whole_block,
-        )
+        return pb.GetChunkResponse() if piece is None else _get_response(piece)
 
     async def DeleteChunk(  # noqa: N802 - names fixed by the .proto
         self, request: pb.DeleteChunkRequest, context: Context
