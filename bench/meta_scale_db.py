@@ -102,7 +102,8 @@ def _resident_bytes(path: Path) -> int:
             del start  # the mapping cannot close while ctypes holds its buffer
     if failed:
         raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
-    return sum(b & 1 for b in bytes(vector)) * page
+    # The last page counts whole; the file may end inside it.
+    return min(sum(b & 1 for b in bytes(vector)) * page, size)
 
 
 class SqliteDatabase:

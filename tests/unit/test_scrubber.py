@@ -467,6 +467,33 @@ async def test_a_gateway_name_gets_beats_at_every_address_it_resolves_to() -> No
     assert set(lookups) == {("gateways.test", port)}
 
 
+async def test_a_name_that_cannot_be_looked_up_leaves_the_other_gateways_beating() -> None:
+    listed = FakeGateway(ack=lambda: False)
+
+    async def resolve(host: str, port: int) -> list[str]:
+        raise UnicodeError("label empty or too long")  # what a malformed name gives
+
+    async def status() -> pb.NodeStatus:
+        return pb.NodeStatus(node_id=chunk_id(0))
+
+    async with serving(listed) as address:
+        config = HeartbeatConfig(
+            (address,),
+            interval_s=0.01,
+            timeout_s=2,
+            gateway_names=("a..b:7002",),
+            lookup_interval_s=0.01,
+        )
+        beating = asyncio.create_task(run_heartbeats(config, status, CorruptReports(), resolve))
+        try:
+            await wait_until(lambda: len(listed.beats) > 20)
+            assert not beating.done(), "the bad name must not end the heartbeats"
+        finally:
+            beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beating
+
+
 # -- The node wires it all together --------------------------------------------------------------
 
 

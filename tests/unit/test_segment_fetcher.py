@@ -51,8 +51,18 @@ class ScriptedClient:
             block = self.blocks[stripe]
             yield BlockPiece(block, stripe * BLOCK, crc32c.crc32c(block), True)
 
-    # The fetcher asks for the last block in one round trip; the script serves it alike.
-    read_once = read
+    async def read_once(
+        self,
+        chunk_id: str,
+        offset: int,
+        length: int,
+        wait_for_ready: bool = False,
+        patience: float = 1.0,
+    ) -> AsyncIterator[BlockPiece]:
+        """The fetcher's one-round-trip read: only ever for exactly one block."""
+        assert length == BLOCK and offset % BLOCK == 0, (offset, length)
+        async for piece in self.read(chunk_id, offset, length, wait_for_ready, patience):
+            yield piece
 
 
 class FakeReader:

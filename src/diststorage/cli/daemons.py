@@ -28,7 +28,8 @@ def node(
         list[str] | None,
         typer.Option(
             metavar="NAME:PORT",
-            help="a DNS name whose every address is a gateway, looked up every 10 s (repeatable)",
+            help="a DNS name whose every address is a gateway, looked up every 10 s"
+            " by default (repeatable)",
         ),
     ] = None,
     capacity: Annotated[int | None, typer.Option(help="bytes this node may store")] = None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
@@ -26,6 +27,8 @@ from diststorage.core.errors import (
 )
 from diststorage.proto import storage_pb2 as pb
 from diststorage.proto.storage_pb2_grpc import ChunkServiceStub
+
+log = logging.getLogger(__name__)
 
 # A channel replaced by a new one is closed after this long, so calls on it can finish.
 RETIRED_GRACE_S = 30.0
@@ -135,6 +138,7 @@ class NodeClient:
             ],
         )
         self._stub = ChunkServiceStub(self._channel)
+        self._reads_once = True
 
     async def start_put(self, chunk_id: str, expected_bytes: int) -> ChunkUpload:
         # The stream as a whole has no fixed deadline (a chunk may be large); every message
@@ -209,16 +213,28 @@ class NodeClient:
         patience: float = 1.0,
     ) -> AsyncIterator[BlockPiece]:
         """Like ``read`` for a range of one block, in one round trip (a unary call costs the
-        gateway about a third less CPU than a stream)."""
-        timeout_s = self._block_timeout_s * patience
-        with translated(self.node_id):
-            async with asyncio.timeout(timeout_s):
-                message = await self._stub.GetChunkOnce(
-                    pb.GetChunkRequest(chunk_id=chunk_id, offset=offset, length=length),
-                    timeout=timeout_s,
-                    wait_for_ready=wait_for_ready,
-                )
-        if message.data:
+        gateway about a third less CPU than a stream). A node from before GetChunkOnce is
+        read with streams instead, from then on: gateways may be upgraded before nodes."""
+        message: pb.GetChunkResponse | None = None
+        if self._reads_once:
+            timeout_s = self._block_timeout_s * patience
+            with translated(self.node_id):
+                try:
+                    async with asyncio.timeout(timeout_s):
+                        message = await self._stub.GetChunkOnce(
+                            pb.GetChunkRequest(chunk_id=chunk_id, offset=offset, length=length),
+                            timeout=timeout_s,
+                            wait_for_ready=wait_for_ready,
+                        )
+                except grpc.aio.AioRpcError as exc:
+                    if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
+                        raise
+                    log.info("node %s: no GetChunkOnce; read with streams", self.node_id[:8])
+                    self._reads_once = False
+        if message is None:
+            async for piece in self.read(chunk_id, offset, length, wait_for_ready, patience):
+                yield piece
+        elif message.data:
             yield BlockPiece(
                 message.data, message.offset, message.block_crc32c, message.whole_block
             )

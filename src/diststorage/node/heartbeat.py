@@ -44,6 +44,8 @@ class CorruptChunkReports(Protocol):
 
 # While a gateway keeps failing, repeat the warning at most this often.
 FAILURE_LOG_INTERVAL_S = 30.0
+# Longer than glibc's 5 s wait before it asks the next name server.
+LOOKUP_TIMEOUT_S = 12.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,10 +135,17 @@ async def _follow_name(
     failing = False
     try:
         while True:
+            for address in [a for a, task in loops.items() if task.done()]:
+                # A loop ends only by failing; it is started again below.
+                ended = loops.pop(address)
+                if not ended.cancelled():
+                    log.warning("heartbeats to %s stopped: %r", address, ended.exception())
             try:
-                async with asyncio.timeout(config.timeout_s):
+                async with asyncio.timeout(LOOKUP_TIMEOUT_S):
                     found = {_dial_address(ip, port) for ip in await resolve(host, port)}
-            except (OSError, TimeoutError) as exc:
+            except Exception as exc:
+                # A malformed name (UnicodeError from the IDNA codec) too: it costs this
+                # name's beats, never the other gateways'.
                 if not failing:
                     log.warning(
                         "cannot look up gateways at %s: %r; keeping %d", name, exc, len(loops)
@@ -156,8 +165,14 @@ async def _follow_name(
                     await _stop(loops.pop(address))
             await asyncio.sleep(config.lookup_interval_s)
     finally:
+        # All cancelled before any wait: a second cancellation here leaves none running.
         for task in loops.values():
-            await _stop(task)
+            task.cancel()
+        if loops:
+            await asyncio.wait(loops.values())
+        for task in loops.values():
+            if not task.cancelled():
+                task.exception()
 
 
 async def _stop(task: asyncio.Task[None]) -> None:
