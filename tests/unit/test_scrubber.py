@@ -23,7 +23,7 @@ from diststorage.core.settings import NodeSettings
 from diststorage.core.worker import Step, WorkerState, run_worker
 from diststorage.node import ChunkStore
 from diststorage.node.app import start_node
-from diststorage.node.heartbeat import HeartbeatConfig, run_heartbeats
+from diststorage.node.heartbeat import HeartbeatConfig, one_family, run_heartbeats, system_resolver
 from diststorage.node.reports import CorruptReports
 from diststorage.node.scrubber import SAVE_INTERVAL_S, Scrubber, ScrubConfig
 from diststorage.node.scrubstate import ScrubState, load_scrub_state, save_scrub_state
@@ -465,6 +465,15 @@ async def test_a_gateway_name_gets_beats_at_every_address_it_resolves_to() -> No
                 with contextlib.suppress(asyncio.CancelledError):
                     await beating
     assert set(lookups) == {("gateways.test", port)}
+
+
+async def test_a_name_resolves_to_one_address_family() -> None:
+    assert one_family(["fd00::2", "10.0.0.2", "fd00::1", "10.0.0.1", "10.0.0.2"]) == [
+        "10.0.0.1",
+        "10.0.0.2",
+    ]
+    assert one_family(["fd00::2", "fd00::1"]) == ["fd00::1", "fd00::2"]
+    assert await system_resolver("127.0.0.1", 7002) == ["127.0.0.1"]
 
 
 async def test_a_name_that_cannot_be_looked_up_leaves_the_other_gateways_beating() -> None:

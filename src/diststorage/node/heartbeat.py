@@ -60,9 +60,17 @@ class HeartbeatConfig:
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
-    """The host's addresses as the system resolves them (DNS, /etc/hosts), IPv4 and IPv6."""
+    """The host's addresses as the system resolves them (DNS, /etc/hosts), in one family."""
     found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return sorted({str(info[4][0]) for info in found})
+    return one_family(str(info[4][0]) for info in found)
+
+
+def one_family(addresses: Iterable[str]) -> list[str]:
+    """The IPv4 addresses when there are any, else the IPv6 ones: on a dual-stack network every
+    gateway pod has one of each, and beating to both would count each gateway twice."""
+    unique = set(addresses)
+    ipv4 = sorted(a for a in unique if ":" not in a)
+    return ipv4 or sorted(unique)
 
 
 class _GatewayHealth:
