@@ -67,7 +67,8 @@ async def system_resolver(host: str, port: int) -> list[str]:
 
 def one_family(addresses: Iterable[str]) -> list[str]:
     """The IPv4 addresses when there are any, else the IPv6 ones: on a dual-stack network every
-    gateway pod has one of each, and beating to both would count each gateway twice."""
+    gateway pod has one of each, and beating to both would reach each gateway twice (and fail
+    on the address family it does not listen on)."""
     unique = set(addresses)
     ipv4 = sorted(a for a in unique if ":" not in a)
     return ipv4 or sorted(unique)
