@@ -174,23 +174,20 @@ async def _follow_name(
                     await _stop(loops.pop(address))
             await asyncio.sleep(config.lookup_interval_s)
     finally:
-        # All cancelled before any wait: a second cancellation here leaves none running.
-        for task in loops.values():
-            task.cancel()
-        if loops:
-            await asyncio.wait(loops.values())
-        for task in loops.values():
-            if not task.cancelled():
-                task.exception()
+        await _stop(*loops.values())
 
 
-async def _stop(task: asyncio.Task[None]) -> None:
-    # Waits without awaiting the task itself, so that only the task's own cancellation is
+async def _stop(*tasks: asyncio.Task[None]) -> None:
+    # All cancelled before any wait, so a second cancellation of the caller here leaves none
+    # running; and waited for without awaiting them, so that only their own cancellation is
     # absorbed here, never one aimed at the caller.
-    task.cancel()
-    await asyncio.wait([task])
-    if not task.cancelled():
-        task.exception()
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks)
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()
 
 
 def reconnect_options(interval_s: float) -> list[tuple[str, int]]:
