@@ -88,7 +88,7 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _resident_bytes(path: Path) -> int:
-    """Bytes of ``path`` in the page cache, from mincore(2) on a read-only mapping."""
+    """Bytes of ``path`` in the page cache, from mincore(2) on a mapping of the file."""
     size = path.stat().st_size
     page = mmap.PAGESIZE
     vector = (ctypes.c_ubyte * -(-size // page))()

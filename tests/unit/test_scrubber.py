@@ -360,6 +360,11 @@ class FakeGateway(pb_grpc.InventoryServicer):
         return [list(beat.corrupt_chunk_ids) for beat in self.beats]
 
 
+async def beat_status() -> pb.NodeStatus:
+    """What the heartbeat tests' node says of itself."""
+    return pb.NodeStatus(node_id=chunk_id(0))
+
+
 @contextlib.asynccontextmanager
 async def serving(
     gateway: FakeGateway, host: str = "127.0.0.1", port: int = 0
@@ -389,12 +394,9 @@ async def test_reports_go_to_every_gateway_until_one_acknowledges() -> None:
     reports = CorruptReports()
     reports.found(bad)
 
-    async def status() -> pb.NodeStatus:
-        return pb.NodeStatus(node_id=chunk_id(0))
-
     async with serving(silent) as silent_address, serving(acking) as acking_address:
         config = HeartbeatConfig((silent_address, acking_address), interval_s=0.01, timeout_s=2)
-        beating = asyncio.create_task(run_heartbeats(config, status, reports))
+        beating = asyncio.create_task(run_heartbeats(config, beat_status, reports))
         try:
             await wait_until(lambda: reports.pending() == [])
             beats = (len(silent.beats), len(acking.beats))
@@ -424,9 +426,6 @@ async def test_a_gateway_name_gets_beats_at_every_address_it_resolves_to() -> No
             raise answer
         return list(answer)
 
-    async def status() -> pb.NodeStatus:
-        return pb.NodeStatus(node_id=chunk_id(0))
-
     async def more_beats(gateway: FakeGateway) -> None:
         seen = len(gateway.beats)
         await wait_until(lambda: len(gateway.beats) > seen + 2)
@@ -442,7 +441,9 @@ async def test_a_gateway_name_gets_beats_at_every_address_it_resolves_to() -> No
                 gateway_names=(f"gateways.test:{port}",),
                 lookup_interval_s=0.02,
             )
-            beating = asyncio.create_task(run_heartbeats(config, status, CorruptReports(), resolve))
+            beating = asyncio.create_task(
+                run_heartbeats(config, beat_status, CorruptReports(), resolve)
+            )
             try:
                 await more_beats(first)
                 assert second.beats == []
@@ -482,9 +483,6 @@ async def test_a_name_that_cannot_be_looked_up_leaves_the_other_gateways_beating
     async def resolve(host: str, port: int) -> list[str]:
         raise UnicodeError("label empty or too long")  # what a malformed name gives
 
-    async def status() -> pb.NodeStatus:
-        return pb.NodeStatus(node_id=chunk_id(0))
-
     async with serving(listed) as address:
         config = HeartbeatConfig(
             (address,),
@@ -493,7 +491,9 @@ async def test_a_name_that_cannot_be_looked_up_leaves_the_other_gateways_beating
             gateway_names=("a..b:7002",),
             lookup_interval_s=0.01,
         )
-        beating = asyncio.create_task(run_heartbeats(config, status, CorruptReports(), resolve))
+        beating = asyncio.create_task(
+            run_heartbeats(config, beat_status, CorruptReports(), resolve)
+        )
         try:
             await wait_until(lambda: len(listed.beats) > 20)
             assert not beating.done(), "the bad name must not end the heartbeats"
