@@ -9,6 +9,11 @@ from typing import Literal
 from diststorage.core.errors import InvalidPolicy
 
 MAX_SHARDS = 32
+
+# The recorded policy of a small object kept whole in the metadata database instead of on
+# nodes. It is not a policy a client can ask for: the gateway chooses it for small objects
+# stored under its default (``inline_object_bytes``).
+INLINE_POLICY = "inline"
 _SPEC = re.compile(r"^(?:ec:(?P<k>\d{1,2})\+(?P<m>\d{1,2})|replicate:(?P<n>\d{1,2}))$")
 
 

@@ -88,6 +88,13 @@ class GatewaySettings(BaseSettings):
         ge=0,
         description="objects up to this size under a default ec:K+M are stored replicate:M+1",
     )
+    inline_object_bytes: int = Field(
+        default=16 * 1024,
+        ge=0,
+        le=MIB,
+        description="objects up to this size under the default policy are kept in the "
+        "metadata database instead of on nodes; 0 keeps every object on nodes",
+    )
     segment_max_stripes: int = Field(
         default=64, ge=1, description="stripes per chunk before a new set of nodes is chosen"
     )

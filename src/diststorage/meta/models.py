@@ -111,6 +111,18 @@ class ChunkRow(Base):
     state: Mapped[str] = mapped_column(String(16), default=CHUNK_OK, server_default=CHUNK_OK)
 
 
+class InlineBody(Base):
+    """The bytes of a small object kept in the database instead of on nodes (see
+    ``INLINE_POLICY``): written in the transaction that commits the object, gone with it."""
+
+    __tablename__ = "inline_bodies"
+
+    object_id: Mapped[str] = mapped_column(
+        ForeignKey("objects.id", ondelete="CASCADE"), primary_key=True
+    )
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class RepairTask(Base):
     """A segment that may be below its redundancy target, waiting for the repair worker.
 
@@ -174,3 +186,4 @@ class LeaseRow(Base):
 # call as a small SQLite statement itself.
 OBJECTS = Base.metadata.tables[ObjectRow.__tablename__]
 CHUNKS = Base.metadata.tables[ChunkRow.__tablename__]
+INLINE_BODIES = Base.metadata.tables[InlineBody.__tablename__]

@@ -94,10 +94,11 @@ class CommitOutcome:
 
 @dataclass(frozen=True, slots=True)
 class ObjectLayout:
-    """A committed object and every chunk that holds it."""
+    """A committed object and every chunk that holds it, or its bytes when it is kept inline."""
 
     info: ObjectInfo
     chunks: tuple[StoredChunk, ...]
+    inline_body: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

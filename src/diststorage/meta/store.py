@@ -9,7 +9,7 @@ foreign exception.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +35,7 @@ from diststorage.meta.maintenance import MaintenanceStore
 from diststorage.meta.models import (
     CHUNKS,
     COMMITTED,
+    INLINE_BODIES,
     OBJECTS,
     PENDING,
     GarbageChunk,
@@ -73,7 +74,7 @@ _COMMITTED_ID = select(OBJECTS.c.id).where(*_BY_KEY)
 _COMMITTED_INFO = select(*INFO_COLUMNS).where(*_BY_KEY)
 # One statement, so the chunks are read in the same snapshot as their object (a replace
 # committed in between cannot leave the object without its chunks); outer, for objects
-# without chunks (empty ones). The chunk columns are labelled apart from the object's.
+# without chunks (empty and inline ones). The chunk columns are labelled apart from the object's.
 _LAYOUT = (
     select(
         *INFO_COLUMNS,
@@ -84,8 +85,13 @@ _LAYOUT = (
         CHUNKS.c.size_bytes.label("chunk_size_bytes"),
         CHUNKS.c.block_crcs,
         CHUNKS.c.state.label("chunk_state"),
+        INLINE_BODIES.c.body.label("inline_body"),
     )
-    .select_from(OBJECTS.outerjoin(CHUNKS, CHUNKS.c.object_id == OBJECTS.c.id))
+    .select_from(
+        OBJECTS.outerjoin(CHUNKS, CHUNKS.c.object_id == OBJECTS.c.id).outerjoin(
+            INLINE_BODIES, INLINE_BODIES.c.object_id == OBJECTS.c.id
+        )
+    )
     .where(*_BY_KEY)
     .order_by(CHUNKS.c.segment_index, CHUNKS.c.shard_index)
 )
@@ -94,6 +100,7 @@ _UPLOAD = select(OBJECTS.c.namespace_id, OBJECTS.c.state, *INFO_COLUMNS).where(
 )
 _INSERT_OBJECT = insert(OBJECTS)
 _INSERT_CHUNKS = insert(CHUNKS)
+_INSERT_INLINE = insert(INLINE_BODIES)
 _RECORD_CHUNK = (
     update(CHUNKS)
     .where(CHUNKS.c.id == bindparam("chunk_id"))
@@ -113,6 +120,7 @@ _CHUNK_REFS = select(CHUNKS.c.id, CHUNKS.c.node_id).where(
     CHUNKS.c.object_id == bindparam("object_id")
 )
 _DELETE_CHUNKS = delete(CHUNKS).where(CHUNKS.c.object_id == bindparam("object_id"))
+_DELETE_INLINE = delete(INLINE_BODIES).where(INLINE_BODIES.c.object_id == bindparam("object_id"))
 _DELETE_OBJECT = delete(OBJECTS).where(OBJECTS.c.id == bindparam("object_id"))
 
 
@@ -180,25 +188,66 @@ class MetadataStore(StoreBase):
             now = datetime.now(UTC)
             session.execute(
                 _INSERT_OBJECT,
-                {
-                    "id": new.object_id,
-                    "namespace_id": self._namespace_id(session, new.namespace),
-                    "key": new.key.encode(),
-                    "state": PENDING,
-                    "size_bytes": 0,
-                    "md5_hex": "",
-                    "content_type": new.content_type,
-                    "policy": new.policy,
-                    "stripe_size_bytes": new.stripe_size_bytes,
-                    "segment_stripes": new.segment_stripes,
-                    "gateway_id": new.gateway_id,
-                    "created_at": now,
-                    "touched_at": now,
-                },
+                self._object_row(session, new, now) | {"state": PENDING, "touched_at": now},
             )
             _insert_planned(session, new.object_id, chunks)
 
         await self._write(operation)
+
+    def _object_row(self, session: Session, new: NewObject, now: datetime) -> dict[str, Any]:
+        """The parameters of ``_INSERT_OBJECT`` but ``state`` and ``touched_at``."""
+        return {
+            "id": new.object_id,
+            "namespace_id": self._namespace_id(session, new.namespace),
+            "key": new.key.encode(),
+            "size_bytes": 0,
+            "md5_hex": "",
+            "content_type": new.content_type,
+            "policy": new.policy,
+            "stripe_size_bytes": new.stripe_size_bytes,
+            "segment_stripes": new.segment_stripes,
+            "gateway_id": new.gateway_id,
+            "created_at": now,
+        }
+
+    async def commit_inline(
+        self, new: NewObject, body: bytes, md5_hex: str, replace: bool
+    ) -> CommitOutcome:
+        """Stores a small object whole, bytes and all, as the visible version of its key in
+        one transaction (no pending row: there is nothing on any node to clean up after a
+        crash). ``replace`` as for ``commit_upload``."""
+
+        def operation(session: Session) -> CommitOutcome:
+            now = datetime.now(UTC)
+            row = self._object_row(session, new, now)
+            replaced = _take_key(session, row["namespace_id"], row["key"], replace)
+            size = len(body)
+            session.execute(
+                _INSERT_OBJECT,
+                row
+                | {
+                    "state": COMMITTED,
+                    "size_bytes": size,
+                    "md5_hex": md5_hex,
+                    "committed_at": now,
+                    "touched_at": None,
+                },
+            )
+            session.execute(_INSERT_INLINE, {"object_id": new.object_id, "body": body})
+            info = ObjectInfo(
+                object_id=new.object_id,
+                key=new.key,
+                size_bytes=size,
+                md5_hex=md5_hex,
+                content_type=new.content_type,
+                policy=new.policy,
+                stripe_size_bytes=new.stripe_size_bytes,
+                segment_stripes=new.segment_stripes,
+                created_at=now,
+            )
+            return CommitOutcome(info, replaced)
+
+        return await self._commit_key(operation, replace)
 
     async def plan_chunks(self, object_id: str, chunks: Sequence[PlannedChunk]) -> None:
         """Records chunks of a pending upload before their bytes are sent."""
@@ -228,14 +277,7 @@ class MetadataStore(StoreBase):
         def operation(session: Session) -> CommitOutcome:
             row = session.execute(_UPLOAD, {"object_id": object_id}).one_or_none()
             assert row is not None and row.state == PENDING, "commit of an unknown upload"
-            previous = session.scalar(
-                _COMMITTED_ID, {"namespace_id": row.namespace_id, "key": row.key}
-            )
-            replaced = None
-            if previous is not None:
-                if not replace:
-                    raise AlreadyExists(f"key {row.key.decode()!r} already exists")
-                replaced = _discard_object(session, previous)
+            replaced = _take_key(session, row.namespace_id, row.key, replace)
             if dropped:
                 add_garbage(session, dropped)
                 session.execute(
@@ -276,6 +318,12 @@ class MetadataStore(StoreBase):
             )
             return CommitOutcome(info, replaced)
 
+        return await self._commit_key(operation, replace)
+
+    async def _commit_key(
+        self, operation: Callable[[Session], CommitOutcome], replace: bool
+    ) -> CommitOutcome:
+        """Runs a commit that makes an object the visible version of its key."""
         for attempt in range(COMMIT_ATTEMPTS):
             try:
                 return await self._write(operation)
@@ -338,7 +386,9 @@ class MetadataStore(StoreBase):
                 for r in rows
                 if r.chunk_id is not None
             )
-            return ObjectLayout(info=object_info(rows[0]), chunks=chunks)
+            return ObjectLayout(
+                info=object_info(rows[0]), chunks=chunks, inline_body=rows[0].inline_body
+            )
 
         return await self._read(operation)
 
@@ -468,10 +518,24 @@ def _insert_planned(session: Session, object_id: str, chunks: Sequence[PlannedCh
     )
 
 
+def _take_key(
+    session: Session, namespace_id: int, key: bytes, replace: bool
+) -> DiscardedObject | None:
+    """Clears the way for a new committed version of the key: the version there, if any, is
+    discarded and returned; for a create (``replace`` false) it raises AlreadyExists."""
+    previous = session.scalar(_COMMITTED_ID, {"namespace_id": namespace_id, "key": key})
+    if previous is None:
+        return None
+    if not replace:
+        raise AlreadyExists(f"key {key.decode()!r} already exists")
+    return _discard_object(session, previous)
+
+
 def _discard_object(session: Session, object_id: str) -> DiscardedObject:
     rows = session.execute(_CHUNK_REFS, {"object_id": object_id})
     refs = tuple(ChunkRef(chunk_id, node_id) for chunk_id, node_id in rows)
     add_garbage(session, refs)
     session.execute(_DELETE_CHUNKS, {"object_id": object_id})
+    session.execute(_DELETE_INLINE, {"object_id": object_id})
     session.execute(_DELETE_OBJECT, {"object_id": object_id})
     return DiscardedObject(object_id, refs)

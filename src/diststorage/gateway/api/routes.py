@@ -21,7 +21,7 @@ from diststorage.gateway.api.parse import (
     parse_range,
     parse_redundancy,
 )
-from diststorage.gateway.objects import PutRequest
+from diststorage.gateway.objects import PutRequest, inline_bytes
 from diststorage.gateway.services import Services
 from diststorage.meta import MAX_LIST_LIMIT, ObjectInfo
 
@@ -120,9 +120,12 @@ async def get_object(request: web.Request, key: str) -> web.StreamResponse:
         return response
     layout = await services.store.get_layout(NAMESPACE, key)
     byte_range = parse_range(request.headers.get("Range"), layout.info.size_bytes)
-    response = _object_response(layout.info, byte_range)
     start = 0 if byte_range is None else byte_range.start
     end = layout.info.size_bytes if byte_range is None else byte_range.end
+    if layout.inline_body is not None:
+        status, headers = _status_and_headers(layout.info, byte_range)
+        return web.Response(status=status, headers=headers, body=inline_bytes(layout, start, end))
+    response = _object_response(layout.info, byte_range)
     with services.reads.reading(layout.info.object_id):
         pieces = services.reader.stream(layout, start, end)
         # Fetch the first stripe before committing to a status: an object that cannot be
@@ -145,17 +148,20 @@ async def get_object(request: web.Request, key: str) -> web.StreamResponse:
     return response
 
 
-def _object_response(info: ObjectInfo, byte_range: ByteRange | None) -> web.StreamResponse:
-    response = web.StreamResponse(
-        status=200 if byte_range is None else 206, headers=_object_headers(info)
-    )
+def _status_and_headers(
+    info: ObjectInfo, byte_range: ByteRange | None
+) -> tuple[int, dict[str, str]]:
+    headers = _object_headers(info)
     if byte_range is None:
-        response.content_length = info.size_bytes
-    else:
-        response.headers["Content-Range"] = (
-            f"bytes {byte_range.start}-{byte_range.end - 1}/{info.size_bytes}"
-        )
-        response.content_length = byte_range.length
+        return 200, headers
+    headers["Content-Range"] = f"bytes {byte_range.start}-{byte_range.end - 1}/{info.size_bytes}"
+    return 206, headers
+
+
+def _object_response(info: ObjectInfo, byte_range: ByteRange | None) -> web.StreamResponse:
+    status, headers = _status_and_headers(info, byte_range)
+    response = web.StreamResponse(status=status, headers=headers)
+    response.content_length = info.size_bytes if byte_range is None else byte_range.length
     return response
 
 

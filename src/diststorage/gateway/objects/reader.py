@@ -7,11 +7,14 @@ block is checked against the CRC recorded in the metadata at commit; a block tha
 corrupt or later than the block deadline retires its stream, and a stream from another shard
 takes over from that stripe on. Decoded stripes queue up to ``read_stripes_in_flight`` ahead
 of the HTTP response, which bounds memory.
+
+Small objects kept inline come with their layout from the database and are verified whole.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -41,6 +44,17 @@ PENALTY_S = 30.0
 
 # What the fetcher hands the response: verified bytes, the error that ended it, or None at the end.
 _Pieces = asyncio.Queue[bytes | BaseException | None]
+
+
+def inline_bytes(layout: ObjectLayout, start: int, end: int) -> bytes:
+    """The bytes [start, end) of an object kept inline, once its whole body matches the MD5
+    recorded at commit. There is no other copy to fall back on: a mismatch is DataLoss."""
+    body = layout.inline_body
+    assert body is not None, "not an inline object"
+    if hashlib.md5(body, usedforsecurity=False).hexdigest() != layout.info.md5_hex:
+        log.error("object %s: its inline body fails its MD5", layout.info.object_id)
+        raise DataLoss(f"the stored bytes of {layout.info.key!r} fail their checksum")
+    return body[start:end]
 
 
 class NodePenalties:
