@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime
 
 import asyncpg
 import pytest
-from conftest import PG_ADMIN
-from sqlalchemy import select
+from conftest import PG_ADMIN, md5_hex
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
 from diststorage.core.errors import AlreadyExists, ObjectNotFound
 from diststorage.core.ids import new_id
+from diststorage.core.policy import INLINE_POLICY
 from diststorage.meta import MetadataStore, NewObject, PlannedChunk, StoredChunk
 from diststorage.meta.base import IS_COMMITTED
-from diststorage.meta.models import ObjectRow
+from diststorage.meta.models import INLINE_BODIES, ObjectRow
 
 
 def _new(key: str) -> NewObject:
@@ -98,6 +100,82 @@ async def test_listing_is_byte_ordered_and_paginates(store: MetadataStore) -> No
     assert [o.key for o in page.objects] == ["a/c", "ab", "a\xff"]
     everything = await store.list_objects("default", "", "", 1000)
     assert [o.key for o in everything.objects] == sorted(keys, key=lambda k: k.encode())
+
+
+async def _put_inline(store: MetadataStore, key: str, body: bytes, replace: bool = True) -> str:
+    new = dataclasses.replace(_new(key), policy=INLINE_POLICY)
+    outcome = await store.commit_inline(new, body, md5_hex(body), replace)
+    assert outcome.info == await store.get_info("default", key)
+    return new.object_id
+
+
+async def test_an_inline_object_commits_whole_with_its_bytes(store: MetadataStore) -> None:
+    await _put_inline(store, "small", b"tiny body")
+    layout = await store.get_layout("default", "small")
+    assert (layout.inline_body, layout.chunks) == (b"tiny body", ())
+    assert (layout.info.size_bytes, layout.info.policy) == (9, INLINE_POLICY)
+    assert layout.info.md5_hex == md5_hex(b"tiny body")
+    await _put_inline(store, "empty", b"")
+    assert (await store.get_layout("default", "empty")).inline_body == b""
+    # Objects on nodes carry no inline body.
+    await _put(store, "on-nodes")
+    assert (await store.get_layout("default", "on-nodes")).inline_body is None
+
+
+async def test_inline_and_chunked_versions_replace_each_other(store: MetadataStore) -> None:
+    await _put(store, "k")
+    chunks = (await store.get_layout("default", "k")).chunks
+    with pytest.raises(AlreadyExists):
+        await _put_inline(store, "k", b"new", replace=False)
+    inline_id = await _put_inline(store, "k", b"new")
+    garbage = {ref.chunk_id for ref in await store.list_garbage(100)}
+    assert {c.chunk_id for c in chunks} <= garbage
+    await _put(store, "k")
+    layout = await store.get_layout("default", "k")
+    assert layout.inline_body is None and len(layout.chunks) == 1
+    # The replaced inline version left no body behind.
+    assert await _inline_rows(store, inline_id) == 0
+
+
+async def test_deleting_an_inline_object_removes_its_bytes(store: MetadataStore) -> None:
+    object_id = await _put_inline(store, "d", b"bytes")
+    deleted = await store.delete_object("default", "d")
+    assert deleted.chunks == ()
+    assert await _inline_rows(store, object_id) == 0
+    with pytest.raises(ObjectNotFound):
+        await store.get_layout("default", "d")
+
+
+async def test_racing_inline_creates_one_wins(store: MetadataStore) -> None:
+    results = await asyncio.gather(
+        *(_put_inline(store, "race", b"x", replace=False) for _ in range(5)),
+        return_exceptions=True,
+    )
+    assert sum(1 for r in results if isinstance(r, str)) == 1
+    assert sum(1 for r in results if isinstance(r, AlreadyExists)) == 4
+
+
+async def test_lookups_see_every_commit_at_once(store: MetadataStore) -> None:
+    """Lookups run outside any transaction on connections kept open: none may go on seeing
+    the snapshot it first read."""
+    await _put_inline(store, "fresh", b"one")
+    for version in (b"two", b"three"):
+        # Enough concurrent lookups to take every reader connection before the change.
+        await asyncio.gather(*(store.get_layout("default", "fresh") for _ in range(32)))
+        await _put_inline(store, "fresh", version)
+        seen = await asyncio.gather(*(store.get_layout("default", "fresh") for _ in range(32)))
+        assert {layout.inline_body for layout in seen} == {version}
+    await store.delete_object("default", "fresh")
+    assert not await store.key_exists("default", "fresh")
+    with pytest.raises(ObjectNotFound):
+        await store.get_info("default", "fresh")
+
+
+async def _inline_rows(store: MetadataStore, object_id: str) -> int:
+    query = select(func.count()).where(INLINE_BODIES.c.object_id == object_id)
+    count = await store._read(lambda session: session.scalar(query))
+    assert count is not None
+    return int(count)
 
 
 async def test_racing_creates_one_wins(store: MetadataStore) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Insert, literal_column
+from sqlalchemy import Executable, Insert, Row, literal_column
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -117,6 +117,12 @@ class StoreBase:
     async def _read(self, operation: Operation[T]) -> T:
         async with self._guard():
             return await self._backend.read(operation)
+
+    async def _read_rows(
+        self, statement: Executable, params: Mapping[str, Any]
+    ) -> Sequence[Row[Any]]:
+        async with self._guard():
+            return await self._backend.read_rows(statement, params)
 
     async def _write(self, operation: Operation[T]) -> T:
         async with self._guard():

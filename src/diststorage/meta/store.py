@@ -168,6 +168,13 @@ class MetadataStore(StoreBase):
         self._namespace_ids[name] = found
         return found
 
+    async def _key_params(self, namespace: str, key: str) -> dict[str, Any]:
+        """The parameters of ``_BY_KEY``, for statements run without a session."""
+        namespace_id = self._namespace_ids.get(namespace)
+        if namespace_id is None:
+            namespace_id = await self._read(lambda session: self._namespace_id(session, namespace))
+        return {"namespace_id": namespace_id, "key": key.encode()}
+
     def _by_key(self, session: Session, namespace: str, key: str) -> dict[str, Any]:
         """The parameters of ``_BY_KEY``."""
         return {"namespace_id": self._namespace_id(session, namespace), "key": key.encode()}
@@ -356,41 +363,38 @@ class MetadataStore(StoreBase):
 
     # -- reads -------------------------------------------------------------------------------
 
-    async def key_exists(self, namespace: str, key: str) -> bool:
-        def operation(session: Session) -> bool:
-            found = session.scalar(_COMMITTED_ID, self._by_key(session, namespace, key))
-            return found is not None
+    # The lookups every request makes are one statement each, run without a session.
 
-        return await self._read(operation)
+    async def key_exists(self, namespace: str, key: str) -> bool:
+        rows = await self._read_rows(_COMMITTED_ID, await self._key_params(namespace, key))
+        return bool(rows)
 
     async def get_info(self, namespace: str, key: str) -> ObjectInfo:
-        return await self._read(
-            lambda session: object_info(self._committed(session, namespace, key))
-        )
+        rows = await self._read_rows(_COMMITTED_INFO, await self._key_params(namespace, key))
+        if not rows:
+            raise ObjectNotFound(f"no object under key {key!r}")
+        return object_info(rows[0])
 
     async def get_layout(self, namespace: str, key: str) -> ObjectLayout:
-        def operation(session: Session) -> ObjectLayout:
-            rows = session.execute(_LAYOUT, self._by_key(session, namespace, key)).all()
-            if not rows:
-                raise ObjectNotFound(f"no object under key {key!r}")
-            chunks = tuple(
-                StoredChunk(
-                    r.chunk_id,
-                    r.node_id,
-                    r.segment_index,
-                    r.shard_index,
-                    r.chunk_size_bytes,
-                    unpack_crcs(r.block_crcs),
-                    r.chunk_state,
-                )
-                for r in rows
-                if r.chunk_id is not None
+        rows = await self._read_rows(_LAYOUT, await self._key_params(namespace, key))
+        if not rows:
+            raise ObjectNotFound(f"no object under key {key!r}")
+        chunks = tuple(
+            StoredChunk(
+                r.chunk_id,
+                r.node_id,
+                r.segment_index,
+                r.shard_index,
+                r.chunk_size_bytes,
+                unpack_crcs(r.block_crcs),
+                r.chunk_state,
             )
-            return ObjectLayout(
-                info=object_info(rows[0]), chunks=chunks, inline_body=rows[0].inline_body
-            )
-
-        return await self._read(operation)
+            for r in rows
+            if r.chunk_id is not None
+        )
+        return ObjectLayout(
+            info=object_info(rows[0]), chunks=chunks, inline_body=rows[0].inline_body
+        )
 
     async def list_objects(
         self, namespace: str, prefix: str = "", after: str = "", limit: int = MAX_LIST_LIMIT

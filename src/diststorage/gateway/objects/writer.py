@@ -10,6 +10,9 @@ Degraded writes: with fewer writable nodes than shards, two shards of a segment 
 node (last resort), and a node that fails mid-upload is dropped while enough others go on
 (``RedundancyPolicy.min_write_nodes`` distinct nodes). Such segments are committed as below
 target, queued for repair in the commit's own transaction.
+
+Small objects under the default policy skip all of this: their bytes are committed inline,
+with the object row, in one metadata transaction (``inline_object_bytes``).
 """
 
 from __future__ import annotations
