@@ -444,8 +444,8 @@ def test_listing_in_byte_order(http: Http, listed: list[str]) -> None:
         assert entry["md5"] == md5_hex(body)
         assert entry["etag"] == f'"{md5_hex(body)}"'
         assert entry["content_type"] == "text/plain"
-        # Small bodies under the default ec:4+2 are kept as three replicas.
-        assert entry["redundancy"] == "replicate:3"
+        # Small bodies under the default policy are kept inline.
+        assert entry["redundancy"] == "inline"
 
 
 def test_listed_keys_read_back(http: Http, listed: list[str]) -> None:
