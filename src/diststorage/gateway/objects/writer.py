@@ -43,6 +43,7 @@ from diststorage.gateway.janitor import Janitor
 from diststorage.gateway.nodeclient import ChunkUpload, NodeClient, NodeClients
 from diststorage.meta import (
     ChunkRef,
+    CommitOutcome,
     DegradedSegment,
     MetadataStore,
     NewObject,
@@ -201,18 +202,24 @@ class ObjectWriter:
             raise BodyLengthMismatch(
                 f"Content-Length announced {declared} bytes, the body had more"
             )
-        new = NewObject(
-            object_id=new_id(),
+        new = self.new_object(request, new_id(), INLINE_POLICY)
+        md5_hex = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        return self.committed(await self._store.commit_inline(new, data, md5_hex, request.replace))
+
+    def new_object(self, request: PutRequest, object_id: str, policy: str) -> NewObject:
+        return NewObject(
+            object_id=object_id,
             namespace=request.namespace,
             key=request.key,
             content_type=request.content_type,
-            policy=INLINE_POLICY,
+            policy=policy,
             stripe_size_bytes=self._settings.stripe_size_bytes,
             segment_stripes=self._settings.segment_max_stripes,
             gateway_id=self._gateway_id,
         )
-        md5_hex = hashlib.md5(data, usedforsecurity=False).hexdigest()
-        outcome = await self._store.commit_inline(new, data, md5_hex, request.replace)
+
+    def committed(self, outcome: CommitOutcome) -> ObjectInfo:
+        """The object a commit made visible; the version it replaced goes once unread."""
         if outcome.replaced is not None:
             replaced = outcome.replaced
             self._janitor.delete_after_reads(replaced.object_id, replaced.chunks)
@@ -272,16 +279,7 @@ class _Upload:
         self._commit_sent = False
 
     def _new_object(self) -> NewObject:
-        return NewObject(
-            object_id=self.object_id,
-            namespace=self._request.namespace,
-            key=self._request.key,
-            content_type=self._request.content_type,
-            policy=self._request.policy.spec,
-            stripe_size_bytes=self._settings.stripe_size_bytes,
-            segment_stripes=self._settings.segment_max_stripes,
-            gateway_id=self._w._gateway_id,
-        )
+        return self._w.new_object(self._request, self.object_id, self._request.policy.spec)
 
     async def run(self, body: ByteSource) -> ObjectInfo:
         stripe_size = self._settings.stripe_size_bytes
@@ -324,10 +322,7 @@ class _Upload:
             degraded=self._degraded,
         )
         self._committed = True
-        if outcome.replaced is not None:
-            replaced = outcome.replaced
-            self._w._janitor.delete_after_reads(replaced.object_id, replaced.chunks)
-        return outcome.info
+        return self._w.committed(outcome)
 
     def _plan(self, segment: int, expected_chunk_bytes: int) -> list[PlannedChunk]:
         policy = self._request.policy
