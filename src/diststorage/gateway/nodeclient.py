@@ -198,9 +198,7 @@ class NodeClient:
                 if message is _EOF:
                     return
                 assert isinstance(message, pb.GetChunkResponse)
-                yield BlockPiece(
-                    message.data, message.offset, message.block_crc32c, message.whole_block
-                )
+                yield _piece(message)
         finally:
             call.cancel()
 
@@ -235,9 +233,7 @@ class NodeClient:
             async for piece in self.read(chunk_id, offset, length, wait_for_ready, patience):
                 yield piece
         elif message.data:
-            yield BlockPiece(
-                message.data, message.offset, message.block_crc32c, message.whole_block
-            )
+            yield _piece(message)
 
     async def delete(self, chunk_id: str) -> bool:
         with translated(self.node_id):
@@ -314,3 +310,7 @@ class NodeClients:
         for task in list(self._closing):
             task.cancel()
         await asyncio.gather(*self._closing, return_exceptions=True)
+
+
+def _piece(message: pb.GetChunkResponse) -> BlockPiece:
+    return BlockPiece(message.data, message.offset, message.block_crc32c, message.whole_block)
