@@ -13,7 +13,7 @@ import grpc.aio
 from aiohttp import web
 
 from diststorage.core.identity import load_or_create_identity
-from diststorage.core.memory import tune_allocator
+from diststorage.core.memory import HeapTrimmer, tune_allocator
 from diststorage.core.settings import GatewaySettings, split_host_port
 from diststorage.core.worker import SystemClock, Worker, run_worker
 from diststorage.gateway.api import SERVICES, dispatch, json_errors
@@ -75,9 +75,9 @@ async def migrate_in_child(settings: GatewaySettings) -> None:
 
 
 def _start_workers(
-    lease: LeaderLease, everywhere: Worker, leading: list[Worker]
+    lease: LeaderLease, everywhere: list[Worker], leading: list[Worker]
 ) -> list[asyncio.Task[None]]:
-    """The lease keeper; a worker every gateway runs; the workers only the leader runs.
+    """The lease keeper; the workers every gateway runs; the workers only the leader runs.
 
     Their units read and write the database: once it answers again after an outage, work
     resumes within seconds, not after a node-style minute of backoff."""
@@ -89,7 +89,7 @@ def _start_workers(
 
     return [
         loop.create_task(lease.keep(), name="lease"),
-        supervised(everywhere, lambda: True),
+        *(supervised(worker, lambda: True) for worker in everywhere),
         *(supervised(worker, lambda: lease.is_leader) for worker in leading),
     ]
 
@@ -161,7 +161,8 @@ async def serve_gateway(settings: GatewaySettings, ready: asyncio.Event | None =
     site = web.TCPSite(runner, host, port, reuse_address=True)
     await site.start()
     leading: list[Worker] = [collector, repair] if settings.repair_enabled else [collector]
-    workers = _start_workers(lease, toucher, leading)
+    trimmer = HeapTrimmer(busy=lambda: bool(writer.active_uploads()) or reads.any())
+    workers = _start_workers(lease, [toucher, trimmer], leading)
     log.info(
         "gateway %s: HTTP on %s, gRPC on %s, metadata %s",
         gateway_id[:8],

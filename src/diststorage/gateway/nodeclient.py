@@ -25,6 +25,7 @@ from diststorage.core.errors import (
     InvalidRequest,
     NodeUnavailable,
 )
+from diststorage.gateway.blockwire import put_block_message, put_header_message
 from diststorage.proto import storage_pb2 as pb
 from diststorage.proto.storage_pb2_grpc import ChunkServiceStub
 
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 
 # A channel replaced by a new one is closed after this long, so calls on it can finish.
 RETIRED_GRACE_S = 30.0
+
+_PUT_CHUNK_METHOD = f"/{pb.DESCRIPTOR.services_by_name['ChunkService'].full_name}/PutChunk"
 
 _EOF: object = getattr(grpc.aio, "EOF")  # noqa: B009 (absent from the type stubs)
 
@@ -74,7 +77,7 @@ class ChunkUpload:
     def __init__(
         self,
         node_id: str,
-        call: grpc.aio.StreamUnaryCall[pb.PutChunkRequest, pb.PutChunkResponse],
+        call: grpc.aio.StreamUnaryCall[bytes, pb.PutChunkResponse],
         timeout_s: float,
     ) -> None:
         self.node_id = node_id
@@ -82,7 +85,7 @@ class ChunkUpload:
         self._timeout_s = timeout_s
 
     async def send(self, data: bytes, crc32c: int) -> None:
-        request = pb.PutChunkRequest(block=pb.Block(data=data, crc32c=crc32c))
+        request = put_block_message(data, crc32c)
         with translated(self.node_id):
             async with asyncio.timeout(self._timeout_s):
                 try:
@@ -138,22 +141,28 @@ class NodeClient:
             ],
         )
         self._stub = ChunkServiceStub(self._channel)
+        # PutChunk with messages the caller serialized (blockwire): no serializer.
+        self._put_chunk: grpc.aio.StreamUnaryMultiCallable[bytes, pb.PutChunkResponse] = (
+            self._channel.stream_unary(
+                _PUT_CHUNK_METHOD,
+                request_serializer=None,
+                response_deserializer=pb.PutChunkResponse.FromString,
+            )
+        )
         self._reads_once = True
 
     async def start_put(self, chunk_id: str, expected_bytes: int) -> ChunkUpload:
         # The stream as a whole has no fixed deadline (a chunk may be large); every message
         # and the final answer have one instead.
-        # Called without an iterator, grpc.aio hands back a call to write() to; the stubs
-        # do not know that form.
+        # Called without an iterator, grpc.aio hands back a call to write() to.
         # wait_for_ready: a node that just restarted heartbeats before this channel has
         # reconnected; the header's deadline still bounds the wait.
-        call = self._stub.PutChunk(wait_for_ready=True)  # type: ignore[call-arg]
+        call = self._put_chunk(wait_for_ready=True)  # type: ignore[call-arg]
         upload = ChunkUpload(self.node_id, call, self._block_timeout_s)
-        header = pb.ChunkHeader(chunk_id=chunk_id, expected_bytes=expected_bytes)
         with translated(self.node_id):
             try:
                 async with asyncio.timeout(self._rpc_timeout_s):
-                    await call.write(pb.PutChunkRequest(header=header))
+                    await call.write(put_header_message(chunk_id, expected_bytes))
             except BaseException:
                 call.cancel()
                 raise

@@ -33,6 +33,10 @@ class ActiveReads:
                 for callback in self._waiting.pop(object_id, []):
                     callback()
 
+    def any(self) -> bool:
+        """Whether a download is running on this gateway."""
+        return bool(self._readers)
+
     def after_reads(
         self, object_id: str, chunks: Sequence[ChunkRef], callback: Callable[[], None]
     ) -> None:
