@@ -11,6 +11,7 @@ library's encoding.
 from __future__ import annotations
 
 import struct
+from typing import NewType
 
 from diststorage.proto import storage_pb2 as pb
 
@@ -19,6 +20,9 @@ _REQUEST_BLOCK = bytes([(pb.PutChunkRequest.BLOCK_FIELD_NUMBER << 3) | 2])
 _BLOCK_DATA = bytes([(pb.Block.DATA_FIELD_NUMBER << 3) | 2])
 _BLOCK_CRC32C = bytes([(pb.Block.CRC32C_FIELD_NUMBER << 3) | 5])
 _CRC_FIELD_BYTES = len(_BLOCK_CRC32C) + 4
+
+BlockMessage = NewType("BlockMessage", bytes)
+"""A serialized ``PutChunkRequest`` carrying one block, ready for the stream."""
 
 
 def _varint(value: int) -> bytes:
@@ -30,12 +34,14 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
-def put_block_message(data: bytes, crc32c: int) -> bytes:
+def put_block_message(data: bytes, crc32c: int) -> BlockMessage:
     """The serialized ``PutChunkRequest`` carrying one block and its checksum."""
     data_field = _BLOCK_DATA + _varint(len(data))
     block_bytes = len(data_field) + len(data) + _CRC_FIELD_BYTES
     crc_field = _BLOCK_CRC32C + struct.pack("<I", crc32c)
-    return b"".join((_REQUEST_BLOCK, _varint(block_bytes), data_field, data, crc_field))
+    return BlockMessage(
+        b"".join((_REQUEST_BLOCK, _varint(block_bytes), data_field, data, crc_field))
+    )
 
 
 def put_header_message(chunk_id: str, expected_bytes: int) -> bytes:

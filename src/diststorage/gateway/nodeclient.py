@@ -25,7 +25,7 @@ from diststorage.core.errors import (
     InvalidRequest,
     NodeUnavailable,
 )
-from diststorage.gateway.blockwire import put_block_message, put_header_message
+from diststorage.gateway.blockwire import BlockMessage, put_header_message
 from diststorage.proto import storage_pb2 as pb
 from diststorage.proto.storage_pb2_grpc import ChunkServiceStub
 
@@ -84,12 +84,12 @@ class ChunkUpload:
         self._call = call
         self._timeout_s = timeout_s
 
-    async def send(self, data: bytes, crc32c: int) -> None:
-        request = put_block_message(data, crc32c)
+    async def send(self, message: BlockMessage) -> None:
+        """Sends one block, framed by ``put_block_message``."""
         with translated(self.node_id):
             async with asyncio.timeout(self._timeout_s):
                 try:
-                    await self._call.write(request)
+                    await self._call.write(message)
                 except asyncio.InvalidStateError:
                     await self._raise_final_status()
 

@@ -38,6 +38,7 @@ from diststorage.core.ids import new_id
 from diststorage.core.policy import INLINE_POLICY, RedundancyPolicy, policy_for_width
 from diststorage.core.settings import GatewaySettings
 from diststorage.erasure import Codec, codec_for
+from diststorage.gateway.blockwire import BlockMessage, put_block_message
 from diststorage.gateway.inventory import Inventory
 from diststorage.gateway.janitor import Janitor
 from diststorage.gateway.nodeclient import ChunkUpload, NodeClient, NodeClients
@@ -130,7 +131,7 @@ def _require_writable_nodes(policy: RedundancyPolicy, writable: int) -> None:
 class _ShardFeed:
     """Blocks queued for one chunk's stream; ``ended`` once the pump took the end marker."""
 
-    queue: asyncio.Queue[tuple[bytes, int] | None]
+    queue: asyncio.Queue[BlockMessage | None]
     ended: bool = False
 
 
@@ -367,17 +368,16 @@ class _Upload:
                     if not stripe:
                         break
                     await md5.update(stripe)
-                    blocks = self._codec.encode(stripe)
-                    for shard, block in enumerate(blocks):
-                        crc = crc32c.crc32c(block)
+                    for shard, (message, crc, length) in enumerate(self._framed(stripe)):
                         crcs[shard].append(crc)
-                        sizes[shard] += len(block)
+                        sizes[shard] += length
                         if shard not in failures:
-                            await feeds[shard].queue.put((block, crc))
+                            await feeds[shard].queue.put(message)
                     self._check_tolerable(planned, failures)
                     written += len(stripe)
                     stripes += 1
-                    del blocks
+                    # The stripe must not stay alive while the next one is read.
+                    del stripe
                     stripe = await body.read_up_to(self._settings.stripe_size_bytes)
                 for feed in feeds:
                     await feed.queue.put(None)
@@ -393,6 +393,15 @@ class _Upload:
         )
         self._record_dropped(planned, failures)
         return stripe, written, stripes
+
+    def _framed(self, stripe: bytes) -> list[tuple[BlockMessage, int, int]]:
+        """Each block of the stripe framed for its stream, with its CRC and length. The blocks
+        themselves end here, so that only the framed copies wait in the queues."""
+        framed: list[tuple[BlockMessage, int, int]] = []
+        for block in self._codec.encode(stripe):
+            crc = crc32c.crc32c(block)
+            framed.append((put_block_message(block, crc), crc, len(block)))
+        return framed
 
     async def _pump_or_drain(
         self,
@@ -521,8 +530,8 @@ class _Upload:
         upload: ChunkUpload = await self._client(chunk).start_put(chunk.chunk_id, expected_bytes)
         finished = False
         try:
-            while (item := await feed.queue.get()) is not None:
-                await upload.send(*item)
+            while (message := await feed.queue.get()) is not None:
+                await upload.send(message)
             feed.ended = True
             response = await upload.finish()
             finished = True

@@ -25,6 +25,7 @@ from diststorage.core.policy import RedundancyPolicy, parse_policy
 from diststorage.core.settings import GatewaySettings
 from diststorage.core.worker import BUSY, Step, WorkerState
 from diststorage.erasure import Codec, codec_for
+from diststorage.gateway.blockwire import put_block_message
 from diststorage.gateway.inventory import UP, Inventory
 from diststorage.gateway.janitor import Janitor
 from diststorage.gateway.nodeclient import ChunkUpload, NodeClients
@@ -290,7 +291,7 @@ class RepairWorker:
                     block = blocks[chunk.shard_index]
                     crc = crc32c.crc32c(block)
                     await self._bucket.take(len(block))
-                    await upload.send(block, crc)
+                    await upload.send(put_block_message(block, crc))
                     crcs[index].append(crc)
                     self.meter.add(len(block))
             for upload in uploads:
