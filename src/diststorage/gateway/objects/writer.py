@@ -127,6 +127,30 @@ def _require_writable_nodes(policy: RedundancyPolicy, writable: int) -> None:
         )
 
 
+class _Stripes:
+    """The body a stripe at a time, for a pipeline that must know whether more follows.
+
+    ``take`` hands the waiting stripe over and forgets it, so no caller up the stack keeps a
+    4 MiB stripe alive while the ones after it are encoded.
+    """
+
+    def __init__(self, body: ByteSource, stripe_size: int) -> None:
+        self._body = body
+        self._stripe_size = stripe_size
+        self._waiting: bytes | None = None
+
+    async def more(self) -> bool:
+        """Whether the body holds another stripe; reads it if none is waiting."""
+        if self._waiting is None:
+            self._waiting = await self._body.read_up_to(self._stripe_size)
+        return bool(self._waiting)
+
+    def take(self) -> bytes:
+        stripe, self._waiting = self._waiting, None
+        assert stripe, "take() without a stripe waiting"
+        return stripe
+
+
 @dataclass
 class _ShardFeed:
     """Blocks queued for one chunk's stream; ``ended`` once the pump took the end marker."""
@@ -283,12 +307,11 @@ class _Upload:
         return self._w.new_object(self._request, self.object_id, self._request.policy.spec)
 
     async def run(self, body: ByteSource) -> ObjectInfo:
-        stripe_size = self._settings.stripe_size_bytes
+        stripes = _Stripes(body, self._settings.stripe_size_bytes)
         md5 = _OrderedMd5()
         size = 0
         segment = 0
-        stripe = await body.read_up_to(stripe_size)
-        while stripe:
+        while await stripes.more():
             expected = self._expected_chunk_bytes(segment)
             planned = self._plan(segment, expected)
             if self._begun:
@@ -298,14 +321,11 @@ class _Upload:
                 self._begun = True
             self._planned.extend(planned)
             if self._is_one_stripe():
-                written = await self._write_one_stripe(planned, stripe, md5)
-                stripes = 1
-                stripe = await body.read_up_to(self._settings.stripe_size_bytes)
+                written = await self._write_one_stripe(planned, stripes.take(), md5)
+                count = 1
             else:
-                stripe, written, stripes = await self._write_segment(
-                    planned, expected, stripe, body, md5
-                )
-            self._note_degraded(segment, stripes, planned)
+                written, count = await self._write_segment(planned, expected, stripes, md5)
+            self._note_degraded(segment, count, planned)
             size += written
             segment += 1
         if not self._begun:
@@ -341,23 +361,21 @@ class _Upload:
         self,
         planned: Sequence[PlannedChunk],
         expected: int,
-        first_stripe: bytes,
-        body: ByteSource,
+        stripes: _Stripes,
         md5: _OrderedMd5,
-    ) -> tuple[bytes, int, int]:
+    ) -> tuple[int, int]:
         """Streams stripes into this segment's chunks.
 
-        Returns the next stripe, the bytes taken and the stripes written. A chunk whose node
-        fails is dropped while enough others carry on; its pump then only drains its feed.
+        Returns the bytes taken and the stripes written. A chunk whose node fails is dropped
+        while enough others carry on; its pump then only drains its feed.
         """
         depth = self._settings.write_stripes_in_flight
         feeds = [_ShardFeed(asyncio.Queue(maxsize=depth)) for _ in planned]
         failures: dict[int, DiststorageError] = {}
         crcs: list[list[int]] = [[] for _ in planned]
         sizes = [0] * len(planned)
-        stripe = first_stripe
         written = 0
-        stripes = 0
+        count = 0
         try:
             async with asyncio.TaskGroup() as group:
                 pumps = [
@@ -365,8 +383,9 @@ class _Upload:
                     for shard, (chunk, feed) in enumerate(zip(planned, feeds, strict=True))
                 ]
                 for _ in range(self._settings.segment_max_stripes):
-                    if not stripe:
+                    if not await stripes.more():
                         break
+                    stripe = stripes.take()
                     await md5.update(stripe)
                     for shard, (message, crc, length) in enumerate(self._framed(stripe)):
                         crcs[shard].append(crc)
@@ -375,10 +394,9 @@ class _Upload:
                             await feeds[shard].queue.put(message)
                     self._check_tolerable(planned, failures)
                     written += len(stripe)
-                    stripes += 1
+                    count += 1
                     # The stripe must not stay alive while the next one is read.
                     del stripe
-                    stripe = await body.read_up_to(self._settings.stripe_size_bytes)
                 for feed in feeds:
                     await feed.queue.put(None)
         except BaseExceptionGroup as group_error:
@@ -392,13 +410,16 @@ class _Upload:
             [planned[s] for s in kept], [sizes[s] for s in kept], [crcs[s] for s in kept]
         )
         self._record_dropped(planned, failures)
-        return stripe, written, stripes
+        return written, count
 
     def _framed(self, stripe: bytes) -> list[tuple[BlockMessage, int, int]]:
-        """Each block of the stripe framed for its stream, with its CRC and length. The blocks
-        themselves end here, so that only the framed copies wait in the queues."""
+        """Each block of the stripe framed for its stream, with its CRC and length. Each block
+        is let go once framed, so the stripe's blocks and their framed copies never coexist
+        whole; only the framed copies wait in the queues."""
+        blocks = self._codec.encode(stripe)
         framed: list[tuple[BlockMessage, int, int]] = []
-        for block in self._codec.encode(stripe):
+        for shard in range(len(blocks)):
+            block, blocks[shard] = blocks[shard], b""
             crc = crc32c.crc32c(block)
             framed.append((put_block_message(block, crc), crc, len(block)))
         return framed
