@@ -243,6 +243,16 @@ async def test_note_used_charges_placement_until_the_next_heartbeat(
     assert inventory.writable_candidates() == [Candidate(node_id(1), GIB)]
 
 
+async def test_used_bytes_stay_as_the_node_reported_them(inventory: Inventory) -> None:
+    # The heartbeat may already count a chunk the writer charges afterwards: adding the
+    # charge to the used bytes would show a node holding more than it does.
+    await inventory.heartbeat(status(1, free_bytes=GIB // 2, used_bytes=GIB // 2))
+    inventory.note_used(node_id(1), GIB // 4)
+    [view] = inventory.views()
+    assert view.info.used_bytes == GIB // 2
+    assert view.info.used_bytes <= view.info.capacity_bytes
+
+
 async def test_views_are_ordered_by_address_with_their_state(
     inventory: Inventory, clock: ManualClock
 ) -> None:

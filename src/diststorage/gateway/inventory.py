@@ -175,14 +175,17 @@ class Inventory:
         ]
 
     def note_used(self, node_id: str, size_bytes: int) -> None:
-        """Charges bytes just written so placement sees them before the next heartbeat."""
+        """Charges bytes just written to the node's free space, so placement sees them before
+        the next heartbeat.
+
+        Used bytes stay as the node reported them: a heartbeat that already counts the chunk
+        can arrive before this charge, and a node must never be shown holding more than it
+        does (or than its capacity). Free space undercounted that way only errs on the safe
+        side, for a second.
+        """
         info = self._nodes.get(node_id)
         if info is not None:
-            self._nodes[node_id] = replace(
-                info,
-                free_bytes=max(0, info.free_bytes - size_bytes),
-                used_bytes=info.used_bytes + size_bytes,
-            )
+            self._nodes[node_id] = replace(info, free_bytes=max(0, info.free_bytes - size_bytes))
 
     def used_share(self, node_id: str) -> float:
         """Share of its capacity the node uses; 1.0 when unknown or without capacity."""
