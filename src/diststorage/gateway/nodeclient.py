@@ -34,6 +34,13 @@ log = logging.getLogger(__name__)
 # A channel replaced by a new one is closed after this long, so calls on it can finish.
 RETIRED_GRACE_S = 30.0
 
+# A channel with no call for this long closes its connection. gRPC keeps a connection's
+# receive buffers at the size its largest reads grew them to: after a download, about
+# 1.3 MiB per node that the uploads after it never use (8 MiB of a gateway's peak in a
+# 6-node cluster). Reconnecting is cheap: a 1 MiB GET after an idle spell took 14–21 ms
+# on loopback, against 13–17 ms on warm connections.
+IDLE_CONNECTION_MS = 5_000
+
 _PUT_CHUNK_METHOD = f"/{pb.DESCRIPTOR.services_by_name['ChunkService'].full_name}/PutChunk"
 
 _EOF: object = getattr(grpc.aio, "EOF")  # noqa: B009 (absent from the type stubs)
@@ -138,6 +145,7 @@ class NodeClient:
                 # within a heartbeat or two.
                 ("grpc.initial_reconnect_backoff_ms", 200),
                 ("grpc.max_reconnect_backoff_ms", 2_000),
+                ("grpc.client_idle_timeout_ms", IDLE_CONNECTION_MS),
             ],
         )
         self._stub = ChunkServiceStub(self._channel)
