@@ -2,8 +2,9 @@
 
 Store operations are plain functions over a sync SQLAlchemy ``Session``; a backend runs them.
 
-- SQLite: sync pysqlite in threads. Reads run in a small pool (the hot single-statement
-  lookups on each reader thread's own autocommit connection); writes run in one writer thread
+- SQLite: sync pysqlite. The hot single-statement lookups run in place on the event loop
+  while they stay fast (see inline_reads), else on a reader thread's own autocommit
+  connection; other reads run in a small pool of reader threads; writes run in one writer thread
   that commits whatever writes are waiting as one transaction (group commit), each in its own
   SAVEPOINT, so one fsync covers many callers while each still succeeds or fails alone. With
   SQLAlchemy's asyncio adapter every cursor step was a thread hop (2 ms of CPU for one
@@ -28,6 +29,7 @@ from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from diststorage.meta.inline_reads import InlineReads
 from diststorage.meta.migrate import upgrade
 
 T = TypeVar("T")
@@ -79,6 +81,7 @@ class SqliteBackend:
     def __init__(self, url: str, timeout_s: float) -> None:
         self._engine = _sqlite_engine(url, timeout_s)
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+        self._inline = InlineReads(self._engine)
         self._readers = ThreadPoolExecutor(SQLITE_READ_THREADS, thread_name_prefix="meta-read")
         # Each reader thread's own autocommit connection, kept open for read_rows.
         self._reader_local = threading.local()
@@ -108,6 +111,10 @@ class SqliteBackend:
         # No session and no transaction: a lone SELECT in autocommit mode is its own snapshot,
         # and skipping the session, BEGIN and ROLLBACK takes a lookup from about 100 µs of
         # CPU to 25.
+        rows = await self._inline.rows(statement, params)
+        if rows is not None:
+            return rows
+
         def run() -> Sequence[Row[Any]]:
             return self._reader_connection().execute(statement, params).all()
 
@@ -178,15 +185,16 @@ class SqliteBackend:
         self._writer.shutdown(wait=True)
         for connection in self._reader_connections:
             connection.close()
+        self._inline.close()
         self._engine.dispose()
 
 
 def _sqlite_engine(url: str, timeout_s: float) -> Engine:
     engine = create_engine(
         url,
-        # A session's connection per reader thread and the writer's, and each reader
-        # thread's own autocommit one.
-        pool_size=2 * SQLITE_READ_THREADS + 1,
+        # A session's connection per reader thread and the writer's, each reader thread's
+        # own autocommit one, and the event loop's (InlineReads).
+        pool_size=2 * SQLITE_READ_THREADS + 2,
         connect_args={"timeout": timeout_s, "check_same_thread": False},
     )
 
