@@ -36,12 +36,14 @@ import psutil
 import pytest
 
 from diststorage.core.ids import new_id
+from diststorage.core.settings import GatewaySettings
 from diststorage.local import LocalCluster
 from diststorage.meta import MetadataStore
 from diststorage.testing import running_cluster
 
 MIB = 1 << 20
-DEFAULT_STRIPE = 4 * MIB
+DEFAULT_STRIPE: int = GatewaySettings.model_fields["stripe_size_bytes"].default
+DEFAULT_SEGMENT_STRIPES: int = GatewaySettings.model_fields["segment_max_stripes"].default
 KEEP_DATA_ENV = "DISTSTORAGE_KEEP_TEST_DATA"
 IO_PIECE = 1 * MIB
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import (
+    DEFAULT_STRIPE,
     MIB,
     ChunkLocation,
     ClusterOptions,
@@ -38,7 +39,7 @@ from conftest import (
 from diststorage.local import LocalCluster
 
 NODE_TIMEOUT_S = 2.0
-STRIPE = 4 * MIB  # the gateway's default
+STRIPE = DEFAULT_STRIPE
 # A read around a paused node costs one block deadline (2 s) and a fallback; a few-MiB
 # object must come back well within this.
 PAUSED_READ_BOUND_S = 10.0
@@ -65,8 +66,8 @@ class Stored:
 @pytest.fixture(scope="module")
 def objects(http: Http) -> dict[str, Stored]:
     specs = [
-        ("faults/ec-one-stripe", "ec:4+2", 3 * MIB + 7),
-        ("faults/ec-three-stripes", "ec:4+2", 9 * MIB + 1),
+        ("faults/ec-one-stripe", "ec:4+2", STRIPE * 3 // 4 + 7),
+        ("faults/ec-three-stripes", "ec:4+2", 2 * STRIPE + STRIPE // 4 + 1),
         ("faults/ec-small", "ec:4+2", 1000),
         ("faults/replicas", "replicate:3", 5 * MIB + 3),
         ("faults/replicas-small", "replicate:3", 10),
@@ -104,7 +105,7 @@ def assert_ranges_readable(http: Http, objects: dict[str, Stored]) -> None:
     """A slice from the middle of every object (crossing a stripe boundary where there is one)."""
     for stored in objects.values():
         size = len(stored.data)
-        first, last = size // 3, min(size - 1, size // 3 + 4 * MIB)
+        first, last = size // 3, min(size - 1, size // 3 + STRIPE)
         got = http.get(stored.key, {"Range": f"bytes={first}-{last}"})
         assert got.status == 206, (stored.key, got.status, got.body[:300])
         assert got.body == stored.data[first : last + 1], stored.key
@@ -360,7 +361,7 @@ def first_difference(got: bytes, expected: bytes) -> int:
 DAMAGE_BEYOND_REPAIR = {
     # id: (key, shards to corrupt, where in each file, whether the first stripe is hit)
     "ec-first-stripe": ("faults/ec-one-stripe", [0, 1, 2], 0.5, True),
-    "replicas-first-stripe": ("faults/replicas", [0, 1, 2], 0.5, True),
+    "replicas-first-stripe": ("faults/replicas", [0, 1, 2], 0.2, True),
     "ec-second-stripe": ("faults/ec-three-stripes", [1, 3, 5], 0.5, False),
 }
 
@@ -450,7 +451,7 @@ def test_node_killed_during_large_upload(
     def first_block_everywhere() -> bool:
         """Block 0 of this upload sits in a temp file on every node: the streams are idle."""
         files = temp_files(cluster)
-        return len(files) == cluster.nodes and all(f.stat().st_size >= MIB for f in files)
+        return len(files) == cluster.nodes and all(f.stat().st_size >= STRIPE // 4 for f in files)
 
     def body() -> Iterator[bytes]:
         nonlocal killed

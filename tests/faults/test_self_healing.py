@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from conftest import (
+    DEFAULT_SEGMENT_STRIPES,
     MIB,
     ClusterOptions,
     Http,
@@ -53,8 +54,8 @@ def cluster_options() -> ClusterOptions:
     return ClusterOptions(
         nodes=7,
         gateway_args=(
-            # Small stripes, so segments (64 stripes) are a few MiB: objects here span
-            # several, and an upload cut short leaves finished chunks behind.
+            # Small stripes, so segments (of the default stripe count) are a few MiB: objects
+            # here span several, and an upload cut short leaves finished chunks behind.
             "--stripe-size",
             str(STRIPE),
             "--node-timeout",
@@ -333,7 +334,10 @@ def test_gateway_killed_mid_upload_leaves_nothing(
     keys_before = http.list_keys()
     # Two whole segments (stored and renamed on the nodes), then silence.
     sent = start_stalled_upload(
-        http, "heal/cut-off", 2 * 64 * STRIPE // MIB + 1, {"X-Redundancy": "ec:4+2"}
+        http,
+        "heal/cut-off",
+        2 * DEFAULT_SEGMENT_STRIPES * STRIPE // MIB + 1,
+        {"X-Redundancy": "ec:4+2"},
     )
     assert sent.wait(20)
     assert wait_until(lambda: bool(chunk_files(cluster) - before), 10.0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 
 from conftest import (
+    DEFAULT_STRIPE,
     MIB,
     Http,
     chunk_files,
@@ -108,3 +109,45 @@ def test_upload_cut_off_by_gateway_kill_stays_invisible(cluster: LocalCluster, h
     data = random_bytes(3 * MIB)
     assert http.put("restart/cut/new", data, method="POST").status == 201
     assert http.get("restart/cut/new").body == data
+
+
+def _restart_gateway(
+    cluster: LocalCluster, http: Http, args: list[str], env: dict[str, str]
+) -> None:
+    cluster.kill_gateway()
+    cluster.gateway_args = args
+    cluster.env = env
+    cluster.start_gateway()
+    wait_live_nodes(http, cluster.nodes)
+
+
+def test_objects_read_back_after_the_stripe_geometry_changes(
+    cluster: LocalCluster, http: Http
+) -> None:
+    """Stripe size and segment length are recorded with each object: a gateway restarted with
+    other ones (as after an upgrade that changed the defaults) reads what was written before,
+    and what it writes then reads back under the old settings too."""
+    stripe = 64 * 1024
+    default_args, default_env = list(cluster.gateway_args), dict(cluster.env)
+    small = [*default_args, "--stripe-size", str(stripe)]
+    # Segments of 3 stripes, so a few hundred KiB span several.
+    small_env = {**default_env, "DISTSTORAGE_GATEWAY_SEGMENT_MAX_STRIPES": "3"}
+    before = random_bytes(7 * stripe + 123)
+    try:
+        _restart_gateway(cluster, http, small, small_env)
+        assert http.put("restart/geometry/small", before).status == 201
+        assert http.get("restart/geometry/small").body == before
+        _restart_gateway(cluster, http, default_args, default_env)
+        after = random_bytes(DEFAULT_STRIPE + 5)
+        assert http.put("restart/geometry/default", after).status == 201
+        assert http.get("restart/geometry/small").body == before
+        # Across the first segment boundary and the stripe boundary after it, in the old
+        # geometry.
+        first, last = 3 * stripe - 10, 4 * stripe + 9
+        ranged = http.get("restart/geometry/small", {"Range": f"bytes={first}-{last}"})
+        assert ranged.status == 206
+        assert ranged.body == before[first : last + 1]
+        _restart_gateway(cluster, http, small, small_env)
+        assert http.get("restart/geometry/default").body == after
+    finally:
+        _restart_gateway(cluster, http, default_args, default_env)

@@ -1,7 +1,8 @@
 """Round trips through a real cluster: bytes in, the same bytes out, under every policy.
 
-One default cluster (stripes of 4 MiB) serves most tests; a second one with 64 KiB stripes (so
-a segment, 64 stripes, is 4 MiB) makes objects of several segments cheap.
+One default cluster (the gateway's default stripes) serves most tests; a second one with 64 KiB
+stripes (so a segment of the default stripe count is a few MiB) makes objects of several
+segments cheap.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import (
+    DEFAULT_SEGMENT_STRIPES,
     DEFAULT_STRIPE,
     MIB,
     BigFile,
@@ -38,8 +40,7 @@ from diststorage.local import LocalCluster
 POLICIES = ("ec:4+2", "ec:6+0", "replicate:3")
 SHARDS = {"ec:4+2": 6, "ec:6+0": 6, "replicate:3": 3}
 SMALL_STRIPE = 64 * 1024
-SEGMENT_STRIPES = 64  # the gateway's default segment_max_stripes
-SMALL_SEGMENT = SMALL_STRIPE * SEGMENT_STRIPES
+SMALL_SEGMENT = SMALL_STRIPE * DEFAULT_SEGMENT_STRIPES
 BIG_SIZE = 100 * MIB + 3
 SIZES = (
     0,
@@ -587,10 +588,10 @@ def test_download_outlives_replace_and_delete(
 ) -> None:
     """A download that started before the key was replaced or deleted gets the old bytes whole."""
     key = f"outlive/{change}"
-    old = random_bytes(24 * MIB + 5)
+    old = random_bytes(3 * SMALL_SEGMENT + 5)
     assert small_http.put(key, old).status == 201
     old_chunks = {c.path for c in object_chunks(small_cluster, key)}
-    assert len(old_chunks) == 7 * 6  # six 4 MiB segments and a bit: seven
+    assert len(old_chunks) == 4 * 6  # three segments and a bit: four
 
     connection = small_http.connect()
     try:

@@ -12,7 +12,7 @@ class RequestBody:
     """Reads the body a stripe at a time, copying each byte once.
 
     ``readany`` hands over aiohttp's buffered pieces as they are; ``read(n)`` would instead
-    raise aiohttp's read-ahead to 2n (8 MiB for a 4 MiB stripe) and join what it holds
+    raise aiohttp's read-ahead to 2n (4 MiB for a 2 MiB stripe) and join what it holds
     before we copy it again.
     """
 

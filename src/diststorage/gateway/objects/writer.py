@@ -131,7 +131,7 @@ class _Stripes:
     """The body a stripe at a time, for a pipeline that must know whether more follows.
 
     ``take`` hands the waiting stripe over and forgets it, so no caller up the stack keeps a
-    4 MiB stripe alive while the ones after it are encoded.
+    stripe alive while the ones after it are encoded.
     """
 
     def __init__(self, body: ByteSource, stripe_size: int) -> None:
