@@ -84,8 +84,10 @@ class GatewaySettings(BaseSettings):
     redundancy: str = "ec:4+2"
     # 2 MiB, not 4: encoding a stripe briefly holds it about four times over (the stripe, the
     # codec's buffers, its blocks, their framed copies), and the queues hold blocks. Halving it
-    # took a 4 GiB upload's gateway peak from 149–163 to 133 MiB and a 1 GiB download's from
-    # about 200 to 157, at the same upload and download rates.
+    # took the bench's 4 GiB upload gateway peak from 163 to 132-135 MiB and its 1 GiB download
+    # peak from 204 to 156-174 MiB. Uploads pay for twice the blocks: about 5 % of the upload
+    # rate in alternating runs (uploads here are mostly bound by the nodes' disks). 3 MiB
+    # stripes peaked at 148 MiB and uploaded no faster.
     stripe_size_bytes: int = Field(default=2 * MIB, ge=4096, le=64 * MIB)
     small_object_bytes: int = Field(
         default=128 * 1024,
