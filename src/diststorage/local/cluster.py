@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -22,9 +23,45 @@ from pathlib import Path
 from typing import IO, Any
 
 STOP_GRACE_S = 10.0
+# Where free_port looks when the kernel's ephemeral range cannot be read.
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOWEST_PORT = 10_000
+LOG_TAIL_LINES = 20
 
 
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on, for a child to bind later, from below the kernel's ephemeral
+    range: a port from that range (what binding port 0 gives) can be taken by any outgoing
+    connection in the meantime, and then the child fails to start. Never the same port twice
+    in one process."""
+    first_ephemeral = _first_ephemeral_port()
+    if first_ephemeral - LOWEST_PORT < 1_000:
+        return _kernel_port(host)
+    for _ in range(100):
+        port = random.randrange(LOWEST_PORT, first_ephemeral)
+        if port in _handed_out:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind((host, port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    return _kernel_port(host)
+
+
+_handed_out: set[int] = set()
+
+
+def _first_ephemeral_port() -> int:
+    try:
+        return int(EPHEMERAL_RANGE_FILE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return LOWEST_PORT
+
+
+def _kernel_port(host: str) -> int:
     with socket.socket() as probe:
         probe.bind((host, 0))
         port: int = probe.getsockname()[1]
@@ -188,7 +225,10 @@ class LocalCluster:
         gateway = self._gateways[self.urls.index(url)] if url else self._gateway
         while time.monotonic() < deadline:
             if gateway is not None and not gateway.running:
-                raise RuntimeError(f"a gateway exited; see {gateway.log_path}")
+                raise RuntimeError(
+                    f"a gateway exited; its log ({gateway.log_path}) ends:\n"
+                    + _tail(gateway.log_path)
+                )
             try:
                 _, body = self.health(url)
                 last = body
@@ -287,3 +327,11 @@ class LocalCluster:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
+
+
+def _tail(path: Path) -> str:
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError as error:
+        return f"(unreadable: {error})"
+    return "\n".join(lines[-LOG_TAIL_LINES:])
