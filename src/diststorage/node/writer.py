@@ -17,6 +17,7 @@ import crc32c
 from diststorage.core.errors import DataLoss, InsufficientStorage, InvalidRequest, Unavailable
 from diststorage.node.chunkfile import ENTRY_SIZE, FOOTER_SIZE, MAX_BLOCK_BYTES, encode_trailer
 from diststorage.node.layout import fsync_dir
+from diststorage.node.writeback import start_writeback
 
 if TYPE_CHECKING:
     from diststorage.node.chunkstore import ChunkStore
@@ -179,7 +180,10 @@ class ChunkWriter:
         disk_room = self._store.disk_free_bytes() - self._store.ledger.disk_margin_bytes
         if needed > disk_room:
             raise InsufficientStorage(f"disk has {max(disk_room, 0)} bytes left, {needed} needed")
-        self._open_file().write(data)
+        file = self._open_file()
+        file.write(data)
+        file.flush()
+        start_writeback(file.fileno())
 
     def _commit_sync(self, trailer: bytes) -> None:
         file = self._open_file()
