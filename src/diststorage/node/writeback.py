@@ -5,7 +5,7 @@ Linux begins writing dirty pages in the background only once they pass
 being streamed stays in memory whole, and its fsync at commit writes all of it while the
 upload waits: under ec:4+2, six 64 MiB chunks at once at each segment's end. Asking for
 writeback after every block keeps the disks writing while the blocks arrive. 1 GiB uploads
-went from 281 to 305 MB/s (means of 12 alternating runs on a 6-node loopback cluster).
+went from 277 to 305 MB/s (means of 12 alternating runs on a 6-node loopback cluster).
 
 ``sync_file_range`` is not in Python's ``os`` module; it is called through ctypes.
 """
