@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import IO, Any
 
 STOP_GRACE_S = 10.0
-# Where free_port looks when the kernel's ephemeral range cannot be read.
+# free_port picks from LOWEST_PORT up to the first port of the kernel's ephemeral range,
+# which this file gives; without it, the kernel picks.
 EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 LOWEST_PORT = 10_000
 LOG_TAIL_LINES = 20
