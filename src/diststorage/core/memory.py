@@ -13,11 +13,10 @@ heap is handed back in bulk instead, once a burst of transfers is over, by ``Hea
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
-import sys
 from collections.abc import Callable
 
+from diststorage.core.libc import linux_libc
 from diststorage.core.worker import Step, WorkerState
 
 M_ARENA_MAX = -8
@@ -30,13 +29,8 @@ TRIM_INTERVAL_S = 0.5
 
 
 def _glibc() -> ctypes.CDLL | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    libc = ctypes.CDLL(name)
-    return libc if hasattr(libc, "mallopt") else None
+    libc = linux_libc()
+    return libc if libc is not None and hasattr(libc, "mallopt") else None
 
 
 def tune_allocator() -> bool:

@@ -29,6 +29,9 @@ EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 LOWEST_PORT = 10_000
 LOG_TAIL_LINES = 20
 
+# Ports free_port gave out in this process, so that two children never get the same one.
+_handed_out: set[int] = set()
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A port nothing listens on, for a child to bind later, from below the kernel's ephemeral
@@ -50,9 +53,6 @@ def free_port(host: str = "127.0.0.1") -> int:
         _handed_out.add(port)
         return port
     return _kernel_port(host)
-
-
-_handed_out: set[int] = set()
 
 
 def _first_ephemeral_port() -> int:

@@ -13,20 +13,15 @@ went from 277 to 305 MB/s (means of 12 alternating runs on a 6-node loopback clu
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
-import sys
 from collections.abc import Callable
+
+from diststorage.core.libc import linux_libc
 
 SYNC_FILE_RANGE_WRITE = 2
 
 
 def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    function = getattr(ctypes.CDLL(name, use_errno=True), "sync_file_range", None)
+    function = getattr(linux_libc(), "sync_file_range", None)
     if function is None:
         return None
     function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
