@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from diststorage.gateway.inventory import DOWN, PERSIST_INTERVAL_S, SUSPECT, UP, Inventory
-from diststorage.meta import MetadataStore
-from diststorage.meta.models import NODE_ACTIVE, NODE_DRAINING
+from diststorage.gateway.inventory import PERSIST_INTERVAL_S, Inventory
+from diststorage.meta import MetadataStore, NodeLifecycle, NodeLiveness
 from diststorage.placement import Candidate
 from diststorage.proto import storage_pb2 as pb
 
@@ -69,22 +68,22 @@ async def test_a_node_is_up_then_suspect_then_down(
     heard = clock.now
     assert inventory.knows(node)
     assert (inventory.state(node), inventory.is_up(node), inventory.is_live(node)) == (
-        UP,
+        NodeLiveness.UP,
         True,
         True,
     )
     clock.now = heard + SUSPECT_S  # silent exactly as long as allowed: still up
-    assert inventory.state(node) == UP
+    assert inventory.state(node) == NodeLiveness.UP
     clock.now = heard + SUSPECT_S + EPSILON_S
-    assert inventory.state(node) == SUSPECT
+    assert inventory.state(node) == NodeLiveness.SUSPECT
     assert inventory.is_live(node)  # still read from
     assert not inventory.is_up(node)
     assert not inventory.is_writable(node)  # but given no new chunks
     assert inventory.down_for_s(node) is None
     clock.now = heard + TIMEOUT_S
-    assert inventory.state(node) == SUSPECT
+    assert inventory.state(node) == NodeLiveness.SUSPECT
     clock.now = heard + TIMEOUT_S + EPSILON_S
-    assert inventory.state(node) == DOWN
+    assert inventory.state(node) == NodeLiveness.DOWN
     assert not inventory.is_live(node)
     assert inventory.live_count() == 0
     assert inventory.down_for_s(node) == pytest.approx(EPSILON_S)
@@ -97,9 +96,9 @@ async def test_a_heartbeat_brings_a_down_node_back(
 ) -> None:
     await inventory.heartbeat(status(1))
     clock.now += TIMEOUT_S * 5
-    assert inventory.state(node_id(1)) == DOWN
+    assert inventory.state(node_id(1)) == NodeLiveness.DOWN
     await inventory.heartbeat(status(1))
-    assert inventory.state(node_id(1)) == UP
+    assert inventory.state(node_id(1)) == NodeLiveness.UP
     assert inventory.down_for_s(node_id(1)) is None
     assert inventory.is_writable(node_id(1))
 
@@ -111,16 +110,16 @@ async def test_without_a_suspect_period_a_node_goes_straight_down(
     await inventory.heartbeat(status(1))
     heard = clock.now
     clock.now = heard + TIMEOUT_S
-    assert inventory.state(node_id(1)) == UP
+    assert inventory.state(node_id(1)) == NodeLiveness.UP
     clock.now = heard + TIMEOUT_S + EPSILON_S
-    assert inventory.state(node_id(1)) == DOWN
+    assert inventory.state(node_id(1)) == NodeLiveness.DOWN
 
 
 async def test_an_unknown_node_is_down(inventory: Inventory) -> None:
     assert not inventory.knows(node_id(9))
-    assert inventory.state(node_id(9)) == DOWN
+    assert inventory.state(node_id(9)) == NodeLiveness.DOWN
     assert not inventory.is_writable(node_id(9))
-    assert inventory.lifecycle(node_id(9)) == NODE_ACTIVE
+    assert inventory.lifecycle(node_id(9)) == NodeLifecycle.ACTIVE
     assert inventory.address_of(node_id(9)) is None
 
 
@@ -131,7 +130,7 @@ async def test_writable_candidates_are_the_up_and_active_nodes(
     clock.now += SUSPECT_S + EPSILON_S
     await inventory.heartbeat(status(2, free_bytes=2 * GIB))
     await inventory.heartbeat(status(3, free_bytes=3 * GIB))
-    inventory.set_lifecycle(node_id(3), NODE_DRAINING)
+    inventory.set_lifecycle(node_id(3), NodeLifecycle.DRAINING)
     # 1 is suspect, 3 is draining.
     assert inventory.writable_candidates() == [Candidate(node_id(2), 2 * GIB)]
     assert inventory.writable_count() == 1
@@ -145,16 +144,16 @@ async def test_a_draining_node_is_up_but_takes_no_chunks_and_is_no_member(
         await inventory.heartbeat(status(node))
     assert inventory.member_count() == 3
     draining = node_id(2)
-    assert await store.maintenance.set_node_lifecycle(draining, NODE_DRAINING)
-    inventory.set_lifecycle(draining, NODE_DRAINING)
+    assert await store.maintenance.set_node_lifecycle(draining, NodeLifecycle.DRAINING)
+    inventory.set_lifecycle(draining, NodeLifecycle.DRAINING)
     assert inventory.is_up(draining)
     assert not inventory.is_writable(draining)
-    assert inventory.lifecycle(draining) == NODE_DRAINING
+    assert inventory.lifecycle(draining) == NodeLifecycle.DRAINING
     assert inventory.member_count() == 2
     assert draining not in {c.node_id for c in inventory.writable_candidates()}
     # Heartbeats do not undo an operator's choice.
     await inventory.heartbeat(status(2))
-    assert inventory.lifecycle(draining) == NODE_DRAINING
+    assert inventory.lifecycle(draining) == NodeLifecycle.DRAINING
     assert not inventory.is_writable(draining)
 
 
@@ -172,7 +171,7 @@ async def test_forget_removes_a_node_entirely(inventory: Inventory) -> None:
     inventory.forget(node_id(1))
     assert not inventory.knows(node_id(1))
     assert inventory.node_ids() == [node_id(2)]
-    assert inventory.state(node_id(1)) == DOWN
+    assert inventory.state(node_id(1)) == NodeLiveness.DOWN
     assert inventory.member_count() == 1
     assert [c.node_id for c in inventory.writable_candidates()] == [node_id(2)]
     inventory.forget(node_id(7))  # forgetting a stranger is harmless
@@ -184,22 +183,22 @@ async def test_a_restarted_gateway_knows_its_nodes_as_down_until_they_heartbeat(
 ) -> None:
     await inventory.heartbeat(status(1))
     await inventory.heartbeat(status(2))
-    await store.maintenance.set_node_lifecycle(node_id(2), NODE_DRAINING)
+    await store.maintenance.set_node_lifecycle(node_id(2), NodeLifecycle.DRAINING)
     clock.now += 3600.0
     restarted = Inventory(store, TIMEOUT_S, SUSPECT_S, clock)
     await restarted.load()
     started = clock.now
     assert set(restarted.node_ids()) == {node_id(1), node_id(2)}
-    assert restarted.state(node_id(1)) == DOWN
+    assert restarted.state(node_id(1)) == NodeLiveness.DOWN
     assert restarted.address_of(node_id(1)) == status(1).address
-    assert restarted.lifecycle(node_id(2)) == NODE_DRAINING
+    assert restarted.lifecycle(node_id(2)) == NodeLifecycle.DRAINING
     assert restarted.member_count() == 1
     # Down time counts from the restart, after one timeout's chance to heartbeat: the time
     # the old gateway spent down says nothing of the node.
     clock.now = started + TIMEOUT_S + 42.0
     assert restarted.down_for_s(node_id(1)) == pytest.approx(42.0)
     await restarted.heartbeat(status(1))
-    assert restarted.state(node_id(1)) == UP
+    assert restarted.state(node_id(1)) == NodeLiveness.UP
 
 
 async def test_heartbeats_are_persisted_at_least_every_interval(
@@ -262,6 +261,6 @@ async def test_views_are_ordered_by_address_with_their_state(
     await inventory.heartbeat(status(2))
     views = inventory.views()
     assert [v.info.node_id for v in views] == [node_id(1), node_id(2), node_id(3)]
-    assert [v.state for v in views] == [SUSPECT, UP, SUSPECT]
+    assert [v.state for v in views] == [NodeLiveness.SUSPECT, NodeLiveness.UP, NodeLiveness.SUSPECT]
     assert all(v.live for v in views)
-    assert [v.lifecycle for v in views] == [NODE_ACTIVE] * 3
+    assert [v.lifecycle for v in views] == [NodeLifecycle.ACTIVE] * 3

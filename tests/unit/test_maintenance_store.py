@@ -18,21 +18,16 @@ from diststorage.core.errors import DiststorageError
 from diststorage.core.ids import new_id
 from diststorage.meta import (
     ChunkRef,
+    ChunkState,
     DegradedSegment,
     MaintenanceStore,
     MetadataStore,
     NewObject,
     NodeInfo,
+    NodeLifecycle,
     PlannedChunk,
     RepairTaskRef,
     StoredChunk,
-)
-from diststorage.meta.models import (
-    CHUNK_DAMAGED,
-    CHUNK_MOVE,
-    CHUNK_OK,
-    NODE_ACTIVE,
-    NODE_DRAINING,
 )
 
 POLICY = "ec:4+2"
@@ -306,7 +301,7 @@ async def test_fewest_spare_shards_counts_missing_damaged_and_unavailable_shards
     assert (await maintenance.repair_backlog([NODES[0]])).fewest_spare_shards == one_left
 
     # A damaged chunk counts as lost; a node out that holds it costs nothing more.
-    await maintenance.mark_chunks([whole.chunk(1, 2).chunk_id], CHUNK_DAMAGED)
+    await maintenance.mark_chunks([whole.chunk(1, 2).chunk_id], ChunkState.DAMAGED)
     for out in ([], [NODES[2]]):
         assert (await maintenance.repair_backlog(out)).fewest_spare_shards == one_left
     assert (await maintenance.repair_backlog([NODES[3]])).fewest_spare_shards == 0
@@ -326,7 +321,7 @@ async def test_chunks_placed_on_walks_one_nodes_sound_committed_chunks_in_id_ord
     second = await put(store, STRIPE_BYTES)
     await begin(store, STRIPE_BYTES)  # pending: not placed yet
     mine = sorted(c.chunk_id for c in first.on_node(NODES[1]) + second.on_node(NODES[1]))
-    await maintenance.mark_chunks([mine[2]], CHUNK_DAMAGED)
+    await maintenance.mark_chunks([mine[2]], ChunkState.DAMAGED)
     sound = [c for c in mine if c != mine[2]]
 
     assert await maintenance.chunks_placed_on(NODES[1], "", None, MANY) == sound
@@ -345,7 +340,7 @@ async def test_mark_chunks_damaged_marks_and_queues_once(
     size = 3 * STRIPE_BYTES  # segments of 2 and 1 stripes
     upload = await put(store, size)
     bad = [upload.chunk(0, 1).chunk_id, upload.chunk(1, 3).chunk_id, upload.chunk(1, 4).chunk_id]
-    assert await maintenance.mark_chunks(bad, CHUNK_DAMAGED) == len(bad)
+    assert await maintenance.mark_chunks(bad, ChunkState.DAMAGED) == len(bad)
     assert await queued_segments(maintenance) == {(upload.object_id, 0), (upload.object_id, 1)}
     backlog = await maintenance.repair_backlog([])
     assert backlog.stripes_queued == stripes_of(size)
@@ -354,11 +349,11 @@ async def test_mark_chunks_damaged_marks_and_queues_once(
         layout = await maintenance.segment_layout(upload.object_id, segment)
         assert layout is not None
         states.update({c.chunk_id: c.state for c in layout.chunks})
-    assert {chunk for chunk, state in states.items() if state == CHUNK_DAMAGED} == set(bad)
+    assert {chunk for chunk, state in states.items() if state == ChunkState.DAMAGED} == set(bad)
     # Already damaged: nothing changes.
-    assert await maintenance.mark_chunks(bad, CHUNK_DAMAGED) == 0
-    assert await maintenance.mark_chunks([], CHUNK_DAMAGED) == 0
-    assert await maintenance.mark_chunks([new_id()], CHUNK_DAMAGED) == 0
+    assert await maintenance.mark_chunks(bad, ChunkState.DAMAGED) == 0
+    assert await maintenance.mark_chunks([], ChunkState.DAMAGED) == 0
+    assert await maintenance.mark_chunks([new_id()], ChunkState.DAMAGED) == 0
 
 
 async def test_move_never_overrides_damaged(
@@ -366,23 +361,23 @@ async def test_move_never_overrides_damaged(
 ) -> None:
     upload = await put(store, STRIPE_BYTES)
     damaged, sound = upload.chunk(0, 0).chunk_id, upload.chunk(0, 1).chunk_id
-    assert await maintenance.mark_chunks([damaged], CHUNK_DAMAGED) == 1
-    assert await maintenance.mark_chunks([damaged, sound], CHUNK_MOVE) == 1
-    assert await maintenance.mark_chunks([sound], CHUNK_MOVE) == 0  # already to move
+    assert await maintenance.mark_chunks([damaged], ChunkState.DAMAGED) == 1
+    assert await maintenance.mark_chunks([damaged, sound], ChunkState.MOVE) == 1
+    assert await maintenance.mark_chunks([sound], ChunkState.MOVE) == 0  # already to move
     # A chunk to move may still turn out damaged.
-    assert await maintenance.mark_chunks([sound], CHUNK_DAMAGED) == 1
+    assert await maintenance.mark_chunks([sound], ChunkState.DAMAGED) == 1
     layout = await maintenance.segment_layout(upload.object_id, 0)
     assert layout is not None
     states = {c.chunk_id: c.state for c in layout.chunks}
-    assert states[damaged] == states[sound] == CHUNK_DAMAGED
-    assert sorted(states.values()).count(CHUNK_OK) == SHARDS - 2
+    assert states[damaged] == states[sound] == ChunkState.DAMAGED
+    assert sorted(states.values()).count(ChunkState.OK) == SHARDS - 2
 
 
 async def test_mark_chunks_leaves_pending_uploads_alone(
     store: MetadataStore, maintenance: MaintenanceStore
 ) -> None:
     pending = await begin(store, STRIPE_BYTES)
-    assert await maintenance.mark_chunks([pending.chunk(0, 0).chunk_id], CHUNK_DAMAGED) == 0
+    assert await maintenance.mark_chunks([pending.chunk(0, 0).chunk_id], ChunkState.DAMAGED) == 0
     assert await due(maintenance) == []
 
 
@@ -391,7 +386,7 @@ async def test_segment_layout_shows_every_chunk_with_its_state(
 ) -> None:
     size = 3 * STRIPE_BYTES
     upload = await put(store, size)
-    await maintenance.mark_chunks([upload.chunk(1, 2).chunk_id], CHUNK_MOVE)
+    await maintenance.mark_chunks([upload.chunk(1, 2).chunk_id], ChunkState.MOVE)
     layout = await maintenance.segment_layout(upload.object_id, 1)
     assert layout is not None
     assert layout.segment_index == 1
@@ -400,7 +395,9 @@ async def test_segment_layout_shows_every_chunk_with_its_state(
     assert layout.info.policy == POLICY
     expected = [
         dataclasses.replace(stored(upload.chunk(1, shard)), state=state)
-        for shard, state in enumerate([CHUNK_OK, CHUNK_OK, CHUNK_MOVE] + [CHUNK_OK] * 3)
+        for shard, state in enumerate(
+            [ChunkState.OK, ChunkState.OK, ChunkState.MOVE] + [ChunkState.OK] * 3
+        )
     ]
     assert list(layout.chunks) == expected
     beyond = await maintenance.segment_layout(upload.object_id, segments_of(size))
@@ -438,7 +435,7 @@ async def test_replace_chunks_swaps_rows_and_retires_the_old_ones_as_garbage(
 ) -> None:
     upload = await put(store, 3 * STRIPE_BYTES)
     old = [upload.chunk(1, 0), upload.chunk(1, 5)]
-    await maintenance.mark_chunks([old[0].chunk_id], CHUNK_DAMAGED)
+    await maintenance.mark_chunks([old[0].chunk_id], ChunkState.DAMAGED)
     new = [rebuilt(c, OTHER_NODE) for c in old]
     assert await maintenance.replace_chunks(upload.object_id, [ref(c) for c in old], new)
     chunks = await chunks_of_segment(maintenance, upload.object_id, 1)
@@ -517,7 +514,7 @@ async def test_replace_chunks_refuses_a_shard_filled_meanwhile(
     assert await maintenance.known_chunks([second.chunk_id]) == set()
     # The store still works.
     await store.record_node(node_info(OTHER_NODE))
-    assert await maintenance.set_node_lifecycle(OTHER_NODE, NODE_DRAINING)
+    assert await maintenance.set_node_lifecycle(OTHER_NODE, NodeLifecycle.DRAINING)
 
 
 async def test_replace_chunks_refuses_a_deleted_or_pending_object(
@@ -549,7 +546,7 @@ async def test_finish_repair_task_removes_only_that_segment(
 ) -> None:
     upload = await put(store, 3 * STRIPE_BYTES)
     await maintenance.mark_chunks(
-        [upload.chunk(0, 0).chunk_id, upload.chunk(1, 0).chunk_id], CHUNK_MOVE
+        [upload.chunk(0, 0).chunk_id, upload.chunk(1, 0).chunk_id], ChunkState.MOVE
     )
     await maintenance.finish_repair_task(upload.object_id, 0)
     assert await queued_segments(maintenance) == {(upload.object_id, 1)}
@@ -564,7 +561,7 @@ async def test_a_deferred_task_is_not_due_until_its_time(
 ) -> None:
     a = await put(store, STRIPE_BYTES)
     b = await put(store, STRIPE_BYTES)
-    await maintenance.mark_chunks([a.chunk(0, 0).chunk_id, b.chunk(0, 0).chunk_id], CHUNK_MOVE)
+    await maintenance.mark_chunks([a.chunk(0, 0).chunk_id, b.chunk(0, 0).chunk_id], ChunkState.MOVE)
     await maintenance.defer_repair_task(a.object_id, 0, margin=-1, delay_s=LONG_S)
     assert await queued_segments(maintenance) == {(b.object_id, 0)}
     # Still queued, and still counted in the backlog.
@@ -576,8 +573,8 @@ async def test_deferring_re_ranks_the_task_and_counts_the_attempt(
 ) -> None:
     a = await put(store, STRIPE_BYTES)
     b = await put(store, STRIPE_BYTES)
-    await maintenance.mark_chunks([a.chunk(0, 0).chunk_id], CHUNK_MOVE)
-    await maintenance.mark_chunks([b.chunk(0, 0).chunk_id], CHUNK_MOVE)
+    await maintenance.mark_chunks([a.chunk(0, 0).chunk_id], ChunkState.MOVE)
+    await maintenance.mark_chunks([b.chunk(0, 0).chunk_id], ChunkState.MOVE)
     assert [t.object_id for t in await due(maintenance)] == [a.object_id, b.object_id]
     await maintenance.defer_repair_task(a.object_id, 0, margin=2, delay_s=0.0)
     await maintenance.defer_repair_task(b.object_id, 0, margin=1, delay_s=0.0)
@@ -599,7 +596,7 @@ async def test_repair_backlog_counts_a_segment_once_when_queued_and_unavailable(
     untouched = await put(store, 4 * STRIPE_BYTES)
     await maintenance.mark_chunks(
         [both.chunk(0, 1).chunk_id, both.chunk(1, 1).chunk_id, only_queued.chunk(0, 1).chunk_id],
-        CHUNK_DAMAGED,
+        ChunkState.DAMAGED,
     )
     queued = stripes_of(both.size_bytes) + stripes_of(only_queued.size_bytes)
     backlog = await maintenance.repair_backlog([out])
@@ -622,15 +619,17 @@ async def test_set_node_lifecycle_only_for_known_nodes(
 ) -> None:
     await store.record_node(node_info(NODES[0]))
     await store.record_node(node_info(NODES[1]))
-    assert await maintenance.set_node_lifecycle(NODES[0], NODE_DRAINING)
-    assert not await maintenance.set_node_lifecycle(OTHER_NODE, NODE_DRAINING)
+    assert await maintenance.set_node_lifecycle(NODES[0], NodeLifecycle.DRAINING)
+    assert not await maintenance.set_node_lifecycle(OTHER_NODE, NodeLifecycle.DRAINING)
     lifecycles = {n.node_id: n.lifecycle for n in await store.list_nodes()}
-    assert lifecycles == {NODES[0]: NODE_DRAINING, NODES[1]: NODE_ACTIVE}
+    assert lifecycles == {NODES[0]: NodeLifecycle.DRAINING, NODES[1]: NodeLifecycle.ACTIVE}
     # A heartbeat recorded later keeps the operator's choice.
     await store.record_node(node_info(NODES[0]))
-    assert {n.node_id: n.lifecycle for n in await store.list_nodes()}[NODES[0]] == NODE_DRAINING
-    assert await maintenance.set_node_lifecycle(NODES[0], NODE_ACTIVE)
-    assert {n.lifecycle for n in await store.list_nodes()} == {NODE_ACTIVE}
+    assert {n.node_id: n.lifecycle for n in await store.list_nodes()}[
+        NODES[0]
+    ] == NodeLifecycle.DRAINING
+    assert await maintenance.set_node_lifecycle(NODES[0], NodeLifecycle.ACTIVE)
+    assert {n.lifecycle for n in await store.list_nodes()} == {NodeLifecycle.ACTIVE}
 
 
 async def test_forget_node_drops_it_and_its_garbage(
@@ -674,7 +673,7 @@ async def test_movable_chunks_are_sound_committed_chunks_biggest_first(
     await begin(store, 5 * STRIPE_BYTES)  # pending: not movable
     on_node = upload.on_node(node)
     assert len(on_node) == segments_of(upload.size_bytes)
-    await maintenance.mark_chunks([upload.chunk(1, 2).chunk_id], CHUNK_DAMAGED)
+    await maintenance.mark_chunks([upload.chunk(1, 2).chunk_id], ChunkState.DAMAGED)
     sound = [stored(c) for c in on_node if c.segment_index != 1]
     expected = sorted(((c.chunk_id, c.size_bytes) for c in sound), key=lambda p: -p[1])
     assert await maintenance.movable_chunks(node, MANY) == expected
@@ -758,7 +757,7 @@ async def test_deleting_an_object_removes_its_repair_tasks(
     kept = await put(store, STRIPE_BYTES)
     await maintenance.mark_chunks(
         [doomed.chunk(0, 0).chunk_id, doomed.chunk(1, 0).chunk_id, kept.chunk(0, 0).chunk_id],
-        CHUNK_DAMAGED,
+        ChunkState.DAMAGED,
     )
     await store.delete_object("default", "doomed")
     assert await queued_segments(maintenance) == {(kept.object_id, 0)}
@@ -770,7 +769,7 @@ async def test_replacing_an_object_removes_the_old_versions_repair_tasks(
     store: MetadataStore, maintenance: MaintenanceStore
 ) -> None:
     old = await put(store, STRIPE_BYTES, key="k")
-    await maintenance.mark_chunks([old.chunk(0, 0).chunk_id], CHUNK_DAMAGED)
+    await maintenance.mark_chunks([old.chunk(0, 0).chunk_id], ChunkState.DAMAGED)
     new = await begin(store, STRIPE_BYTES, key="k")
     await store.commit_upload(
         new.object_id, new.size_bytes, "1" * 32, [stored(c) for c in new.planned], replace=True

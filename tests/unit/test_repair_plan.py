@@ -8,8 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 import pytest
 
 from diststorage.gateway.workers.repair_plan import NodeHealth, SegmentPlan, plan_segment
-from diststorage.meta import StoredChunk
-from diststorage.meta.models import CHUNK_DAMAGED, CHUNK_MOVE, CHUNK_OK
+from diststorage.meta import ChunkState, StoredChunk
 
 # ec:4+2: six shards, any four of them read the segment.
 TOTAL = 6
@@ -17,14 +16,14 @@ NEEDED = 4
 NODES = tuple(f"node-{n}" for n in range(TOTAL))
 
 
-def chunk(shard: int, node: str, state: str = CHUNK_OK, segment: int = 0) -> StoredChunk:
+def chunk(shard: int, node: str, state: str = ChunkState.OK, segment: int = 0) -> StoredChunk:
     return StoredChunk(f"chunk-{segment}-{shard}-{node}", node, segment, shard, 1024, (7,), state)
 
 
 def full_segment(states: Mapping[int, str] | None = None) -> list[StoredChunk]:
     """Shard ``i`` on ``NODES[i]``, sound unless ``states`` says otherwise."""
     states = states or {}
-    return [chunk(shard, NODES[shard], states.get(shard, CHUNK_OK)) for shard in range(TOTAL)]
+    return [chunk(shard, NODES[shard], states.get(shard, ChunkState.OK)) for shard in range(TOTAL)]
 
 
 def health_of(**unusual: NodeHealth) -> Callable[[str], NodeHealth]:
@@ -87,7 +86,7 @@ def test_a_shard_on_a_leaving_node_is_rebuilt_and_read_meanwhile() -> None:
     assert result.margin == TOTAL - 1 - NEEDED
 
 
-@pytest.mark.parametrize("state", [CHUNK_DAMAGED, CHUNK_MOVE])
+@pytest.mark.parametrize("state", [ChunkState.DAMAGED, ChunkState.MOVE])
 def test_a_damaged_or_moving_chunk_is_rebuilt_and_still_a_source(state: str) -> None:
     chunks = full_segment({3: state})
     result = plan(chunks)
@@ -100,7 +99,7 @@ def test_a_damaged_or_moving_chunk_is_rebuilt_and_still_a_source(state: str) -> 
 
 
 def test_a_damaged_chunk_on_a_lost_node_is_no_source() -> None:
-    chunks = full_segment({3: CHUNK_DAMAGED})
+    chunks = full_segment({3: ChunkState.DAMAGED})
     result = plan(chunks, health_of(n3=NodeHealth.LOST))
     assert result.rebuild == (3,)
     assert result.retire == (chunks[3],)
@@ -109,7 +108,7 @@ def test_a_damaged_chunk_on_a_lost_node_is_no_source() -> None:
 
 def test_a_damaged_chunk_on_a_waiting_node_is_rebuilt_at_once() -> None:
     """Waiting for its node is pointless: the chunk is unusable when the node comes back."""
-    chunks = full_segment({5: CHUNK_DAMAGED})
+    chunks = full_segment({5: ChunkState.DAMAGED})
     result = plan(chunks, health_of(n5=NodeHealth.WAITING))
     assert result.rebuild == (5,)
     assert result.retire == (chunks[5],)
@@ -152,7 +151,7 @@ def test_missing_rows_of_a_degraded_write_are_rebuilt_with_nothing_retired() -> 
 
 
 def test_the_plan_does_not_depend_on_row_order() -> None:
-    chunks = full_segment({0: CHUNK_DAMAGED})
+    chunks = full_segment({0: ChunkState.DAMAGED})
     health = health_of(n2=NodeHealth.LOST, n3=NodeHealth.WAITING)
     forward = plan(chunks, health)
     backward = plan(list(reversed(chunks)), health)
@@ -176,7 +175,7 @@ def test_margin_falls_by_one_per_lost_shard(lost: int) -> None:
 
 
 def test_every_kind_of_trouble_at_once() -> None:
-    chunks = full_segment({1: CHUNK_MOVE})
+    chunks = full_segment({1: ChunkState.MOVE})
     chunks[5] = chunk(5, NODES[4])  # shards 4 and 5 share a node
     health = health_of(n0=NodeHealth.LOST, n2=NodeHealth.WAITING, n3=NodeHealth.LEAVING)
     result = plan(chunks, health)

@@ -20,7 +20,7 @@ import grpc
 import pytest
 
 from diststorage.core.settings import NodeSettings
-from diststorage.core.worker import Step, WorkerState, run_worker
+from diststorage.core.worker import Figures, Step, WorkerState, run_worker
 from diststorage.node import ChunkStore
 from diststorage.node.app import start_node
 from diststorage.node.heartbeat import HeartbeatConfig, one_family, run_heartbeats, system_resolver
@@ -29,35 +29,11 @@ from diststorage.node.scrubber import SAVE_INTERVAL_S, Scrubber, ScrubConfig
 from diststorage.node.scrubstate import ScrubState, load_scrub_state, save_scrub_state
 from diststorage.proto import storage_pb2 as pb
 from diststorage.proto import storage_pb2_grpc as pb_grpc
+from diststorage.testing import FakeClock
+from diststorage.testing.clock import EPOCH_S
 
 RATE = 1000
 """Bytes per second in the virtual-time tests; the burst is one second's worth."""
-EPOCH = 1_700_000_000.0
-
-
-class FakeClock:
-    """Virtual time: ``sleep`` returns at once, having moved the clock on by its argument.
-
-    ``on_sleep`` runs before each sleep: the place where a test injects a fault "while the
-    scrubber waits" or ends a run by raising Stop.
-    """
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-        self.on_sleep: Callable[[float], None] = lambda seconds: None
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def time(self) -> float:
-        return EPOCH + self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.on_sleep(seconds)
-        self.sleeps.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
 
 
 class Stop(BaseException):
@@ -208,7 +184,7 @@ async def test_passes_are_separated_by_the_interval(store: ChunkStore) -> None:
     def watch(seconds: float) -> None:
         progress = scrubber.progress()
         if progress.passes_completed > len(finished):
-            finished.append(progress.last_pass_finished - EPOCH)
+            finished.append(progress.last_pass_finished - EPOCH_S)
         if len(finished) == 3:
             raise Stop
 
@@ -284,6 +260,9 @@ class FlakyWorker:
         if self.units <= self.failures:
             raise OSError("disk on fire")
         return Step(WorkerState.IDLE, 5.0)
+
+    def status(self) -> Figures:
+        return {"units": self.units}
 
     async def close(self) -> None:
         self.closed += 1

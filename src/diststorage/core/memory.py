@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable
 
 from diststorage.core.libc import linux_libc
-from diststorage.core.worker import Step, WorkerState
+from diststorage.core.worker import Figures, Step, WorkerState
 
 M_ARENA_MAX = -8
 ARENAS = 2
@@ -65,6 +65,9 @@ class HeapTrimmer:
         self._libc = _glibc()
         self._settled: int | None = None
         self.trims = 0
+
+    def status(self) -> Figures:
+        return {"trims": self.trims}
 
     async def work(self) -> Step:
         if self._libc is None or not hasattr(self._libc, "malloc_trim"):

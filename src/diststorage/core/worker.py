@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
+
+from diststorage.core.clock import Clock
+from diststorage.core.tasks import BackgroundTasks
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +30,13 @@ MAX_ERROR_BACKOFF_S = 60.0
 STANDBY_POLL_S = 1.0
 
 
-class WorkerState(enum.Enum):
+class WorkerState(enum.StrEnum):
     BUSY = "busy"
     THROTTLED = "throttled"
     IDLE = "idle"
+    # Set by the supervisor: not started yet, or held back by ``may_run`` (a gateway that does
+    # not lead runs no leader-only worker).
+    STANDBY = "standby"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,30 +51,28 @@ class Step:
 BUSY = Step(WorkerState.BUSY)
 
 
-class Clock(Protocol):
-    def monotonic(self) -> float:
-        """Seconds on a clock that never jumps; for intervals and rates."""
-
-    def time(self) -> float:
-        """Seconds since the epoch; only for timestamps shown to people and other processes."""
-
-    async def sleep(self, seconds: float) -> None:
-        """Like asyncio.sleep; cancellable."""
+Figures = Mapping[str, int | float | str]
+"""A worker's own figures for people to read (chunks repaired, bytes scrubbed): flat, typed."""
 
 
-class SystemClock:
-    def monotonic(self) -> float:
-        return time.monotonic()
+@dataclass(frozen=True, slots=True)
+class WorkerStatus:
+    """What a worker is doing, as its supervisor and the worker itself tell it."""
 
-    def time(self) -> float:
-        return time.time()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
+    name: str
+    state: WorkerState
+    units: int
+    """Units of work done since start."""
+    errors_in_row: int
+    last_error: str | None
+    figures: Figures = field(default_factory=dict)
 
 
 class Worker(Protocol):
     name: str
+
+    def status(self) -> Figures:
+        """The worker's own figures for its status line; cheap, and never raises."""
 
     async def work(self) -> Step:
         """Does one bounded unit of work. Raising is allowed: the supervisor logs it, backs off
@@ -83,24 +86,51 @@ def _always() -> bool:
     return True
 
 
+class WorkerRecord:
+    """What the supervisor saw of one worker; read by ``Workers.statuses``."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.state = WorkerState.STANDBY
+        self.units = 0
+        self.errors_in_row = 0
+        self.last_error: str | None = None
+
+    def status(self) -> WorkerStatus:
+        return WorkerStatus(
+            self.worker.name,
+            self.state,
+            self.units,
+            self.errors_in_row,
+            self.last_error,
+            self.worker.status(),
+        )
+
+
 async def run_worker(
     worker: Worker,
     clock: Clock,
     may_run: Callable[[], bool] = _always,
     max_backoff_s: float = MAX_ERROR_BACKOFF_S,
+    record: WorkerRecord | None = None,
 ) -> None:
     """Runs ``worker`` until cancelled, whenever ``may_run()``; always closes it on the way
-    out. After failures the pause doubles up to ``max_backoff_s``."""
+    out. After failures the pause doubles up to ``max_backoff_s``. What happens is kept in
+    ``record`` for status readers."""
+    seen = record if record is not None else WorkerRecord(worker)
     failures = 0
     try:
         while True:
             if not may_run():
+                seen.state = WorkerState.STANDBY
                 await clock.sleep(STANDBY_POLL_S)
                 continue
             try:
                 step = await worker.work()
-            except Exception:
+            except Exception as error:
                 failures += 1
+                seen.errors_in_row = failures
+                seen.last_error = f"{type(error).__name__}: {error}"
                 backoff_s = min(ERROR_BACKOFF_S * 2 ** (failures - 1), max_backoff_s)
                 # The 1st, 2nd, 4th, 8th... failure in a row: a persistent fault is seen,
                 # without a line every few seconds.
@@ -114,6 +144,9 @@ async def run_worker(
                 await clock.sleep(backoff_s)
                 continue
             failures = 0
+            seen.errors_in_row = 0
+            seen.units += 1
+            seen.state = step.state
             if step.wait_s > 0:
                 await clock.sleep(step.wait_s)
             else:
@@ -121,3 +154,32 @@ async def run_worker(
                 await asyncio.sleep(0)
     finally:
         await worker.close()
+
+
+class Workers:
+    """Runs a part's workers, each under ``run_worker``, and tells their status.
+
+    The one owner of every supervised loop in a daemon: ``start`` hands a worker to the
+    background tasks, ``aclose`` cancels them all and waits until every worker is closed.
+    """
+
+    def __init__(self, clock: Clock, max_backoff_s: float = MAX_ERROR_BACKOFF_S) -> None:
+        self._clock = clock
+        self._max_backoff_s = max_backoff_s
+        self._tasks = BackgroundTasks("workers")
+        self._records: list[WorkerRecord] = []
+
+    async def open(self) -> None:
+        await self._tasks.open()
+
+    def start(self, worker: Worker, may_run: Callable[[], bool] = _always) -> None:
+        record = WorkerRecord(worker)
+        self._records.append(record)
+        loop = run_worker(worker, self._clock, may_run, self._max_backoff_s, record)
+        self._tasks.start(loop, name=worker.name)
+
+    def statuses(self) -> list[WorkerStatus]:
+        return [record.status() for record in self._records]
+
+    async def aclose(self) -> None:
+        await self._tasks.aclose()

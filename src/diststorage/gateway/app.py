@@ -12,10 +12,11 @@ from collections.abc import Callable
 import grpc.aio
 from aiohttp import web
 
+from diststorage.core.clock import SystemClock
 from diststorage.core.identity import load_or_create_identity
 from diststorage.core.memory import HeapTrimmer, tune_allocator
 from diststorage.core.settings import GatewaySettings, split_host_port
-from diststorage.core.worker import SystemClock, Worker, run_worker
+from diststorage.core.worker import Worker, run_worker
 from diststorage.gateway.api import SERVICES, dispatch, json_errors
 from diststorage.gateway.api.metrics import ApiMetrics
 from diststorage.gateway.damage import DamageReports

@@ -12,8 +12,7 @@ import asyncio
 import logging
 
 from diststorage.core.errors import DiststorageError
-from diststorage.meta import MaintenanceStore
-from diststorage.meta.models import CHUNK_DAMAGED
+from diststorage.meta import ChunkState, MaintenanceStore
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +36,7 @@ class DamageReports:
         while self._pending:
             batch, self._pending = list(self._pending), set()
             try:
-                marked = await self._maintenance.mark_chunks(batch, CHUNK_DAMAGED)
+                marked = await self._maintenance.mark_chunks(batch, ChunkState.DAMAGED)
             except DiststorageError as error:
                 log.warning("could not record %d damaged chunks: %s", len(batch), error)
                 return

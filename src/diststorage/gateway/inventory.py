@@ -26,8 +26,14 @@ from typing import Any
 import grpc.aio
 
 from diststorage.core.errors import DiststorageError
-from diststorage.meta import MaintenanceStore, MetadataStore, NodeInfo
-from diststorage.meta.models import CHUNK_DAMAGED, NODE_ACTIVE
+from diststorage.meta import (
+    ChunkState,
+    MaintenanceStore,
+    MetadataStore,
+    NodeInfo,
+    NodeLifecycle,
+    NodeLiveness,
+)
 from diststorage.placement import Candidate
 from diststorage.proto import storage_pb2 as pb
 from diststorage.proto.storage_pb2_grpc import InventoryServicer
@@ -37,20 +43,16 @@ log = logging.getLogger(__name__)
 # A heartbeat is persisted at least this often per node; in between it only updates memory.
 PERSIST_INTERVAL_S = 15.0
 
-UP = "up"
-SUSPECT = "suspect"
-DOWN = "down"
-
 
 @dataclass(frozen=True, slots=True)
 class NodeView:
     info: NodeInfo
-    state: str
-    lifecycle: str
+    state: NodeLiveness
+    lifecycle: NodeLifecycle
 
     @property
     def live(self) -> bool:
-        return self.state != DOWN
+        return self.state != NodeLiveness.DOWN
 
 
 class Inventory:
@@ -89,7 +91,7 @@ class Inventory:
             chunk_count=status.chunk_count,
             first_seen=known.first_seen if known else wall,
             last_heartbeat=wall,
-            lifecycle=known.lifecycle if known else NODE_ACTIVE,
+            lifecycle=known.lifecycle if known else NodeLifecycle.ACTIVE,
         )
         self._nodes[status.node_id] = info
         was_live = self.is_live(status.node_id)
@@ -112,21 +114,21 @@ class Inventory:
         """Calls ``callback(node_id)`` whenever a node that was down heartbeats again."""
         self._on_return.append(callback)
 
-    def state(self, node_id: str) -> str:
+    def state(self, node_id: str) -> NodeLiveness:
         heard = self._heard_at.get(node_id)
         if heard is None:
-            return DOWN
+            return NodeLiveness.DOWN
         silent_s = self._clock() - heard
         if silent_s <= self._node_suspect_s:
-            return UP
-        return SUSPECT if silent_s <= self._node_timeout_s else DOWN
+            return NodeLiveness.UP
+        return NodeLiveness.SUSPECT if silent_s <= self._node_timeout_s else NodeLiveness.DOWN
 
     def is_live(self, node_id: str) -> bool:
         """Up or suspect: worth reading from, not yet declared down."""
-        return self.state(node_id) != DOWN
+        return self.state(node_id) != NodeLiveness.DOWN
 
     def is_up(self, node_id: str) -> bool:
-        return self.state(node_id) == UP
+        return self.state(node_id) == NodeLiveness.UP
 
     def down_for_s(self, node_id: str) -> float | None:
         """How long the node has been declared down; None while it is up or suspect.
@@ -134,7 +136,7 @@ class Inventory:
         For a node not heard since this gateway started, counted from start + timeout (it is
         reported down at once, but repair's grace runs only from there): negative meanwhile.
         """
-        if self.state(node_id) != DOWN:
+        if self.state(node_id) != NodeLiveness.DOWN:
             return None
         heard = self._heard_at.get(node_id, self._started_at)
         return self._clock() - max(heard, self._started_at) - self._node_timeout_s
@@ -145,15 +147,15 @@ class Inventory:
     def node_ids(self) -> list[str]:
         return list(self._nodes)
 
-    def lifecycle(self, node_id: str) -> str:
+    def lifecycle(self, node_id: str) -> NodeLifecycle:
         info = self._nodes.get(node_id)
-        return info.lifecycle if info else NODE_ACTIVE
+        return info.lifecycle if info else NodeLifecycle.ACTIVE
 
     def is_writable(self, node_id: str) -> bool:
         """Takes new chunks: up, and not draining."""
-        return self.is_up(node_id) and self.lifecycle(node_id) == NODE_ACTIVE
+        return self.is_up(node_id) and self.lifecycle(node_id) == NodeLifecycle.ACTIVE
 
-    def set_lifecycle(self, node_id: str, lifecycle: str) -> None:
+    def set_lifecycle(self, node_id: str, lifecycle: NodeLifecycle) -> None:
         info = self._nodes.get(node_id)
         if info is not None:
             self._nodes[node_id] = replace(info, lifecycle=lifecycle)
@@ -205,7 +207,7 @@ class Inventory:
 
     def member_count(self) -> int:
         """Nodes that belong to the cluster for good: known and not draining, up or not."""
-        return sum(1 for info in self._nodes.values() if info.lifecycle == NODE_ACTIVE)
+        return sum(1 for info in self._nodes.values() if info.lifecycle == NodeLifecycle.ACTIVE)
 
     def writable_count(self) -> int:
         return sum(1 for node_id in self._nodes if self.is_writable(node_id))
@@ -232,7 +234,7 @@ class HeartbeatServicer(InventoryServicer):
         corrupt = list(request.corrupt_chunk_ids)
         if corrupt:
             try:
-                marked = await self._maintenance.mark_chunks(corrupt, CHUNK_DAMAGED)
+                marked = await self._maintenance.mark_chunks(corrupt, ChunkState.DAMAGED)
             except DiststorageError as error:
                 log.warning("could not record corrupt chunks: %s", error)
             else:

@@ -18,11 +18,20 @@ from diststorage.meta.records import (
     StaleUpload,
     StoredChunk,
 )
+from diststorage.meta.states import (
+    DEFAULT_NAMESPACE,
+    ChunkState,
+    NodeLifecycle,
+    NodeLiveness,
+    ObjectState,
+)
 from diststorage.meta.store import MAX_LIST_LIMIT, MetadataStore
 
 __all__ = [
+    "DEFAULT_NAMESPACE",
     "MAX_LIST_LIMIT",
     "ChunkRef",
+    "ChunkState",
     "CommitOutcome",
     "DegradedSegment",
     "DiscardedObject",
@@ -31,8 +40,11 @@ __all__ = [
     "MetadataStore",
     "NewObject",
     "NodeInfo",
+    "NodeLifecycle",
+    "NodeLiveness",
     "ObjectInfo",
     "ObjectLayout",
+    "ObjectState",
     "PlannedChunk",
     "RepairBacklog",
     "RepairTaskRef",

@@ -17,15 +17,16 @@ from sqlalchemy.orm import Session
 
 from diststorage.core.errors import Unavailable
 from diststorage.meta.backends import Backend, Operation
-from diststorage.meta.models import COMMITTED, OBJECTS, GarbageChunk, RepairTask
+from diststorage.meta.models import OBJECTS, GarbageChunk, RepairTask
 from diststorage.meta.records import ChunkRef, ObjectInfo
+from diststorage.meta.states import ObjectState
 
 T = TypeVar("T")
 
 # The state is written into the SQL, not bound: only then can PostgreSQL's generic plans (which
 # asyncpg's prepared statements get) prove the partial unique index's "state = 'committed'"
 # and use it; with a parameter every lookup became a sequential scan.
-IS_COMMITTED = OBJECTS.c.state == literal_column(f"'{COMMITTED}'")
+IS_COMMITTED = OBJECTS.c.state == literal_column(f"'{ObjectState.COMMITTED}'")
 
 # What object_info reads: queries that only need an ObjectInfo select these, not whole rows.
 INFO_COLUMNS = (

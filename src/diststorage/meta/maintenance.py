@@ -36,17 +36,7 @@ from diststorage.meta.base import (
     segment_stripe_count,
     utc,
 )
-from diststorage.meta.models import (
-    CHUNK_DAMAGED,
-    CHUNK_OK,
-    PENDING,
-    ChunkRow,
-    GarbageChunk,
-    LeaseRow,
-    NodeRow,
-    ObjectRow,
-    RepairTask,
-)
+from diststorage.meta.models import ChunkRow, GarbageChunk, LeaseRow, NodeRow, ObjectRow, RepairTask
 from diststorage.meta.records import (
     ChunkRef,
     RepairBacklog,
@@ -57,6 +47,7 @@ from diststorage.meta.records import (
     pack_crcs,
     unpack_crcs,
 )
+from diststorage.meta.states import ChunkState, NodeLifecycle, ObjectState
 
 
 def _stripes_of_segment() -> ColumnElement[int]:
@@ -145,7 +136,7 @@ class MaintenanceStore(StoreBase):
                 .join(ObjectRow, ObjectRow.id == ChunkRow.object_id)
                 .where(
                     ChunkRow.id.in_(list(chunk_ids)),
-                    ChunkRow.state != CHUNK_DAMAGED,
+                    ChunkRow.state != ChunkState.DAMAGED,
                     ChunkRow.state != state,
                     IS_COMMITTED,
                 )
@@ -186,7 +177,7 @@ class MaintenanceStore(StoreBase):
 
         def operation(session: Session) -> SegmentLayout | None:
             row = session.get(ObjectRow, object_id)
-            if row is None or row.state == PENDING:
+            if row is None or row.state == ObjectState.PENDING:
                 return None
             chunks = session.scalars(
                 select(ChunkRow)
@@ -209,7 +200,7 @@ class MaintenanceStore(StoreBase):
 
         def operation(session: Session) -> bool:
             row = session.get(ObjectRow, object_id)
-            if row is None or row.state == PENDING:
+            if row is None or row.state == ObjectState.PENDING:
                 return False
             retired_ids = [r.chunk_id for r in retired]
             present = session.scalar(
@@ -243,7 +234,7 @@ class MaintenanceStore(StoreBase):
                     node_id=c.node_id,
                     size_bytes=c.size_bytes,
                     block_crcs=pack_crcs(list(c.block_crcs)),
-                    state=CHUNK_OK,
+                    state=ChunkState.OK,
                 )
                 for c in new
             )
@@ -311,7 +302,7 @@ class MaintenanceStore(StoreBase):
 
     # -- nodes -------------------------------------------------------------------------------
 
-    async def set_node_lifecycle(self, node_id: str, lifecycle: str) -> bool:
+    async def set_node_lifecycle(self, node_id: str, lifecycle: NodeLifecycle) -> bool:
         """Returns False for a node the database does not know."""
 
         def operation(session: Session) -> bool:
@@ -352,7 +343,7 @@ class MaintenanceStore(StoreBase):
             rows = session.execute(
                 select(ChunkRow.id, ChunkRow.size_bytes)
                 .join(ObjectRow, ObjectRow.id == ChunkRow.object_id)
-                .where(ChunkRow.node_id == node_id, ChunkRow.state == CHUNK_OK, IS_COMMITTED)
+                .where(ChunkRow.node_id == node_id, ChunkRow.state == ChunkState.OK, IS_COMMITTED)
                 .order_by(ChunkRow.size_bytes.desc())
                 .limit(limit)
             )
@@ -408,7 +399,7 @@ class MaintenanceStore(StoreBase):
         await self._write(
             lambda session: session.execute(
                 update(ObjectRow)
-                .where(ObjectRow.id.in_(list(object_ids)), ObjectRow.state == PENDING)
+                .where(ObjectRow.id.in_(list(object_ids)), ObjectRow.state == ObjectState.PENDING)
                 .values(touched_at=now_utc())
             )
         )
@@ -419,7 +410,7 @@ class MaintenanceStore(StoreBase):
         def operation(session: Session) -> list[StaleUpload]:
             rows = session.execute(
                 select(ObjectRow.id, ObjectRow.gateway_id)
-                .where(ObjectRow.state == PENDING, _untouched_since(untouched_since))
+                .where(ObjectRow.state == ObjectState.PENDING, _untouched_since(untouched_since))
                 .limit(limit)
             )
             return [StaleUpload(object_id, gateway_id) for object_id, gateway_id in rows]
@@ -436,7 +427,7 @@ class MaintenanceStore(StoreBase):
             stale = session.scalar(
                 select(ObjectRow.id).where(
                     ObjectRow.id == object_id,
-                    ObjectRow.state == PENDING,
+                    ObjectRow.state == ObjectState.PENDING,
                     _untouched_since(untouched_since),
                 )
             )
@@ -469,7 +460,7 @@ class MaintenanceStore(StoreBase):
                 .where(
                     ChunkRow.node_id == node_id,
                     ChunkRow.id > after,
-                    ChunkRow.state != CHUNK_DAMAGED,
+                    ChunkRow.state != ChunkState.DAMAGED,
                     IS_COMMITTED,
                 )
                 .order_by(ChunkRow.id)
@@ -500,7 +491,7 @@ def _fewest_spare_shards(session: Session, unavailable_nodes: Sequence[str]) -> 
         select(ChunkRow.object_id, ChunkRow.segment_index).where(ChunkRow.node_id.in_(unavailable)),
         select(RepairTask.object_id, RepairTask.segment_index),
     ).subquery()
-    usable = and_(ChunkRow.node_id.not_in(unavailable), ChunkRow.state != CHUNK_DAMAGED)
+    usable = and_(ChunkRow.node_id.not_in(unavailable), ChunkRow.state != ChunkState.DAMAGED)
     per_segment = (
         select(
             ObjectRow.policy.label("policy"),

@@ -19,28 +19,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from diststorage.meta.states import ChunkState, NodeLifecycle
+
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-DEFAULT_NAMESPACE = "default"
-PENDING = "pending"
-COMMITTED = "committed"
-
-# Chunk states. A damaged chunk failed a checksum or went missing: never read again, rebuilt
-# elsewhere. A chunk to move is sound but should live on another node (drain, rebalance, two
-# shards of a segment on one node); repair copies it and then drops it.
-CHUNK_OK = "ok"
-CHUNK_DAMAGED = "damaged"
-CHUNK_MOVE = "move"
-
-# Node lifecycle, set by an operator. Draining nodes take no new chunks and repair moves
-# every chunk off them.
-NODE_ACTIVE = "active"
-NODE_DRAINING = "draining"
 
 
 class Base(DeclarativeBase):
@@ -108,7 +94,9 @@ class ChunkRow(Base):
     # CRC-32C of each block, 4 bytes big-endian apiece, recorded at commit: reads verify
     # against this, not only against what the node says.
     block_crcs: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
-    state: Mapped[str] = mapped_column(String(16), default=CHUNK_OK, server_default=CHUNK_OK)
+    state: Mapped[str] = mapped_column(
+        String(16), default=ChunkState.OK, server_default=ChunkState.OK
+    )
 
 
 class InlineBody(Base):
@@ -167,7 +155,7 @@ class NodeRow(Base):
     first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_heartbeat: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     lifecycle: Mapped[str] = mapped_column(
-        String(16), default=NODE_ACTIVE, server_default=NODE_ACTIVE
+        String(16), default=NodeLifecycle.ACTIVE, server_default=NodeLifecycle.ACTIVE
     )
 
 

@@ -6,6 +6,8 @@ import struct
 from dataclasses import dataclass
 from datetime import datetime
 
+from diststorage.meta.states import NodeLifecycle
+
 
 def pack_crcs(crcs: list[int]) -> bytes:
     return struct.pack(f">{len(crcs)}I", *crcs)
@@ -117,7 +119,7 @@ class NodeInfo:
     chunk_count: int
     first_seen: datetime
     last_heartbeat: datetime
-    lifecycle: str = "active"
+    lifecycle: NodeLifecycle = NodeLifecycle.ACTIVE
 
 
 @dataclass(frozen=True, slots=True)

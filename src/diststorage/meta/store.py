@@ -34,10 +34,8 @@ from diststorage.meta.base import (
 from diststorage.meta.maintenance import MaintenanceStore
 from diststorage.meta.models import (
     CHUNKS,
-    COMMITTED,
     INLINE_BODIES,
     OBJECTS,
-    PENDING,
     GarbageChunk,
     Namespace,
     NodeRow,
@@ -58,6 +56,7 @@ from diststorage.meta.records import (
     pack_crcs,
     unpack_crcs,
 )
+from diststorage.meta.states import NodeLifecycle, ObjectState
 
 MAX_LIST_LIMIT = 1000
 # A replace that races other commits of its key tries this often before giving up.
@@ -110,7 +109,7 @@ _COMMIT_OBJECT = (
     update(OBJECTS)
     .where(OBJECTS.c.id == bindparam("object_id"))
     .values(
-        state=COMMITTED,
+        state=ObjectState.COMMITTED,
         size_bytes=bindparam("size_bytes"),
         md5_hex=bindparam("md5_hex"),
         committed_at=bindparam("committed_at"),
@@ -195,7 +194,8 @@ class MetadataStore(StoreBase):
             now = datetime.now(UTC)
             session.execute(
                 _INSERT_OBJECT,
-                self._object_row(session, new, now) | {"state": PENDING, "touched_at": now},
+                self._object_row(session, new, now)
+                | {"state": ObjectState.PENDING, "touched_at": now},
             )
             _insert_planned(session, new.object_id, chunks)
 
@@ -233,7 +233,7 @@ class MetadataStore(StoreBase):
                 _INSERT_OBJECT,
                 row
                 | {
-                    "state": COMMITTED,
+                    "state": ObjectState.COMMITTED,
                     "size_bytes": size,
                     "md5_hex": md5_hex,
                     "committed_at": now,
@@ -283,7 +283,9 @@ class MetadataStore(StoreBase):
 
         def operation(session: Session) -> CommitOutcome:
             row = session.execute(_UPLOAD, {"object_id": object_id}).one_or_none()
-            assert row is not None and row.state == PENDING, "commit of an unknown upload"
+            assert row is not None and row.state == ObjectState.PENDING, (
+                "commit of an unknown upload"
+            )
             replaced = _take_key(session, row.namespace_id, row.key, replace)
             if dropped:
                 add_garbage(session, dropped)
@@ -349,7 +351,9 @@ class MetadataStore(StoreBase):
             add_garbage(session, undeleted)
             session.execute(_DELETE_CHUNKS, {"object_id": object_id})
             session.execute(
-                delete(ObjectRow).where(ObjectRow.id == object_id, ObjectRow.state == PENDING)
+                delete(ObjectRow).where(
+                    ObjectRow.id == object_id, ObjectRow.state == ObjectState.PENDING
+                )
             )
 
         await self._write(operation)
@@ -494,7 +498,7 @@ class MetadataStore(StoreBase):
                     chunk_count=r.chunk_count,
                     first_seen=utc(r.first_seen),
                     last_heartbeat=utc(r.last_heartbeat),
-                    lifecycle=r.lifecycle,
+                    lifecycle=NodeLifecycle(r.lifecycle),
                 )
                 for r in rows
             ]

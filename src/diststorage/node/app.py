@@ -13,9 +13,10 @@ from dataclasses import dataclass
 import grpc
 import uvloop
 
+from diststorage.core.clock import Clock, SystemClock
 from diststorage.core.memory import tune_allocator
 from diststorage.core.settings import NodeSettings, split_host_port
-from diststorage.core.worker import Clock, SystemClock, run_worker
+from diststorage.core.worker import run_worker
 from diststorage.node.chunkstore import ChunkStore
 from diststorage.node.heartbeat import HeartbeatConfig, run_heartbeats
 from diststorage.node.reports import CorruptReports

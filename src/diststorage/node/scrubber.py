@@ -19,9 +19,10 @@ from collections import deque
 from dataclasses import dataclass
 from functools import partial
 
+from diststorage.core.clock import Clock
 from diststorage.core.errors import ChunkNotFound, DataLoss
 from diststorage.core.ratelimit import TokenBucket
-from diststorage.core.worker import BUSY, Clock, Step, WorkerState
+from diststorage.core.worker import BUSY, Figures, Step, WorkerState
 from diststorage.node.chunkfile import BlockEntry
 from diststorage.node.chunkstore import ChunkStore
 from diststorage.node.reader import ChunkReader
@@ -118,6 +119,14 @@ class Scrubber:
             passes_completed=self._passes_completed,
             last_pass_finished=self._last_pass_finished,
         )
+
+    def status(self) -> Figures:
+        return {
+            "verified_bytes": self._verified_bytes,
+            "corrupt_found": self._corrupt_found,
+            "passes_completed": self._passes_completed,
+            "last_pass_finished": self._last_pass_finished,
+        }
 
     async def work(self) -> Step:
         step = await self._work()

@@ -16,7 +16,7 @@ from diststorage.gateway.services import Services
 from diststorage.gateway.workers.lease import WORKERS_LEASE
 from diststorage.gateway.workers.rebalance import plan_rebalance
 from diststorage.gateway.workers.repair_plan import NodeHealth
-from diststorage.meta.models import NODE_ACTIVE, NODE_DRAINING
+from diststorage.meta import NodeLifecycle
 
 _NODE_ROUTE = re.compile(r"^nodes/(?P<node>[0-9a-f]{1,64})(?:/(?P<action>drain|activate))?$")
 
@@ -67,7 +67,7 @@ async def system_route(request: web.Request, services: Services, path: str) -> w
         )
     view = _find_node(services, route.node_id)
     if route.name == "node-action":
-        lifecycle = NODE_DRAINING if route.action == "drain" else NODE_ACTIVE
+        lifecycle = NodeLifecycle.DRAINING if route.action == "drain" else NodeLifecycle.ACTIVE
         await services.store.maintenance.set_node_lifecycle(view.info.node_id, lifecycle)
         services.inventory.set_lifecycle(view.info.node_id, lifecycle)
         view = _find_node(services, route.node_id)
@@ -75,7 +75,7 @@ async def system_route(request: web.Request, services: Services, path: str) -> w
         body = _node_json(services, view, referenced)
         policy = services.settings.default_policy
         members = services.inventory.member_count()
-        if lifecycle == NODE_DRAINING and members < policy.total_shards:
+        if lifecycle == NodeLifecycle.DRAINING and members < policy.total_shards:
             body["warning"] = (
                 f"only {members} active nodes remain and {policy.spec} needs "
                 f"{policy.total_shards} distinct ones: chunks of such objects cannot move "
@@ -142,7 +142,7 @@ def _node_json(
         "state": view.state,
         "lifecycle": view.lifecycle,
         # Safe to remove: nothing stored there is needed any more.
-        "drained": view.lifecycle == NODE_DRAINING and chunks_in_use == 0,
+        "drained": view.lifecycle == NodeLifecycle.DRAINING and chunks_in_use == 0,
         "capacity": info.capacity_bytes,
         "used": info.used_bytes,
         "free": info.free_bytes,

@@ -23,11 +23,10 @@ from diststorage.gateway.api.parse import (
 )
 from diststorage.gateway.objects import PutRequest, inline_bytes
 from diststorage.gateway.services import Services
-from diststorage.meta import MAX_LIST_LIMIT, ObjectInfo
+from diststorage.meta import DEFAULT_NAMESPACE, MAX_LIST_LIMIT, ObjectInfo
 
 log = logging.getLogger(__name__)
 
-NAMESPACE = "default"
 OBJECT_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE"})
 READ_METHODS = frozenset({"GET", "HEAD"})
 SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
@@ -90,7 +89,7 @@ async def put_object(request: web.Request, key: str) -> web.StreamResponse:
         settings.max_object_bytes,
     )
     put = PutRequest(
-        namespace=NAMESPACE,
+        namespace=DEFAULT_NAMESPACE,
         key=key,
         content_type=request.headers.get("Content-Type") or DEFAULT_CONTENT_TYPE,
         policy=parse_redundancy(
@@ -112,13 +111,13 @@ async def put_object(request: web.Request, key: str) -> web.StreamResponse:
 async def get_object(request: web.Request, key: str) -> web.StreamResponse:
     services = request.app[SERVICES]
     if request.method == "HEAD":
-        info = await services.store.get_info(NAMESPACE, key)
+        info = await services.store.get_info(DEFAULT_NAMESPACE, key)
         byte_range = parse_range(request.headers.get("Range"), info.size_bytes)
         response = _object_response(info, byte_range)
         await response.prepare(request)
         await response.write_eof()
         return response
-    layout = await services.store.get_layout(NAMESPACE, key)
+    layout = await services.store.get_layout(DEFAULT_NAMESPACE, key)
     byte_range = parse_range(request.headers.get("Range"), layout.info.size_bytes)
     start = 0 if byte_range is None else byte_range.start
     end = layout.info.size_bytes if byte_range is None else byte_range.end
@@ -167,7 +166,7 @@ def _object_response(info: ObjectInfo, byte_range: ByteRange | None) -> web.Stre
 
 async def delete_object(request: web.Request, key: str) -> web.StreamResponse:
     services = request.app[SERVICES]
-    deleted = await services.store.delete_object(NAMESPACE, key)
+    deleted = await services.store.delete_object(DEFAULT_NAMESPACE, key)
     services.janitor.delete_after_reads(deleted.object_id, deleted.chunks)
     return web.Response(status=204)
 
@@ -176,7 +175,7 @@ async def list_objects(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     listing = parse_listing(dict(request.query), MAX_LIST_LIMIT)
     page = await services.store.list_objects(
-        NAMESPACE, listing.prefix, listing.after, listing.limit
+        DEFAULT_NAMESPACE, listing.prefix, listing.after, listing.limit
     )
     objects = [_object_json(info) for info in page.objects]
     return web.json_response(

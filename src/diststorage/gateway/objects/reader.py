@@ -27,11 +27,10 @@ from diststorage.core.policy import parse_policy
 from diststorage.core.settings import GatewaySettings
 from diststorage.erasure import Codec, codec_for
 from diststorage.gateway.damage import DamageReports
-from diststorage.gateway.inventory import UP, Inventory
+from diststorage.gateway.inventory import Inventory
 from diststorage.gateway.nodeclient import BlockPiece, NodeClients
 from diststorage.gateway.objects.geometry import Geometry
-from diststorage.meta import ObjectLayout, StoredChunk
-from diststorage.meta.models import CHUNK_DAMAGED
+from diststorage.meta import ChunkState, NodeLiveness, ObjectLayout, StoredChunk
 
 log = logging.getLogger(__name__)
 
@@ -170,12 +169,12 @@ class ObjectReader:
         of their blocks may still be sound, and every block is verified anyway."""
 
         def rank(chunk: StoredChunk) -> tuple[int, int]:
-            if chunk.state == CHUNK_DAMAGED:
+            if chunk.state == ChunkState.DAMAGED:
                 return (3, chunk.shard_index)
             if self._penalties.is_penalized(chunk.node_id):
                 return (2, chunk.shard_index)
             state = self._inventory.state(chunk.node_id)
-            return (0 if state == UP else 1, chunk.shard_index)
+            return (0 if state == NodeLiveness.UP else 1, chunk.shard_index)
 
         return sorted(chunks.values(), key=rank)
 
@@ -287,7 +286,7 @@ class SegmentFetcher:
             self._reader._penalties.penalize(node_id)
             self._late.append(shard_stream.chunk)
         elif isinstance(reason, DataLoss | ChunkNotFound) and (
-            shard_stream.chunk.state != CHUNK_DAMAGED
+            shard_stream.chunk.state != ChunkState.DAMAGED
         ):
             self._reader._damage.report(shard_stream.chunk.chunk_id)
         log.warning(

@@ -49,10 +49,10 @@ from diststorage.meta import (
     MetadataStore,
     NewObject,
     ObjectInfo,
+    ObjectState,
     PlannedChunk,
     StoredChunk,
 )
-from diststorage.meta.models import COMMITTED
 from diststorage.placement import rank_nodes
 
 log = logging.getLogger(__name__)
@@ -591,4 +591,4 @@ class _Upload:
         except DiststorageError:
             log.warning("upload %s: commit outcome unknown; left for GC", self.object_id)
             return False
-        return state != COMMITTED
+        return state != ObjectState.COMMITTED

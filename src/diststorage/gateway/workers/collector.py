@@ -27,12 +27,11 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from diststorage.core.errors import ChunkNotFound, DiststorageError
-from diststorage.core.worker import Step, WorkerState
+from diststorage.core.worker import Figures, Step, WorkerState
 from diststorage.gateway.inventory import Inventory
 from diststorage.gateway.janitor import Janitor
 from diststorage.gateway.nodeclient import NodeClient, NodeClients
-from diststorage.meta import MaintenanceStore
-from diststorage.meta.models import CHUNK_DAMAGED
+from diststorage.meta import ChunkState, MaintenanceStore
 from diststorage.proto import storage_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -70,6 +69,14 @@ class GarbageCollector:
         self.orphans_deleted = 0
         self.garbage_deleted = 0
         self.missing_found = 0
+
+    def status(self) -> Figures:
+        return {
+            "uploads_collected": self.uploads_collected,
+            "orphans_deleted": self.orphans_deleted,
+            "garbage_deleted": self.garbage_deleted,
+            "missing_found": self.missing_found,
+        }
 
     async def work(self) -> Step:
         await self._collect_stale_uploads()
@@ -149,7 +156,7 @@ class GarbageCollector:
                 if chunk_id not in listed and not await _still_there(client, chunk_id)
             ]
             if gone:
-                self.missing_found += await self._maintenance.mark_chunks(gone, CHUNK_DAMAGED)
+                self.missing_found += await self._maintenance.mark_chunks(gone, ChunkState.DAMAGED)
                 log.warning(
                     "node %s lacks %d chunks the metadata places there (%s...): queued for repair",
                     node_id[:8],
@@ -183,6 +190,9 @@ class UploadToucher:
         self._maintenance = maintenance
         self._active_uploads = active_uploads
         self._idle_interval_s = min(max(gc_grace_s / 4, 0.5), 60.0)
+
+    def status(self) -> Figures:
+        return {"running_uploads": len(self._active_uploads())}
 
     async def work(self) -> Step:
         await self._maintenance.touch_uploads(self._active_uploads())

@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from diststorage.gateway.inventory import Inventory
-from diststorage.meta import MaintenanceStore
-from diststorage.meta.models import CHUNK_MOVE
+from diststorage.meta import ChunkState, MaintenanceStore
 
 # A node using no more than this much above the mean share of capacity is left alone
 # (relative: 0.10 means 10 % above the mean).
@@ -51,7 +50,7 @@ async def plan_rebalance(inventory: Inventory, maintenance: MaintenanceStore) ->
             picked.append(chunk_id)
             picked_bytes += size
         if picked:
-            marked_chunks += await maintenance.mark_chunks(picked, CHUNK_MOVE)
+            marked_chunks += await maintenance.mark_chunks(picked, ChunkState.MOVE)
             marked_bytes += picked_bytes
             sources.append(node.node_id)
     return RebalancePlan(marked_chunks, marked_bytes, tuple(sources))

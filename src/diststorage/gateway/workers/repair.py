@@ -23,18 +23,25 @@ from diststorage.core.errors import DiststorageError, NodeUnavailable
 from diststorage.core.ids import new_id
 from diststorage.core.policy import RedundancyPolicy, parse_policy
 from diststorage.core.settings import GatewaySettings
-from diststorage.core.worker import BUSY, Step, WorkerState
+from diststorage.core.worker import BUSY, Figures, Step, WorkerState
 from diststorage.erasure import Codec, codec_for
 from diststorage.gateway.blockwire import put_block_message
-from diststorage.gateway.inventory import UP, Inventory
+from diststorage.gateway.inventory import Inventory
 from diststorage.gateway.janitor import Janitor
 from diststorage.gateway.nodeclient import ChunkUpload, NodeClients
 from diststorage.gateway.objects.geometry import Geometry
 from diststorage.gateway.objects.reader import ObjectReader, SegmentFetcher
 from diststorage.gateway.workers.repair_plan import NodeHealth, SegmentPlan, plan_segment
 from diststorage.gateway.workers.throttle import RateMeter, TokenBucket
-from diststorage.meta import ChunkRef, MaintenanceStore, RepairTaskRef, SegmentLayout, StoredChunk
-from diststorage.meta.models import NODE_ACTIVE
+from diststorage.meta import (
+    ChunkRef,
+    MaintenanceStore,
+    NodeLifecycle,
+    NodeLiveness,
+    RepairTaskRef,
+    SegmentLayout,
+    StoredChunk,
+)
 from diststorage.placement import rank_nodes
 
 log = logging.getLogger(__name__)
@@ -98,9 +105,9 @@ class RepairWorker:
             return (
                 NodeHealth.LOST if down_s >= self._settings.repair_grace_s else NodeHealth.WAITING
             )
-        if self._inventory.state(node_id) != UP:
+        if self._inventory.state(node_id) != NodeLiveness.UP:
             return NodeHealth.WAITING
-        if self._inventory.lifecycle(node_id) != NODE_ACTIVE:
+        if self._inventory.lifecycle(node_id) != NodeLifecycle.ACTIVE:
             return NodeHealth.LEAVING
         return NodeHealth.HEALTHY
 
@@ -109,6 +116,14 @@ class RepairWorker:
         return frozenset(self._in_flight)
 
     # -- the work ------------------------------------------------------------------------------
+
+    def status(self) -> Figures:
+        return {
+            "chunks_repaired": self.counters.chunks_repaired,
+            "segments_repaired": self.counters.segments_repaired,
+            "failures": self.counters.failures,
+            "rate_bytes_per_s": self.meter.per_second(),
+        }
 
     async def work(self) -> Step:
         await self._queue_leaving_nodes()

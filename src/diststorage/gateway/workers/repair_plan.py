@@ -11,8 +11,7 @@ import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from diststorage.meta import StoredChunk
-from diststorage.meta.models import CHUNK_OK
+from diststorage.meta import ChunkState, StoredChunk
 
 
 class NodeHealth(enum.Enum):
@@ -52,7 +51,7 @@ def plan_segment(
         # one, and most of them may be sound.
         if node in (NodeHealth.HEALTHY, NodeHealth.LEAVING):
             sources.setdefault(chunk.shard_index, chunk)
-        if chunk.state != CHUNK_OK or chunk.shard_index in keep or chunk.node_id in keep_nodes:
+        if chunk.state != ChunkState.OK or chunk.shard_index in keep or chunk.node_id in keep_nodes:
             continue
         if node == NodeHealth.HEALTHY:
             keep[chunk.shard_index] = chunk

@@ -1,0 +1,48 @@
+"""The states an object, a chunk and a node can be in, as the metadata database records them.
+
+``StrEnum``s so that each compares and stores as its plain string (the columns hold text), while
+code names a state by its type and a typo is an attribute error rather than a row that matches
+nothing.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+# The namespace of every object until buckets bring more of them.
+DEFAULT_NAMESPACE = "default"
+
+
+class ObjectState(StrEnum):
+    """``pending`` while its upload runs, ``committed`` once visible."""
+
+    PENDING = "pending"
+    COMMITTED = "committed"
+
+
+class ChunkState(StrEnum):
+    """A damaged chunk failed a checksum or went missing: never read again, rebuilt elsewhere.
+    A chunk to move is sound but should live on another node (drain, rebalance, two shards of a
+    segment on one node); repair copies it and then drops it."""
+
+    OK = "ok"
+    DAMAGED = "damaged"
+    MOVE = "move"
+
+
+class NodeLifecycle(StrEnum):
+    """Set by an operator. Draining nodes take no new chunks and repair moves every chunk off
+    them."""
+
+    ACTIVE = "active"
+    DRAINING = "draining"
+
+
+class NodeLiveness(StrEnum):
+    """What a gateway makes of a node's heartbeats: ``suspect`` after a few silent seconds (no
+    new writes, read last), ``down`` after the node timeout. Kept in memory, never stored: each
+    gateway hears the heartbeats itself."""
+
+    UP = "up"
+    SUSPECT = "suspect"
+    DOWN = "down"
