@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from diststorage.core.tasks import BackgroundTasks
-from diststorage.core.worker import Figures, Step, WorkerState, Workers
+from diststorage.core.worker import Figures, Step, Workers, WorkerState
 from diststorage.testing import FakeClock
 
 
@@ -62,21 +62,32 @@ async def test_no_task_starts_after_close() -> None:
         tasks.start(work())
 
 
-class CountingWorker:
-    name = "counting"
+class SteppedWorker:
+    """Does one unit per outcome the test hands it: an error to raise, or None for a good unit."""
 
-    def __init__(self, fail_first: int) -> None:
+    name = "stepped"
+
+    def __init__(self) -> None:
+        self.outcomes: asyncio.Queue[Exception | None] = asyncio.Queue()
         self.calls = 0
-        self.fail_first = fail_first
         self.closed = False
+
+    async def unit(self, outcome: Exception | None) -> None:
+        """Hands the worker one outcome and returns once the supervisor has dealt with it."""
+        await self.outcomes.put(outcome)
+        await self.outcomes.join()
+        # The supervisor records the unit before its next await; let it get there.
+        await asyncio.sleep(0)
 
     def status(self) -> Figures:
         return {"calls": self.calls}
 
     async def work(self) -> Step:
+        outcome = await self.outcomes.get()
         self.calls += 1
-        if self.calls <= self.fail_first:
-            raise OSError(f"failure {self.calls}")
+        self.outcomes.task_done()
+        if outcome is not None:
+            raise outcome
         return Step(WorkerState.IDLE, 10.0)
 
     async def close(self) -> None:
@@ -85,27 +96,27 @@ class CountingWorker:
 
 async def test_workers_report_state_units_errors_and_figures() -> None:
     clock = FakeClock()
-    worker = CountingWorker(fail_first=2)
+    worker = SteppedWorker()
     workers = Workers(clock)
     await workers.open()
     held = True
     workers.start(worker, may_run=lambda: not held)
-    for _ in range(3):
-        await asyncio.sleep(0)
+    await asyncio.sleep(0)
     (status,) = workers.statuses()
-    assert (status.name, status.state, status.units) == ("counting", WorkerState.STANDBY, 0)
+    assert (status.name, status.state, status.units) == ("stepped", WorkerState.STANDBY, 0)
+
     held = False
-    while worker.calls < 2:
-        await asyncio.sleep(0)
+    await worker.unit(OSError("disk on fire"))
+    await worker.unit(OSError("still on fire"))
     status = workers.statuses()[0]
-    assert status.errors_in_row >= 1
-    assert status.last_error is not None and "OSError: failure" in status.last_error
-    while worker.calls < 4:
-        await asyncio.sleep(0)
+    assert (status.errors_in_row, status.units) == (2, 0)
+    assert status.last_error == "OSError: still on fire"
+
+    await worker.unit(None)
     status = workers.statuses()[0]
-    assert status.state == WorkerState.IDLE
-    assert status.errors_in_row == 0
-    assert status.units >= 1
-    assert status.figures == {"calls": worker.calls}
+    assert (status.state, status.errors_in_row, status.units) == (WorkerState.IDLE, 0, 1)
+    assert status.figures == {"calls": 3}
+    # The supervisor backed off 1 s, then 2 s, after the errors; then waited as the unit asked.
+    assert clock.sleeps[-3:] == [1.0, 2.0, 10.0]
     await workers.aclose()
     assert worker.closed
