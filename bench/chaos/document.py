@@ -6,9 +6,9 @@ import os
 import platform
 from typing import Any
 
-from bench_report import Row
-from chaos_repair import RepairSample
-from chaos_report import ChaosRun, repair_figures
+from bench.chaos.repair import RepairSample
+from bench.chaos.report import ChaosRun, repair_figures
+from bench.common.report import Row
 
 
 def _compact_samples(samples: list[RepairSample], keep: int = 200) -> list[str]:

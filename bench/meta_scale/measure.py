@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psutil
-from meta_scale_load import NAMESPACE, SHARDS, listing_prefixes, object_key
 
+from bench.meta_scale.load import NAMESPACE, SHARDS, listing_prefixes, object_key
 from diststorage.meta import MetadataStore
 
 PAGE_KEYS = 1000

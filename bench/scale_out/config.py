@@ -23,13 +23,12 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
-from bench_ops import OBJECT_BYTES, Budget, get_case, put_case
-from bench_report import scan_logs, size_label
-from meta_scale_db import postgres_database
-from scale_out_measure import OPS_TIME_CAP_S, CpuMeter, large_object
-from scale_out_mixed import mixed_load
-from scale_out_report import Config, ConfigRun, OpsRecord, Results
-
+from bench.common.ops import OBJECT_BYTES, Budget, get_case, put_case
+from bench.common.report import scan_logs, size_label
+from bench.meta_scale.db import postgres_database
+from bench.scale_out.measure import OPS_TIME_CAP_S, CpuMeter, large_object
+from bench.scale_out.mixed import mixed_load
+from bench.scale_out.report import Config, ConfigRun, OpsRecord, Results
 from diststorage.local import LocalCluster
 from diststorage.testing.cluster import running_cluster
 

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import psutil
-from bench_report import size_label
-from bench_sampler import _client_cpu_s, _machine_busy_cpu_s, _Tree
-from bench_transfer import Transfer, check_download, curl_download, curl_upload
+
+from bench.common.curl import Transfer, check_download, curl_download, curl_upload
+from bench.common.report import size_label
+from bench.common.sampler import _client_cpu_s, _machine_busy_cpu_s, _Tree
 
 T = TypeVar("T")
 # A case stops after its operation count or this long, whichever comes first.

@@ -7,9 +7,9 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bench_report import Row, format_table, rows_table
-from chaos_repair import RepairSample, busy_foreground, status_at, statuses_between
-from chaos_stats import MB, LoadStats, PhaseLoad
+from bench.chaos.repair import RepairSample, busy_foreground, status_at, statuses_between
+from bench.common.load.stats import MB, LoadStats, PhaseLoad
+from bench.common.report import Row, format_table, rows_table
 
 TARGET_REPAIR_SHARE_PCT = 70.0
 SHORT_WINDOW_S = 5.0

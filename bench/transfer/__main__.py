@@ -33,11 +33,8 @@ from typing import Any
 
 import psutil
 import uvloop
-from bench_disk import DiskFloor, measure_disk_floor
-from bench_ops import OBJECT_BYTES, Budget, OpsResult, get_case, put_case
-from bench_report import GIB, MIB, Row, format_table, has_room, rows_table, scan_logs, size_label
-from bench_sampler import ClusterSampler, PhaseStats
-from bench_transfer import (
+
+from bench.common.curl import (
     Transfer,
     check_download,
     curl_download,
@@ -46,7 +43,19 @@ from bench_transfer import (
     stream_upload,
     write_random_file,
 )
-
+from bench.common.ops import OBJECT_BYTES, Budget, OpsResult, get_case, put_case
+from bench.common.report import (
+    GIB,
+    MIB,
+    Row,
+    format_table,
+    has_room,
+    rows_table,
+    scan_logs,
+    size_label,
+)
+from bench.common.sampler import ClusterSampler, PhaseStats
+from bench.transfer.disk import DiskFloor, measure_disk_floor
 from diststorage.testing.cluster import running_cluster
 
 NODES = 6

@@ -35,15 +35,15 @@ from types import FrameType
 
 import psutil
 import uvloop
-from bench_report import GIB, has_room, scan_logs
-from chaos_document import build_document
-from chaos_faults import BACK_TIMEOUT_S, FaultPlan
-from chaos_model import KIB, MIB, LoadMix, SizeClass
-from chaos_phases import BUDGET_NODES, NODES, GatewayDied, Profile, run_phases, say
-from chaos_repair import RepairUnavailable
-from chaos_report import ChaosRun, FaultSummary, build_rows, report_text
-from chaos_stats import LoadStats
 
+from bench.chaos.document import build_document
+from bench.chaos.faults import BACK_TIMEOUT_S, FaultPlan
+from bench.chaos.phases import BUDGET_NODES, NODES, GatewayDied, Profile, run_phases, say
+from bench.chaos.repair import RepairUnavailable
+from bench.chaos.report import ChaosRun, FaultSummary, build_rows, report_text
+from bench.common.load.model import KIB, MIB, LoadMix, SizeClass
+from bench.common.load.stats import LoadStats
+from bench.common.report import GIB, has_room, scan_logs
 from diststorage.local import LocalCluster
 from diststorage.testing.cluster import running_cluster
 

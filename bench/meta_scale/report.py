@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psutil
-from bench_report import MIB, format_table
-from meta_scale_load import LoadStep, object_key
-from meta_scale_measure import Case, CpuShare
+
+from bench.common.report import MIB, format_table
+from bench.meta_scale.load import LoadStep, object_key
+from bench.meta_scale.measure import Case, CpuShare
 
 TARGET_RATIO = 2.0
 # The cases the 2× target applies to; a prefix's first page holds fewer keys at 1,000 objects

@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
-from chaos_faults import FaultInjector, FaultPlan
-from chaos_load import LoadRunner
-from chaos_model import ContentPool, LoadMix, Model
-from chaos_repair import RepairMonitor, check_repair_endpoint, wait_live_nodes
-from chaos_report import ChaosRun, FaultSummary
-from chaos_stats import LoadStats
 
+from bench.chaos.faults import FaultInjector, FaultPlan
+from bench.chaos.repair import RepairMonitor, check_repair_endpoint, wait_live_nodes
+from bench.chaos.report import ChaosRun, FaultSummary
+from bench.common.load.model import ContentPool, LoadMix, Model
+from bench.common.load.runner import LoadRunner
+from bench.common.load.stats import LoadStats
 from diststorage.local import LocalCluster, free_port
 
 NODES = 6

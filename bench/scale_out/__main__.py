@@ -28,10 +28,11 @@ from pathlib import Path
 
 import asyncpg
 import uvloop
-from bench_report import GIB, MIB, has_room, size_label
-from bench_transfer import write_random_file
-from meta_scale_db import PG_ADMIN_URL, PG_CONNECT_TIMEOUT_S, drop_leftovers
-from scale_out_config import (
+
+from bench.common.curl import write_random_file
+from bench.common.report import GIB, MIB, has_room, size_label
+from bench.meta_scale.db import PG_ADMIN_URL, PG_CONNECT_TIMEOUT_S, drop_leftovers
+from bench.scale_out.config import (
     CONFIGS,
     Bench,
     GatewayDied,
@@ -40,8 +41,8 @@ from scale_out_config import (
     say,
     sigterm_as_sigint,
 )
-from scale_out_mixed import MIX
-from scale_out_report import Results, build_document, report_text
+from bench.scale_out.mixed import MIX
+from bench.scale_out.report import Results, build_document, report_text
 
 FULL = Profile("full", 20_000, 1_000, 1 * GIB, 60.0, 64)
 QUICK = Profile("quick", 2_000, 200, 256 * MIB, 15.0, 64)

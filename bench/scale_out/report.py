@@ -8,11 +8,11 @@ import platform
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench_ops import OpsResult
-from bench_report import format_table, size_label
-from chaos_stats import MB
-from scale_out_measure import CpuUse, TransferRecord
-from scale_out_mixed import MixedRun
+from bench.common.load.stats import MB
+from bench.common.ops import OpsResult
+from bench.common.report import format_table, size_label
+from bench.scale_out.measure import CpuUse, TransferRecord
+from bench.scale_out.mixed import MixedRun
 
 OP_KINDS = ("PUT", "GET", "DELETE")
 

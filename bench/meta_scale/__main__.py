@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import uvloop
-from meta_scale_db import (
+
+from bench.meta_scale.db import (
     PG_ADMIN_URL,
     BenchDatabase,
     PlanInputs,
@@ -36,10 +37,9 @@ from meta_scale_db import (
     postgres_database,
     sqlite_database,
 )
-from meta_scale_load import Loader, LoadStep, object_key
-from meta_scale_measure import Checkpoint, CpuMeter
-from meta_scale_report import BackendRun, CheckpointResult, build_document, report_text
-
+from bench.meta_scale.load import Loader, LoadStep, object_key
+from bench.meta_scale.measure import Checkpoint, CpuMeter
+from bench.meta_scale.report import BackendRun, CheckpointResult, build_document, report_text
 from diststorage.meta import MetadataStore
 
 BACKENDS = ("sqlite", "postgresql")
