@@ -33,7 +33,6 @@ from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
-import psutil
 import uvloop
 
 from bench.chaos.document import build_document
@@ -41,6 +40,7 @@ from bench.chaos.faults import BACK_TIMEOUT_S, FaultPlan
 from bench.chaos.phases import BUDGET_NODES, NODES, GatewayDied, Profile, run_phases, say
 from bench.chaos.repair import RepairUnavailable
 from bench.chaos.report import ChaosRun, FaultSummary, build_rows, report_text
+from bench.common.cpu import ProcessTree
 from bench.common.load.model import KIB, MIB, LoadMix, SizeClass
 from bench.common.load.stats import LoadStats
 from bench.common.report import GIB, has_room, scan_logs
@@ -115,18 +115,7 @@ def gateway_flags() -> set[str]:
 
 
 def _gateway_cpu_reader(cluster: LocalCluster) -> Callable[[], float]:
-    gateway = cluster._gateway
-    assert gateway is not None and gateway.process is not None
-    process = psutil.Process(gateway.process.pid)
-
-    def read() -> float:
-        try:
-            times = process.cpu_times()
-        except psutil.Error:
-            return 0.0
-        return float(times.user + times.system)
-
-    return read
+    return ProcessTree(cluster.gateway_pids()[0]).cpu_s
 
 
 def run_benchmark(run: ChaosRun, profile: Profile, workdir: Path) -> None:

@@ -98,9 +98,8 @@ class Phases:
                 await asyncio.gather(task, return_exceptions=True)
 
     def check_alive(self) -> None:
-        gateway = self.cluster._gateway
-        if gateway is None or not gateway.running:
-            tail = _log_tail(gateway.log_path) if gateway else ""
+        if not self.cluster.gateway_running():
+            tail = _log_tail(self.cluster.gateway_log_path())
             raise GatewayDied(f"the gateway exited; the end of its log:\n{tail}")
         self.load.raise_if_failed()
 

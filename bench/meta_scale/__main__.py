@@ -29,6 +29,7 @@ from typing import Any
 
 import uvloop
 
+from bench.common.cpu import CpuMeter
 from bench.meta_scale.db import (
     PG_ADMIN_URL,
     BenchDatabase,
@@ -38,7 +39,7 @@ from bench.meta_scale.db import (
     sqlite_database,
 )
 from bench.meta_scale.load import Loader, LoadStep, object_key
-from bench.meta_scale.measure import Checkpoint, CpuMeter
+from bench.meta_scale.measure import Checkpoint, CpuShare
 from bench.meta_scale.report import BackendRun, CheckpointResult, build_document, report_text
 from diststorage.meta import MetadataStore
 
@@ -96,11 +97,14 @@ async def measure(
     began = time.perf_counter()
     resident_pct = await database.settle()
     settle_s = time.perf_counter() - began
-    began, meter = time.perf_counter(), CpuMeter()
-    checkpoint = Checkpoint(store, step.end, seed)
-    cases = await checkpoint.lookups(profile.lookups)
-    cases += await checkpoint.listings(profile.pages)
-    cpu = meter.share()
+    began = time.perf_counter()
+    # Every PostgreSQL process counts: the pool's connections live as long as the store; a
+    # server process that ends in between (autovacuum) is missed.
+    with CpuMeter(postgres=True).measure("checkpoint") as use:
+        checkpoint = Checkpoint(store, step.end, seed)
+        cases = await checkpoint.lookups(profile.lookups)
+        cases += await checkpoint.listings(profile.pages)
+    cpu = CpuShare.of(use)
     return CheckpointResult(
         step.end,
         step,

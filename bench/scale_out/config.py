@@ -23,10 +23,11 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
+from bench.common.cpu import CpuMeter
 from bench.common.ops import OBJECT_BYTES, Budget, get_case, put_case
 from bench.common.report import scan_logs, size_label
 from bench.meta_scale.db import postgres_database
-from bench.scale_out.measure import OPS_TIME_CAP_S, CpuMeter, large_object
+from bench.scale_out.measure import OPS_TIME_CAP_S, large_object
 from bench.scale_out.mixed import mixed_load
 from bench.scale_out.report import Config, ConfigRun, OpsRecord, Results
 from diststorage.local import LocalCluster
@@ -98,9 +99,10 @@ def _settle() -> None:
 
 
 def _check_gateways(cluster: LocalCluster) -> None:
-    for gateway in cluster._gateways:
-        if not gateway.running:
-            raise GatewayDied(f"{gateway.name} exited; see {gateway.log_path}")
+    for index in range(len(cluster.gateway_ports)):
+        if not cluster.gateway_running(index):
+            log_path = cluster.gateway_log_path(index)
+            raise GatewayDied(f"{log_path.stem} exited; see {log_path}")
 
 
 @dataclass
@@ -162,9 +164,11 @@ class Bench:
         self, run: ConfigRun, cluster: LocalCluster, folder: Path, source: Path, source_md5: str
     ) -> None:
         config, profile = run.config, self.profile
-        gateway_pids = [g.process.pid for g in cluster._gateways if g.process is not None]
+        gateway_pids = cluster.gateway_pids()
         node_pids = [cluster.node_pid(i) for i in range(NODES)]
-        meter = CpuMeter(gateway_pids, node_pids, run.database or None)
+        meter = CpuMeter(
+            gateway_pids, node_pids, postgres=bool(run.database), database=run.database or None
+        )
         urls = cluster.urls
         base = random.Random(4096).randbytes(OBJECT_BYTES)
         prefix = f"scale/{config.name}/ops"

@@ -12,112 +12,18 @@
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import psutil
-
+from bench.common.cpu import CpuMeter, CpuUse
 from bench.common.curl import Transfer, check_download, curl_download, curl_upload
 from bench.common.report import size_label
-from bench.common.sampler import _client_cpu_s, _machine_busy_cpu_s, _Tree
 
 T = TypeVar("T")
 # A case stops after its operation count or this long, whichever comes first.
 OPS_TIME_CAP_S = 900.0
-
-
-# -- CPU ---------------------------------------------------------------------------------------
-
-
-@dataclass
-class CpuUse:
-    """CPU seconds over one block; filled in when the block ends."""
-
-    name: str
-    wall_s: float = 0.0
-    gateways_s: tuple[float, ...] = ()
-    nodes_s: float = 0.0
-    postgres_s: float = 0.0
-    client_s: float = 0.0
-    machine_s: float = 0.0
-
-    @property
-    def other_s(self) -> float:
-        """The rest of the machine: other programs (other benchmarks), kernel threads."""
-        ours = sum(self.gateways_s) + self.nodes_s + self.postgres_s + self.client_s
-        return max(0.0, self.machine_s - ours)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "phase": self.name,
-            "wall_s": round(self.wall_s, 3),
-            "gateways_cpu_s": [round(s, 2) for s in self.gateways_s],
-            "nodes_cpu_s": round(self.nodes_s, 2),
-            "postgres_cpu_s": round(self.postgres_s, 2),
-            "client_cpu_s": round(self.client_s, 2),
-            "other_cpu_s": round(self.other_s, 2),
-            "machine_busy_cpu_s": round(self.machine_s, 2),
-        }
-
-
-def _postgres_cpu_s(database: str) -> dict[int, float]:
-    """PostgreSQL processes that work for ``database``: its backends (their title names it) and
-    the server's shared ones (WAL writer, checkpointer, autovacuum…), which also work for
-    any other database in use. Other databases' backends are left out."""
-    found: dict[int, float] = {}
-    for process in psutil.process_iter(["name", "cmdline", "cpu_times"]):
-        if process.info["name"] != "postgres" or process.info["cpu_times"] is None:
-            continue
-        title = " ".join(process.info["cmdline"] or []).strip()
-        backend = "(" in title or "[local]" in title
-        if not backend or f" {database} " in title:
-            times = process.info["cpu_times"]
-            found[process.pid] = times.user + times.system
-    return found
-
-
-class CpuMeter:
-    def __init__(self, gateway_pids: list[int], node_pids: list[int], database: str | None) -> None:
-        self._gateways = [_Tree(pid) for pid in gateway_pids]
-        self._nodes = [_Tree(pid) for pid in node_pids]
-        self._database = database
-
-    def gateways_cpu_s(self) -> float:
-        return sum(tree.cpu_s() for tree in self._gateways)
-
-    def _postgres(self) -> dict[int, float]:
-        return _postgres_cpu_s(self._database) if self._database else {}
-
-    @contextmanager
-    def measure(self, name: str) -> Iterator[CpuUse]:
-        for tree in [*self._gateways, *self._nodes]:
-            tree.refresh()
-        use = CpuUse(name)
-        gateways = [tree.cpu_s() for tree in self._gateways]
-        nodes = sum(tree.cpu_s() for tree in self._nodes)
-        postgres = self._postgres()
-        client = _client_cpu_s()
-        machine = _machine_busy_cpu_s()
-        started = time.perf_counter()
-        try:
-            yield use
-        finally:
-            use.wall_s = time.perf_counter() - started
-            use.gateways_s = tuple(
-                tree.cpu_s() - before for tree, before in zip(self._gateways, gateways, strict=True)
-            )
-            use.nodes_s = sum(tree.cpu_s() for tree in self._nodes) - nodes
-            # A server process that ended in between is missed; the gateways' pooled
-            # connections live as long as the gateways.
-            use.postgres_s = sum(
-                cpu - postgres.get(pid, 0.0) for pid, cpu in self._postgres().items()
-            )
-            use.client_s = _client_cpu_s() - client
-            use.machine_s = _machine_busy_cpu_s() - machine
 
 
 # -- one large object --------------------------------------------------------------------------

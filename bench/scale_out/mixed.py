@@ -22,10 +22,10 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
+from bench.common.cpu import CpuMeter, CpuUse
 from bench.common.load.model import KIB, MIB, ContentPool, LoadMix, Model, SizeClass
 from bench.common.load.runner import LoadRunner
 from bench.common.load.stats import LoadStats, PhaseLoad
-from bench.scale_out.measure import CpuMeter, CpuUse
 
 WATCH_INTERVAL_S = 1.0
 LOAD_PHASE = "load"

@@ -8,10 +8,11 @@ import platform
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.common.cpu import CpuUse
 from bench.common.load.stats import MB
 from bench.common.ops import OpsResult
 from bench.common.report import format_table, size_label
-from bench.scale_out.measure import CpuUse, TransferRecord
+from bench.scale_out.measure import TransferRecord
 from bench.scale_out.mixed import MixedRun
 
 OP_KINDS = ("PUT", "GET", "DELETE")

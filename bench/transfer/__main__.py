@@ -270,9 +270,8 @@ def run_benchmark(results: Results, workdir: Path) -> None:
         )
         stack.callback(say, "stopping the cluster")
         stack.callback(_ignore_signals)
-        gateway = cluster._gateway
-        assert gateway is not None and gateway.process is not None
-        sampler = ClusterSampler(gateway.process.pid, [cluster.node_pid(i) for i in range(NODES)])
+        gateway_pid = cluster.gateway_pids()[0]
+        sampler = ClusterSampler(gateway_pid, [cluster.node_pid(i) for i in range(NODES)])
         sampler.start()
         stack.callback(sampler.stop)
         runner = stack.enter_context(asyncio.Runner(loop_factory=uvloop.new_event_loop))
