@@ -112,6 +112,13 @@ def scan_logs(log_dir: Path, keep: int = 12) -> dict[str, Any]:
     }
 
 
+def keep_logs(log_dir: Path, copy_to: Path | None) -> dict[str, Any]:
+    """``scan_logs`` of the cluster's log folder, after copying it to ``copy_to`` (if given)."""
+    if copy_to is not None and log_dir.is_dir():
+        shutil.copytree(log_dir, copy_to, dirs_exist_ok=True)
+    return scan_logs(log_dir)
+
+
 def has_room(workdir: Path, needed_bytes: int) -> bool:
     """Whether ``workdir`` has ``needed_bytes`` free; if not, says so on stderr."""
     free = shutil.disk_usage(workdir).free
