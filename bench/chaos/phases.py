@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import sys
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import aiohttp
 from bench.chaos.faults import FaultInjector, FaultPlan
 from bench.chaos.repair import RepairMonitor, check_repair_endpoint, wait_live_nodes
 from bench.chaos.report import ChaosRun, FaultSummary
+from bench.common.cli import say
 from bench.common.load.model import ContentPool, LoadMix, Model
 from bench.common.load.runner import LoadRunner
 from bench.common.load.stats import LoadStats
@@ -45,10 +45,6 @@ class Profile:
     # (objects, bytes each) written before a node is replaced, so that its repair lasts long
     # enough (tens of seconds) for the foreground throughput beside it to mean something.
     replace_ballast: tuple[int, int] = (0, 0)
-
-
-def say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 class GatewayDied(Exception):
