@@ -21,6 +21,16 @@ from bench.common.cpu import ProcessTree, client_cpu_s, machine_busy_cpu_s
 
 MIB = 1 << 20
 
+# Between phases: the page cache written back, and a moment for the cluster to go quiet.
+SETTLE_S = 0.5
+
+
+def settle() -> None:
+    """Writes dirty pages back (``sync``) and waits ``SETTLE_S``, so that one phase's writeback
+    does not land in the next one's figures."""
+    os.sync()
+    time.sleep(SETTLE_S)
+
 
 @dataclass
 class PhaseStats:

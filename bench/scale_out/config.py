@@ -2,8 +2,8 @@
 own if it needs one, the cluster, the measurements, and the cleanup (cluster stopped, database
 dropped, folder removed) whatever happens.
 
-Ctrl-C and SIGTERM stop a run the same way (``sigterm_as_sigint``); while a configuration cleans
-up, both are ignored, so that a second one cannot leave a database or processes behind.
+Ctrl-C and SIGTERM stop a run the same way (``bench.common.interrupt``); while a configuration
+cleans up, both are ignored, so that a second one cannot leave a database or processes behind.
 """
 
 from __future__ import annotations
@@ -11,22 +11,20 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-import os
 import random
 import shutil
-import signal
-import sys
-import time
 from contextlib import AsyncExitStack, ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType, TracebackType
 from typing import Any
 
+from bench.common.cli import load_average, say
 from bench.common.cpu import CpuMeter
+from bench.common.interrupt import ignore_interrupts, resume_after_cleanup
 from bench.common.ops import OBJECT_BYTES, Budget, get_case, put_case
+from bench.common.postgres import scratch_database
 from bench.common.report import scan_logs, size_label
-from bench.meta_scale.db import postgres_database
+from bench.common.sampler import settle
 from bench.scale_out.measure import OPS_TIME_CAP_S, large_object
 from bench.scale_out.mixed import mixed_load
 from bench.scale_out.report import Config, ConfigRun, OpsRecord, Results
@@ -36,7 +34,6 @@ from diststorage.testing.cluster import running_cluster
 NODES = 6
 REDUNDANCY = "ec:4+2"
 CONCURRENCY = 32
-SETTLE_S = 0.5
 
 CONFIGS = (
     Config("A", "1 gateway, SQLite", gateways=1, postgres=False, mixed_load=False),
@@ -60,42 +57,6 @@ class Profile:
 
 class GatewayDied(Exception):
     """A gateway process exited during the run; nothing after that can be measured."""
-
-
-def say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def sigterm_as_sigint(_signum: int, _frame: FrameType | None) -> None:
-    """SIGTERM stops the run the way Ctrl-C does: inside the event loop, asyncio.Runner's
-    SIGINT handler cancels the running step (so its sessions close), elsewhere it raises
-    KeyboardInterrupt."""
-    signal.raise_signal(signal.SIGINT)
-
-
-def _ignore_signals() -> None:
-    """While a cluster stops and its database is dropped, a second Ctrl-C or SIGTERM must not
-    cut the cleanup short."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
-def _restore_signals(
-    exc_type: type[BaseException] | None, _exc: BaseException | None, _tb: TracebackType | None
-) -> None:
-    """After a configuration's cleanup, when the run goes on to the next one."""
-    if exc_type is None:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, sigterm_as_sigint)
-
-
-def load_average() -> str:
-    return " ".join(f"{v:.2f}" for v in os.getloadavg())
-
-
-def _settle() -> None:
-    os.sync()
-    time.sleep(SETTLE_S)
 
 
 def _check_gateways(cluster: LocalCluster) -> None:
@@ -128,7 +89,7 @@ class Bench:
         with ExitStack() as stack:
             # Undone in reverse: signals ignored, cluster stopped, database dropped, logs read,
             # folder removed, signals restored (when the run goes on).
-            stack.push(_restore_signals)
+            stack.push(resume_after_cleanup)
             stack.callback(shutil.rmtree, folder, ignore_errors=True)
             stack.callback(self._keep_logs, run, folder / "logs")
             metadata_url = None
@@ -136,7 +97,7 @@ class Bench:
                 databases = AsyncExitStack()
                 stack.callback(self.runner.run, databases.aclose())
                 database = self.runner.run(
-                    databases.enter_async_context(postgres_database(self.admin_url))
+                    databases.enter_async_context(scratch_database(self.admin_url))
                 )
                 stack.callback(say, f"{config.name}: dropping PostgreSQL database {database.name}")
                 run.database, metadata_url = database.name, database.url
@@ -151,7 +112,7 @@ class Bench:
                 )
             )
             stack.callback(say, f"{config.name}: stopping the cluster")
-            stack.callback(_ignore_signals)
+            stack.callback(ignore_interrupts)
             say(f"{config.name}: {NODES} nodes, gateways at {', '.join(cluster.urls)}")
             self.measure(run, cluster, folder, source, source_md5)
 
@@ -173,7 +134,7 @@ class Bench:
         base = random.Random(4096).randbytes(OBJECT_BYTES)
         prefix = f"scale/{config.name}/ops"
         spread = f"round-robin over {len(urls)} gateways" if len(urls) > 1 else "1 gateway"
-        _settle()
+        settle()
         say(f"{config.name}: {profile.small_ops:,} × 4 KiB PUT, c={CONCURRENCY}, {spread}")
         put, written, cpu = self.runner.run(
             put_case(
@@ -190,7 +151,7 @@ class Bench:
         if put.errors:
             self.fail(f"{config.name} PUT: {put.errors} errors, first: {put.first_error}")
         _check_gateways(cluster)
-        _settle()
+        settle()
         say(f"{config.name}: {profile.small_ops:,} × 4 KiB GET, c={CONCURRENCY}, {spread}")
         get, cpu = self.runner.run(
             get_case(
@@ -212,7 +173,7 @@ class Bench:
         say(f"{config.name}: {label} upload via gateway 1, download via gateway {len(urls)}")
         key = f"scale/{config.name}/large"
         run.transfers = large_object(
-            urls, key, source, source_md5, profile.transfer_bytes, folder, meter, _settle
+            urls, key, source, source_md5, profile.transfer_bytes, folder, meter, settle
         )
         for record in run.transfers:
             if not record.transfer.ok:
@@ -221,7 +182,7 @@ class Bench:
                 )
         _check_gateways(cluster)
         if config.mixed_load:
-            _settle()
+            settle()
             run.mixed = self.runner.run(
                 mixed_load(
                     urls,

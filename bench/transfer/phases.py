@@ -29,25 +29,18 @@ from bench.common.ops import OBJECT_BYTES, Budget, get_case, put_case
 from bench.common.report import (
     size_label,
 )
-from bench.common.sampler import ClusterSampler
+from bench.common.sampler import ClusterSampler, settle
 from bench.transfer.disk import measure_disk_floor
 from bench.transfer.results import (
     CONCURRENCIES,
     NODES,
     REDUNDANCY,
-    SETTLE_S,
     OpsRecord,
     Results,
     RssCase,
     TransferRecord,
 )
 from diststorage.testing.cluster import running_cluster
-
-
-def _settle() -> None:
-    os.sync()
-    time.sleep(SETTLE_S)
-
 
 # -- phases ------------------------------------------------------------------------------------
 
@@ -56,7 +49,7 @@ def run_ops(results: Results, sampler: ClusterSampler, runner: asyncio.Runner, u
     profile = results.profile
     base = random.Random(4096).randbytes(OBJECT_BYTES)
     for concurrency in CONCURRENCIES:
-        _settle()
+        settle()
         say(f"4 KiB PUT, concurrency {concurrency}, {profile.ops_seconds:g} s")
         put, written, put_phase = runner.run(
             put_case(
@@ -106,7 +99,7 @@ def run_transfers(results: Results, sampler: ClusterSampler, url: str, workdir: 
             say(f"disk floor for {label}: {size_label(int(size * 1.5))} as fsync'd 4 MiB files")
             floor = measure_disk_floor(workdir / f"floor-{size}-{repeat}", size)
             results.floors.setdefault(size, []).append(floor)
-            _settle()
+            settle()
             say(f"upload {label} (curl), run {repeat + 1}/{profile.repeats(size)}")
             with sampler.phase(f"upload {label} #{repeat + 1}") as up_phase:
                 up = curl_upload(url, key, source, size, source_md5)
@@ -116,7 +109,7 @@ def run_transfers(results: Results, sampler: ClusterSampler, url: str, workdir: 
             if not up.ok:
                 results.fail(f"upload {label}: {up.detail}")
                 continue
-            _settle()
+            settle()
             say(f"download {label} (curl), run {repeat + 1}/{profile.repeats(size)}")
             with sampler.phase(f"download {label} #{repeat + 1}") as down_phase:
                 down, etag = curl_download(url, key, Path(os.devnull), headers, size)
@@ -153,7 +146,7 @@ def run_stream_upload(
     seed = 4242
     say(f"hashing the {label} generated stream (client side, untimed)")
     expected = pattern_md5(size, seed)
-    _settle()
+    settle()
     say(f"upload {label} streamed from a generator (aiohttp)")
     with sampler.phase(f"stream upload {label}") as phase:
         up = runner.run(stream_upload(url, f"stream-{size}", size, seed, expected))

@@ -23,7 +23,6 @@ from bench.transfer.disk import DiskFloor
 NODES = 6
 REDUNDANCY = "ec:4+2"
 CONCURRENCIES = (1, 16)
-SETTLE_S = 0.5
 BUSY_MACHINE_PCT = 15.0
 
 TARGET_UPLOAD_MB_S = 250.0
