@@ -7,7 +7,7 @@ import platform
 from typing import Any
 
 from bench.chaos.repair import RepairSample
-from bench.chaos.report import ChaosRun, repair_figures
+from bench.chaos.report import ChaosRun, FaultSummary, repair_figures
 from bench.common.report import Row
 
 
@@ -39,7 +39,6 @@ def build_document(
     run: ChaosRun, rows: list[Row], started_at: str, duration_s: float, interrupted: bool
 ) -> dict[str, Any]:
     stats = run.stats
-    figures = repair_figures(run)
     return {
         "benchmark": "diststorage-chaos",
         "profile": run.profile,
@@ -73,34 +72,41 @@ def build_document(
         "problems": stats.problems,
         "committed_at_end": {"objects": run.committed_objects, "bytes": run.committed_bytes},
         "phases": [p.to_json() for p in stats.phases],
-        "faults": {
-            "budget_nodes": run.faults.budget_nodes,
-            "budget": run.faults.budget,
-            "held_back_for_repair": run.faults.held_back,
-            "kills": run.faults.kills,
-            "pauses": run.faults.pauses,
-            "max_unavailable": run.faults.max_unavailable,
-            "nodes_not_back_in_time": run.faults.late_nodes,
-            "events": run.faults.events,
-        },
-        "repair": {
-            "faults_stopped_s": run.faults_stopped_s,
-            "all_nodes_live_s": run.all_live_s,
-            "repaired_s": run.repaired_s,
-            "time_to_zero_s": figures.time_to_zero_s,
-            "bytes_repaired_after_faults": figures.bytes_repaired,
-            "repair_mb_s": None if figures.mb_s is None else round(figures.mb_s, 2),
-            "peak_below_target_during_faults": figures.peak_below_target,
-            "below_target_when_faults_stopped": figures.below_target_at_stop,
-            "bytes_repaired_during_faults": figures.bytes_repaired_during_chaos,
-            "busy_s_after_nodes_back": round(figures.busy_s, 2),
-            "foreground_mb_s_while_busy": (
-                None
-                if figures.busy_foreground_mb_s is None
-                else round(figures.busy_foreground_mb_s, 2)
-            ),
-            "timeline": _compact_samples(run.repair_samples),
-        },
+        "faults": _faults_json(run.faults),
+        "repair": _repair_json(run),
         "failures": run.failures,
         "log_issues": run.log_issues,
+    }
+
+
+def _faults_json(faults: FaultSummary) -> dict[str, Any]:
+    return {
+        "budget_nodes": faults.budget_nodes,
+        "budget": faults.budget,
+        "held_back_for_repair": faults.held_back,
+        "kills": faults.kills,
+        "pauses": faults.pauses,
+        "max_unavailable": faults.max_unavailable,
+        "nodes_not_back_in_time": faults.late_nodes,
+        "events": faults.events,
+    }
+
+
+def _repair_json(run: ChaosRun) -> dict[str, Any]:
+    figures = repair_figures(run)
+    return {
+        "faults_stopped_s": run.faults_stopped_s,
+        "all_nodes_live_s": run.all_live_s,
+        "repaired_s": run.repaired_s,
+        "time_to_zero_s": figures.time_to_zero_s,
+        "bytes_repaired_after_faults": figures.bytes_repaired,
+        "repair_mb_s": None if figures.mb_s is None else round(figures.mb_s, 2),
+        "peak_below_target_during_faults": figures.peak_below_target,
+        "below_target_when_faults_stopped": figures.below_target_at_stop,
+        "bytes_repaired_during_faults": figures.bytes_repaired_during_chaos,
+        "busy_s_after_nodes_back": round(figures.busy_s, 2),
+        "foreground_mb_s_while_busy": (
+            None if figures.busy_foreground_mb_s is None else round(figures.busy_foreground_mb_s, 2)
+        ),
+        "timeline": _compact_samples(run.repair_samples),
     }

@@ -124,13 +124,35 @@ class Bench:
     def measure(
         self, run: ConfigRun, cluster: LocalCluster, folder: Path, source: Path, source_md5: str
     ) -> None:
-        config, profile = run.config, self.profile
-        gateway_pids = cluster.gateway_pids()
+        """The 4 KiB cases, the large object and (where the configuration has it) the mixed load,
+        each checked; a failure is recorded and the run goes on."""
         node_pids = [cluster.node_pid(i) for i in range(NODES)]
         meter = CpuMeter(
-            gateway_pids, node_pids, postgres=bool(run.database), database=run.database or None
+            cluster.gateway_pids(),
+            node_pids,
+            postgres=bool(run.database),
+            database=run.database or None,
         )
-        urls = cluster.urls
+        self.small_ops(run, cluster, meter)
+        self.large_object(run, cluster, meter, folder, source, source_md5)
+        if run.config.mixed_load:
+            settle()
+            run.mixed = self.runner.run(
+                mixed_load(
+                    cluster.urls,
+                    self.profile.clients,
+                    self.profile.mixed_s,
+                    self.profile.seed,
+                    meter,
+                    functools.partial(_check_gateways, cluster),
+                    say,
+                )
+            )
+            self.judge_mixed(run)
+
+    def small_ops(self, run: ConfigRun, cluster: LocalCluster, meter: CpuMeter) -> None:
+        """4 KiB PUT, then GET of what it wrote, round-robin over the gateways."""
+        config, profile, urls = run.config, self.profile, cluster.urls
         base = random.Random(4096).randbytes(OBJECT_BYTES)
         prefix = f"scale/{config.name}/ops"
         spread = f"round-robin over {len(urls)} gateways" if len(urls) > 1 else "1 gateway"
@@ -169,6 +191,18 @@ class Bench:
         if get.errors:
             self.fail(f"{config.name} GET: {get.errors} errors, first: {get.first_error}")
         _check_gateways(cluster)
+
+    def large_object(
+        self,
+        run: ConfigRun,
+        cluster: LocalCluster,
+        meter: CpuMeter,
+        folder: Path,
+        source: Path,
+        source_md5: str,
+    ) -> None:
+        """``source`` up through the first gateway, down through the last."""
+        config, profile, urls = run.config, self.profile, cluster.urls
         label = size_label(profile.transfer_bytes)
         say(f"{config.name}: {label} upload via gateway 1, download via gateway {len(urls)}")
         key = f"scale/{config.name}/large"
@@ -181,20 +215,6 @@ class Bench:
                     f"{config.name} {record.transfer.direction} {label}: {record.transfer.detail}"
                 )
         _check_gateways(cluster)
-        if config.mixed_load:
-            settle()
-            run.mixed = self.runner.run(
-                mixed_load(
-                    urls,
-                    profile.clients,
-                    profile.mixed_s,
-                    profile.seed,
-                    meter,
-                    functools.partial(_check_gateways, cluster),
-                    say,
-                )
-            )
-            self.judge_mixed(run)
 
     def judge_mixed(self, run: ConfigRun) -> None:
         assert run.mixed is not None
