@@ -52,7 +52,7 @@ from bench.common.load.model import KIB, MIB, LoadMix, SizeClass
 from bench.common.load.stats import LoadStats
 from bench.common.report import GIB, has_room, keep_logs
 from diststorage.local import LocalCluster
-from diststorage.testing.cluster import running_cluster
+from diststorage.testing import running_cluster
 
 REDUNDANCY = "ec:4+2"
 REPAIR_ARGS = ["--repair-grace", "10"]

@@ -29,7 +29,7 @@ from bench.scale_out.measure import OPS_TIME_CAP_S, large_object
 from bench.scale_out.mixed import mixed_load
 from bench.scale_out.report import Config, ConfigRun, OpsRecord, Results
 from diststorage.local import LocalCluster
-from diststorage.testing.cluster import running_cluster
+from diststorage.testing import running_cluster
 
 NODES = 6
 REDUNDANCY = "ec:4+2"

@@ -40,7 +40,7 @@ from bench.transfer.results import (
     RssCase,
     TransferRecord,
 )
-from diststorage.testing.cluster import running_cluster
+from diststorage.testing import running_cluster
 
 # -- phases ------------------------------------------------------------------------------------
 
