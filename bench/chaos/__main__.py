@@ -1,8 +1,8 @@
 """Chaos benchmark of diststorage: mixed load on a real 6-node ec:4+2 cluster while nodes are
 killed, restarted, paused and continued, never more than M=2 at once and never while a stripe
-written short during an earlier fault has no spare shard left (see bench/chaos_faults.py).
+written short during an earlier fault has no spare shard left (see bench/chaos/faults.py).
 
-    uv run python bench/chaos.py [--quick] [--duration S] [--clients N] [--seed N]
+    uv run python -m bench.chaos [--quick] [--duration S] [--clients N] [--seed N]
                                  [--budget shards|nodes] [--json-out FILE]
 
 Phases: seed objects; a quiet baseline of the load mix; the faults (load still running); all

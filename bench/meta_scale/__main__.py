@@ -1,7 +1,7 @@
 """Metadata at scale: lookup and listing latencies of the metadata store as it grows to a million
 objects, on SQLite and on PostgreSQL, loaded through the store's own API.
 
-    uv run python bench/meta_scale.py [--backend sqlite|postgresql|both] [--objects N] [--quick]
+    uv run python -m bench.meta_scale [--backend sqlite|postgresql|both] [--objects N] [--quick]
                                       [--json-out FILE]
 
 For each backend: a fresh store (a SQLite file in a temporary folder, or a PostgreSQL database

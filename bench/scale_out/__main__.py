@@ -1,7 +1,7 @@
 """Scale-out benchmark of diststorage: one gateway on SQLite against two gateways sharing one
 PostgreSQL database, each in front of the same kind of 6-node ec:4+2 cluster on loopback.
 
-    uv run python bench/scale_out.py [--quick] [--json-out FILE]
+    uv run python -m bench.scale_out [--quick] [--json-out FILE]
 
 For each configuration: 4 KiB PUT and GET ops/s (p50/p99) at concurrency 32, spread round-robin
 over its gateways; a 1 GiB upload through the first gateway and its download through the last,

@@ -1,12 +1,7 @@
-"""What scale_out.py times in one configuration, and the CPU each side used meanwhile.
-
-- 4 KiB PUT and GET: bench_ops's cases, spread round-robin over the configuration's gateways
-  (with two, every read crosses to the gateway that did not write).
-- A large object uploaded (curl) through the first gateway and downloaded through the last:
-  bench_transfer's calls and checks.
-- ``CpuMeter``: CPU seconds of the gateways (each with its children), the nodes, the PostgreSQL
-  server processes that serve this run's database, this client (with curl), and the rest of
-  the machine, over a block of code.
+"""What the scale-out benchmark times in one configuration beside the 4 KiB cases
+(``bench.common.ops``, spread round-robin over the gateways): a large object uploaded (curl)
+through the first gateway and downloaded through the last, with ``bench.common.curl``'s calls
+and checks, each step's CPU measured by ``bench.common.cpu.CpuMeter``.
 """
 
 from __future__ import annotations
@@ -48,7 +43,7 @@ def large_object(
 ) -> list[TransferRecord]:
     """Uploads ``source`` through the first gateway, then downloads it through the last: a
     timed download into /dev/null (size and ETag checked), then an untimed one into a file,
-    hashed and compared with the source (as bench/run.py does, so that filling the page cache
+    hashed and compared with the source (as bench.transfer does, so that filling the page cache
     does not cost the timed download a CPU-second). Stops at the first transfer that fails."""
     first, last = 0, len(urls) - 1
     records: list[TransferRecord] = []

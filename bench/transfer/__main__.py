@@ -1,6 +1,6 @@
 """Benchmark of diststorage: a real 6-node ec:4+2 cluster on loopback, in a temporary folder.
 
-    uv run python bench/run.py [--quick] [--json-out FILE]
+    uv run python -m bench.transfer [--quick] [--json-out FILE]
 
 Measures large-object upload and download rates (curl), 4 KiB PUT/GET rates and latencies
 (aiohttp), peak RSS of the gateway and nodes during big uploads, and the disk floor the uploads
