@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import platform
 from typing import Any
 
 from bench.chaos.repair import RepairSample
 from bench.chaos.report import ChaosRun, FaultSummary, repair_figures
-from bench.common.report import Row
+from bench.common.report import Row, machine_json
 
 
 def _compact_samples(samples: list[RepairSample], keep: int = 200) -> list[str]:
@@ -50,13 +48,7 @@ def build_document(
         "clients": run.clients,
         "chaos_s": run.chaos_s,
         "units": {"MB": "10^6 bytes"},
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "load_average_at_start": [round(v, 2) for v in run.load_at_start],
-            "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
-        },
+        "machine": machine_json(memory=False, load_at_start=run.load_at_start),
         "cluster": {
             "nodes": run.nodes,
             "redundancy": run.redundancy,

@@ -6,17 +6,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import platform
 import statistics
 import subprocess
 from typing import Any
-
-import psutil
 
 from bench.common.report import (
     MIB,
     Row,
     format_table,
+    machine_json,
     rows_table,
     size_label,
 )
@@ -243,15 +241,9 @@ def build_document(
         "ok": not results.failures and not interrupted,
         "interrupted": interrupted,
         "units": {"MB": "10^6 bytes", "MiB": "2^20 bytes"},
-        "machine": {
-            "cpus": os.cpu_count(),
-            "memory_mib": round(psutil.virtual_memory().total / MIB),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "curl": _curl_version(),
-            "load_average_at_start": [round(v, 2) for v in results.load_at_start],
-            "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
-        },
+        "machine": machine_json(
+            memory=True, load_at_start=results.load_at_start, curl=_curl_version()
+        ),
         "cluster": {"nodes": NODES, "redundancy": REDUNDANCY},
         "figures": [row.to_json() for row in rows],
         "transfers": [
