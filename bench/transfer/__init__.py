@@ -1,0 +1,1 @@
+"""Transfer benchmark: large transfers, 4 KiB ops, RSS and the disk floor (python -m bench.transfer)."""
