@@ -25,7 +25,7 @@ check: env                    ## lint, format, types, import contracts, generate
 	git diff --exit-code -- src/diststorage/proto || (echo "generated gRPC code is stale: run scripts/gen-proto" && exit 1)
 
 bench: env                    ## throughput, latency and memory figures (not part of the tests)
-	$(UV) run python bench/run.py
+	$(UV) run python -m bench.transfer
 
 proto: env
 	$(UV) run scripts/gen-proto

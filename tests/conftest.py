@@ -17,7 +17,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import sqlite3
 import threading
@@ -32,14 +31,13 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import asyncpg
-import psutil
 import pytest
 
 from diststorage.core.ids import new_id
 from diststorage.core.settings import GatewaySettings
 from diststorage.local import LocalCluster
 from diststorage.meta import MetadataStore
-from diststorage.testing import running_cluster
+from diststorage.testing import Faults, running_cluster
 
 MIB = 1 << 20
 DEFAULT_STRIPE: int = GatewaySettings.model_fields["stripe_size_bytes"].default
@@ -344,20 +342,12 @@ def gateway_port(cluster: LocalCluster) -> int:
 
 
 def node_chunks_dir(cluster: LocalCluster, index: int) -> Path:
-    return cluster.node_data_dir(index) / "chunks"
+    return Faults(cluster).node_chunks_dir(index)
 
 
 def chunk_files(cluster: LocalCluster, nodes: Iterable[int] | None = None) -> set[Path]:
     """Every committed chunk file on the given nodes (default: all)."""
-    found: set[Path] = set()
-    for index in range(cluster.nodes) if nodes is None else nodes:
-        root = node_chunks_dir(cluster, index)
-        if not root.is_dir():
-            continue
-        for fanout in os.scandir(root):
-            if fanout.is_dir():
-                found.update(Path(entry.path) for entry in os.scandir(fanout.path))
-    return found
+    return Faults(cluster).chunk_files(nodes)
 
 
 def temp_files(cluster: LocalCluster, nodes: Iterable[int] | None = None) -> set[Path]:
@@ -392,17 +382,6 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, interval_s: floa
         time.sleep(interval_s)
 
 
-def node_running(cluster: LocalCluster, index: int) -> bool:
-    try:
-        pid = cluster.node_pid(index)
-    except AssertionError:
-        return False
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
 def wait_live_nodes(http: Http, count: int, timeout_s: float = 30.0) -> None:
     """Waits until the gateway's health report shows exactly ``count`` live nodes."""
     last: dict[str, Any] = {}
@@ -420,10 +399,7 @@ def wait_live_nodes(http: Http, count: int, timeout_s: float = 30.0) -> None:
 
 def restore_nodes(cluster: LocalCluster, http: Http) -> None:
     """Continues paused nodes, starts stopped ones, and waits until the gateway counts all."""
-    for index in range(cluster.nodes):
-        cluster.signal_node(index, signal.SIGCONT)
-        if not node_running(cluster, index):
-            cluster.start_node(index)
+    Faults(cluster).restore_nodes()
     wait_live_nodes(http, cluster.nodes, timeout_s=30)
 
 

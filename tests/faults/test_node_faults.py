@@ -7,15 +7,11 @@ until all six are live again, so the tests do not depend on each other's damage.
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-import signal
 import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.client import HTTPException
-from pathlib import Path
 
 import pytest
 from conftest import (
@@ -37,6 +33,7 @@ from conftest import (
 )
 
 from diststorage.local import LocalCluster
+from diststorage.testing import Faults
 
 NODE_TIMEOUT_S = 2.0
 STRIPE = DEFAULT_STRIPE
@@ -135,7 +132,7 @@ def test_sigkill_one_node(
     cluster: LocalCluster, http: Http, objects: dict[str, Stored], key: str, shard: int
 ) -> None:
     victim = shard_holder(cluster, key, shard).node
-    cluster.kill_node(victim)
+    Faults(cluster).kill_node(victim)
     # At once, while the gateway still believes the node is live...
     assert_all_readable(http, objects)
     assert_ranges_readable(http, objects)
@@ -155,7 +152,7 @@ def test_sigstop_one_node(
 ) -> None:
     victim = shard_holder(cluster, key, shard).node
     target = objects[key]
-    cluster.signal_node(victim, signal.SIGSTOP)
+    Faults(cluster).pause_node(victim)
     try:
         started = time.monotonic()
         got = http.get(target.key)
@@ -167,7 +164,7 @@ def test_sigstop_one_node(
         assert wait_until(lambda: http.health()[1]["live_nodes"] == cluster.nodes - 1, 15.0)
         again = assert_all_readable(http, objects)
     finally:
-        cluster.signal_node(victim, signal.SIGCONT)
+        Faults(cluster).resume_node(victim)
     print(f"paused node {victim}: first GET {first_took:.2f}s, then {took}, later {again}")
     assert first_took < PAUSED_READ_BOUND_S, first_took
     assert max(took.values()) < PAUSED_READ_BOUND_S, took
@@ -181,12 +178,12 @@ def test_sigstop_node_recovers(
 ) -> None:
     """A paused node that resumes is live again and its shards are used again."""
     victim = shard_holder(cluster, "faults/ec-one-stripe", 1).node
-    cluster.signal_node(victim, signal.SIGSTOP)
+    Faults(cluster).pause_node(victim)
     try:
         wait_live_nodes(http, cluster.nodes - 1, timeout_s=15)
         assert_all_readable(http, objects)
     finally:
-        cluster.signal_node(victim, signal.SIGCONT)
+        Faults(cluster).resume_node(victim)
     wait_live_nodes(http, cluster.nodes, timeout_s=15)
     assert_all_readable(http, objects)
     # A write needing all six nodes succeeds again.
@@ -208,13 +205,13 @@ def test_write_to_paused_node(
     others = [i for i in range(cluster.nodes) if i != victim]
     keys_before = http.list_keys()
     data = random_bytes(2 * MIB + 5)
-    cluster.signal_node(victim, signal.SIGSTOP)
+    Faults(cluster).pause_node(victim)
     try:
         started = time.monotonic()
         response = http.put("faults/paused-write", data, {"X-Redundancy": "ec:4+2"})
         took = time.monotonic() - started
     finally:
-        cluster.signal_node(victim, signal.SIGCONT)
+        Faults(cluster).resume_node(victim)
     print(f"paused write: {response.status} in {took:.2f}s: {response.body[:200]!r}")
     assert took < PAUSED_WRITE_BOUND_S, took
     assert response.status == 201, response.body
@@ -230,36 +227,6 @@ def test_write_to_paused_node(
 
 
 # -- damaged chunk files ---------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def corrupted(paths: list[Path], at: float = 0.5) -> Iterator[None]:
-    """Flips one byte inside each file (at the given fraction of its length); restores them."""
-    originals = {path: path.read_bytes() for path in paths}
-    try:
-        for path, data in originals.items():
-            position = int(len(data) * at)
-            damaged = bytearray(data)
-            damaged[position] ^= 0x5A
-            path.write_bytes(bytes(damaged))
-        yield
-    finally:
-        for path, data in originals.items():
-            path.write_bytes(data)
-
-
-@contextlib.contextmanager
-def removed(paths: list[Path], keep: Path) -> Iterator[None]:
-    """Moves the files away; puts them back."""
-    moved = {}
-    try:
-        for number, path in enumerate(paths):
-            moved[path] = keep / f"{number}-{path.name}"
-            shutil.move(path, moved[path])
-        yield
-    finally:
-        for path, saved in moved.items():
-            shutil.move(saved, path)
 
 
 DAMAGE_CASES = {
@@ -281,7 +248,7 @@ def test_corrupt_chunk_bytes(
     key, shard_sets = case
     chunks = shards_of(cluster, key)
     for shards in shard_sets:
-        with corrupted([chunks[s].path for s in shards]):
+        with Faults.corrupted([chunks[s].path for s in shards]):
             got = http.get(key)
             assert got.status == 200, (shards, got.body[:300])
             assert md5_hex(got.body) == objects[key].md5, shards
@@ -301,7 +268,7 @@ def test_missing_chunk_file(
     keep = cluster.data_dir.parent / "moved-chunks"
     keep.mkdir(exist_ok=True)
     for shards in shard_sets:
-        with removed([chunks[s].path for s in shards], keep):
+        with Faults.removed([chunks[s].path for s in shards], keep):
             got = http.get(key)
             assert got.status == 200, (shards, got.body[:300])
             assert md5_hex(got.body) == objects[key].md5, shards
@@ -312,7 +279,7 @@ def test_corrupt_trailer(cluster: LocalCluster, http: Http, objects: dict[str, S
     """Damage at the very end of a chunk file (its trailer) is caught as well."""
     key = "faults/ec-one-stripe"
     chunk = shards_of(cluster, key)[0]
-    with corrupted([chunk.path], at=0.9999999):
+    with Faults.corrupted([chunk.path], at=0.9999999):
         got = http.get(key)
         assert got.status == 200
         assert md5_hex(got.body) == objects[key].md5
@@ -378,7 +345,7 @@ def test_too_much_damage_is_never_served(
     key, shards, at, first_stripe = case
     chunks = shards_of(cluster, key)
     data = objects[key].data
-    with corrupted([chunks[s].path for s in shards], at):
+    with Faults.corrupted([chunks[s].path for s in shards], at):
         started = time.monotonic()
         outcome = read_outcome(http, key)
         took = time.monotonic() - started
@@ -411,8 +378,8 @@ def test_write_without_enough_live_nodes(
     cluster: LocalCluster, http: Http, objects: dict[str, Stored]
 ) -> None:
     """ec:4+2 can write degraded on five nodes, not on four: 503, and nothing stored."""
-    cluster.kill_node(4)
-    cluster.kill_node(5)
+    Faults(cluster).kill_node(4)
+    Faults(cluster).kill_node(5)
     wait_live_nodes(http, cluster.nodes - 2, timeout_s=15)
     status, health = http.health()
     assert status == 503
@@ -458,7 +425,7 @@ def test_node_killed_during_large_upload(
         yield data[:STRIPE]
         # Mid-stream for real: the first stripe is on the nodes, the rest still to come.
         if wait_until(first_block_everywhere, 10.0):
-            cluster.kill_node(victim)
+            Faults(cluster).kill_node(victim)
             killed = True
             # Let the gateway's stream to the dead node break before more data comes.
             time.sleep(1.0)

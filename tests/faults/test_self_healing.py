@@ -10,14 +10,12 @@ cluster back at full redundancy (no stripe below target) and every object md5-co
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.client import HTTPException
-from pathlib import Path
 
 import pytest
 from conftest import (
@@ -38,6 +36,7 @@ from conftest import (
 )
 
 from diststorage.local import LocalCluster, free_port
+from diststorage.testing import Faults
 
 STRIPE = 64 * 1024
 NODE_TIMEOUT_S = 3.0
@@ -151,7 +150,7 @@ def id_of(cluster: LocalCluster, index: int) -> str:
 
 def test_paused_node_goes_suspect_then_down_then_up(cluster: LocalCluster, http: Http) -> None:
     victim = id_of(cluster, 1)
-    cluster.signal_node(1, signal.SIGSTOP)
+    Faults(cluster).pause_node(1)
     seen: list[str] = []
 
     def observed(state: str) -> bool:
@@ -162,7 +161,7 @@ def test_paused_node_goes_suspect_then_down_then_up(cluster: LocalCluster, http:
 
     assert wait_until(lambda: observed("suspect"), 5.0, 0.1), seen
     assert wait_until(lambda: observed("down"), 5.0, 0.1), seen
-    cluster.signal_node(1, signal.SIGCONT)
+    Faults(cluster).resume_node(1)
     assert wait_until(lambda: observed("up"), 5.0, 0.1), seen
     assert seen[:3] == ["up", "suspect", "down"] or seen[:2] == ["suspect", "down"], seen
 
@@ -175,7 +174,7 @@ def test_read_meets_corrupt_and_missing_chunks_and_they_are_rebuilt(
     key = "heal/ec-multi-segment"
     chunks = object_chunks(cluster, key)
     corrupt, missing = chunks[0], chunks[3]
-    flip_byte(corrupt.path)
+    Faults.flip_byte(corrupt.path)
     missing.path.unlink()
     assert_all_readable(http, objects)
 
@@ -202,8 +201,8 @@ def test_degraded_writes_are_repaired_and_returning_nodes_reconciled(
     cluster: LocalCluster, http: Http, objects: dict[str, Stored]
 ) -> None:
     gone, back = 0, 1
-    cluster.kill_node(gone)
-    cluster.kill_node(back)
+    Faults(cluster).kill_node(gone)
+    Faults(cluster).kill_node(back)
     wait_live_nodes(http, cluster.nodes - 2, timeout_s=15)
 
     # Five nodes are enough for ec:4+2 (K+1) and replicate:3: writes succeed, degraded.
@@ -236,7 +235,7 @@ def test_degraded_writes_are_repaired_and_returning_nodes_reconciled(
     time.sleep(REPAIR_GRACE_S + NODE_TIMEOUT_S)
     stale_on_back = chunk_files(cluster, [back])
     stale_on_gone = chunk_files(cluster, [gone])
-    cluster.start_node(back)
+    Faults(cluster).restart_node(back)
     wait_live_nodes(http, cluster.nodes - 1, timeout_s=15)
     wait_fully_redundant(http)
     status = repair_status(http)
@@ -251,7 +250,7 @@ def test_degraded_writes_are_repaired_and_returning_nodes_reconciled(
     assert wait_until(lambda: not (stale_on_back - in_use) & chunk_files(cluster, [back]), 60.0)
 
     # The lost node returns last: everything it held was rebuilt elsewhere and goes.
-    cluster.start_node(gone)
+    Faults(cluster).restart_node(gone)
     wait_live_nodes(http, cluster.nodes, timeout_s=15)
     assert wait_until(lambda: not stale_on_gone & chunk_files(cluster, [gone]), 60.0)
     assert_all_readable(http, everything)
@@ -262,15 +261,15 @@ def test_degraded_writes_are_repaired_and_returning_nodes_reconciled(
 def test_nodes_down_within_budget_reads_work_and_too_few_refuse_writes(
     cluster: LocalCluster, http: Http, objects: dict[str, Stored]
 ) -> None:
-    cluster.kill_node(2)
-    cluster.signal_node(3, signal.SIGSTOP)
+    Faults(cluster).kill_node(2)
+    Faults(cluster).pause_node(3)
     assert_all_readable(http, objects)
     wait_live_nodes(http, cluster.nodes - 2, timeout_s=15)
     response = http.put("heal/five-left", random_bytes(MIB), {"X-Redundancy": "ec:4+2"})
     assert response.status == 201, response.body
     assert http.delete("heal/five-left").status == 204
 
-    cluster.signal_node(4, signal.SIGSTOP)
+    Faults(cluster).pause_node(4)
     wait_live_nodes(http, cluster.nodes - 3, timeout_s=15)
     before = http.list_keys()
     response = http.put("heal/too-few", random_bytes(MIB), {"X-Redundancy": "ec:4+2"})
@@ -282,18 +281,12 @@ def test_nodes_down_within_budget_reads_work_and_too_few_refuse_writes(
 # -- damaged chunks ----------------------------------------------------------------------------
 
 
-def flip_byte(path: Path) -> None:
-    data = bytearray(path.read_bytes())
-    data[len(data) // 3] ^= 0x5A
-    path.write_bytes(bytes(data))
-
-
 def test_scrubber_finds_corruption_nobody_read(
     cluster: LocalCluster, http: Http, objects: dict[str, Stored]
 ) -> None:
     key = "heal/replicas"
     victim = object_chunks(cluster, key)[1]
-    flip_byte(victim.path)
+    Faults.flip_byte(victim.path)
 
     def replaced() -> bool:
         return victim.path not in {c.path for c in object_chunks(cluster, key)}
@@ -341,8 +334,8 @@ def test_gateway_killed_mid_upload_leaves_nothing(
     )
     assert sent.wait(20)
     assert wait_until(lambda: bool(chunk_files(cluster) - before), 10.0)
-    cluster.kill_gateway()
-    cluster.start_gateway()
+    Faults(cluster).kill_gateway()
+    Faults(cluster).restart_gateway()
     wait_live_nodes(http, cluster.nodes, timeout_s=30)
     assert http.get("heal/cut-off").status == 404
     assert http.list_keys() == keys_before
@@ -532,12 +525,12 @@ def test_two_nodes_killed_during_a_stream_of_uploads_and_downloads(
     the cluster ends at full redundancy."""
     with Traffic(http, objects) as traffic:
         time.sleep(2)
-        cluster.kill_node(5)
+        Faults(cluster).kill_node(5)
         time.sleep(2)
-        cluster.kill_node(6)
+        Faults(cluster).kill_node(6)
         time.sleep(REPAIR_GRACE_S + NODE_TIMEOUT_S + 2)
-        cluster.start_node(5)
-        cluster.start_node(6)
+        Faults(cluster).restart_node(5)
+        Faults(cluster).restart_node(6)
         time.sleep(3)
     assert not traffic.failures, traffic.failures[:5]
     assert len(traffic.committed) >= 5, len(traffic.committed)

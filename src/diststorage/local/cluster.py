@@ -168,14 +168,13 @@ class LocalCluster:
             "--grpc-listen",
             f"{self.host}:{grpc_port}",
             "--data",
-            str(self.data_dir / ("gateway" if index == 0 else f"gateway{index}")),
+            str(self.data_dir / _gateway_name(index)),
             "--redundancy",
             self.redundancy,
             *(["--metadata", self.metadata_url] if self.metadata_url else []),
             *self.gateway_args,
         ]
-        name = "gateway" if index == 0 else f"gateway{index}"
-        return _Child(name, argv, self.data_dir / "logs" / f"{name}.log", self.env)
+        return _Child(_gateway_name(index), argv, self.gateway_log_path(index), self.env)
 
     def _node_child(self, index: int, gateway_dns: str | None = None) -> _Child:
         argv = [
@@ -246,6 +245,22 @@ class LocalCluster:
         process = self._nodes[index].process
         assert process is not None
         return process.pid
+
+    def node_running(self, index: int) -> bool:
+        """Node ``index`` was started and has not exited (a paused node is running)."""
+        return self._nodes[index].running
+
+    def gateway_pids(self) -> list[int]:
+        """The process ids of the gateways that were started, first gateway first."""
+        return [g.process.pid for g in self._gateways if g.process is not None]
+
+    def gateway_running(self, index: int = 0) -> bool:
+        """Gateway ``index`` was started and has not exited."""
+        return index < len(self._gateways) and self._gateways[index].running
+
+    def gateway_log_path(self, index: int = 0) -> Path:
+        """The log file of gateway ``index`` (``logs/gateway.log`` for the first)."""
+        return self.data_dir / "logs" / f"{_gateway_name(index)}.log"
 
     def signal_node(self, index: int, signum: int) -> None:
         self._nodes[index].signal(signum)
@@ -328,6 +343,11 @@ class LocalCluster:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
+
+
+def _gateway_name(index: int) -> str:
+    """Names the first gateway's folder and log ``gateway``, the others ``gateway<index>``."""
+    return "gateway" if index == 0 else f"gateway{index}"
 
 
 def _tail(path: Path) -> str:

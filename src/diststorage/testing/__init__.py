@@ -2,5 +2,6 @@
 
 from diststorage.testing.clock import FakeClock
 from diststorage.testing.cluster import running_cluster
+from diststorage.testing.faults import Faults
 
-__all__ = ["FakeClock", "running_cluster"]
+__all__ = ["FakeClock", "Faults", "running_cluster"]

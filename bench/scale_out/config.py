@@ -2,8 +2,8 @@
 own if it needs one, the cluster, the measurements, and the cleanup (cluster stopped, database
 dropped, folder removed) whatever happens.
 
-Ctrl-C and SIGTERM stop a run the same way (``sigterm_as_sigint``); while a configuration cleans
-up, both are ignored, so that a second one cannot leave a database or processes behind.
+Ctrl-C and SIGTERM stop a run the same way (``bench.common.interrupt``); while a configuration
+cleans up, both are ignored, so that a second one cannot leave a database or processes behind.
 """
 
 from __future__ import annotations
@@ -11,32 +11,29 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-import os
 import random
 import shutil
-import signal
-import sys
-import time
 from contextlib import AsyncExitStack, ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType, TracebackType
 from typing import Any
 
-from bench_ops import OBJECT_BYTES, Budget, get_case, put_case
-from bench_report import scan_logs, size_label
-from meta_scale_db import postgres_database
-from scale_out_measure import OPS_TIME_CAP_S, CpuMeter, large_object
-from scale_out_mixed import mixed_load
-from scale_out_report import Config, ConfigRun, OpsRecord, Results
-
+from bench.common.cli import load_average, say
+from bench.common.cpu import CpuMeter
+from bench.common.interrupt import ignore_interrupts, resume_after_cleanup
+from bench.common.ops import OBJECT_BYTES, Budget, get_case, put_case
+from bench.common.postgres import scratch_database
+from bench.common.report import scan_logs, size_label
+from bench.common.sampler import settle
+from bench.scale_out.measure import OPS_TIME_CAP_S, large_object
+from bench.scale_out.mixed import mixed_load
+from bench.scale_out.report import Config, ConfigRun, OpsRecord, Results
 from diststorage.local import LocalCluster
-from diststorage.testing.cluster import running_cluster
+from diststorage.testing import running_cluster
 
 NODES = 6
 REDUNDANCY = "ec:4+2"
 CONCURRENCY = 32
-SETTLE_S = 0.5
 
 CONFIGS = (
     Config("A", "1 gateway, SQLite", gateways=1, postgres=False, mixed_load=False),
@@ -62,46 +59,11 @@ class GatewayDied(Exception):
     """A gateway process exited during the run; nothing after that can be measured."""
 
 
-def say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def sigterm_as_sigint(_signum: int, _frame: FrameType | None) -> None:
-    """SIGTERM stops the run the way Ctrl-C does: inside the event loop, asyncio.Runner's
-    SIGINT handler cancels the running step (so its sessions close), elsewhere it raises
-    KeyboardInterrupt."""
-    signal.raise_signal(signal.SIGINT)
-
-
-def _ignore_signals() -> None:
-    """While a cluster stops and its database is dropped, a second Ctrl-C or SIGTERM must not
-    cut the cleanup short."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
-def _restore_signals(
-    exc_type: type[BaseException] | None, _exc: BaseException | None, _tb: TracebackType | None
-) -> None:
-    """After a configuration's cleanup, when the run goes on to the next one."""
-    if exc_type is None:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, sigterm_as_sigint)
-
-
-def load_average() -> str:
-    return " ".join(f"{v:.2f}" for v in os.getloadavg())
-
-
-def _settle() -> None:
-    os.sync()
-    time.sleep(SETTLE_S)
-
-
 def _check_gateways(cluster: LocalCluster) -> None:
-    for gateway in cluster._gateways:
-        if not gateway.running:
-            raise GatewayDied(f"{gateway.name} exited; see {gateway.log_path}")
+    for index in range(len(cluster.gateway_ports)):
+        if not cluster.gateway_running(index):
+            log_path = cluster.gateway_log_path(index)
+            raise GatewayDied(f"{log_path.stem} exited; see {log_path}")
 
 
 @dataclass
@@ -127,7 +89,7 @@ class Bench:
         with ExitStack() as stack:
             # Undone in reverse: signals ignored, cluster stopped, database dropped, logs read,
             # folder removed, signals restored (when the run goes on).
-            stack.push(_restore_signals)
+            stack.push(resume_after_cleanup)
             stack.callback(shutil.rmtree, folder, ignore_errors=True)
             stack.callback(self._keep_logs, run, folder / "logs")
             metadata_url = None
@@ -135,7 +97,7 @@ class Bench:
                 databases = AsyncExitStack()
                 stack.callback(self.runner.run, databases.aclose())
                 database = self.runner.run(
-                    databases.enter_async_context(postgres_database(self.admin_url))
+                    databases.enter_async_context(scratch_database(self.admin_url))
                 )
                 stack.callback(say, f"{config.name}: dropping PostgreSQL database {database.name}")
                 run.database, metadata_url = database.name, database.url
@@ -150,7 +112,7 @@ class Bench:
                 )
             )
             stack.callback(say, f"{config.name}: stopping the cluster")
-            stack.callback(_ignore_signals)
+            stack.callback(ignore_interrupts)
             say(f"{config.name}: {NODES} nodes, gateways at {', '.join(cluster.urls)}")
             self.measure(run, cluster, folder, source, source_md5)
 
@@ -162,15 +124,39 @@ class Bench:
     def measure(
         self, run: ConfigRun, cluster: LocalCluster, folder: Path, source: Path, source_md5: str
     ) -> None:
-        config, profile = run.config, self.profile
-        gateway_pids = [g.process.pid for g in cluster._gateways if g.process is not None]
+        """The 4 KiB cases, the large object and (where the configuration has it) the mixed load,
+        each checked; a failure is recorded and the run goes on."""
         node_pids = [cluster.node_pid(i) for i in range(NODES)]
-        meter = CpuMeter(gateway_pids, node_pids, run.database or None)
-        urls = cluster.urls
+        meter = CpuMeter(
+            cluster.gateway_pids(),
+            node_pids,
+            postgres=bool(run.database),
+            database=run.database or None,
+        )
+        self.small_ops(run, cluster, meter)
+        self.large_object(run, cluster, meter, folder, source, source_md5)
+        if run.config.mixed_load:
+            settle()
+            run.mixed = self.runner.run(
+                mixed_load(
+                    cluster.urls,
+                    self.profile.clients,
+                    self.profile.mixed_s,
+                    self.profile.seed,
+                    meter,
+                    functools.partial(_check_gateways, cluster),
+                    say,
+                )
+            )
+            self.judge_mixed(run)
+
+    def small_ops(self, run: ConfigRun, cluster: LocalCluster, meter: CpuMeter) -> None:
+        """4 KiB PUT, then GET of what it wrote, round-robin over the gateways."""
+        config, profile, urls = run.config, self.profile, cluster.urls
         base = random.Random(4096).randbytes(OBJECT_BYTES)
         prefix = f"scale/{config.name}/ops"
         spread = f"round-robin over {len(urls)} gateways" if len(urls) > 1 else "1 gateway"
-        _settle()
+        settle()
         say(f"{config.name}: {profile.small_ops:,} × 4 KiB PUT, c={CONCURRENCY}, {spread}")
         put, written, cpu = self.runner.run(
             put_case(
@@ -187,7 +173,7 @@ class Bench:
         if put.errors:
             self.fail(f"{config.name} PUT: {put.errors} errors, first: {put.first_error}")
         _check_gateways(cluster)
-        _settle()
+        settle()
         say(f"{config.name}: {profile.small_ops:,} × 4 KiB GET, c={CONCURRENCY}, {spread}")
         get, cpu = self.runner.run(
             get_case(
@@ -205,11 +191,23 @@ class Bench:
         if get.errors:
             self.fail(f"{config.name} GET: {get.errors} errors, first: {get.first_error}")
         _check_gateways(cluster)
+
+    def large_object(
+        self,
+        run: ConfigRun,
+        cluster: LocalCluster,
+        meter: CpuMeter,
+        folder: Path,
+        source: Path,
+        source_md5: str,
+    ) -> None:
+        """``source`` up through the first gateway, down through the last."""
+        config, profile, urls = run.config, self.profile, cluster.urls
         label = size_label(profile.transfer_bytes)
         say(f"{config.name}: {label} upload via gateway 1, download via gateway {len(urls)}")
         key = f"scale/{config.name}/large"
         run.transfers = large_object(
-            urls, key, source, source_md5, profile.transfer_bytes, folder, meter, _settle
+            urls, key, source, source_md5, profile.transfer_bytes, folder, meter, settle
         )
         for record in run.transfers:
             if not record.transfer.ok:
@@ -217,20 +215,6 @@ class Bench:
                     f"{config.name} {record.transfer.direction} {label}: {record.transfer.detail}"
                 )
         _check_gateways(cluster)
-        if config.mixed_load:
-            _settle()
-            run.mixed = self.runner.run(
-                mixed_load(
-                    urls,
-                    profile.clients,
-                    profile.mixed_s,
-                    profile.seed,
-                    meter,
-                    functools.partial(_check_gateways, cluster),
-                    say,
-                )
-            )
-            self.judge_mixed(run)
 
     def judge_mixed(self, run: ConfigRun) -> None:
         assert run.mixed is not None

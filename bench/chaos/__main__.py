@@ -1,8 +1,8 @@
 """Chaos benchmark of diststorage: mixed load on a real 6-node ec:4+2 cluster while nodes are
 killed, restarted, paused and continued, never more than M=2 at once and never while a stripe
-written short during an earlier fault has no spare shard left (see bench/chaos_faults.py).
+written short during an earlier fault has no spare shard left (see bench/chaos/faults.py).
 
-    uv run python bench/chaos.py [--quick] [--duration S] [--clients N] [--seed N]
+    uv run python -m bench.chaos [--quick] [--duration S] [--clients N] [--seed N]
                                  [--budget shards|nodes] [--json-out FILE]
 
 Phases: seed objects; a quiet baseline of the load mix; the faults (load still running); all
@@ -21,8 +21,6 @@ import datetime as dt
 import json
 import os
 import re
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -31,21 +29,30 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
-from types import FrameType
 
-import psutil
 import uvloop
-from bench_report import GIB, has_room, scan_logs
-from chaos_document import build_document
-from chaos_faults import BACK_TIMEOUT_S, FaultPlan
-from chaos_model import KIB, MIB, LoadMix, SizeClass
-from chaos_phases import BUDGET_NODES, NODES, GatewayDied, Profile, run_phases, say
-from chaos_repair import RepairUnavailable
-from chaos_report import ChaosRun, FaultSummary, build_rows, report_text
-from chaos_stats import LoadStats
 
+from bench.chaos.document import build_document
+from bench.chaos.faults import BACK_TIMEOUT_S, FaultPlan
+from bench.chaos.phases import BUDGET_NODES, NODES, GatewayDied, Profile, run_phases
+from bench.chaos.repair import RepairUnavailable
+from bench.chaos.report import ChaosRun, FaultSummary, build_rows, report_text
+from bench.common.cli import (
+    EXIT_MISSING,
+    add_run_options,
+    exit_status,
+    new_parser,
+    pick_profile,
+    say,
+    write_json,
+)
+from bench.common.cpu import ProcessTree
+from bench.common.interrupt import ignore_interrupts, interruptible_run
+from bench.common.load.model import KIB, MIB, LoadMix, SizeClass
+from bench.common.load.stats import LoadStats
+from bench.common.report import GIB, has_room, keep_logs
 from diststorage.local import LocalCluster
-from diststorage.testing.cluster import running_cluster
+from diststorage.testing import running_cluster
 
 REDUNDANCY = "ec:4+2"
 REPAIR_ARGS = ["--repair-grace", "10"]
@@ -92,16 +99,6 @@ QUICK = Profile(
 )
 
 
-def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def _ignore_signals() -> None:
-    """While the cluster stops, a second Ctrl-C or SIGTERM must not cut the cleanup short."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
 def gateway_flags() -> set[str]:
     """The long options ``diststorage gateway`` accepts, read from its --help."""
     out = subprocess.run(
@@ -115,18 +112,7 @@ def gateway_flags() -> set[str]:
 
 
 def _gateway_cpu_reader(cluster: LocalCluster) -> Callable[[], float]:
-    gateway = cluster._gateway
-    assert gateway is not None and gateway.process is not None
-    process = psutil.Process(gateway.process.pid)
-
-    def read() -> float:
-        try:
-            times = process.cpu_times()
-        except psutil.Error:
-            return 0.0
-        return float(times.user + times.system)
-
-    return read
+    return ProcessTree(cluster.gateway_pids()[0]).cpu_s
 
 
 def run_benchmark(run: ChaosRun, profile: Profile, workdir: Path) -> None:
@@ -139,7 +125,7 @@ def run_benchmark(run: ChaosRun, profile: Profile, workdir: Path) -> None:
             )
         )
         stack.callback(say, "stopping the cluster")
-        stack.callback(_ignore_signals)
+        stack.callback(ignore_interrupts)
         run.stats.gateway_cpu_s = _gateway_cpu_reader(cluster)
         runner = stack.enter_context(asyncio.Runner(loop_factory=uvloop.new_event_loop))
         say(f"cluster up at {cluster.url}")
@@ -169,16 +155,15 @@ def judge(run: ChaosRun) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = new_parser(__doc__)
+    add_run_options(
+        parser,
+        quick_help="a short smoke run, about a minute",
+        tmp_help="where to make the temporary folder (default: system temp)",
+    )
     parser.add_argument("--duration", type=float, help="seconds of faults (default 240; quick 25)")
-    parser.add_argument("--quick", action="store_true", help="a short smoke run, about a minute")
     parser.add_argument("--seed", type=int, default=1, help="seeds the load and the faults")
     parser.add_argument("--clients", type=int, default=8, help="concurrent load clients")
-    parser.add_argument("--json-out", type=Path, help="also write the JSON document here")
-    parser.add_argument(
-        "--tmp-dir", type=Path, help="where to make the temporary folder (default: system temp)"
-    )
-    parser.add_argument("--logs-out", type=Path, help="copy the cluster logs here before cleanup")
     parser.add_argument(
         "--gateway-arg",
         action="append",
@@ -207,9 +192,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _profile(args: argparse.Namespace) -> Profile:
-    profile = QUICK if args.quick else FULL
-    if args.duration is not None:
-        profile = replace(profile, chaos_s=args.duration)
+    profile = pick_profile(args.quick, FULL, QUICK, chaos_s=args.duration)
     if args.without_repair or args.budget == "nodes":
         # Without /_/repair there is no spare-shard figure to wait for.
         profile = replace(profile, plan=replace(profile.plan, budget="nodes"))
@@ -242,8 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     gateway_args = _gateway_args(args)
     if isinstance(gateway_args, str):
         print(gateway_args, file=sys.stderr)
-        return 2
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+        return EXIT_MISSING
     run = ChaosRun(
         profile=profile.name,
         seed=args.seed,
@@ -259,10 +241,13 @@ def main(argv: list[str] | None = None) -> int:
     started = dt.datetime.now(dt.UTC)
     clock = time.perf_counter()
     interrupted = False
-    with tempfile.TemporaryDirectory(prefix="diststorage-chaos-", dir=args.tmp_dir) as tmp:
+    with (
+        interruptible_run(),
+        tempfile.TemporaryDirectory(prefix="diststorage-chaos-", dir=args.tmp_dir) as tmp,
+    ):
         workdir = Path(tmp)
         if not has_room(workdir, _space_needed(profile)):
-            return 2
+            return EXIT_MISSING
         try:
             run_benchmark(run, profile, workdir)
         except KeyboardInterrupt:
@@ -270,23 +255,16 @@ def main(argv: list[str] | None = None) -> int:
             say("interrupted; the cluster has been stopped")
         except RepairUnavailable as exc:
             say(f"!!! {exc}; this benchmark needs the gateway's repair (or use --without-repair)")
-            return 2
+            return EXIT_MISSING
         except GatewayDied as exc:
             run.failures.append(str(exc))
             say(f"!!! {exc}")
         finally:
-            logs = workdir / "cluster" / "logs"
-            run.log_issues = scan_logs(logs)
-            if args.logs_out is not None and logs.is_dir():
-                shutil.copytree(logs, args.logs_out, dirs_exist_ok=True)
+            run.log_issues = keep_logs(workdir / "cluster" / "logs", args.logs_out)
             say(f"removing {workdir}")
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     judge(run)
     report(run, args.json_out, started, time.perf_counter() - clock, interrupted)
-    if interrupted:
-        return 130
-    return 1 if run.failures else 0
+    return exit_status(interrupted, bool(run.failures))
 
 
 def report(
@@ -304,8 +282,7 @@ def report(
     print(report_text(run, rows))
     print("\nJSON:")
     print(json.dumps(document, indent=2))
-    if json_out is not None:
-        json_out.write_text(json.dumps(document, indent=2) + "\n")
+    write_json(json_out, document)
 
 
 if __name__ == "__main__":

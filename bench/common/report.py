@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import math
+import os
+import platform
 import re
 import shutil
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 MIB = 1 << 20
 GIB = 1 << 30
@@ -110,6 +115,29 @@ def scan_logs(log_dir: Path, keep: int = 12) -> dict[str, Any]:
         "files": counts,
         "messages": [{"count": n, "line": m} for m, n in messages.most_common(keep)],
     }
+
+
+def machine_json(
+    *, memory: bool, load_at_start: Sequence[float] | None, **extra: str
+) -> dict[str, Any]:
+    """The machine a run measured on, for the JSON document: CPUs, (with ``memory``) its RAM,
+    platform, Python, ``extra`` (e.g. the curl version), and the load average at the start (if
+    given) and now."""
+    machine: dict[str, Any] = {"cpus": os.cpu_count()}
+    if memory:
+        machine["memory_mib"] = round(psutil.virtual_memory().total / MIB)
+    machine |= {"platform": platform.platform(), "python": platform.python_version(), **extra}
+    if load_at_start is not None:
+        machine["load_average_at_start"] = [round(v, 2) for v in load_at_start]
+    machine["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
+    return machine
+
+
+def keep_logs(log_dir: Path, copy_to: Path | None) -> dict[str, Any]:
+    """``scan_logs`` of the cluster's log folder, after copying it to ``copy_to`` (if given)."""
+    if copy_to is not None and log_dir.is_dir():
+        shutil.copytree(log_dir, copy_to, dirs_exist_ok=True)
+    return scan_logs(log_dir)
 
 
 def has_room(workdir: Path, needed_bytes: int) -> bool:

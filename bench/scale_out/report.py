@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import math
 import os
-import platform
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench_ops import OpsResult
-from bench_report import format_table, size_label
-from chaos_stats import MB
-from scale_out_measure import CpuUse, TransferRecord
-from scale_out_mixed import MixedRun
+from bench.common.cpu import CpuUse
+from bench.common.load.stats import MB
+from bench.common.ops import OpsResult
+from bench.common.report import format_table, machine_json, size_label
+from bench.scale_out.measure import TransferRecord
+from bench.scale_out.mixed import MixedRun
 
 OP_KINDS = ("PUT", "GET", "DELETE")
 
@@ -274,13 +274,7 @@ def build_document(
         "ok": not results.failures and not interrupted,
         "interrupted": interrupted,
         "units": {"MB": "10^6 bytes", "MiB": "2^20 bytes"},
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "load_average_at_start": [round(v, 2) for v in results.load_at_start],
-            "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
-        },
+        "machine": machine_json(memory=False, load_at_start=results.load_at_start),
         "cluster": {"nodes": 6, "redundancy": "ec:4+2"},
         "other_cpu_load_pct": round(other_share_pct(results.runs), 1),
         "configs": [_run_json(run) for run in results.runs],

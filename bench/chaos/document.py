@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import platform
 from typing import Any
 
-from bench_report import Row
-from chaos_repair import RepairSample
-from chaos_report import ChaosRun, repair_figures
+from bench.chaos.repair import RepairSample
+from bench.chaos.report import ChaosRun, FaultSummary, repair_figures
+from bench.common.report import Row, machine_json
 
 
 def _compact_samples(samples: list[RepairSample], keep: int = 200) -> list[str]:
@@ -39,7 +37,6 @@ def build_document(
     run: ChaosRun, rows: list[Row], started_at: str, duration_s: float, interrupted: bool
 ) -> dict[str, Any]:
     stats = run.stats
-    figures = repair_figures(run)
     return {
         "benchmark": "diststorage-chaos",
         "profile": run.profile,
@@ -51,13 +48,7 @@ def build_document(
         "clients": run.clients,
         "chaos_s": run.chaos_s,
         "units": {"MB": "10^6 bytes"},
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "load_average_at_start": [round(v, 2) for v in run.load_at_start],
-            "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
-        },
+        "machine": machine_json(memory=False, load_at_start=run.load_at_start),
         "cluster": {
             "nodes": run.nodes,
             "redundancy": run.redundancy,
@@ -73,34 +64,41 @@ def build_document(
         "problems": stats.problems,
         "committed_at_end": {"objects": run.committed_objects, "bytes": run.committed_bytes},
         "phases": [p.to_json() for p in stats.phases],
-        "faults": {
-            "budget_nodes": run.faults.budget_nodes,
-            "budget": run.faults.budget,
-            "held_back_for_repair": run.faults.held_back,
-            "kills": run.faults.kills,
-            "pauses": run.faults.pauses,
-            "max_unavailable": run.faults.max_unavailable,
-            "nodes_not_back_in_time": run.faults.late_nodes,
-            "events": run.faults.events,
-        },
-        "repair": {
-            "faults_stopped_s": run.faults_stopped_s,
-            "all_nodes_live_s": run.all_live_s,
-            "repaired_s": run.repaired_s,
-            "time_to_zero_s": figures.time_to_zero_s,
-            "bytes_repaired_after_faults": figures.bytes_repaired,
-            "repair_mb_s": None if figures.mb_s is None else round(figures.mb_s, 2),
-            "peak_below_target_during_faults": figures.peak_below_target,
-            "below_target_when_faults_stopped": figures.below_target_at_stop,
-            "bytes_repaired_during_faults": figures.bytes_repaired_during_chaos,
-            "busy_s_after_nodes_back": round(figures.busy_s, 2),
-            "foreground_mb_s_while_busy": (
-                None
-                if figures.busy_foreground_mb_s is None
-                else round(figures.busy_foreground_mb_s, 2)
-            ),
-            "timeline": _compact_samples(run.repair_samples),
-        },
+        "faults": _faults_json(run.faults),
+        "repair": _repair_json(run),
         "failures": run.failures,
         "log_issues": run.log_issues,
+    }
+
+
+def _faults_json(faults: FaultSummary) -> dict[str, Any]:
+    return {
+        "budget_nodes": faults.budget_nodes,
+        "budget": faults.budget,
+        "held_back_for_repair": faults.held_back,
+        "kills": faults.kills,
+        "pauses": faults.pauses,
+        "max_unavailable": faults.max_unavailable,
+        "nodes_not_back_in_time": faults.late_nodes,
+        "events": faults.events,
+    }
+
+
+def _repair_json(run: ChaosRun) -> dict[str, Any]:
+    figures = repair_figures(run)
+    return {
+        "faults_stopped_s": run.faults_stopped_s,
+        "all_nodes_live_s": run.all_live_s,
+        "repaired_s": run.repaired_s,
+        "time_to_zero_s": figures.time_to_zero_s,
+        "bytes_repaired_after_faults": figures.bytes_repaired,
+        "repair_mb_s": None if figures.mb_s is None else round(figures.mb_s, 2),
+        "peak_below_target_during_faults": figures.peak_below_target,
+        "below_target_when_faults_stopped": figures.below_target_at_stop,
+        "bytes_repaired_during_faults": figures.bytes_repaired_during_chaos,
+        "busy_s_after_nodes_back": round(figures.busy_s, 2),
+        "foreground_mb_s_while_busy": (
+            None if figures.busy_foreground_mb_s is None else round(figures.busy_foreground_mb_s, 2)
+        ),
+        "timeline": _compact_samples(run.repair_samples),
     }

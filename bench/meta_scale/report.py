@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import math
 import os
-import platform
 from dataclasses import dataclass, field
 from typing import Any
 
-import psutil
-from bench_report import MIB, format_table
-from meta_scale_load import LoadStep, object_key
-from meta_scale_measure import Case, CpuShare
+from bench.common.report import MIB, format_table, machine_json
+from bench.meta_scale.load import LoadStep, object_key
+from bench.meta_scale.measure import Case, CpuShare
 
 TARGET_RATIO = 2.0
 # The cases the 2× target applies to; a prefix's first page holds fewer keys at 1,000 objects
@@ -265,12 +263,6 @@ def build_document(
             "block_crcs_per_chunk": 1,
             "key_examples": [object_key(n) for n in range(4)],
         },
-        "machine": {
-            "cpus": os.cpu_count(),
-            "memory_mib": round(psutil.virtual_memory().total / MIB),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
-        },
+        "machine": machine_json(memory=True, load_at_start=None),
         "backends": [_run_json(run) for run in runs],
     }

@@ -7,9 +7,9 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bench_report import Row, format_table, rows_table
-from chaos_repair import RepairSample, busy_foreground, status_at, statuses_between
-from chaos_stats import MB, LoadStats, PhaseLoad
+from bench.chaos.repair import RepairSample, busy_foreground, status_at, statuses_between
+from bench.common.load.stats import MB, LoadStats, PhaseLoad
+from bench.common.report import Row, format_table, rows_table
 
 TARGET_REPAIR_SHARE_PCT = 70.0
 SHORT_WINDOW_S = 5.0
@@ -228,11 +228,19 @@ def _repair_rows(run: ChaosRun, figures: RepairFigures) -> list[Row]:
 
 
 def build_rows(run: ChaosRun) -> list[Row]:
-    stats = run.stats
+    """The figures of the main table: the load, the faults, repair, throughput."""
+    figures = repair_figures(run)
+    return [
+        *_load_rows(run.stats),
+        *_fault_rows(run.faults),
+        *_repair_rows(run, figures),
+        *_throughput_rows(run, figures),
+    ]
+
+
+def _load_rows(stats: LoadStats) -> list[Row]:
     ops, errors = stats.total_ops(), stats.total_errors()
     top = ", ".join(f"{kind} ×{n}" for kind, n in errors.most_common(3))
-    faults = run.faults
-    figures = repair_figures(run)
     return [
         Row(
             "load",
@@ -261,6 +269,11 @@ def build_rows(run: ChaosRun) -> list[Row]:
             0.0,
             at_least=False,
         ),
+    ]
+
+
+def _fault_rows(faults: FaultSummary) -> list[Row]:
+    return [
         Row(
             "faults",
             "faults injected",
@@ -286,8 +299,6 @@ def build_rows(run: ChaosRun) -> list[Row]:
             if faults.budget == "shards"
             else "budget counted in nodes only: stripes written short get no grace",
         ),
-        *_repair_rows(run, figures),
-        *_throughput_rows(run, figures),
     ]
 
 

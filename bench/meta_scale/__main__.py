@@ -1,7 +1,7 @@
 """Metadata at scale: lookup and listing latencies of the metadata store as it grows to a million
 objects, on SQLite and on PostgreSQL, loaded through the store's own API.
 
-    uv run python bench/meta_scale.py [--backend sqlite|postgresql|both] [--objects N] [--quick]
+    uv run python -m bench.meta_scale [--backend sqlite|postgresql|both] [--objects N] [--quick]
                                       [--json-out FILE]
 
 For each backend: a fresh store (a SQLite file in a temporary folder, or a PostgreSQL database
@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
-import signal
 import sys
 import tempfile
 import time
@@ -28,18 +27,22 @@ from pathlib import Path
 from typing import Any
 
 import uvloop
-from meta_scale_db import (
-    PG_ADMIN_URL,
-    BenchDatabase,
-    PlanInputs,
-    drop_leftovers,
-    postgres_database,
-    sqlite_database,
-)
-from meta_scale_load import Loader, LoadStep, object_key
-from meta_scale_measure import Checkpoint, CpuMeter
-from meta_scale_report import BackendRun, CheckpointResult, build_document, report_text
 
+from bench.common.cli import (
+    add_run_options,
+    exit_status,
+    new_parser,
+    pick_profile,
+    say,
+    write_json,
+)
+from bench.common.cpu import CpuMeter
+from bench.common.interrupt import ignore_interrupts, interruptible_run
+from bench.common.postgres import PG_ADMIN_URL, drop_leftovers
+from bench.meta_scale.db import BenchDatabase, PlanInputs, postgres_database, sqlite_database
+from bench.meta_scale.load import Loader, LoadStep, object_key
+from bench.meta_scale.measure import Checkpoint, CpuShare
+from bench.meta_scale.report import BackendRun, CheckpointResult, build_document, report_text
 from diststorage.meta import MetadataStore
 
 BACKENDS = ("sqlite", "postgresql")
@@ -67,8 +70,8 @@ class Profile:
         return points if points[-1] == self.objects else [*points, self.objects]
 
 
-def say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+FULL = Profile("full", objects=1_000_000, lookups=2_000, pages=100)
+QUICK = Profile("quick", objects=20_000, lookups=1_000, pages=50)
 
 
 @contextlib.asynccontextmanager
@@ -96,11 +99,14 @@ async def measure(
     began = time.perf_counter()
     resident_pct = await database.settle()
     settle_s = time.perf_counter() - began
-    began, meter = time.perf_counter(), CpuMeter()
-    checkpoint = Checkpoint(store, step.end, seed)
-    cases = await checkpoint.lookups(profile.lookups)
-    cases += await checkpoint.listings(profile.pages)
-    cpu = meter.share()
+    began = time.perf_counter()
+    # Every PostgreSQL process counts: the pool's connections live as long as the store; a
+    # server process that ends in between (autovacuum) is missed.
+    with CpuMeter(postgres=True).measure("checkpoint") as use:
+        checkpoint = Checkpoint(store, step.end, seed)
+        cases = await checkpoint.lookups(profile.lookups)
+        cases += await checkpoint.listings(profile.pages)
+    cpu = CpuShare.of(use)
     return CheckpointResult(
         step.end,
         step,
@@ -158,10 +164,6 @@ async def run_all(
     admin_url: str,
     on_checkpoint: Callable[[], None],
 ) -> None:
-    # SIGTERM cancels the run like Ctrl-C does, so the databases are dropped on the way out.
-    task = asyncio.current_task()
-    assert task is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     for run in runs:
         await run_backend(run, profile, seed, folder, admin_url, on_checkpoint)
 
@@ -170,18 +172,21 @@ async def run_all(
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = new_parser(__doc__)
+    add_run_options(
+        parser,
+        quick_help="20,000 objects, fewer calls",
+        tmp_help="where the SQLite file's folder goes",
+        logs_out=False,
+    )
     parser.add_argument("--backend", choices=[*BACKENDS, "both"], default="both")
     parser.add_argument("--objects", type=int, help="objects at the last checkpoint (1,000,000)")
-    parser.add_argument("--quick", action="store_true", help="20,000 objects, fewer calls")
     parser.add_argument("--lookups", type=int, help="timed lookups per case (2,000; quick 1,000)")
     parser.add_argument("--pages", type=int, help="timed pages per listing case (100; quick 50)")
     parser.add_argument(
         "--load-concurrency", type=int, help="uploads in flight while loading (sqlite 128, pg 20)"
     )
     parser.add_argument("--seed", type=int, default=1, help="seeds sizes and the keys sampled")
-    parser.add_argument("--json-out", type=Path, help="also write the JSON document here")
-    parser.add_argument("--tmp-dir", type=Path, help="where the SQLite file's folder goes")
     parser.add_argument("--pg-admin-url", default=PG_ADMIN_URL, help="creates/drops the database")
     args = parser.parse_args(argv)
     for name in ("objects", "lookups", "pages", "load_concurrency"):
@@ -194,10 +199,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _profile(args: argparse.Namespace) -> Profile:
-    name = "quick" if args.quick else "full"
-    objects = args.objects or (20_000 if args.quick else 1_000_000)
-    lookups = args.lookups or (1_000 if args.quick else 2_000)
-    return Profile(name, objects, lookups, args.pages or (50 if args.quick else 100))
+    # An option given as 0 leaves the profile's figure, as if it were not given.
+    return pick_profile(
+        args.quick,
+        FULL,
+        QUICK,
+        objects=args.objects or None,
+        lookups=args.lookups or None,
+        pages=args.pages or None,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -220,12 +230,14 @@ def main(argv: list[str] | None = None) -> int:
         return build_document(runs, settings, time.perf_counter() - clock, interrupted)
 
     def save_partial() -> None:
-        if args.json_out is not None:
-            args.json_out.write_text(json.dumps(document(True), indent=2) + "\n")
+        write_json(args.json_out, document(True))
 
     interrupted = False
     say(f"checkpoints {profile.checkpoints} on {', '.join(backends)}")
-    with tempfile.TemporaryDirectory(prefix="diststorage-meta-", dir=args.tmp_dir) as tmp:
+    with (
+        interruptible_run(),
+        tempfile.TemporaryDirectory(prefix="diststorage-meta-", dir=args.tmp_dir) as tmp,
+    ):
         try:
             with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
                 runner.run(
@@ -236,22 +248,16 @@ def main(argv: list[str] | None = None) -> int:
             say("interrupted")
         finally:
             # A second Ctrl-C must not leave a database behind.
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            ignore_interrupts()
             for name in drop_leftovers(args.pg_admin_url):
                 say(f"dropped PostgreSQL database {name} after an interrupted cleanup")
             say(f"removing {tmp}")
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     final = document(interrupted)
     print(report_text(runs, profile.name))
     print("\nJSON:")
     print(json.dumps(final, indent=2))
-    if args.json_out is not None:
-        args.json_out.write_text(json.dumps(final, indent=2) + "\n")
-    if interrupted:
-        return 130
-    return 1 if any(run.failures for run in runs) else 0
+    write_json(args.json_out, final)
+    return exit_status(interrupted, any(run.failures for run in runs))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Faults within the redundancy budget: SIGKILL + restart, and SIGSTOP + SIGCONT, of random nodes.
 
-Exactly these faults, nothing else: a node is killed with SIGKILL and later started again on the
-same data folder and port, or paused with SIGSTOP and later continued with SIGCONT. The gateway
-is never touched, no file is corrupted, no network fault is injected.
+Exactly these faults, nothing else, through ``diststorage.testing.Faults``: a node is killed with
+SIGKILL and later started again on the same data folder and port, or paused with SIGSTOP and
+later continued with SIGCONT. The gateway is never touched, no file is corrupted, no network
+fault is injected.
 
 The budget is what a stripe can lose, M shards of ec:K+M, and a fault starts only while it
 holds:
@@ -28,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import random
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +38,7 @@ from typing import Any, Literal
 import aiohttp
 
 from diststorage.local import LocalCluster
+from diststorage.testing import Faults
 
 TICK_S = 0.25
 BACK_TIMEOUT_S = 30.0
@@ -93,8 +94,10 @@ class FaultInjector:
     _holding: bool = False
     _nodes: list[_Node] = field(default_factory=list)
     _next_fault_at: float = 0.0
+    _faults: Faults = field(init=False)
 
     def __post_init__(self) -> None:
+        self._faults = Faults(self.cluster)
         host = self.cluster.host
         self._nodes = [_Node(i, f"{host}:{port}") for i, port in enumerate(self.cluster.node_ports)]
 
@@ -143,11 +146,11 @@ class FaultInjector:
         node.until = time.monotonic() + self._draw(self.plan.hold_s)
         held_s = node.until - time.monotonic()
         if self.rng.random() < self.plan.kill_share:
-            await asyncio.to_thread(self.cluster.kill_node, node.index)
+            await asyncio.to_thread(self._faults.kill_node, node.index)
             node.state, action = NodeState.KILLED, "kill"
             self.kills += 1
         else:
-            self.cluster.signal_node(node.index, signal.SIGSTOP)
+            self._faults.pause_node(node.index)
             node.state, action = NodeState.PAUSED, "pause"
             self.pauses += 1
         self.max_unavailable = max(self.max_unavailable, self.unavailable)
@@ -161,10 +164,10 @@ class FaultInjector:
 
     async def _lift(self, node: _Node) -> None:
         if node.state is NodeState.KILLED:
-            await asyncio.to_thread(self.cluster.start_node, node.index)
+            await asyncio.to_thread(self._faults.restart_node, node.index)
             action = "restart"
         else:
-            self.cluster.signal_node(node.index, signal.SIGCONT)
+            self._faults.resume_node(node.index)
             action = "continue"
         node.state = NodeState.RECOVERING
         node.lifted_at = time.monotonic()

@@ -17,9 +17,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import psutil
-from meta_scale_load import NAMESPACE, SHARDS, listing_prefixes, object_key
-
+from bench.common.cpu import CpuUse
+from bench.meta_scale.load import NAMESPACE, SHARDS, listing_prefixes, object_key
 from diststorage.meta import MetadataStore
 
 PAGE_KEYS = 1000
@@ -104,6 +103,13 @@ class CpuShare:
     def others_pct(self) -> float:
         return max(0.0, self.machine_pct - self.bench_pct - self.postgres_pct)
 
+    @classmethod
+    def of(cls, use: CpuUse) -> CpuShare:
+        """The share of one core each side used over ``use``'s block (a meter with PostgreSQL
+        counted, this process as the client)."""
+        per_core = 100 / max(1e-9, use.wall_s)
+        return cls(use.machine_s * per_core, use.client_s * per_core, use.postgres_s * per_core)
+
     def to_json(self) -> dict[str, float]:
         return {
             "machine_pct": round(self.machine_pct, 1),
@@ -111,44 +117,6 @@ class CpuShare:
             "postgres_pct": round(self.postgres_pct, 1),
             "others_pct": round(self.others_pct, 1),
         }
-
-
-def _postgres_cpu_s() -> dict[int, float]:
-    found: dict[int, float] = {}
-    for process in psutil.process_iter(["name", "cpu_times"]):
-        times = process.info["cpu_times"]
-        if process.info["name"] == "postgres" and times is not None:
-            found[process.pid] = times.user + times.system
-    return found
-
-
-class CpuMeter:
-    """CPU seconds of the whole machine, of this process and of PostgreSQL's processes. A
-    server process that ends in between (autovacuum) is missed; the pool's connections are
-    not, they live as long as the store."""
-
-    def __init__(self) -> None:
-        self._me = psutil.Process()
-        self._clock, self._machine_s, self._bench_s = self._read()
-        self._postgres_s = _postgres_cpu_s()
-
-    def _read(self) -> tuple[float, float, float]:
-        machine = psutil.cpu_times()
-        busy = machine.user + machine.system + machine.nice + machine.irq + machine.softirq
-        mine = self._me.cpu_times()
-        return time.perf_counter(), busy, mine.user + mine.system
-
-    def share(self) -> CpuShare:
-        clock, machine_s, bench_s = self._read()
-        postgres_s = sum(
-            cpu - self._postgres_s.get(pid, 0.0) for pid, cpu in _postgres_cpu_s().items()
-        )
-        per_core = 100 / max(1e-9, clock - self._clock)
-        return CpuShare(
-            (machine_s - self._machine_s) * per_core,
-            (bench_s - self._bench_s) * per_core,
-            postgres_s * per_core,
-        )
 
 
 class Checkpoint:

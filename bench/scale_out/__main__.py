@@ -1,7 +1,7 @@
 """Scale-out benchmark of diststorage: one gateway on SQLite against two gateways sharing one
 PostgreSQL database, each in front of the same kind of 6-node ec:4+2 cluster on loopback.
 
-    uv run python bench/scale_out.py [--quick] [--json-out FILE]
+    uv run python -m bench.scale_out [--quick] [--json-out FILE]
 
 For each configuration: 4 KiB PUT and GET ops/s (p50/p99) at concurrency 32, spread round-robin
 over its gateways; a 1 GiB upload through the first gateway and its download through the last,
@@ -16,11 +16,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import datetime as dt
 import json
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -28,20 +26,29 @@ from pathlib import Path
 
 import asyncpg
 import uvloop
-from bench_report import GIB, MIB, has_room, size_label
-from bench_transfer import write_random_file
-from meta_scale_db import PG_ADMIN_URL, PG_CONNECT_TIMEOUT_S, drop_leftovers
-from scale_out_config import (
+
+from bench.common.cli import (
+    EXIT_MISSING,
+    add_run_options,
+    exit_status,
+    load_average,
+    new_parser,
+    pick_profile,
+    say,
+    write_json,
+)
+from bench.common.curl import write_random_file
+from bench.common.interrupt import default_signals, stop_on_interrupt
+from bench.common.postgres import PG_ADMIN_URL, PG_CONNECT_TIMEOUT_S, drop_leftovers
+from bench.common.report import GIB, MIB, has_room, size_label
+from bench.scale_out.config import (
     CONFIGS,
     Bench,
     GatewayDied,
     Profile,
-    load_average,
-    say,
-    sigterm_as_sigint,
 )
-from scale_out_mixed import MIX
-from scale_out_report import Results, build_document, report_text
+from bench.scale_out.mixed import MIX
+from bench.scale_out.report import Results, build_document, report_text
 
 FULL = Profile("full", 20_000, 1_000, 1 * GIB, 60.0, 64)
 QUICK = Profile("quick", 2_000, 200, 256 * MIB, 15.0, 64)
@@ -59,11 +66,12 @@ def _space_needed(profile: Profile) -> int:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="256 MiB, 2,000 ops, 15 s mixed")
-    parser.add_argument("--json-out", type=Path, help="also write the JSON document here")
-    parser.add_argument("--tmp-dir", type=Path, help="where to make the temporary folder")
-    parser.add_argument("--logs-out", type=Path, help="copy the cluster logs here before cleanup")
+    parser = new_parser(__doc__)
+    add_run_options(
+        parser,
+        quick_help="256 MiB, 2,000 ops, 15 s mixed",
+        tmp_help="where to make the temporary folder",
+    )
     parser.add_argument("--only", choices=[c.name for c in CONFIGS], help="one configuration")
     parser.add_argument("--ops", type=int, help="timed 4 KiB operations per case")
     parser.add_argument("--mixed-seconds", type=float, help="length of the mixed load")
@@ -81,14 +89,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _profile(args: argparse.Namespace) -> Profile:
-    profile = QUICK if args.quick else FULL
-    changes = {
-        "small_ops": args.ops,
-        "mixed_s": args.mixed_seconds,
-        "clients": args.clients,
-        "seed": args.seed,
-    }
-    return dataclasses.replace(profile, **{k: v for k, v in changes.items() if v is not None})
+    return pick_profile(
+        args.quick,
+        FULL,
+        QUICK,
+        small_ops=args.ops,
+        mixed_s=args.mixed_seconds,
+        clients=args.clients,
+        seed=args.seed,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     configs = [c for c in CONFIGS if args.only in (None, c.name)]
     if shutil.which("curl") is None:
         print("curl is not on PATH", file=sys.stderr)
-        return 2
-    signal.signal(signal.SIGTERM, sigterm_as_sigint)
+        return EXIT_MISSING
+    stop_on_interrupt()
     results = Results(profile.to_json())
     started = dt.datetime.now(dt.UTC)
     clock = time.perf_counter()
@@ -111,11 +120,11 @@ def main(argv: list[str] | None = None) -> int:
                     runner.run(_probe_postgres(args.pg_admin_url))
                 except (OSError, asyncpg.PostgresError) as exc:
                     print(f"PostgreSQL at {args.pg_admin_url}: {exc}", file=sys.stderr)
-                    return 2
+                    return EXIT_MISSING
             with tempfile.TemporaryDirectory(prefix="diststorage-scale-", dir=args.tmp_dir) as tmp:
                 workdir = Path(tmp)
                 if not has_room(workdir, _space_needed(profile)):
-                    return 2
+                    return EXIT_MISSING
                 bench = Bench(profile, results, runner, workdir, args.pg_admin_url, args.logs_out)
                 try:
                     source = workdir / "source.bin"
@@ -135,12 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(OSError, asyncpg.PostgresError):
             for name in drop_leftovers(args.pg_admin_url):
                 say(f"dropped PostgreSQL database {name} after an interrupted cleanup")
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    default_signals()
     report(results, profile, args.json_out, started, time.perf_counter() - clock, interrupted)
-    if interrupted:
-        return 130
-    return 1 if results.failures else 0
+    return exit_status(interrupted, bool(results.failures))
 
 
 def report(
@@ -158,8 +164,7 @@ def report(
     print(report_text(results, profile.transfer_bytes))
     print("\nJSON:")
     print(json.dumps(document, indent=2))
-    if json_out is not None:
-        json_out.write_text(json.dumps(document, indent=2) + "\n")
+    write_json(json_out, document)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,19 @@ from typing import Any
 
 import psutil
 
+from bench.common.cpu import ProcessTree, client_cpu_s, machine_busy_cpu_s
+
 MIB = 1 << 20
+
+# Between phases: the page cache written back, and a moment for the cluster to go quiet.
+SETTLE_S = 0.5
+
+
+def settle() -> None:
+    """Writes dirty pages back (``sync``) and waits ``SETTLE_S``, so that one phase's writeback
+    does not land in the next one's figures."""
+    os.sync()
+    time.sleep(SETTLE_S)
 
 
 @dataclass
@@ -68,51 +80,6 @@ class PhaseStats:
         }
 
 
-class _Tree:
-    """A process and its descendants, less any in ``exclude`` (the cluster, for the client)."""
-
-    def __init__(self, pid: int, exclude: frozenset[int] = frozenset()) -> None:
-        self.root = psutil.Process(pid)
-        self.exclude = exclude
-        self.members: list[psutil.Process] = [self.root]
-        self.refresh()
-
-    def refresh(self) -> None:
-        try:
-            children = self.root.children(recursive=True)
-        except psutil.Error:
-            children = []
-        excluded = set(self.exclude)
-        for child in children:
-            with suppress(psutil.Error):
-                if child.ppid() in excluded:
-                    excluded.add(child.pid)
-        self.members = [self.root, *(c for c in children if c.pid not in excluded)]
-
-    def rss(self) -> int:
-        total = 0
-        for process in self.members:
-            with suppress(psutil.Error):
-                total += process.memory_info().rss
-        return total
-
-    def cpu_s(self) -> float:
-        total = 0.0
-        for process in self.members:
-            try:
-                times = process.cpu_times()
-            except psutil.Error:
-                continue
-            total += times.user + times.system
-        return total
-
-
-def _machine_busy_cpu_s() -> float:
-    times = psutil.cpu_times()
-    idle = times.idle + getattr(times, "iowait", 0.0)
-    return sum(times) - idle - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
-
-
 def _label(process: psutil.Process) -> str:
     name = process.name()
     if name.startswith("python"):
@@ -147,12 +114,6 @@ def _top_others(
     return sorted(((n, c) for n, c in used.items() if c >= 0.05), key=lambda nc: -nc[1])[:4]
 
 
-def _client_cpu_s() -> float:
-    """CPU time of this process and of its waited-for children (curl)."""
-    times = os.times()
-    return times.user + times.system + times.children_user + times.children_system
-
-
 class ClusterSampler:
     def __init__(
         self,
@@ -163,10 +124,10 @@ class ClusterSampler:
     ) -> None:
         self.interval_s = interval_s
         self.refresh_s = refresh_s
-        self._gateway = _Tree(gateway_pid)
-        self._nodes = [_Tree(pid) for pid in node_pids]
+        self._gateway = ProcessTree(gateway_pid)
+        self._nodes = [ProcessTree(pid) for pid in node_pids]
         # The cluster's processes are children of this one; they are not the client.
-        self._client = _Tree(os.getpid(), exclude=frozenset([gateway_pid, *node_pids]))
+        self._client = ProcessTree(os.getpid(), exclude=frozenset([gateway_pid, *node_pids]))
         self._lock = threading.Lock()
         self._phase: PhaseStats | None = None
         self._stopping = threading.Event()
@@ -180,7 +141,7 @@ class ClusterSampler:
         if self._thread.is_alive():
             self._thread.join(timeout=5)
 
-    def _trees(self) -> list[_Tree]:
+    def _trees(self) -> list[ProcessTree]:
         return [self._gateway, *self._nodes, self._client]
 
     def _run(self) -> None:
@@ -214,8 +175,8 @@ class ClusterSampler:
         return (
             self._gateway.cpu_s(),
             sum(tree.cpu_s() for tree in self._nodes),
-            _client_cpu_s(),
-            _machine_busy_cpu_s(),
+            client_cpu_s(),
+            machine_busy_cpu_s(),
         )
 
     @contextmanager

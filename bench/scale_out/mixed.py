@@ -1,7 +1,8 @@
-"""The mixed load of scale_out.py: PUT, GET and DELETE of 1 KiB–8 MiB objects from many clients
-spread evenly over every gateway, each answer checked against what its key last committed.
+"""The mixed load of the scale-out benchmark: PUT, GET and DELETE of 1 KiB–8 MiB objects from
+many clients spread evenly over every gateway, each answer checked against what its key last
+committed.
 
-It is the chaos benchmark's load (chaos_load.LoadRunner, chaos_model.Model) with no faults:
+It is the chaos benchmark's load (bench.common.load: LoadRunner, Model) with no faults:
 one ``LoadRunner`` per gateway, all sharing one model of the committed state and one set of
 counters. The model lets only one operation hold a key at a time, whichever gateway it goes
 through, so every answer has exactly one right value: a GET must return the md5 and size of the
@@ -22,15 +23,15 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
-from chaos_load import LoadRunner
-from chaos_model import KIB, MIB, ContentPool, LoadMix, Model, SizeClass
-from chaos_stats import LoadStats, PhaseLoad
-from scale_out_measure import CpuMeter, CpuUse
+from bench.common.cpu import CpuMeter, CpuUse
+from bench.common.load.model import KIB, MIB, ContentPool, LoadMix, Model, SizeClass
+from bench.common.load.runner import LoadRunner
+from bench.common.load.stats import LoadStats, PhaseLoad
 
 WATCH_INTERVAL_S = 1.0
 LOAD_PHASE = "load"
 
-# 35 : 50 : 15 PUT : GET : DELETE (chaos_model's defaults). At most about 1.2 GiB committed.
+# 35 : 50 : 15 PUT : GET : DELETE (the load model's defaults). At most about 1.2 GiB committed.
 MIX = LoadMix(
     (
         SizeClass("tiny", 1 * KIB, 4 * KIB, keys=300, weight=35),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import sys
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -17,13 +16,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
-from chaos_faults import FaultInjector, FaultPlan
-from chaos_load import LoadRunner
-from chaos_model import ContentPool, LoadMix, Model
-from chaos_repair import RepairMonitor, check_repair_endpoint, wait_live_nodes
-from chaos_report import ChaosRun, FaultSummary
-from chaos_stats import LoadStats
 
+from bench.chaos.faults import FaultInjector, FaultPlan
+from bench.chaos.repair import RepairMonitor, check_repair_endpoint, wait_live_nodes
+from bench.chaos.report import ChaosRun, FaultSummary
+from bench.common.cli import say
+from bench.common.load.model import ContentPool, LoadMix, Model
+from bench.common.load.runner import LoadRunner
+from bench.common.load.stats import LoadStats
 from diststorage.local import LocalCluster, free_port
 
 NODES = 6
@@ -45,10 +45,6 @@ class Profile:
     # (objects, bytes each) written before a node is replaced, so that its repair lasts long
     # enough (tens of seconds) for the foreground throughput beside it to mean something.
     replace_ballast: tuple[int, int] = (0, 0)
-
-
-def say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 class GatewayDied(Exception):
@@ -98,9 +94,8 @@ class Phases:
                 await asyncio.gather(task, return_exceptions=True)
 
     def check_alive(self) -> None:
-        gateway = self.cluster._gateway
-        if gateway is None or not gateway.running:
-            tail = _log_tail(gateway.log_path) if gateway else ""
+        if not self.cluster.gateway_running():
+            tail = _log_tail(self.cluster.gateway_log_path())
             raise GatewayDied(f"the gateway exited; the end of its log:\n{tail}")
         self.load.raise_if_failed()
 

@@ -24,7 +24,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 
 import aiohttp
-from chaos_model import (
+
+from bench.common.load.model import (
     BLOCK_BYTES,
     ContentPool,
     LoadMix,
@@ -35,7 +36,7 @@ from chaos_model import (
     choose_op,
     judge_read,
 )
-from chaos_stats import LoadStats
+from bench.common.load.stats import LoadStats
 
 SOCK_CONNECT_S = 10.0
 SOCK_READ_S = 90.0

@@ -21,10 +21,8 @@ from typing import Protocol
 
 import asyncpg
 
-from diststorage.core.ids import new_id
+from bench.common.postgres import PG_CONNECT_TIMEOUT_S, ScratchDatabase, scratch_database
 
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-PG_CONNECT_TIMEOUT_S = 10.0
 NAMESPACE_ID = 1  # the default namespace, created by the first migration
 
 # The store's statements (store.py: _COMMITTED_INFO, _LAYOUT, list_objects), in each dialect's
@@ -160,10 +158,10 @@ class SqliteDatabase:
 class PostgresDatabase:
     backend = "postgresql"
 
-    def __init__(self, admin: asyncpg.Connection, admin_url: str, name: str) -> None:
-        self._admin = admin
-        self.name = name
-        self.url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+    def __init__(self, scratch: ScratchDatabase) -> None:
+        self._admin = scratch.admin
+        self.name = scratch.name
+        self.url = scratch.url
 
     async def size_bytes(self) -> int:
         size: int = await self._admin.fetchval("SELECT pg_database_size($1)", self.name)
@@ -213,42 +211,8 @@ async def sqlite_database(folder: Path) -> AsyncIterator[SqliteDatabase]:
         database.remove()
 
 
-# Names of the PostgreSQL databases this process created and has not dropped yet, for a last
-# attempt from a fresh event loop if the normal drop was cut short.
-LEFT_TO_DROP: set[str] = set()
-
-
 @contextlib.asynccontextmanager
 async def postgres_database(admin_url: str) -> AsyncIterator[PostgresDatabase]:
-    """A new, empty database ``diststorage_bench_<random>``, dropped (FORCE) on the way out."""
-    name = f"diststorage_bench_{new_id()[:12]}"
-    admin = await asyncpg.connect(admin_url, timeout=PG_CONNECT_TIMEOUT_S)
-    try:
-        LEFT_TO_DROP.add(name)
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield PostgresDatabase(admin, admin_url, name)
-    finally:
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            LEFT_TO_DROP.discard(name)
-        finally:
-            await admin.close()
-
-
-def drop_leftovers(admin_url: str) -> list[str]:
-    """Drops what ``postgres_database`` could not; runs its own event loop. Returns the names."""
-    names = sorted(LEFT_TO_DROP)
-    if not names:
-        return []
-
-    async def drop() -> None:
-        admin = await asyncpg.connect(admin_url, timeout=PG_CONNECT_TIMEOUT_S)
-        try:
-            for name in names:
-                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                LEFT_TO_DROP.discard(name)
-        finally:
-            await admin.close()
-
-    asyncio.run(drop())
-    return names
+    """A new, empty database (``scratch_database``), dropped on the way out."""
+    async with scratch_database(admin_url) as scratch:
+        yield PostgresDatabase(scratch)

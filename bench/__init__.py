@@ -1,0 +1,1 @@
+"""diststorage's benchmarks: one package per suite over bench.common (see bench/README.md)."""

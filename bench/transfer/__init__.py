@@ -1,0 +1,3 @@
+"""Transfer benchmark: large transfers, 4 KiB ops, RSS and the disk floor.
+
+Run with ``python -m bench.transfer``."""

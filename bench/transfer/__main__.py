@@ -1,0 +1,96 @@
+"""Benchmark of diststorage: a real 6-node ec:4+2 cluster on loopback, in a temporary folder.
+
+    uv run python -m bench.transfer [--quick] [--json-out FILE]
+
+Measures large-object upload and download rates (curl), 4 KiB PUT/GET rates and latencies
+(aiohttp), peak RSS of the gateway and nodes during big uploads, and the disk floor the uploads
+are compared with. Prints a table and a JSON document; exits non-zero if any data came back
+wrong or any operation failed, never because a target was missed. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common.cli import (
+    EXIT_MISSING,
+    add_run_options,
+    exit_status,
+    new_parser,
+    pick_profile,
+    say,
+    write_json,
+)
+from bench.common.interrupt import interruptible_run
+from bench.common.report import (
+    GIB,
+    has_room,
+    keep_logs,
+)
+from bench.transfer.phases import run_benchmark
+from bench.transfer.report import build_document, build_rows, print_report
+from bench.transfer.results import (
+    FULL,
+    QUICK,
+    Profile,
+    Results,
+)
+
+
+def _space_needed(profile: Profile) -> int:
+    largest = max(profile.transfer_sizes)
+    stored = sum(s * profile.repeats(s) for s in profile.transfer_sizes) + profile.stream_size
+    return int(largest * 3.5 + stored * 1.5) + GIB
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = new_parser(__doc__)
+    add_run_options(
+        parser,
+        quick_help="small sizes and short op runs",
+        tmp_help="where to make the temporary folder (default: system temp)",
+    )
+    parser.add_argument("--ops-seconds", type=float, help="time budget per 4 KiB case")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    profile = pick_profile(args.quick, FULL, QUICK, ops_seconds=args.ops_seconds or None)
+    if shutil.which("curl") is None:
+        print("curl is not on PATH", file=sys.stderr)
+        return EXIT_MISSING
+    results = Results(profile)
+    started = dt.datetime.now(dt.UTC)
+    clock = time.perf_counter()
+    interrupted = False
+    with (
+        interruptible_run(),
+        tempfile.TemporaryDirectory(prefix="diststorage-bench-", dir=args.tmp_dir) as tmp,
+    ):
+        workdir = Path(tmp)
+        if not has_room(workdir, _space_needed(profile)):
+            return EXIT_MISSING
+        try:
+            run_benchmark(results, workdir)
+        except KeyboardInterrupt:
+            interrupted = True
+            say("interrupted; the cluster has been stopped")
+        finally:
+            results.log_issues = keep_logs(workdir / "cluster" / "logs", args.logs_out)
+            say(f"removing {workdir}")
+    rows = build_rows(results)
+    document = build_document(results, rows, started, time.perf_counter() - clock, interrupted)
+    print_report(results, rows, document)
+    write_json(args.json_out, document)
+    return exit_status(interrupted, bool(results.failures))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
