@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner, Result
 
+from diststorage.cli.main import app
 from diststorage.client import Client, ClientError, TransportError, quote_key
 
 PIECE = 1 << 20
@@ -274,7 +276,13 @@ def test_a_refused_connection_is_unreachable() -> None:
 
 @pytest.mark.parametrize(
     ("url", "timeouts"),
-    [("ftp://host/", (1.0, 1.0)), ("host:7001", (1.0, 1.0)), ("http://h:1", (0.0, 1.0))],
+    [
+        ("ftp://host/", (1.0, 1.0)),
+        ("host:7001", (1.0, 1.0)),
+        ("http://host:port", (1.0, 1.0)),
+        ("http://host/?q=1", (1.0, 1.0)),
+        ("http://h:1", (0.0, 1.0)),
+    ],
 )
 def test_a_bad_url_or_timeout_is_refused_at_once(url: str, timeouts: tuple[float, float]) -> None:
     with pytest.raises(ValueError):
@@ -287,3 +295,57 @@ def test_host_and_port() -> None:
         7001,
     )
     assert Client("https://gateway.example").port == 443
+
+
+# -- the CLI's client verbs on top ------------------------------------------------------------
+
+
+def run_cli(*args: str) -> Result:
+    return CliRunner().invoke(app, list(args))
+
+
+def test_cli_put_prints_what_was_stored(server: Server, tmp_path: Path) -> None:
+    source = tmp_path / "notes.txt"
+    source.write_bytes(b"hello\n")
+    stored = {"key": "notes.txt", "size": 6, "md5": "b1946ac9", "redundancy": "inline"}
+    server.answer = lambda seen: json_answer(201, stored)
+    result = run_cli("put", str(source), "--url", server.url)
+    assert (result.exit_code, result.stdout) == (0, "notes.txt  6 bytes  md5 b1946ac9  inline\n")
+    assert server.seen[-1].method == "PUT"
+
+
+def test_cli_put_create_of_a_taken_key_fails(server: Server, tmp_path: Path) -> None:
+    source = tmp_path / "notes.txt"
+    source.write_bytes(b"hello\n")
+    server.answer = lambda seen: json_answer(409, {"error": "already_exists", "message": "taken"})
+    result = run_cli("put", str(source), "k", "--create", "--url", server.url)
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == "error: already_exists: taken\n"
+    assert server.seen[-1].method == "POST"
+
+
+def test_cli_stat_and_a_missing_key(server: Server) -> None:
+    headers = {"ETag": '"e"', "Content-Type": "text/plain", "X-Redundancy": "inline"}
+    server.answer = lambda seen: Answer(200, b"", headers)
+    result = run_cli("stat", "k", "--url", server.url)
+    assert result.exit_code == 0
+    assert result.stdout.splitlines() == [
+        " Content-Length: 0",
+        '           ETag: "e"',
+        "   Content-Type: text/plain",
+        "   X-Redundancy: inline",
+        "  Last-Modified: ",
+    ]
+    server.answer = lambda seen: Answer(404)
+    result = run_cli("get", "gone", "-", "--url", server.url)
+    assert (result.exit_code, result.stderr) == (1, "error: not_found: HEAD gone: Not Found\n")
+
+
+def test_cli_get_to_stdout_and_rm(server: Server) -> None:
+    server.answer = lambda seen: Answer(200, b"the bytes")
+    result = run_cli("get", "k", "-", "--url", server.url)
+    assert (result.exit_code, result.stdout) == (0, "the bytes")
+    server.answer = lambda seen: json_answer(404, {"error": "object_not_found", "message": "no"})
+    result = run_cli("rm", "k", "--url", server.url)
+    assert (result.exit_code, result.stderr) == (1, "error: object_not_found: no\n")
+    assert server.seen[-1].method == "DELETE"

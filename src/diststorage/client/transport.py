@@ -25,7 +25,7 @@ def translated(origin: str) -> Iterator[None]:
     try:
         yield
     except (OSError, HTTPException) as exc:
-        raise TransportError(f"{origin}: {exc or type(exc).__name__}") from exc
+        raise TransportError(f"{origin}: {str(exc) or type(exc).__name__}") from exc
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ class Origin:
         parts = urllib.parse.urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {self.url!r}")
+        _ = parts.port  # raises ValueError for a port that is not a number in range
         if parts.query or parts.fragment:
             raise ValueError(f"a gateway URL has no query or fragment: {self.url!r}")
         if self.connect_timeout_s <= 0 or self.read_timeout_s <= 0:
