@@ -5,8 +5,9 @@ per test module; a module changes how by overriding the ``cluster_options`` fixt
 cluster is stopped and its folder removed whatever the tests do (set
 ``DISTSTORAGE_KEEP_TEST_DATA=1`` to keep the folders and logs for a post-mortem).
 
-The helpers here talk plain HTTP/1.1 through ``http.client`` so that the tests see exactly the
-bytes the gateway sends, and look at the nodes' chunk folders directly on disk.
+The tests talk to the gateway through the project's own client (``diststorage.client``), whose
+plain methods hand back exactly the status, headers and bytes the gateway sent; the helpers here
+look at the nodes' chunk folders directly on disk.
 """
 
 from __future__ import annotations
@@ -21,18 +22,16 @@ import socket
 import sqlite3
 import threading
 import time
-import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from email.message import Message
-from http.client import HTTPConnection, HTTPException
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import asyncpg
 import pytest
 
+from diststorage.client import Client, Response, TransportError
 from diststorage.core.ids import new_id
 from diststorage.core.settings import GatewaySettings
 from diststorage.local import LocalCluster
@@ -45,152 +44,33 @@ DEFAULT_SEGMENT_STRIPES: int = GatewaySettings.model_fields["segment_max_stripes
 KEEP_DATA_ENV = "DISTSTORAGE_KEEP_TEST_DATA"
 IO_PIECE = 1 * MIB
 
-Body = bytes | BinaryIO | Iterable[bytes] | None
-
 
 # -- HTTP ------------------------------------------------------------------------------------
 
-
-@dataclass
-class Response:
-    status: int
-    headers: Message
-    body: bytes
-
-    def header(self, name: str) -> str | None:
-        return self.headers.get(name)
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    def error_code(self) -> str:
-        """The ``error`` field of a JSON error body, checking the body's shape on the way."""
-        assert "application/json" in (self.header("Content-Type") or ""), self.headers
-        payload = self.json()
-        assert isinstance(payload, dict), payload
-        assert set(payload) == {"error", "message"}, payload
-        assert isinstance(payload["message"], str), payload
-        assert payload["message"], payload
-        code = payload["error"]
-        assert isinstance(code, str), payload
-        return code
+READ_TIMEOUT_S = 120.0
+"""No request of a test waits longer than this for its next byte."""
 
 
-@dataclass
-class StreamedGet:
-    """A GET whose body was hashed while it streamed in, never held whole."""
-
-    status: int
-    headers: Message
-    md5: str
-    size: int
+def gateway_client(url: str) -> Client:
+    """The project's own client of the gateway at ``url``, with the tests' deadline."""
+    return Client(url, read_timeout_s=READ_TIMEOUT_S)
 
 
-def key_path(key: str) -> str:
-    """The request path of a key: every byte outside the unreserved set percent-encoded."""
-    return "/" + urllib.parse.quote(key, safe="/")
+def error_code(response: Response) -> str:
+    """The ``error`` field of a JSON error body, checking the body's shape on the way."""
+    assert "application/json" in (response.header("Content-Type") or ""), response.headers
+    payload = response.json()
+    assert isinstance(payload, dict), payload
+    assert set(payload) == {"error", "message"}, payload
+    assert isinstance(payload["message"], str), payload
+    assert payload["message"], payload
+    code = payload["error"]
+    assert isinstance(code, str), payload
+    return code
 
 
 def md5_hex(data: bytes) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
-
-
-class Http:
-    """A tiny HTTP/1.1 client for one gateway; a new connection per request."""
-
-    def __init__(self, url: str, timeout_s: float = 120.0) -> None:
-        parsed = urllib.parse.urlsplit(url)
-        assert parsed.hostname is not None and parsed.port is not None
-        self.host = parsed.hostname
-        self.port = parsed.port
-        self.timeout_s = timeout_s
-
-    def connect(self) -> HTTPConnection:
-        return HTTPConnection(self.host, self.port, timeout=self.timeout_s, blocksize=IO_PIECE)
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        body: Body = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> Response:
-        """``path`` is sent as is (already encoded); an iterable body goes chunked."""
-        connection = self.connect()
-        try:
-            connection.request(method, path, body=body, headers=dict(headers or {}))
-            response = connection.getresponse()
-            payload = response.read()
-            return Response(response.status, response.headers, payload)
-        finally:
-            connection.close()
-
-    def put(
-        self, key: str, body: Body, headers: Mapping[str, str] | None = None, method: str = "PUT"
-    ) -> Response:
-        return self.request(method, key_path(key), body, headers)
-
-    def get(self, key: str, headers: Mapping[str, str] | None = None) -> Response:
-        return self.request("GET", key_path(key), None, headers)
-
-    def head(self, key: str, headers: Mapping[str, str] | None = None) -> Response:
-        return self.request("HEAD", key_path(key), None, headers)
-
-    def delete(self, key: str) -> Response:
-        return self.request("DELETE", key_path(key))
-
-    def get_streamed(self, path: str, headers: Mapping[str, str] | None = None) -> StreamedGet:
-        connection = self.connect()
-        try:
-            connection.request("GET", path, headers=dict(headers or {}))
-            response = connection.getresponse()
-            digest = hashlib.md5(usedforsecurity=False)
-            size = 0
-            while piece := response.read(IO_PIECE):
-                digest.update(piece)
-                size += len(piece)
-            return StreamedGet(response.status, response.headers, digest.hexdigest(), size)
-        finally:
-            connection.close()
-
-    def list_page(
-        self, prefix: str = "", after: str = "", limit: int | None = None
-    ) -> dict[str, Any]:
-        query: dict[str, str] = {}
-        if prefix:
-            query["prefix"] = prefix
-        if after:
-            query["after"] = after
-        if limit is not None:
-            query["limit"] = str(limit)
-        path = "/?" + urllib.parse.urlencode(query) if query else "/"
-        response = self.request("GET", path)
-        assert response.status == 200, (response.status, response.body)
-        page: dict[str, Any] = response.json()
-        return page
-
-    def list_keys(self, prefix: str = "", limit: int = 1000) -> list[str]:
-        """Every key under ``prefix``, following ``next_after`` page by page."""
-        keys: list[str] = []
-        after = ""
-        while True:
-            page = self.list_page(prefix, after, limit)
-            keys.extend(entry["key"] for entry in page["objects"])
-            if not page["truncated"]:
-                return keys
-            assert page["next_after"], page
-            after = page["next_after"]
-
-    def get_json(self, path: str) -> Any:
-        """GET of a system route that must answer 200 with JSON."""
-        response = self.request("GET", path)
-        assert response.status == 200, (path, response.status, response.body[:300])
-        return response.json()
-
-    def health(self) -> tuple[int, dict[str, Any]]:
-        response = self.request("GET", "/_/health")
-        payload: dict[str, Any] = response.json()
-        return response.status, payload
 
 
 # -- raw sockets -----------------------------------------------------------------------------
@@ -332,8 +212,8 @@ def cluster(
 
 
 @pytest.fixture(scope="module")
-def http(cluster: LocalCluster) -> Http:
-    return Http(cluster.url)
+def http(cluster: LocalCluster) -> Client:
+    return gateway_client(cluster.url)
 
 
 @pytest.fixture(scope="module")
@@ -382,7 +262,7 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, interval_s: floa
         time.sleep(interval_s)
 
 
-def wait_live_nodes(http: Http, count: int, timeout_s: float = 30.0) -> None:
+def wait_live_nodes(http: Client, count: int, timeout_s: float = 30.0) -> None:
     """Waits until the gateway's health report shows exactly ``count`` live nodes."""
     last: dict[str, Any] = {}
 
@@ -390,21 +270,21 @@ def wait_live_nodes(http: Http, count: int, timeout_s: float = 30.0) -> None:
         nonlocal last
         try:
             _, last = http.health()
-        except (OSError, ValueError) as error:  # the gateway may be starting
+        except (TransportError, ValueError) as error:  # the gateway may be starting
             last = {"error": repr(error)}
         return last.get("live_nodes") == count
 
     assert wait_until(live, timeout_s, 0.2), f"never {count} live nodes: {last}"
 
 
-def restore_nodes(cluster: LocalCluster, http: Http) -> None:
+def restore_nodes(cluster: LocalCluster, http: Client) -> None:
     """Continues paused nodes, starts stopped ones, and waits until the gateway counts all."""
     Faults(cluster).restore_nodes()
     wait_live_nodes(http, cluster.nodes, timeout_s=30)
 
 
 def start_stalled_upload(
-    http: Http, key: str, mib: int, headers: Mapping[str, str] | None = None
+    http: Client, key: str, mib: int, headers: Mapping[str, str] | None = None
 ) -> threading.Event:
     """PUTs ``mib`` MiB from a daemon thread, then stalls for 30 s before its last byte (the
     test kills the gateway meanwhile; the cut-off request's error is expected). The event is
@@ -419,7 +299,7 @@ def start_stalled_upload(
         yield b"never"
 
     def upload() -> None:
-        with contextlib.suppress(HTTPException, OSError):
+        with contextlib.suppress(TransportError):
             http.put(key, body(), headers)
 
     threading.Thread(target=upload, daemon=True).start()
@@ -473,7 +353,7 @@ def object_chunks(cluster: LocalCluster, key: str) -> list[ChunkLocation]:
     return locations
 
 
-def wait_writable(cluster: LocalCluster, http: Http, timeout_s: float = 20.0) -> None:
+def wait_writable(cluster: LocalCluster, http: Client, timeout_s: float = 20.0) -> None:
     """Waits until an ec:4+2 write lands whole on six distinct nodes (not degraded);
     removes the probe object.
 

@@ -8,13 +8,14 @@ import pytest
 from conftest import (
     MIB,
     ClusterOptions,
-    Http,
+    error_code,
     md5_hex,
     object_chunks,
     random_bytes,
     wait_until,
 )
 
+from diststorage.client import Client
 from diststorage.local import LocalCluster
 
 NODE_CAPACITY = 12 * MIB
@@ -29,12 +30,12 @@ def cluster_options() -> ClusterOptions:
     )
 
 
-def below_target(http: Http) -> int:
-    count: int = http.get_json("/_/repair")["stripes_below_target"]
+def below_target(http: Client) -> int:
+    count: int = http.repair()["stripes_below_target"]
     return count
 
 
-def test_filling_up_then_freeing_space(cluster: LocalCluster, http: Http) -> None:
+def test_filling_up_then_freeing_space(cluster: LocalCluster, http: Client) -> None:
     written: dict[str, str] = {}
     refused = 0
     for number in range(200):
@@ -46,7 +47,7 @@ def test_filling_up_then_freeing_space(cluster: LocalCluster, http: Http) -> Non
             written[key] = md5_hex(data)
             continue
         assert response.status == 507, response.body
-        assert response.error_code() == "insufficient_storage"
+        assert error_code(response) == "insufficient_storage"
         assert http.list_keys() == keys_before
         refused += 1
         if refused == 3:
@@ -55,7 +56,7 @@ def test_filling_up_then_freeing_space(cluster: LocalCluster, http: Http) -> Non
     # 72 MiB of room and 1.5 MiB of chunks per object: most of it got used.
     assert len(written) >= 30, len(written)
 
-    for node in http.get_json("/_/nodes"):
+    for node in http.nodes():
         assert node["used"] <= NODE_CAPACITY, node
     for key, md5 in written.items():
         got = http.get(key)
@@ -66,7 +67,7 @@ def test_filling_up_then_freeing_space(cluster: LocalCluster, http: Http) -> Non
     for key in list(written)[::2]:
         assert http.delete(key).status == 204
         del written[key]
-    assert wait_until(lambda: below_target(http) == 0, 60.0, 0.5), http.get_json("/_/repair")
+    assert wait_until(lambda: below_target(http) == 0, 60.0, 0.5), http.repair()
     for key, md5 in written.items():
         located = object_chunks(cluster, key)
         assert len({c.node for c in located}) == 6, (key, located)
@@ -79,4 +80,4 @@ def test_filling_up_then_freeing_space(cluster: LocalCluster, http: Http) -> Non
         last[:] = [response.status, response.body]
         return response.status == 201
 
-    assert wait_until(fits, 10.0, 1.0), (last, http.get_json("/_/nodes"))
+    assert wait_until(fits, 10.0, 1.0), (last, http.nodes())

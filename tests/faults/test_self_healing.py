@@ -15,15 +15,14 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.client import HTTPException
 
 import pytest
 from conftest import (
     DEFAULT_SEGMENT_STRIPES,
     MIB,
     ClusterOptions,
-    Http,
     chunk_files,
+    error_code,
     md5_hex,
     node_ids,
     object_chunks,
@@ -35,6 +34,7 @@ from conftest import (
     wait_until,
 )
 
+from diststorage.client import Client, TransportError
 from diststorage.local import LocalCluster, free_port
 from diststorage.testing import Faults
 
@@ -80,7 +80,7 @@ class Stored:
 
 
 @pytest.fixture(scope="module")
-def objects(http: Http) -> dict[str, Stored]:
+def objects(http: Client) -> dict[str, Stored]:
     """A few objects of each shape, written while every node is up."""
     specs = [
         ("heal/ec-multi-segment", "ec:4+2", 9 * MIB + 5),
@@ -96,19 +96,19 @@ def objects(http: Http) -> dict[str, Stored]:
 
 
 @pytest.fixture(autouse=True)
-def healed(cluster: LocalCluster, http: Http, objects: dict[str, Stored]) -> Iterator[None]:
+def healed(cluster: LocalCluster, http: Client, objects: dict[str, Stored]) -> Iterator[None]:
     """After each test: every node running, and the cluster back at full redundancy."""
     yield
     restore_nodes(cluster, http)
     wait_fully_redundant(http)
 
 
-def repair_status(http: Http) -> dict[str, object]:
-    status: dict[str, object] = http.get_json("/_/repair")
+def repair_status(http: Client) -> dict[str, object]:
+    status: dict[str, object] = http.repair()
     return status
 
 
-def wait_fully_redundant(http: Http, timeout_s: float = HEAL_TIMEOUT_S) -> None:
+def wait_fully_redundant(http: Client, timeout_s: float = HEAL_TIMEOUT_S) -> None:
     last: dict[str, object] = {}
 
     def done() -> bool:
@@ -118,7 +118,7 @@ def wait_fully_redundant(http: Http, timeout_s: float = HEAL_TIMEOUT_S) -> None:
     assert wait_until(done, timeout_s, 0.5), last
 
 
-def assert_all_readable(http: Http, objects: dict[str, Stored]) -> None:
+def assert_all_readable(http: Client, objects: dict[str, Stored]) -> None:
     for stored in objects.values():
         got = http.get(stored.key)
         assert got.status == 200, (stored.key, got.status, got.body[:300])
@@ -137,8 +137,8 @@ def assert_fully_placed(cluster: LocalCluster, key: str, shards: int) -> None:
         assert len(set(nodes)) == shards, (key, segment, nodes)
 
 
-def node_states(http: Http) -> dict[str, str]:
-    return {n["id"]: n["state"] for n in http.get_json("/_/nodes")}
+def node_states(http: Client) -> dict[str, str]:
+    return {n["id"]: n["state"] for n in http.nodes()}
 
 
 def id_of(cluster: LocalCluster, index: int) -> str:
@@ -148,7 +148,7 @@ def id_of(cluster: LocalCluster, index: int) -> str:
 # -- liveness ----------------------------------------------------------------------------------
 
 
-def test_paused_node_goes_suspect_then_down_then_up(cluster: LocalCluster, http: Http) -> None:
+def test_paused_node_goes_suspect_then_down_then_up(cluster: LocalCluster, http: Client) -> None:
     victim = id_of(cluster, 1)
     Faults(cluster).pause_node(1)
     seen: list[str] = []
@@ -167,7 +167,7 @@ def test_paused_node_goes_suspect_then_down_then_up(cluster: LocalCluster, http:
 
 
 def test_read_meets_corrupt_and_missing_chunks_and_they_are_rebuilt(
-    cluster: LocalCluster, http: Http, objects: dict[str, Stored]
+    cluster: LocalCluster, http: Client, objects: dict[str, Stored]
 ) -> None:
     # First of the read-path tests: no node is penalised yet for an earlier failed read, so
     # the read tries the data shards, damaged ones included.
@@ -198,7 +198,7 @@ def test_read_meets_corrupt_and_missing_chunks_and_they_are_rebuilt(
 
 
 def test_degraded_writes_are_repaired_and_returning_nodes_reconciled(
-    cluster: LocalCluster, http: Http, objects: dict[str, Stored]
+    cluster: LocalCluster, http: Client, objects: dict[str, Stored]
 ) -> None:
     gone, back = 0, 1
     Faults(cluster).kill_node(gone)
@@ -259,7 +259,7 @@ def test_degraded_writes_are_repaired_and_returning_nodes_reconciled(
 
 
 def test_nodes_down_within_budget_reads_work_and_too_few_refuse_writes(
-    cluster: LocalCluster, http: Http, objects: dict[str, Stored]
+    cluster: LocalCluster, http: Client, objects: dict[str, Stored]
 ) -> None:
     Faults(cluster).kill_node(2)
     Faults(cluster).pause_node(3)
@@ -274,7 +274,7 @@ def test_nodes_down_within_budget_reads_work_and_too_few_refuse_writes(
     before = http.list_keys()
     response = http.put("heal/too-few", random_bytes(MIB), {"X-Redundancy": "ec:4+2"})
     assert response.status == 503, response.body
-    assert response.error_code() == "not_enough_nodes"
+    assert error_code(response) == "not_enough_nodes"
     assert http.list_keys() == before
 
 
@@ -282,7 +282,7 @@ def test_nodes_down_within_budget_reads_work_and_too_few_refuse_writes(
 
 
 def test_scrubber_finds_corruption_nobody_read(
-    cluster: LocalCluster, http: Http, objects: dict[str, Stored]
+    cluster: LocalCluster, http: Client, objects: dict[str, Stored]
 ) -> None:
     key = "heal/replicas"
     victim = object_chunks(cluster, key)[1]
@@ -292,14 +292,14 @@ def test_scrubber_finds_corruption_nobody_read(
         return victim.path not in {c.path for c in object_chunks(cluster, key)}
 
     assert wait_until(replaced, HEAL_TIMEOUT_S, 0.5), repair_status(http)
-    scrubbed = {n["id"]: n["scrub"] for n in http.get_json("/_/nodes")}
+    scrubbed = {n["id"]: n["scrub"] for n in http.nodes()}
     assert scrubbed[id_of(cluster, victim.node)]["corrupt_found"] >= 1
     assert_fully_placed(cluster, key, 3)
     assert_all_readable(http, objects)
 
 
 def test_audit_finds_a_chunk_file_lost_from_a_disk_that_nobody_read(
-    cluster: LocalCluster, http: Http, objects: dict[str, Stored]
+    cluster: LocalCluster, http: Client, objects: dict[str, Stored]
 ) -> None:
     key = "heal/ec-small"
     victim = object_chunks(cluster, key)[2]
@@ -321,7 +321,7 @@ def test_audit_finds_a_chunk_file_lost_from_a_disk_that_nobody_read(
 
 
 def test_gateway_killed_mid_upload_leaves_nothing(
-    cluster: LocalCluster, http: Http, objects: dict[str, Stored]
+    cluster: LocalCluster, http: Client, objects: dict[str, Stored]
 ) -> None:
     before = chunk_files(cluster)
     keys_before = http.list_keys()
@@ -363,7 +363,7 @@ def pending_uploads(cluster: LocalCluster) -> int:
 
 
 def test_unreferenced_chunk_is_collected_but_referenced_ones_stay(
-    cluster: LocalCluster, http: Http, objects: dict[str, Stored]
+    cluster: LocalCluster, http: Client, objects: dict[str, Stored]
 ) -> None:
     stray_id = "f" * 32
     stray = cluster.node_data_dir(4) / "chunks" / stray_id[:2] / stray_id
@@ -384,23 +384,21 @@ def test_unreferenced_chunk_is_collected_but_referenced_ones_stay(
 
 
 def test_drain_then_remove_a_node(
-    cluster: LocalCluster, http: Http, objects: dict[str, Stored]
+    cluster: LocalCluster, http: Client, objects: dict[str, Stored]
 ) -> None:
     victim = 5
     victim_id = id_of(cluster, victim)
     # Not drained yet, so removing it must be refused.
     refused = http.request("DELETE", f"/_/nodes/{victim_id}")
     assert refused.status == 409, refused.body
-    assert refused.error_code() == "node_in_use"
+    assert error_code(refused) == "node_in_use"
 
     drained = http.request("POST", f"/_/nodes/{victim_id}/drain")
     assert drained.status == 202, drained.body
     assert drained.json()["lifecycle"] == "draining"
 
     def node() -> dict[str, object]:
-        entry: dict[str, object] = next(
-            n for n in http.get_json("/_/nodes") if n["id"] == victim_id
-        )
+        entry: dict[str, object] = next(n for n in http.nodes() if n["id"] == victim_id)
         return entry
 
     assert wait_until(lambda: node()["drained"] is True, HEAL_TIMEOUT_S, 0.5), node()
@@ -419,7 +417,7 @@ def test_drain_then_remove_a_node(
 
 
 def test_new_node_takes_writes_rebalance_fills_it_and_it_can_be_removed(
-    cluster: LocalCluster, http: Http, objects: dict[str, Stored]
+    cluster: LocalCluster, http: Client, objects: dict[str, Stored]
 ) -> None:
     index = cluster.add_node(free_port())
     try:
@@ -433,7 +431,7 @@ def test_new_node_takes_writes_rebalance_fills_it_and_it_can_be_removed(
         assert any(index in {c.node for c in object_chunks(cluster, k)} for k in keys)
 
         def in_use_on_new_node() -> int:
-            entry = next(n for n in http.get_json("/_/nodes") if n["id"] == new_id)
+            entry = next(n for n in http.nodes() if n["id"] == new_id)
             count: int = entry["chunks_in_use"]
             return count
 
@@ -449,7 +447,7 @@ def test_new_node_takes_writes_rebalance_fills_it_and_it_can_be_removed(
         assert http.request("POST", f"/_/nodes/{new_id}/drain").status == 202
 
         def drained() -> bool:
-            return any(n["id"] == new_id and n["drained"] for n in http.get_json("/_/nodes"))
+            return any(n["id"] == new_id and n["drained"] for n in http.nodes())
 
         assert wait_until(drained, HEAL_TIMEOUT_S, 0.5)
         cluster.drop_last_node()
@@ -468,7 +466,7 @@ def test_new_node_takes_writes_rebalance_fills_it_and_it_can_be_removed(
 class Traffic:
     """Two writers and a reader in threads, recording every failure a client would see."""
 
-    def __init__(self, http: Http, objects: dict[str, Stored]) -> None:
+    def __init__(self, http: Client, objects: dict[str, Stored]) -> None:
         self.http = http
         self.objects = objects
         self.committed: dict[str, str] = {}
@@ -497,7 +495,7 @@ class Traffic:
             number += 1
             try:
                 response = self.http.put(key, data)
-            except (HTTPException, OSError) as error:
+            except TransportError as error:
                 self.failures.append(f"PUT {key}: {error!r}")
                 continue
             if response.status == 201:
@@ -518,7 +516,7 @@ class Traffic:
 
 
 def test_two_nodes_killed_during_a_stream_of_uploads_and_downloads(
-    cluster: LocalCluster, http: Http, objects: dict[str, Stored]
+    cluster: LocalCluster, http: Client, objects: dict[str, Stored]
 ) -> None:
     """Clients keep writing and reading while two nodes die and come back: every write that
     was answered 201 reads back md5-correct, every read of a committed object succeeds, and

@@ -17,11 +17,11 @@ import pytest
 from conftest import (
     MIB,
     ClusterOptions,
-    Http,
-    Response,
     all_files,
     chunk_files,
     cluster_in,
+    error_code,
+    gateway_client,
     md5_hex,
     parse_raw_response,
     random_bytes,
@@ -30,6 +30,7 @@ from conftest import (
     wait_until,
 )
 
+from diststorage.client import Client, Response
 from diststorage.local import LocalCluster
 
 MAX_OBJECT = 8 * MIB
@@ -45,7 +46,7 @@ def cluster_options() -> ClusterOptions:
 class Stored:
     """What the cluster holds right now, to compare with after a bad request."""
 
-    def __init__(self, cluster: LocalCluster, http: Http) -> None:
+    def __init__(self, cluster: LocalCluster, http: Client) -> None:
         self.cluster = cluster
         self.http = http
         self.keys = http.list_keys()
@@ -71,13 +72,13 @@ class Stored:
 
 
 @pytest.fixture
-def stored(cluster: LocalCluster, http: Http) -> Stored:
+def stored(cluster: LocalCluster, http: Client) -> Stored:
     return Stored(cluster, http)
 
 
 def assert_error(response: Response, status: int, code: str) -> None:
     assert response.status == status, (response.status, response.body[:300])
-    assert response.error_code() == code
+    assert error_code(response) == code
 
 
 # -- keys ------------------------------------------------------------------------------------
@@ -85,17 +86,17 @@ def assert_error(response: Response, status: int, code: str) -> None:
 
 @pytest.mark.parametrize("path", ["/%ff", "/a/%c3%28", "/%ed%a0%80", "/ok/%80x"])
 @pytest.mark.parametrize("method", ["PUT", "POST"])
-def test_invalid_utf8_key(http: Http, stored: Stored, path: str, method: str) -> None:
+def test_invalid_utf8_key(http: Client, stored: Stored, path: str, method: str) -> None:
     assert_error(http.request(method, path, b"data"), 400, "invalid_key")
     stored.assert_unchanged()
 
 
 @pytest.mark.parametrize("method", ["GET", "HEAD", "DELETE"])
-def test_invalid_utf8_key_on_read(http: Http, method: str) -> None:
+def test_invalid_utf8_key_on_read(http: Client, method: str) -> None:
     response = http.request(method, "/%ff")
     assert response.status == 400
     if method != "HEAD":
-        assert response.error_code() == "invalid_key"
+        assert error_code(response) == "invalid_key"
 
 
 @pytest.mark.parametrize(
@@ -103,13 +104,13 @@ def test_invalid_utf8_key_on_read(http: Http, method: str) -> None:
     ["k" * 1025, "é" * 512 + "k", "😀" * 256 + "k"],
     ids=["1025-ascii", "1025-two-byte", "1025-four-byte"],
 )
-def test_key_too_long(http: Http, stored: Stored, key: str) -> None:
+def test_key_too_long(http: Client, stored: Stored, key: str) -> None:
     assert len(key.encode()) == 1025
     assert_error(http.put(key, b"data"), 400, "invalid_key")
     stored.assert_unchanged()
 
 
-def test_longest_key_is_accepted(http: Http) -> None:
+def test_longest_key_is_accepted(http: Client) -> None:
     key = "é" * 511 + "kk"
     assert len(key.encode()) == 1024
     created = http.put(key, b"long key")
@@ -121,17 +122,17 @@ def test_longest_key_is_accepted(http: Http) -> None:
 
 @pytest.mark.parametrize("path", ["/_/x", "/_/deeper/key", "/%5F/x", "/_%2Fx"])
 @pytest.mark.parametrize("method", ["PUT", "POST", "GET", "DELETE"])
-def test_reserved_key(http: Http, stored: Stored, path: str, method: str) -> None:
+def test_reserved_key(http: Client, stored: Stored, path: str, method: str) -> None:
     """Keys under ``_/`` belong to system routes: naming one is a bad key, not a missing route."""
     body = b"data" if method in ("PUT", "POST") else None
     assert_error(http.request(method, path, body), 400, "invalid_key")
     stored.assert_unchanged()
 
 
-def test_empty_key_put(http: Http, stored: Stored) -> None:
+def test_empty_key_put(http: Client, stored: Stored) -> None:
     response = http.request("PUT", "/", b"data")
     assert response.status in (400, 405), response.body
-    response.error_code()
+    error_code(response)
     stored.assert_unchanged()
 
 
@@ -154,14 +155,14 @@ def test_empty_key_put(http: Http, stored: Stored) -> None:
         "ec:4+2x",
     ],
 )
-def test_bad_redundancy(http: Http, stored: Stored, spec: str) -> None:
+def test_bad_redundancy(http: Client, stored: Stored, spec: str) -> None:
     response = http.put("bad/redundancy", b"data", {"X-Redundancy": spec})
     assert_error(response, 400, "invalid_redundancy")
     stored.assert_unchanged()
 
 
 @pytest.mark.parametrize("spec", ["ec:9+9", "replicate:7", "ec:7+0"])
-def test_policy_wider_than_cluster(http: Http, stored: Stored, spec: str) -> None:
+def test_policy_wider_than_cluster(http: Client, stored: Stored, spec: str) -> None:
     response = http.put("bad/too-wide", random_bytes(1000), {"X-Redundancy": spec})
     assert_error(response, 503, "not_enough_nodes")
     stored.assert_unchanged()
@@ -196,7 +197,7 @@ def test_payload_too_large(gateway_port: int, stored: Stored) -> None:
     stored.assert_unchanged()
 
 
-def test_largest_object_is_accepted(http: Http) -> None:
+def test_largest_object_is_accepted(http: Client) -> None:
     data = random_bytes(MAX_OBJECT)
     created = http.put("bad/largest", data)
     assert created.status == 201, created.body
@@ -204,7 +205,7 @@ def test_largest_object_is_accepted(http: Http) -> None:
     assert http.delete("bad/largest").status == 204
 
 
-def test_chunked_body_over_the_limit(http: Http, stored: Stored) -> None:
+def test_chunked_body_over_the_limit(http: Client, stored: Stored) -> None:
     """A chunked body of unknown length must not get around the object size limit."""
 
     def body() -> Iterator[bytes]:
@@ -263,14 +264,14 @@ def test_body_shorter_than_content_length(
         ("DELETE", "/_/nodes"),
     ],
 )
-def test_method_not_allowed(http: Http, stored: Stored, method: str, path: str) -> None:
+def test_method_not_allowed(http: Client, stored: Stored, method: str, path: str) -> None:
     response = http.request(method, path, b"x" if method in ("PUT", "POST", "PATCH") else None)
     assert_error(response, 405, "method_not_allowed")
     assert response.header("Allow")
     stored.assert_unchanged()
 
 
-def test_not_found(http: Http) -> None:
+def test_not_found(http: Client) -> None:
     assert_error(http.get("no/such/key"), 404, "object_not_found")
     assert_error(http.delete("no/such/key"), 404, "object_not_found")
     head = http.head("no/such/key")
@@ -278,7 +279,7 @@ def test_not_found(http: Http) -> None:
     assert head.body == b""
 
 
-def test_conflict(cluster: LocalCluster, http: Http) -> None:
+def test_conflict(cluster: LocalCluster, http: Client) -> None:
     key = "bad/conflict"
     assert http.put(key, b"first", method="POST").status == 201
     before = Stored(cluster, http)
@@ -288,7 +289,7 @@ def test_conflict(cluster: LocalCluster, http: Http) -> None:
 
 
 @pytest.mark.parametrize("limit", ["0", "1001", "-1", "abc", "1.5"])
-def test_bad_listing_limit(http: Http, limit: str) -> None:
+def test_bad_listing_limit(http: Client, limit: str) -> None:
     assert_error(http.request("GET", f"/?limit={limit}"), 400, "invalid_request")
 
 
@@ -318,7 +319,7 @@ def outside_files(cluster: LocalCluster) -> set[Path]:
 
 @pytest.mark.parametrize("path", list(TRAVERSAL), ids=list(TRAVERSAL.values()))
 def test_path_like_keys_are_plain_data(
-    cluster: LocalCluster, http: Http, path: str, outside_files: set[Path]
+    cluster: LocalCluster, http: Client, path: str, outside_files: set[Path]
 ) -> None:
     key = TRAVERSAL[path]
     body = f"plain data for {key!r}".encode()
@@ -365,7 +366,7 @@ def small_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClust
 
 
 def test_object_larger_than_nodes(small_nodes: LocalCluster) -> None:
-    http = Http(small_nodes.url)
+    http = gateway_client(small_nodes.url)
     before = Stored(small_nodes, http)
     # ec:4+2 puts a quarter of the object on each node: 40 MiB → 10 MiB each.
     response = http.put("full/too-big", random_bytes(40 * MIB))
@@ -375,7 +376,7 @@ def test_object_larger_than_nodes(small_nodes: LocalCluster) -> None:
 
 def test_nodes_fill_up(small_nodes: LocalCluster) -> None:
     """Keep writing until the nodes are full: 507, and every earlier object still reads."""
-    http = Http(small_nodes.url)
+    http = gateway_client(small_nodes.url)
     written: dict[str, bytes] = {}
     for index in range(40):
         data = random_bytes(3 * MIB)
@@ -412,7 +413,7 @@ def test_nodes_fill_up(small_nodes: LocalCluster) -> None:
 
 def test_small_chunked_upload_on_small_nodes(small_nodes: LocalCluster) -> None:
     """A few bytes of unknown length fit on nodes with megabytes free."""
-    http = Http(small_nodes.url)
+    http = gateway_client(small_nodes.url)
     data = b"tiny chunked body"
     response = http.put("full/chunked-small", iter([data[:5], data[5:]]))
     assert response.status == 201, response.body

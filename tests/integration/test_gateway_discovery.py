@@ -6,14 +6,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import ClusterOptions, Http, chunk_files, cluster_in, random_bytes, wait_live_nodes
+from conftest import (
+    ClusterOptions,
+    chunk_files,
+    cluster_in,
+    gateway_client,
+    random_bytes,
+    wait_live_nodes,
+)
 
 from diststorage.local import free_port
 
 
 def test_a_node_given_only_a_gateway_name_joins_and_takes_writes(tmp_path: Path) -> None:
     with cluster_in(tmp_path, ClusterOptions(nodes=3, redundancy="replicate:2")) as cluster:
-        http = Http(cluster.url)
+        http = gateway_client(cluster.url)
         wait_live_nodes(http, 3)
         _, grpc_port = cluster.gateway_ports[0]
         index = cluster.add_node(free_port(), gateway_dns=f"localhost:{grpc_port}")

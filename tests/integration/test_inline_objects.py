@@ -14,7 +14,6 @@ from collections.abc import Iterator
 import pytest
 from conftest import (
     ClusterOptions,
-    Http,
     chunk_files,
     md5_hex,
     object_chunks,
@@ -27,6 +26,7 @@ from conftest import (
     wait_writable,
 )
 
+from diststorage.client import Client
 from diststorage.local import LocalCluster
 
 INLINE = 16 * 1024
@@ -60,7 +60,7 @@ def inline_body_rows(cluster: LocalCluster, key: str) -> list[bytes]:
 
 @pytest.mark.parametrize("size", [0, 1, 4096, INLINE])
 def test_small_objects_round_trip_without_touching_a_node(
-    cluster: LocalCluster, http: Http, size: int
+    cluster: LocalCluster, http: Client, size: int
 ) -> None:
     key = f"inline/{size}"
     data = random_bytes(size)
@@ -80,7 +80,7 @@ def test_small_objects_round_trip_without_touching_a_node(
     assert (head.status, head.header("Content-Length"), head.body) == (200, str(size), b"")
 
 
-def test_larger_or_asked_for_policies_go_to_nodes(cluster: LocalCluster, http: Http) -> None:
+def test_larger_or_asked_for_policies_go_to_nodes(cluster: LocalCluster, http: Client) -> None:
     larger = random_bytes(INLINE + 1)
     assert http.put("inline/larger", larger).json()["redundancy"] == "replicate:3"
     assert len(object_chunks(cluster, "inline/larger")) == 3
@@ -94,7 +94,7 @@ def test_larger_or_asked_for_policies_go_to_nodes(cluster: LocalCluster, http: H
     assert http.get("inline/asked").body == asked
 
 
-def test_ranges_of_an_inline_object(http: Http) -> None:
+def test_ranges_of_an_inline_object(http: Client) -> None:
     data = random_bytes(5000)
     assert http.put("inline/ranges", data).status == 201
     for header, expected, content_range in (
@@ -111,7 +111,7 @@ def test_ranges_of_an_inline_object(http: Http) -> None:
     assert unsatisfiable.json()["error"]
 
 
-def test_versions_move_between_inline_and_nodes(cluster: LocalCluster, http: Http) -> None:
+def test_versions_move_between_inline_and_nodes(cluster: LocalCluster, http: Client) -> None:
     key = "inline/versions"
     big = random_bytes(200 * 1024)
     assert http.put(key, big).status == 201
@@ -130,7 +130,7 @@ def test_versions_move_between_inline_and_nodes(cluster: LocalCluster, http: Htt
     assert inline_body_rows(cluster, key) == []
 
 
-def test_delete_removes_the_object_and_its_bytes(cluster: LocalCluster, http: Http) -> None:
+def test_delete_removes_the_object_and_its_bytes(cluster: LocalCluster, http: Client) -> None:
     assert http.put("inline/deleted", b"short-lived").status == 201
     assert http.delete("inline/deleted").status == 204
     assert inline_body_rows(cluster, "inline/deleted") == []
@@ -138,7 +138,7 @@ def test_delete_removes_the_object_and_its_bytes(cluster: LocalCluster, http: Ht
     assert http.delete("inline/deleted").status == 404
 
 
-def test_a_short_body_stores_nothing(cluster: LocalCluster, http: Http) -> None:
+def test_a_short_body_stores_nothing(cluster: LocalCluster, http: Client) -> None:
     request = b"PUT /inline/short HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + b"x" * 40
     raw = raw_exchange(cluster.http_port, request, shutdown_write=True)
     if raw:  # the client's half-close may end the exchange before any answer
@@ -148,7 +148,7 @@ def test_a_short_body_stores_nothing(cluster: LocalCluster, http: Http) -> None:
     assert inline_body_rows(cluster, "inline/short") == []
 
 
-def test_a_corrupt_inline_body_is_never_served(cluster: LocalCluster, http: Http) -> None:
+def test_a_corrupt_inline_body_is_never_served(cluster: LocalCluster, http: Client) -> None:
     data = random_bytes(2048)
     assert http.put("inline/corrupt", data).status == 201
     database = cluster.data_dir / "gateway" / "metadata.db"
@@ -171,7 +171,7 @@ def test_a_corrupt_inline_body_is_never_served(cluster: LocalCluster, http: Http
 
 
 @pytest.fixture
-def all_nodes_stopped(cluster: LocalCluster, http: Http) -> Iterator[None]:
+def all_nodes_stopped(cluster: LocalCluster, http: Client) -> Iterator[None]:
     for index in range(cluster.nodes):
         cluster.signal_node(index, signal.SIGSTOP)
     try:
@@ -182,7 +182,7 @@ def all_nodes_stopped(cluster: LocalCluster, http: Http) -> Iterator[None]:
 
 
 def test_inline_objects_need_no_node(
-    cluster: LocalCluster, http: Http, all_nodes_stopped: None
+    cluster: LocalCluster, http: Client, all_nodes_stopped: None
 ) -> None:
     wait_live_nodes(http, 0)
     data = random_bytes(1000)

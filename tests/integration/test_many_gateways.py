@@ -20,15 +20,16 @@ from conftest import (
     MIB,
     PG_ADMIN,
     ClusterOptions,
-    Http,
     chunk_files,
     cluster_in,
+    gateway_client,
     md5_hex,
     random_bytes,
     start_stalled_upload,
     wait_until,
 )
 
+from diststorage.client import Client
 from diststorage.core.ids import new_id
 from diststorage.local import LocalCluster
 
@@ -62,20 +63,19 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
 
 
 @pytest.fixture(scope="module")
-def gateways(cluster: LocalCluster) -> list[Http]:
-    return [Http(url) for url in cluster.urls]
+def gateways(cluster: LocalCluster) -> list[Client]:
+    return [gateway_client(url) for url in cluster.urls]
 
 
-def test_every_gateway_shows_the_same_nodes(gateways: list[Http]) -> None:
+def test_every_gateway_shows_the_same_nodes(gateways: list[Client]) -> None:
     tables = [
-        sorted((n["id"], n["address"], n["state"]) for n in http.get_json("/_/nodes"))
-        for http in gateways
+        sorted((n["id"], n["address"], n["state"]) for n in http.nodes()) for http in gateways
     ]
     assert len(tables[0]) == 6
     assert tables[0] == tables[1]
 
 
-def test_read_after_write_across_gateways(gateways: list[Http]) -> None:
+def test_read_after_write_across_gateways(gateways: list[Client]) -> None:
     a, b = gateways
     for size in (0, 1000, 5 * MIB + 3):
         data = random_bytes(size)
@@ -88,7 +88,7 @@ def test_read_after_write_across_gateways(gateways: list[Http]) -> None:
         assert a.get(key).status == 404
 
 
-def race(gateways: list[Http], key: str, bodies: list[bytes], method: str) -> list[int]:
+def race(gateways: list[Client], key: str, bodies: list[bytes], method: str) -> list[int]:
     """Sends every body at once, alternating gateways; the statuses in body order."""
 
     def send(index: int) -> int:
@@ -98,7 +98,7 @@ def race(gateways: list[Http], key: str, bodies: list[bytes], method: str) -> li
         return list(pool.map(send, range(len(bodies))))
 
 
-def test_racing_creates_through_both_gateways(gateways: list[Http]) -> None:
+def test_racing_creates_through_both_gateways(gateways: list[Client]) -> None:
     for round_ in range(5):
         key = f"many/race-{round_}"
         bodies = [random_bytes(64 * 1024 + i) for i in range(6)]
@@ -110,7 +110,7 @@ def test_racing_creates_through_both_gateways(gateways: list[Http]) -> None:
 
 
 def test_racing_replaces_end_whole_and_losers_are_collected(
-    cluster: LocalCluster, gateways: list[Http]
+    cluster: LocalCluster, gateways: list[Client]
 ) -> None:
     key = "many/replaced"
     before = chunk_files(cluster)
@@ -127,15 +127,15 @@ def test_racing_replaces_end_whole_and_losers_are_collected(
     assert gateways[1].delete(key).status == 204
 
 
-def leaders(gateways: list[Http]) -> list[tuple[object, bool]]:
+def leaders(gateways: list[Client]) -> list[tuple[object, bool]]:
     return [
         (status["leader"], status["this_gateway_leads"])
-        for status in (http.get_json("/_/repair") for http in gateways)
+        for status in (http.repair() for http in gateways)
     ]
 
 
 def test_one_leader_and_it_moves_when_the_leader_dies(
-    cluster: LocalCluster, gateways: list[Http]
+    cluster: LocalCluster, gateways: list[Client]
 ) -> None:
     def settled() -> bool:
         seen = leaders(gateways)
@@ -171,7 +171,7 @@ def chunks_being_written(cluster: LocalCluster) -> int:
 
 
 def test_gateway_killed_mid_upload_others_serve_and_nothing_is_left(
-    cluster: LocalCluster, gateways: list[Http]
+    cluster: LocalCluster, gateways: list[Client]
 ) -> None:
     a, b = gateways
     kept = random_bytes(2 * MIB)
@@ -193,10 +193,10 @@ def test_gateway_killed_mid_upload_others_serve_and_nothing_is_left(
 
         # B takes the lead and collects the abandoned upload after the grace period.
         def collected() -> bool:
-            garbage = b.get_json("/_/repair")["garbage"]
+            garbage = b.repair()["garbage"]
             return bool(garbage["uploads_collected"] >= 1)
 
-        assert wait_until(collected, 60.0, 0.5), b.get_json("/_/repair")
+        assert wait_until(collected, 60.0, 0.5), b.repair()
         assert wait_until(lambda: not (chunk_files(cluster) - before), 30.0, 0.5), sorted(
             map(str, chunk_files(cluster) - before)
         )

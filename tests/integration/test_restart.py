@@ -8,7 +8,6 @@ import socket
 from conftest import (
     DEFAULT_STRIPE,
     MIB,
-    Http,
     chunk_files,
     md5_hex,
     object_chunks,
@@ -18,6 +17,7 @@ from conftest import (
     wait_until,
 )
 
+from diststorage.client import Client
 from diststorage.local import LocalCluster
 
 OBJECTS = [
@@ -31,7 +31,7 @@ OBJECTS = [
 ]
 
 
-def test_objects_survive_sigkill_of_every_process(cluster: LocalCluster, http: Http) -> None:
+def test_objects_survive_sigkill_of_every_process(cluster: LocalCluster, http: Client) -> None:
     expected: dict[str, tuple[bytes, str]] = {}
     for key, policy, size in OBJECTS:
         data = random_bytes(size)
@@ -72,7 +72,9 @@ def test_objects_survive_sigkill_of_every_process(cluster: LocalCluster, http: H
     assert http.get("restart/after").body == fresh
 
 
-def test_upload_cut_off_by_gateway_kill_stays_invisible(cluster: LocalCluster, http: Http) -> None:
+def test_upload_cut_off_by_gateway_kill_stays_invisible(
+    cluster: LocalCluster, http: Client
+) -> None:
     """The gateway dies with half the body received: after a restart the key shows the version
     that was there before (or nothing), never the cut-off upload."""
     old = random_bytes(MIB + 1)
@@ -112,7 +114,7 @@ def test_upload_cut_off_by_gateway_kill_stays_invisible(cluster: LocalCluster, h
 
 
 def _restart_gateway(
-    cluster: LocalCluster, http: Http, args: list[str], env: dict[str, str]
+    cluster: LocalCluster, http: Client, args: list[str], env: dict[str, str]
 ) -> None:
     cluster.kill_gateway()
     cluster.gateway_args = args
@@ -122,7 +124,7 @@ def _restart_gateway(
 
 
 def test_objects_read_back_after_the_stripe_geometry_changes(
-    cluster: LocalCluster, http: Http
+    cluster: LocalCluster, http: Client
 ) -> None:
     """Stripe size and segment length are recorded with each object: a gateway restarted with
     other ones (as after an upgrade that changed the defaults) reads what was written before,

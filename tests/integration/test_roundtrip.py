@@ -22,10 +22,10 @@ from conftest import (
     MIB,
     BigFile,
     ClusterOptions,
-    Http,
-    Response,
     chunk_files,
     cluster_in,
+    error_code,
+    gateway_client,
     md5_hex,
     node_of,
     object_chunks,
@@ -35,6 +35,7 @@ from conftest import (
     write_random_file,
 )
 
+from diststorage.client import Client, Response
 from diststorage.local import LocalCluster
 
 POLICIES = ("ec:4+2", "ec:6+0", "replicate:3")
@@ -65,8 +66,8 @@ def small_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClu
 
 
 @pytest.fixture(scope="module")
-def small_http(small_cluster: LocalCluster) -> Http:
-    return Http(small_cluster.url)
+def small_http(small_cluster: LocalCluster) -> Client:
+    return gateway_client(small_cluster.url)
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +105,7 @@ def assert_distinct_nodes(cluster: LocalCluster, new_files: set[Path], per_segme
 @pytest.mark.parametrize("size", SIZES, ids=[str(s) for s in SIZES])
 @pytest.mark.parametrize("policy", POLICIES)
 def test_round_trip(
-    cluster: LocalCluster, http: Http, big_file: BigFile, policy: str, size: int
+    cluster: LocalCluster, http: Client, big_file: BigFile, policy: str, size: int
 ) -> None:
     key = f"roundtrip/{policy}/{size}"
     before = chunk_files(cluster)
@@ -147,7 +148,7 @@ def test_round_trip(
 
 @pytest.mark.parametrize("policy", POLICIES)
 def test_multi_segment_round_trip(
-    small_cluster: LocalCluster, small_http: Http, policy: str
+    small_cluster: LocalCluster, small_http: Client, policy: str
 ) -> None:
     """Three segments and a bit: every segment on its own set of distinct nodes."""
     size = 3 * SMALL_SEGMENT + 1000
@@ -170,7 +171,7 @@ def test_multi_segment_round_trip(
     [SMALL_SEGMENT - 1, SMALL_SEGMENT, SMALL_SEGMENT + 1],
     ids=["segment-1", "segment", "segment+1"],
 )
-def test_segment_edge_round_trip(small_http: Http, size: int) -> None:
+def test_segment_edge_round_trip(small_http: Client, size: int) -> None:
     data = random_bytes(size)
     key = f"segment-edge/{size}"
     created = small_http.put(key, data, {"X-Redundancy": "ec:4+2"})
@@ -183,7 +184,7 @@ def test_segment_edge_round_trip(small_http: Http, size: int) -> None:
 # -- overwrite and create --------------------------------------------------------------------
 
 
-def test_put_replaces_and_frees_old_chunks(cluster: LocalCluster, http: Http) -> None:
+def test_put_replaces_and_frees_old_chunks(cluster: LocalCluster, http: Client) -> None:
     key = "overwrite/object"
     first = random_bytes(2 * MIB + 17)
     before = chunk_files(cluster)
@@ -208,7 +209,7 @@ def test_put_replaces_and_frees_old_chunks(cluster: LocalCluster, http: Http) ->
     )
 
 
-def test_post_creates_then_conflicts(cluster: LocalCluster, http: Http) -> None:
+def test_post_creates_then_conflicts(cluster: LocalCluster, http: Client) -> None:
     key = "post/object"
     original = random_bytes(300_000)
     assert_created(
@@ -218,7 +219,7 @@ def test_post_creates_then_conflicts(cluster: LocalCluster, http: Http) -> None:
 
     conflict = http.put(key, random_bytes(1000), method="POST")
     assert conflict.status == 409
-    assert conflict.error_code() == "already_exists"
+    assert error_code(conflict) == "already_exists"
 
     got = http.get(key)
     assert got.status == 200
@@ -233,7 +234,7 @@ def test_post_creates_then_conflicts(cluster: LocalCluster, http: Http) -> None:
 
 
 @pytest.fixture(scope="module")
-def ranged(http: Http) -> bytes:
+def ranged(http: Client) -> bytes:
     """An object of three stripes and a bit on the default cluster."""
     data = random_bytes(3 * DEFAULT_STRIPE + 12345)
     assert http.put("ranges/object", data).status == 201
@@ -278,7 +279,7 @@ RANGES = {
 
 
 @pytest.mark.parametrize("spec", RANGES.values(), ids=list(RANGES))
-def test_range(http: Http, ranged: bytes, spec: str) -> None:
+def test_range(http: Client, ranged: bytes, spec: str) -> None:
     assert len(ranged) == OBJECT_SIZE
     first, last = resolve(spec, len(ranged))
     assert_range(http.get("ranges/object", {"Range": spec}), ranged, first, last)
@@ -289,17 +290,17 @@ def test_range(http: Http, ranged: bytes, spec: str) -> None:
     [f"bytes={OBJECT_SIZE}-", f"bytes={OBJECT_SIZE + 1000}-{OBJECT_SIZE + 2000}", "bytes=-0"],
     ids=["start-at-size", "start-past-size", "empty-suffix"],
 )
-def test_unsatisfiable_range(http: Http, ranged: bytes, spec: str) -> None:
+def test_unsatisfiable_range(http: Client, ranged: bytes, spec: str) -> None:
     response = http.get("ranges/object", {"Range": spec})
     assert response.status == 416
     assert response.header("Content-Range") == f"bytes */{len(ranged)}"
-    assert response.error_code() == "range_not_satisfiable"
+    assert error_code(response) == "range_not_satisfiable"
 
 
 @pytest.mark.parametrize(
     "spec", ["bytes=10-5", "items=0-10", "bytes=0-1,5-6", "bytes=-", "bytes=a-b"]
 )
-def test_ignored_range_serves_whole_object(http: Http, ranged: bytes, spec: str) -> None:
+def test_ignored_range_serves_whole_object(http: Client, ranged: bytes, spec: str) -> None:
     """Range headers the server may ignore (RFC 9110) give the whole object with 200."""
     response = http.get("ranges/object", {"Range": spec})
     assert response.status == 200
@@ -307,7 +308,7 @@ def test_ignored_range_serves_whole_object(http: Http, ranged: bytes, spec: str)
     assert response.body == ranged
 
 
-def test_range_on_empty_object(http: Http) -> None:
+def test_range_on_empty_object(http: Client) -> None:
     assert http.put("ranges/empty", b"").status == 201
     response = http.get("ranges/empty", {"Range": "bytes=0-"})
     assert response.status == 416
@@ -318,7 +319,7 @@ def test_range_on_empty_object(http: Http) -> None:
     assert whole.body == b""
 
 
-def test_head_with_range(http: Http, ranged: bytes) -> None:
+def test_head_with_range(http: Client, ranged: bytes) -> None:
     head = http.head("ranges/object", {"Range": f"bytes={S - 2}-{S + 1}"})
     assert head.status == 206
     assert head.body == b""
@@ -333,7 +334,7 @@ def test_head_with_range(http: Http, ranged: bytes) -> None:
 
 
 @pytest.fixture(scope="module")
-def segmented(small_http: Http) -> bytes:
+def segmented(small_http: Client) -> bytes:
     """Three segments and a bit on the small-stripe cluster."""
     data = random_bytes(3 * SMALL_SEGMENT + 777)
     assert small_http.put("ranges/segmented", data).status == 201
@@ -351,13 +352,15 @@ SEGMENT_RANGES = {
 
 
 @pytest.mark.parametrize("bounds", SEGMENT_RANGES.values(), ids=list(SEGMENT_RANGES))
-def test_range_across_segments(small_http: Http, segmented: bytes, bounds: tuple[int, int]) -> None:
+def test_range_across_segments(
+    small_http: Client, segmented: bytes, bounds: tuple[int, int]
+) -> None:
     first, last = bounds
     response = small_http.get("ranges/segmented", {"Range": f"bytes={first}-{last}"})
     assert_range(response, segmented, first, last)
 
 
-def test_open_ended_range_over_segments(small_http: Http, segmented: bytes) -> None:
+def test_open_ended_range_over_segments(small_http: Client, segmented: bytes) -> None:
     start = SMALL_SEGMENT // 2
     response = small_http.get("ranges/segmented", {"Range": f"bytes={start}-"})
     assert_range(response, segmented, start, len(segmented) - 1)
@@ -367,7 +370,7 @@ def test_open_ended_range_over_segments(small_http: Http, segmented: bytes) -> N
 
 
 @pytest.mark.parametrize("policy", POLICIES)
-def test_delete_removes_object_and_chunks(cluster: LocalCluster, http: Http, policy: str) -> None:
+def test_delete_removes_object_and_chunks(cluster: LocalCluster, http: Client, policy: str) -> None:
     key = f"delete/{policy}"
     before = chunk_files(cluster)
     assert http.put(key, random_bytes(MIB + 5), {"X-Redundancy": policy}).status == 201
@@ -380,17 +383,17 @@ def test_delete_removes_object_and_chunks(cluster: LocalCluster, http: Http, pol
 
     missing = http.get(key)
     assert missing.status == 404
-    assert missing.error_code() == "object_not_found"
+    assert error_code(missing) == "object_not_found"
     assert http.head(key).status == 404
     again = http.delete(key)
     assert again.status == 404
-    assert again.error_code() == "object_not_found"
+    assert error_code(again) == "object_not_found"
     assert key not in http.list_keys("delete/")
 
     assert wait_until(lambda: not (files & chunk_files(cluster)), 5.0), files & chunk_files(cluster)
 
 
-def test_key_can_be_created_again_after_delete(http: Http) -> None:
+def test_key_can_be_created_again_after_delete(http: Client) -> None:
     key = "delete/recreate"
     assert http.put(key, b"one").status == 201
     assert http.delete(key).status == 204
@@ -425,7 +428,7 @@ def utf8_order(keys: list[str]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def listed(http: Http) -> list[str]:
+def listed(http: Client) -> list[str]:
     for index, key in enumerate(LIST_KEYS):
         response = http.put(key, f"body {index}".encode(), {"Content-Type": "text/plain"})
         assert response.status == 201, (key, response.body)
@@ -433,7 +436,7 @@ def listed(http: Http) -> list[str]:
     return utf8_order(LIST_KEYS)
 
 
-def test_listing_in_byte_order(http: Http, listed: list[str]) -> None:
+def test_listing_in_byte_order(http: Client, listed: list[str]) -> None:
     page = http.list_page("list/")
     assert [entry["key"] for entry in page["objects"]] == listed
     assert page["truncated"] is False
@@ -449,7 +452,7 @@ def test_listing_in_byte_order(http: Http, listed: list[str]) -> None:
         assert entry["redundancy"] == "inline"
 
 
-def test_listed_keys_read_back(http: Http, listed: list[str]) -> None:
+def test_listed_keys_read_back(http: Client, listed: list[str]) -> None:
     for key in listed:
         response = http.get(key)
         assert response.status == 200, key
@@ -457,7 +460,7 @@ def test_listed_keys_read_back(http: Http, listed: list[str]) -> None:
 
 
 @pytest.mark.parametrize("limit", [1, 2, 3, 7])
-def test_listing_pagination(http: Http, listed: list[str], limit: int) -> None:
+def test_listing_pagination(http: Client, listed: list[str], limit: int) -> None:
     seen: list[str] = []
     after = ""
     pages = 0
@@ -478,7 +481,7 @@ def test_listing_pagination(http: Http, listed: list[str], limit: int) -> None:
     assert pages == -(-len(listed) // limit)
 
 
-def test_listing_prefix_and_after(http: Http, listed: list[str]) -> None:
+def test_listing_prefix_and_after(http: Client, listed: list[str]) -> None:
     def keys(prefix: str = "", after: str = "") -> list[str]:
         return [entry["key"] for entry in http.list_page(prefix, after)["objects"]]
 
@@ -501,7 +504,7 @@ def test_listing_prefix_and_after(http: Http, listed: list[str]) -> None:
     "content_type",
     ["text/plain; charset=utf-8", "image/png", "application/vnd.example+json; v=2"],
 )
-def test_content_type_preserved(http: Http, content_type: str) -> None:
+def test_content_type_preserved(http: Client, content_type: str) -> None:
     key = f"ctype/{content_type}"
     created = http.put(key, b"typed", {"Content-Type": content_type})
     assert created.status == 201
@@ -510,7 +513,7 @@ def test_content_type_preserved(http: Http, content_type: str) -> None:
     assert http.head(key).header("Content-Type") == content_type
 
 
-def test_default_content_type(http: Http) -> None:
+def test_default_content_type(http: Client) -> None:
     created = http.put("ctype/none", b"untyped")
     assert created.status == 201
     assert created.json()["content_type"] == "application/octet-stream"
@@ -530,7 +533,7 @@ def pieces(data: bytes, sizes: list[int]) -> Iterator[bytes]:
 @pytest.mark.parametrize(
     "size", [0, 1, 100_000, 2 * DEFAULT_STRIPE + 333], ids=["empty", "1", "100k", "multi-stripe"]
 )
-def test_chunked_upload(cluster: LocalCluster, http: Http, size: int) -> None:
+def test_chunked_upload(cluster: LocalCluster, http: Client, size: int) -> None:
     data = random_bytes(size)
     key = f"chunked/{size}"
     before = chunk_files(cluster)
@@ -547,7 +550,7 @@ def test_chunked_upload(cluster: LocalCluster, http: Http, size: int) -> None:
 # -- concurrency -----------------------------------------------------------------------------
 
 
-def test_concurrent_creates_of_one_key(cluster: LocalCluster, http: Http) -> None:
+def test_concurrent_creates_of_one_key(cluster: LocalCluster, http: Client) -> None:
     """Several POSTs race for one key: exactly one wins, the rest get 409, nothing leaks."""
     key = "race/create"
     bodies = [random_bytes(MIB + i) for i in range(4)]
@@ -564,7 +567,7 @@ def test_concurrent_creates_of_one_key(cluster: LocalCluster, http: Http) -> Non
     )
 
 
-def test_concurrent_replaces_of_one_key(cluster: LocalCluster, http: Http) -> None:
+def test_concurrent_replaces_of_one_key(cluster: LocalCluster, http: Client) -> None:
     """Several PUTs race: all succeed, one version is left whole, the others' chunks go."""
     key = "race/replace"
     bodies = [random_bytes(2 * MIB + i) for i in range(4)]
@@ -584,7 +587,7 @@ def test_concurrent_replaces_of_one_key(cluster: LocalCluster, http: Http) -> No
 
 @pytest.mark.parametrize("change", ["PUT", "DELETE"])
 def test_download_outlives_replace_and_delete(
-    small_cluster: LocalCluster, small_http: Http, change: str
+    small_cluster: LocalCluster, small_http: Client, change: str
 ) -> None:
     """A download that started before the key was replaced or deleted gets the old bytes whole."""
     key = f"outlive/{change}"
@@ -593,10 +596,7 @@ def test_download_outlives_replace_and_delete(
     old_chunks = {c.path for c in object_chunks(small_cluster, key)}
     assert len(old_chunks) == 4 * 6  # three segments and a bit: four
 
-    connection = small_http.connect()
-    try:
-        connection.request("GET", f"/{key}")
-        response = connection.getresponse()
+    with small_http.stream("GET", f"/{key}") as response:
         assert response.status == 200
         head = response.read(MIB)
         if change == "PUT":
@@ -605,15 +605,13 @@ def test_download_outlives_replace_and_delete(
             assert small_http.delete(key).status == 204
         time.sleep(2.0)  # room for the janitor to (wrongly) delete chunks still being read
         rest = response.read()
-    finally:
-        connection.close()
     assert md5_hex(head + rest) == md5_hex(old)
     # Once the download is over, the old chunks go.
     assert wait_until(lambda: not (old_chunks & chunk_files(small_cluster)), 10.0)
 
 
 def test_small_objects_under_the_default_policy_become_replicas(
-    cluster: LocalCluster, http: Http
+    cluster: LocalCluster, http: Client
 ) -> None:
     """A small object stored without X-Redundancy survives the same two lost nodes as
     ec:4+2, on three nodes; a larger one, or one that asks, gets what it asked for."""

@@ -16,4 +16,14 @@ def test_exports() -> None:
     ]
     assert sorted(diststorage.placement.__all__) == ["Candidate", "rank_nodes"]
     assert "MetadataStore" in diststorage.meta.__all__
-    assert sorted(diststorage.client.__all__) == ["Client", "ClientError"]
+    assert sorted(diststorage.client.__all__) == [
+        "Body",
+        "Client",
+        "ClientError",
+        "Progress",
+        "Response",
+        "StreamedGet",
+        "StreamingResponse",
+        "TransportError",
+        "quote_key",
+    ]

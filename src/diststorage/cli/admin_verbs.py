@@ -45,8 +45,8 @@ def drain(
         console.print(f"node {node['id'][:8]} is drained: safe to remove")
 
 
-async def _node(client: Client, node_id: str) -> dict[str, Any]:
-    for node in await client.nodes():
+def _node(client: Client, node_id: str) -> dict[str, Any]:
+    for node in client.nodes():
         if node["id"] == node_id:
             return node
     raise typer.BadParameter(f"node {node_id} is gone")
@@ -82,8 +82,8 @@ def rebalance(url: URL = DEFAULT_URL) -> None:
 def status(url: URL = DEFAULT_URL) -> None:
     """Show cluster health, the node table and repair progress."""
 
-    async def work(client: Client) -> tuple[tuple[int, dict[str, Any]], list[Any], dict[str, Any]]:
-        return await client.health(), await client.nodes(), await client.repair()
+    def work(client: Client) -> tuple[tuple[int, dict[str, Any]], list[Any], dict[str, Any]]:
+        return client.health(), client.nodes(), client.repair()
 
     (code, health), nodes, repair = run_client(url, work)
     out = Console(width=max(Console().width, 110))

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -29,13 +28,10 @@ PROGRESS_AFTER_S = 1.0
 console = Console(stderr=True)
 
 
-def run_client(url: str, work: Callable[[Client], Awaitable[T]]) -> T:
-    async def main() -> T:
-        async with Client(url) as client:
-            return await work(client)
-
+def run_client(url: str, work: Callable[[Client], T]) -> T:
+    """Runs ``work`` with a client of ``url``; an error it raises is printed and exits with 1."""
     try:
-        return asyncio.run(main())
+        return work(Client(url))
     except ClientError as error:
         console.print(f"[red]error:[/red] {error.code}: {error.message}")
         raise typer.Exit(1) from error
@@ -97,15 +93,15 @@ def get(
     """Download KEY into FILE (default: the key's last path part)."""
     target = file or key.rsplit("/", 1)[-1]
 
-    async def work(client: Client) -> None:
-        size = int((await client.stat(key)).get("content-length", 0))
+    def work(client: Client) -> None:
+        size = int(client.stat(key).get("content-length", 0))
         if target == "-":
-            await client.get_to(key, sys.stdout.buffer)
+            client.get_to(key, sys.stdout.buffer)
             return
         partial = Path(target + ".part")
         try:
             with _progress(size, f"get {key}") as advance, partial.open("wb") as sink:
-                await client.get_to(key, sink, advance)
+                client.get_to(key, sink, advance)
             partial.replace(target)
         finally:
             partial.unlink(missing_ok=True)
@@ -116,8 +112,8 @@ def get(
 def ls(prefix: Annotated[str, typer.Argument()] = "", url: URL = DEFAULT_URL) -> None:
     """List keys, optionally under PREFIX."""
 
-    async def work(client: Client) -> None:
-        async for item in client.list_all(prefix):
+    def work(client: Client) -> None:
+        for item in client.list_all(prefix):
             typer.echo(f"{item['size']:>14}  {item['last_modified'][:19]}  {item['key']}")
 
     run_client(url, work)
@@ -125,7 +121,7 @@ def ls(prefix: Annotated[str, typer.Argument()] = "", url: URL = DEFAULT_URL) ->
 
 def rm(key: str, url: URL = DEFAULT_URL) -> None:
     """Delete KEY."""
-    run_client(url, lambda c: c.delete(key))
+    run_client(url, lambda c: c.delete(key).raise_for_status())
 
 
 def stat(key: str, url: URL = DEFAULT_URL) -> None:

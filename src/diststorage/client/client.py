@@ -1,77 +1,138 @@
-"""An asyncio client of the gateway's HTTP API. Transfers stream: memory stays flat."""
+"""A synchronous client of the gateway's HTTP API, on the standard library's ``http.client``.
+
+Two floors. The plain methods (``request``, ``stream``, ``put``, ``get``, ``head``, ``delete``,
+``get_streamed``) send one request and hand back the status, headers and bytes exactly as the
+gateway sent them, whatever the status: the tests need to see those. The typed methods on top
+(``put_file``, ``get_to``, ``stat``, ``list_all``, ``nodes``, ...) answer parsed results and
+raise ``ClientError`` for an error status: the CLI uses those.
+
+Every request opens its own connection, so a ``Client`` holds no state between requests, needs
+no closing and may be shared by threads. Bodies go out and come in ``PIECE_BYTES`` at a time:
+a multi-GiB transfer takes no more memory than a small one.
+"""
 
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from email.message import Message
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import aiohttp
+from diststorage.client.errors import ClientError
+from diststorage.client.response import Response, StreamedGet, StreamingResponse
+from diststorage.client.transport import PIECE_BYTES, Origin, translated
 
-PIECE_BYTES = 1 << 20
+Body = bytes | BinaryIO | Iterable[bytes] | None
+"""A request body: bytes are sent with their length; a file or an iterable of pieces is sent
+chunked unless the caller gives a ``Content-Length`` header."""
 Progress = Callable[[int], None]
-
-
-class ClientError(Exception):
-    """The gateway answered with an error, or could not be reached."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{status} {code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-def _lowered(headers: Mapping[str, str]) -> dict[str, str]:
-    return {name.lower(): value for name, value in headers.items()}
+"""Told the byte count of each piece as it is sent or received."""
+LIST_PAGE_LIMIT = 1000
 
 
 def quote_key(key: str) -> str:
-    return urllib.parse.quote(key, safe="/")
-
-
-async def _raise_for(response: aiohttp.ClientResponse) -> None:
-    if response.status < 400:
-        return
-    try:
-        body = await response.json(content_type=None)
-        code, message = str(body["error"]), str(body["message"])
-    except (ValueError, KeyError, TypeError, aiohttp.ContentTypeError):
-        code, message = "http_error", response.reason or ""
-    raise ClientError(response.status, code, message)
+    """The request path of a key: every byte outside the unreserved set and ``/`` encoded."""
+    return "/" + urllib.parse.quote(key, safe="/")
 
 
 class Client:
-    def __init__(self, url: str, timeout_s: float = 300.0) -> None:
-        self._base = url.rstrip("/")
-        self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=timeout_s)
-        )
+    """One gateway's HTTP API. ``url`` may carry a path, which every request goes under.
 
-    async def __aenter__(self) -> Client:
-        return self
+    ``connect_timeout_s`` bounds opening each connection, ``read_timeout_s`` every wait after
+    that; a deadline that passes raises ``TransportError``. Raises ``ValueError`` at once for a
+    URL that is not http(s) or a timeout that is not positive.
+    """
 
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.close()
+    def __init__(
+        self, url: str, connect_timeout_s: float = 10.0, read_timeout_s: float = 300.0
+    ) -> None:
+        self._origin = Origin(url.rstrip("/"), connect_timeout_s, read_timeout_s)
+        self.url = self._origin.url
 
-    async def close(self) -> None:
-        await self._session.close()
+    @property
+    def host(self) -> str:
+        return self._origin.host
 
-    def _url(self, key: str) -> str:
-        return f"{self._base}/{quote_key(key)}"
+    @property
+    def port(self) -> int:
+        """The gateway's port, the scheme's default when the URL names none."""
+        return self._origin.port
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+    # -- one request, every status handed back -------------------------------------------------
+
+    @contextmanager
+    def stream(
+        self,
+        method: str,
+        path: str,
+        body: Body = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Iterator[StreamingResponse]:
+        """Sends the request; yields the answer with its body still unread.
+
+        ``path`` (with any query) is sent as is, so it must be encoded already. The connection
+        is closed on the way out, read to its end or not. Raises ``TransportError``.
+        """
+        connection = self._origin.connect()
         try:
-            async with self._session.request(method, self._base + path, **kwargs) as response:
-                await _raise_for(response)
-                if response.status == 204:
-                    return None
-                return await response.json()
-        except aiohttp.ClientConnectionError as exc:
-            raise ClientError(0, "unreachable", f"{self._base}: {exc}") from exc
+            with translated(self.url):
+                connection.request(
+                    method, self._origin.base_path + path, body=body, headers=dict(headers or {})
+                )
+                answer = connection.getresponse()
+            yield StreamingResponse(answer, self.url)
+        finally:
+            connection.close()
 
-    async def put_file(
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Body = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """Sends the request and reads the whole answer; see ``stream``."""
+        with self.stream(method, path, body, headers) as answer:
+            return answer.read_whole()
+
+    def put(
+        self, key: str, body: Body, headers: Mapping[str, str] | None = None, method: str = "PUT"
+    ) -> Response:
+        """Stores ``body`` under ``key``; ``method`` POST creates only (409 if the key exists)."""
+        return self.request(method, quote_key(key), body, headers)
+
+    def get(self, key: str, headers: Mapping[str, str] | None = None) -> Response:
+        return self.request("GET", quote_key(key), None, headers)
+
+    def head(self, key: str, headers: Mapping[str, str] | None = None) -> Response:
+        return self.request("HEAD", quote_key(key), None, headers)
+
+    def delete(self, key: str) -> Response:
+        return self.request("DELETE", quote_key(key))
+
+    def get_streamed(self, path: str, headers: Mapping[str, str] | None = None) -> StreamedGet:
+        """GETs ``path`` (encoded), hashing the body as it streams in instead of keeping it."""
+        with self.stream("GET", path, None, headers) as answer:
+            return answer.hashed()
+
+    # -- typed: parsed answers, ClientError for an error status ------------------------------
+
+    def put_stream(
+        self,
+        body: Body,
+        key: str,
+        headers: Mapping[str, str] | None = None,
+        replace: bool = True,
+    ) -> dict[str, Any]:
+        """Stores ``body`` under ``key`` (failing if it exists unless ``replace``); answers the
+        gateway's description of the stored object."""
+        created = self.put(key, body, headers, "PUT" if replace else "POST").raise_for_status()
+        result: dict[str, Any] = created.json()
+        return result
+
+    def put_file(
         self,
         path: Path,
         key: str,
@@ -79,112 +140,97 @@ class Client:
         redundancy: str | None = None,
         progress: Progress | None = None,
     ) -> dict[str, Any]:
+        """Uploads the file at ``path`` a piece at a time, with its length; see ``put_stream``."""
         headers = {"Content-Length": str(path.stat().st_size)}
         if redundancy:
             headers["X-Redundancy"] = redundancy
         with path.open("rb") as handle:
-            return await self.put_stream(_file_pieces(handle, progress), key, headers, replace)
+            return self.put_stream(_file_pieces(handle, progress), key, headers, replace)
 
-    async def put_stream(
-        self,
-        body: AsyncIterator[bytes] | bytes,
-        key: str,
-        headers: dict[str, str] | None = None,
-        replace: bool = True,
+    def get_to(self, key: str, sink: BinaryIO, progress: Progress | None = None) -> dict[str, str]:
+        """Streams the object into ``sink``; returns the response headers, names lower-cased.
+
+        Raises ``ClientError`` before writing anything if the gateway answers an error; a
+        ``TransportError`` midway leaves ``sink`` holding part of the object.
+        """
+        with self.stream("GET", quote_key(key)) as answer:
+            if answer.status >= 400:
+                raise answer.read_whole().error()
+            for piece in answer.pieces():
+                sink.write(piece)
+                if progress:
+                    progress(len(piece))
+            return _lowered(answer.headers)
+
+    def stat(self, key: str) -> dict[str, str]:
+        """The object's headers (names lower-cased), from a HEAD; ``not_found`` for a 404."""
+        response = self.head(key)
+        if response.status >= 400:
+            code = "not_found" if response.status == 404 else "http_error"
+            raise ClientError(response.status, code, f"HEAD {key}: {response.reason}")
+        return _lowered(response.headers)
+
+    def list_page(
+        self, prefix: str = "", after: str = "", limit: int | None = None
     ) -> dict[str, Any]:
-        method = "PUT" if replace else "POST"
-        try:
-            async with self._session.request(
-                method, self._url(key), data=body, headers=headers or {}
-            ) as response:
-                await _raise_for(response)
-                result: dict[str, Any] = await response.json()
-                return result
-        except aiohttp.ClientConnectionError as exc:
-            raise ClientError(0, "unreachable", f"{self._base}: {exc}") from exc
+        """One page of the listing: keys under ``prefix`` that sort after ``after``."""
+        query = {"prefix": prefix, "after": after, "limit": "" if limit is None else str(limit)}
+        sent = urllib.parse.urlencode({name: value for name, value in query.items() if value})
+        return self._json("GET", f"/?{sent}" if sent else "/")
 
-    async def get_to(
-        self, key: str, sink: BinaryIO, progress: Progress | None = None
-    ) -> dict[str, str]:
-        """Streams the object into ``sink``; returns the response headers, names lower-cased."""
-        try:
-            async with self._session.get(self._url(key)) as response:
-                await _raise_for(response)
-                async for piece in response.content.iter_chunked(PIECE_BYTES):
-                    sink.write(piece)
-                    if progress:
-                        progress(len(piece))
-                return _lowered(response.headers)
-        except aiohttp.ClientConnectionError as exc:
-            raise ClientError(0, "unreachable", f"{self._base}: {exc}") from exc
-
-    async def stat(self, key: str) -> dict[str, str]:
-        try:
-            async with self._session.head(self._url(key)) as response:
-                if response.status >= 400:
-                    raise ClientError(
-                        response.status,
-                        "not_found" if response.status == 404 else "http_error",
-                        f"HEAD {key}: {response.reason}",
-                    )
-                return _lowered(response.headers)
-        except aiohttp.ClientConnectionError as exc:
-            raise ClientError(0, "unreachable", f"{self._base}: {exc}") from exc
-
-    async def delete(self, key: str) -> None:
-        try:
-            async with self._session.delete(self._url(key)) as response:
-                await _raise_for(response)
-        except aiohttp.ClientConnectionError as exc:
-            raise ClientError(0, "unreachable", f"{self._base}: {exc}") from exc
-
-    async def list_page(
-        self, prefix: str = "", after: str = "", limit: int = 1000
-    ) -> dict[str, Any]:
-        params = {"prefix": prefix, "after": after, "limit": str(limit)}
-        result: dict[str, Any] = await self._request("GET", "/", params=params)
-        return result
-
-    async def list_all(self, prefix: str = "") -> AsyncIterator[dict[str, Any]]:
+    def list_all(self, prefix: str = "", limit: int = LIST_PAGE_LIMIT) -> Iterator[dict[str, Any]]:
+        """Every object under ``prefix``, in key order, fetching ``limit`` at a time."""
         after = ""
         while True:
-            page = await self.list_page(prefix, after)
-            for item in page["objects"]:
-                yield item
+            page = self.list_page(prefix, after, limit)
+            yield from page["objects"]
             if not page["truncated"]:
                 return
             after = page["next_after"]
 
-    async def nodes(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = await self._request("GET", "/_/nodes")
+    def list_keys(self, prefix: str = "", limit: int = LIST_PAGE_LIMIT) -> list[str]:
+        """Every key under ``prefix``, in key order."""
+        return [entry["key"] for entry in self.list_all(prefix, limit)]
+
+    def nodes(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.request("GET", "/_/nodes").raise_for_status().json()
         return result
 
-    async def repair(self) -> dict[str, Any]:
-        result: dict[str, Any] = await self._request("GET", "/_/repair")
-        return result
+    def repair(self) -> dict[str, Any]:
+        return self._json("GET", "/_/repair")
 
-    async def set_node_lifecycle(self, node_id: str, action: str) -> dict[str, Any]:
+    def set_node_lifecycle(self, node_id: str, action: str) -> dict[str, Any]:
         """``action`` is ``drain`` or ``activate``; answers the node's new entry."""
-        result: dict[str, Any] = await self._request("POST", f"/_/nodes/{node_id}/{action}")
-        return result
+        return self._json("POST", f"/_/nodes/{_quoted(node_id)}/{_quoted(action)}")
 
-    async def remove_node(self, node_id: str, force: bool = False) -> None:
+    def remove_node(self, node_id: str, force: bool = False) -> None:
         query = "?force=true" if force else ""
-        await self._request("DELETE", f"/_/nodes/{node_id}{query}")
+        self.request("DELETE", f"/_/nodes/{_quoted(node_id)}{query}").raise_for_status()
 
-    async def rebalance(self) -> dict[str, Any]:
-        result: dict[str, Any] = await self._request("POST", "/_/rebalance")
+    def rebalance(self) -> dict[str, Any]:
+        return self._json("POST", "/_/rebalance")
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """The health report with its status (200, or 503 when writes cannot be placed);
+        raises ``ValueError`` if the answer is not JSON."""
+        response = self.request("GET", "/_/health")
+        payload: dict[str, Any] = response.json()
+        return response.status, payload
+
+    def _json(self, method: str, path: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request(method, path).raise_for_status().json()
         return result
 
-    async def health(self) -> tuple[int, dict[str, Any]]:
-        try:
-            async with self._session.get(self._base + "/_/health") as response:
-                return response.status, await response.json()
-        except aiohttp.ClientConnectionError as exc:
-            raise ClientError(0, "unreachable", f"{self._base}: {exc}") from exc
+
+def _quoted(segment: str) -> str:
+    return urllib.parse.quote(segment, safe="")
 
 
-async def _file_pieces(handle: BinaryIO, progress: Progress | None) -> AsyncIterator[bytes]:
+def _lowered(headers: Message) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()}
+
+
+def _file_pieces(handle: BinaryIO, progress: Progress | None) -> Iterator[bytes]:
     while piece := handle.read(PIECE_BYTES):
         if progress:
             progress(len(piece))
