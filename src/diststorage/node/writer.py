@@ -14,9 +14,9 @@ from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
 
 import crc32c
 
+from diststorage.core.durable import fsync_dir
 from diststorage.core.errors import DataLoss, InsufficientStorage, InvalidRequest, Unavailable
 from diststorage.node.chunkfile import ENTRY_SIZE, FOOTER_SIZE, MAX_BLOCK_BYTES, encode_trailer
-from diststorage.node.layout import fsync_dir
 from diststorage.node.writeback import start_writeback
 
 if TYPE_CHECKING:
