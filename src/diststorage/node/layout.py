@@ -62,6 +62,13 @@ ChunkListing = tuple[list[ChunkInfo], bool]
 """(chunks, truncated): truncated means more chunks follow the last one returned."""
 
 
+class ChunkPaths(NamedTuple):
+    temp: Path
+    """Where the chunk is written until it is committed."""
+    final: Path
+    """Where the committed chunk lives."""
+
+
 @dataclass(frozen=True, slots=True)
 class ScanResult:
     used_bytes: int
@@ -79,10 +86,16 @@ class DataLayout:
         self._lock_file: IO[bytes] | None = None
 
     def chunk_path(self, chunk_id: str) -> Path:
+        """Where the committed chunk lives; raises InvalidRequest for a malformed id."""
         return self.chunks_dir / chunk_id[:2] / check_chunk_id(chunk_id)
 
-    def temp_path(self, chunk_id: str) -> Path:
-        return self.tmp_dir / f"{check_chunk_id(chunk_id)}.tmp"
+    def chunk_paths(self, chunk_id: str) -> ChunkPaths:
+        """Both files of a chunk being written; raises InvalidRequest for a malformed id.
+
+        The id is checked once, here, for the whole write path.
+        """
+        final = self.chunk_path(chunk_id)
+        return ChunkPaths(temp=self.tmp_dir / f"{chunk_id}.tmp", final=final)
 
     def prepare(self) -> None:
         """Creates the directory tree (once) and takes the lock that makes this process its owner.
