@@ -62,6 +62,11 @@ class Janitor:
         await janitor._deleting.open()
         return janitor
 
+    @property
+    def deletions_running(self) -> int:
+        """Background deletions (``delete_soon``) that have not ended."""
+        return len(self._deleting)
+
     def delete_after_reads(self, object_id: str, refs: Sequence[ChunkRef]) -> None:
         """Deletes the chunks of a dropped object version once no download of it runs here."""
         if refs:
