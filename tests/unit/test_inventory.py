@@ -4,28 +4,22 @@ suspect and down out; draining and forgotten nodes; what survives a gateway rest
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from diststorage.core.clock import utc_now
 from diststorage.gateway.inventory import PERSIST_INTERVAL_S, Inventory
-from diststorage.meta import MetadataStore, NodeLifecycle, NodeLiveness
+from diststorage.meta import MetadataStore, NodeLifecycle, NodeLiveness, NodeReport
 from diststorage.placement import Candidate
-from diststorage.proto import storage_pb2 as pb
+from diststorage.testing import FakeClock
 
 SUSPECT_S = 3.0
 TIMEOUT_S = 10.0
 GIB = 1 << 30
 # A moment inside each interval, clear of its edges.
 EPSILON_S = 0.5
-
-
-class ManualClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -36,17 +30,17 @@ async def store(tmp_path: Path) -> AsyncIterator[MetadataStore]:
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
+def clock() -> FakeClock:
+    return FakeClock(now=1000.0)
 
 
 @pytest.fixture
-def inventory(store: MetadataStore, clock: ManualClock) -> Inventory:
+def inventory(store: MetadataStore, clock: FakeClock) -> Inventory:
     return Inventory(store, TIMEOUT_S, SUSPECT_S, clock)
 
 
-def status(node: int, free_bytes: int = 5 * GIB, used_bytes: int = GIB) -> pb.NodeStatus:
-    return pb.NodeStatus(
+def status(node: int, free_bytes: int = 5 * GIB, used_bytes: int = GIB) -> NodeReport:
+    return NodeReport(
         node_id=node_id(node),
         address=f"127.0.0.1:{7000 + node}",
         capacity_bytes=free_bytes + used_bytes,
@@ -60,9 +54,7 @@ def node_id(node: int) -> str:
     return f"{node:032x}"
 
 
-async def test_a_node_is_up_then_suspect_then_down(
-    inventory: Inventory, clock: ManualClock
-) -> None:
+async def test_a_node_is_up_then_suspect_then_down(inventory: Inventory, clock: FakeClock) -> None:
     await inventory.heartbeat(status(1))
     node = node_id(1)
     heard = clock.now
@@ -91,9 +83,7 @@ async def test_a_node_is_up_then_suspect_then_down(
     assert inventory.down_for_s(node) == pytest.approx(EPSILON_S + 60.0)
 
 
-async def test_a_heartbeat_brings_a_down_node_back(
-    inventory: Inventory, clock: ManualClock
-) -> None:
+async def test_a_heartbeat_brings_a_down_node_back(inventory: Inventory, clock: FakeClock) -> None:
     await inventory.heartbeat(status(1))
     clock.now += TIMEOUT_S * 5
     assert inventory.state(node_id(1)) == NodeLiveness.DOWN
@@ -104,7 +94,7 @@ async def test_a_heartbeat_brings_a_down_node_back(
 
 
 async def test_without_a_suspect_period_a_node_goes_straight_down(
-    store: MetadataStore, clock: ManualClock
+    store: MetadataStore, clock: FakeClock
 ) -> None:
     inventory = Inventory(store, TIMEOUT_S, clock=clock)
     await inventory.heartbeat(status(1))
@@ -124,7 +114,7 @@ async def test_an_unknown_node_is_down(inventory: Inventory) -> None:
 
 
 async def test_writable_candidates_are_the_up_and_active_nodes(
-    inventory: Inventory, clock: ManualClock
+    inventory: Inventory, clock: FakeClock
 ) -> None:
     await inventory.heartbeat(status(1, free_bytes=GIB))
     clock.now += SUSPECT_S + EPSILON_S
@@ -157,7 +147,7 @@ async def test_a_draining_node_is_up_but_takes_no_chunks_and_is_no_member(
     assert not inventory.is_writable(draining)
 
 
-async def test_member_count_includes_down_nodes(inventory: Inventory, clock: ManualClock) -> None:
+async def test_member_count_includes_down_nodes(inventory: Inventory, clock: FakeClock) -> None:
     await inventory.heartbeat(status(1))
     await inventory.heartbeat(status(2))
     clock.now += TIMEOUT_S + EPSILON_S
@@ -179,7 +169,7 @@ async def test_forget_removes_a_node_entirely(inventory: Inventory) -> None:
 
 
 async def test_a_restarted_gateway_knows_its_nodes_as_down_until_they_heartbeat(
-    inventory: Inventory, store: MetadataStore, clock: ManualClock
+    inventory: Inventory, store: MetadataStore, clock: FakeClock
 ) -> None:
     await inventory.heartbeat(status(1))
     await inventory.heartbeat(status(2))
@@ -202,7 +192,7 @@ async def test_a_restarted_gateway_knows_its_nodes_as_down_until_they_heartbeat(
 
 
 async def test_heartbeats_are_persisted_at_least_every_interval(
-    inventory: Inventory, store: MetadataStore, clock: ManualClock
+    inventory: Inventory, store: MetadataStore, clock: FakeClock
 ) -> None:
     async def stored_used_bytes() -> int:
         (info,) = await store.list_nodes()
@@ -223,8 +213,7 @@ async def test_a_node_that_moved_is_persisted_at_once(
     inventory: Inventory, store: MetadataStore
 ) -> None:
     await inventory.heartbeat(status(1))
-    moved = status(1)
-    moved.address = "127.0.0.1:9999"
+    moved = replace(status(1), address="127.0.0.1:9999")
     await inventory.heartbeat(moved)
     assert inventory.address_of(node_id(1)) == moved.address
     assert [n.address for n in await store.list_nodes()] == [moved.address]
@@ -253,7 +242,7 @@ async def test_used_bytes_stay_as_the_node_reported_them(inventory: Inventory) -
 
 
 async def test_views_are_ordered_by_address_with_their_state(
-    inventory: Inventory, clock: ManualClock
+    inventory: Inventory, clock: FakeClock
 ) -> None:
     await inventory.heartbeat(status(3))
     await inventory.heartbeat(status(1))
@@ -264,3 +253,16 @@ async def test_views_are_ordered_by_address_with_their_state(
     assert [v.state for v in views] == [NodeLiveness.SUSPECT, NodeLiveness.UP, NodeLiveness.SUSPECT]
     assert all(v.live for v in views)
     assert [v.lifecycle for v in views] == [NodeLifecycle.ACTIVE] * 3
+
+
+async def test_heartbeats_are_stamped_with_the_clocks_wall_time(
+    inventory: Inventory, store: MetadataStore, clock: FakeClock
+) -> None:
+    await inventory.heartbeat(status(1))
+    first = utc_now(clock)
+    clock.now += PERSIST_INTERVAL_S * 2
+    await inventory.heartbeat(status(1))
+    [view] = inventory.views()
+    assert (view.info.first_seen, view.info.last_heartbeat) == (first, utc_now(clock))
+    [row] = await store.list_nodes()
+    assert (row.first_seen, row.last_heartbeat) == (first, utc_now(clock))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -12,12 +13,14 @@ from conftest import PG_ADMIN, md5_hex
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
+from diststorage.core.clock import utc_now
 from diststorage.core.errors import AlreadyExists, ObjectNotFound
 from diststorage.core.ids import new_id
 from diststorage.core.policy import INLINE_POLICY
 from diststorage.meta import MetadataStore, NewObject, PlannedChunk, StoredChunk
 from diststorage.meta.base import IS_COMMITTED
 from diststorage.meta.models import INLINE_BODIES, ObjectRow
+from diststorage.testing import FakeClock
 
 
 def _new(key: str) -> NewObject:
@@ -220,3 +223,19 @@ def _sql_literal(value: object) -> str:
     if isinstance(value, str):
         return "'" + value.replace("'", "''") + "'"
     return str(value)
+
+
+async def test_rows_are_stamped_with_the_stores_clock(tmp_path: Path) -> None:
+    clock = FakeClock()
+    store = await MetadataStore.open(f"sqlite:///{tmp_path / 'm.db'}", 10, clock=clock)
+    try:
+        await _put(store, "k")
+        created = utc_now(clock)
+        assert (await store.get_info("default", "k")).created_at == created
+        clock.now += 60
+        await store.delete_object("default", "k")
+        deleted = utc_now(clock)
+        assert await store.list_garbage(10, queued_before=deleted) == []
+        assert len(await store.list_garbage(10, queued_before=deleted + timedelta(seconds=1))) == 1
+    finally:
+        await store.close()

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from diststorage.gateway.workers.throttle import RateMeter, TokenBucket
+from diststorage.testing import FakeClock
+from diststorage.testing.clock import EPOCH_S
 
 RATE = 1000.0
 """Units per second of the buckets under test; a full bucket holds one second's worth."""
@@ -23,7 +25,8 @@ SETTLE_TURNS = 5
 class Timeline:
     """A virtual clock whose ``sleep`` waits for virtual time, not real time.
 
-    ``run`` drives tasks: whenever every one of them is asleep, it jumps the clock to the
+    Unlike ``FakeClock``, whose sleeps return at once one after another, sleepers here
+    overlap: ``run`` drives tasks: whenever every one of them is asleep, it jumps the clock to the
     earliest wake-up and wakes that sleeper. Sleepers overlap as they would in real time, so
     concurrent takers of one bucket are seen as concurrent.
     """
@@ -33,8 +36,11 @@ class Timeline:
         self._timers: list[tuple[float, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
 
-    def clock(self) -> float:
+    def monotonic(self) -> float:
         return self.now
+
+    def time(self) -> float:
+        return EPOCH_S + self.now
 
     async def sleep(self, seconds: float) -> None:
         assert seconds >= 0, seconds
@@ -62,7 +68,7 @@ class Timeline:
 
 
 def bucket_on(timeline: Timeline, rate_per_s: float = RATE) -> TokenBucket:
-    return TokenBucket(rate_per_s, clock=timeline.clock, sleep=timeline.sleep)
+    return TokenBucket(rate_per_s, clock=timeline)
 
 
 async def finish_time(timeline: Timeline, work: Awaitable[None]) -> float:
@@ -149,16 +155,8 @@ async def test_concurrent_takers_share_the_rate() -> None:
     assert bucket.waited_s == pytest.approx(sum(range(takers)))
 
 
-class ManualClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_rate_meter_averages_over_its_window() -> None:
-    clock = ManualClock()
+    clock = FakeClock()
     window_s = 10.0
     meter = RateMeter(window_s, clock)
     assert meter.per_second() == 0.0
@@ -176,7 +174,7 @@ def test_rate_meter_averages_over_its_window() -> None:
 
 
 def test_rate_meter_measures_a_steady_flow() -> None:
-    clock = ManualClock()
+    clock = FakeClock()
     window_s, tick_s, per_tick = 2.0, 0.1, 25
     meter = RateMeter(window_s, clock)
     for tick in range(1, 101):  # ten seconds at 250 units per second

@@ -20,7 +20,8 @@ from diststorage.core.worker import Worker, run_worker
 from diststorage.gateway.api import SERVICES, dispatch, json_errors
 from diststorage.gateway.api.metrics import ApiMetrics
 from diststorage.gateway.damage import DamageReports
-from diststorage.gateway.inventory import HeartbeatServicer, Inventory
+from diststorage.gateway.heartbeats import HeartbeatServicer
+from diststorage.gateway.inventory import Inventory
 from diststorage.gateway.janitor import Janitor
 from diststorage.gateway.nodeclient import NodeClients
 from diststorage.gateway.objects import ObjectReader, ObjectWriter
@@ -102,7 +103,7 @@ async def serve_gateway(settings: GatewaySettings, ready: asyncio.Event | None =
     store = await MetadataStore.open(settings.database_url, settings.db_timeout_s, migrate=False)
     inventory = Inventory(store, settings.node_timeout_s, settings.effective_suspect_s)
     await inventory.load()
-    clients = NodeClients(
+    clients = await NodeClients.open(
         inventory.address_of,
         settings.rpc_timeout_s,
         settings.block_timeout_s,
@@ -110,7 +111,7 @@ async def serve_gateway(settings: GatewaySettings, ready: asyncio.Event | None =
     )
     inventory.on_return(clients.reset)
     reads = ActiveReads()
-    janitor = Janitor(store, inventory, clients, reads)
+    janitor = await Janitor.open(store, inventory, clients, reads)
     damage = DamageReports(store.maintenance)
     writer = ObjectWriter(settings, store, inventory, clients, janitor, gateway_id)
     reader = ObjectReader(settings, inventory, clients, NodePenalties(), damage)

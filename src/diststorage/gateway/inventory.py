@@ -17,26 +17,12 @@ knows every node it ever saw (they count as down, from the restart on, until the
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from typing import Any
+from dataclasses import asdict, dataclass, replace
 
-import grpc.aio
-
-from diststorage.core.errors import DiststorageError
-from diststorage.meta import (
-    ChunkState,
-    MaintenanceStore,
-    MetadataStore,
-    NodeInfo,
-    NodeLifecycle,
-    NodeLiveness,
-)
+from diststorage.core.clock import SYSTEM_CLOCK, Clock, utc_now
+from diststorage.meta import MetadataStore, NodeInfo, NodeLifecycle, NodeLiveness, NodeReport
 from diststorage.placement import Candidate
-from diststorage.proto import storage_pb2 as pb
-from diststorage.proto.storage_pb2_grpc import InventoryServicer
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +47,13 @@ class Inventory:
         store: MetadataStore,
         node_timeout_s: float,
         node_suspect_s: float | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._store = store
         self._node_timeout_s = node_timeout_s
         self._node_suspect_s = node_suspect_s if node_suspect_s is not None else node_timeout_s
         self._clock = clock
-        self._started_at = clock()
+        self._started_at = clock.monotonic()
         self._nodes: dict[str, NodeInfo] = {}
         self._heard_at: dict[str, float] = {}
         self._persisted_at: dict[str, float] = {}
@@ -78,17 +64,15 @@ class Inventory:
         for info in await self._store.list_nodes():
             self._nodes[info.node_id] = info
 
-    async def heartbeat(self, status: pb.NodeStatus) -> None:
-        now = self._clock()
+    async def heartbeat(self, status: NodeReport) -> None:
+        """Records the node as heard now; persists its row when it is new, moved, back, or
+        not persisted for PERSIST_INTERVAL_S. Raises Unavailable if the database is."""
+        now = self._clock.monotonic()
         known = self._nodes.get(status.node_id)
-        wall = datetime.now(UTC)
+        wall = utc_now(self._clock)
         info = NodeInfo(
-            node_id=status.node_id,
-            address=status.address,
-            capacity_bytes=status.capacity_bytes,
-            used_bytes=status.used_bytes,
-            free_bytes=status.free_bytes,
-            chunk_count=status.chunk_count,
+            # A NodeInfo is the node's report and what this table knows besides.
+            **asdict(status),
             first_seen=known.first_seen if known else wall,
             last_heartbeat=wall,
             lifecycle=known.lifecycle if known else NodeLifecycle.ACTIVE,
@@ -118,7 +102,7 @@ class Inventory:
         heard = self._heard_at.get(node_id)
         if heard is None:
             return NodeLiveness.DOWN
-        silent_s = self._clock() - heard
+        silent_s = self._clock.monotonic() - heard
         if silent_s <= self._node_suspect_s:
             return NodeLiveness.UP
         return NodeLiveness.SUSPECT if silent_s <= self._node_timeout_s else NodeLiveness.DOWN
@@ -139,7 +123,7 @@ class Inventory:
         if self.state(node_id) != NodeLiveness.DOWN:
             return None
         heard = self._heard_at.get(node_id, self._started_at)
-        return self._clock() - max(heard, self._started_at) - self._node_timeout_s
+        return self._clock.monotonic() - max(heard, self._started_at) - self._node_timeout_s
 
     def knows(self, node_id: str) -> bool:
         return node_id in self._nodes
@@ -211,40 +195,3 @@ class Inventory:
 
     def writable_count(self) -> int:
         return sum(1 for node_id in self._nodes if self.is_writable(node_id))
-
-
-class HeartbeatServicer(InventoryServicer):
-    """Heartbeats in. Corrupt chunks a node's scrubber found are marked damaged (queued for
-    repair) before they are acknowledged, so a node stops reporting only what is recorded."""
-
-    def __init__(
-        self, inventory: Inventory, maintenance: MaintenanceStore, gateway_id: str
-    ) -> None:
-        self._inventory = inventory
-        self._maintenance = maintenance
-        self._gateway_id = gateway_id
-        self.scrub: dict[str, pb.ScrubStatus] = {}
-
-    async def Heartbeat(  # noqa: N802 (gRPC method name)
-        self, request: pb.HeartbeatRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> pb.HeartbeatResponse:
-        await self._inventory.heartbeat(request.status)
-        self.scrub[request.status.node_id] = request.status.scrub
-        acknowledged: list[str] = []
-        corrupt = list(request.corrupt_chunk_ids)
-        if corrupt:
-            try:
-                marked = await self._maintenance.mark_chunks(corrupt, ChunkState.DAMAGED)
-            except DiststorageError as error:
-                log.warning("could not record corrupt chunks: %s", error)
-            else:
-                acknowledged = corrupt
-                log.warning(
-                    "node %s found %d corrupt chunks (%d in use, queued for repair)",
-                    request.status.node_id[:8],
-                    len(corrupt),
-                    marked,
-                )
-        return pb.HeartbeatResponse(
-            gateway_id=self._gateway_id, acknowledged_corrupt_chunk_ids=acknowledged
-        )

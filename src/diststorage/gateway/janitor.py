@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
+from diststorage.core.clock import SYSTEM_CLOCK, Clock, utc_now
 from diststorage.core.errors import ChunkNotFound, DiststorageError
+from diststorage.core.tasks import BackgroundTasks
 from diststorage.gateway.inventory import Inventory
 from diststorage.gateway.nodeclient import NodeClients
 from diststorage.gateway.readers import ActiveReads
@@ -26,19 +28,44 @@ SWEEP_AGE_S = 60.0
 
 
 class Janitor:
+    """Build with ``await Janitor.open(...)``; ``close`` cancels the deletions still running
+    (their chunks stay queued, for ``sweep``)."""
+
     def __init__(
         self,
         store: MetadataStore,
         inventory: Inventory,
         clients: NodeClients,
         reads: ActiveReads,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._store = store
         self._reads = reads
         self._inventory = inventory
         self._clients = clients
+        self._clock = clock
         self._limit = asyncio.Semaphore(MAX_CONCURRENT_DELETES)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._deleting = BackgroundTasks("janitor")
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls,
+        store: MetadataStore,
+        inventory: Inventory,
+        clients: NodeClients,
+        reads: ActiveReads,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> Janitor:
+        """A janitor ready to delete in the background (its task owner is open)."""
+        janitor = cls(store, inventory, clients, reads, clock)
+        await janitor._deleting.open()
+        return janitor
+
+    @property
+    def deletions_running(self) -> int:
+        """Background deletions (``delete_soon``) that have not ended."""
+        return len(self._deleting)
 
     def delete_after_reads(self, object_id: str, refs: Sequence[ChunkRef]) -> None:
         """Deletes the chunks of a dropped object version once no download of it runs here."""
@@ -46,11 +73,11 @@ class Janitor:
             self._reads.after_reads(object_id, refs, lambda: self.delete_soon(refs))
 
     def delete_soon(self, refs: Sequence[ChunkRef]) -> None:
-        if not refs:
+        """Deletes the chunks in the background. After ``close`` it does nothing: the chunks
+        are queued as garbage already, and the next sweep (of any gateway) deletes them."""
+        if not refs or self._closed:
             return
-        task = asyncio.get_running_loop().create_task(self._delete_quietly(list(refs)))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._deleting.start(self._delete_quietly(list(refs)), name="delete chunks")
 
     async def _delete_quietly(self, refs: list[ChunkRef]) -> None:
         await self._delete(refs)
@@ -58,7 +85,7 @@ class Janitor:
     async def sweep(self) -> int:
         """Deletes queued garbage whose nodes are live; returns how many chunks went."""
         # Fresh garbage is being deleted by delete_soon, or parked for a running download.
-        cutoff = datetime.now(UTC) - timedelta(seconds=SWEEP_AGE_S)
+        cutoff = utc_now(self._clock) - timedelta(seconds=SWEEP_AGE_S)
         queued = await self._store.list_garbage(SWEEP_BATCH, queued_before=cutoff)
         # A node removed from the cluster will never be asked again.
         await self._store.forget_garbage(
@@ -100,6 +127,5 @@ class Janitor:
         return True
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._closed = True
+        await self._deleting.aclose()

@@ -2,7 +2,8 @@
 
 This is the one place gRPC errors enter the gateway; they leave it as core errors:
 UNAVAILABLE / DEADLINE_EXCEEDED / timeouts → NodeUnavailable, NOT_FOUND → ChunkNotFound,
-DATA_LOSS → DataLoss, RESOURCE_EXHAUSTED → InsufficientStorage.
+DATA_LOSS → DataLoss, RESOURCE_EXHAUSTED → InsufficientStorage. Answers leave it as plain
+records (``StoredChunkReceipt``, ``ChunkPage``, ``BlockPiece``), never as protobuf messages.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from diststorage.core.errors import (
     InvalidRequest,
     NodeUnavailable,
 )
+from diststorage.core.tasks import BackgroundTasks
 from diststorage.gateway.blockwire import BlockMessage, put_header_message
 from diststorage.proto import storage_pb2 as pb
 from diststorage.proto.storage_pb2_grpc import ChunkServiceStub
@@ -67,6 +69,30 @@ def translated(node_id: str) -> Iterator[None]:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredChunkReceipt:
+    """A node's word that it stored a chunk durably (named as in PutChunkResponse)."""
+
+    chunk_id: str
+    size_bytes: int
+    block_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ListedChunk:
+    chunk_id: str
+    size_bytes: int
+    mtime: float
+    """When the node wrote the chunk, in seconds since the epoch on the node's clock."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkPage:
+    chunks: tuple[ListedChunk, ...]
+    truncated: bool
+    """More chunks follow the last one here."""
+
+
+@dataclass(frozen=True, slots=True)
 class BlockPiece:
     data: bytes
     offset: int
@@ -100,15 +126,14 @@ class ChunkUpload:
                 except asyncio.InvalidStateError:
                     await self._raise_final_status()
 
-    async def finish(self) -> pb.PutChunkResponse:
+    async def finish(self) -> StoredChunkReceipt:
         with translated(self.node_id):
             async with asyncio.timeout(self._timeout_s):
                 try:
                     await self._call.done_writing()
                 except asyncio.InvalidStateError:
                     await self._raise_final_status()
-                response: pb.PutChunkResponse = await self._call
-                return response
+                return _receipt(await self._call)
 
     async def _raise_final_status(self) -> None:
         """The node ended the call early (it died, or refused a block): say why."""
@@ -176,7 +201,7 @@ class NodeClient:
                 raise
         return upload
 
-    async def put_once(self, chunk_id: str, data: bytes, crc32c: int) -> pb.PutChunkResponse:
+    async def put_once(self, chunk_id: str, data: bytes, crc32c: int) -> StoredChunkReceipt:
         """Stores a chunk of one block in one round trip."""
         request = pb.PutChunkOnceRequest(
             header=pb.ChunkHeader(chunk_id=chunk_id, expected_bytes=len(data)),
@@ -186,7 +211,7 @@ class NodeClient:
             response: pb.PutChunkResponse = await self._stub.PutChunkOnce(
                 request, timeout=self._rpc_timeout_s, wait_for_ready=True
             )
-        return response
+        return _receipt(response)
 
     async def read(
         self,
@@ -259,20 +284,25 @@ class NodeClient:
             )
         return bool(response.existed)
 
-    async def list_chunks(self, after: str, limit: int) -> pb.ListChunksResponse:
+    async def list_chunks(self, after: str, limit: int) -> ChunkPage:
         """One page of the node's chunks in id order, starting after ``after``."""
         with translated(self.node_id):
             response: pb.ListChunksResponse = await self._stub.ListChunks(
                 pb.ListChunksRequest(after=after, limit=limit), timeout=self._rpc_timeout_s
             )
-        return response
+        chunks = tuple(ListedChunk(c.chunk_id, c.size_bytes, c.mtime) for c in response.chunks)
+        return ChunkPage(chunks, response.truncated)
 
     async def close(self, grace_s: float | None = None) -> None:
         await self._channel.close(grace=grace_s)
 
 
 class NodeClients:
-    """One channel per node, replaced when a node announces a new address."""
+    """One channel per node, replaced when a node announces a new address.
+
+    Build with ``await NodeClients.open(...)``; ``close`` closes every channel, those retired
+    included.
+    """
 
     def __init__(
         self,
@@ -286,7 +316,21 @@ class NodeClients:
         self._block_timeout_s = block_timeout_s
         self._max_message_bytes = max_message_bytes
         self._clients: dict[str, NodeClient] = {}
-        self._closing: set[asyncio.Task[None]] = set()
+        self._retiring = BackgroundTasks("retired node channels")
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls,
+        address_of: Callable[[str], str | None],
+        rpc_timeout_s: float,
+        block_timeout_s: float,
+        max_message_bytes: int,
+    ) -> NodeClients:
+        """Clients ready to retire replaced channels in the background."""
+        clients = cls(address_of, rpc_timeout_s, block_timeout_s, max_message_bytes)
+        await clients._retiring.open()
+        return clients
 
     def get(self, node_id: str) -> NodeClient | None:
         """The client of the node at its last announced address; None for an unknown node."""
@@ -316,17 +360,20 @@ class NodeClients:
 
     def _retire(self, client: NodeClient) -> None:
         """Closes a replaced channel once the calls still on it have had time to end."""
-        task = asyncio.get_running_loop().create_task(client.close(RETIRED_GRACE_S))
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+        if self._closed:
+            return  # shutting down: close() ends every call now, no grace is left to give
+        self._retiring.start(client.close(RETIRED_GRACE_S), name=f"retire {client.address}")
 
     async def close(self) -> None:
+        self._closed = True
         for client in self._clients.values():
             await client.close()
         self._clients.clear()
-        for task in list(self._closing):
-            task.cancel()
-        await asyncio.gather(*self._closing, return_exceptions=True)
+        await self._retiring.aclose()
+
+
+def _receipt(response: pb.PutChunkResponse) -> StoredChunkReceipt:
+    return StoredChunkReceipt(response.chunk_id, response.size_bytes, response.block_count)
 
 
 def _piece(message: pb.GetChunkResponse) -> BlockPiece:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from diststorage.core.settings import GatewaySettings
 from diststorage.gateway.api.metrics import ApiMetrics
+from diststorage.gateway.heartbeats import ScrubStatus
 from diststorage.gateway.inventory import Inventory
 from diststorage.gateway.janitor import Janitor
 from diststorage.gateway.objects import ObjectReader, ObjectWriter
@@ -14,7 +15,6 @@ from diststorage.gateway.workers.collector import GarbageCollector
 from diststorage.gateway.workers.lease import LeaderLease
 from diststorage.gateway.workers.repair import RepairWorker
 from diststorage.meta import MetadataStore
-from diststorage.proto import storage_pb2 as pb
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,5 +30,5 @@ class Services:
     repair: RepairWorker
     collector: GarbageCollector
     # Latest scrub progress each node reported in its heartbeat.
-    scrub_status: dict[str, pb.ScrubStatus]
+    scrub_status: dict[str, ScrubStatus]
     lease: LeaderLease

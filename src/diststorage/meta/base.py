@@ -15,6 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from diststorage.core.clock import SYSTEM_CLOCK, Clock, utc_now
 from diststorage.core.errors import Unavailable
 from diststorage.meta.backends import Backend, Operation
 from diststorage.meta.models import OBJECTS, GarbageChunk, RepairTask
@@ -46,10 +47,6 @@ INFO_COLUMNS = (
 def utc(moment: datetime) -> datetime:
     # SQLite hands timestamps back without a zone; they were written in UTC.
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def now_utc(delay_s: float = 0.0) -> datetime:
-    return datetime.now(UTC) + timedelta(seconds=delay_s)
 
 
 def segment_stripe_count(
@@ -99,9 +96,17 @@ def object_info(row: ObjectColumns) -> ObjectInfo:
 
 
 class StoreBase:
-    def __init__(self, backend: Backend, timeout_s: float) -> None:
+    """Rows are stamped with the wall time of this process's clock, not the database's: the
+    same clock the gateway's parts compare those stamps with (a grace, a cutoff)."""
+
+    def __init__(self, backend: Backend, timeout_s: float, clock: Clock = SYSTEM_CLOCK) -> None:
         self._backend = backend
         self._timeout_s = timeout_s
+        self._clock = clock
+
+    def _now(self, delay_s: float = 0.0) -> datetime:
+        """The wall time now (plus ``delay_s``), as stored in timestamp columns."""
+        return utc_now(self._clock) + timedelta(seconds=delay_s)
 
     @contextlib.asynccontextmanager
     async def _guard(self) -> AsyncIterator[None]:
@@ -139,10 +144,9 @@ def insert_ignoring_duplicates(session: Session, table: type[object]) -> Insert:
     return statement
 
 
-def add_garbage(session: Session, refs: Sequence[ChunkRef]) -> None:
+def add_garbage(session: Session, refs: Sequence[ChunkRef], now: datetime) -> None:
     if not refs:
         return
-    now = datetime.now(UTC)
     session.execute(
         insert_ignoring_duplicates(session, GarbageChunk),
         [{"chunk_id": r.chunk_id, "node_id": r.node_id, "created_at": now} for r in refs],
@@ -157,11 +161,11 @@ class SegmentToRepair:
     margin: int
 
 
-def enqueue_repair(session: Session, segments: Sequence[SegmentToRepair]) -> None:
-    """Queues segments for the repair worker; a segment already queued stays as it is."""
+def enqueue_repair(session: Session, segments: Sequence[SegmentToRepair], now: datetime) -> None:
+    """Queues segments for the repair worker, due ``now``; a segment already queued stays as
+    it is."""
     if not segments:
         return
-    now = datetime.now(UTC)
     session.execute(
         insert_ignoring_duplicates(session, RepairTask),
         [

@@ -31,7 +31,6 @@ from diststorage.meta.base import (
     add_garbage,
     enqueue_repair,
     insert_ignoring_duplicates,
-    now_utc,
     object_info,
     segment_stripe_count,
     utc,
@@ -81,7 +80,7 @@ class MaintenanceStore(StoreBase):
             return 0
 
         def operation(session: Session) -> int:
-            now = now_utc()
+            now = self._now()
             when = literal(now, type_=RepairTask.queued_at.type)
             segments = (
                 select(
@@ -153,6 +152,7 @@ class MaintenanceStore(StoreBase):
             enqueue_repair(
                 session,
                 [SegmentToRepair(o, s, count, 0) for (o, s), count in segments.items()],
+                self._now(),
             )
             return len(rows)
 
@@ -164,7 +164,7 @@ class MaintenanceStore(StoreBase):
         def operation(session: Session) -> list[RepairTaskRef]:
             rows = session.scalars(
                 select(RepairTask)
-                .where(RepairTask.not_before <= now_utc())
+                .where(RepairTask.not_before <= self._now())
                 .order_by(RepairTask.margin, RepairTask.queued_at)
                 .limit(limit)
             )
@@ -224,7 +224,7 @@ class MaintenanceStore(StoreBase):
             if taken:
                 return False
             session.execute(delete(ChunkRow).where(ChunkRow.id.in_(retired_ids)))
-            add_garbage(session, retired)
+            add_garbage(session, retired, self._now())
             session.add_all(
                 ChunkRow(
                     id=c.chunk_id,
@@ -262,14 +262,14 @@ class MaintenanceStore(StoreBase):
                 .values(
                     margin=margin,
                     attempts=RepairTask.attempts + 1,
-                    not_before=now_utc(delay_s),
+                    not_before=self._now(delay_s),
                 )
             )
         )
 
     async def wake_repair_tasks(self) -> None:
         """Makes every deferred task due now (a node came back: what waited may be done)."""
-        now = now_utc()
+        now = self._now()
         await self._write(
             lambda session: session.execute(
                 update(RepairTask).where(RepairTask.not_before > now).values(not_before=now)
@@ -359,11 +359,11 @@ class MaintenanceStore(StoreBase):
         holders' clocks must agree to well within the TTL (NTP does)."""
 
         def operation(session: Session) -> datetime | None:
-            now = now_utc()
+            now = self._now()
             row = session.scalar(select(LeaseRow).where(LeaseRow.name == name).with_for_update())
             if row is not None and row.holder != holder and utc(row.expires_at) > now:
                 return None
-            expires = now_utc(ttl_s)
+            expires = self._now(ttl_s)
             if row is None:
                 session.add(LeaseRow(name=name, holder=holder, expires_at=expires))
             else:
@@ -400,7 +400,7 @@ class MaintenanceStore(StoreBase):
             lambda session: session.execute(
                 update(ObjectRow)
                 .where(ObjectRow.id.in_(list(object_ids)), ObjectRow.state == ObjectState.PENDING)
-                .values(touched_at=now_utc())
+                .values(touched_at=self._now())
             )
         )
 
@@ -439,7 +439,7 @@ class MaintenanceStore(StoreBase):
                     select(ChunkRow.id, ChunkRow.node_id).where(ChunkRow.object_id == object_id)
                 )
             ]
-            add_garbage(session, refs)
+            add_garbage(session, refs, self._now())
             session.execute(delete(ChunkRow).where(ChunkRow.object_id == object_id))
             session.execute(delete(RepairTask).where(RepairTask.object_id == object_id))
             session.execute(delete(ObjectRow).where(ObjectRow.id == object_id))

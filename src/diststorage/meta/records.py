@@ -110,13 +110,21 @@ class ListingPage:
 
 
 @dataclass(frozen=True, slots=True)
-class NodeInfo:
+class NodeReport:
+    """What a node says about itself in each heartbeat."""
+
     node_id: str
     address: str
     capacity_bytes: int
     used_bytes: int
     free_bytes: int
     chunk_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo(NodeReport):
+    """A node as the node table keeps it: its last report, and what the gateways know."""
+
     first_seen: datetime
     last_heartbeat: datetime
     lifecycle: NodeLifecycle = NodeLifecycle.ACTIVE

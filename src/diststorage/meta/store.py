@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from diststorage.core.clock import SYSTEM_CLOCK, Clock
 from diststorage.core.errors import AlreadyExists, ObjectNotFound
 from diststorage.meta.backends import Backend, open_backend
 from diststorage.meta.base import (
@@ -132,15 +133,19 @@ def _prefix_upper_bound(prefix: bytes) -> bytes | None:
 
 
 class MetadataStore(StoreBase):
-    def __init__(self, backend: Backend, timeout_s: float) -> None:
-        super().__init__(backend, timeout_s)
+    def __init__(self, backend: Backend, timeout_s: float, clock: Clock = SYSTEM_CLOCK) -> None:
+        super().__init__(backend, timeout_s, clock)
         self._namespace_ids: dict[str, int] = {}
-        self.maintenance = MaintenanceStore(backend, timeout_s)
+        self.maintenance = MaintenanceStore(backend, timeout_s, clock)
 
     @classmethod
-    async def open(cls, url: str, timeout_s: float, migrate: bool = True) -> MetadataStore:
-        """Connects; with ``migrate``, first brings the schema to the newest revision."""
-        store = cls(open_backend(url, timeout_s), timeout_s)
+    async def open(
+        cls, url: str, timeout_s: float, migrate: bool = True, clock: Clock = SYSTEM_CLOCK
+    ) -> MetadataStore:
+        """Connects; with ``migrate``, first brings the schema to the newest revision.
+
+        ``clock`` stamps the rows (see StoreBase)."""
+        store = cls(open_backend(url, timeout_s), timeout_s, clock)
         if migrate:
             try:
                 async with store._guard():
@@ -191,7 +196,7 @@ class MetadataStore(StoreBase):
         """Records a pending upload (invisible to readers) and its first planned chunks."""
 
         def operation(session: Session) -> None:
-            now = datetime.now(UTC)
+            now = self._now()
             session.execute(
                 _INSERT_OBJECT,
                 self._object_row(session, new, now)
@@ -225,9 +230,9 @@ class MetadataStore(StoreBase):
         crash). ``replace`` as for ``commit_upload``."""
 
         def operation(session: Session) -> CommitOutcome:
-            now = datetime.now(UTC)
+            now = self._now()
             row = self._object_row(session, new, now)
-            replaced = _take_key(session, row["namespace_id"], row["key"], replace)
+            replaced = _take_key(session, row["namespace_id"], row["key"], replace, now)
             size = len(body)
             session.execute(
                 _INSERT_OBJECT,
@@ -286,9 +291,10 @@ class MetadataStore(StoreBase):
             assert row is not None and row.state == ObjectState.PENDING, (
                 "commit of an unknown upload"
             )
-            replaced = _take_key(session, row.namespace_id, row.key, replace)
+            committed_at = self._now()
+            replaced = _take_key(session, row.namespace_id, row.key, replace, committed_at)
             if dropped:
-                add_garbage(session, dropped)
+                add_garbage(session, dropped, committed_at)
                 session.execute(
                     delete(CHUNKS).where(CHUNKS.c.id.in_([r.chunk_id for r in dropped]))
                 )
@@ -298,6 +304,7 @@ class MetadataStore(StoreBase):
                     SegmentToRepair(object_id, d.segment_index, d.stripe_count, d.margin)
                     for d in degraded
                 ],
+                committed_at,
             )
             if chunks:
                 session.execute(
@@ -311,7 +318,6 @@ class MetadataStore(StoreBase):
                         for c in chunks
                     ],
                 )
-            committed_at = datetime.now(UTC)
             session.execute(
                 _COMMIT_OBJECT,
                 {
@@ -348,7 +354,7 @@ class MetadataStore(StoreBase):
         """Forgets a pending upload; chunks that could not be deleted become garbage."""
 
         def operation(session: Session) -> None:
-            add_garbage(session, undeleted)
+            add_garbage(session, undeleted, self._now())
             session.execute(_DELETE_CHUNKS, {"object_id": object_id})
             session.execute(
                 delete(ObjectRow).where(
@@ -430,7 +436,9 @@ class MetadataStore(StoreBase):
     async def delete_object(self, namespace: str, key: str) -> DiscardedObject:
         """Removes the committed object; its chunks are queued as garbage and returned."""
         return await self._write(
-            lambda session: _discard_object(session, self._committed(session, namespace, key).id)
+            lambda session: _discard_object(
+                session, self._committed(session, namespace, key).id, self._now()
+            )
         )
 
     async def forget_garbage(self, chunk_ids: Sequence[str]) -> None:
@@ -456,32 +464,25 @@ class MetadataStore(StoreBase):
     # -- nodes -------------------------------------------------------------------------------
 
     async def record_node(self, node: NodeInfo) -> None:
+        """Writes what the node reported and when; ``first_seen`` only for a new node, and
+        the lifecycle never (it is the operator's, see MaintenanceStore.set_node_lifecycle)."""
+        reported = {
+            "address": node.address,
+            "capacity_bytes": node.capacity_bytes,
+            "used_bytes": node.used_bytes,
+            "free_bytes": node.free_bytes,
+            "chunk_count": node.chunk_count,
+            "last_heartbeat": node.last_heartbeat,
+        }
+
         def operation(session: Session) -> None:
             # Several gateways may see a new node's first beat at once: insert if absent
             # (never failing on the race), then update.
             session.execute(
                 insert_ignoring_duplicates(session, NodeRow),
-                [
-                    {
-                        "id": node.node_id,
-                        "address": node.address,
-                        "capacity_bytes": node.capacity_bytes,
-                        "used_bytes": node.used_bytes,
-                        "free_bytes": node.free_bytes,
-                        "chunk_count": node.chunk_count,
-                        "first_seen": node.first_seen,
-                        "last_heartbeat": node.last_heartbeat,
-                    }
-                ],
+                [{"id": node.node_id, "first_seen": node.first_seen, **reported}],
             )
-            row = session.get(NodeRow, node.node_id)
-            assert row is not None
-            row.address = node.address
-            row.capacity_bytes = node.capacity_bytes
-            row.used_bytes = node.used_bytes
-            row.free_bytes = node.free_bytes
-            row.chunk_count = node.chunk_count
-            row.last_heartbeat = node.last_heartbeat
+            session.execute(update(NodeRow).where(NodeRow.id == node.node_id).values(reported))
 
         await self._write(operation)
 
@@ -527,22 +528,23 @@ def _insert_planned(session: Session, object_id: str, chunks: Sequence[PlannedCh
 
 
 def _take_key(
-    session: Session, namespace_id: int, key: bytes, replace: bool
+    session: Session, namespace_id: int, key: bytes, replace: bool, now: datetime
 ) -> DiscardedObject | None:
     """Clears the way for a new committed version of the key: the version there, if any, is
-    discarded and returned; for a create (``replace`` false) it raises AlreadyExists."""
+    discarded (its chunks queued as garbage at ``now``) and returned; for a create
+    (``replace`` false) it raises AlreadyExists."""
     previous = session.scalar(_COMMITTED_ID, {"namespace_id": namespace_id, "key": key})
     if previous is None:
         return None
     if not replace:
         raise AlreadyExists(f"key {key.decode()!r} already exists")
-    return _discard_object(session, previous)
+    return _discard_object(session, previous, now)
 
 
-def _discard_object(session: Session, object_id: str) -> DiscardedObject:
+def _discard_object(session: Session, object_id: str, now: datetime) -> DiscardedObject:
     rows = session.execute(_CHUNK_REFS, {"object_id": object_id})
     refs = tuple(ChunkRef(chunk_id, node_id) for chunk_id, node_id in rows)
-    add_garbage(session, refs)
+    add_garbage(session, refs, now)
     session.execute(_DELETE_CHUNKS, {"object_id": object_id})
     session.execute(_DELETE_INLINE, {"object_id": object_id})
     session.execute(_DELETE_OBJECT, {"object_id": object_id})

@@ -136,14 +136,14 @@ class ChunkStore:
         the reservation does not fit. Nothing is created on disk until the first write.
         """
         self._check_open()
-        check_chunk_id(chunk_id)
+        paths = self.layout.chunk_paths(chunk_id)
         if expected_bytes < 0:
             raise InvalidRequest("expected_bytes must not be negative")
         if chunk_id in self._writing:
             raise AlreadyExists(f"chunk {chunk_id} is being written")
         self._writing.add(chunk_id)
         try:
-            exists, disk_free = await self.run_io(partial(self._probe_sync, chunk_id))
+            exists, disk_free = await self.run_io(partial(self._probe_sync, paths.final))
             if exists:
                 raise AlreadyExists(f"chunk {chunk_id} already exists")
             reserved = expected_bytes + FOOTER_SIZE
@@ -151,7 +151,7 @@ class ChunkStore:
         except BaseException:
             self._writing.discard(chunk_id)
             raise
-        writer = ChunkWriter(self, chunk_id, reserved)
+        writer = ChunkWriter(self, chunk_id, paths, reserved)
         self._writers.add(writer)
         return writer
 
@@ -219,7 +219,7 @@ class ChunkStore:
         await asyncio.to_thread(self._executor.shutdown)
         self.layout.release()
 
-    # Used by ChunkWriter and the scrubber.
+    # What a ChunkWriter needs from its store (writer.WriterHost); run_io serves the scrubber too.
 
     def run_io(self, fn: Callable[[], T]) -> asyncio.Future[T]:
         return asyncio.get_running_loop().run_in_executor(self._executor, fn)
@@ -237,8 +237,8 @@ class ChunkStore:
         if self._closed:
             raise RuntimeError("chunk store is closed")
 
-    def _probe_sync(self, chunk_id: str) -> tuple[bool, int]:
-        return self.layout.chunk_path(chunk_id).exists(), self.disk_free_bytes()
+    def _probe_sync(self, final_path: Path) -> tuple[bool, int]:
+        return final_path.exists(), self.disk_free_bytes()
 
     async def _delete(self, path: Path) -> bool:
         size = await self.run_io(partial(_unlink_sync, path))

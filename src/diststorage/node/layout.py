@@ -14,7 +14,6 @@ Every function here blocks; callers run them off the event loop.
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import os
 import shutil
@@ -22,8 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, NamedTuple
 
-from diststorage.core.errors import DataLoss, InvalidRequest
-from diststorage.core.ids import is_valid_id, new_id
+from diststorage.core.durable import fsync_dir
+from diststorage.core.errors import InvalidRequest
+from diststorage.core.identity import load_or_create_identity
+from diststorage.core.ids import is_valid_id
 from diststorage.node.chunkfile import data_bytes_or_file_size
 
 log = logging.getLogger(__name__)
@@ -37,14 +38,6 @@ def check_chunk_id(chunk_id: str) -> str:
     if not is_valid_id(chunk_id):
         raise InvalidRequest(f"chunk id {chunk_id[:80]!r} is not 32 lowercase hex digits")
     return chunk_id
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class DiskSpace(NamedTuple):
@@ -69,6 +62,13 @@ ChunkListing = tuple[list[ChunkInfo], bool]
 """(chunks, truncated): truncated means more chunks follow the last one returned."""
 
 
+class ChunkPaths(NamedTuple):
+    temp: Path
+    """Where the chunk is written until it is committed."""
+    final: Path
+    """Where the committed chunk lives."""
+
+
 @dataclass(frozen=True, slots=True)
 class ScanResult:
     used_bytes: int
@@ -86,10 +86,16 @@ class DataLayout:
         self._lock_file: IO[bytes] | None = None
 
     def chunk_path(self, chunk_id: str) -> Path:
+        """Where the committed chunk lives; raises InvalidRequest for a malformed id."""
         return self.chunks_dir / chunk_id[:2] / check_chunk_id(chunk_id)
 
-    def temp_path(self, chunk_id: str) -> Path:
-        return self.tmp_dir / f"{check_chunk_id(chunk_id)}.tmp"
+    def chunk_paths(self, chunk_id: str) -> ChunkPaths:
+        """Both files of a chunk being written; raises InvalidRequest for a malformed id.
+
+        The id is checked once, here, for the whole write path.
+        """
+        final = self.chunk_path(chunk_id)
+        return ChunkPaths(temp=self.tmp_dir / f"{chunk_id}.tmp", final=final)
 
     def prepare(self) -> None:
         """Creates the directory tree (once) and takes the lock that makes this process its owner.
@@ -120,29 +126,8 @@ class DataLayout:
             self._lock_file = None
 
     def load_or_create_node_id(self) -> str:
-        try:
-            raw = self.identity_path.read_bytes()
-        except FileNotFoundError:
-            return self._create_node_id()
-        try:
-            node_id = json.loads(raw)["node_id"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise DataLoss(f"{self.identity_path} is unreadable: {exc}") from exc
-        if not isinstance(node_id, str) or not is_valid_id(node_id):
-            raise DataLoss(f"{self.identity_path} holds no valid node id")
-        return node_id
-
-    def _create_node_id(self) -> str:
-        node_id = new_id()
-        temp = self.root / "node.json.tmp"
-        with open(temp, "wb") as f:
-            f.write(json.dumps({"node_id": node_id}).encode() + b"\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, self.identity_path)
-        fsync_dir(self.root)
-        log.info("created node identity %s in %s", node_id, self.root)
-        return node_id
+        """Raises DataLoss if node.json exists but holds no valid node id."""
+        return load_or_create_identity(self.identity_path, key="node_id")
 
     def scan(self) -> ScanResult:
         """Removes stale temp files and adds up the committed chunks."""

@@ -10,17 +10,16 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
+from typing import IO, Any, Literal, Protocol, TypeVar
 
 import crc32c
 
+from diststorage.core.durable import fsync_dir
 from diststorage.core.errors import DataLoss, InsufficientStorage, InvalidRequest, Unavailable
+from diststorage.node.capacity import CapacityLedger
 from diststorage.node.chunkfile import ENTRY_SIZE, FOOTER_SIZE, MAX_BLOCK_BYTES, encode_trailer
-from diststorage.node.layout import fsync_dir
+from diststorage.node.layout import ChunkPaths
 from diststorage.node.writeback import start_writeback
-
-if TYPE_CHECKING:
-    from diststorage.node.chunkstore import ChunkStore
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +33,26 @@ class CommitResult:
     data_bytes: int
     block_count: int
     file_bytes: int
+
+
+class WriterHost(Protocol):
+    """What a writer needs from the store that opened it (ChunkStore is one)."""
+
+    @property
+    def ledger(self) -> CapacityLedger:
+        """Where the writer accounts for what it reserves, writes, commits or releases."""
+
+    def run_io(self, fn: Callable[[], T]) -> asyncio.Future[T]:
+        """Runs blocking file I/O off the event loop."""
+
+    def disk_free_bytes(self) -> int:
+        """Free bytes on the disk now; blocks, so called from the I/O threads only."""
+
+    async def delete(self, chunk_id: str) -> bool:
+        """Removes a committed chunk (one whose caller was cancelled before it heard so)."""
+
+    def writer_finished(self, writer: ChunkWriter) -> None:
+        """The writer committed or aborted: its chunk id is free again."""
 
 
 class ChunkWriter:
@@ -51,11 +70,13 @@ class ChunkWriter:
     never told it was stored.
     """
 
-    def __init__(self, store: ChunkStore, chunk_id: str, reserved_bytes: int) -> None:
+    def __init__(
+        self, store: WriterHost, chunk_id: str, paths: ChunkPaths, reserved_bytes: int
+    ) -> None:
         self.chunk_id = chunk_id
         self._store = store
-        self._temp_path = store.layout.temp_path(chunk_id)
-        self._final_path = store.layout.chunk_path(chunk_id)
+        self._temp_path = paths.temp
+        self._final_path = paths.final
         # Opened by the first I/O call, so that opening a writer creates nothing to clean up.
         self._file: IO[bytes] | None = None
         self._reserved_bytes = reserved_bytes

@@ -22,17 +22,16 @@ Three kinds of leftovers, each deleted only after ``gc_grace_s``, and one kind o
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
+from diststorage.core.clock import SYSTEM_CLOCK, Clock, utc_now
 from diststorage.core.errors import ChunkNotFound, DiststorageError
 from diststorage.core.worker import Figures, Step, WorkerState
 from diststorage.gateway.inventory import Inventory
 from diststorage.gateway.janitor import Janitor
-from diststorage.gateway.nodeclient import NodeClient, NodeClients
+from diststorage.gateway.nodeclient import ListedChunk, NodeClient, NodeClients
 from diststorage.meta import ChunkState, MaintenanceStore
-from diststorage.proto import storage_pb2 as pb
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +51,7 @@ class GarbageCollector:
         janitor: Janitor,
         active_uploads: Callable[[], list[str]],
         spared_chunks: Callable[[], frozenset[str]],
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._grace_s = gc_grace_s
         self._maintenance = maintenance
@@ -64,7 +63,7 @@ class GarbageCollector:
         self._clock = clock
         self._idle_interval_s = min(max(gc_grace_s / 4, 1.0), 60.0)
         self._scan_interval_s = min(max(gc_grace_s / 2, 1.0), 3600.0)
-        self._next_scan = clock() + self._scan_interval_s
+        self._next_scan = clock.monotonic() + self._scan_interval_s
         self.uploads_collected = 0
         self.orphans_deleted = 0
         self.garbage_deleted = 0
@@ -81,8 +80,8 @@ class GarbageCollector:
     async def work(self) -> Step:
         await self._collect_stale_uploads()
         self.garbage_deleted += await self._janitor.sweep()
-        if self._clock() >= self._next_scan:
-            self._next_scan = self._clock() + self._scan_interval_s
+        if self._clock.monotonic() >= self._next_scan:
+            self._next_scan = self._clock.monotonic() + self._scan_interval_s
             for node_id in self._inventory.node_ids():
                 if self._inventory.is_up(node_id):
                     await self._audit(node_id)
@@ -92,7 +91,7 @@ class GarbageCollector:
         """Nothing held between units."""
 
     async def _collect_stale_uploads(self) -> None:
-        cutoff = datetime.now(UTC) - timedelta(seconds=self._grace_s)
+        cutoff = utc_now(self._clock) - timedelta(seconds=self._grace_s)
         running = set(self._active_uploads())
         for stale in await self._maintenance.stale_uploads(cutoff, STALE_UPLOADS_PER_STEP):
             if stale.object_id in running:
@@ -129,9 +128,11 @@ class GarbageCollector:
             log.info("audit of node %s stopped: %s", node_id[:8], error)
 
     async def _delete_orphans(
-        self, client: NodeClient, node_id: str, listed: Sequence[pb.ChunkInfo]
+        self, client: NodeClient, node_id: str, listed: Sequence[ListedChunk]
     ) -> None:
-        cutoff = time.time() - self._grace_s
+        # The node stamps its files on its own clock: machines' clocks must agree to within
+        # a small part of the grace.
+        cutoff = self._clock.time() - self._grace_s
         old = [c.chunk_id for c in listed if c.mtime < cutoff]
         known = await self._maintenance.known_chunks(old)
         spared = self._spared_chunks()

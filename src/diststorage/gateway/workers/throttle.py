@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections import deque
-from collections.abc import Awaitable, Callable
 
+from diststorage.core.clock import SYSTEM_CLOCK, Clock
 from diststorage.core.ratelimit import TokenBucket as ByteBudget
-
-Sleep = Callable[[float], Awaitable[None]]
 
 
 class TokenBucket:
@@ -18,15 +14,9 @@ class TokenBucket:
     simply wait proportionally longer. The bookkeeping is core.ratelimit's; this adds the
     waiting."""
 
-    def __init__(
-        self,
-        rate_per_s: float,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Sleep = asyncio.sleep,
-    ) -> None:
-        self._bucket = ByteBudget(rate_per_s, rate_per_s, clock())
+    def __init__(self, rate_per_s: float, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._bucket = ByteBudget(rate_per_s, rate_per_s, clock.monotonic())
         self._clock = clock
-        self._sleep = sleep
         self.waited_s = 0.0
 
     @property
@@ -34,16 +24,16 @@ class TokenBucket:
         return self._bucket.rate_bytes_per_s
 
     async def take(self, units: int) -> None:
-        wait_s = self._bucket.reserve(units, self._clock())
+        wait_s = self._bucket.reserve(units, self._clock.monotonic())
         if wait_s > 0:
             self.waited_s += wait_s
-            await self._sleep(wait_s)
+            await self._clock.sleep(wait_s)
 
 
 class RateMeter:
     """Units per second over the last ``window_s`` seconds."""
 
-    def __init__(self, window_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, window_s: float = 10.0, clock: Clock = SYSTEM_CLOCK) -> None:
         self._window_s = window_s
         self._clock = clock
         self._events: deque[tuple[float, int]] = deque()
@@ -51,11 +41,11 @@ class RateMeter:
 
     def add(self, units: int) -> None:
         self.total += units
-        self._events.append((self._clock(), units))
+        self._events.append((self._clock.monotonic(), units))
         self._trim()
 
     def _trim(self) -> None:
-        horizon = self._clock() - self._window_s
+        horizon = self._clock.monotonic() - self._window_s
         while self._events and self._events[0][0] < horizon:
             self._events.popleft()
 
