@@ -120,3 +120,20 @@ async def test_workers_report_state_units_errors_and_figures() -> None:
     assert clock.sleeps[-3:] == [1.0, 2.0, 10.0]
     await workers.aclose()
     assert worker.closed
+
+
+async def test_a_task_cancelled_before_it_ran_leaves_no_unawaited_coroutine() -> None:
+    ran: list[bool] = []
+
+    async def work() -> None:
+        ran.append(True)
+
+    tasks = BackgroundTasks("test")
+    await tasks.open()
+    coroutine = work()
+    tasks.start(coroutine)
+    await tasks.aclose()
+    assert ran == []
+    # Closed: sending into it now fails as for any finished coroutine.
+    with pytest.raises(RuntimeError):
+        coroutine.send(None)

@@ -47,6 +47,9 @@ class BackgroundTasks:
         task = self._group.create_task(self._guarded(work), name=name)
         self._running.add(task)
         task.add_done_callback(self._running.discard)
+        # A task cancelled before it first ran never awaited ``work``: close it, so that it
+        # is not reported as a coroutine that was never awaited (a no-op once it has run).
+        task.add_done_callback(lambda _: work.close())
 
     def __len__(self) -> int:
         return len(self._running)
