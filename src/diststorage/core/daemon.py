@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from diststorage.core.memory import tune_allocator
@@ -30,6 +30,19 @@ class Daemon(Protocol):
     async def stop(self) -> None:
         """Stops listening, lets calls in flight finish within the grace, then closes the
         workers, the clients and the stores, in the reverse order of ``start``."""
+
+
+async def build_or_unwind(
+    parts: contextlib.AsyncExitStack,
+    build: Callable[[contextlib.AsyncExitStack], Awaitable[None]],
+) -> None:
+    """Runs ``build``, which enters each part in ``parts`` as it makes it; if it raises (or is
+    cancelled) half-way, closes exactly what it entered, in reverse, and re-raises."""
+    try:
+        await build(parts)
+    except BaseException:
+        await parts.aclose()
+        raise
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:

@@ -209,10 +209,12 @@ class GatewaySettings(BaseSettings):
     max_message_bytes: int = Field(
         default=80 * MIB, gt=0, description="largest gRPC message sent or received"
     )
-    # Longer than a node's: what is in flight here are HTTP requests of clients, which
-    # nothing retries for them.
+    # Longer than a node's by history only: a heartbeat is answered in milliseconds, so either
+    # grace is ample. HTTP requests in flight get aiohttp's own 60 s.
     shutdown_grace_s: float = Field(
-        default=5.0, ge=0, description="on SIGTERM, how long requests in flight may run to the end"
+        default=5.0,
+        ge=0,
+        description="on SIGTERM, how long gRPC calls in flight (heartbeats) may run to the end",
     )
 
     _check_listen = field_validator("listen", "grpc_listen")(_check_address)

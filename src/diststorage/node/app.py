@@ -15,7 +15,7 @@ import logging
 import grpc
 
 from diststorage.core.clock import SYSTEM_CLOCK, Clock
-from diststorage.core.daemon import run_daemon, serve
+from diststorage.core.daemon import build_or_unwind, run_daemon, serve
 from diststorage.core.settings import NodeSettings, split_host_port
 from diststorage.core.worker import Workers
 from diststorage.node.chunkstore import ChunkStore
@@ -69,11 +69,7 @@ class Node:
     async def start(self) -> None:
         """Opens the store, binds and starts the server, starts heartbeats and the scrubber;
         returns at once. On failure, closes what it opened and raises."""
-        try:
-            await self._build(self._parts)
-        except BaseException:
-            await self._parts.aclose()
-            raise
+        await build_or_unwind(self._parts, self._build)
         settings = self.settings
         log.info(
             "node %s serving on %s (advertised as %s), data in %s, gateways %s",
