@@ -40,8 +40,8 @@ Operation = Callable[[Session], T]
 
 SQLITE_READ_THREADS = 4
 MAX_BATCH = 128
-# Eight group commits' worth: the writer drains it in eight fsyncs (tens of milliseconds on an
-# SSD). A caller beyond it would only queue behind a writer that is not keeping up anyway, and
+# Eight group commits' worth: the writer drains a full queue in eight commits of one fsync
+# each. A caller beyond it would only queue behind a writer that is not keeping up anyway, and
 # each queued write holds its caller's request (and its memory) meanwhile.
 WRITE_QUEUE_BOUND = 8 * MAX_BATCH
 AUTOCOMMIT = "AUTOCOMMIT"
@@ -143,7 +143,7 @@ class SqliteBackend:
     async def write(self, operation: Operation[T]) -> T:
         """Queues ``operation`` for the writer thread's next group commit. While the queue is
         full (``WRITE_QUEUE_BOUND``) the caller waits for room, within the store's database
-        timeout like any other wait for the database."""
+        timeout like any other wait for the database: past it, the store raises Unavailable."""
         if not self._writing:
             self._writing = True
             await self.workers.open()

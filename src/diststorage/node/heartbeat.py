@@ -280,8 +280,9 @@ class Heartbeats:
                 log.warning("no gateways configured; this node sends no heartbeats")
             for address in self._config.gateways:
                 await self._start(None, address)
-        for name in self._config.gateway_names:
-            await self._follow(name)
+        # Side by side: a name server that takes its whole timeout for one name must not hold
+        # up the others' lookups.
+        await asyncio.gather(*(self._follow(name) for name in self._config.gateway_names))
         if not self._config.gateway_names:
             return Step(WorkerState.IDLE, wait_s=NOTHING_TO_LOOK_UP_S)
         return Step(WorkerState.IDLE, wait_s=self._config.lookup_interval_s)
