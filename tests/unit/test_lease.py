@@ -5,19 +5,16 @@ lapse tests use a short TTL and wait it out."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
+import pytest
+
+from diststorage.core.worker import Figures, run_worker
 from diststorage.gateway.workers.lease import WORKERS_LEASE, LeaderLease
 from diststorage.meta import MetadataStore
+from diststorage.testing import FakeClock
 
 SHORT_TTL_S = 0.4
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def test_one_holder_at_a_time(store: MetadataStore) -> None:
@@ -57,7 +54,7 @@ async def test_racing_askers_get_one_lease(store: MetadataStore) -> None:
 
 
 async def test_leader_believes_only_until_its_lease_could_lapse(store: MetadataStore) -> None:
-    clock = FakeClock()
+    clock = FakeClock(now=1000.0)
     lease = LeaderLease(store.maintenance, "a", 30.0, clock)
     assert not lease.is_leader
     assert await lease.renew()
@@ -74,3 +71,48 @@ async def test_follower_does_not_lead_while_another_holds(store: MetadataStore) 
     assert await leader.renew()
     assert not await follower.renew()
     assert leader.is_leader and not follower.is_leader
+
+
+class Enough(Exception):
+    """Ends a keeper's run from inside its (virtual) sleep."""
+
+
+def stop_after(clock: FakeClock, sleeps: int, seen: Callable[[], None] = lambda: None) -> None:
+    def on_sleep(seconds: float) -> None:
+        seen()
+        if len(clock.sleeps) >= sleeps:
+            raise Enough
+
+    clock.on_sleep = on_sleep
+
+
+async def test_the_keeper_renews_every_third_of_the_ttl_and_hands_back(
+    store: MetadataStore,
+) -> None:
+    clock = FakeClock()
+    lease = LeaderLease(store.maintenance, "a", 30.0, clock)
+    statuses: list[Figures] = []
+    stop_after(clock, 3, lambda: statuses.append(lease.status()))
+
+    with pytest.raises(Enough):
+        await run_worker(lease, clock)
+
+    assert clock.sleeps == [10.0, 10.0, 10.0]
+    assert statuses == [{"leader": 1, "holder": "a"}] * 4
+    assert not lease.is_leader, "closing gives up leadership"
+    assert await store.maintenance.acquire_lease(WORKERS_LEASE, "b", 60.0) is not None
+
+
+async def test_a_follower_keeps_asking_and_releases_nothing(store: MetadataStore) -> None:
+    assert await store.maintenance.acquire_lease(WORKERS_LEASE, "a", 60.0) is not None
+    clock = FakeClock()
+    follower = LeaderLease(store.maintenance, "b", 30.0, clock)
+    stop_after(clock, 2)
+
+    with pytest.raises(Enough):
+        await run_worker(follower, clock)
+
+    assert clock.sleeps == [10.0, 10.0]
+    assert follower.status() == {"leader": 0, "holder": "b"}
+    holder = await store.maintenance.lease_holder(WORKERS_LEASE)
+    assert holder is not None and holder[0] == "a"

@@ -17,10 +17,11 @@ import grpc
 import pytest
 
 import diststorage.node
+from diststorage.core.daemon import event_loop_factory
 from diststorage.core.ids import new_id
 from diststorage.core.settings import NodeSettings
 from diststorage.node import ChunkStore, serve_node
-from diststorage.node.app import RunningNode, event_loop_factory, grpc_options, start_node
+from diststorage.node.app import Node, grpc_options, start_node
 from diststorage.proto import storage_pb2 as pb
 from diststorage.proto import storage_pb2_grpc as pb_grpc
 
@@ -35,7 +36,7 @@ def make_settings(data_dir: Path, **overrides: Any) -> NodeSettings:
 
 
 @contextlib.asynccontextmanager
-async def running_node(data_dir: Path, **overrides: Any) -> AsyncIterator[tuple[RunningNode, Stub]]:
+async def running_node(data_dir: Path, **overrides: Any) -> AsyncIterator[tuple[Node, Stub]]:
     node = await start_node(make_settings(data_dir, **overrides))
     try:
         options = grpc_options(node.settings)
@@ -46,7 +47,7 @@ async def running_node(data_dir: Path, **overrides: Any) -> AsyncIterator[tuple[
 
 
 @pytest.fixture
-async def node(tmp_path: Path) -> AsyncIterator[tuple[RunningNode, Stub]]:
+async def node(tmp_path: Path) -> AsyncIterator[tuple[Node, Stub]]:
     async with running_node(tmp_path / "node") as started:
         yield started
 
@@ -72,7 +73,7 @@ async def get(
     return [message async for message in stub.GetChunk(request)]
 
 
-def temp_files(node: RunningNode) -> list[str]:
+def temp_files(node: Node) -> list[str]:
     return os.listdir(node.store.layout.tmp_dir)
 
 
@@ -94,7 +95,7 @@ def test_public_api() -> None:
     assert sorted(diststorage.node.__all__) == ["ChunkStore", "run_node", "serve_node"]
 
 
-async def test_put_get_list_stat_delete_round_trip(node: tuple[RunningNode, Stub]) -> None:
+async def test_put_get_list_stat_delete_round_trip(node: tuple[Node, Stub]) -> None:
     running, stub = node
     chunk_id = new_id()
     blocks = make_blocks(1 << 20, 5 << 20, 3)  # 5 MiB: above grpc's default message limit
@@ -135,7 +136,7 @@ async def test_put_get_list_stat_delete_round_trip(node: tuple[RunningNode, Stub
     assert (await stub.Stat(pb.StatRequest())).chunk_count == 0
 
 
-async def test_corrupted_chunk_is_data_loss_not_bytes(node: tuple[RunningNode, Stub]) -> None:
+async def test_corrupted_chunk_is_data_loss_not_bytes(node: tuple[Node, Stub]) -> None:
     running, stub = node
     chunk_id = new_id()
     blocks = make_blocks(1000, 1000)
@@ -164,7 +165,7 @@ async def test_put_beyond_capacity_is_resource_exhausted(tmp_path: Path) -> None
         assert (status.used_bytes, status.free_bytes, status.capacity_bytes) == (0, 10_000, 10_000)
 
 
-async def test_request_errors_map_to_status_codes(node: tuple[RunningNode, Stub]) -> None:
+async def test_request_errors_map_to_status_codes(node: tuple[Node, Stub]) -> None:
     _, stub = node
     with rpc_error(grpc.StatusCode.NOT_FOUND):
         await get(stub, new_id())
@@ -180,7 +181,7 @@ async def test_request_errors_map_to_status_codes(node: tuple[RunningNode, Stub]
         await stub.ListChunks(pb.ListChunksRequest(after="nope"))
 
 
-async def test_put_must_start_with_a_header(node: tuple[RunningNode, Stub]) -> None:
+async def test_put_must_start_with_a_header(node: tuple[Node, Stub]) -> None:
     running, stub = node
     block_first = list(put_requests(new_id(), make_blocks(10, 10)))[1:]
     with rpc_error(grpc.StatusCode.INVALID_ARGUMENT):
@@ -194,7 +195,7 @@ async def test_put_must_start_with_a_header(node: tuple[RunningNode, Stub]) -> N
 
 
 async def test_block_with_bad_crc_is_data_loss_and_leaves_nothing(
-    node: tuple[RunningNode, Stub],
+    node: tuple[Node, Stub],
 ) -> None:
     running, stub = node
     chunk_id = new_id()
@@ -209,7 +210,7 @@ async def test_block_with_bad_crc_is_data_loss_and_leaves_nothing(
 
 @pytest.mark.parametrize("blocks_before_cancel", [0, 1, 3])
 async def test_put_cancelled_mid_stream_leaves_nothing(
-    node: tuple[RunningNode, Stub], blocks_before_cancel: int
+    node: tuple[Node, Stub], blocks_before_cancel: int
 ) -> None:
     running, stub = node
     requests = list(put_requests(new_id(), make_blocks(*[100_000] * 4)))
@@ -346,7 +347,7 @@ def _once(chunk_id: str, block: bytes, crc: int | None = None) -> pb.PutChunkOnc
     )
 
 
-async def test_put_chunk_once_round_trip(node: tuple[RunningNode, Stub]) -> None:
+async def test_put_chunk_once_round_trip(node: tuple[Node, Stub]) -> None:
     running, stub = node
     chunk_id = new_id()
     (block,) = make_blocks(3000)
@@ -370,7 +371,7 @@ async def test_put_chunk_once_refuses_bad_crc_and_lack_of_room(tmp_path: Path) -
 
 
 async def test_get_chunk_once_serves_the_first_block_of_the_range(
-    node: tuple[RunningNode, Stub],
+    node: tuple[Node, Stub],
 ) -> None:
     running, stub = node
     chunk_id = new_id()

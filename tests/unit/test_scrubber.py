@@ -19,11 +19,18 @@ import crc32c
 import grpc
 import pytest
 
+from diststorage.core.clock import SYSTEM_CLOCK
 from diststorage.core.settings import NodeSettings
 from diststorage.core.worker import Figures, Step, WorkerState, run_worker
 from diststorage.node import ChunkStore
 from diststorage.node.app import start_node
-from diststorage.node.heartbeat import HeartbeatConfig, one_family, run_heartbeats, system_resolver
+from diststorage.node.heartbeat import (
+    HeartbeatConfig,
+    Heartbeats,
+    Resolver,
+    one_family,
+    system_resolver,
+)
 from diststorage.node.reports import CorruptReports
 from diststorage.node.scrubber import SAVE_INTERVAL_S, Scrubber, ScrubConfig
 from diststorage.node.scrubstate import ScrubState, load_scrub_state, save_scrub_state
@@ -344,6 +351,14 @@ async def beat_status() -> pb.NodeStatus:
     return pb.NodeStatus(node_id=chunk_id(0))
 
 
+async def beating_to(
+    config: HeartbeatConfig, reports: CorruptReports, resolve: Resolver = system_resolver
+) -> None:
+    """Heartbeats under their supervisor, in real time, as a node runs them."""
+    heartbeats = Heartbeats(config, beat_status, reports, SYSTEM_CLOCK, resolve)
+    await run_worker(heartbeats, SYSTEM_CLOCK)
+
+
 @contextlib.asynccontextmanager
 async def serving(
     gateway: FakeGateway, host: str = "127.0.0.1", port: int = 0
@@ -375,7 +390,7 @@ async def test_reports_go_to_every_gateway_until_one_acknowledges() -> None:
 
     async with serving(silent) as silent_address, serving(acking) as acking_address:
         config = HeartbeatConfig((silent_address, acking_address), interval_s=0.01, timeout_s=2)
-        beating = asyncio.create_task(run_heartbeats(config, beat_status, reports))
+        beating = asyncio.create_task(beating_to(config, reports))
         try:
             await wait_until(lambda: reports.pending() == [])
             beats = (len(silent.beats), len(acking.beats))
@@ -420,9 +435,7 @@ async def test_a_gateway_name_gets_beats_at_every_address_it_resolves_to() -> No
                 gateway_names=(f"gateways.test:{port}",),
                 lookup_interval_s=0.02,
             )
-            beating = asyncio.create_task(
-                run_heartbeats(config, beat_status, CorruptReports(), resolve)
-            )
+            beating = asyncio.create_task(beating_to(config, CorruptReports(), resolve))
             try:
                 await more_beats(first)
                 assert second.beats == []
@@ -470,9 +483,7 @@ async def test_a_name_that_cannot_be_looked_up_leaves_the_other_gateways_beating
             gateway_names=("a..b:7002",),
             lookup_interval_s=0.01,
         )
-        beating = asyncio.create_task(
-            run_heartbeats(config, beat_status, CorruptReports(), resolve)
-        )
+        beating = asyncio.create_task(beating_to(config, CorruptReports(), resolve))
         try:
             await wait_until(lambda: len(listed.beats) > 20)
             assert not beating.done(), "the bad name must not end the heartbeats"
@@ -523,7 +534,8 @@ async def test_a_node_with_scrubbing_disabled_reports_zeros(tmp_path: Path) -> N
     )
     node = await start_node(settings)
     try:
-        assert node.scrubber is None and node.scrubbing is None
+        assert node.scrubber is None
+        assert [status.name for status in node.workers.statuses()] == ["heartbeats"]
         async with grpc.aio.insecure_channel(node.address) as channel:
             stat = await pb_grpc.ChunkServiceStub(channel).Stat(pb.StatRequest())
     finally:

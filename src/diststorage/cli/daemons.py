@@ -5,127 +5,31 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from diststorage.cli.flags import settings_command
 from diststorage.core.settings import GatewaySettings, NodeSettings
 
 
-def _given(**values: Any) -> dict[str, Any]:
-    """Only the flags the user gave, so environment variables and defaults fill the rest."""
-    return {name: value for name, value in values.items() if value not in (None, [], ())}
-
-
-def node(
-    ctx: typer.Context,
-    listen: Annotated[str | None, typer.Option(help="HOST:PORT to serve gRPC on")] = None,
-    data: Annotated[Path | None, typer.Option(help="folder for chunks and identity")] = None,
-    gateway: Annotated[
-        list[str] | None, typer.Option(help="gateway gRPC HOST:PORT (repeatable)")
-    ] = None,
-    gateway_dns: Annotated[
-        list[str] | None,
-        typer.Option(
-            metavar="NAME:PORT",
-            help="a DNS name whose every address is a gateway, looked up every 10 s"
-            " by default (repeatable)",
-        ),
-    ] = None,
-    capacity: Annotated[int | None, typer.Option(help="bytes this node may store")] = None,
-    advertise: Annotated[str | None, typer.Option(help="address gateways dial")] = None,
-    scrub_rate: Annotated[
-        int | None,
-        typer.Option(metavar="BYTES_PER_S", help="scrubber read rate; 0 disables the scrubber"),
-    ] = None,
-    scrub_interval: Annotated[
-        float | None, typer.Option(metavar="SECONDS", help="pause between scrub passes")
-    ] = None,
-) -> None:
-    """Run a storage node (or, with a subcommand, manage one through a gateway)."""
-    if ctx.invoked_subcommand is not None:
-        return
+def _run_node(settings: NodeSettings) -> None:
     from diststorage.node import run_node
 
-    settings = NodeSettings(
-        **_given(
-            listen=listen,
-            data_dir=data,
-            gateways=tuple(gateway or ()),
-            gateway_dns=tuple(gateway_dns or ()),
-            capacity_bytes=capacity,
-            advertise=advertise,
-            scrub_bytes_per_s=scrub_rate,
-            scrub_interval_s=scrub_interval,
-        )
-    )
     run_node(settings)
 
 
-def gateway(
-    listen: Annotated[str | None, typer.Option(help="HTTP HOST:PORT")] = None,
-    grpc_listen: Annotated[str | None, typer.Option(help="gRPC HOST:PORT for heartbeats")] = None,
-    data: Annotated[Path | None, typer.Option(help="folder for metadata and identity")] = None,
-    metadata: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the metadata DB")] = None,
-    redundancy: Annotated[str | None, typer.Option(help="default ec:K+M or replicate:N")] = None,
-    stripe_size: Annotated[int | None, typer.Option(help="stripe size in bytes")] = None,
-    node_timeout: Annotated[float | None, typer.Option(help="seconds of silence → down")] = None,
-    node_suspect: Annotated[
-        float | None, typer.Option(help="seconds of silence → suspect (no new writes)")
-    ] = None,
-    repair_grace: Annotated[
-        float | None, typer.Option(help="seconds a node may be down before repair rebuilds")
-    ] = None,
-    repair_rate: Annotated[
-        int | None, typer.Option(help="repair and rebalance bandwidth, bytes per second")
-    ] = None,
-    repair: Annotated[
-        bool | None, typer.Option("--repair/--no-repair", help="run the repair worker")
-    ] = None,
-    gc_grace: Annotated[
-        float | None,
-        typer.Option(help="seconds before abandoned uploads and unreferenced chunks go"),
-    ] = None,
-    lease_ttl: Annotated[
-        float | None,
-        typer.Option(help="seconds before another gateway takes over the background workers"),
-    ] = None,
-) -> None:
-    """Run a gateway: HTTP API, heartbeats, metadata."""
-    from diststorage.gateway.app import run_gateway
+def _run_gateway(settings: GatewaySettings) -> None:
+    from diststorage.gateway import run_gateway
 
-    settings = GatewaySettings(
-        **_given(
-            listen=listen,
-            grpc_listen=grpc_listen,
-            data_dir=data,
-            metadata_url=metadata,
-            redundancy=redundancy,
-            stripe_size_bytes=stripe_size,
-            node_timeout_s=node_timeout,
-            node_suspect_s=node_suspect,
-            repair_grace_s=repair_grace,
-            repair_bytes_per_s=repair_rate,
-            repair_enabled=repair,
-            gc_grace_s=gc_grace,
-            lease_ttl_s=lease_ttl,
-        )
-    )
     run_gateway(settings)
 
 
-def migrate(
-    metadata: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the metadata DB")] = None,
-    data: Annotated[
-        Path | None, typer.Option(help="gateway folder (for the SQLite default)")
-    ] = None,
-) -> None:
-    """Bring the metadata schema to the newest revision (gateways also do it on start)."""
+def _migrate(settings: GatewaySettings) -> None:
     import asyncio
 
     from diststorage.meta import MetadataStore
 
-    settings = GatewaySettings(**_given(metadata_url=metadata, data_dir=data))
     if settings.metadata_url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
 
@@ -134,6 +38,23 @@ def migrate(
         await store.close()
 
     asyncio.run(run())
+
+
+node = settings_command(
+    NodeSettings,
+    _run_node,
+    "Run a storage node (or, with a subcommand, manage one through a gateway).",
+    with_subcommands=True,
+)
+gateway = settings_command(
+    GatewaySettings, _run_gateway, "Run a gateway: HTTP API, heartbeats, metadata."
+)
+migrate = settings_command(
+    GatewaySettings,
+    _migrate,
+    "Bring the metadata schema to the newest revision (gateways also do it on start).",
+    fields=("metadata_url", "data_dir"),
+)
 
 
 def up(

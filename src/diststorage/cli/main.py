@@ -12,7 +12,7 @@ app = typer.Typer(
     help="diststorage: a distributed, erasure-coded file and object store.",
 )
 app.command()(daemons.up)
-app.command()(daemons.gateway)
+app.command(name="gateway")(daemons.gateway)
 node_app = typer.Typer(
     invoke_without_command=True,
     add_completion=False,
@@ -23,7 +23,7 @@ node_app.command()(admin_verbs.drain)
 node_app.command()(admin_verbs.activate)
 node_app.command()(admin_verbs.remove)
 app.add_typer(node_app, name="node")
-app.command()(daemons.migrate)
+app.command(name="migrate")(daemons.migrate)
 for verb in (
     client_verbs.put,
     client_verbs.get,

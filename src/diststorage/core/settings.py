@@ -1,7 +1,10 @@
 """Typed, frozen settings for each daemon: flags > environment > defaults.
 
 The composition root of each daemon builds one of these once and passes it down; nothing reads
-the environment anywhere else.
+the environment anywhere else. These models are the one source of each setting's name, type,
+default and help: every field is a ``DISTSTORAGE_NODE_*`` / ``DISTSTORAGE_GATEWAY_*`` variable
+(pydantic-settings) and a flag of its daemon's command (cli/flags.py), named after the field
+unless ``_flag`` gives it a shorter name.
 """
 
 from __future__ import annotations
@@ -25,6 +28,15 @@ def split_host_port(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def _flag(name: str, metavar: str | None = None) -> dict[str, Any]:
+    """A field's command-line flag where it is not the field's own name (``--data`` for
+    ``data_dir``); read by the CLI, which derives every daemon flag from these models."""
+    extra: dict[str, str] = {"flag": name}
+    if metavar is not None:
+        extra["metavar"] = metavar
+    return {"json_schema_extra": extra}
+
+
 def _check_address(value: str) -> str:
     split_host_port(value)
     return value
@@ -33,25 +45,54 @@ def _check_address(value: str) -> str:
 class NodeSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DISTSTORAGE_NODE_", frozen=True)
 
-    listen: str = "127.0.0.1:7101"
+    listen: str = Field(default="127.0.0.1:7101", description="HOST:PORT to serve gRPC on")
     advertise: str | None = Field(
         default=None, description="address gateways dial; defaults to --listen"
     )
-    data_dir: Path = Path("./data/node")
-    gateways: tuple[str, ...] = ("127.0.0.1:7002",)
-    gateway_dns: tuple[str, ...] = Field(
-        default=(), description="HOST:PORT names whose every address is a gateway"
+    data_dir: Path = Field(
+        default=Path("./data/node"), description="folder for chunks and identity", **_flag("data")
     )
-    gateway_lookup_interval_s: float = Field(default=10.0, gt=0)
-    capacity_bytes: int | None = Field(default=None, ge=0)
-    heartbeat_interval_s: float = Field(default=1.0, gt=0)
-    heartbeat_timeout_s: float = Field(default=2.0, gt=0)
-    max_message_bytes: int = Field(default=80 * MIB, gt=0)
+    gateways: tuple[str, ...] = Field(
+        default=("127.0.0.1:7002",),
+        description="gateway gRPC HOST:PORT (repeatable)",
+        **_flag("gateway"),
+    )
+    gateway_dns: tuple[str, ...] = Field(
+        default=(),
+        description="a HOST:PORT name whose every address is a gateway (repeatable)",
+        **_flag("gateway-dns", metavar="NAME:PORT"),
+    )
+    gateway_lookup_interval_s: float = Field(
+        default=10.0, gt=0, description="pause between two lookups of each --gateway-dns name"
+    )
+    capacity_bytes: int | None = Field(
+        default=None, ge=0, description="bytes this node may store", **_flag("capacity")
+    )
+    heartbeat_interval_s: float = Field(
+        default=1.0, gt=0, description="pause between two heartbeats to each gateway"
+    )
+    heartbeat_timeout_s: float = Field(
+        default=2.0, gt=0, description="deadline of one heartbeat to a gateway"
+    )
+    max_message_bytes: int = Field(
+        default=80 * MIB, gt=0, description="largest gRPC message sent or received"
+    )
     scrub_bytes_per_s: int = Field(
-        default=32 * MIB, ge=0, description="scrubber read rate; 0 disables the scrubber"
+        default=32 * MIB,
+        ge=0,
+        description="scrubber read rate; 0 disables the scrubber",
+        **_flag("scrub-rate"),
     )
     scrub_interval_s: float = Field(
-        default=3600.0, ge=0, description="pause between two scrub passes over every chunk"
+        default=3600.0,
+        ge=0,
+        description="pause between two scrub passes over every chunk",
+        **_flag("scrub-interval"),
+    )
+    # Shorter than a gateway's: a chunk call cut off here fails over to another shard or node
+    # on the gateway's side, so waiting longer only delays the node's restart.
+    shutdown_grace_s: float = Field(
+        default=2.0, ge=0, description="on SIGTERM, how long calls in flight may run to the end"
     )
 
     _check_listen = field_validator("listen")(_check_address)
@@ -75,20 +116,28 @@ class NodeSettings(BaseSettings):
 class GatewaySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DISTSTORAGE_GATEWAY_", frozen=True)
 
-    listen: str = "127.0.0.1:7001"
-    grpc_listen: str = "127.0.0.1:7002"
-    data_dir: Path = Path("./data/gateway")
-    metadata_url: str | None = Field(
-        default=None, description="SQLAlchemy URL; default SQLite in data_dir"
+    listen: str = Field(default="127.0.0.1:7001", description="HTTP HOST:PORT")
+    grpc_listen: str = Field(default="127.0.0.1:7002", description="gRPC HOST:PORT for heartbeats")
+    data_dir: Path = Field(
+        default=Path("./data/gateway"),
+        description="folder for metadata and identity",
+        **_flag("data"),
     )
-    redundancy: str = "ec:4+2"
+    metadata_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the metadata database; default SQLite in --data",
+        **_flag("metadata"),
+    )
+    redundancy: str = Field(default="ec:4+2", description="default ec:K+M or replicate:N")
     # 2 MiB, not 4: encoding a stripe briefly holds it about four times over (the stripe, the
     # codec's buffers, its blocks, their framed copies), and the queues hold blocks. Halving it
     # took the bench's 4 GiB upload gateway peak from 163 to 132-135 MiB and its 1 GiB download
     # peak from 204 to 156-174 MiB. Uploads pay for twice the blocks: about 5 % of the upload
     # rate in alternating runs (uploads here are mostly bound by the nodes' disks). 3 MiB
     # stripes peaked at 148 MiB and uploaded no faster.
-    stripe_size_bytes: int = Field(default=2 * MIB, ge=4096, le=64 * MIB)
+    stripe_size_bytes: int = Field(
+        default=2 * MIB, ge=4096, le=64 * MIB, description="stripe size", **_flag("stripe-size")
+    )
     small_object_bytes: int = Field(
         default=128 * 1024,
         ge=0,
@@ -105,40 +154,68 @@ class GatewaySettings(BaseSettings):
     segment_max_stripes: int = Field(
         default=128, ge=1, description="stripes per chunk before a new set of nodes is chosen"
     )
-    write_stripes_in_flight: int = Field(default=4, ge=1, le=64)
-    read_stripes_in_flight: int = Field(default=4, ge=1, le=64)
-    max_object_bytes: int = Field(default=5 << 40, gt=0)
-    node_timeout_s: float = Field(default=10.0, gt=0, description="heartbeat silence → down")
+    write_stripes_in_flight: int = Field(
+        default=4, ge=1, le=64, description="stripes of one upload encoded and sent at once"
+    )
+    read_stripes_in_flight: int = Field(
+        default=4, ge=1, le=64, description="stripes of one download fetched at once"
+    )
+    max_object_bytes: int = Field(default=5 << 40, gt=0, description="largest object accepted")
+    node_timeout_s: float = Field(
+        default=10.0, gt=0, description="heartbeat silence → down", **_flag("node-timeout")
+    )
     node_suspect_s: float = Field(
         default=3.0,
         gt=0,
         description="heartbeat silence → suspect (no new writes); capped at 3/4 of the timeout",
+        **_flag("node-suspect"),
     )
     repair_grace_s: float = Field(
-        default=300.0, ge=0, description="how long a node may be down before repair rebuilds"
+        default=300.0,
+        ge=0,
+        description="how long a node may be down before repair rebuilds",
+        **_flag("repair-grace"),
     )
     repair_enabled: bool = Field(
-        default=True, description="off pauses repair and rebalancing (maintenance windows)"
+        default=True,
+        description="off pauses repair and rebalancing (maintenance windows)",
+        **_flag("repair"),
     )
     repair_bytes_per_s: int = Field(
-        default=64 * MIB, gt=0, description="bandwidth of repair, moves and rebalancing"
+        default=64 * MIB,
+        gt=0,
+        description="bandwidth of repair, moves and rebalancing",
+        **_flag("repair-rate"),
     )
     lease_ttl_s: float = Field(
         default=10.0,
         gt=0,
         description="the workers' leadership lapses this long after its holder stops renewing",
+        **_flag("lease-ttl"),
     )
     gc_grace_s: float = Field(
         default=900.0,
         gt=0,
         description="age before an abandoned upload or an unreferenced chunk is deleted",
+        **_flag("gc-grace"),
     )
     rpc_timeout_s: float = Field(default=5.0, gt=0, description="deadline of small RPCs")
     block_timeout_s: float = Field(
         default=2.0, gt=0, description="longest wait for one block from a node before falling back"
     )
-    db_timeout_s: float = Field(default=10.0, gt=0)
-    max_message_bytes: int = Field(default=80 * MIB, gt=0)
+    db_timeout_s: float = Field(
+        default=10.0, gt=0, description="deadline of one metadata database operation"
+    )
+    max_message_bytes: int = Field(
+        default=80 * MIB, gt=0, description="largest gRPC message sent or received"
+    )
+    # Longer than a node's by history only: a heartbeat is answered in milliseconds, so either
+    # grace is ample. HTTP requests in flight get aiohttp's own 60 s.
+    shutdown_grace_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="on SIGTERM, how long gRPC calls in flight (heartbeats) may run to the end",
+    )
 
     _check_listen = field_validator("listen", "grpc_listen")(_check_address)
 

@@ -1,22 +1,29 @@
 """The gateway's composition root: builds every part from one settings object and owns the
-one shutdown path (SIGTERM or SIGINT → stop listening → finish → close)."""
+one shutdown path (SIGTERM or SIGINT → stop listening → finish → close).
+
+``build_gateway(settings)`` makes a ``Gateway``; ``start`` builds its parts in order, each
+entered in one exit stack as it is built, so that ``stop`` (or a failure half-way through
+``start``) tears down exactly what was built, in reverse: the HTTP server stops listening and
+finishes its requests, the gRPC server gets its grace, then the workers end, then the janitor,
+the node clients and the metadata store close.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import signal
 import sys
-from collections.abc import Callable
 
 import grpc.aio
 from aiohttp import web
 
-from diststorage.core.clock import SystemClock
+from diststorage.core.clock import SYSTEM_CLOCK, Clock
+from diststorage.core.daemon import build_or_unwind, run_daemon, serve
 from diststorage.core.identity import load_or_create_identity
-from diststorage.core.memory import HeapTrimmer, tune_allocator
+from diststorage.core.memory import HeapTrimmer
 from diststorage.core.settings import GatewaySettings, split_host_port
-from diststorage.core.worker import Worker, run_worker
+from diststorage.core.worker import Worker, Workers
 from diststorage.gateway.api import SERVICES, dispatch, json_errors
 from diststorage.gateway.api.metrics import ApiMetrics
 from diststorage.gateway.damage import DamageReports
@@ -37,8 +44,9 @@ from diststorage.proto.storage_pb2_grpc import add_InventoryServicer_to_server
 
 log = logging.getLogger(__name__)
 
-SHUTDOWN_GRACE_S = 5.0
 MIGRATION_TIMEOUT_S = 300.0
+# The workers' units read and write the database: once it answers again after an outage, work
+# resumes within seconds, not after a node-style minute of backoff.
 WORKER_MAX_BACKOFF_S = 5.0
 
 
@@ -76,129 +84,165 @@ async def migrate_in_child(settings: GatewaySettings) -> None:
         raise RuntimeError(f"schema migration failed:\n{output.decode(errors='replace')}")
 
 
-def _start_workers(
-    lease: LeaderLease, everywhere: list[Worker], leading: list[Worker]
-) -> list[asyncio.Task[None]]:
-    """The lease keeper; the workers every gateway runs; the workers only the leader runs.
+class Gateway:
+    """A gateway. After ``start``: ``gateway_id``, ``services`` (what request handlers use)
+    and ``workers`` (every background loop: the lease keeper; the workers every gateway runs;
+    the workers only the leader runs)."""
 
-    Their units read and write the database: once it answers again after an outage, work
-    resumes within seconds, not after a node-style minute of backoff."""
-    loop, clock = asyncio.get_running_loop(), SystemClock()
+    def __init__(self, settings: GatewaySettings, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.settings = settings
+        self._clock = clock
+        self.workers = Workers(clock, max_backoff_s=WORKER_MAX_BACKOFF_S)
+        self._parts = contextlib.AsyncExitStack()
 
-    def supervised(worker: Worker, may_run: Callable[[], bool]) -> asyncio.Task[None]:
-        running = run_worker(worker, clock, may_run, max_backoff_s=WORKER_MAX_BACKOFF_S)
-        return loop.create_task(running, name=worker.name)
+    async def start(self) -> None:
+        """Migrates the schema, builds every part and starts both servers and the workers;
+        returns at once. On failure, closes what it built and raises."""
+        await build_or_unwind(self._parts, self._build)
+        log.info(
+            "gateway %s: HTTP on %s, gRPC on %s, metadata %s",
+            self.gateway_id[:8],
+            self.settings.listen,
+            self.settings.grpc_listen,
+            self.services.store.dialect,
+        )
 
-    return [
-        loop.create_task(lease.keep(), name="lease"),
-        *(supervised(worker, lambda: True) for worker in everywhere),
-        *(supervised(worker, lambda: lease.is_leader) for worker in leading),
-    ]
+    async def _build(self, parts: contextlib.AsyncExitStack) -> None:
+        settings = self.settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.gateway_id = load_or_create_identity(settings.data_dir / "gateway.json")
+        await migrate_in_child(settings)
+        store = await MetadataStore.open(
+            settings.database_url, settings.db_timeout_s, migrate=False, clock=self._clock
+        )
+        parts.push_async_callback(store.close)
+        inventory = Inventory(
+            store, settings.node_timeout_s, settings.effective_suspect_s, self._clock
+        )
+        await inventory.load()
+        clients = await NodeClients.open(
+            inventory.address_of,
+            settings.rpc_timeout_s,
+            settings.block_timeout_s,
+            settings.max_message_bytes,
+        )
+        parts.push_async_callback(clients.close)
+        inventory.on_return(clients.reset)
+        reads = ActiveReads()
+        janitor = await Janitor.open(store, inventory, clients, reads, self._clock)
+        parts.push_async_callback(janitor.close)
+        damage = DamageReports(store.maintenance)
+        # Opened before the servers, so closed after they finished their requests.
+        await self.workers.open()
+        parts.push_async_callback(self.workers.aclose)
+        heartbeats = HeartbeatServicer(inventory, store.maintenance, self.gateway_id)
+        self.services = self._services(
+            store, inventory, clients, reads, janitor, damage, heartbeats
+        )
+        await self._serve_grpc(parts, heartbeats)
+        await self._serve_http(parts)
+        self._start_workers(damage)
+
+    def _services(
+        self,
+        store: MetadataStore,
+        inventory: Inventory,
+        clients: NodeClients,
+        reads: ActiveReads,
+        janitor: Janitor,
+        damage: DamageReports,
+        heartbeats: HeartbeatServicer,
+    ) -> Services:
+        settings, gateway_id = self.settings, self.gateway_id
+        writer = ObjectWriter(settings, store, inventory, clients, janitor, gateway_id)
+        reader = ObjectReader(settings, inventory, clients, NodePenalties(), damage)
+        repair = RepairWorker(
+            settings,
+            store.maintenance,
+            inventory,
+            clients,
+            reader,
+            janitor,
+            TokenBucket(settings.repair_bytes_per_s),
+        )
+        collector = GarbageCollector(
+            settings.gc_grace_s,
+            store.maintenance,
+            inventory,
+            clients,
+            janitor,
+            writer.active_uploads,
+            repair.in_flight_chunks,
+            self._clock,
+        )
+        return Services(
+            settings=settings,
+            store=store,
+            inventory=inventory,
+            writer=writer,
+            reader=reader,
+            janitor=janitor,
+            reads=reads,
+            metrics=ApiMetrics(inventory),
+            repair=repair,
+            collector=collector,
+            scrub_status=heartbeats.scrub,
+            lease=LeaderLease(store.maintenance, gateway_id, settings.lease_ttl_s, self._clock),
+            workers=self.workers,
+        )
+
+    def _start_workers(self, damage: DamageReports) -> None:
+        """The lease keeper and the workers every gateway runs; then those only the leader
+        runs (repair only while it is enabled)."""
+        services, settings = self.services, self.settings
+        writer, lease = services.writer, services.lease
+        toucher = UploadToucher(
+            settings.gc_grace_s, services.store.maintenance, writer.active_uploads
+        )
+        trimmer = HeapTrimmer(busy=lambda: bool(writer.active_uploads()) or services.reads.any())
+        everywhere: list[Worker] = [lease, damage, toucher, trimmer]
+        leading: list[Worker] = [services.collector]
+        if settings.repair_enabled:
+            leading.append(services.repair)
+        for worker in everywhere:
+            self.workers.start(worker)
+        for worker in leading:
+            self.workers.start(worker, may_run=lambda: lease.is_leader)
+
+    async def _serve_grpc(
+        self, parts: contextlib.AsyncExitStack, heartbeats: HeartbeatServicer
+    ) -> None:
+        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        add_InventoryServicer_to_server(heartbeats, server)
+        server.add_insecure_port(self.settings.grpc_listen)
+        await server.start()
+        parts.push_async_callback(server.stop, self.settings.shutdown_grace_s)
+
+    async def _serve_http(self, parts: contextlib.AsyncExitStack) -> None:
+        runner = web.AppRunner(
+            build_http_app(self.services), handler_cancellation=True, access_log=None
+        )
+        await runner.setup()
+        parts.push_async_callback(runner.cleanup)
+        host, port = split_host_port(self.settings.listen)
+        await web.TCPSite(runner, host, port, reuse_address=True).start()
+        # Before the cleanup: stop listening and let the requests in flight finish.
+        parts.push_async_callback(runner.shutdown)
+
+    async def stop(self) -> None:
+        log.info("gateway %s shutting down", self.gateway_id[:8])
+        await self._parts.aclose()
+
+
+def build_gateway(settings: GatewaySettings) -> Gateway:
+    return Gateway(settings)
 
 
 async def serve_gateway(settings: GatewaySettings, ready: asyncio.Event | None = None) -> None:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    gateway_id = load_or_create_identity(settings.data_dir / "gateway.json")
-    await migrate_in_child(settings)
-    store = await MetadataStore.open(settings.database_url, settings.db_timeout_s, migrate=False)
-    inventory = Inventory(store, settings.node_timeout_s, settings.effective_suspect_s)
-    await inventory.load()
-    clients = await NodeClients.open(
-        inventory.address_of,
-        settings.rpc_timeout_s,
-        settings.block_timeout_s,
-        settings.max_message_bytes,
-    )
-    inventory.on_return(clients.reset)
-    reads = ActiveReads()
-    janitor = await Janitor.open(store, inventory, clients, reads)
-    damage = DamageReports(store.maintenance)
-    writer = ObjectWriter(settings, store, inventory, clients, janitor, gateway_id)
-    reader = ObjectReader(settings, inventory, clients, NodePenalties(), damage)
-    repair = RepairWorker(
-        settings,
-        store.maintenance,
-        inventory,
-        clients,
-        reader,
-        janitor,
-        TokenBucket(settings.repair_bytes_per_s),
-    )
-    collector = GarbageCollector(
-        settings.gc_grace_s,
-        store.maintenance,
-        inventory,
-        clients,
-        janitor,
-        writer.active_uploads,
-        repair.in_flight_chunks,
-    )
-    toucher = UploadToucher(settings.gc_grace_s, store.maintenance, writer.active_uploads)
-    heartbeats = HeartbeatServicer(inventory, store.maintenance, gateway_id)
-    lease = LeaderLease(store.maintenance, gateway_id, settings.lease_ttl_s)
-    services = Services(
-        settings=settings,
-        store=store,
-        inventory=inventory,
-        writer=writer,
-        reader=reader,
-        janitor=janitor,
-        reads=reads,
-        metrics=ApiMetrics(inventory),
-        repair=repair,
-        collector=collector,
-        scrub_status=heartbeats.scrub,
-        lease=lease,
-    )
-    grpc_server = grpc.aio.server(
-        options=[("grpc.so_reuseport", 0)],
-    )
-    add_InventoryServicer_to_server(heartbeats, grpc_server)
-    grpc_server.add_insecure_port(settings.grpc_listen)
-    await grpc_server.start()
-
-    runner = web.AppRunner(build_http_app(services), handler_cancellation=True, access_log=None)
-    await runner.setup()
-    host, port = split_host_port(settings.listen)
-    site = web.TCPSite(runner, host, port, reuse_address=True)
-    await site.start()
-    leading: list[Worker] = [collector, repair] if settings.repair_enabled else [collector]
-    trimmer = HeapTrimmer(busy=lambda: bool(writer.active_uploads()) or reads.any())
-    workers = _start_workers(lease, [toucher, trimmer], leading)
-    log.info(
-        "gateway %s: HTTP on %s, gRPC on %s, metadata %s",
-        gateway_id[:8],
-        settings.listen,
-        settings.grpc_listen,
-        store.dialect,
-    )
-
-    stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
-    if ready is not None:
-        ready.set()
-    try:
-        await stop.wait()
-    finally:
-        log.info("gateway %s shutting down", gateway_id[:8])
-        for task in workers:
-            task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
-        await runner.shutdown()
-        await runner.cleanup()
-        await grpc_server.stop(SHUTDOWN_GRACE_S)
-        await janitor.close()
-        await damage.close()
-        await clients.close()
-        await store.close()
+    """Runs a gateway until SIGTERM or SIGINT, then shuts it down gracefully."""
+    await serve(build_gateway(settings), ready)
 
 
 def run_gateway(settings: GatewaySettings) -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s gateway %(levelname)s %(name)s: %(message)s"
-    )
-    import uvloop
-
-    tune_allocator()
-    uvloop.run(serve_gateway(settings))
+    """Blocking entry point for the CLI: logging, allocator, uvloop, then ``serve_gateway``."""
+    run_daemon("gateway", build_gateway(settings))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from diststorage.core.settings import GatewaySettings
+from diststorage.core.worker import Workers
 from diststorage.gateway.api.metrics import ApiMetrics
 from diststorage.gateway.heartbeats import ScrubStatus
 from diststorage.gateway.inventory import Inventory
@@ -32,3 +33,5 @@ class Services:
     # Latest scrub progress each node reported in its heartbeat.
     scrub_status: dict[str, ScrubStatus]
     lease: LeaderLease
+    # Every background loop of this gateway, for status pages (``workers.statuses()``).
+    workers: Workers

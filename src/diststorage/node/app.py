@@ -1,24 +1,25 @@
 """Composition root of the storage node: store + gRPC server + heartbeats + scrubber, one
-shutdown path."""
+shutdown path.
+
+``build_node(settings)`` makes a ``Node``; ``start`` builds its parts in order, each entered in
+one exit stack as it is built, and ``stop`` unwinds that stack: the server stops listening and
+lets calls in flight finish within the grace, then the workers (heartbeats, scrubber) end, then
+the store closes.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import signal
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import grpc
-import uvloop
 
-from diststorage.core.clock import Clock, SystemClock
-from diststorage.core.memory import tune_allocator
+from diststorage.core.clock import SYSTEM_CLOCK, Clock
+from diststorage.core.daemon import build_or_unwind, run_daemon, serve
 from diststorage.core.settings import NodeSettings, split_host_port
-from diststorage.core.worker import run_worker
+from diststorage.core.worker import Workers
 from diststorage.node.chunkstore import ChunkStore
-from diststorage.node.heartbeat import HeartbeatConfig, run_heartbeats
+from diststorage.node.heartbeat import HeartbeatConfig, Heartbeats
 from diststorage.node.reports import CorruptReports
 from diststorage.node.scrubber import Scrubber, ScrubConfig
 from diststorage.node.servicer import ChunkServicer, node_status, scrub_status
@@ -27,7 +28,6 @@ from diststorage.proto import storage_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
-SHUTDOWN_GRACE_S = 2.0
 _WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
 
 SERVER_OPTIONS: list[tuple[str, int]] = [
@@ -52,91 +52,100 @@ def grpc_options(settings: NodeSettings) -> list[tuple[str, int]]:
     ]
 
 
-@dataclass
-class RunningNode:
-    """A started node. ``stop`` is its one shutdown path."""
+class Node:
+    """A storage node. After ``start``: ``store``, ``server``, ``port``, ``address`` (what
+    gateways are told to dial: the advertised one, with the real bound port), ``scrubber``
+    (None when disabled, scrub_bytes_per_s = 0) and ``workers``."""
 
-    settings: NodeSettings
-    store: ChunkStore
-    server: grpc.aio.Server
-    port: int
-    address: str
-    """The address gateways are told to dial (the advertised one, with the real bound port)."""
-    heartbeats: asyncio.Task[None]
-    reports: CorruptReports
-    scrubber: Scrubber | None
-    """None when disabled (scrub_bytes_per_s = 0)."""
-    scrubbing: asyncio.Task[None] | None
+    def __init__(self, settings: NodeSettings, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.settings = settings
+        self._clock = clock
+        self.reports = CorruptReports()
+        self.workers = Workers(clock)
+        self.scrubber: Scrubber | None = None
+        self._parts = contextlib.AsyncExitStack()
+        self._grace_s = settings.shutdown_grace_s
 
-    async def stop(self, grace_s: float = SHUTDOWN_GRACE_S) -> None:
-        log.info("node stopping: refusing new calls, %.1f s grace for calls in flight", grace_s)
-        await self.server.stop(grace_s)
-        await _cancel(self.heartbeats)
-        # Before the store closes: the scrubber reads through the store's I/O threads.
-        if self.scrubbing is not None:
-            await _cancel(self.scrubbing)
-        await self.store.close()
+    async def start(self) -> None:
+        """Opens the store, binds and starts the server, starts heartbeats and the scrubber;
+        returns at once. On failure, closes what it opened and raises."""
+        await build_or_unwind(self._parts, self._build)
+        settings = self.settings
+        log.info(
+            "node %s serving on %s (advertised as %s), data in %s, gateways %s",
+            self.store.node_id,
+            settings.listen,
+            self.address,
+            settings.data_dir,
+            ", ".join(
+                [*settings.gateways, *(f"every address of {n}" for n in settings.gateway_dns)]
+            )
+            or "none",
+        )
+
+    async def _build(self, parts: contextlib.AsyncExitStack) -> None:
+        settings = self.settings
+        self.store = await parts.enter_async_context(
+            await ChunkStore.open(settings.data_dir, capacity_bytes=settings.capacity_bytes)
+        )
+        # Closed after the server stopped, before the store: the scrubber reads through the
+        # store's I/O threads.
+        await self.workers.open()
+        parts.push_async_callback(self.workers.aclose)
+        self.scrubber = _scrubber(settings, self.store, self.reports, self._clock)
+        self.server = grpc.aio.server(options=[*grpc_options(settings), *SERVER_OPTIONS])
+        self.port = self.server.add_insecure_port(settings.listen)
+        self.address = _advertised_address(settings, self.port)
+        servicer = ChunkServicer(self.store, self.address, self._scrub_status)
+        pb_grpc.add_ChunkServiceServicer_to_server(servicer, self.server)
+        await self.server.start()
+        parts.push_async_callback(self._stop_server)
+        self.workers.start(
+            Heartbeats(self._heartbeat_config(), self._status, self.reports, self._clock)
+        )
+        if self.scrubber is not None:
+            self.workers.start(self.scrubber)
+
+    def _heartbeat_config(self) -> HeartbeatConfig:
+        settings = self.settings
+        return HeartbeatConfig(
+            gateways=settings.gateways,
+            interval_s=settings.heartbeat_interval_s,
+            timeout_s=settings.heartbeat_timeout_s,
+            channel_options=grpc_options(settings),
+            gateway_names=settings.gateway_dns,
+            lookup_interval_s=settings.gateway_lookup_interval_s,
+        )
+
+    def _scrub_status(self) -> pb.ScrubStatus:
+        return scrub_status(self.scrubber.progress() if self.scrubber is not None else None)
+
+    async def _status(self) -> pb.NodeStatus:
+        return node_status(await self.store.stat(), self.address, self._scrub_status())
+
+    async def _stop_server(self) -> None:
+        log.info(
+            "node stopping: refusing new calls, %.1f s grace for calls in flight", self._grace_s
+        )
+        await self.server.stop(self._grace_s)
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        """The one shutdown path; ``grace_s`` overrides the setting (tests stop at once)."""
+        if grace_s is not None:
+            self._grace_s = grace_s
+        await self._parts.aclose()
         log.info("node %s stopped", self.store.node_id)
 
 
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
-    except Exception:
-        log.exception("task %s had failed", task.get_name())
+def build_node(settings: NodeSettings) -> Node:
+    return Node(settings)
 
 
-async def start_node(settings: NodeSettings) -> RunningNode:
-    """Opens the store, binds and starts the server, starts heartbeats and the scrubber;
-    returns at once."""
-    store = await ChunkStore.open(settings.data_dir, capacity_bytes=settings.capacity_bytes)
-    clock = SystemClock()
-    reports = CorruptReports()
-    scrubber = _scrubber(settings, store, reports, clock)
-
-    def scrub() -> pb.ScrubStatus:
-        return scrub_status(scrubber.progress() if scrubber is not None else None)
-
-    try:
-        server = grpc.aio.server(options=[*grpc_options(settings), *SERVER_OPTIONS])
-        port = server.add_insecure_port(settings.listen)
-        address = _advertised_address(settings, port)
-        pb_grpc.add_ChunkServiceServicer_to_server(ChunkServicer(store, address, scrub), server)
-        await server.start()
-    except BaseException:
-        await store.close()
-        raise
-
-    async def status() -> pb.NodeStatus:
-        return node_status(await store.stat(), address, scrub())
-
-    config = HeartbeatConfig(
-        gateways=settings.gateways,
-        interval_s=settings.heartbeat_interval_s,
-        timeout_s=settings.heartbeat_timeout_s,
-        channel_options=grpc_options(settings),
-        gateway_names=settings.gateway_dns,
-        lookup_interval_s=settings.gateway_lookup_interval_s,
-    )
-    heartbeats = asyncio.create_task(run_heartbeats(config, status, reports), name="heartbeats")
-    scrubbing = None
-    if scrubber is not None:
-        scrubbing = asyncio.create_task(run_worker(scrubber, clock), name="scrubber")
-    log.info(
-        "node %s serving on %s (advertised as %s), data in %s, gateways %s",
-        store.node_id,
-        settings.listen,
-        address,
-        settings.data_dir,
-        ", ".join([*settings.gateways, *(f"every address of {n}" for n in settings.gateway_dns)])
-        or "none",
-    )
-    return RunningNode(
-        settings, store, server, port, address, heartbeats, reports, scrubber, scrubbing
-    )
+async def start_node(settings: NodeSettings) -> Node:
+    """A started node (``build_node`` then ``start``)."""
+    node = build_node(settings)
+    await node.start()
+    return node
 
 
 def _scrubber(
@@ -151,48 +160,12 @@ def _scrubber(
 
 async def serve_node(settings: NodeSettings) -> None:
     """Runs a node until SIGTERM or SIGINT, then shuts it down gracefully."""
-    node = await start_node(settings)
-    try:
-        await _wait_for_stop_signal()
-    finally:
-        await node.stop()
+    await serve(build_node(settings))
 
 
 def run_node(settings: NodeSettings) -> None:
-    """Blocking entry point for the CLI: sets up logging (unless done already), runs ``serve_node``
-    on uvloop until SIGTERM/SIGINT."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s node %(levelname)s %(name)s: %(message)s"
-    )
-    tune_allocator()
-    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-        runner.run(serve_node(settings))
-
-
-def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
-    # grpc.aio drives its completion queue from its own thread and only needs call_soon_threadsafe
-    # from the loop, which uvloop provides; the node test suite runs a node on uvloop to keep
-    # that true across upgrades.
-    return uvloop.new_event_loop
-
-
-async def _wait_for_stop_signal() -> None:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    signals = (signal.SIGTERM, signal.SIGINT)
-    for sig in signals:
-        loop.add_signal_handler(sig, _on_signal, sig, stop)
-    try:
-        await stop.wait()
-    finally:
-        for sig in signals:
-            with contextlib.suppress(RuntimeError, ValueError):
-                loop.remove_signal_handler(sig)
-
-
-def _on_signal(sig: signal.Signals, stop: asyncio.Event) -> None:
-    log.info("received %s", sig.name)
-    stop.set()
+    """Blocking entry point for the CLI: logging, allocator, uvloop, then ``serve_node``."""
+    run_daemon("node", build_node(settings))
 
 
 def _advertised_address(settings: NodeSettings, bound_port: int) -> str:

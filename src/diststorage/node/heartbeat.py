@@ -1,13 +1,15 @@
 """Tells every gateway, every interval, that this node is alive and how full it is.
 
-One independent loop per gateway: a gateway that is down or hung costs its own loop one deadline
-per beat and never delays the beats to the others. Every beat also carries the corrupt chunks
-the scrubber found and no gateway has acknowledged yet. A gateway acknowledges a chunk once it
-has persisted the report for repair, so the first acknowledgement, from any gateway, ends it.
+One independent worker per gateway (``GatewayBeats``, one beat per unit of work), each under
+its own supervisor: a gateway that is down or hung costs its own worker one deadline per beat
+and never delays the beats to the others. ``Heartbeats`` is the worker that owns them. Every
+beat also carries the corrupt chunks the scrubber found and no gateway has acknowledged yet. A
+gateway acknowledges a chunk once it has persisted the report for repair, so the first
+acknowledgement, from any gateway, ends it.
 
 Gateways are given by address, or by a DNS name whose every address is a gateway (a headless
 Kubernetes Service in front of a Deployment): the name is looked up again every little while,
-and a loop starts for each address that appears and stops for each one that goes.
+and a worker starts for each address that appears and stops for each one that goes.
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ from typing import Protocol
 
 import grpc
 
+from diststorage.core.clock import Clock
 from diststorage.core.settings import split_host_port
+from diststorage.core.tasks import BackgroundTasks
+from diststorage.core.worker import Figures, Step, WorkerState, run_worker
 from diststorage.proto import storage_pb2 as pb
 from diststorage.proto import storage_pb2_grpc as pb_grpc
 
@@ -42,10 +47,27 @@ class CorruptChunkReports(Protocol):
         """A gateway recorded these; stop sending them."""
 
 
+class GatewayLink(Protocol):
+    """A connection to one gateway's Inventory service."""
+
+    async def heartbeat(
+        self, request: pb.HeartbeatRequest, timeout_s: float
+    ) -> pb.HeartbeatResponse:
+        """One beat; raises grpc.aio.AioRpcError when the gateway fails or misses the deadline."""
+
+    async def close(self) -> None: ...
+
+
+# Address -> a link to the gateway there (made when its worker starts).
+Dial = Callable[[str], GatewayLink]
+
+
 # While a gateway keeps failing, repeat the warning at most this often.
 FAILURE_LOG_INTERVAL_S = 30.0
 # Longer than glibc's 5 s wait before it asks the next name server.
 LOOKUP_TIMEOUT_S = 12.0
+# With no names to look up, the owner of the per-gateway workers has nothing to do.
+NOTHING_TO_LOOK_UP_S = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,89 +127,8 @@ class _GatewayHealth:
             )
 
 
-async def run_heartbeats(
-    config: HeartbeatConfig,
-    status: StatusSource,
-    reports: CorruptChunkReports,
-    resolve: Resolver = system_resolver,
-) -> None:
-    """Runs until cancelled; never stops because a gateway fails or a name does not resolve."""
-    if not config.gateways and not config.gateway_names:
-        log.warning("no gateways configured; this node sends no heartbeats")
-        return
-    async with asyncio.TaskGroup() as group:
-        for address in config.gateways:
-            group.create_task(
-                _beat_forever(address, config, status, reports), name=f"heartbeat {address}"
-            )
-        for name in config.gateway_names:
-            group.create_task(
-                _follow_name(name, config, status, reports, resolve), name=f"gateways at {name}"
-            )
-
-
 def _dial_address(ip: str, port: int) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-
-
-async def _follow_name(
-    name: str,
-    config: HeartbeatConfig,
-    status: StatusSource,
-    reports: CorruptChunkReports,
-    resolve: Resolver,
-) -> None:
-    """Keeps one beat loop per address ``name`` resolves to; a failed lookup keeps the loops
-    there are (a DNS hiccup must not silence the node)."""
-    host, port = split_host_port(name)
-    loops: dict[str, asyncio.Task[None]] = {}
-    failing = False
-    try:
-        while True:
-            for address in [a for a, task in loops.items() if task.done()]:
-                # A loop ends only by failing; it is started again below.
-                ended = loops.pop(address)
-                if not ended.cancelled():
-                    log.warning("heartbeats to %s stopped: %r", address, ended.exception())
-            try:
-                async with asyncio.timeout(LOOKUP_TIMEOUT_S):
-                    found = {_dial_address(ip, port) for ip in await resolve(host, port)}
-            except Exception as exc:
-                # A malformed name (UnicodeError from the IDNA codec) too: it costs this
-                # name's beats, never the other gateways'.
-                if not failing:
-                    log.warning(
-                        "cannot look up gateways at %s: %r; keeping %d", name, exc, len(loops)
-                    )
-                failing = True
-            else:
-                if failing:
-                    log.info("gateways at %s resolve again", name)
-                failing = False
-                for address in sorted(found - loops.keys()):
-                    log.info("gateway at %s: %s appeared", name, address)
-                    loops[address] = asyncio.create_task(
-                        _beat_forever(address, config, status, reports), name=f"heartbeat {address}"
-                    )
-                for address in sorted(loops.keys() - found):
-                    log.info("gateway at %s: %s is gone", name, address)
-                    await _stop(loops.pop(address))
-            await asyncio.sleep(config.lookup_interval_s)
-    finally:
-        await _stop(*loops.values())
-
-
-async def _stop(*tasks: asyncio.Task[None]) -> None:
-    # All cancelled before any wait, so a second cancellation of the caller here leaves none
-    # running; and waited for without awaiting them, so that only their own cancellation is
-    # absorbed here, never one aimed at the caller.
-    for task in tasks:
-        task.cancel()
-    if tasks:
-        await asyncio.wait(tasks)
-    for task in tasks:
-        if not task.cancelled():
-            task.exception()
 
 
 def reconnect_options(interval_s: float) -> list[tuple[str, int]]:
@@ -200,42 +141,184 @@ def reconnect_options(interval_s: float) -> list[tuple[str, int]]:
     ]
 
 
-async def _beat_forever(
-    address: str, config: HeartbeatConfig, status: StatusSource, reports: CorruptChunkReports
-) -> None:
-    loop = asyncio.get_running_loop()
-    health = _GatewayHealth(address)
+class _GrpcLink:
+    def __init__(self, address: str, options: Sequence[tuple[str, int]]) -> None:
+        self._channel = grpc.aio.insecure_channel(address, options=options)
+        self._stub = pb_grpc.InventoryStub(self._channel)
+
+    async def heartbeat(
+        self, request: pb.HeartbeatRequest, timeout_s: float
+    ) -> pb.HeartbeatResponse:
+        return await self._stub.Heartbeat(request, timeout=timeout_s)
+
+    async def close(self) -> None:
+        await self._channel.close(None)
+
+
+def grpc_dial(config: HeartbeatConfig) -> Dial:
     options = [*config.channel_options, *reconnect_options(config.interval_s)]
-    async with grpc.aio.insecure_channel(address, options=options) as channel:
-        stub = pb_grpc.InventoryStub(channel)
-        next_beat = loop.time()
-        while True:
-            await _beat(stub, health, config.timeout_s, status, reports, loop.time)
-            next_beat += config.interval_s
-            now = loop.time()
-            # Fell behind (slow gateway): skip the missed beats rather than send a burst.
-            next_beat = max(next_beat, now)
-            await asyncio.sleep(next_beat - now)
+    return lambda address: _GrpcLink(address, options)
 
 
-async def _beat(
-    stub: pb_grpc.InventoryAsyncStub,
-    health: _GatewayHealth,
-    timeout_s: float,
-    status: StatusSource,
-    reports: CorruptChunkReports,
-    clock: Callable[[], float],
-) -> None:
-    try:
-        request = pb.HeartbeatRequest(status=await status(), corrupt_chunk_ids=reports.pending())
-        response = await stub.Heartbeat(request, timeout=timeout_s)
-    except grpc.aio.AioRpcError as exc:
-        health.failed(f"{exc.code().name}: {exc.details()}", clock())
-    except Exception as exc:
-        # The loop must outlive any surprise; the traceback goes out with the (rate-limited) line.
-        health.failed(repr(exc), clock())
-        if health.failures == 1:
-            log.exception("unexpected heartbeat failure")
-    else:
-        health.succeeded(response.gateway_id)
-        reports.acknowledged(response.acknowledged_corrupt_chunk_ids)
+class GatewayBeats:
+    """The worker that beats to one gateway: one beat per unit, every ``interval_s``; when a
+    beat ran late (slow gateway) the missed beats are skipped rather than sent in a burst.
+    Never raises: every failure is the gateway's, counted and logged by ``_GatewayHealth``."""
+
+    def __init__(
+        self,
+        address: str,
+        config: HeartbeatConfig,
+        source: StatusSource,
+        reports: CorruptChunkReports,
+        dial: Dial,
+        clock: Clock,
+    ) -> None:
+        self.name = f"heartbeat {address}"
+        self.health = _GatewayHealth(address)
+        self._config = config
+        self._source = source
+        self._reports = reports
+        self._dial = dial
+        self._clock = clock
+        self._link: GatewayLink | None = None
+        self._next_beat_at: float | None = None
+        self.reached = False
+        """Whether the last beat was answered."""
+        self.last_beat_at = 0.0
+        """Wall time of the last beat answered; 0 before the first."""
+
+    def status(self) -> Figures:
+        return {"failures": self.health.failures, "last_beat_at": self.last_beat_at}
+
+    async def work(self) -> Step:
+        if self._link is None:
+            self._link = self._dial(self.health.address)
+        now = self._clock.monotonic()
+        next_beat_at = now if self._next_beat_at is None else self._next_beat_at
+        await self._beat(self._link)
+        now = self._clock.monotonic()
+        self._next_beat_at = max(next_beat_at + self._config.interval_s, now)
+        return Step(WorkerState.IDLE, wait_s=self._next_beat_at - now)
+
+    async def _beat(self, link: GatewayLink) -> None:
+        health = self.health
+        try:
+            request = pb.HeartbeatRequest(
+                status=await self._source(), corrupt_chunk_ids=self._reports.pending()
+            )
+            response = await link.heartbeat(request, self._config.timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            self.reached = False
+            health.failed(f"{exc.code().name}: {exc.details()}", self._clock.monotonic())
+        except Exception as exc:
+            # The loop must outlive any surprise; the traceback goes out with the
+            # (rate-limited) line.
+            self.reached = False
+            health.failed(repr(exc), self._clock.monotonic())
+            if health.failures == 1:
+                log.exception("unexpected heartbeat failure")
+        else:
+            self.reached = True
+            self.last_beat_at = self._clock.time()
+            health.succeeded(response.gateway_id)
+            self._reports.acknowledged(response.acknowledged_corrupt_chunk_ids)
+
+    async def close(self) -> None:
+        if self._link is not None:
+            await self._link.close()
+
+
+class _Beating:
+    """One gateway's worker and the tasks that own its supervisor."""
+
+    def __init__(self, beats: GatewayBeats, tasks: BackgroundTasks) -> None:
+        self.beats = beats
+        self.tasks = tasks
+
+
+class Heartbeats:
+    """The worker that keeps one ``GatewayBeats`` worker per gateway: one per address given at
+    once, and one per address each name resolves to, looked up again each unit of work. A failed
+    lookup keeps the workers there are (a DNS hiccup must not silence the node). Never raises.
+    ``close`` stops every per-gateway worker and waits until each closed its connection."""
+
+    name = "heartbeats"
+
+    def __init__(
+        self,
+        config: HeartbeatConfig,
+        source: StatusSource,
+        reports: CorruptChunkReports,
+        clock: Clock,
+        resolve: Resolver = system_resolver,
+        dial: Dial | None = None,
+    ) -> None:
+        self._config = config
+        self._source = source
+        self._reports = reports
+        self._clock = clock
+        self._resolve = resolve
+        self._dial = dial if dial is not None else grpc_dial(config)
+        # (the name it came from or None for an address given, address) -> its worker.
+        self._beating: dict[tuple[str | None, str], _Beating] = {}
+        self._failing_names: set[str] = set()
+        self._started = False
+
+    def status(self) -> Figures:
+        beats = [beating.beats for beating in self._beating.values()]
+        return {
+            "gateways": len(beats),
+            "gateways_reached": sum(b.reached for b in beats),
+            "last_beat_at": max((b.last_beat_at for b in beats), default=0.0),
+        }
+
+    async def work(self) -> Step:
+        if not self._started:
+            self._started = True
+            if not self._config.gateways and not self._config.gateway_names:
+                log.warning("no gateways configured; this node sends no heartbeats")
+            for address in self._config.gateways:
+                await self._start(None, address)
+        # Side by side: a name server that takes its whole timeout for one name must not hold
+        # up the others' lookups.
+        await asyncio.gather(*(self._follow(name) for name in self._config.gateway_names))
+        if not self._config.gateway_names:
+            return Step(WorkerState.IDLE, wait_s=NOTHING_TO_LOOK_UP_S)
+        return Step(WorkerState.IDLE, wait_s=self._config.lookup_interval_s)
+
+    async def _follow(self, name: str) -> None:
+        host, port = split_host_port(name)
+        have = {address for source, address in self._beating if source == name}
+        try:
+            async with asyncio.timeout(LOOKUP_TIMEOUT_S):
+                found = {_dial_address(ip, port) for ip in await self._resolve(host, port)}
+        except Exception as exc:
+            # A malformed name (UnicodeError from the IDNA codec) too: it costs this
+            # name's beats, never the other gateways'.
+            if name not in self._failing_names:
+                log.warning("cannot look up gateways at %s: %r; keeping %d", name, exc, len(have))
+            self._failing_names.add(name)
+            return
+        if name in self._failing_names:
+            log.info("gateways at %s resolve again", name)
+            self._failing_names.discard(name)
+        for address in sorted(found - have):
+            log.info("gateway at %s: %s appeared", name, address)
+            await self._start(name, address)
+        for address in sorted(have - found):
+            log.info("gateway at %s: %s is gone", name, address)
+            await self._beating.pop((name, address)).tasks.aclose()
+
+    async def _start(self, source: str | None, address: str) -> None:
+        beats = GatewayBeats(
+            address, self._config, self._source, self._reports, self._dial, self._clock
+        )
+        tasks = BackgroundTasks(beats.name)
+        await tasks.open()
+        tasks.start(run_worker(beats, self._clock), name=beats.name)
+        self._beating[(source, address)] = _Beating(beats, tasks)
+
+    async def close(self) -> None:
+        beating, self._beating = list(self._beating.values()), {}
+        await asyncio.gather(*(each.tasks.aclose() for each in beating))

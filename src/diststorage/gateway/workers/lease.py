@@ -5,16 +5,19 @@ The holder renews every third of the TTL. It counts itself leader only until the
 lease would lapse without a renewal (on its own monotonic clock, from before it asked), so a
 gateway cut off from the database stops working before another can take over. If the leader
 dies, another gateway takes the lease within one TTL plus one renewal interval.
+
+``LeaderLease`` is the lease keeper's worker too: one renewal per unit of work, and on close
+the lease is handed back, so that another gateway need not wait out the TTL.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Callable
 
+from diststorage.core.clock import Clock
 from diststorage.core.errors import DiststorageError
+from diststorage.core.worker import Figures, Step, WorkerState
 from diststorage.meta import MaintenanceStore
 
 log = logging.getLogger(__name__)
@@ -23,12 +26,10 @@ WORKERS_LEASE = "workers"
 
 
 class LeaderLease:
+    name = "lease"
+
     def __init__(
-        self,
-        maintenance: MaintenanceStore,
-        holder: str,
-        ttl_s: float,
-        clock: Callable[[], float] = time.monotonic,
+        self, maintenance: MaintenanceStore, holder: str, ttl_s: float, clock: Clock
     ) -> None:
         self._maintenance = maintenance
         self.holder = holder
@@ -38,12 +39,12 @@ class LeaderLease:
 
     @property
     def is_leader(self) -> bool:
-        return self._clock() < self._valid_until
+        return self._clock.monotonic() < self._valid_until
 
     async def renew(self) -> bool:
         """One attempt to take or keep the lease; returns whether this gateway leads now."""
         was_leader = self.is_leader
-        asked_at = self._clock()
+        asked_at = self._clock.monotonic()
         try:
             expires = await self._maintenance.acquire_lease(WORKERS_LEASE, self.holder, self._ttl_s)
         except DiststorageError as error:
@@ -61,18 +62,22 @@ class LeaderLease:
             )
         return self.is_leader
 
-    async def keep(self) -> None:
-        """Renews for ever (until cancelled); hands the lease back on the way out."""
+    def status(self) -> Figures:
+        return {"leader": int(self.is_leader), "holder": self.holder}
+
+    async def work(self) -> Step:
+        """One renewal; the next comes a third of the TTL later. Never raises."""
+        await self.renew()
+        return Step(WorkerState.IDLE, wait_s=self._ttl_s / 3)
+
+    async def close(self) -> None:
+        """Hands the lease back if this gateway holds it (a failure only lets it lapse)."""
+        if not self.is_leader:
+            return
+        self._valid_until = float("-inf")
         try:
-            while True:
-                await self.renew()
-                await asyncio.sleep(self._ttl_s / 3)
-        finally:
-            if self.is_leader:
-                self._valid_until = float("-inf")
-                try:
-                    await asyncio.shield(
-                        self._maintenance.release_lease(WORKERS_LEASE, self.holder)
-                    )
-                except DiststorageError as error:
-                    log.info("lease not released (it will lapse): %s", error)
+            # Shielded: a second cancellation of the shutdown must not leave the lease held
+            # for a whole TTL.
+            await asyncio.shield(self._maintenance.release_lease(WORKERS_LEASE, self.holder))
+        except DiststorageError as error:
+            log.info("lease not released (it will lapse): %s", error)

@@ -1,0 +1,47 @@
+"""The damage reporter and the SQLite writer as workers: what one unit does, and the figures
+their status lines show."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from diststorage.core.ids import new_id
+from diststorage.core.worker import WorkerState
+from diststorage.gateway.damage import FLUSH_INTERVAL_S, MAX_PENDING_REPORTS, DamageReports
+from diststorage.meta import MetadataStore
+from diststorage.meta.backends import WRITE_QUEUE_BOUND, SqliteBackend, open_backend
+
+
+async def test_damage_reports_go_out_in_one_batch_per_unit(store: MetadataStore) -> None:
+    damage = DamageReports(store.maintenance)
+    idle = await damage.work()
+    assert (idle.state, idle.wait_s) == (WorkerState.IDLE, FLUSH_INTERVAL_S)
+
+    for chunk_id in (new_id(), new_id(), new_id()):
+        damage.report(chunk_id)
+    assert damage.status() == {"queued": 3, "sent": 0, "dropped": 0}
+    assert (await damage.work()).state == WorkerState.BUSY
+    assert damage.status() == {"queued": 0, "sent": 3, "dropped": 0}
+
+
+async def test_damage_reports_past_the_bound_are_dropped(store: MetadataStore) -> None:
+    damage = DamageReports(store.maintenance)
+    for _ in range(MAX_PENDING_REPORTS + 2):
+        damage.report(new_id())
+    assert damage.status() == {"queued": MAX_PENDING_REPORTS, "sent": 0, "dropped": 2}
+
+
+async def test_the_sqlite_writer_reports_its_queue_and_bound(tmp_path: Path) -> None:
+    backend = open_backend(f"sqlite:///{tmp_path / 'm.db'}", 10)
+    assert isinstance(backend, SqliteBackend)
+    opened = MetadataStore(backend, 10)
+    await backend.migrate()
+    try:
+        assert backend.workers.statuses() == [], "started by the first write"
+        await opened.maintenance.acquire_lease("workers", "a", 60.0)
+        (writer,) = backend.workers.statuses()
+        assert writer.name == "sqlite-writer"
+        assert writer.figures["bound"] == WRITE_QUEUE_BOUND
+        assert writer.figures["queued"] == 0 and writer.figures["commits"] == 1
+    finally:
+        await opened.close()
