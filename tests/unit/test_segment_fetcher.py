@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import cast
 
 import crc32c
 import pytest
@@ -17,8 +16,8 @@ from diststorage.core.policy import parse_policy
 from diststorage.erasure import codec_for
 from diststorage.gateway.nodeclient import BlockPiece
 from diststorage.gateway.objects.geometry import Geometry
-from diststorage.gateway.objects.reader import PATIENT_READ_FACTOR, ObjectReader, SegmentFetcher
-from diststorage.meta import StoredChunk
+from diststorage.gateway.objects.reader import PATIENT_READ_FACTOR, SegmentFetcher, ShardSources
+from diststorage.meta import NodeLiveness, StoredChunk
 
 POLICY = parse_policy("ec:2+1")
 STRIPE = 1024
@@ -65,15 +64,19 @@ class ScriptedClient:
             yield piece
 
 
-class FakeReader:
-    """What SegmentFetcher asks of its ObjectReader."""
+class FakeCluster:
+    """What SegmentFetcher asks of the parts around it: clients, node states, penalties and
+    damage reports."""
 
     def __init__(self, clients: dict[str, ScriptedClient]) -> None:
         self._clients = clients
-        self._inventory = self
-        self._penalties = self
-        self._damage = self
         self.penalized: list[str] = []
+
+    def get(self, node_id: str) -> ScriptedClient | None:
+        return self._clients.get(node_id)
+
+    def state(self, node_id: str) -> NodeLiveness:
+        return NodeLiveness.UP
 
     def is_up(self, node_id: str) -> bool:
         return True
@@ -81,11 +84,11 @@ class FakeReader:
     def penalize(self, node_id: str) -> None:
         self.penalized.append(node_id)
 
+    def is_penalized(self, node_id: str) -> bool:
+        return False
+
     def report(self, chunk_id: str) -> None:
         raise AssertionError("nothing here is damaged")
-
-    def order_shards(self, chunks: dict[int, StoredChunk]) -> list[StoredChunk]:
-        return sorted(chunks.values(), key=lambda c: c.shard_index)
 
 
 def segment(
@@ -104,11 +107,10 @@ def segment(
         chunks[shard] = StoredChunk(
             f"{shard:032x}", f"node{shard}", 0, shard, BLOCK * STRIPES, crcs
         )
-    reader = FakeReader({f"node{s}": c for s, c in clients.items()})
+    cluster = FakeCluster({f"node{s}": c for s, c in clients.items()})
+    sources = ShardSources(clients=cluster, nodes=cluster, penalties=cluster, damage=cluster)
     geometry = Geometry(len(data), STRIPE, STRIPES)
-    fetcher = SegmentFetcher(
-        cast(ObjectReader, reader), codec, geometry, 0, chunks, last_stripe=STRIPES - 1
-    )
+    fetcher = SegmentFetcher(sources, codec, geometry, 0, chunks, last_stripe=STRIPES - 1)
     return data, fetcher, clients
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import grpc.aio
 from aiohttp import web
 
-from diststorage.core.clock import SystemClock
+from diststorage.core.clock import SYSTEM_CLOCK, SystemClock
 from diststorage.core.identity import load_or_create_identity
 from diststorage.core.memory import HeapTrimmer, tune_allocator
 from diststorage.core.settings import GatewaySettings, split_host_port
@@ -23,7 +23,7 @@ from diststorage.gateway.damage import DamageReports
 from diststorage.gateway.inventory import HeartbeatServicer, Inventory
 from diststorage.gateway.janitor import Janitor
 from diststorage.gateway.nodeclient import NodeClients
-from diststorage.gateway.objects import ObjectReader, ObjectWriter
+from diststorage.gateway.objects import ChunkSetWriter, ObjectReader, ObjectWriter
 from diststorage.gateway.objects.reader import NodePenalties
 from diststorage.gateway.readers import ActiveReads
 from diststorage.gateway.services import Services
@@ -95,7 +95,7 @@ def _start_workers(
     ]
 
 
-async def serve_gateway(settings: GatewaySettings, ready: asyncio.Event | None = None) -> None:
+async def serve_gateway(settings: GatewaySettings, ready: asyncio.Event | None = None) -> None:  # noqa: PLR0915
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     gateway_id = load_or_create_identity(settings.data_dir / "gateway.json")
     await migrate_in_child(settings)
@@ -112,13 +112,14 @@ async def serve_gateway(settings: GatewaySettings, ready: asyncio.Event | None =
     reads = ActiveReads()
     janitor = Janitor(store, inventory, clients, reads)
     damage = DamageReports(store.maintenance)
-    writer = ObjectWriter(settings, store, inventory, clients, janitor, gateway_id)
-    reader = ObjectReader(settings, inventory, clients, NodePenalties(), damage)
+    chunk_sets = ChunkSetWriter(settings.write_stripes_in_flight, inventory, clients, janitor)
+    writer = ObjectWriter(settings, store, inventory, chunk_sets, janitor, gateway_id)
+    reader = ObjectReader(settings, inventory, clients, NodePenalties(SYSTEM_CLOCK), damage)
     repair = RepairWorker(
         settings,
         store.maintenance,
         inventory,
-        clients,
+        chunk_sets,
         reader,
         janitor,
         TokenBucket(settings.repair_bytes_per_s),
