@@ -2,5 +2,22 @@
 
 from diststorage.testing.clock import FakeClock
 from diststorage.testing.cluster import running_cluster
+from diststorage.testing.fakes import (
+    DamageLog,
+    FakeChunkStream,
+    FakeNode,
+    FakeNodes,
+    Pipeline,
+    in_memory_pipeline,
+)
 
-__all__ = ["FakeClock", "running_cluster"]
+__all__ = [
+    "DamageLog",
+    "FakeChunkStream",
+    "FakeClock",
+    "FakeNode",
+    "FakeNodes",
+    "Pipeline",
+    "in_memory_pipeline",
+    "running_cluster",
+]

@@ -148,8 +148,7 @@ def _object_response(info: ObjectInfo, byte_range: ByteRange | None) -> web.Stre
 
 
 async def delete_object(services: Services, operation: DeleteOperation) -> web.StreamResponse:
-    deleted = await services.store.delete_object(operation.namespace, operation.key)
-    services.janitor.delete_after_reads(deleted.object_id, deleted.chunks)
+    await services.writer.delete(operation)
     return web.Response(status=204)
 
 

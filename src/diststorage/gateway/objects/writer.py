@@ -29,7 +29,7 @@ from diststorage.core.policy import INLINE_POLICY, RedundancyPolicy
 from diststorage.core.settings import GatewaySettings
 from diststorage.erasure import Codec, codec_for
 from diststorage.gateway.objects.chunkset import ChunkJob, ChunkSetWriter, SetOutcome, StripeSink
-from diststorage.gateway.objects.operations import PutOperation
+from diststorage.gateway.objects.operations import DeleteOperation, PutOperation
 from diststorage.gateway.objects.policy_choice import KeepInline, choose_policy
 from diststorage.gateway.objects.ports import ChunkDeleter, ClusterWidth
 from diststorage.meta import (
@@ -162,6 +162,14 @@ class ObjectWriter:
             raise
         finally:
             del self._active[object_id]
+
+    async def delete(self, operation: DeleteOperation) -> None:
+        """Deletes the object at the key; its chunks go once no download of it runs here.
+
+        Raises ObjectNotFound when no object is committed at the key.
+        """
+        deleted = await self._store.delete_object(operation.namespace, operation.key)
+        self._janitor.delete_after_reads(deleted.object_id, deleted.chunks)
 
     async def _write_inline(self, operation: PutOperation, body: ByteSource) -> ObjectInfo:
         """Reads the whole (small) body and commits it with its object in one transaction."""
