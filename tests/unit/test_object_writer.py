@@ -16,24 +16,10 @@ from diststorage.core.policy import parse_policy
 from diststorage.core.settings import GatewaySettings
 from diststorage.gateway.objects import PutOperation
 from diststorage.meta import DEFAULT_NAMESPACE, MetadataStore
-from diststorage.testing import FakeClock, Pipeline, in_memory_pipeline
+from diststorage.testing import BytesBody, FakeClock, Pipeline, in_memory_pipeline
 
 STRIPE_BYTES = 4096
 SEGMENT_STRIPES = 4
-
-
-class Body:
-    """A request body handed over in pieces of at most ``piece`` bytes."""
-
-    def __init__(self, data: bytes, piece: int = 1500) -> None:
-        self._data = data
-        self._at = 0
-        self._piece = piece
-
-    async def read_up_to(self, size: int) -> bytes:
-        chunk = self._data[self._at : self._at + size]
-        self._at += len(chunk)
-        return chunk
 
 
 def settings_in(tmp_path: Path) -> GatewaySettings:
@@ -87,7 +73,7 @@ async def test_a_full_write_puts_every_shard_on_its_own_node_and_reads_back(
     pipeline: Pipeline,
 ) -> None:
     data = os.urandom(STRIPE_BYTES * 10 + 123)  # 11 stripes: three segments
-    info = await pipeline.writer.write(put("big", len(data)), Body(data))
+    info = await pipeline.writer.write(put("big", len(data)), BytesBody(data))
     assert (info.size_bytes, info.policy) == (len(data), "ec:4+2")
     layout = await pipeline.store.get_layout(DEFAULT_NAMESPACE, "big")
     assert len(layout.chunks) == 3 * 6
@@ -101,7 +87,7 @@ async def test_a_full_write_puts_every_shard_on_its_own_node_and_reads_back(
 
 async def test_a_body_of_unknown_length_is_written_too(pipeline: Pipeline) -> None:
     data = os.urandom(STRIPE_BYTES * 5)
-    await pipeline.writer.write(put("chunked", None), Body(data))
+    await pipeline.writer.write(put("chunked", None), BytesBody(data))
     assert await read_back(pipeline, "chunked") == data
 
 
@@ -111,7 +97,7 @@ async def test_a_node_failing_mid_stream_is_dropped_and_the_object_commits_degra
     failing = pipeline.nodes.node(0)
     failing.fail_after_blocks = 2
     data = os.urandom(STRIPE_BYTES * 10)
-    await pipeline.writer.write(put("degraded", len(data)), Body(data))
+    await pipeline.writer.write(put("degraded", len(data)), BytesBody(data))
     layout = await pipeline.store.get_layout(DEFAULT_NAMESPACE, "degraded")
     assert failing.node_id not in {c.node_id for c in layout.chunks}
     assert failing.chunks == {}
@@ -129,7 +115,7 @@ async def test_a_hung_node_costs_its_deadline_and_is_dropped(pipeline: Pipeline)
     hung.deadline_s = 0.05
     hung.hang()
     data = os.urandom(STRIPE_BYTES * 3)
-    await pipeline.writer.write(put("slow", len(data)), Body(data))
+    await pipeline.writer.write(put("slow", len(data)), BytesBody(data))
     layout = await pipeline.store.get_layout(DEFAULT_NAMESPACE, "slow")
     assert hung.node_id not in {c.node_id for c in layout.chunks}
     hung.release()
@@ -139,7 +125,7 @@ async def test_a_hung_node_costs_its_deadline_and_is_dropped(pipeline: Pipeline)
 async def test_a_one_stripe_object_tolerates_a_failed_node(pipeline: Pipeline) -> None:
     pipeline.nodes.node(2).fail_after_blocks = 0
     data = os.urandom(1000)
-    await pipeline.writer.write(put("small", len(data)), Body(data))
+    await pipeline.writer.write(put("small", len(data)), BytesBody(data))
     assert await read_back(pipeline, "small") == data
 
 
@@ -151,7 +137,7 @@ async def test_failures_past_the_budget_roll_back_every_chunk_and_row(
     pipeline.nodes.node(1).fail_after_blocks = 5
     data = os.urandom(STRIPE_BYTES * 10)
     with pytest.raises(NodeUnavailable):
-        await pipeline.writer.write(put("doomed", len(data)), Body(data))
+        await pipeline.writer.write(put("doomed", len(data)), BytesBody(data))
     assert pipeline.nodes.chunk_ids() == set()
     assert row_counts(tmp_path) == (0, 0)
     assert pipeline.writer.active_uploads() == []
@@ -166,7 +152,7 @@ async def test_a_failure_in_a_later_segment_deletes_the_earlier_segments_too(
         pipeline.nodes.node(index).fail_after_blocks = 5
     data = os.urandom(STRIPE_BYTES * 12)
     with pytest.raises(NodeUnavailable):
-        await pipeline.writer.write(put("late", len(data)), Body(data))
+        await pipeline.writer.write(put("late", len(data)), BytesBody(data))
     assert pipeline.nodes.chunk_ids() == set()
     assert sum(len(n.deleted) for n in pipeline.nodes.nodes.values()) >= 6
     assert row_counts(tmp_path) == (0, 0)

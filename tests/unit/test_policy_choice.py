@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,10 +20,21 @@ SETTINGS = GatewaySettings(
 )
 
 
+@dataclass(frozen=True)
+class Width:
+    writable: int
+    members: int
+
+    def writable_count(self) -> int:
+        return self.writable
+
+    def member_count(self) -> int:
+        return self.members
+
+
 def chosen(requested: str | None, size: int | None, writable: int = 6, members: int = 6) -> str:
-    choice = choose_policy(
-        None if requested is None else parse_policy(requested), size, writable, members, SETTINGS
-    )
+    policy = None if requested is None else parse_policy(requested)
+    choice = choose_policy(policy, size, Width(writable, members), SETTINGS)
     return "inline" if isinstance(choice, KeepInline) else choice.policy.spec
 
 
@@ -48,7 +60,9 @@ def test_the_default_is_fitted_to_size_and_to_the_cluster() -> None:
 
 def test_no_inline_when_turned_off() -> None:
     settings = SETTINGS.model_copy(update={"inline_object_bytes": 0})
-    assert choose_policy(None, 10, 6, 6, settings) == WriteChunks(parse_policy("replicate:3"))
+    assert choose_policy(None, 10, Width(6, 6), settings) == WriteChunks(
+        parse_policy("replicate:3")
+    )
 
 
 @pytest.mark.parametrize(

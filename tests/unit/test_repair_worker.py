@@ -15,18 +15,9 @@ from diststorage.gateway.objects import PutOperation
 from diststorage.gateway.workers.repair import RepairWorker
 from diststorage.gateway.workers.throttle import TokenBucket
 from diststorage.meta import DEFAULT_NAMESPACE, MetadataStore
-from diststorage.testing import FakeClock, Pipeline, in_memory_pipeline
+from diststorage.testing import BytesBody, FakeClock, Pipeline, in_memory_pipeline
 
 STRIPE_BYTES = 4096
-
-
-class Body:
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-
-    async def read_up_to(self, size: int) -> bytes:
-        piece, self._data = self._data[:size], self._data[size:]
-        return piece
 
 
 @pytest.fixture
@@ -66,7 +57,7 @@ async def test_a_lost_nodes_shards_are_rebuilt_onto_a_fresh_node(pipeline: Pipel
     operation = PutOperation(
         DEFAULT_NAMESPACE, "k", "application/x-test", parse_policy("ec:2+1"), len(data), True
     )
-    await pipeline.writer.write(operation, Body(data))
+    await pipeline.writer.write(operation, BytesBody(data))
     lost = pipeline.nodes.node(0)
     lost_chunks = set(lost.chunks)
     fresh = pipeline.nodes.add()
@@ -97,7 +88,7 @@ async def test_a_rebuild_that_fails_deletes_what_it_wrote_and_stays_queued(
     operation = PutOperation(
         DEFAULT_NAMESPACE, "k", "application/x-test", parse_policy("ec:2+1"), len(data), True
     )
-    await pipeline.writer.write(operation, Body(data))
+    await pipeline.writer.write(operation, BytesBody(data))
     lost = pipeline.nodes.node(0)
     fresh = pipeline.nodes.add()
     fresh.fail_after_blocks = 1

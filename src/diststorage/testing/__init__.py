@@ -3,6 +3,7 @@
 from diststorage.testing.clock import FakeClock
 from diststorage.testing.cluster import running_cluster
 from diststorage.testing.fakes import (
+    BytesBody,
     DamageLog,
     FakeChunkStream,
     FakeNode,
@@ -12,6 +13,7 @@ from diststorage.testing.fakes import (
 )
 
 __all__ = [
+    "BytesBody",
     "DamageLog",
     "FakeChunkStream",
     "FakeClock",

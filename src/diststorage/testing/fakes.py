@@ -238,6 +238,19 @@ class FakeNodes:
             )
 
 
+class BytesBody:
+    """A request body (a ``ByteSource``) of bytes in memory, handed over as asked."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = memoryview(data)
+        self._at = 0
+
+    async def read_up_to(self, size: int) -> bytes:
+        piece = bytes(self._data[self._at : self._at + size])
+        self._at += len(piece)
+        return piece
+
+
 @dataclass
 class DamageLog:
     """Damage reports, kept for a test to look at."""

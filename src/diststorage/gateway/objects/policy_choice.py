@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from diststorage.core.errors import NotEnoughNodes
 from diststorage.core.policy import RedundancyPolicy, policy_for_size, policy_for_width
 from diststorage.core.settings import GatewaySettings
+from diststorage.gateway.objects.ports import ClusterWidth
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,19 +40,21 @@ PolicyChoice = KeepInline | WriteChunks
 def choose_policy(
     requested: RedundancyPolicy | None,
     declared_size: int | None,
-    writable_nodes: int,
-    member_nodes: int,
+    cluster: ClusterWidth,
     settings: GatewaySettings,
 ) -> PolicyChoice:
     """Where and how an object of ``declared_size`` bytes (None: unknown) is stored.
 
-    Raises NotEnoughNodes for a policy wider than the whole cluster (``member_nodes``: it
+    Raises NotEnoughNodes for a policy wider than the whole cluster (its member nodes: it
     could never reach its target) or when fewer than its minimum are writable now; a
     temporary lack of nodes short of that only makes the write degraded. Inline objects need
-    no node at all.
+    no node at all, and do not even count them: counting costs more than the rest of this
+    decision, thousands of times a second for small PUTs.
     """
     if requested is None and _fits_inline(declared_size, settings.inline_object_bytes):
         return KeepInline()
+    writable_nodes = cluster.writable_count()
+    member_nodes = cluster.member_count()
     if requested is None:
         fitted = policy_for_size(
             settings.default_policy, declared_size, settings.small_object_bytes

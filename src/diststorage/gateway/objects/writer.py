@@ -132,11 +132,7 @@ class ObjectWriter:
         ClientGone for a bad body. On any error or cancellation nothing stays visible.
         """
         choice = choose_policy(
-            operation.requested_policy,
-            operation.declared_size,
-            self._width.writable_count(),
-            self._width.member_count(),
-            self._settings,
+            operation.requested_policy, operation.declared_size, self._width, self._settings
         )
         if isinstance(choice, KeepInline):
             return await self._write_inline(operation, body)
