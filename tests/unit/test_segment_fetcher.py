@@ -16,8 +16,15 @@ from diststorage.core.policy import parse_policy
 from diststorage.erasure import codec_for
 from diststorage.gateway.nodeclient import BlockPiece
 from diststorage.gateway.objects.geometry import Geometry
-from diststorage.gateway.objects.reader import PATIENT_READ_FACTOR, SegmentFetcher, ShardSources
+from diststorage.gateway.objects.reader import (
+    PATIENT_READ_FACTOR,
+    PENALTY_S,
+    NodePenalties,
+    SegmentFetcher,
+    ShardSources,
+)
 from diststorage.meta import NodeLiveness, StoredChunk
+from diststorage.testing import FakeClock
 
 POLICY = parse_policy("ec:2+1")
 STRIPE = 1024
@@ -140,3 +147,13 @@ async def test_a_hung_node_costs_one_patient_try_then_the_read_fails() -> None:
     with pytest.raises(NodeUnavailable):
         await read_all(fetcher)
     assert clients[0].opened == [(0, 1.0), (3, PATIENT_READ_FACTOR)]
+
+
+def test_a_penalty_lasts_its_period_in_virtual_time() -> None:
+    clock = FakeClock()
+    penalties = NodePenalties(clock)
+    penalties.penalize("n")
+    clock.now += PENALTY_S - 0.1
+    assert penalties.is_penalized("n") and not penalties.is_penalized("m")
+    clock.now += 0.2
+    assert not penalties.is_penalized("n")
