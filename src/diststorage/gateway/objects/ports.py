@@ -16,6 +16,18 @@ from diststorage.meta import ChunkRef, NodeLiveness
 from diststorage.placement import Candidate
 
 
+class ByteSource(Protocol):
+    """A body to store: the HTTP request's (``api/body.py``), or any other front end's."""
+
+    async def read_up_to(self, size: int) -> bytes:
+        """Up to ``size`` bytes; fewer only at the end of the body, b"" after it.
+
+        Raises BodyLengthMismatch when the body ends short of its announced length, and
+        ClientGone when the client disconnects.
+        """
+        ...
+
+
 class StoredBytes(Protocol):
     """A node's answer to a finished chunk: how many bytes it stored."""
 

@@ -21,7 +21,6 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
-from typing import Protocol
 
 from diststorage.core.errors import AlreadyExists, BodyLengthMismatch, DiststorageError
 from diststorage.core.ids import new_id
@@ -31,7 +30,7 @@ from diststorage.erasure import Codec, codec_for
 from diststorage.gateway.objects.chunkset import ChunkJob, ChunkSetWriter, SetOutcome, StripeSink
 from diststorage.gateway.objects.operations import DeleteOperation, PutOperation
 from diststorage.gateway.objects.policy_choice import KeepInline, choose_policy
-from diststorage.gateway.objects.ports import ChunkDeleter, ClusterWidth
+from diststorage.gateway.objects.ports import ByteSource, ChunkDeleter, ClusterWidth
 from diststorage.meta import (
     ChunkRef,
     CommitOutcome,
@@ -48,16 +47,6 @@ log = logging.getLogger(__name__)
 
 # Below this, hashing on the event loop is cheaper than a hop to a thread.
 INLINE_HASH_BYTES = 256 * 1024
-
-
-class ByteSource(Protocol):
-    async def read_up_to(self, size: int) -> bytes:
-        """Up to ``size`` bytes; fewer only at the end of the body, b"" after it.
-
-        Raises BodyLengthMismatch when the body ends short of its announced length, and
-        ClientGone when the client disconnects.
-        """
-        ...
 
 
 class _OrderedMd5:
