@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import cast
 
 import crc32c
 import pytest
@@ -17,8 +16,15 @@ from diststorage.core.policy import parse_policy
 from diststorage.erasure import codec_for
 from diststorage.gateway.nodeclient import BlockPiece
 from diststorage.gateway.objects.geometry import Geometry
-from diststorage.gateway.objects.reader import PATIENT_READ_FACTOR, ObjectReader, SegmentFetcher
-from diststorage.meta import StoredChunk
+from diststorage.gateway.objects.reader import (
+    PATIENT_READ_FACTOR,
+    PENALTY_S,
+    NodePenalties,
+    SegmentFetcher,
+    ShardSources,
+)
+from diststorage.meta import NodeLiveness, StoredChunk
+from diststorage.testing import FakeClock
 
 POLICY = parse_policy("ec:2+1")
 STRIPE = 1024
@@ -65,15 +71,19 @@ class ScriptedClient:
             yield piece
 
 
-class FakeReader:
-    """What SegmentFetcher asks of its ObjectReader."""
+class FakeCluster:
+    """What SegmentFetcher asks of the parts around it: clients, node states, penalties and
+    damage reports."""
 
     def __init__(self, clients: dict[str, ScriptedClient]) -> None:
         self._clients = clients
-        self._inventory = self
-        self._penalties = self
-        self._damage = self
         self.penalized: list[str] = []
+
+    def get(self, node_id: str) -> ScriptedClient | None:
+        return self._clients.get(node_id)
+
+    def state(self, node_id: str) -> NodeLiveness:
+        return NodeLiveness.UP
 
     def is_up(self, node_id: str) -> bool:
         return True
@@ -81,11 +91,11 @@ class FakeReader:
     def penalize(self, node_id: str) -> None:
         self.penalized.append(node_id)
 
+    def is_penalized(self, node_id: str) -> bool:
+        return False
+
     def report(self, chunk_id: str) -> None:
         raise AssertionError("nothing here is damaged")
-
-    def order_shards(self, chunks: dict[int, StoredChunk]) -> list[StoredChunk]:
-        return sorted(chunks.values(), key=lambda c: c.shard_index)
 
 
 def segment(
@@ -104,11 +114,10 @@ def segment(
         chunks[shard] = StoredChunk(
             f"{shard:032x}", f"node{shard}", 0, shard, BLOCK * STRIPES, crcs
         )
-    reader = FakeReader({f"node{s}": c for s, c in clients.items()})
+    cluster = FakeCluster({f"node{s}": c for s, c in clients.items()})
+    sources = ShardSources(clients=cluster, nodes=cluster, penalties=cluster, damage=cluster)
     geometry = Geometry(len(data), STRIPE, STRIPES)
-    fetcher = SegmentFetcher(
-        cast(ObjectReader, reader), codec, geometry, 0, chunks, last_stripe=STRIPES - 1
-    )
+    fetcher = SegmentFetcher(sources, codec, geometry, 0, chunks, last_stripe=STRIPES - 1)
     return data, fetcher, clients
 
 
@@ -138,3 +147,13 @@ async def test_a_hung_node_costs_one_patient_try_then_the_read_fails() -> None:
     with pytest.raises(NodeUnavailable):
         await read_all(fetcher)
     assert clients[0].opened == [(0, 1.0), (3, PATIENT_READ_FACTOR)]
+
+
+def test_a_penalty_lasts_its_period_in_virtual_time() -> None:
+    clock = FakeClock()
+    penalties = NodePenalties(clock)
+    penalties.penalize("n")
+    clock.now += PENALTY_S - 0.1
+    assert penalties.is_penalized("n") and not penalties.is_penalized("m")
+    clock.now += 0.2
+    assert not penalties.is_penalized("n")

@@ -31,7 +31,7 @@ from diststorage.gateway.heartbeats import HeartbeatServicer
 from diststorage.gateway.inventory import Inventory
 from diststorage.gateway.janitor import Janitor
 from diststorage.gateway.nodeclient import NodeClients
-from diststorage.gateway.objects import ObjectReader, ObjectWriter
+from diststorage.gateway.objects import ChunkSetWriter, ObjectReader, ObjectWriter
 from diststorage.gateway.objects.reader import NodePenalties
 from diststorage.gateway.readers import ActiveReads
 from diststorage.gateway.services import Services
@@ -154,13 +154,14 @@ class Gateway:
         heartbeats: HeartbeatServicer,
     ) -> Services:
         settings, gateway_id = self.settings, self.gateway_id
-        writer = ObjectWriter(settings, store, inventory, clients, janitor, gateway_id)
-        reader = ObjectReader(settings, inventory, clients, NodePenalties(), damage)
+        chunk_sets = ChunkSetWriter(settings.write_stripes_in_flight, inventory, clients, janitor)
+        writer = ObjectWriter(settings, store, inventory, chunk_sets, janitor, gateway_id)
+        reader = ObjectReader(settings, inventory, clients, NodePenalties(self._clock), damage)
         repair = RepairWorker(
             settings,
             store.maintenance,
             inventory,
-            clients,
+            chunk_sets,
             reader,
             janitor,
             TokenBucket(settings.repair_bytes_per_s),

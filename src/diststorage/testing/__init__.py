@@ -2,6 +2,26 @@
 
 from diststorage.testing.clock import FakeClock
 from diststorage.testing.cluster import running_cluster
+from diststorage.testing.fakes import (
+    BytesBody,
+    DamageLog,
+    FakeChunkStream,
+    FakeNode,
+    FakeNodes,
+    Pipeline,
+    in_memory_pipeline,
+)
 from diststorage.testing.faults import Faults
 
-__all__ = ["FakeClock", "Faults", "running_cluster"]
+__all__ = [
+    "BytesBody",
+    "DamageLog",
+    "FakeChunkStream",
+    "FakeClock",
+    "FakeNode",
+    "FakeNodes",
+    "Faults",
+    "Pipeline",
+    "in_memory_pipeline",
+    "running_cluster",
+]

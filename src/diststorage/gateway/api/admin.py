@@ -3,7 +3,9 @@ metrics. Parsed into a typed route first, like object requests."""
 
 from __future__ import annotations
 
+import enum
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,79 +16,138 @@ from diststorage.gateway.api.parse import SYSTEM_PREFIX
 from diststorage.gateway.inventory import NodeView
 from diststorage.gateway.services import Services
 from diststorage.gateway.workers.lease import WORKERS_LEASE
+from diststorage.gateway.workers.lifecycle import set_node_lifecycle
 from diststorage.gateway.workers.rebalance import plan_rebalance
 from diststorage.gateway.workers.repair_plan import NodeHealth
 from diststorage.meta import NodeLifecycle
 
 _NODE_ROUTE = re.compile(r"^nodes/(?P<node>[0-9a-f]{1,64})(?:/(?P<action>drain|activate))?$")
+_READ = frozenset({"GET", "HEAD"})
+
+
+class SystemEndpoint(enum.Enum):
+    """Each system route, with the methods it answers."""
+
+    HEALTH = ("health", _READ)
+    NODES = ("nodes", _READ)
+    REPAIR = ("repair", _READ)
+    METRICS = ("metrics", _READ)
+    REBALANCE = ("rebalance", frozenset({"POST"}))
+    NODE = ("node", frozenset({"GET", "HEAD", "DELETE"}))
+    NODE_ACTION = ("node-action", frozenset({"POST"}))
+
+    @property
+    def methods(self) -> frozenset[str]:
+        return self.value[1]
+
+
+# Endpoints whose path is their name.
+_FIXED = {
+    e.value[0]: e
+    for e in SystemEndpoint
+    if e not in (SystemEndpoint.NODE, SystemEndpoint.NODE_ACTION)
+}
 
 
 @dataclass(frozen=True, slots=True)
 class SystemRoute:
-    name: str  # health, nodes, node, node-action, repair, rebalance, metrics
-    methods: frozenset[str]
+    endpoint: SystemEndpoint
     node_id: str = ""
-    action: str = ""
+    lifecycle: NodeLifecycle | None = None  # what a node action sets
 
 
 def parse_system_route(path: str) -> SystemRoute:
     """``path`` is what follows ``/_/``; raises InvalidKey for anything unknown."""
-    read = frozenset({"GET", "HEAD"})
-    if path in ("health", "nodes", "repair", "metrics"):
-        return SystemRoute(path, read)
-    if path == "rebalance":
-        return SystemRoute(path, frozenset({"POST"}))
+    fixed = _FIXED.get(path)
+    if fixed is not None:
+        return SystemRoute(fixed)
     match = _NODE_ROUTE.match(path)
     if match is not None:
         if match["action"]:
-            return SystemRoute("node-action", frozenset({"POST"}), match["node"], match["action"])
-        return SystemRoute("node", frozenset({"GET", "HEAD", "DELETE"}), match["node"])
+            drain = match["action"] == "drain"
+            lifecycle = NodeLifecycle.DRAINING if drain else NodeLifecycle.ACTIVE
+            return SystemRoute(SystemEndpoint.NODE_ACTION, match["node"], lifecycle)
+        return SystemRoute(SystemEndpoint.NODE, match["node"])
     raise InvalidKey(f"keys under {SYSTEM_PREFIX!r} are reserved for system routes")
+
+
+_Handler = Callable[[web.Request, Services, SystemRoute], Awaitable[web.StreamResponse]]
 
 
 async def system_route(request: web.Request, services: Services, path: str) -> web.StreamResponse:
     route = parse_system_route(path)
-    if request.method not in route.methods:
+    if request.method not in route.endpoint.methods:
         raise MethodNotAllowed(f"{request.method} is not allowed on /{SYSTEM_PREFIX}{path}")
-    if route.name == "metrics":
-        return services.metrics.render()
-    if route.name == "health":
-        return _health(services)
-    if route.name == "nodes":
-        referenced = await services.store.maintenance.chunks_by_node()
-        return web.json_response(
-            [_node_json(services, v, referenced) for v in services.inventory.views()]
-        )
-    if route.name == "repair":
-        return web.json_response(await repair_status(services))
-    if route.name == "rebalance":
-        plan = await plan_rebalance(services.inventory, services.store.maintenance)
-        return web.json_response(
-            {"chunks_to_move": plan.chunks, "bytes_to_move": plan.bytes, "from_nodes": plan.nodes},
-            status=202,
-        )
+    return await _HANDLERS[route.endpoint](request, services, route)
+
+
+async def _metrics(request: web.Request, services: Services, route: SystemRoute) -> web.Response:
+    return services.metrics.render()
+
+
+async def _health_route(
+    request: web.Request, services: Services, route: SystemRoute
+) -> web.Response:
+    return _health(services)
+
+
+async def _nodes(request: web.Request, services: Services, route: SystemRoute) -> web.Response:
+    referenced = await services.store.maintenance.chunks_by_node()
+    return web.json_response(
+        [_node_json(services, v, referenced) for v in services.inventory.views()]
+    )
+
+
+async def _repair(request: web.Request, services: Services, route: SystemRoute) -> web.Response:
+    return web.json_response(await repair_status(services))
+
+
+async def _rebalance(request: web.Request, services: Services, route: SystemRoute) -> web.Response:
+    plan = await plan_rebalance(services.inventory, services.store.maintenance)
+    return web.json_response(
+        {"chunks_to_move": plan.chunks, "bytes_to_move": plan.bytes, "from_nodes": plan.nodes},
+        status=202,
+    )
+
+
+async def _node_action(
+    request: web.Request, services: Services, route: SystemRoute
+) -> web.Response:
     view = _find_node(services, route.node_id)
-    if route.name == "node-action":
-        lifecycle = NodeLifecycle.DRAINING if route.action == "drain" else NodeLifecycle.ACTIVE
-        await services.store.maintenance.set_node_lifecycle(view.info.node_id, lifecycle)
-        services.inventory.set_lifecycle(view.info.node_id, lifecycle)
-        view = _find_node(services, route.node_id)
-        referenced = await services.store.maintenance.chunks_by_node()
-        body = _node_json(services, view, referenced)
-        policy = services.settings.default_policy
-        members = services.inventory.member_count()
-        if lifecycle == NodeLifecycle.DRAINING and members < policy.total_shards:
-            body["warning"] = (
-                f"only {members} active nodes remain and {policy.spec} needs "
-                f"{policy.total_shards} distinct ones: chunks of such objects cannot move "
-                "until a node is added"
-            )
-        return web.json_response(body, status=202)
+    assert route.lifecycle is not None
+    warning = await set_node_lifecycle(
+        services.store.maintenance,
+        services.inventory,
+        view.info.node_id,
+        route.lifecycle,
+        services.settings.default_policy,
+    )
+    view = _find_node(services, route.node_id)
+    referenced = await services.store.maintenance.chunks_by_node()
+    body = _node_json(services, view, referenced)
+    if warning is not None:
+        body["warning"] = warning
+    return web.json_response(body, status=202)
+
+
+async def _node(request: web.Request, services: Services, route: SystemRoute) -> web.Response:
+    view = _find_node(services, route.node_id)
     if request.method == "DELETE":
         await _remove_node(services, view, request.query.get("force") == "true")
         return web.Response(status=204)
     referenced = await services.store.maintenance.chunks_by_node()
     return web.json_response(_node_json(services, view, referenced))
+
+
+_HANDLERS: dict[SystemEndpoint, _Handler] = {
+    SystemEndpoint.METRICS: _metrics,
+    SystemEndpoint.HEALTH: _health_route,
+    SystemEndpoint.NODES: _nodes,
+    SystemEndpoint.REPAIR: _repair,
+    SystemEndpoint.REBALANCE: _rebalance,
+    SystemEndpoint.NODE_ACTION: _node_action,
+    SystemEndpoint.NODE: _node,
+}
 
 
 def _find_node(services: Services, node_id: str) -> NodeView:

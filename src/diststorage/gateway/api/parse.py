@@ -7,21 +7,109 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from dataclasses import dataclass
+from collections.abc import Mapping
 
 from diststorage.core.errors import (
     InvalidKey,
     InvalidRequest,
     LengthRequired,
+    MethodNotAllowed,
     PayloadTooLarge,
-    RangeNotSatisfiable,
 )
-from diststorage.core.policy import RedundancyPolicy, parse_policy, policy_for_size
+from diststorage.core.policy import RedundancyPolicy, parse_policy
+from diststorage.gateway.objects.operations import (
+    ByteRange,
+    DeleteOperation,
+    GetOperation,
+    HeadOperation,
+    ListOperation,
+    ObjectOperation,
+    PutOperation,
+    RangeSpec,
+    resolve_range,
+)
+from diststorage.meta import DEFAULT_NAMESPACE, MAX_LIST_LIMIT
 
 MAX_KEY_BYTES = 1024
 SYSTEM_PREFIX = "_/"
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+OBJECT_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE"})
+READ_METHODS = frozenset({"GET", "HEAD"})
+
+__all__ = [
+    "DEFAULT_CONTENT_TYPE",
+    "SYSTEM_PREFIX",
+    "ByteRange",
+    "is_system_path",
+    "parse_declared_size",
+    "parse_key",
+    "parse_listing",
+    "parse_object_request",
+    "parse_put",
+    "parse_range",
+    "parse_range_spec",
+    "parse_redundancy",
+]
+
+
+def is_system_path(raw_path: str) -> bool:
+    """Whether the path is a system route (``/_/...``) rather than an object request."""
+    return raw_path.split("?", 1)[0].startswith("/" + SYSTEM_PREFIX)
+
+
+def parse_object_request(
+    method: str,
+    raw_path: str,
+    query: Mapping[str, str],
+    headers: Mapping[str, str],
+    content_length: int | None,
+    max_object_bytes: int,
+) -> ObjectOperation:
+    """The operation a request on ``/`` (a listing) or ``/{key}`` asks for.
+
+    Raises MethodNotAllowed, InvalidKey, InvalidRequest, LengthRequired, PayloadTooLarge or
+    InvalidPolicy, in the order a request is read: method, path, then headers.
+    """
+    if raw_path.split("?", 1)[0] == "/":
+        _allow(method, READ_METHODS)
+        return parse_listing(query, MAX_LIST_LIMIT)
+    _allow(method, OBJECT_METHODS)
+    key = parse_key(raw_path)
+    if method in ("PUT", "POST"):
+        return parse_put(method, key, headers, content_length, max_object_bytes)
+    if method == "DELETE":
+        return DeleteOperation(DEFAULT_NAMESPACE, key)
+    spec = parse_range_spec(headers.get("Range"))
+    if method == "HEAD":
+        return HeadOperation(DEFAULT_NAMESPACE, key, spec)
+    return GetOperation(DEFAULT_NAMESPACE, key, spec)
+
+
+def _allow(method: str, methods: frozenset[str]) -> None:
+    if method not in methods:
+        raise MethodNotAllowed(f"{method} is not allowed here")
+
+
+def parse_put(
+    method: str,
+    key: str,
+    headers: Mapping[str, str],
+    content_length: int | None,
+    max_object_bytes: int,
+) -> PutOperation:
+    """A PUT (create or replace) or POST (create only) of a body under ``key``."""
+    declared = parse_declared_size(
+        content_length, headers.get("Transfer-Encoding"), max_object_bytes
+    )
+    return PutOperation(
+        namespace=DEFAULT_NAMESPACE,
+        key=key,
+        content_type=headers.get("Content-Type") or DEFAULT_CONTENT_TYPE,
+        requested_policy=parse_redundancy(headers.get("X-Redundancy")),
+        declared_size=declared,
+        replace=method == "PUT",
+    )
 
 
 def parse_key(raw_path: str) -> str:
@@ -60,30 +148,17 @@ def parse_declared_size(
     return content_length
 
 
-def parse_redundancy(
-    header: str | None, default: RedundancyPolicy, size_bytes: int | None, small_object_bytes: int
-) -> RedundancyPolicy:
-    """The header's policy, exactly as asked; without one, the default fitted to the size."""
-    if header is not None:
-        return parse_policy(header)
-    return policy_for_size(default, size_bytes, small_object_bytes)
+def parse_redundancy(header: str | None) -> RedundancyPolicy | None:
+    """The policy an X-Redundancy header asks for; None leaves the choice to the gateway."""
+    return None if header is None else parse_policy(header)
 
 
-@dataclass(frozen=True, slots=True)
-class ByteRange:
-    start: int
-    end: int  # exclusive
-
-    @property
-    def length(self) -> int:
-        return self.end - self.start
-
-
-def parse_range(header: str | None, size: int) -> ByteRange | None:
-    """The single byte range asked for, resolved against the object size.
+def parse_range_spec(header: str | None) -> RangeSpec | None:
+    """The single byte range a Range header asks for, before the object's size is known.
 
     None means "the whole object": no header, or one this server ignores as RFC 9110 allows
-    (several ranges, malformed syntax). Raises RangeNotSatisfiable for a range that misses.
+    (several ranges, malformed syntax). Never raises: whether the range misses the object is
+    only known against its size (``RangeSpec.resolve``).
     """
     if header is None:
         return None
@@ -93,29 +168,24 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
     first, last = match.groups()
     if not first and not last:
         return None
-    if not first:
-        suffix = int(last)
-        if suffix == 0 or size == 0:
-            raise RangeNotSatisfiable(f"range {header} selects no bytes", size)
-        return ByteRange(max(size - suffix, 0), size)
-    start = int(first)
-    end = size if not last else int(last) + 1
-    if last and end <= start:
+    if first and last and int(last) < int(first):
         return None
-    if start >= size:
-        raise RangeNotSatisfiable(f"range {header} starts past the {size}-byte object", size)
-    return ByteRange(start, min(end, size))
+    return RangeSpec(int(first) if first else None, int(last) if last else None, header)
 
 
-@dataclass(frozen=True, slots=True)
-class ListRequest:
-    prefix: str
-    after: str
-    limit: int
+def parse_range(header: str | None, size: int) -> ByteRange | None:
+    """The single byte range asked for, resolved against the object size.
+
+    None means "the whole object" (see ``parse_range_spec``). Raises RangeNotSatisfiable for a
+    range that misses.
+    """
+    return resolve_range(parse_range_spec(header), size)
 
 
-def parse_listing(query: dict[str, str], max_limit: int) -> ListRequest:
+def parse_listing(query: Mapping[str, str], max_limit: int) -> ListOperation:
     limit_text = query.get("limit", str(max_limit))
     if not limit_text.isdigit() or not 1 <= int(limit_text) <= max_limit:
         raise InvalidRequest(f"limit must be a whole number from 1 to {max_limit}")
-    return ListRequest(query.get("prefix", ""), query.get("after", ""), int(limit_text))
+    return ListOperation(
+        DEFAULT_NAMESPACE, query.get("prefix", ""), query.get("after", ""), int(limit_text)
+    )

@@ -8,27 +8,25 @@ from typing import Any
 
 from aiohttp import web
 
-from diststorage.core.errors import DiststorageError, MethodNotAllowed
+from diststorage.core.errors import DiststorageError
 from diststorage.gateway.api.admin import system_route
 from diststorage.gateway.api.body import RequestBody
-from diststorage.gateway.api.parse import (
-    DEFAULT_CONTENT_TYPE,
-    SYSTEM_PREFIX,
+from diststorage.gateway.api.parse import SYSTEM_PREFIX, is_system_path, parse_object_request
+from diststorage.gateway.objects import (
     ByteRange,
-    parse_declared_size,
-    parse_key,
-    parse_listing,
-    parse_range,
-    parse_redundancy,
+    DeleteOperation,
+    GetOperation,
+    HeadOperation,
+    ListOperation,
+    PutOperation,
+    inline_bytes,
 )
-from diststorage.gateway.objects import PutRequest, inline_bytes
+from diststorage.gateway.objects.operations import resolve_range
 from diststorage.gateway.services import Services
-from diststorage.meta import DEFAULT_NAMESPACE, MAX_LIST_LIMIT, ObjectInfo
+from diststorage.meta import ObjectInfo
 
 log = logging.getLogger(__name__)
 
-OBJECT_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE"})
-READ_METHODS = frozenset({"GET", "HEAD"})
 SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
 
 
@@ -55,70 +53,55 @@ def _object_headers(info: ObjectInfo) -> dict[str, str]:
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
-    path = request.raw_path.split("?", 1)[0]
-    if path == "/":
-        _allow(request, READ_METHODS)
-        return await list_objects(request)
-    if path.startswith("/" + SYSTEM_PREFIX):
-        return await system_route(
-            request, request.app[SERVICES], path.removeprefix("/" + SYSTEM_PREFIX)
-        )
-    _allow(request, OBJECT_METHODS)
-    key = parse_key(request.raw_path)
-    handler = {
-        "GET": get_object,
-        "HEAD": get_object,
-        "PUT": put_object,
-        "POST": put_object,
-        "DELETE": delete_object,
-    }[request.method]
-    return await handler(request, key)
-
-
-def _allow(request: web.Request, methods: frozenset[str]) -> None:
-    if request.method not in methods:
-        raise MethodNotAllowed(f"{request.method} is not allowed here")
-
-
-async def put_object(request: web.Request, key: str) -> web.StreamResponse:
     services = request.app[SERVICES]
-    settings = services.settings
-    declared = parse_declared_size(
+    if is_system_path(request.raw_path):
+        path = request.raw_path.split("?", 1)[0]
+        return await system_route(request, services, path.removeprefix("/" + SYSTEM_PREFIX))
+    operation = parse_object_request(
+        request.method,
+        request.raw_path,
+        request.query,
+        request.headers,
         request.content_length,
-        request.headers.get("Transfer-Encoding"),
-        settings.max_object_bytes,
+        services.settings.max_object_bytes,
     )
-    put = PutRequest(
-        namespace=DEFAULT_NAMESPACE,
-        key=key,
-        content_type=request.headers.get("Content-Type") or DEFAULT_CONTENT_TYPE,
-        policy=parse_redundancy(
-            request.headers.get("X-Redundancy"),
-            settings.default_policy,
-            declared,
-            settings.small_object_bytes,
-        ),
-        declared_size=declared,
-        replace=request.method == "PUT",
-        default_policy=request.headers.get("X-Redundancy") is None,
-    )
-    info = await services.writer.write(
-        put, RequestBody(request, declared, settings.max_object_bytes)
-    )
+    match operation:
+        case PutOperation():
+            return await put_object(request, services, operation)
+        case GetOperation():
+            return await get_object(request, services, operation)
+        case HeadOperation():
+            return await head_object(request, services, operation)
+        case DeleteOperation():
+            return await delete_object(services, operation)
+        case ListOperation():
+            return await list_objects(services, operation)
+
+
+async def put_object(
+    request: web.Request, services: Services, operation: PutOperation
+) -> web.StreamResponse:
+    max_bytes = services.settings.max_object_bytes
+    body = RequestBody(request, operation.declared_size, max_bytes)
+    info = await services.writer.write(operation, body)
     return web.json_response(_object_json(info), status=201, headers={"ETag": f'"{info.md5_hex}"'})
 
 
-async def get_object(request: web.Request, key: str) -> web.StreamResponse:
-    services = request.app[SERVICES]
-    if request.method == "HEAD":
-        info = await services.store.get_info(DEFAULT_NAMESPACE, key)
-        byte_range = parse_range(request.headers.get("Range"), info.size_bytes)
-        response = _object_response(info, byte_range)
-        await response.prepare(request)
-        await response.write_eof()
-        return response
-    layout = await services.store.get_layout(DEFAULT_NAMESPACE, key)
-    byte_range = parse_range(request.headers.get("Range"), layout.info.size_bytes)
+async def head_object(
+    request: web.Request, services: Services, operation: HeadOperation
+) -> web.StreamResponse:
+    info = await services.store.get_info(operation.namespace, operation.key)
+    response = _object_response(info, resolve_range(operation.range, info.size_bytes))
+    await response.prepare(request)
+    await response.write_eof()
+    return response
+
+
+async def get_object(
+    request: web.Request, services: Services, operation: GetOperation
+) -> web.StreamResponse:
+    layout = await services.store.get_layout(operation.namespace, operation.key)
+    byte_range = resolve_range(operation.range, layout.info.size_bytes)
     start = 0 if byte_range is None else byte_range.start
     end = layout.info.size_bytes if byte_range is None else byte_range.end
     if layout.inline_body is not None:
@@ -139,7 +122,7 @@ async def get_object(request: web.Request, key: str) -> web.StreamResponse:
         except DiststorageError as error:
             # The status line is gone already; cutting the connection short is the only way
             # left to tell the client that what it got is not the whole object.
-            log.error("GET %s failed after %s: %s", key, response.status, error)
+            log.error("GET %s failed after %s: %s", operation.key, response.status, error)
             if request.transport is not None:
                 request.transport.abort()
             return response
@@ -164,18 +147,14 @@ def _object_response(info: ObjectInfo, byte_range: ByteRange | None) -> web.Stre
     return response
 
 
-async def delete_object(request: web.Request, key: str) -> web.StreamResponse:
-    services = request.app[SERVICES]
-    deleted = await services.store.delete_object(DEFAULT_NAMESPACE, key)
-    services.janitor.delete_after_reads(deleted.object_id, deleted.chunks)
+async def delete_object(services: Services, operation: DeleteOperation) -> web.StreamResponse:
+    await services.writer.delete(operation)
     return web.Response(status=204)
 
 
-async def list_objects(request: web.Request) -> web.StreamResponse:
-    services = request.app[SERVICES]
-    listing = parse_listing(dict(request.query), MAX_LIST_LIMIT)
+async def list_objects(services: Services, operation: ListOperation) -> web.StreamResponse:
     page = await services.store.list_objects(
-        DEFAULT_NAMESPACE, listing.prefix, listing.after, listing.limit
+        operation.namespace, operation.prefix, operation.after, operation.limit
     )
     objects = [_object_json(info) for info in page.objects]
     return web.json_response(

@@ -1,6 +1,30 @@
-"""The write and read pipelines."""
+"""The write and read pipelines, and the typed operations front ends hand them."""
 
+from diststorage.gateway.objects.chunkset import ChunkSetWriter
+from diststorage.gateway.objects.operations import (
+    ByteRange,
+    DeleteOperation,
+    GetOperation,
+    HeadOperation,
+    ListOperation,
+    ObjectOperation,
+    PutOperation,
+    RangeSpec,
+)
 from diststorage.gateway.objects.reader import ObjectReader, inline_bytes
-from diststorage.gateway.objects.writer import ObjectWriter, PutRequest
+from diststorage.gateway.objects.writer import ObjectWriter
 
-__all__ = ["ObjectReader", "ObjectWriter", "PutRequest", "inline_bytes"]
+__all__ = [
+    "ByteRange",
+    "ChunkSetWriter",
+    "DeleteOperation",
+    "GetOperation",
+    "HeadOperation",
+    "ListOperation",
+    "ObjectOperation",
+    "ObjectReader",
+    "ObjectWriter",
+    "PutOperation",
+    "RangeSpec",
+    "inline_bytes",
+]

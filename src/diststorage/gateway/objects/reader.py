@@ -16,20 +16,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import crc32c
 
+from diststorage.core.clock import Clock
 from diststorage.core.errors import ChunkNotFound, DataLoss, DiststorageError, NodeUnavailable
 from diststorage.core.policy import parse_policy
 from diststorage.core.settings import GatewaySettings
 from diststorage.erasure import Codec, codec_for
-from diststorage.gateway.damage import DamageReports
-from diststorage.gateway.inventory import Inventory
-from diststorage.gateway.nodeclient import BlockPiece, NodeClients
+from diststorage.gateway.nodeclient import BlockPiece
 from diststorage.gateway.objects.geometry import Geometry
+from diststorage.gateway.objects.ports import DamageSink, NodeReaders, NodeStates, Penalties
 from diststorage.meta import ChunkState, NodeLiveness, ObjectLayout, StoredChunk
 
 log = logging.getLogger(__name__)
@@ -57,15 +56,42 @@ def inline_bytes(layout: ObjectLayout, start: int, end: int) -> bytes:
 
 
 class NodePenalties:
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    """Nodes that failed a read lately, tried last until their penalty runs out."""
+
+    def __init__(self, clock: Clock) -> None:
         self._until: dict[str, float] = {}
         self._clock = clock
 
     def penalize(self, node_id: str) -> None:
-        self._until[node_id] = self._clock() + PENALTY_S
+        self._until[node_id] = self._clock.monotonic() + PENALTY_S
 
     def is_penalized(self, node_id: str) -> bool:
-        return self._until.get(node_id, 0.0) > self._clock()
+        return self._until.get(node_id, 0.0) > self._clock.monotonic()
+
+
+@dataclass(frozen=True, slots=True)
+class ShardSources:
+    """What a segment fetcher reads from, and whom it tells about nodes and chunks that fail."""
+
+    clients: NodeReaders
+    nodes: NodeStates
+    penalties: Penalties
+    damage: DamageSink
+
+    def order(self, chunks: dict[int, StoredChunk]) -> list[StoredChunk]:
+        """Shards to try, best first: up, unpenalized nodes, then suspect ones, then the
+        rest; data shards before parity. Chunks known to be damaged come last of all: most
+        of their blocks may still be sound, and every block is verified anyway."""
+
+        def rank(chunk: StoredChunk) -> tuple[int, int]:
+            if chunk.state == ChunkState.DAMAGED:
+                return (3, chunk.shard_index)
+            if self.penalties.is_penalized(chunk.node_id):
+                return (2, chunk.shard_index)
+            state = self.nodes.state(chunk.node_id)
+            return (0 if state == NodeLiveness.UP else 1, chunk.shard_index)
+
+        return sorted(chunks.values(), key=rank)
 
 
 @dataclass
@@ -91,16 +117,13 @@ class ObjectReader:
     def __init__(
         self,
         settings: GatewaySettings,
-        inventory: Inventory,
-        clients: NodeClients,
-        penalties: NodePenalties,
-        damage: DamageReports,
+        nodes: NodeStates,
+        clients: NodeReaders,
+        penalties: Penalties,
+        damage: DamageSink,
     ) -> None:
         self._settings = settings
-        self._inventory = inventory
-        self._clients = clients
-        self._penalties = penalties
-        self._damage = damage
+        self._sources = ShardSources(clients, nodes, penalties, damage)
 
     async def stream(self, layout: ObjectLayout, start: int, end: int) -> AsyncIterator[bytes]:
         """Yields the verified bytes [start, end) of the object, in order.
@@ -145,8 +168,7 @@ class ObjectReader:
                     if fetcher is not None:
                         await fetcher.close()
                     segment = geometry.segment_of(stripe)
-                    fetcher = SegmentFetcher(
-                        self,
+                    fetcher = self.segment_fetcher(
                         codec,
                         geometry,
                         segment,
@@ -163,20 +185,16 @@ class ObjectReader:
             if fetcher is not None:
                 await fetcher.close()
 
-    def order_shards(self, chunks: dict[int, StoredChunk]) -> list[StoredChunk]:
-        """Shards to try, best first: up, unpenalized nodes, then suspect ones, then the
-        rest; data shards before parity. Chunks known to be damaged come last of all: most
-        of their blocks may still be sound, and every block is verified anyway."""
-
-        def rank(chunk: StoredChunk) -> tuple[int, int]:
-            if chunk.state == ChunkState.DAMAGED:
-                return (3, chunk.shard_index)
-            if self._penalties.is_penalized(chunk.node_id):
-                return (2, chunk.shard_index)
-            state = self._inventory.state(chunk.node_id)
-            return (0 if state == NodeLiveness.UP else 1, chunk.shard_index)
-
-        return sorted(chunks.values(), key=rank)
+    def segment_fetcher(
+        self,
+        codec: Codec,
+        geometry: Geometry,
+        segment: int,
+        chunks: dict[int, StoredChunk],
+        last_stripe: int,
+    ) -> SegmentFetcher:
+        """A fetcher of the segment's stripes up to ``last_stripe`` (repair reads with it too)."""
+        return SegmentFetcher(self._sources, codec, geometry, segment, chunks, last_stripe)
 
 
 def _unreadable(stripe: int, failures: list[BaseException]) -> DiststorageError:
@@ -196,20 +214,20 @@ class SegmentFetcher:
 
     def __init__(
         self,
-        reader: ObjectReader,
+        sources: ShardSources,
         codec: Codec,
         geometry: Geometry,
         segment: int,
         chunks: dict[int, StoredChunk],
         last_stripe: int,
     ) -> None:
-        self._reader = reader
+        self._sources = sources
         self._codec = codec
         self._geometry = geometry
         self._first_stripe = geometry.segment_stripe_range(segment)[0]
         self._last_stripe = last_stripe
         self._full_block = codec.block_size(geometry.stripe_size_bytes)
-        self._untried = reader.order_shards(chunks)
+        self._untried = sources.order(chunks)
         self._active: list[_ShardStream] = []
         self._needed = codec.policy.needed_to_read
         # Shards dropped for being late, and the stripe each was last given a patient try at.
@@ -254,7 +272,7 @@ class SegmentFetcher:
     def _open_streams(self, stripe: int, count: int) -> None:
         while count > 0 and self._untried:
             chunk = self._untried.pop(0)
-            client = self._reader._clients.get(chunk.node_id)
+            client = self._sources.clients.get(chunk.node_id)
             if client is None:
                 continue
             offset = (stripe - self._first_stripe) * self._full_block
@@ -262,7 +280,7 @@ class SegmentFetcher:
                 self._codec.block_size(self._geometry.stripe_length(s))
                 for s in range(stripe, self._last_stripe + 1)
             )
-            up = self._reader._inventory.is_up(chunk.node_id)
+            up = self._sources.nodes.is_up(chunk.node_id)
             patience = PATIENT_READ_FACTOR if chunk.shard_index in self._patient_at else 1.0
             # One block left to fetch (a small object, the end of a range): one round trip.
             read = client.read_once if stripe == self._last_stripe else client.read
@@ -283,12 +301,12 @@ class SegmentFetcher:
         self._active.remove(shard_stream)
         node_id = shard_stream.chunk.node_id
         if isinstance(reason, NodeUnavailable | TimeoutError):
-            self._reader._penalties.penalize(node_id)
+            self._sources.penalties.penalize(node_id)
             self._late.append(shard_stream.chunk)
         elif isinstance(reason, DataLoss | ChunkNotFound) and (
             shard_stream.chunk.state != ChunkState.DAMAGED
         ):
-            self._reader._damage.report(shard_stream.chunk.chunk_id)
+            self._sources.damage.report(shard_stream.chunk.chunk_id)
         log.warning(
             "shard %d on node %s dropped from read: %s",
             shard_stream.chunk.shard_index,

@@ -16,21 +16,18 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-import crc32c
-
-from diststorage.core.errors import DiststorageError, NodeUnavailable
+from diststorage.core.errors import DiststorageError
 from diststorage.core.ids import new_id
 from diststorage.core.policy import RedundancyPolicy, parse_policy
 from diststorage.core.settings import GatewaySettings
 from diststorage.core.worker import BUSY, Figures, Step, WorkerState
 from diststorage.erasure import Codec, codec_for
-from diststorage.gateway.blockwire import put_block_message
-from diststorage.gateway.inventory import Inventory
-from diststorage.gateway.janitor import Janitor
-from diststorage.gateway.nodeclient import ChunkUpload, NodeClients
+from diststorage.gateway.objects.chunkset import ChunkJob, ChunkSetWriter, StripeSink
 from diststorage.gateway.objects.geometry import Geometry
-from diststorage.gateway.objects.reader import ObjectReader, SegmentFetcher
+from diststorage.gateway.objects.ports import ChunkDeleter
+from diststorage.gateway.objects.reader import ObjectReader
 from diststorage.gateway.workers.repair_plan import NodeHealth, SegmentPlan, plan_segment
 from diststorage.gateway.workers.throttle import RateMeter, TokenBucket
 from diststorage.meta import (
@@ -38,11 +35,11 @@ from diststorage.meta import (
     MaintenanceStore,
     NodeLifecycle,
     NodeLiveness,
+    PlannedChunk,
     RepairTaskRef,
     SegmentLayout,
     StoredChunk,
 )
-from diststorage.placement import rank_nodes
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +64,25 @@ class RepairCounters:
     failures: int = 0
 
 
+class NodeTable(Protocol):
+    """What repair asks about nodes to judge their health (``Inventory``)."""
+
+    @property
+    def returns(self) -> int:
+        """How many times a node became up again."""
+        ...
+
+    def knows(self, node_id: str) -> bool: ...
+
+    def down_for_s(self, node_id: str) -> float | None: ...
+
+    def state(self, node_id: str) -> NodeLiveness: ...
+
+    def lifecycle(self, node_id: str) -> NodeLifecycle: ...
+
+    def node_ids(self) -> list[str]: ...
+
+
 class RepairWorker:
     name = "repair"
 
@@ -74,16 +90,16 @@ class RepairWorker:
         self,
         settings: GatewaySettings,
         maintenance: MaintenanceStore,
-        inventory: Inventory,
-        clients: NodeClients,
+        inventory: NodeTable,
+        chunk_sets: ChunkSetWriter,
         reader: ObjectReader,
-        janitor: Janitor,
+        janitor: ChunkDeleter,
         bucket: TokenBucket,
     ) -> None:
         self._settings = settings
         self._maintenance = maintenance
         self._inventory = inventory
-        self._clients = clients
+        self._chunk_sets = chunk_sets
         self._reader = reader
         self._janitor = janitor
         self._bucket = bucket
@@ -230,7 +246,8 @@ class RepairWorker:
         stripes = geometry.segment_stripe_range(layout.segment_index)
         chunk_bytes = sum(codec.block_size(geometry.stripe_length(s)) for s in stripes)
         avoid = plan.keep_nodes | {c.node_id for c in plan.retire}
-        targets = self._targets(f"{info.object_id}/{layout.segment_index}", chunk_bytes, avoid)
+        placement_key = f"{info.object_id}/{layout.segment_index}"
+        targets = self._chunk_sets.place_emptiest(placement_key, chunk_bytes, avoid)
         shards = plan.rebuild[: len(targets)]
         if not shards:
             log.info(
@@ -239,89 +256,65 @@ class RepairWorker:
                 layout.segment_index,
             )
             return False
-        new = [
-            StoredChunk(new_id(), node_id, layout.segment_index, shard, chunk_bytes, ())
+        planned = [
+            PlannedChunk(new_id(), node_id, layout.segment_index, shard)
             for shard, node_id in zip(shards, targets, strict=False)
         ]
-        self._in_flight.update(c.chunk_id for c in new)
+        job = self._chunk_sets.job(f"repair of {info.object_id} segment {layout.segment_index}")
+        self._in_flight.update(c.chunk_id for c in planned)
         try:
-            new = await self._write(new, geometry, codec, layout.segment_index, plan, chunk_bytes)
+            new = await self._write(job, planned, geometry, codec, plan, chunk_bytes)
             retire = [
                 ChunkRef(c.chunk_id, c.node_id) for c in plan.retire if c.shard_index in shards
             ]
             swapped = await self._maintenance.replace_chunks(info.object_id, retire, new)
         finally:
-            self._in_flight.difference_update(c.chunk_id for c in new)
+            self._in_flight.difference_update(c.chunk_id for c in planned)
         if not swapped:
             # The object changed meanwhile: these copies belong to nothing.
-            await self._janitor.delete_now([ChunkRef(c.chunk_id, c.node_id) for c in new])
+            await job.roll_back()
             return False
         self._janitor.delete_after_reads(info.object_id, retire)
         self.counters.chunks_repaired += len(new)
-        for chunk in new:
-            self._inventory.note_used(chunk.node_id, chunk.size_bytes)
         return len(shards) == len(plan.rebuild)
-
-    def _targets(self, placement_key: str, chunk_bytes: int, avoid: frozenset[str]) -> list[str]:
-        """Writable nodes for rebuilt chunks, the least used (by share of capacity) first.
-
-        Unlike new writes, repair and moves fill the emptiest nodes first: that is what
-        fills a replacement node and evens out a cluster after nodes are added. The
-        rendezvous rank breaks ties, and each chunk written counts at once.
-        """
-        candidates = [c for c in self._inventory.writable_candidates() if c.node_id not in avoid]
-        ranked = rank_nodes(candidates, placement_key + "/repair", chunk_bytes)
-        order = {node_id: position for position, node_id in enumerate(ranked)}
-        return sorted(ranked, key=lambda n: (self._inventory.used_share(n), order[n]))
 
     async def _write(
         self,
-        new: Sequence[StoredChunk],
+        job: ChunkJob,
+        planned: Sequence[PlannedChunk],
         geometry: Geometry,
         codec: Codec,
-        segment: int,
         plan: SegmentPlan,
         chunk_bytes: int,
     ) -> list[StoredChunk]:
-        """Streams the rebuilt blocks into the new chunks; returns them with their CRCs."""
-        uploads: list[ChunkUpload] = []
-        crcs: list[list[int]] = [[] for _ in new]
-        fetcher = SegmentFetcher(
-            self._reader,
-            codec,
-            geometry,
-            segment,
-            dict(plan.sources),
-            last_stripe=geometry.segment_stripe_range(segment)[-1],
+        """Streams the rebuilt blocks into the new chunks; returns them with their CRCs.
+
+        Every chunk must land: any failure deletes them all and is raised.
+        """
+        segment = planned[0].segment_index
+        stripes = geometry.segment_stripe_range(segment)
+        fetcher = self._reader.segment_fetcher(
+            codec, geometry, segment, dict(plan.sources), last_stripe=stripes[-1]
         )
-        try:
-            for chunk in new:
-                client = self._clients.get(chunk.node_id)
-                if client is None:
-                    raise NodeUnavailable(f"node {chunk.node_id[:8]} is no longer known")
-                uploads.append(await client.start_put(chunk.chunk_id, chunk_bytes))
-            for stripe in geometry.segment_stripe_range(segment):
+
+        async def produce(sink: StripeSink) -> None:
+            for stripe in stripes:
                 blocks = codec.encode(await fetcher.stripe(stripe))
-                for index, (chunk, upload) in enumerate(zip(new, uploads, strict=True)):
-                    block = blocks[chunk.shard_index]
-                    crc = crc32c.crc32c(block)
-                    await self._bucket.take(len(block))
-                    await upload.send(put_block_message(block, crc))
-                    crcs[index].append(crc)
-                    self.meter.add(len(block))
-            for upload in uploads:
-                await upload.finish()
+                await sink.put([blocks[chunk.shard_index] for chunk in planned])
+
+        try:
+            _, outcome = await job.write_set(
+                planned, chunk_bytes, len(planned), produce, throttle=self._throttle
+            )
         except BaseException:
-            for upload in uploads:
-                upload.cancel()
-            refs = [ChunkRef(c.chunk_id, c.node_id) for c in new]
-            await asyncio.shield(self._janitor.delete_now(refs))
+            await asyncio.shield(job.roll_back())
             raise
         finally:
             await fetcher.close()
-        return [
-            StoredChunk(
-                c.chunk_id, c.node_id, c.segment_index, c.shard_index, chunk_bytes, tuple(k)
-            )
-            for c, k in zip(new, crcs, strict=True)
-        ]
+        return outcome.stored
+
+    async def _throttle(self, size_bytes: int) -> None:
+        """Every rebuilt byte passes the token bucket, so repair cannot starve foreground
+        traffic."""
+        await self._bucket.take(size_bytes)
+        self.meter.add(size_bytes)

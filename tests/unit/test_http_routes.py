@@ -1,0 +1,257 @@
+"""The HTTP routes in process: aiohttp's test client against ``build_http_app`` over a real
+SQLite metadata store and fake nodes. Statuses, headers and error bodies are the contract."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import ClientResponse, web
+from aiohttp.test_utils import TestClient, TestServer
+
+from diststorage.core.settings import GatewaySettings
+from diststorage.core.worker import Workers
+from diststorage.gateway.api.metrics import ApiMetrics
+from diststorage.gateway.app import build_http_app
+from diststorage.gateway.janitor import Janitor
+from diststorage.gateway.nodeclient import NodeClients
+from diststorage.gateway.readers import ActiveReads
+from diststorage.gateway.services import Services
+from diststorage.gateway.workers.collector import GarbageCollector
+from diststorage.gateway.workers.lease import LeaderLease
+from diststorage.gateway.workers.repair import RepairWorker
+from diststorage.gateway.workers.throttle import TokenBucket
+from diststorage.meta import MetadataStore
+from diststorage.testing import FakeClock, Pipeline, in_memory_pipeline
+
+STRIPE_BYTES = 4096
+
+Client = TestClient[web.Request, web.Application]
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[MetadataStore]:
+    opened = await MetadataStore.open(f"sqlite:///{tmp_path / 'metadata.db'}", 10)
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+async def pipeline(tmp_path: Path, store: MetadataStore) -> Pipeline:
+    settings = GatewaySettings(
+        data_dir=tmp_path / "gateway",
+        stripe_size_bytes=STRIPE_BYTES,
+        segment_max_stripes=4,
+        small_object_bytes=8192,
+        inline_object_bytes=1024,
+        redundancy="ec:4+2",
+    )
+    return await in_memory_pipeline(settings, store, 6, FakeClock())
+
+
+async def services_of(pipeline: Pipeline, parts: contextlib.AsyncExitStack) -> Services:
+    """Every part a handler may use; node gRPC clients exist but are never called here."""
+    settings, store, inventory = pipeline.settings, pipeline.store, pipeline.inventory
+    clock = pipeline.clock
+    clients = await NodeClients.open(inventory.address_of, 1.0, 1.0, settings.max_message_bytes)
+    parts.push_async_callback(clients.close)
+    reads = ActiveReads()
+    janitor = await Janitor.open(store, inventory, clients, reads, clock)
+    parts.push_async_callback(janitor.close)
+    repair = RepairWorker(
+        settings,
+        store.maintenance,
+        inventory,
+        pipeline.chunk_sets,
+        pipeline.reader,
+        pipeline.nodes,
+        TokenBucket(settings.repair_bytes_per_s),
+    )
+    collector = GarbageCollector(
+        settings.gc_grace_s,
+        store.maintenance,
+        inventory,
+        clients,
+        janitor,
+        pipeline.writer.active_uploads,
+        repair.in_flight_chunks,
+    )
+    return Services(
+        settings=settings,
+        store=store,
+        inventory=inventory,
+        writer=pipeline.writer,
+        reader=pipeline.reader,
+        janitor=janitor,
+        reads=reads,
+        metrics=ApiMetrics(inventory),
+        repair=repair,
+        collector=collector,
+        scrub_status={},
+        lease=LeaderLease(store.maintenance, "9" * 32, settings.lease_ttl_s, clock),
+        workers=Workers(clock),
+    )
+
+
+@pytest.fixture
+async def client(pipeline: Pipeline) -> AsyncIterator[Client]:
+    async with contextlib.AsyncExitStack() as parts:
+        app = build_http_app(await services_of(pipeline, parts))
+        async with TestClient(TestServer(app)) as test_client:
+            yield test_client
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("size", "redundancy"), [(100, "inline"), (3000, "replicate:3"), (20_000, "ec:4+2")]
+)
+async def test_put_then_get_head_and_delete(client: Client, size: int, redundancy: str) -> None:
+    data = os.urandom(size)
+    put = await client.put("/dir/a%20b", data=data, headers={"Content-Type": "text/x-test"})
+    assert put.status == 201
+    assert put.headers["ETag"] == f'"{md5(data)}"'
+    body = await put.json()
+    assert {k: body[k] for k in ("key", "size", "md5", "content_type", "redundancy")} == {
+        "key": "dir/a b",
+        "size": size,
+        "md5": md5(data),
+        "content_type": "text/x-test",
+        "redundancy": redundancy,
+    }
+    got = await client.get("/dir/a%20b")
+    assert got.status == 200
+    assert await got.read() == data
+    assert got.headers["Content-Type"] == "text/x-test"
+    assert got.headers["X-Redundancy"] == redundancy
+    assert got.headers["Accept-Ranges"] == "bytes"
+    assert got.headers["ETag"] == f'"{md5(data)}"'
+    ranged = await client.get("/dir/a%20b", headers={"Range": "bytes=10-"})
+    assert ranged.status == 206
+    assert ranged.headers["Content-Range"] == f"bytes 10-{size - 1}/{size}"
+    assert await ranged.read() == data[10:]
+    head = await client.head("/dir/a%20b", headers={"Range": "bytes=-5"})
+    assert head.status == 206 and head.headers["Content-Length"] == "5"
+    assert await head.read() == b""
+    deleted = await client.delete("/dir/a%20b")
+    assert deleted.status == 204
+    missing = await client.get("/dir/a%20b")
+    assert missing.status == 404
+    assert (await missing.json())["error"] == "object_not_found"
+
+
+async def test_listing_pages_through_keys(client: Client) -> None:
+    for key in ("a/1", "a/2", "a/3", "b/1"):
+        assert (await client.put(f"/{key}", data=b"x")).status == 201
+    first = await (await client.get("/", params={"prefix": "a/", "limit": "2"})).json()
+    assert [o["key"] for o in first["objects"]] == ["a/1", "a/2"]
+    assert (first["truncated"], first["next_after"]) == (True, "a/2")
+    rest = await (await client.get("/", params={"prefix": "a/", "after": "a/2"})).json()
+    assert [o["key"] for o in rest["objects"]] == ["a/3"]
+    assert (rest["truncated"], rest["next_after"]) == (False, None)
+
+
+async def test_a_body_of_unknown_length_is_stored(client: Client) -> None:
+    data = os.urandom(10_000)
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for at in range(0, len(data), 3000):
+            yield data[at : at + 3000]
+
+    put = await client.put("/streamed", data=pieces())
+    assert put.status == 201
+    assert (await put.json())["redundancy"] == "ec:4+2"
+    assert await (await client.get("/streamed")).read() == data
+
+
+async def error_of(response: ClientResponse) -> tuple[int, dict[str, str]]:
+    return response.status, await response.json()
+
+
+async def test_error_answers(client: Client) -> None:
+    assert (await client.post("/once", data=b"1")).status == 201
+    status, body = await error_of(await client.post("/once", data=b"2"))
+    assert (status, body) == (
+        409,
+        {"error": "already_exists", "message": "key 'once' already exists"},
+    )
+
+    status, body = await error_of(
+        await client.put("/p", data=b"x", headers={"X-Redundancy": "ec:0+1"})
+    )
+    assert (status, body["error"]) == (400, "invalid_redundancy")
+    assert body["message"] == "ec:K+M needs K >= 1 and K+M <= 32"
+
+    status, body = await error_of(
+        await client.put("/p", data=b"x", headers={"X-Redundancy": "ec:6+2"})
+    )
+    assert (status, body) == (
+        503,
+        {"error": "not_enough_nodes", "message": "ec:6+2 needs 8 nodes; the cluster has 6"},
+    )
+
+    response = await client.get("/once", headers={"Range": "bytes=5-"})
+    assert response.headers["Content-Range"] == "bytes */1"
+    status, body = await error_of(response)
+    assert (status, body) == (
+        416,
+        {
+            "error": "range_not_satisfiable",
+            "message": "range bytes=5- starts past the 1-byte object",
+        },
+    )
+
+    response = await client.patch("/once")
+    assert response.headers["Allow"] == "GET, HEAD, PUT, POST, DELETE"
+    assert await error_of(response) == (
+        405,
+        {"error": "method_not_allowed", "message": "PATCH is not allowed here"},
+    )
+    assert await error_of(await client.put("/", data=b"x")) == (
+        405,
+        {"error": "method_not_allowed", "message": "PUT is not allowed here"},
+    )
+    assert await error_of(await client.get("/_/nope")) == (
+        400,
+        {"error": "invalid_key", "message": "keys under '_/' are reserved for system routes"},
+    )
+    assert await error_of(await client.post("/_/health")) == (
+        405,
+        {"error": "method_not_allowed", "message": "POST is not allowed on /_/health"},
+    )
+    assert await error_of(await client.get("/", params={"limit": "0"})) == (
+        400,
+        {"error": "invalid_request", "message": "limit must be a whole number from 1 to 1000"},
+    )
+
+
+async def test_system_routes(client: Client, pipeline: Pipeline) -> None:
+    health = await client.get("/_/health")
+    assert health.status == 200
+    assert (await health.json())["status"] == "ok"
+    nodes = await (await client.get("/_/nodes")).json()
+    assert len(nodes) == 6
+    node_id = pipeline.nodes.node(0).node_id
+    drained = await client.post(f"/_/nodes/{node_id}/drain")
+    assert drained.status == 202
+    body = await drained.json()
+    assert body["lifecycle"] == "draining"
+    # Five active nodes are fewer than ec:4+2 needs: the operator is told.
+    assert body["warning"] == (
+        "only 5 active nodes remain and ec:4+2 needs 6 distinct ones: chunks of such objects "
+        "cannot move until a node is added"
+    )
+    activated = await client.post(f"/_/nodes/{node_id[:6]}/activate")
+    assert activated.status == 202 and "warning" not in await activated.json()
+    assert (await client.get("/_/repair")).status == 200
+    assert (await client.get("/_/metrics")).status == 200
+    assert await error_of(await client.get("/_/nodes/ff")) == (
+        404,
+        {"error": "node_not_found", "message": "no node with id 'ff'"},
+    )
