@@ -67,7 +67,8 @@ def entrypoint() -> tuple[str, ...]:
 
 
 def parse_command(argv: Sequence[str]) -> tuple[str, dict[str, Any]]:
-    """``diststorage SUBCOMMAND ...`` → (subcommand, its options as the CLI parsed them).
+    """``diststorage SUBCOMMAND ...`` → (subcommand, its options as the CLI parsed them, each
+    under its flag's name: ``--grpc-listen`` as ``grpc_listen``).
 
     Fails on an unknown subcommand or flag, a missing or ill-typed value, or a stray argument.
     """
@@ -80,7 +81,12 @@ def parse_command(argv: Sequence[str]) -> tuple[str, dict[str, Any]]:
         # A group (`node`) keeps a stray word as a would-be subcommand instead of failing.
         stray = [*ctx.args, *getattr(ctx, "_protected_args", [])]
         assert not stray, f"{list(argv)}: unexpected arguments {stray}"
-        return argv[1], dict(ctx.params)
+        by_flag = {
+            param.name: param.opts[0].removeprefix("--").replace("-", "_")
+            for param in command.params
+            if param.name is not None and param.opts and param.opts[0].startswith("--")
+        }
+        return argv[1], {by_flag.get(name, name): value for name, value in ctx.params.items()}
 
 
 def port_of(address: str) -> int:
