@@ -15,8 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from diststorage.core.settings import GatewaySettings
 from diststorage.core.worker import Workers
-from diststorage.gateway.api.metrics import ApiMetrics
-from diststorage.gateway.app import build_http_app
+from diststorage.gateway.api import build_http_app
 from diststorage.gateway.janitor import Janitor
 from diststorage.gateway.nodeclient import NodeClients
 from diststorage.gateway.readers import ActiveReads
@@ -88,7 +87,6 @@ async def services_of(pipeline: Pipeline, parts: contextlib.AsyncExitStack) -> S
         reader=pipeline.reader,
         janitor=janitor,
         reads=reads,
-        metrics=ApiMetrics(inventory),
         repair=repair,
         collector=collector,
         scrub_status={},

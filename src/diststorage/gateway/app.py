@@ -24,15 +24,13 @@ from diststorage.core.identity import load_or_create_identity
 from diststorage.core.memory import HeapTrimmer
 from diststorage.core.settings import GatewaySettings, split_host_port
 from diststorage.core.worker import Worker, Workers
-from diststorage.gateway.api import SERVICES, dispatch, json_errors
-from diststorage.gateway.api.metrics import ApiMetrics
+from diststorage.gateway.api import build_http_app
 from diststorage.gateway.damage import DamageReports
 from diststorage.gateway.heartbeats import HeartbeatServicer
 from diststorage.gateway.inventory import Inventory
 from diststorage.gateway.janitor import Janitor
 from diststorage.gateway.nodeclient import NodeClients
-from diststorage.gateway.objects import ChunkSetWriter, ObjectReader, ObjectWriter
-from diststorage.gateway.objects.reader import NodePenalties
+from diststorage.gateway.objects import ChunkSetWriter, NodePenalties, ObjectReader, ObjectWriter
 from diststorage.gateway.readers import ActiveReads
 from diststorage.gateway.services import Services
 from diststorage.gateway.workers.collector import GarbageCollector, UploadToucher
@@ -48,14 +46,6 @@ MIGRATION_TIMEOUT_S = 300.0
 # The workers' units read and write the database: once it answers again after an outage, work
 # resumes within seconds, not after a node-style minute of backoff.
 WORKER_MAX_BACKOFF_S = 5.0
-
-
-def build_http_app(services: Services) -> web.Application:
-    # Metrics outermost, so they count the statuses the error middleware produced.
-    app = web.Application(middlewares=[services.metrics.middleware, json_errors])
-    app[SERVICES] = services
-    app.router.add_route("*", "/{tail:.*}", dispatch)
-    return app
 
 
 async def migrate_in_child(settings: GatewaySettings) -> None:
@@ -184,7 +174,6 @@ class Gateway:
             reader=reader,
             janitor=janitor,
             reads=reads,
-            metrics=ApiMetrics(inventory),
             repair=repair,
             collector=collector,
             scrub_status=heartbeats.scrub,

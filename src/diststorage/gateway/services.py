@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from diststorage.core.settings import GatewaySettings
 from diststorage.core.worker import Workers
-from diststorage.gateway.api.metrics import ApiMetrics
 from diststorage.gateway.heartbeats import ScrubStatus
 from diststorage.gateway.inventory import Inventory
 from diststorage.gateway.janitor import Janitor
@@ -27,7 +26,6 @@ class Services:
     reader: ObjectReader
     janitor: Janitor
     reads: ActiveReads
-    metrics: ApiMetrics
     repair: RepairWorker
     collector: GarbageCollector
     # Latest scrub progress each node reported in its heartbeat.

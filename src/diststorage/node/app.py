@@ -21,7 +21,7 @@ from diststorage.core.worker import Workers
 from diststorage.node.chunkstore import ChunkStore
 from diststorage.node.heartbeat import HeartbeatConfig, Heartbeats
 from diststorage.node.reports import CorruptReports
-from diststorage.node.scrubber import Scrubber, ScrubConfig
+from diststorage.node.scrubber import Scrubber, ScrubConfig, ScrubProgress
 from diststorage.node.servicer import ChunkServicer, node_status, scrub_status
 from diststorage.proto import storage_pb2 as pb
 from diststorage.proto import storage_pb2_grpc as pb_grpc
@@ -96,7 +96,7 @@ class Node:
         self.server = grpc.aio.server(options=[*grpc_options(settings), *SERVER_OPTIONS])
         self.port = self.server.add_insecure_port(settings.listen)
         self.address = _advertised_address(settings, self.port)
-        servicer = ChunkServicer(self.store, self.address, self._scrub_status)
+        servicer = ChunkServicer(self.store, self.address, self._scrub_progress)
         pb_grpc.add_ChunkServiceServicer_to_server(servicer, self.server)
         await self.server.start()
         parts.push_async_callback(self._stop_server)
@@ -117,11 +117,14 @@ class Node:
             lookup_interval_s=settings.gateway_lookup_interval_s,
         )
 
-    def _scrub_status(self) -> pb.ScrubStatus:
-        return scrub_status(self.scrubber.progress() if self.scrubber is not None else None)
+    def _scrub_progress(self) -> ScrubProgress | None:
+        return self.scrubber.progress() if self.scrubber is not None else None
 
     async def _status(self) -> pb.NodeStatus:
-        return node_status(await self.store.stat(), self.address, self._scrub_status())
+        """What the heartbeats send: a gRPC client, so the wire message is built here."""
+        return node_status(
+            await self.store.stat(), self.address, scrub_status(self._scrub_progress())
+        )
 
     async def _stop_server(self) -> None:
         log.info(

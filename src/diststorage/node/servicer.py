@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
-ScrubStatusSource = Callable[[], pb.ScrubStatus]
+# The scrubber's progress, or None while it is disabled; put on the wire here, at the edge.
+ScrubProgressSource = Callable[[], ScrubProgress | None]
 
 
 def node_status(status: StoreStatus, address: str, scrub: pb.ScrubStatus) -> pb.NodeStatus:
@@ -68,7 +69,7 @@ def _put_response(result: CommitResult) -> pb.PutChunkResponse:
 
 class ChunkServicer(pb_grpc.ChunkServiceServicer):
     def __init__(
-        self, store: ChunkStore, address: str, scrub: ScrubStatusSource = pb.ScrubStatus
+        self, store: ChunkStore, address: str, scrub: ScrubProgressSource = lambda: None
     ) -> None:
         self._store = store
         self._address = address
@@ -156,4 +157,4 @@ class ChunkServicer(pb_grpc.ChunkServiceServicer):
     ) -> pb.NodeStatus:
         async with rpc_errors(context, "Stat"):
             status = await self._store.stat()
-        return node_status(status, self._address, self._scrub())
+        return node_status(status, self._address, scrub_status(self._scrub()))

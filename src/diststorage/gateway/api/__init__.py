@@ -1,6 +1,5 @@
 """The HTTP API: parse requests, call the pipelines, map errors to statuses once."""
 
-from diststorage.gateway.api.errors import json_errors
-from diststorage.gateway.api.routes import SERVICES, dispatch
+from diststorage.gateway.api.app import build_http_app
 
-__all__ = ["SERVICES", "dispatch", "json_errors"]
+__all__ = ["build_http_app"]

@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from diststorage.core.errors import InvalidKey, MethodNotAllowed, NodeInUse, NodeNotFound
+from diststorage.gateway.api.metrics import METRICS
 from diststorage.gateway.api.parse import SYSTEM_PREFIX
 from diststorage.gateway.inventory import NodeView
 from diststorage.gateway.services import Services
@@ -82,7 +83,7 @@ async def system_route(request: web.Request, services: Services, path: str) -> w
 
 
 async def _metrics(request: web.Request, services: Services, route: SystemRoute) -> web.Response:
-    return services.metrics.render()
+    return request.app[METRICS].render()
 
 
 async def _health_route(

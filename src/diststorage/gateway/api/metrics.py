@@ -13,6 +13,8 @@ from diststorage.gateway.inventory import Inventory
 
 
 class ApiMetrics:
+    """Requests, latency and bytes of one HTTP application, plus the node gauge."""
+
     def __init__(self, inventory: Inventory) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
@@ -75,3 +77,6 @@ class ApiMetrics:
         return web.Response(
             body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
+
+
+METRICS = web.AppKey("metrics", ApiMetrics)

@@ -11,7 +11,7 @@ from diststorage.gateway.objects.operations import (
     PutOperation,
     RangeSpec,
 )
-from diststorage.gateway.objects.reader import ObjectReader, inline_bytes
+from diststorage.gateway.objects.reader import NodePenalties, ObjectReader, inline_bytes
 from diststorage.gateway.objects.writer import ObjectWriter
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "GetOperation",
     "HeadOperation",
     "ListOperation",
+    "NodePenalties",
     "ObjectOperation",
     "ObjectReader",
     "ObjectWriter",

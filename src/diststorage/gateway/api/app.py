@@ -1,0 +1,21 @@
+"""The native HTTP API as an aiohttp application: routes, error bodies and request metrics."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from diststorage.gateway.api.errors import json_errors
+from diststorage.gateway.api.metrics import METRICS, ApiMetrics
+from diststorage.gateway.api.routes import SERVICES, dispatch
+from diststorage.gateway.services import Services
+
+
+def build_http_app(services: Services) -> web.Application:
+    """One application over the gateway's services; its request metrics are its own."""
+    metrics = ApiMetrics(services.inventory)
+    # Metrics outermost, so they count the statuses the error middleware produced.
+    app = web.Application(middlewares=[metrics.middleware, json_errors])
+    app[SERVICES] = services
+    app[METRICS] = metrics
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+    return app
