@@ -53,7 +53,9 @@ async def test_a_failing_task_is_logged_and_spares_its_siblings(
 async def test_no_task_starts_after_close() -> None:
     tasks = BackgroundTasks("test")
     await tasks.open()
+    assert not tasks.closed
     await tasks.aclose()
+    assert tasks.closed
 
     async def work() -> None:
         raise AssertionError("must not run")

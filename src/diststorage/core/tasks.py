@@ -51,6 +51,11 @@ class BackgroundTasks:
         # is not reported as a coroutine that was never awaited (a no-op once it has run).
         task.add_done_callback(lambda _: work.close())
 
+    @property
+    def closed(self) -> bool:
+        """True from the start of ``aclose`` on: ``start`` would refuse."""
+        return self._closed
+
     def __len__(self) -> int:
         return len(self._running)
 

@@ -46,7 +46,6 @@ class Janitor:
         self._clock = clock
         self._limit = asyncio.Semaphore(MAX_CONCURRENT_DELETES)
         self._deleting = BackgroundTasks("janitor")
-        self._closed = False
 
     @classmethod
     async def open(
@@ -75,7 +74,7 @@ class Janitor:
     def delete_soon(self, refs: Sequence[ChunkRef]) -> None:
         """Deletes the chunks in the background. After ``close`` it does nothing: the chunks
         are queued as garbage already, and the next sweep (of any gateway) deletes them."""
-        if not refs or self._closed:
+        if not refs or self._deleting.closed:
             return
         self._deleting.start(self._delete_quietly(list(refs)), name="delete chunks")
 
@@ -127,5 +126,4 @@ class Janitor:
         return True
 
     async def close(self) -> None:
-        self._closed = True
         await self._deleting.aclose()

@@ -317,7 +317,6 @@ class NodeClients:
         self._max_message_bytes = max_message_bytes
         self._clients: dict[str, NodeClient] = {}
         self._retiring = BackgroundTasks("retired node channels")
-        self._closed = False
 
     @classmethod
     async def open(
@@ -360,16 +359,16 @@ class NodeClients:
 
     def _retire(self, client: NodeClient) -> None:
         """Closes a replaced channel once the calls still on it have had time to end."""
-        if self._closed:
+        if self._retiring.closed:
             return  # shutting down: close() ends every call now, no grace is left to give
         self._retiring.start(client.close(RETIRED_GRACE_S), name=f"retire {client.address}")
 
     async def close(self) -> None:
-        self._closed = True
+        # First, so that no channel is retired with a grace while the others close.
+        await self._retiring.aclose()
         for client in self._clients.values():
             await client.close()
         self._clients.clear()
-        await self._retiring.aclose()
 
 
 def _receipt(response: pb.PutChunkResponse) -> StoredChunkReceipt:
