@@ -383,6 +383,15 @@ def wait_writable(cluster: LocalCluster, http: Client, timeout_s: float = 20.0) 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[MetadataStore]:
+    """A real metadata store on SQLite in the test's folder: what in-process tests of the
+    gateway's pipelines run on (never a fake of our own database layer)."""
+    opened = await MetadataStore.open(f"sqlite:///{tmp_path / 'metadata.db'}", 10)
+    yield opened
+    await opened.close()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MetadataStore]:
     if request.param == "sqlite":

@@ -33,14 +33,7 @@ Client = TestClient[web.Request, web.Application]
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[MetadataStore]:
-    opened = await MetadataStore.open(f"sqlite:///{tmp_path / 'metadata.db'}", 10)
-    yield opened
-    await opened.close()
-
-
-@pytest.fixture
-async def pipeline(tmp_path: Path, store: MetadataStore) -> Pipeline:
+async def pipeline(tmp_path: Path, sqlite_store: MetadataStore) -> Pipeline:
     settings = GatewaySettings(
         data_dir=tmp_path / "gateway",
         stripe_size_bytes=STRIPE_BYTES,
@@ -49,7 +42,7 @@ async def pipeline(tmp_path: Path, store: MetadataStore) -> Pipeline:
         inline_object_bytes=1024,
         redundancy="ec:4+2",
     )
-    return await in_memory_pipeline(settings, store, 6, FakeClock())
+    return await in_memory_pipeline(settings, sqlite_store, 6, FakeClock())
 
 
 async def services_of(pipeline: Pipeline, parts: contextlib.AsyncExitStack) -> Services:

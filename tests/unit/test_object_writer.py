@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -35,15 +34,8 @@ def settings_in(tmp_path: Path) -> GatewaySettings:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[MetadataStore]:
-    opened = await MetadataStore.open(f"sqlite:///{tmp_path / 'metadata.db'}", 10)
-    yield opened
-    await opened.close()
-
-
-@pytest.fixture
-async def pipeline(tmp_path: Path, store: MetadataStore) -> Pipeline:
-    return await in_memory_pipeline(settings_in(tmp_path), store, 6, FakeClock())
+async def pipeline(tmp_path: Path, sqlite_store: MetadataStore) -> Pipeline:
+    return await in_memory_pipeline(settings_in(tmp_path), sqlite_store, 6, FakeClock())
 
 
 def put(key: str, size: int | None, policy: str | None = None) -> PutOperation:

@@ -4,7 +4,6 @@ through the chunk-set writer, the rows swap in one transaction, and the lost cop
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -21,14 +20,7 @@ STRIPE_BYTES = 4096
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[MetadataStore]:
-    opened = await MetadataStore.open(f"sqlite:///{tmp_path / 'metadata.db'}", 10)
-    yield opened
-    await opened.close()
-
-
-@pytest.fixture
-async def pipeline(tmp_path: Path, store: MetadataStore) -> Pipeline:
+async def pipeline(tmp_path: Path, sqlite_store: MetadataStore) -> Pipeline:
     settings = GatewaySettings(
         data_dir=tmp_path / "gateway",
         stripe_size_bytes=STRIPE_BYTES,
@@ -37,7 +29,7 @@ async def pipeline(tmp_path: Path, store: MetadataStore) -> Pipeline:
         inline_object_bytes=0,
         redundancy="ec:2+1",
     )
-    return await in_memory_pipeline(settings, store, 3, FakeClock())
+    return await in_memory_pipeline(settings, sqlite_store, 3, FakeClock())
 
 
 def repair_worker(pipeline: Pipeline) -> RepairWorker:
