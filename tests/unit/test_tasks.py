@@ -139,3 +139,20 @@ async def test_a_task_cancelled_before_it_ran_leaves_no_unawaited_coroutine() ->
     # Closed: sending into it now fails as for any finished coroutine.
     with pytest.raises(RuntimeError):
         coroutine.send(None)
+
+
+async def test_stopping_one_worker_closes_it_and_leaves_the_others_running() -> None:
+    workers = Workers(FakeClock())
+    await workers.open()
+    kept, stopped = SteppedWorker(), SteppedWorker()
+    stopped.name = "stopped"
+    workers.start(kept)
+    workers.start(stopped)
+    await stopped.unit(None)
+    await workers.stop(stopped)
+    assert stopped.closed and not kept.closed
+    assert [status.name for status in workers.statuses()] == ["stepped"]
+    await kept.unit(None)
+    assert workers.statuses()[0].units == 1
+    await workers.aclose()
+    assert kept.closed

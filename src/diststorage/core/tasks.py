@@ -39,8 +39,9 @@ class BackgroundTasks:
         self._group = asyncio.TaskGroup()
         await self._group.__aenter__()
 
-    def start(self, work: Coroutine[Any, Any, None], name: str | None = None) -> None:
-        """Runs ``work`` in the background; a failure is logged, never raised to anyone."""
+    def start(self, work: Coroutine[Any, Any, None], name: str | None = None) -> asyncio.Task[None]:
+        """Runs ``work`` in the background; a failure is logged, never raised to anyone. The
+        task is handed back for an owner that ends one task before the others."""
         if self._group is None or self._closed:
             work.close()
             raise RuntimeError(f"{self._name}: background task started while not running")
@@ -50,6 +51,7 @@ class BackgroundTasks:
         # A task cancelled before it first ran never awaited ``work``: close it, so that it
         # is not reported as a coroutine that was never awaited (a no-op once it has run).
         task.add_done_callback(lambda _: work.close())
+        return task
 
     @property
     def closed(self) -> bool:

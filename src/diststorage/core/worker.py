@@ -160,26 +160,34 @@ class Workers:
     """Runs a part's workers, each under ``run_worker``, and tells their status.
 
     The one owner of every supervised loop in a daemon: ``start`` hands a worker to the
-    background tasks, ``aclose`` cancels them all and waits until every worker is closed.
+    background tasks, ``stop`` ends one of them, ``aclose`` cancels them all and waits until
+    every worker is closed.
     """
 
     def __init__(self, clock: Clock, max_backoff_s: float = MAX_ERROR_BACKOFF_S) -> None:
         self._clock = clock
         self._max_backoff_s = max_backoff_s
         self._tasks = BackgroundTasks("workers")
-        self._records: list[WorkerRecord] = []
+        # By id(worker), in the order they started.
+        self._running: dict[int, tuple[WorkerRecord, asyncio.Task[None]]] = {}
 
     async def open(self) -> None:
         await self._tasks.open()
 
     def start(self, worker: Worker, may_run: Callable[[], bool] = _always) -> None:
         record = WorkerRecord(worker)
-        self._records.append(record)
         loop = run_worker(worker, self._clock, may_run, self._max_backoff_s, record)
-        self._tasks.start(loop, name=worker.name)
+        self._running[id(worker)] = (record, self._tasks.start(loop, name=worker.name))
+
+    async def stop(self, worker: Worker) -> None:
+        """Ends one worker started here (cancelled, then closed) and forgets it; the others
+        run on."""
+        _, task = self._running.pop(id(worker))
+        task.cancel()
+        await asyncio.wait([task])
 
     def statuses(self) -> list[WorkerStatus]:
-        return [record.status() for record in self._records]
+        return [record.status() for record, _ in self._running.values()]
 
     async def aclose(self) -> None:
         await self._tasks.aclose()

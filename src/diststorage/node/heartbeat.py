@@ -25,8 +25,7 @@ import grpc
 
 from diststorage.core.clock import Clock
 from diststorage.core.settings import split_host_port
-from diststorage.core.tasks import BackgroundTasks
-from diststorage.core.worker import Figures, Step, WorkerState, run_worker
+from diststorage.core.worker import Figures, Step, Workers, WorkerState
 from diststorage.proto import storage_pb2 as pb
 from diststorage.proto import storage_pb2_grpc as pb_grpc
 
@@ -229,14 +228,6 @@ class GatewayBeats:
             await self._link.close()
 
 
-class _Beating:
-    """One gateway's worker and the tasks that own its supervisor."""
-
-    def __init__(self, beats: GatewayBeats, tasks: BackgroundTasks) -> None:
-        self.beats = beats
-        self.tasks = tasks
-
-
 class Heartbeats:
     """The worker that keeps one ``GatewayBeats`` worker per gateway: one per address given at
     once, and one per address each name resolves to, looked up again each unit of work. A failed
@@ -261,12 +252,13 @@ class Heartbeats:
         self._resolve = resolve
         self._dial = dial if dial is not None else grpc_dial(config)
         # (the name it came from or None for an address given, address) -> its worker.
-        self._beating: dict[tuple[str | None, str], _Beating] = {}
+        self._beating: dict[tuple[str | None, str], GatewayBeats] = {}
+        self._workers = Workers(clock)
         self._failing_names: set[str] = set()
         self._started = False
 
     def status(self) -> Figures:
-        beats = [beating.beats for beating in self._beating.values()]
+        beats = list(self._beating.values())
         return {
             "gateways": len(beats),
             "gateways_reached": sum(b.reached for b in beats),
@@ -276,10 +268,11 @@ class Heartbeats:
     async def work(self) -> Step:
         if not self._started:
             self._started = True
+            await self._workers.open()
             if not self._config.gateways and not self._config.gateway_names:
                 log.warning("no gateways configured; this node sends no heartbeats")
             for address in self._config.gateways:
-                await self._start(None, address)
+                self._start(None, address)
         # Side by side: a name server that takes its whole timeout for one name must not hold
         # up the others' lookups.
         await asyncio.gather(*(self._follow(name) for name in self._config.gateway_names))
@@ -305,20 +298,18 @@ class Heartbeats:
             self._failing_names.discard(name)
         for address in sorted(found - have):
             log.info("gateway at %s: %s appeared", name, address)
-            await self._start(name, address)
+            self._start(name, address)
         for address in sorted(have - found):
             log.info("gateway at %s: %s is gone", name, address)
-            await self._beating.pop((name, address)).tasks.aclose()
+            await self._workers.stop(self._beating.pop((name, address)))
 
-    async def _start(self, source: str | None, address: str) -> None:
+    def _start(self, source: str | None, address: str) -> None:
         beats = GatewayBeats(
             address, self._config, self._source, self._reports, self._dial, self._clock
         )
-        tasks = BackgroundTasks(beats.name)
-        await tasks.open()
-        tasks.start(run_worker(beats, self._clock), name=beats.name)
-        self._beating[(source, address)] = _Beating(beats, tasks)
+        self._workers.start(beats)
+        self._beating[(source, address)] = beats
 
     async def close(self) -> None:
-        beating, self._beating = list(self._beating.values()), {}
-        await asyncio.gather(*(each.tasks.aclose() for each in beating))
+        self._beating = {}
+        await self._workers.aclose()
