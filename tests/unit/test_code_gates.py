@@ -11,6 +11,7 @@ import ast
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 TREES = ("src", "bench", "tests")
@@ -81,6 +82,98 @@ def test_the_length_gate_sees_functions_and_methods() -> None:
     here = Path(__file__).relative_to(ROOT).as_posix()
     assert f"{here}::test_the_length_gate_sees_functions_and_methods" in names
     assert f"{here}::_functions.walk" in names
+
+
+def _own_private_names(node: ast.ClassDef) -> set[str]:
+    """The private names a class defines: its methods and what it assigns on ``self``."""
+    names = {
+        child.name
+        for child in node.body
+        if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+    for child in ast.walk(node):
+        if isinstance(child, ast.Attribute) and isinstance(child.ctx, ast.Store):
+            names.add(child.attr)
+    return {name for name in names if name.startswith("_")}
+
+
+def _classes(trees: dict[Path, ast.Module]) -> dict[str, tuple[set[str], list[str]]]:
+    """Every class in the trees by name: its own private names and its bases' names."""
+    found: dict[str, tuple[set[str], list[str]]] = {}
+    for module in trees.values():
+        for node in ast.walk(module):
+            if isinstance(node, ast.ClassDef):
+                bases = [ast.unparse(base).rsplit(".", 1)[-1] for base in node.bases]
+                own, known = _own_private_names(node), found.get(node.name, (set(), []))
+                found[node.name] = (own | known[0], bases + known[1])
+    return found
+
+
+def _private_names_of(name: str, classes: dict[str, tuple[set[str], list[str]]]) -> set[str]:
+    names: set[str] = set()
+    todo, seen = [name], set()
+    while todo:
+        current = todo.pop()
+        if current in seen or current not in classes:
+            continue
+        seen.add(current)
+        own, bases = classes[current]
+        names |= own
+        todo.extend(bases)
+    return names
+
+
+def _private_reaches(path: Path, module: ast.Module, classes: dict[str, Any]) -> Iterator[str]:
+    """``x._name`` where ``x`` is not ``self``/``cls`` and the code is not inside a class that
+    has ``_name`` itself (a classmethod building its own instance may set it up)."""
+    modules = {
+        alias.asname or alias.name.split(".")[0]
+        for node in ast.walk(module)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    relative = path.relative_to(ROOT).as_posix()
+
+    def walk(node: ast.AST, allowed: set[str]) -> Iterator[str]:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.ClassDef):
+                yield from walk(child, _private_names_of(child.name, classes))
+                continue
+            if (
+                isinstance(child, ast.Attribute)
+                and child.attr.startswith("_")
+                and not child.attr.startswith("__")
+                and not (isinstance(child.value, ast.Name) and child.value.id in {"self", "cls"})
+                and not (isinstance(child.value, ast.Name) and child.value.id in modules)
+                and child.attr not in allowed
+            ):
+                yield f"{relative}:{child.lineno}: {ast.unparse(child)}"
+            yield from walk(child, allowed)
+
+    yield from walk(module, set())
+
+
+def test_no_class_reads_another_ones_private_fields() -> None:
+    """Collaborators are handed in through constructors (or small Protocols), never reached
+    into: a private name is read through ``self``/``cls``, or by the class that has it."""
+    trees = {
+        path: ast.parse(path.read_text(), filename=str(path))
+        for path in _python_files()
+        if not path.relative_to(ROOT).as_posix().startswith("tests/")
+    }
+    classes = _classes(trees)
+    reaches = [
+        reach for path, tree in trees.items() for reach in _private_reaches(path, tree, classes)
+    ]
+    assert not reaches, f"private fields read from outside their class: {reaches}"
+
+
+def test_the_private_field_gate_would_see_a_reach() -> None:
+    source = "class A:\n    def f(self, b):\n        return b._store._clients\n"
+    module = ast.parse(source)
+    path = ROOT / "src" / "example.py"
+    classes = _classes({path: module})
+    assert len(list(_private_reaches(path, module, classes))) == 2
 
 
 # Built from pieces, so that this file does not trip its own check.
