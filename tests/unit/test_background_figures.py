@@ -3,13 +3,18 @@ their status lines show."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from diststorage.core.ids import new_id
 from diststorage.core.worker import WorkerState
 from diststorage.gateway.damage import FLUSH_INTERVAL_S, MAX_PENDING_REPORTS, DamageReports
 from diststorage.meta import MetadataStore
-from diststorage.meta.backends import WRITE_QUEUE_BOUND, SqliteBackend, open_backend
+from diststorage.meta.backends import MAX_BATCH, WRITE_QUEUE_BOUND, SqliteBackend, open_backend
 
 
 async def test_damage_reports_go_out_in_one_batch_per_unit(store: MetadataStore) -> None:
@@ -45,3 +50,29 @@ async def test_the_sqlite_writer_reports_its_queue_and_bound(tmp_path: Path) -> 
         assert writer.figures["queued"] == 0 and writer.figures["commits"] == 1
     finally:
         await opened.close()
+
+
+async def test_writes_past_the_queue_bound_wait_for_room_and_none_is_lost(tmp_path: Path) -> None:
+    backend = open_backend(f"sqlite:///{tmp_path / 'm.db'}", 10)
+    assert isinstance(backend, SqliteBackend)
+    await backend.migrate()
+    release = threading.Event()
+    # The writer thread is held, as by a slow disk: its first batch cannot commit.
+    held = asyncio.get_running_loop().run_in_executor(backend._writer, release.wait)
+
+    def one(session: Session) -> int:
+        return int(session.execute(text("SELECT 1")).scalar_one())
+
+    callers = MAX_BATCH + WRITE_QUEUE_BOUND + 5
+    writes = [asyncio.ensure_future(backend.write(one)) for _ in range(callers)]
+    try:
+        for _ in range(50):
+            await asyncio.sleep(0.01)
+        (writer,) = backend.workers.statuses()
+        assert writer.figures["queued"] == WRITE_QUEUE_BOUND, "the queue holds its bound"
+        assert not any(write.done() for write in writes), "the rest wait for room"
+    finally:
+        release.set()
+        await held
+    assert await asyncio.gather(*writes) == [1] * callers
+    await backend.close()
