@@ -1,0 +1,1 @@
+"""Who is asking, and may they: request signatures, verified bodies, keys and grants."""
