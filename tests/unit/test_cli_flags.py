@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings
 from typer.core import TyperGroup, TyperOption
 from typer.testing import CliRunner
 
-from diststorage.cli.flags import flag_name, settings_command
+from diststorage.cli.flags import flag_name, has_flag, settings_command
 from diststorage.cli.main import app
 from diststorage.core.settings import GatewaySettings, NodeSettings
 
@@ -54,8 +54,9 @@ def test_every_setting_is_a_flag_and_every_flag_a_setting(
     command: str, model: type[BaseSettings]
 ) -> None:
     flags = options(command)
-    assert set(flags) == set(model.model_fields)
-    for name, field in model.model_fields.items():
+    flagged = {name: field for name, field in model.model_fields.items() if has_flag(field)}
+    assert set(flags) == set(flagged)
+    for name, field in flagged.items():
         assert f"--{flag_name(name, field)}" in flags[name].opts
 
 
@@ -66,7 +67,8 @@ def test_help_shows_every_field_description(command: str, model: type[BaseSettin
     # Rich wraps the help column inside a box: keep the words only.
     words = " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.output).split())
     for field in model.model_fields.values():
-        assert " ".join(str(field.description).split()) in words
+        if has_flag(field):
+            assert " ".join(str(field.description).split()) in words
 
 
 def captured_settings(model: type[S], args: list[str]) -> S:
@@ -114,3 +116,25 @@ def test_flags_left_out_come_from_the_environment_then_the_defaults(
 def test_only_dns_names_given_means_no_default_gateway() -> None:
     settings = captured_settings(NodeSettings, ["--gateway-dns", "gws:7002"])
     assert settings.gateways == ()
+
+
+def test_secrets_are_never_flags_and_come_from_their_own_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """argv is readable by every user of the machine: the root key's secret has no flag."""
+    secret_fields = [n for n, f in GatewaySettings.model_fields.items() if not has_flag(f)]
+    assert sorted(secret_fields) == ["root_access_key", "root_secret_key"]
+    assert not any(
+        "secret-key" in opt or "access-key" in opt
+        for o in options("gateway").values()
+        for opt in o.opts
+    )
+    monkeypatch.setenv("DISTSTORAGE_ROOT_ACCESS_KEY", "DSROOTKEYFROMENV0001")
+    monkeypatch.setenv("DISTSTORAGE_ROOT_SECRET_KEY", "a-secret-from-the-environment")
+    settings = captured_settings(GatewaySettings, ["--listen", "127.0.0.1:1"])
+    assert settings.root_access_key == "DSROOTKEYFROMENV0001"
+    assert settings.root_secret_key is not None
+    assert settings.root_secret_key.get_secret_value() == "a-secret-from-the-environment"
+    assert "a-secret-from-the-environment" not in repr(settings)
+    result = CliRunner().invoke(app, ["gateway", "--root-secret-key", "x"])
+    assert result.exit_code != 0

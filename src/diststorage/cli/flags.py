@@ -5,7 +5,9 @@ Every field of ``NodeSettings`` / ``GatewaySettings`` becomes one option: named 
 ``data_dir``, see ``core.settings._flag``), typed as the field, with the field's description
 and default as its help. A flag left out is not passed on, so that the environment
 (``DISTSTORAGE_NODE_*``, ``DISTSTORAGE_GATEWAY_*``, read by pydantic-settings) and then the
-field's default fill it in. Typer builds the options from a signature made here, since the
+field's default fill it in. A secret field (``core.settings.is_secret``: the root key's secret)
+gets no flag at all: argv is readable by every user of the machine, so a secret comes from the
+environment or a file only. Typer builds the options from a signature made here, since the
 fields are only known at run time.
 
 pydantic-settings' own CLI source (``CliApp``) was not used: it would be a second command-line
@@ -24,6 +26,8 @@ import typer
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
+from diststorage.core.settings import is_secret
+
 S = TypeVar("S", bound=BaseSettings)
 
 CONTEXT = "ctx"
@@ -35,6 +39,11 @@ _UNIT_METAVARS = (("_bytes_per_s", "BYTES_PER_S"), ("_bytes", "BYTES"), ("_s", "
 def _extra(field: FieldInfo) -> dict[str, Any]:
     extra = field.json_schema_extra
     return dict(extra) if isinstance(extra, dict) else {}
+
+
+def has_flag(field: FieldInfo) -> bool:
+    """Whether the field is given a flag: every field but the secret ones."""
+    return not is_secret(field.json_schema_extra)
 
 
 def flag_name(name: str, field: FieldInfo) -> str:
@@ -95,11 +104,13 @@ def settings_command(
     with_subcommands: bool = False,
 ) -> Callable[..., None]:
     """A typer command (or, ``with_subcommands``, a group callback that runs only when no
-    subcommand was given) with one flag per field of ``model`` (or of ``fields``), which
+    subcommand was given) with one flag per field of ``model`` (or of ``fields``) but the
+    secret ones, which
     builds the settings from the flags given and hands them to ``run``.
 
     Raises pydantic's ``ValidationError`` when a value does not fit its field."""
     names = list(fields) if fields is not None else list(model.model_fields)
+    names = [name for name in names if has_flag(model.model_fields[name])]
     parameters = [_option(name, model.model_fields[name]) for name in names]
     if with_subcommands:
         context = inspect.Parameter(

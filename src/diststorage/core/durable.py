@@ -20,10 +20,17 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def replace_durably(path: Path, data: bytes) -> None:
-    """Writes ``data`` to ``path`` through a temp file beside it: fsync, rename, fsync dir."""
+def replace_durably(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Writes ``data`` to ``path`` through a temp file beside it: fsync, rename, fsync dir.
+
+    With ``mode`` the file has exactly that mode (0o600 for a secret) from the moment it
+    exists, whatever the umask; without, the umask decides as for any new file."""
     temp = path.with_name(path.name + ".tmp")
-    with open(temp, "wb") as handle:
+    temp.unlink(missing_ok=True)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if mode is not None else 0o666)
+    if mode is not None:
+        os.fchmod(fd, mode)
+    with open(fd, "wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from diststorage.core.policy import RedundancyPolicy, parse_policy
@@ -35,6 +35,21 @@ def _flag(name: str, metavar: str | None = None) -> dict[str, Any]:
     if metavar is not None:
         extra["metavar"] = metavar
     return {"json_schema_extra": extra}
+
+
+def _secret(env: str) -> dict[str, Any]:
+    """A secret field: read from exactly the ``env`` variable (no daemon prefix), never a
+    flag (the CLI generates none for it, so a secret is never in a process's argv)."""
+    return {"validation_alias": env, "json_schema_extra": {"secret": True}}
+
+
+def is_secret(extra: Any) -> bool:
+    """Whether a field's ``json_schema_extra`` marks it secret (see ``_secret``)."""
+    return isinstance(extra, dict) and extra.get("secret") is True
+
+
+ROOT_ACCESS_KEY_ENV = "DISTSTORAGE_ROOT_ACCESS_KEY"
+ROOT_SECRET_KEY_ENV = "DISTSTORAGE_ROOT_SECRET_KEY"
 
 
 def _check_address(value: str) -> str:
@@ -114,7 +129,11 @@ class NodeSettings(BaseSettings):
 
 
 class GatewaySettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DISTSTORAGE_GATEWAY_", frozen=True)
+    # populate_by_name: the secret fields are read from their own variables (their aliases)
+    # and still built by field name in code.
+    model_config = SettingsConfigDict(
+        env_prefix="DISTSTORAGE_GATEWAY_", frozen=True, populate_by_name=True
+    )
 
     listen: str = Field(default="127.0.0.1:7001", description="HTTP HOST:PORT")
     grpc_listen: str = Field(default="127.0.0.1:7002", description="gRPC HOST:PORT for heartbeats")
@@ -217,6 +236,31 @@ class GatewaySettings(BaseSettings):
         description="on SIGTERM, how long gRPC calls in flight (heartbeats) may run to the end",
     )
 
+    anonymous: bool = Field(
+        default=False,
+        description="serve the native object API to unauthenticated requests too (local "
+        "experiments only; the admin routes still need an admin key)",
+    )
+    secrets_key_file: Path | None = Field(
+        default=None,
+        description="32-byte master key that seals access-key secrets in the database; "
+        "default secrets.key in --data, created (mode 0600) if absent",
+    )
+    key_cache_ttl_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="how long a gateway trusts what it read of a key or grant: a disabled key "
+        "or a removed grant takes effect on every gateway within this",
+    )
+    root_credentials_file: Path | None = Field(
+        default=None,
+        description="JSON or INI file with the root access key (every right), read when the "
+        "environment gives none; without either, one is generated into root-credentials in "
+        "--data",
+    )
+    root_access_key: str | None = Field(default=None, **_secret(ROOT_ACCESS_KEY_ENV))
+    root_secret_key: SecretStr | None = Field(default=None, **_secret(ROOT_SECRET_KEY_ENV))
+
     _check_listen = field_validator("listen", "grpc_listen")(_check_address)
 
     @field_validator("redundancy")
@@ -232,6 +276,15 @@ class GatewaySettings(BaseSettings):
     @property
     def default_policy(self) -> RedundancyPolicy:
         return parse_policy(self.redundancy)
+
+    @property
+    def secrets_key_path(self) -> Path:
+        return self.secrets_key_file or self.data_dir / "secrets.key"
+
+    @property
+    def generated_root_credentials_path(self) -> Path:
+        """Where a gateway given no root key keeps the one it generated."""
+        return self.data_dir / "root-credentials"
 
     @property
     def database_url(self) -> str:

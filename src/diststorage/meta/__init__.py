@@ -1,5 +1,8 @@
 """Object, chunk and node metadata in SQLite (embedded) or PostgreSQL, through SQLAlchemy."""
 
+from diststorage.meta.account_records import BucketInfo, Grant, KeyInfo, StoredKey
+from diststorage.meta.accounts import AccountStore
+from diststorage.meta.bucket_names import check_bucket_name
 from diststorage.meta.maintenance import MaintenanceStore
 from diststorage.meta.records import (
     ChunkRef,
@@ -22,6 +25,7 @@ from diststorage.meta.records import (
 from diststorage.meta.states import (
     DEFAULT_NAMESPACE,
     ChunkState,
+    KeyState,
     NodeLifecycle,
     NodeLiveness,
     ObjectState,
@@ -31,11 +35,16 @@ from diststorage.meta.store import MAX_LIST_LIMIT, MetadataStore
 __all__ = [
     "DEFAULT_NAMESPACE",
     "MAX_LIST_LIMIT",
+    "AccountStore",
+    "BucketInfo",
     "ChunkRef",
     "ChunkState",
     "CommitOutcome",
     "DegradedSegment",
     "DiscardedObject",
+    "Grant",
+    "KeyInfo",
+    "KeyState",
     "ListingPage",
     "MaintenanceStore",
     "MetadataStore",
@@ -53,4 +62,6 @@ __all__ = [
     "SegmentLayout",
     "StaleUpload",
     "StoredChunk",
+    "StoredKey",
+    "check_bucket_name",
 ]

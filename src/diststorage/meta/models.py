@@ -34,10 +34,16 @@ class Base(DeclarativeBase):
 
 
 class Namespace(Base):
+    """A bucket: its objects' keys are unique within it. ``default`` holds the native API's
+    objects; it and buckets from before accounts have no owner."""
+
     __tablename__ = "namespaces"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # The access key that created it (no foreign key: the root key is not stored).
+    owner_key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class ObjectRow(Base):
@@ -175,3 +181,8 @@ class LeaseRow(Base):
 OBJECTS = Base.metadata.tables[ObjectRow.__tablename__]
 CHUNKS = Base.metadata.tables[ChunkRow.__tablename__]
 INLINE_BODIES = Base.metadata.tables[InlineBody.__tablename__]
+
+
+# The access key and grant tables live in their own module; importing it here puts them in
+# ``Base.metadata`` wherever the models are (the migrations' comparison, the store).
+from diststorage.meta import account_models  # noqa: E402, F401

@@ -46,3 +46,11 @@ class NodeLiveness(StrEnum):
     UP = "up"
     SUSPECT = "suspect"
     DOWN = "down"
+
+
+class KeyState(StrEnum):
+    """A disabled key is refused like an unknown one, but kept with its grants, so enabling it
+    again restores what it could do."""
+
+    ACTIVE = "active"
+    DISABLED = "disabled"

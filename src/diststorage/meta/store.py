@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from diststorage.core.clock import SYSTEM_CLOCK, Clock
 from diststorage.core.errors import AlreadyExists, ObjectNotFound
+from diststorage.meta.accounts import AccountStore
 from diststorage.meta.backends import Backend, open_backend
 from diststorage.meta.base import (
     INFO_COLUMNS,
@@ -137,6 +138,7 @@ class MetadataStore(StoreBase):
         super().__init__(backend, timeout_s, clock)
         self._namespace_ids: dict[str, int] = {}
         self.maintenance = MaintenanceStore(backend, timeout_s, clock)
+        self.accounts = AccountStore(backend, timeout_s, clock, self._forget_namespace)
 
     @classmethod
     async def open(
@@ -161,6 +163,11 @@ class MetadataStore(StoreBase):
     @property
     def dialect(self) -> str:
         return self._backend.dialect
+
+    def _forget_namespace(self, name: str) -> None:
+        """A deleted bucket's id must not outlive it here: one made again under the same
+        name has another."""
+        self._namespace_ids.pop(name, None)
 
     def _namespace_id(self, session: Session, name: str) -> int:
         cached = self._namespace_ids.get(name)

@@ -1,0 +1,99 @@
+"""Secrets at rest: access-key secrets sealed with AES-256-GCM under a 32-byte master key file.
+
+SigV4 needs each secret back in the clear to sign with (S3.md §2), so a secret cannot be
+hashed like a password; it is encrypted instead, and the database alone gives nothing away.
+Each seal has a fresh 12-byte random nonce and binds its context (the access key id) as
+associated data, so a ciphertext copied onto another key's row does not open.
+
+The master key file holds the 32 raw bytes and nothing else, readable by its owner only
+(mode 0600): a file of another size, or one that others may read, is refused rather than used.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from diststorage.core.durable import replace_durably
+from diststorage.core.errors import MasterKeyError
+
+log = logging.getLogger(__name__)
+
+MASTER_KEY_BYTES = 32
+NONCE_BYTES = 12
+PRIVATE_MODE = 0o600
+
+
+@dataclass(frozen=True, slots=True)
+class Sealed:
+    """A secret as stored: ciphertext with its GCM tag, and the nonce it was sealed with."""
+
+    ciphertext: bytes
+    nonce: bytes
+
+
+class MasterKey:
+    """Seals and opens secrets; holds the key only in memory, never prints it."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != MASTER_KEY_BYTES:
+            raise MasterKeyError(f"a master key is {MASTER_KEY_BYTES} bytes, not {len(key)}")
+        self._aead = AESGCM(key)
+
+    def __repr__(self) -> str:
+        return "MasterKey(…)"
+
+    def seal(self, plaintext: bytes, context: str) -> Sealed:
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        return Sealed(self._aead.encrypt(nonce, plaintext, context.encode()), nonce)
+
+    def open(self, sealed: Sealed, context: str) -> bytes:
+        """The plaintext; raises MasterKeyError when the seal was made under another master
+        key or context, or was altered."""
+        try:
+            return self._aead.decrypt(sealed.nonce, sealed.ciphertext, context.encode())
+        except (InvalidTag, ValueError) as exc:
+            raise MasterKeyError(
+                f"a secret sealed for {context!r} does not open under this master key"
+            ) from exc
+
+
+def load_master_key(path: Path) -> MasterKey:
+    """The master key in ``path``; raises MasterKeyError when the file is missing, has
+    another size than 32 bytes, or grants any access to group or others."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError as exc:
+        raise MasterKeyError(f"no secrets key file at {path}") from exc
+    except OSError as exc:
+        raise MasterKeyError(f"cannot read the secrets key file {path}: {exc}") from exc
+    with open(fd, "rb") as handle:
+        mode = stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
+        if mode & 0o077:
+            raise MasterKeyError(
+                f"the secrets key file {path} has mode {mode:04o}: others than its owner may "
+                f"read it; make it 0600 (chmod 600 {path})"
+            )
+        key = handle.read(MASTER_KEY_BYTES + 1)
+    if len(key) != MASTER_KEY_BYTES:
+        raise MasterKeyError(
+            f"the secrets key file {path} holds {len(key)} bytes, not {MASTER_KEY_BYTES}"
+        )
+    return MasterKey(key)
+
+
+def load_or_create_master_key(path: Path) -> MasterKey:
+    """The master key in ``path``, made (32 random bytes, mode 0600, durably) when there is no
+    file yet; see ``load_master_key`` for what is refused. Blocks (file I/O)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        replace_durably(path, secrets.token_bytes(MASTER_KEY_BYTES), mode=PRIVATE_MODE)
+        log.info("created the secrets key file %s: keep it with the metadata backups", path)
+    return load_master_key(path)
