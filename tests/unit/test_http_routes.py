@@ -25,7 +25,7 @@ from diststorage.gateway.workers.lease import LeaderLease
 from diststorage.gateway.workers.repair import RepairWorker
 from diststorage.gateway.workers.throttle import TokenBucket
 from diststorage.meta import MetadataStore
-from diststorage.testing import FakeClock, Pipeline, in_memory_pipeline
+from diststorage.testing import FakeClock, Pipeline, in_memory_pipeline, make_accounts
 
 STRIPE_BYTES = 4096
 
@@ -72,6 +72,7 @@ async def services_of(pipeline: Pipeline, parts: contextlib.AsyncExitStack) -> S
         pipeline.writer.active_uploads,
         repair.in_flight_chunks,
     )
+    accounts = make_accounts(store, clock=clock)
     return Services(
         settings=settings,
         store=store,
@@ -85,6 +86,8 @@ async def services_of(pipeline: Pipeline, parts: contextlib.AsyncExitStack) -> S
         scrub_status={},
         lease=LeaderLease(store.maintenance, "9" * 32, settings.lease_ttl_s, clock),
         workers=Workers(clock),
+        accounts=accounts,
+        keys=accounts.keys,
     )
 
 
@@ -246,3 +249,87 @@ async def test_system_routes(client: Client, pipeline: Pipeline) -> None:
         404,
         {"error": "node_not_found", "message": "no node with id 'ff'"},
     )
+
+
+# -- the accounts' admin routes --------------------------------------------------------------
+
+
+async def test_admin_keys_are_created_listed_disabled_and_deleted(client: Client) -> None:
+    created = await client.post("/_/admin/keys", json={"name": "backup", "is_admin": False})
+    assert created.status == 201
+    key = await created.json()
+    key_id, secret = key["access_key_id"], key["secret_access_key"]
+    assert len(key_id) == 20 and len(secret) == 40
+    assert key["state"] == "active" and key["can_create_buckets"] is True
+    listing = await client.get("/_/admin/keys")
+    assert secret not in await listing.text()
+    assert [k["access_key_id"] for k in await listing.json()] == [key_id]
+    info = await (await client.get(f"/_/admin/keys/{key_id}")).json()
+    assert info["name"] == "backup" and info["grants"] == []
+    assert "secret_access_key" not in info
+    disabled = await client.post(f"/_/admin/keys/{key_id}/disable")
+    assert (await disabled.json())["state"] == "disabled"
+    enabled = await client.post(f"/_/admin/keys/{key_id}/enable")
+    assert (await enabled.json())["state"] == "active"
+    assert (await client.delete(f"/_/admin/keys/{key_id}")).status == 204
+    assert await error_of(await client.get(f"/_/admin/keys/{key_id}")) == (
+        404,
+        {"error": "key_not_found", "message": f"no access key {key_id!r}"},
+    )
+
+
+async def test_admin_buckets_and_grants(client: Client) -> None:
+    key_id = (await (await client.post("/_/admin/keys", json={"name": "k"})).json())[
+        "access_key_id"
+    ]
+    made = await client.post("/_/admin/buckets", json={"name": "photos", "owner": key_id})
+    assert made.status == 201
+    assert (await made.json())["owner"] == key_id
+    names = [b["name"] for b in await (await client.get("/_/admin/buckets")).json()]
+    assert names == ["default", "photos"]
+    info = await (await client.get("/_/admin/buckets/photos")).json()
+    assert info["grants"] == [
+        {"bucket": "photos", "key": key_id, "read": True, "write": True, "owner": True}
+    ]
+    denied = await client.post("/_/admin/buckets/photos/deny", json={"key": key_id, "owner": True})
+    assert await denied.json() == {
+        "bucket": "photos",
+        "key": key_id,
+        "read": True,
+        "write": True,
+        "owner": False,
+    }
+    await client.post("/_/admin/buckets/photos/deny", json={"key": key_id})
+    assert (await (await client.get("/_/admin/buckets/photos")).json())["grants"] == []
+    allowed = await client.post("/_/admin/buckets/photos/allow", json={"key": key_id, "read": True})
+    assert (await allowed.json())["read"] is True
+    key_info = await (await client.get(f"/_/admin/keys/{key_id}")).json()
+    assert [g["bucket"] for g in key_info["grants"]] == ["photos"]
+    assert (await client.delete("/_/admin/buckets/photos")).status == 204
+    assert (await client.get("/_/admin/buckets/photos")).status == 404
+
+
+async def test_admin_errors(client: Client) -> None:
+    await client.post("/_/admin/buckets", json={"name": "taken"})
+    assert await error_of(await client.post("/_/admin/buckets", json={"name": "taken"})) == (
+        409,
+        {"error": "bucket_already_exists", "message": "the bucket 'taken' exists already"},
+    )
+    status, body = await error_of(await client.post("/_/admin/buckets", json={"name": "Bad_Name"}))
+    assert (status, body["error"]) == (400, "invalid_bucket_name")
+    assert (await client.put("/taken-object", data=b"x")).status == 201
+    status, body = await error_of(await client.delete("/_/admin/buckets/default"))
+    assert (status, body["error"]) == (400, "invalid_request")
+    status, body = await error_of(await client.post("/_/admin/keys", data=b"{not json"))
+    assert (status, body["error"]) == (400, "invalid_request")
+    status, body = await error_of(await client.post("/_/admin/keys", json={"name": 7}))
+    assert (status, body["error"]) == (400, "invalid_request")
+    status, body = await error_of(await client.post("/_/admin/keys", data=b"x" * 70_000))
+    assert (status, body["error"]) == (413, "payload_too_large")
+    status, body = await error_of(await client.delete("/_/admin/keys"))
+    assert (status, body["error"]) == (405, "method_not_allowed")
+    for path in ("/_/admin/keys/x/explode", "/_/admin/nothing", "/_/admin/buckets/b/disable"):
+        status, body = await error_of(await client.get(path))
+        assert (status, body["error"]) == (400, "invalid_key"), path
+    status, body = await error_of(await client.get("/_/admin/buckets/none-such"))
+    assert (status, body["error"]) == (404, "no_such_bucket")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from diststorage.core.durable import replace_durably
 from diststorage.core.errors import InvalidRequest
+from diststorage.core.settings import ROOT_ACCESS_KEY_ENV, ROOT_SECRET_KEY_ENV
 
 KEY_ID_PREFIX = "DS"
 KEY_ID_CHARS = 20
@@ -101,3 +102,12 @@ def write_credentials_file(path: Path, credentials: Credentials) -> None:
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     replace_durably(path, json.dumps(body, indent=2).encode() + b"\n", mode=0o600)
+
+
+def root_environment(credentials: Credentials) -> dict[str, str]:
+    """The variables that hand ``credentials`` to a gateway as its root key: a child gets them
+    in its environment, which (unlike argv) other users of the machine cannot read."""
+    return {
+        ROOT_ACCESS_KEY_ENV: credentials.access_key_id,
+        ROOT_SECRET_KEY_ENV: credentials.secret_access_key,
+    }

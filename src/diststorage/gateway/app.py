@@ -25,6 +25,9 @@ from diststorage.core.memory import HeapTrimmer
 from diststorage.core.settings import GatewaySettings, split_host_port
 from diststorage.core.worker import Worker, Workers
 from diststorage.gateway.api import build_http_app
+from diststorage.gateway.auth.accounts import Accounts
+from diststorage.gateway.auth.bootstrap import load_root_key, log_root_key, open_master_key
+from diststorage.gateway.auth.keys import KeyCache
 from diststorage.gateway.damage import DamageReports
 from diststorage.gateway.heartbeats import HeartbeatServicer
 from diststorage.gateway.inventory import Inventory
@@ -106,6 +109,7 @@ class Gateway:
             settings.database_url, settings.db_timeout_s, migrate=False, clock=self._clock
         )
         parts.push_async_callback(store.close)
+        accounts = await self._accounts(store)
         inventory = Inventory(
             store, settings.node_timeout_s, settings.effective_suspect_s, self._clock
         )
@@ -127,7 +131,7 @@ class Gateway:
         parts.push_async_callback(self.workers.aclose)
         heartbeats = HeartbeatServicer(inventory, store.maintenance, self.gateway_id)
         self.services = self._services(
-            store, inventory, clients, reads, janitor, damage, heartbeats
+            store, inventory, clients, reads, janitor, damage, heartbeats, accounts
         )
         await self._serve_grpc(parts, heartbeats)
         await self._serve_http(parts)
@@ -142,6 +146,7 @@ class Gateway:
         janitor: Janitor,
         damage: DamageReports,
         heartbeats: HeartbeatServicer,
+        accounts: Accounts,
     ) -> Services:
         settings, gateway_id = self.settings, self.gateway_id
         chunk_sets = ChunkSetWriter(settings.write_stripes_in_flight, inventory, clients, janitor)
@@ -179,7 +184,20 @@ class Gateway:
             scrub_status=heartbeats.scrub,
             lease=LeaderLease(store.maintenance, gateway_id, settings.lease_ttl_s, self._clock),
             workers=self.workers,
+            accounts=accounts,
+            keys=accounts.keys,
         )
+
+    async def _accounts(self, store: MetadataStore) -> Accounts:
+        """The master key (checked against the database), the root key and the key cache."""
+        settings = self.settings
+        master = await open_master_key(settings, store.accounts)
+        root = await asyncio.to_thread(load_root_key, settings)
+        log_root_key(root)
+        keys = KeyCache(
+            store.accounts, master, root.credentials, settings.key_cache_ttl_s, self._clock
+        )
+        return Accounts(store.accounts, master, keys)
 
     def _start_workers(self, damage: DamageReports) -> None:
         """The lease keeper and the workers every gateway runs; then those only the leader

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from diststorage.core.settings import GatewaySettings
 from diststorage.core.worker import Workers
+from diststorage.gateway.auth.accounts import Accounts
+from diststorage.gateway.auth.keys import KeyCache
 from diststorage.gateway.heartbeats import ScrubStatus
 from diststorage.gateway.inventory import Inventory
 from diststorage.gateway.janitor import Janitor
@@ -33,3 +35,6 @@ class Services:
     lease: LeaderLease
     # Every background loop of this gateway, for status pages (``workers.statuses()``).
     workers: Workers
+    # Access keys and grants: the operator's changes, and what requests are checked against.
+    accounts: Accounts
+    keys: KeyCache

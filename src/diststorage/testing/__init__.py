@@ -1,5 +1,6 @@
 """Helpers shared by the test suite and the benchmarks."""
 
+from diststorage.testing.accounts import make_accounts
 from diststorage.testing.clock import FakeClock
 from diststorage.testing.cluster import running_cluster
 from diststorage.testing.fakes import (
@@ -23,5 +24,6 @@ __all__ = [
     "Faults",
     "Pipeline",
     "in_memory_pipeline",
+    "make_accounts",
     "running_cluster",
 ]

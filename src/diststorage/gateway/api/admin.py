@@ -1,5 +1,6 @@
 """System routes under ``/_/``: health, nodes and their lifecycle, repair, rebalancing,
-metrics. Parsed into a typed route first, like object requests."""
+metrics, and the accounts' admin routes (``/_/admin/…``, see accounts_admin). Parsed into a
+typed route first, like object requests."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from diststorage.core.errors import InvalidKey, MethodNotAllowed, NodeInUse, NodeNotFound
+from diststorage.gateway.api.accounts_admin import admin_route, is_admin_path
 from diststorage.gateway.api.metrics import METRICS
 from diststorage.gateway.api.parse import SYSTEM_PREFIX
 from diststorage.gateway.inventory import NodeView
@@ -36,6 +38,8 @@ class SystemEndpoint(enum.Enum):
     REBALANCE = ("rebalance", frozenset({"POST"}))
     NODE = ("node", frozenset({"GET", "HEAD", "DELETE"}))
     NODE_ACTION = ("node-action", frozenset({"POST"}))
+    # Keys, buckets and grants: its own table of routes and methods (accounts_admin).
+    ADMIN = ("admin", frozenset({"GET", "HEAD", "POST", "DELETE"}))
 
     @property
     def methods(self) -> frozenset[str]:
@@ -46,7 +50,7 @@ class SystemEndpoint(enum.Enum):
 _FIXED = {
     e.value[0]: e
     for e in SystemEndpoint
-    if e not in (SystemEndpoint.NODE, SystemEndpoint.NODE_ACTION)
+    if e not in (SystemEndpoint.NODE, SystemEndpoint.NODE_ACTION, SystemEndpoint.ADMIN)
 }
 
 
@@ -55,20 +59,23 @@ class SystemRoute:
     endpoint: SystemEndpoint
     node_id: str = ""
     lifecycle: NodeLifecycle | None = None  # what a node action sets
+    path: str = ""  # what follows ``/_/``
 
 
 def parse_system_route(path: str) -> SystemRoute:
     """``path`` is what follows ``/_/``; raises InvalidKey for anything unknown."""
     fixed = _FIXED.get(path)
     if fixed is not None:
-        return SystemRoute(fixed)
+        return SystemRoute(fixed, path=path)
+    if is_admin_path(path):
+        return SystemRoute(SystemEndpoint.ADMIN, path=path)
     match = _NODE_ROUTE.match(path)
     if match is not None:
         if match["action"]:
             drain = match["action"] == "drain"
             lifecycle = NodeLifecycle.DRAINING if drain else NodeLifecycle.ACTIVE
-            return SystemRoute(SystemEndpoint.NODE_ACTION, match["node"], lifecycle)
-        return SystemRoute(SystemEndpoint.NODE, match["node"])
+            return SystemRoute(SystemEndpoint.NODE_ACTION, match["node"], lifecycle, path)
+        return SystemRoute(SystemEndpoint.NODE, match["node"], path=path)
     raise InvalidKey(f"keys under {SYSTEM_PREFIX!r} are reserved for system routes")
 
 
@@ -140,7 +147,14 @@ async def _node(request: web.Request, services: Services, route: SystemRoute) ->
     return web.json_response(_node_json(services, view, referenced))
 
 
+async def _admin(
+    request: web.Request, services: Services, route: SystemRoute
+) -> web.StreamResponse:
+    return await admin_route(request, services, route.path)
+
+
 _HANDLERS: dict[SystemEndpoint, _Handler] = {
+    SystemEndpoint.ADMIN: _admin,
     SystemEndpoint.METRICS: _metrics,
     SystemEndpoint.HEALTH: _health_route,
     SystemEndpoint.NODES: _nodes,
