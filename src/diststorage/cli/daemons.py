@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
 from diststorage.cli.flags import settings_command
+from diststorage.core.credentials import Credentials
 from diststorage.core.settings import GatewaySettings, NodeSettings
 
 
@@ -68,10 +70,12 @@ def up(
     metadata: Annotated[
         str | None, typer.Option(help="PostgreSQL URL shared by the gateways")
     ] = None,
+    anonymous: Annotated[
+        bool,
+        typer.Option(help="serve the native object API without authentication (experiments)"),
+    ] = False,
 ) -> None:
     """Start a local cluster (gateways and N nodes) until Ctrl-C or SIGTERM."""
-    from rich.console import Console
-
     from diststorage.local import LocalCluster
 
     console = Console()
@@ -90,6 +94,7 @@ def up(
         extra_gateway_ports=[(port + 2 * i, port + 2 * i + 1) for i in range(1, gateways)],
         metadata_url=metadata,
         redundancy=redundancy,
+        gateway_args=["--anonymous"] if anonymous else [],
     )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -104,9 +109,24 @@ def up(
         f"diststorage is up at [bold]{' '.join(cluster.urls)}[/bold] "
         f"({nodes} nodes, {redundancy}); logs in {data / 'logs'}. Ctrl-C stops it."
     )
+    _print_root_key(console, cluster.root, cluster.root_credentials_path, anonymous)
     try:
         stop.wait()
     finally:
         with console.status("stopping"):
             cluster.stop()
         console.print("stopped")
+
+
+def _print_root_key(console: Console, root: Credentials, path: Path, anonymous: bool) -> None:
+    """What a user needs to sign requests: the root key, and where the CLI finds it."""
+    console.print(
+        f"root access key:  [bold]{root.access_key_id}[/bold]\n"
+        f"root secret key:  [bold]{root.secret_access_key}[/bold]\n"
+        f"(kept in {path}, which the diststorage CLI reads from this folder; other tools: "
+        "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or curl --aws-sigv4 "
+        '"aws:amz:us-east-1:s3" --user ID:SECRET)',
+        highlight=False,
+    )
+    if anonymous:
+        console.print("[yellow]--anonymous: the native object API takes unsigned requests[/yellow]")

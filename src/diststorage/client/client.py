@@ -20,6 +20,7 @@ from email.message import Message
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from diststorage.client.accounts import AccountsAdmin
 from diststorage.client.errors import ClientError
 from diststorage.client.response import Response, StreamedGet, StreamingResponse
 from diststorage.client.transport import PIECE_BYTES, Origin, translated
@@ -50,6 +51,11 @@ class Client:
     ) -> None:
         self._origin = Origin(url.rstrip("/"), connect_timeout_s, read_timeout_s)
         self.url = self._origin.url
+
+    @property
+    def accounts(self) -> AccountsAdmin:
+        """The admin routes for keys, buckets and grants."""
+        return AccountsAdmin(self)
 
     @property
     def host(self) -> str:

@@ -3,6 +3,10 @@
 Each child is a real ``python -m diststorage`` process with its own data folder and log file,
 so tests and ``diststorage up`` exercise exactly what an operator would run. Children are
 stopped with SIGTERM, then SIGKILL after a grace period; nothing outlives ``stop``.
+
+Every gateway of the cluster gets one root key, through its environment (never its argv):
+the one given, else the one in ``root-credentials`` in the cluster's folder, generated there
+(mode 0600) on the first start; ``root_credentials`` is it.
 """
 
 from __future__ import annotations
@@ -22,12 +26,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from diststorage.core.credentials import (
+    Credentials,
+    new_credentials,
+    read_credentials_file,
+    root_environment,
+    write_credentials_file,
+)
+
 STOP_GRACE_S = 10.0
 # free_port picks from LOWEST_PORT up to the first port of the kernel's ephemeral range,
 # which this file gives; without it, the kernel picks.
 EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 LOWEST_PORT = 10_000
 LOG_TAIL_LINES = 20
+ROOT_CREDENTIALS_FILE = "root-credentials"
 
 # Ports free_port gave out in this process, so that two children never get the same one.
 _handed_out: set[int] = set()
@@ -131,6 +144,7 @@ class LocalCluster:
     gateway_args: list[str] = field(default_factory=list)
     node_args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    root_credentials: Credentials | None = None
     _gateways: list[_Child] = field(default_factory=list)
     _nodes: list[_Child] = field(default_factory=list)
 
@@ -142,6 +156,26 @@ class LocalCluster:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.http_port}"
+
+    @property
+    def root_credentials_path(self) -> Path:
+        return self.data_dir / ROOT_CREDENTIALS_FILE
+
+    @property
+    def root(self) -> Credentials:
+        """The gateways' root key (known once the cluster started, or was given one)."""
+        assert self.root_credentials is not None, "the cluster has not started"
+        return self.root_credentials
+
+    def _load_root_credentials(self) -> Credentials:
+        if self.root_credentials is not None:
+            return self.root_credentials
+        path = self.root_credentials_path
+        if path.exists():
+            return read_credentials_file(path)
+        credentials = new_credentials()
+        write_credentials_file(path, credentials)
+        return credentials
 
     @property
     def gateway_ports(self) -> list[tuple[int, int]]:
@@ -174,7 +208,8 @@ class LocalCluster:
             *(["--metadata", self.metadata_url] if self.metadata_url else []),
             *self.gateway_args,
         ]
-        return _Child(_gateway_name(index), argv, self.gateway_log_path(index), self.env)
+        env = {**self.env, **root_environment(self.root)}
+        return _Child(_gateway_name(index), argv, self.gateway_log_path(index), env)
 
     def _node_child(self, index: int, gateway_dns: str | None = None) -> _Child:
         argv = [
@@ -198,6 +233,7 @@ class LocalCluster:
     def start(self, timeout_s: float = 60.0) -> None:
         """Starts every process and waits until the gateway reports itself healthy."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.root_credentials = self._load_root_credentials()
         self._gateways = [self._gateway_child(i) for i in range(len(self.gateway_ports))]
         self._nodes = [self._node_child(i) for i in range(self.nodes)]
         try:

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from diststorage.core.credentials import Credentials
 from diststorage.local import LocalCluster, free_port
 
 
@@ -20,7 +21,10 @@ def running_cluster(
     env: dict[str, str] | None = None,
     gateways: int = 1,
     metadata_url: str | None = None,
+    root_credentials: Credentials | None = None,
 ) -> Iterator[LocalCluster]:
+    """Started and stopped around the block; its gateways' root key is
+    ``cluster.root_credentials`` (``root_credentials``, or one generated in ``data_dir``)."""
     cluster = LocalCluster(
         data_dir,
         nodes=nodes,
@@ -34,6 +38,7 @@ def running_cluster(
         node_args=node_args or [],
         node_capacity_bytes=node_capacity_bytes,
         env=env or {},
+        root_credentials=root_credentials,
     )
     cluster.start()
     try:
