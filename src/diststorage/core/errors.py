@@ -18,6 +18,7 @@
     │   ├── NoSuchBucket          no bucket of that name
     │   └── KeyNotFound           no access key with that id (an operator's lookup)
     ├── AlreadyExists             POST of a key that has a committed object (409)
+    ├── PreconditionFailed        a conditional write or read whose condition fails (412)
     ├── BucketNotEmpty            deleting a bucket that still holds objects (409)
     ├── BucketAlreadyExists       creating a bucket whose name another key owns (409)
     ├── BucketAlreadyOwnedByYou   creating a bucket the caller owns already (409)
@@ -105,6 +106,10 @@ class NodeNotFound(NotFound):
 
 class AlreadyExists(DiststorageError):
     code = "already_exists"
+
+
+class PreconditionFailed(DiststorageError):
+    code = "precondition_failed"
 
 
 class NodeInUse(DiststorageError):

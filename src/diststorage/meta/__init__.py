@@ -5,6 +5,7 @@ from diststorage.meta.accounts import AccountStore
 from diststorage.meta.bucket_names import check_bucket_name
 from diststorage.meta.maintenance import MaintenanceStore
 from diststorage.meta.records import (
+    NO_ATTRIBUTES,
     ChunkRef,
     CommitOutcome,
     DegradedSegment,
@@ -13,6 +14,7 @@ from diststorage.meta.records import (
     NewObject,
     NodeInfo,
     NodeReport,
+    ObjectAttributes,
     ObjectInfo,
     ObjectLayout,
     PlannedChunk,
@@ -20,6 +22,7 @@ from diststorage.meta.records import (
     RepairTaskRef,
     SegmentLayout,
     StaleUpload,
+    StoredChecksum,
     StoredChunk,
 )
 from diststorage.meta.states import (
@@ -35,6 +38,7 @@ from diststorage.meta.store import MAX_LIST_LIMIT, MetadataStore
 __all__ = [
     "DEFAULT_NAMESPACE",
     "MAX_LIST_LIMIT",
+    "NO_ATTRIBUTES",
     "AccountStore",
     "BucketInfo",
     "ChunkRef",
@@ -53,6 +57,7 @@ __all__ = [
     "NodeLifecycle",
     "NodeLiveness",
     "NodeReport",
+    "ObjectAttributes",
     "ObjectInfo",
     "ObjectLayout",
     "ObjectState",
@@ -61,6 +66,7 @@ __all__ = [
     "RepairTaskRef",
     "SegmentLayout",
     "StaleUpload",
+    "StoredChecksum",
     "StoredChunk",
     "StoredKey",
     "check_bucket_name",

@@ -19,6 +19,7 @@ STATUS: tuple[tuple[type[e.DiststorageError], int], ...] = (
     (e.RangeNotSatisfiable, 416),
     (e.NotFound, 404),
     (e.AlreadyExists, 409),
+    (e.PreconditionFailed, 412),
     (e.BucketNotEmpty, 409),
     (e.BucketAlreadyExists, 409),
     (e.BucketAlreadyOwnedByYou, 409),
