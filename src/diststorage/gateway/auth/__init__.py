@@ -1,0 +1,1 @@
+"""Authentication's adapters in the gateway: request bodies that verify themselves."""
