@@ -99,9 +99,11 @@ class AwsChunkedDecoder:
     """Decodes one aws-chunked body fed in pieces; see the module docstring for the rules.
 
     ``feed`` raises SignatureDoesNotMatch (a chunk's signature), IncompleteBody (framing) and
-    MalformedTrailer; ``finish`` raises IncompleteBody, MalformedTrailer, BadDigest (trailer
-    checksum), InvalidDigest and SignatureDoesNotMatch (trailer signature). After an error the
-    decoder is spent.
+    MalformedTrailer; where the trailer section ends (its empty line in ``feed``, else in
+    ``finish``) come BadDigest (trailer checksum), InvalidDigest, IncompleteBody (a declared
+    trailer missing) and SignatureDoesNotMatch (trailer signature); ``finish`` raises
+    IncompleteBody for a body cut short or of another decoded length than declared. After an
+    error the decoder is spent.
     """
 
     def __init__(
