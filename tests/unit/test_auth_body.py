@@ -57,15 +57,15 @@ LIMIT = 1 << 30
 
 
 def signed_hex(data: bytes) -> Verified:
-    return Verified("K", PayloadMode.SIGNED_HEX, hashlib.sha256(data).hexdigest(), None, False)
+    return Verified("K", PayloadMode.SIGNED_HEX, hashlib.sha256(data).hexdigest(), False)
 
 
-UNSIGNED = Verified("K", PayloadMode.UNSIGNED, None, None, False)
+UNSIGNED = Verified("K", PayloadMode.UNSIGNED, None, False)
 
 
 def streaming(mode: PayloadMode) -> Verified:
     seed = ChunkSeed(signing_key(), SCOPE, AMZ_DATE, TEST_SEED) if mode.signs_chunks else None
-    return Verified("K", mode, None, seed, False)
+    return Verified("K", mode, None, False, seed)
 
 
 def b64_of(algo: ChecksumAlgorithm, data: bytes) -> str:
@@ -136,6 +136,10 @@ async def test_checksums_are_exposed_only_after_the_end_and_on_request() -> None
     assert await body.read_up_to(10) == b"abc"
     assert body.checksum(A.CRC64NVME) == base64.b64decode(b64_of(A.CRC64NVME, b"abc"))
     assert body.checksum(A.SHA1) is None
+    stored = body.stored_checksum()
+    assert stored is not None
+    assert (stored.algorithm, stored.kind) == ("CRC64NVME", "FULL_OBJECT")
+    assert stored.value == b64_of(A.CRC64NVME, b"abc")
 
 
 async def test_framing_follows_x_amz_content_sha256_not_content_encoding() -> None:
@@ -331,9 +335,14 @@ async def test_the_good_body_commits(
 ) -> None:
     pipeline = await in_memory_pipeline(settings_in(tmp_path, inline), sqlite_store, 6, FakeClock())
     verified, headers, good, _, _ = CASES[case]
-    body, _ = wrap_body(BytesBody(good), verified, headers, LIMIT)
-    info = await pipeline.writer.write(put(len(PAYLOAD)), body)
+    body, _ = wrap_body(BytesBody(good), verified, headers, LIMIT, [A.CRC64NVME])
+    info = await pipeline.writer.write(put(len(PAYLOAD)), body, checksum=body)
     assert info.size_bytes == len(PAYLOAD)
+    # The client's checksum is kept with the object, else the one computed for it.
+    algo = A.CRC32 if case == "trailer checksum" else A.CRC64NVME
+    assert info.checksum is not None and info.checksum.algorithm == algo
+    assert info.checksum.value == b64_of(algo, PAYLOAD)
+    assert (await sqlite_store.get_info(DEFAULT_NAMESPACE, "key")).checksum == info.checksum
     assert row_counts(tmp_path)[0] == 1
     assert bool(pipeline.nodes.chunk_ids()) is not inline
 

@@ -40,6 +40,7 @@ from diststorage.gateway.api.errors import response_for, status_of
         (e.MethodNotAllowed("no"), 405, "MethodNotAllowed"),
         (e.NodeUnavailable("no"), 503, "ServiceUnavailable"),
         (e.NotEnoughNodes("no"), 503, "SlowDown"),
+        (e.PreconditionFailed("no"), 412, "PreconditionFailed"),
     ],
     ids=lambda value: type(value).__name__ if isinstance(value, Exception) else str(value),
 )

@@ -15,6 +15,7 @@
     │   ├── ChunkNotFound         a node has no chunk with that id
     │   └── NodeNotFound          the gateway knows no node with that id
     ├── AlreadyExists             POST of a key that has a committed object (409)
+    ├── PreconditionFailed        a conditional write or read whose condition fails (412)
     ├── NodeInUse                 removing a node that still holds chunks in use (409)
     ├── MethodNotAllowed          (405)
     ├── Unavailable               the cluster cannot do it now; retrying later may work (503)
@@ -124,6 +125,11 @@ class NodeNotFound(NotFound):
 
 class AlreadyExists(DiststorageError):
     code = "already_exists"
+
+
+class PreconditionFailed(DiststorageError):
+    code = "precondition_failed"
+    s3_code = "PreconditionFailed"
 
 
 class NodeInUse(DiststorageError):

@@ -209,8 +209,13 @@ class Gateway:
         parts.push_async_callback(server.stop, self.settings.shutdown_grace_s)
 
     async def _serve_http(self, parts: contextlib.AsyncExitStack) -> None:
+        # auto_decompress off: a body sent with a Content-Encoding is the object's bytes as
+        # the client means them (aws s3 cp --content-encoding gzip), never to be inflated.
         runner = web.AppRunner(
-            build_http_app(self.services), handler_cancellation=True, access_log=None
+            build_http_app(self.services),
+            handler_cancellation=True,
+            access_log=None,
+            auto_decompress=False,
         )
         await runner.setup()
         parts.push_async_callback(runner.cleanup)

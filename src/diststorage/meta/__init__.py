@@ -2,6 +2,7 @@
 
 from diststorage.meta.maintenance import MaintenanceStore
 from diststorage.meta.records import (
+    NO_ATTRIBUTES,
     ChunkRef,
     CommitOutcome,
     DegradedSegment,
@@ -10,6 +11,7 @@ from diststorage.meta.records import (
     NewObject,
     NodeInfo,
     NodeReport,
+    ObjectAttributes,
     ObjectInfo,
     ObjectLayout,
     PlannedChunk,
@@ -17,6 +19,7 @@ from diststorage.meta.records import (
     RepairTaskRef,
     SegmentLayout,
     StaleUpload,
+    StoredChecksum,
     StoredChunk,
 )
 from diststorage.meta.states import (
@@ -31,6 +34,7 @@ from diststorage.meta.store import MAX_LIST_LIMIT, MetadataStore
 __all__ = [
     "DEFAULT_NAMESPACE",
     "MAX_LIST_LIMIT",
+    "NO_ATTRIBUTES",
     "ChunkRef",
     "ChunkState",
     "CommitOutcome",
@@ -44,6 +48,7 @@ __all__ = [
     "NodeLifecycle",
     "NodeLiveness",
     "NodeReport",
+    "ObjectAttributes",
     "ObjectInfo",
     "ObjectLayout",
     "ObjectState",
@@ -52,5 +57,6 @@ __all__ = [
     "RepairTaskRef",
     "SegmentLayout",
     "StaleUpload",
+    "StoredChecksum",
     "StoredChunk",
 ]

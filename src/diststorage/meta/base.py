@@ -19,7 +19,7 @@ from diststorage.core.clock import SYSTEM_CLOCK, Clock, utc_now
 from diststorage.core.errors import Unavailable
 from diststorage.meta.backends import Backend, Operation
 from diststorage.meta.models import OBJECTS, GarbageChunk, RepairTask
-from diststorage.meta.records import ChunkRef, ObjectInfo
+from diststorage.meta.records import ChunkRef, ObjectAttributes, ObjectInfo, StoredChecksum
 from diststorage.meta.states import ObjectState
 
 T = TypeVar("T")
@@ -41,6 +41,11 @@ INFO_COLUMNS = (
     OBJECTS.c.segment_stripes,
     OBJECTS.c.created_at,
     OBJECTS.c.committed_at,
+    OBJECTS.c.attrs,
+    OBJECTS.c.checksum_algo,
+    OBJECTS.c.checksum_type,
+    OBJECTS.c.checksum_value,
+    OBJECTS.c.part_count,
 )
 
 
@@ -79,6 +84,16 @@ class ObjectColumns(Protocol):
     def created_at(self) -> datetime: ...
     @property
     def committed_at(self) -> datetime | None: ...
+    @property
+    def attrs(self) -> str | None: ...
+    @property
+    def checksum_algo(self) -> str | None: ...
+    @property
+    def checksum_type(self) -> str | None: ...
+    @property
+    def checksum_value(self) -> str | None: ...
+    @property
+    def part_count(self) -> int: ...
 
 
 def object_info(row: ObjectColumns) -> ObjectInfo:
@@ -92,7 +107,29 @@ def object_info(row: ObjectColumns) -> ObjectInfo:
         stripe_size_bytes=row.stripe_size_bytes,
         segment_stripes=row.segment_stripes,
         created_at=utc(row.committed_at or row.created_at),
+        attrs=ObjectAttributes.from_json(row.attrs),
+        checksum=stored_checksum(row.checksum_algo, row.checksum_type, row.checksum_value),
+        part_count=row.part_count or 0,
     )
+
+
+def stored_checksum(
+    algorithm: str | None, kind: str | None, value: str | None
+) -> StoredChecksum | None:
+    if algorithm is None or kind is None or value is None:
+        return None
+    return StoredChecksum(algorithm, kind, value)
+
+
+def checksum_columns(checksum: StoredChecksum | None) -> dict[str, str | None]:
+    """The checksum columns' values for an insert or update."""
+    if checksum is None:
+        return {"checksum_algo": None, "checksum_type": None, "checksum_value": None}
+    return {
+        "checksum_algo": checksum.algorithm,
+        "checksum_type": checksum.kind,
+        "checksum_value": checksum.value,
+    }
 
 
 class StoreBase:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Text,
     UniqueConstraint,
     text,
 )
@@ -73,6 +74,16 @@ class ObjectRow(Base):
     # A pending upload's gateway touches it while the upload runs; garbage collection takes
     # only pending uploads left untouched longer than its grace period.
     touched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # What the client stored beside the bytes (user metadata, Content-Encoding and the other
+    # representation headers) as one JSON document; NULL when there is none (the native API).
+    attrs: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The flexible checksum the client asked for (S3 x-amz-checksum-*): algorithm, FULL_OBJECT
+    # or COMPOSITE, and the base64 value (composite values end in "-N").
+    checksum_algo: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    checksum_type: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    checksum_value: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # Parts of a multipart object (0 for any other): the ETag is md5_hex, or md5_hex-N.
+    part_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 class ChunkRow(Base):

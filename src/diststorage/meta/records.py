@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import struct
 from dataclasses import dataclass
 from datetime import datetime
@@ -62,6 +63,47 @@ class DegradedSegment:
 
 
 @dataclass(frozen=True, slots=True)
+class ObjectAttributes:
+    """What a client stores beside an object's bytes and gets back with them: user metadata
+    (``x-amz-meta-*`` names without the prefix, lowercased) and representation headers
+    (Content-Encoding, Content-Disposition, Content-Language, Cache-Control, Expires), each as
+    (name, value) pairs in the order given."""
+
+    user_meta: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def to_json(self) -> str | None:
+        """The column's value: None when there is nothing to keep."""
+        if not self.user_meta and not self.headers:
+            return None
+        return json.dumps({"meta": self.user_meta, "headers": self.headers}, ensure_ascii=False)
+
+    @staticmethod
+    def from_json(text: str | None) -> ObjectAttributes:
+        if not text:
+            return NO_ATTRIBUTES
+        document = json.loads(text)
+        return ObjectAttributes(
+            user_meta=tuple((str(n), str(v)) for n, v in document.get("meta", ())),
+            headers=tuple((str(n), str(v)) for n, v in document.get("headers", ())),
+        )
+
+
+NO_ATTRIBUTES = ObjectAttributes()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChecksum:
+    """A flexible checksum kept with an object: ``algorithm`` as S3 names it (CRC32, CRC32C,
+    CRC64NVME, SHA1, SHA256), ``kind`` FULL_OBJECT or COMPOSITE, ``value`` base64 (a
+    composite value ends in ``-N``)."""
+
+    algorithm: str
+    kind: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
 class NewObject:
     object_id: str
     namespace: str
@@ -71,6 +113,7 @@ class NewObject:
     stripe_size_bytes: int
     segment_stripes: int
     gateway_id: str
+    attrs: ObjectAttributes = NO_ATTRIBUTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +127,15 @@ class ObjectInfo:
     stripe_size_bytes: int
     segment_stripes: int
     created_at: datetime
+    attrs: ObjectAttributes = NO_ATTRIBUTES
+    checksum: StoredChecksum | None = None
+    part_count: int = 0
+
+    @property
+    def etag(self) -> str:
+        """The entity tag, unquoted: the body's MD5, or for a multipart object the MD5 of its
+        parts' MD5s and their count."""
+        return f"{self.md5_hex}-{self.part_count}" if self.part_count else self.md5_hex
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from diststorage.core.clock import SYSTEM_CLOCK, Clock
-from diststorage.core.errors import AlreadyExists, ObjectNotFound
+from diststorage.core.errors import AlreadyExists, ObjectNotFound, PreconditionFailed
 from diststorage.meta.backends import Backend, open_backend
 from diststorage.meta.base import (
     INFO_COLUMNS,
@@ -27,6 +28,7 @@ from diststorage.meta.base import (
     SegmentToRepair,
     StoreBase,
     add_garbage,
+    checksum_columns,
     enqueue_repair,
     insert_ignoring_duplicates,
     object_info,
@@ -53,6 +55,7 @@ from diststorage.meta.records import (
     ObjectInfo,
     ObjectLayout,
     PlannedChunk,
+    StoredChecksum,
     StoredChunk,
     pack_crcs,
     unpack_crcs,
@@ -71,6 +74,7 @@ _BY_KEY = (
     IS_COMMITTED,
 )
 _COMMITTED_ID = select(OBJECTS.c.id).where(*_BY_KEY)
+_COMMITTED_TAG = select(OBJECTS.c.id, OBJECTS.c.md5_hex, OBJECTS.c.part_count).where(*_BY_KEY)
 _COMMITTED_INFO = select(*INFO_COLUMNS).where(*_BY_KEY)
 # One statement, so the chunks are read in the same snapshot as their object (a replace
 # committed in between cannot leave the object without its chunks); outer, for objects
@@ -114,6 +118,9 @@ _COMMIT_OBJECT = (
         size_bytes=bindparam("size_bytes"),
         md5_hex=bindparam("md5_hex"),
         committed_at=bindparam("committed_at"),
+        checksum_algo=bindparam("checksum_algo"),
+        checksum_type=bindparam("checksum_type"),
+        checksum_value=bindparam("checksum_value"),
     )
 )
 _CHUNK_REFS = select(CHUNKS.c.id, CHUNKS.c.node_id).where(
@@ -220,19 +227,28 @@ class MetadataStore(StoreBase):
             "segment_stripes": new.segment_stripes,
             "gateway_id": new.gateway_id,
             "created_at": now,
+            "attrs": new.attrs.to_json(),
         }
 
     async def commit_inline(
-        self, new: NewObject, body: bytes, md5_hex: str, replace: bool
+        self,
+        new: NewObject,
+        body: bytes,
+        md5_hex: str,
+        replace: bool,
+        checksum: StoredChecksum | None = None,
+        if_match: str | None = None,
     ) -> CommitOutcome:
         """Stores a small object whole, bytes and all, as the visible version of its key in
         one transaction (no pending row: there is nothing on any node to clean up after a
-        crash). ``replace`` as for ``commit_upload``."""
+        crash). ``replace``, ``checksum`` and ``if_match`` as for ``commit_upload``."""
 
         def operation(session: Session) -> CommitOutcome:
             now = self._now()
             row = self._object_row(session, new, now)
-            replaced = _take_key(session, row["namespace_id"], row["key"], replace, now)
+            replaced = _take_key(
+                session, row["namespace_id"], row["key"], _Claim(replace, if_match), now
+            )
             size = len(body)
             session.execute(
                 _INSERT_OBJECT,
@@ -243,7 +259,8 @@ class MetadataStore(StoreBase):
                     "md5_hex": md5_hex,
                     "committed_at": now,
                     "touched_at": None,
-                },
+                }
+                | checksum_columns(checksum),
             )
             session.execute(_INSERT_INLINE, {"object_id": new.object_id, "body": body})
             info = ObjectInfo(
@@ -256,6 +273,8 @@ class MetadataStore(StoreBase):
                 stripe_size_bytes=new.stripe_size_bytes,
                 segment_stripes=new.segment_stripes,
                 created_at=now,
+                attrs=new.attrs,
+                checksum=checksum,
             )
             return CommitOutcome(info, replaced)
 
@@ -274,12 +293,17 @@ class MetadataStore(StoreBase):
         replace: bool,
         dropped: Sequence[ChunkRef] = (),
         degraded: Sequence[DegradedSegment] = (),
+        checksum: StoredChecksum | None = None,
+        if_match: str | None = None,
     ) -> CommitOutcome:
         """Makes the upload the visible version of its key, in one transaction.
 
         ``replace=False`` raises AlreadyExists when the key has a committed object. With
         ``replace=True`` the previous version disappears in the same transaction and is
-        returned in the outcome, its chunks queued as garbage for deletion.
+        returned in the outcome, its chunks queued as garbage for deletion. ``if_match`` (an
+        unquoted ETag, or ``*`` for any) commits only over a committed version with that ETag,
+        else raises PreconditionFailed: decided in this transaction, so of racing commits
+        that all matched one version, one wins. ``checksum`` is kept with the object.
 
         A degraded write names the planned chunks it gave up on (``dropped``: queued as
         garbage, in case a node stored them after all) and the segments left below target,
@@ -292,7 +316,9 @@ class MetadataStore(StoreBase):
                 "commit of an unknown upload"
             )
             committed_at = self._now()
-            replaced = _take_key(session, row.namespace_id, row.key, replace, committed_at)
+            replaced = _take_key(
+                session, row.namespace_id, row.key, _Claim(replace, if_match), committed_at
+            )
             if dropped:
                 add_garbage(session, dropped, committed_at)
                 session.execute(
@@ -325,11 +351,16 @@ class MetadataStore(StoreBase):
                     "size_bytes": size_bytes,
                     "md5_hex": md5_hex,
                     "committed_at": committed_at,
-                },
+                }
+                | checksum_columns(checksum),
             )
             # The object as the update above left it.
             info = dataclasses.replace(
-                object_info(row), size_bytes=size_bytes, md5_hex=md5_hex, created_at=committed_at
+                object_info(row),
+                size_bytes=size_bytes,
+                md5_hex=md5_hex,
+                created_at=committed_at,
+                checksum=checksum,
             )
             return CommitOutcome(info, replaced)
 
@@ -527,18 +558,37 @@ def _insert_planned(session: Session, object_id: str, chunks: Sequence[PlannedCh
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    """How a commit may take its key: over any version (``replace``), only over none, or
+    only over the version with the ETag ``if_match`` (``*``: over any version, not none)."""
+
+    replace: bool
+    if_match: str | None = None
+
+
 def _take_key(
-    session: Session, namespace_id: int, key: bytes, replace: bool, now: datetime
+    session: Session, namespace_id: int, key: bytes, claim: _Claim, now: datetime
 ) -> DiscardedObject | None:
     """Clears the way for a new committed version of the key: the version there, if any, is
-    discarded (its chunks queued as garbage at ``now``) and returned; for a create
-    (``replace`` false) it raises AlreadyExists."""
-    previous = session.scalar(_COMMITTED_ID, {"namespace_id": namespace_id, "key": key})
+    discarded (its chunks queued as garbage at ``now``) and returned; for a create it raises
+    AlreadyExists, and for a version other than the one ``if_match`` names PreconditionFailed."""
+    previous = session.execute(
+        _COMMITTED_TAG, {"namespace_id": namespace_id, "key": key}
+    ).one_or_none()
+    if claim.if_match is not None:
+        etag = None if previous is None else _etag(previous.md5_hex, previous.part_count)
+        if etag is None or claim.if_match not in ("*", etag):
+            raise PreconditionFailed(f"key {key.decode()!r} is not at ETag {claim.if_match}")
     if previous is None:
         return None
-    if not replace:
+    if not claim.replace:
         raise AlreadyExists(f"key {key.decode()!r} already exists")
-    return _discard_object(session, previous, now)
+    return _discard_object(session, previous.id, now)
+
+
+def _etag(md5_hex: str, part_count: int | None) -> str:
+    return f"{md5_hex}-{part_count}" if part_count else md5_hex
 
 
 def _discard_object(session: Session, object_id: str, now: datetime) -> DiscardedObject:

@@ -67,5 +67,5 @@ class Verified:
     access_key_id: str
     payload: PayloadMode
     content_sha256: str | None
-    chunk_seed: ChunkSeed | None
     presigned: bool
+    chunk_seed: ChunkSeed | None = None

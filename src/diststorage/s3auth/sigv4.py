@@ -67,13 +67,14 @@ from diststorage.s3auth.canonical import (
     string_to_sign,
 )
 from diststorage.s3auth.claims import AuthScheme, Claim, SignedRequest, Verified
-from diststorage.s3auth.payload import ChunkSeed, payload_mode
+from diststorage.s3auth.payload import ChunkSeed, PayloadMode, payload_mode
 from diststorage.s3auth.query import QueryParams, query_params
 
 __all__ = [
     "MAX_PRESIGNED_EXPIRES_S",
     "MAX_SKEW",
     "Claim",
+    "PayloadMode",
     "SignedRequest",
     "Verified",
     "check_time",
@@ -142,7 +143,7 @@ def verify(claim: Claim, secret: str, region: str, now: datetime) -> Verified:
     check_time(claim, now)
     if claim.scheme is AuthScheme.PRESIGNED_V2:
         sigv2.check_signature(claim, secret)
-        return Verified(claim.access_key_id, claim.payload, None, None, presigned=True)
+        return Verified(claim.access_key_id, claim.payload, None, presigned=True)
     if claim.region != region:
         malformed = (
             AuthorizationHeaderMalformed
@@ -165,7 +166,7 @@ def verify(claim: Claim, secret: str, region: str, now: datetime) -> Verified:
     if claim.payload.signs_chunks:
         seed = ChunkSeed(key, scope, claim.amz_date, claim.signature)
     presigned = claim.scheme is AuthScheme.PRESIGNED
-    return Verified(claim.access_key_id, claim.payload, claim.content_sha256, seed, presigned)
+    return Verified(claim.access_key_id, claim.payload, claim.content_sha256, presigned, seed)
 
 
 def check_time(claim: Claim, now: datetime) -> None:

@@ -24,6 +24,7 @@ STATUS: tuple[tuple[type[e.DiststorageError], int], ...] = (
     (e.RangeNotSatisfiable, 416),
     (e.NotFound, 404),
     (e.AlreadyExists, 409),
+    (e.PreconditionFailed, 412),
     (e.NodeInUse, 409),
     (e.MethodNotAllowed, 405),
     (e.Unavailable, 503),

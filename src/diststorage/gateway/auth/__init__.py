@@ -1,1 +1,1 @@
-"""Authentication's adapters in the gateway: request bodies that verify themselves."""
+"""Who is asking, and may they: request signatures, verified bodies, keys and grants."""

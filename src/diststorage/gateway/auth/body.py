@@ -16,6 +16,7 @@ whatever size the client's chunks announce.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 from collections import deque
@@ -36,6 +37,7 @@ from diststorage.gateway.auth.checks import (
 )
 from diststorage.gateway.objects.ports import ByteSource
 from diststorage.gateway.objects.writer import INLINE_HASH_BYTES
+from diststorage.meta import StoredChecksum
 from diststorage.s3auth import (
     AwsChunkedDecoder,
     Checksum,
@@ -55,6 +57,7 @@ __all__ = [
     "wrap_body",
 ]
 
+FULL_OBJECT = "FULL_OBJECT"
 # The least raw bytes read at a time: a chunk header line and its CRLFs, whatever is asked.
 MIN_RAW_READ_BYTES = 64 * 1024
 
@@ -126,14 +129,22 @@ class VerifyingBody:
     """A body checked at its end against the signed sha256 (XAmzContentSHA256Mismatch), its
     Content-MD5 and ``x-amz-checksum-*`` header (BadDigest).
 
+    It is also the writer's ``ChecksumSource``: ``stored_checksum`` is the client's checksum
+    (header or trailer), else the one of ``store`` (the algorithm a front end computes when
+    the client sent none), as a FULL_OBJECT checksum.
+
     Hashes are updated in one executor call per piece of at least 256 KiB, in order, as the
     writer's MD5 is; smaller pieces are hashed on the event loop. The end is the first read
     that returns fewer bytes than asked: the checks run before that read returns.
     """
 
-    def __init__(self, source: ByteSource, checks: BodyChecks) -> None:
+    def __init__(
+        self, source: ByteSource, checks: BodyChecks, store: ChecksumAlgorithm | None = None
+    ) -> None:
         self._source = source
         self._checks = checks
+        sent = checks.checksum[0] if checks.checksum is not None else checks.trailer
+        self._stored_algorithm = sent or store
         self._sha256 = hashlib.sha256() if checks.sha256_hex is not None else None
         self._md5 = hashlib.md5(usedforsecurity=False) if checks.md5 is not None else None
         self._checksums: dict[ChecksumAlgorithm, Checksum] = {
@@ -162,6 +173,13 @@ class VerifyingBody:
         if isinstance(self._source, ChunkedBody):
             return self._source.checksum(algo)
         return None
+
+    def stored_checksum(self) -> StoredChecksum | None:
+        algo = self._stored_algorithm
+        digest = self.checksum(algo) if algo is not None else None
+        if algo is None or digest is None:
+            return None
+        return StoredChecksum(algo.value, FULL_OBJECT, base64.b64encode(digest).decode("ascii"))
 
     async def _hash(self, data: bytes) -> None:
         if self._pending is not None:
@@ -205,11 +223,12 @@ def wrap_body(
 ) -> tuple[VerifyingBody, BodyChecks]:
     """The body to hand the pipelines, and what it checks.
 
-    ``verified`` is None for a request that was not authenticated (authentication off): its
-    framing still follows ``x-amz-content-sha256``, but a signed aws-chunked body cannot be
-    checked without a signature and is refused (InvalidRequest). ``max_bytes`` bounds the
-    decoded bytes of an aws-chunked body; a raw body's bound is ``raw``'s own. Raises what
-    ``body_checks_from_headers`` raises.
+    ``extra_checksums`` are computed too; the first is the one stored when the client sent
+    no checksum. ``verified`` is None for a request that was not authenticated (authentication
+    off): its framing still follows ``x-amz-content-sha256``, but a signed aws-chunked body
+    cannot be checked without a signature and is refused (InvalidRequest). ``max_bytes``
+    bounds the decoded bytes of an aws-chunked body; a raw body's bound is ``raw``'s own.
+    Raises what ``body_checks_from_headers`` raises.
     """
     if verified is None:
         verified = _unauthenticated(headers)
@@ -223,14 +242,15 @@ def wrap_body(
             checks.decoded_length,
         )
         source = ChunkedBody(raw, decoder, max_bytes)
-    return VerifyingBody(source, checks), checks
+    store = next(iter(extra_checksums), None)
+    return VerifyingBody(source, checks, store), checks
 
 
 def _unauthenticated(headers: Mapping[str, str]) -> Verified:
     value = lowered(headers).get("x-amz-content-sha256")
     if value is None:
-        return Verified("", payload_mode("UNSIGNED-PAYLOAD")[0], None, None, presigned=False)
+        return Verified("", payload_mode("UNSIGNED-PAYLOAD")[0], None, presigned=False)
     mode, sha256 = payload_mode(value)
     if mode.signs_chunks:
         raise InvalidRequest("a signed aws-chunked body needs a signed request")
-    return Verified("", mode, sha256, None, presigned=False)
+    return Verified("", mode, sha256, presigned=False)

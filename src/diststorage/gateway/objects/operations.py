@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from diststorage.core.errors import RangeNotSatisfiable
 from diststorage.core.policy import RedundancyPolicy
+from diststorage.meta import NO_ATTRIBUTES, ObjectAttributes
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +64,9 @@ class PutOperation:
 
     ``requested_policy`` is None when the client left the choice to the gateway (see
     ``policy_choice``). ``replace`` False means create-only: AlreadyExists over a committed
-    key. ``declared_size`` is None for a body of unknown length.
+    key. ``if_match`` (an unquoted ETag, or ``*``) commits only over the committed version
+    with that ETag: PreconditionFailed otherwise. ``declared_size`` is None for a body of
+    unknown length. ``attrs`` are kept with the object and handed back with it.
     """
 
     namespace: str
@@ -72,6 +75,8 @@ class PutOperation:
     requested_policy: RedundancyPolicy | None
     declared_size: int | None
     replace: bool
+    if_match: str | None = None
+    attrs: ObjectAttributes = NO_ATTRIBUTES
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from diststorage.gateway.blockwire import BlockMessage
 from diststorage.gateway.nodeclient import BlockPiece
-from diststorage.meta import ChunkRef, NodeLiveness
+from diststorage.meta import ChunkRef, NodeLiveness, StoredChecksum
 from diststorage.placement import Candidate
 
 
@@ -26,6 +26,13 @@ class ByteSource(Protocol):
         ClientGone when the client disconnects.
         """
         ...
+
+
+class ChecksumSource(Protocol):
+    """A body that computed the flexible checksum its client asked for (S3), once read to
+    its end: the writer keeps it with the object."""
+
+    def stored_checksum(self) -> StoredChecksum | None: ...
 
 
 class StoredBytes(Protocol):

@@ -22,7 +22,13 @@ import hashlib
 import logging
 from collections.abc import Callable, Sequence
 
-from diststorage.core.errors import AlreadyExists, BodyLengthMismatch, DiststorageError
+from diststorage.core.errors import (
+    AlreadyExists,
+    BodyLengthMismatch,
+    DiststorageError,
+    ObjectNotFound,
+    PreconditionFailed,
+)
 from diststorage.core.ids import new_id
 from diststorage.core.policy import INLINE_POLICY, RedundancyPolicy
 from diststorage.core.settings import GatewaySettings
@@ -30,7 +36,12 @@ from diststorage.erasure import Codec, codec_for
 from diststorage.gateway.objects.chunkset import ChunkJob, ChunkSetWriter, SetOutcome, StripeSink
 from diststorage.gateway.objects.operations import DeleteOperation, PutOperation
 from diststorage.gateway.objects.policy_choice import KeepInline, choose_policy
-from diststorage.gateway.objects.ports import ByteSource, ChunkDeleter, ClusterWidth
+from diststorage.gateway.objects.ports import (
+    ByteSource,
+    ChecksumSource,
+    ChunkDeleter,
+    ClusterWidth,
+)
 from diststorage.meta import (
     ChunkRef,
     CommitOutcome,
@@ -113,22 +124,24 @@ class ObjectWriter:
         self._gateway_id = gateway_id
         self._active: dict[str, _Upload] = {}
 
-    async def write(self, operation: PutOperation, body: ByteSource) -> ObjectInfo:
+    async def write(
+        self, operation: PutOperation, body: ByteSource, checksum: ChecksumSource | None = None
+    ) -> ObjectInfo:
         """Stores the body under the key; 2xx-worthy only once this returns.
 
         Raises NotEnoughNodes / InsufficientStorage / NodeUnavailable when the cluster cannot
-        take it, AlreadyExists for a create over a committed key, BodyLengthMismatch or
-        ClientGone for a bad body. On any error or cancellation nothing stays visible.
+        take it, AlreadyExists for a create over a committed key, PreconditionFailed when
+        ``operation.if_match`` does not hold, BodyLengthMismatch or ClientGone for a bad body.
+        On any error or cancellation nothing stays visible. ``checksum``, asked once the body
+        has been read to its end, is kept with the object.
         """
         choice = choose_policy(
             operation.requested_policy, operation.declared_size, self._width, self._settings
         )
         if isinstance(choice, KeepInline):
-            return await self._write_inline(operation, body)
-        if not operation.replace and await self._store.key_exists(
-            operation.namespace, operation.key
-        ):
-            raise AlreadyExists(f"key {operation.key!r} already exists")
+            return await self._write_inline(operation, body, checksum)
+        # Cheap refusals before any byte is stored; the commit decides again, atomically.
+        await self._check_claim(operation)
         object_id = new_id()
         upload = _Upload(
             self._settings,
@@ -138,6 +151,7 @@ class ObjectWriter:
             choice.policy,
             operation,
             self._committed,
+            checksum,
         )
         self._active[object_id] = upload
         try:
@@ -156,7 +170,22 @@ class ObjectWriter:
         deleted = await self._store.delete_object(operation.namespace, operation.key)
         self._janitor.delete_after_reads(deleted.object_id, deleted.chunks)
 
-    async def _write_inline(self, operation: PutOperation, body: ByteSource) -> ObjectInfo:
+    async def _check_claim(self, operation: PutOperation) -> None:
+        if operation.if_match is not None:
+            try:
+                info = await self._store.get_info(operation.namespace, operation.key)
+            except ObjectNotFound:
+                raise PreconditionFailed(f"no object under key {operation.key!r}") from None
+            if operation.if_match not in ("*", info.etag):
+                raise PreconditionFailed(f"key {operation.key!r} is at another ETag")
+        elif not operation.replace and await self._store.key_exists(
+            operation.namespace, operation.key
+        ):
+            raise AlreadyExists(f"key {operation.key!r} already exists")
+
+    async def _write_inline(
+        self, operation: PutOperation, body: ByteSource, checksum: ChecksumSource | None
+    ) -> ObjectInfo:
         """Reads the whole (small) body and commits it with its object in one transaction."""
         declared = operation.declared_size
         assert declared is not None
@@ -168,7 +197,14 @@ class ObjectWriter:
             )
         new = self._new_object(operation, new_id(), INLINE_POLICY)
         md5_hex = hashlib.md5(data, usedforsecurity=False).hexdigest()
-        outcome = await self._store.commit_inline(new, data, md5_hex, operation.replace)
+        outcome = await self._store.commit_inline(
+            new,
+            data,
+            md5_hex,
+            operation.replace,
+            checksum=None if checksum is None else checksum.stored_checksum(),
+            if_match=operation.if_match,
+        )
         return self._committed(outcome)
 
     def _new_object(self, operation: PutOperation, object_id: str, policy: str) -> NewObject:
@@ -181,6 +217,7 @@ class ObjectWriter:
             stripe_size_bytes=self._settings.stripe_size_bytes,
             segment_stripes=self._settings.segment_max_stripes,
             gateway_id=self._gateway_id,
+            attrs=operation.attrs,
         )
 
     def _committed(self, outcome: CommitOutcome) -> ObjectInfo:
@@ -207,6 +244,7 @@ class _Upload:
         policy: RedundancyPolicy,
         operation: PutOperation,
         committed: Callable[[CommitOutcome], ObjectInfo],
+        checksum: ChecksumSource | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -215,6 +253,7 @@ class _Upload:
         self._policy = policy
         self._operation = operation
         self._committed_info = committed
+        self._checksum = checksum
         self._codec: Codec = codec_for(policy)
         self.object_id = new_object.object_id
         self._job: ChunkJob = chunk_sets.job(f"upload {self.object_id}")
@@ -260,6 +299,8 @@ class _Upload:
             self._operation.replace,
             dropped=self._dropped,
             degraded=self._degraded,
+            checksum=None if self._checksum is None else self._checksum.stored_checksum(),
+            if_match=self._operation.if_match,
         )
         self._committed = True
         return self._committed_info(outcome)
