@@ -22,6 +22,7 @@ from sqlalchemy import event
 from diststorage.core.ids import new_id
 from diststorage.core.policy import INLINE_POLICY
 from diststorage.meta import KeyPage, MetadataStore, NewObject, PlannedChunk
+from diststorage.meta.listing import ListingScope, prefix_upper_bound
 
 NAMESPACE = "default"
 NAMESPACE_ID = 1  # the default namespace, created by the first migration
@@ -74,6 +75,8 @@ KEYS = (
     "a::b::c",
     "a::",
     "ab",
+    "a\xff",
+    "a\xff/x",
     "a+b",
     "a b/c",
     "a/../b",
@@ -127,6 +130,21 @@ async def test_every_combination_matches_the_model(store: MetadataStore) -> None
             got = [entry for page in pages for entry in page]
             assert got == expected, (prefix, delimiter, start, limit)
             assert all(len(p) == limit for p in pages[:-1]), (prefix, delimiter, start, limit)
+
+
+def test_upper_bounds_and_first_keys() -> None:
+    assert prefix_upper_bound(b"a/") == b"a0"
+    assert prefix_upper_bound(b"a\xff\xff") == b"b"
+    assert prefix_upper_bound(b"\xff\xff") is None and prefix_upper_bound(b"") is None
+    scope = ListingScope(b"p/", b"/")
+    assert scope.first_key(b"") == scope.first_key(b"a") == b"p/"  # from the prefix on
+    assert scope.first_key(b"p/") == b"p/\x00"  # after the key "p/" itself
+    assert scope.first_key(b"p/x") == b"p/x\x00"
+    assert scope.first_key(b"p/x/") == b"p/x0"  # a common prefix: past every key under it
+    assert scope.first_key(b"p/x/y") == b"p/x/y\x00"  # inside one: the prefix is listed
+    assert scope.first_key(b"q") is None  # past the prefix: nothing can follow
+    assert ListingScope(b"", b"::").first_key(b"a::") == b"a:;"
+    assert ListingScope(b"", b"").first_key(b"a/") == b"a/\x00"  # no delimiter, no folders
 
 
 # -- the examples ----------------------------------------------------------------------------
