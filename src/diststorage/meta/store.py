@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import Engine, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -35,6 +35,7 @@ from diststorage.meta.base import (
     object_info,
     utc,
 )
+from diststorage.meta.listing import ListingScope, key_page, prefix_upper_bound
 from diststorage.meta.maintenance import MaintenanceStore
 from diststorage.meta.models import (
     CHUNKS,
@@ -50,6 +51,7 @@ from diststorage.meta.records import (
     CommitOutcome,
     DegradedSegment,
     DiscardedObject,
+    KeyPage,
     ListingPage,
     NewObject,
     NodeInfo,
@@ -132,14 +134,6 @@ _DELETE_INLINE = delete(INLINE_BODIES).where(INLINE_BODIES.c.object_id == bindpa
 _DELETE_OBJECT = delete(OBJECTS).where(OBJECTS.c.id == bindparam("object_id"))
 
 
-def _prefix_upper_bound(prefix: bytes) -> bytes | None:
-    """The smallest byte string greater than every string starting with ``prefix``."""
-    trimmed = prefix.rstrip(b"\xff")
-    if not trimmed:
-        return None
-    return trimmed[:-1] + bytes([trimmed[-1] + 1])
-
-
 class MetadataStore(StoreBase):
     def __init__(self, backend: Backend, timeout_s: float, clock: Clock = SYSTEM_CLOCK) -> None:
         super().__init__(backend, timeout_s, clock)
@@ -175,6 +169,10 @@ class MetadataStore(StoreBase):
         """A deleted bucket's id must not outlive it here: one made again under the same
         name has another."""
         self._namespace_ids.pop(name, None)
+    @property
+    def engine(self) -> Engine:
+        """The backend's SQLAlchemy engine, for instrumentation only (see Backend.engine)."""
+        return self._backend.engine
 
     def _namespace_id(self, session: Session, name: str) -> int:
         cached = self._namespace_ids.get(name)
@@ -459,7 +457,7 @@ class MetadataStore(StoreBase):
                 query = query.where(OBJECTS.c.key >= prefix.encode())
             if after:
                 query = query.where(OBJECTS.c.key > after.encode())
-            upper = _prefix_upper_bound(prefix.encode())
+            upper = prefix_upper_bound(prefix.encode())
             if upper is not None:
                 query = query.where(OBJECTS.c.key < upper)
             rows = session.execute(query.order_by(OBJECTS.c.key).limit(limit + 1)).all()
@@ -468,6 +466,30 @@ class MetadataStore(StoreBase):
             )
 
         return await self._read(operation)
+
+    async def list_keys(
+        self, namespace: str, prefix: str, delimiter: str, start_after: str, limit: int
+    ) -> KeyPage:
+        """A page of an S3 listing (ListObjects V1 and V2): committed objects whose key starts
+        with ``prefix`` and sorts after ``start_after`` (byte order of their UTF-8), where a
+        key holding ``delimiter`` (any length; empty: none) after the prefix is rolled into
+        the common prefix that ends at the delimiter's first occurrence. At most ``limit``
+        entries (objects and common prefixes count alike; clamped to 0..MAX_LIST_LIMIT; 0
+        gives an empty page that is not truncated). A ``start_after`` that is one of the
+        listing's common prefixes skips every key under it, so ``next_start_after`` continues
+        a page that ended on one.
+
+        Costs one indexed read per common prefix plus a few batched reads of plain keys,
+        never a read of the keys under a common prefix (see listing). Raises ObjectNotFound
+        for an unknown namespace, Unavailable when the database is."""
+        scope = ListingScope(prefix.encode(), delimiter.encode())
+        after = start_after.encode()
+        limit = max(0, min(limit, MAX_LIST_LIMIT))
+        return await self._read(
+            lambda session: key_page(
+                session, self._namespace_id(session, namespace), scope, after, limit
+            )
+        )
 
     # -- deletes and garbage -----------------------------------------------------------------
 
