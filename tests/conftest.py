@@ -7,7 +7,8 @@ cluster is stopped and its folder removed whatever the tests do (set
 
 The tests talk to the gateway through the project's own client (``diststorage.client``), whose
 plain methods hand back exactly the status, headers and bytes the gateway sent; the helpers here
-look at the nodes' chunk folders directly on disk.
+look at the nodes' chunk folders directly on disk. Every cluster's root key is ``TEST_ROOT`` and
+the client signs with it; raw requests are signed with ``signed_head``.
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ from typing import Any
 
 import asyncpg
 import pytest
+from diststorage.s3auth.signer import sign_request
 
-from diststorage.client import Client, Response, TransportError
+from diststorage.client import Client, Credentials, Response, TransportError
+from diststorage.core.credentials import new_credentials
 from diststorage.core.ids import new_id
 from diststorage.core.settings import GatewaySettings
 from diststorage.local import LocalCluster
@@ -49,11 +52,15 @@ IO_PIECE = 1 * MIB
 
 READ_TIMEOUT_S = 120.0
 """No request of a test waits longer than this for its next byte."""
+TEST_ROOT = new_credentials()
+"""The root key of every cluster the tests start (one per test run)."""
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 
 
-def gateway_client(url: str) -> Client:
-    """The project's own client of the gateway at ``url``, with the tests' deadline."""
-    return Client(url, read_timeout_s=READ_TIMEOUT_S)
+def gateway_client(url: str, credentials: Credentials | None = TEST_ROOT) -> Client:
+    """The project's own client of the gateway at ``url``, with the tests' deadline, signing
+    with ``credentials`` (the root key unless told otherwise; None signs nothing)."""
+    return Client(url, read_timeout_s=READ_TIMEOUT_S, credentials=credentials)
 
 
 def error_code(response: Response) -> str:
@@ -104,6 +111,29 @@ def raw_exchange(
         except (TimeoutError, ConnectionResetError):
             pass
         return bytes(received)
+
+
+def signed_head(
+    method: str,
+    path: str,
+    port: int,
+    headers: Mapping[str, str] | None = None,
+    credentials: Credentials = TEST_ROOT,
+) -> bytes:
+    """A raw request's head (request line, headers, blank line), signed with ``credentials``
+    for an unsigned payload: what a test sends a gateway over a raw socket, body after."""
+    given = {"Host": f"127.0.0.1:{port}", **(headers or {})}
+    url = f"http://127.0.0.1:{port}{path}"
+    added = sign_request(
+        method,
+        url,
+        given,
+        UNSIGNED_PAYLOAD,
+        credentials.access_key_id,
+        credentials.secret_access_key,
+    )
+    lines = [f"{method} {path} HTTP/1.1", *(f"{k}: {v}" for k, v in {**given, **added}.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
 def _complete_response(raw: bytes) -> bool:
@@ -191,6 +221,7 @@ def cluster_in(base: Path, options: ClusterOptions) -> Iterator[LocalCluster]:
             metadata_url=options.metadata_url,
             node_capacity_bytes=options.node_capacity_bytes,
             env=dict(options.env),
+            root_credentials=TEST_ROOT,
         ) as cluster:
             yield cluster
     finally:

@@ -39,6 +39,7 @@ from bench.chaos.repair import RepairUnavailable
 from bench.chaos.report import ChaosRun, FaultSummary, build_rows, report_text
 from bench.common.cli import (
     EXIT_MISSING,
+    OPEN_GATEWAY_ARGS,
     add_run_options,
     exit_status,
     new_parser,
@@ -121,7 +122,10 @@ def run_benchmark(run: ChaosRun, profile: Profile, workdir: Path) -> None:
     with ExitStack() as stack:
         cluster = stack.enter_context(
             running_cluster(
-                cluster_dir, nodes=NODES, redundancy=REDUNDANCY, gateway_args=run.gateway_args
+                cluster_dir,
+                nodes=NODES,
+                redundancy=REDUNDANCY,
+                gateway_args=[*OPEN_GATEWAY_ARGS, *run.gateway_args],
             )
         )
         stack.callback(say, "stopping the cluster")

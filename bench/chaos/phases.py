@@ -25,6 +25,7 @@ from bench.common.load.model import ContentPool, LoadMix, Model
 from bench.common.load.runner import LoadRunner
 from bench.common.load.stats import LoadStats
 from diststorage.local import LocalCluster, free_port
+from diststorage.testing import sigv4_middleware
 
 NODES = 6
 BUDGET_NODES = 2  # M of ec:4+2
@@ -197,7 +198,7 @@ class Phases:
 async def run_phases(cluster: LocalCluster, profile: Profile, run: ChaosRun) -> None:
     model = Model(profile.mix)
     content = ContentPool(run.seed)
-    async with aiohttp.ClientSession() as control:
+    async with aiohttp.ClientSession(middlewares=[sigv4_middleware(cluster.root)]) as control:
         if run.with_repair:
             first = await check_repair_endpoint(control, cluster.url)
             say(f"/_/repair answers: {first}")

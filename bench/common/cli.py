@@ -23,6 +23,10 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_MISSING = 2  # curl, disk space, PostgreSQL or repair is missing
 EXIT_INTERRUPTED = 130
+# The suites drive the native object API unsigned, as they did before authentication: their
+# clients (curl, aiohttp) would otherwise each need the root key. The /_/ routes they read
+# still need it, and are signed (diststorage.testing.sigv4_middleware).
+OPEN_GATEWAY_ARGS = ["--anonymous"]
 
 
 def say(message: str) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.common.cli import load_average, say
+from bench.common.cli import OPEN_GATEWAY_ARGS, load_average, say
 from bench.common.cpu import CpuMeter
 from bench.common.interrupt import ignore_interrupts, resume_after_cleanup
 from bench.common.ops import OBJECT_BYTES, Budget, get_case, put_case
@@ -109,6 +109,7 @@ class Bench:
                     redundancy=REDUNDANCY,
                     gateways=config.gateways,
                     metadata_url=metadata_url,
+                    gateway_args=OPEN_GATEWAY_ARGS,
                 )
             )
             stack.callback(say, f"{config.name}: stopping the cluster")

@@ -14,6 +14,7 @@ from pathlib import Path
 import uvloop
 
 from bench.common.cli import (
+    OPEN_GATEWAY_ARGS,
     say,
 )
 from bench.common.curl import (
@@ -161,7 +162,9 @@ def run_benchmark(results: Results, workdir: Path) -> None:
     say(f"starting {NODES} nodes + gateway ({REDUNDANCY}) in {cluster_dir}")
     with ExitStack() as stack:
         cluster = stack.enter_context(
-            running_cluster(cluster_dir, nodes=NODES, redundancy=REDUNDANCY)
+            running_cluster(
+                cluster_dir, nodes=NODES, redundancy=REDUNDANCY, gateway_args=OPEN_GATEWAY_ARGS
+            )
         )
         stack.callback(say, "stopping the cluster")
         stack.callback(ignore_interrupts)

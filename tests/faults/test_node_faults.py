@@ -25,6 +25,7 @@ from conftest import (
     parse_raw_response,
     random_bytes,
     restore_nodes,
+    signed_head,
     temp_files,
     wait_live_nodes,
     wait_until,
@@ -302,7 +303,7 @@ def read_outcome(http: Client, key: str) -> Outcome:
     received = bytearray()
     hung = False
     with socket.create_connection((http.host, http.port), timeout=DAMAGED_READ_BOUND_S) as sock:
-        sock.sendall(f"GET /{key} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
+        sock.sendall(signed_head("GET", f"/{key}", http.port, {"Connection": "close"}))
         deadline = time.monotonic() + DAMAGED_READ_BOUND_S
         try:
             while piece := sock.recv(1 << 20):

@@ -26,6 +26,7 @@ from conftest import (
     parse_raw_response,
     random_bytes,
     raw_exchange,
+    signed_head,
     temp_files,
     wait_until,
 )
@@ -171,8 +172,7 @@ def test_policy_wider_than_cluster(http: Client, stored: Stored, spec: str) -> N
 @pytest.mark.parametrize("method", ["PUT", "POST"])
 def test_length_required(gateway_port: int, stored: Stored, method: str) -> None:
     raw = raw_exchange(
-        gateway_port,
-        f"{method} /bad/no-length HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode(),
+        gateway_port, signed_head(method, "/bad/no-length", gateway_port, {"Connection": "close"})
     )
     status, headers, body = parse_raw_response(raw)
     assert status == 411, raw
@@ -185,10 +185,12 @@ def test_payload_too_large(gateway_port: int, stored: Stored) -> None:
     """Answered from the headers: the body need not be sent."""
     raw = raw_exchange(
         gateway_port,
-        (
-            "PUT /bad/too-large HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
-            f"Content-Length: {MAX_OBJECT + 1}\r\n\r\n"
-        ).encode(),
+        signed_head(
+            "PUT",
+            "/bad/too-large",
+            gateway_port,
+            {"Connection": "close", "Content-Length": str(MAX_OBJECT + 1)},
+        ),
         read_timeout_s=5,
     )
     status, _, body = parse_raw_response(raw)
@@ -231,9 +233,9 @@ def test_body_shorter_than_content_length(
     With 5 MiB of 8 MiB, a whole stripe reaches the nodes before the body ends: it must be
     rolled back. Over a half-closed connection an answer, if any, is a 400.
     """
-    head = (
-        f"PUT /bad/short-{ending}-{sent} HTTP/1.1\r\nHost: t\r\nContent-Length: {declared}\r\n\r\n"
-    ).encode()
+    head = signed_head(
+        "PUT", f"/bad/short-{ending}-{sent}", gateway_port, {"Content-Length": str(declared)}
+    )
     raw = raw_exchange(
         gateway_port,
         head + random_bytes(sent),

@@ -21,6 +21,7 @@ from conftest import (
     random_bytes,
     raw_exchange,
     restore_nodes,
+    signed_head,
     wait_live_nodes,
     wait_until,
     wait_writable,
@@ -139,7 +140,8 @@ def test_delete_removes_the_object_and_its_bytes(cluster: LocalCluster, http: Cl
 
 
 def test_a_short_body_stores_nothing(cluster: LocalCluster, http: Client) -> None:
-    request = b"PUT /inline/short HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + b"x" * 40
+    head = signed_head("PUT", "/inline/short", cluster.http_port, {"Content-Length": "100"})
+    request = head + b"x" * 40
     raw = raw_exchange(cluster.http_port, request, shutdown_write=True)
     if raw:  # the client's half-close may end the exchange before any answer
         status, _, body = parse_raw_response(raw)

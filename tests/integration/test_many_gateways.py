@@ -29,12 +29,13 @@ from conftest import (
     wait_until,
 )
 
-from diststorage.client import Client
+from diststorage.client import Client, Credentials
 from diststorage.core.ids import new_id
 from diststorage.local import LocalCluster
 
 LEASE_TTL_S = 3.0
 GC_GRACE_S = 3.0
+KEY_CACHE_TTL_S = 5.0  # the gateways' default
 
 
 async def _admin(statement: str) -> None:
@@ -168,6 +169,30 @@ def chunks_being_written(cluster: LocalCluster) -> int:
     return sum(
         len(list((cluster.node_data_dir(i) / "tmp").glob("*.tmp"))) for i in range(cluster.nodes)
     )
+
+
+def test_a_key_disabled_on_one_gateway_is_refused_on_the_other_within_the_ttl(
+    cluster: LocalCluster, gateways: list[Client]
+) -> None:
+    """Both gateways know the key and its grant (cached); disabling it through A reaches B
+    once B's cache entry lapses: within the key cache's 5 s, not later."""
+    a, _ = gateways
+    made = a.accounts.create_key("revoked-elsewhere")
+    key = Credentials(made["access_key_id"], made["secret_access_key"])
+    a.accounts.allow("default", key.access_key_id, read=True, write=True)
+    on_a, on_b = (gateway_client(url, key) for url in cluster.urls)
+    assert on_a.put("many/revoked", b"x").status == 201
+    assert on_b.get("many/revoked").status == 200, "B now holds the key in its cache"
+    a.accounts.disable_key(key.access_key_id)
+    disabled_at = time.monotonic()
+    assert on_a.get("many/revoked").status == 403, "A forgets it at once"
+
+    def refused_on_b() -> bool:
+        return on_b.get("many/revoked").status == 403
+
+    assert wait_until(refused_on_b, KEY_CACHE_TTL_S + 3.0, 0.1)
+    assert time.monotonic() - disabled_at <= KEY_CACHE_TTL_S + 1.0
+    assert a.delete("many/revoked").status == 204
 
 
 def test_gateway_killed_mid_upload_others_serve_and_nothing_is_left(

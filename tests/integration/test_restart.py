@@ -12,6 +12,7 @@ from conftest import (
     md5_hex,
     object_chunks,
     random_bytes,
+    signed_head,
     temp_files,
     wait_live_nodes,
     wait_until,
@@ -86,9 +87,8 @@ def test_upload_cut_off_by_gateway_kill_stays_invisible(
     for key in ("restart/cut/new", "restart/cut/replaced"):
         declared = 48 * MIB
         with socket.create_connection((cluster.host, cluster.http_port), timeout=30) as sock:
-            sock.sendall(
-                f"PUT /{key} HTTP/1.1\r\nHost: t\r\nContent-Length: {declared}\r\n\r\n".encode()
-            )
+            head = {"Content-Length": str(declared)}
+            sock.sendall(signed_head("PUT", f"/{key}", cluster.http_port, head))
             for _ in range(20):
                 sock.sendall(random_bytes(MIB))
             # Mid-stream for real: chunks are being written on the nodes.

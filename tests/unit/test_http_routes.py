@@ -13,9 +13,11 @@ import pytest
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 
+from diststorage.core.credentials import new_credentials
 from diststorage.core.settings import GatewaySettings
 from diststorage.core.worker import Workers
 from diststorage.gateway.api import build_http_app
+from diststorage.gateway.auth.authenticator import KeyAuthenticator
 from diststorage.gateway.janitor import Janitor
 from diststorage.gateway.nodeclient import NodeClients
 from diststorage.gateway.readers import ActiveReads
@@ -25,9 +27,16 @@ from diststorage.gateway.workers.lease import LeaderLease
 from diststorage.gateway.workers.repair import RepairWorker
 from diststorage.gateway.workers.throttle import TokenBucket
 from diststorage.meta import MetadataStore
-from diststorage.testing import FakeClock, Pipeline, in_memory_pipeline, make_accounts
+from diststorage.testing import (
+    FakeClock,
+    Pipeline,
+    in_memory_pipeline,
+    make_accounts,
+    sigv4_middleware,
+)
 
 STRIPE_BYTES = 4096
+ROOT = new_credentials()
 
 Client = TestClient[web.Request, web.Application]
 
@@ -72,7 +81,8 @@ async def services_of(pipeline: Pipeline, parts: contextlib.AsyncExitStack) -> S
         pipeline.writer.active_uploads,
         repair.in_flight_chunks,
     )
-    accounts = make_accounts(store, clock=clock)
+    accounts = make_accounts(store, ROOT, clock=clock)
+    authenticator = KeyAuthenticator(accounts.keys, settings.s3_region)
     return Services(
         settings=settings,
         store=store,
@@ -88,6 +98,8 @@ async def services_of(pipeline: Pipeline, parts: contextlib.AsyncExitStack) -> S
         workers=Workers(clock),
         accounts=accounts,
         keys=accounts.keys,
+        authenticator=authenticator,
+        native_authenticator=authenticator.for_native(),
     )
 
 
@@ -95,7 +107,8 @@ async def services_of(pipeline: Pipeline, parts: contextlib.AsyncExitStack) -> S
 async def client(pipeline: Pipeline) -> AsyncIterator[Client]:
     async with contextlib.AsyncExitStack() as parts:
         app = build_http_app(await services_of(pipeline, parts))
-        async with TestClient(TestServer(app)) as test_client:
+        signing = [sigv4_middleware(ROOT)]
+        async with TestClient(TestServer(app), middlewares=signing) as test_client:
             yield test_client
 
 
@@ -310,8 +323,15 @@ async def test_admin_buckets_and_grants(client: Client) -> None:
 
 
 async def test_admin_errors(client: Client) -> None:
-    await client.post("/_/admin/buckets", json={"name": "taken"})
+    made = await (await client.post("/_/admin/buckets", json={"name": "taken"})).json()
+    assert made["owner"] == ROOT.access_key_id, "the caller owns what it creates"
     assert await error_of(await client.post("/_/admin/buckets", json={"name": "taken"})) == (
+        409,
+        {"error": "bucket_already_owned_by_you", "message": "you own the bucket 'taken' already"},
+    )
+    other = (await (await client.post("/_/admin/keys", json={"name": "o"})).json())["access_key_id"]
+    again = {"name": "taken", "owner": other}
+    assert await error_of(await client.post("/_/admin/buckets", json=again)) == (
         409,
         {"error": "bucket_already_exists", "message": "the bucket 'taken' exists already"},
     )

@@ -21,6 +21,7 @@ def test_exports() -> None:
         "Body",
         "Client",
         "ClientError",
+        "Credentials",
         "Progress",
         "Response",
         "StreamedGet",

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from diststorage.cli.client_verbs import DEFAULT_URL, URL, console, run_client
+from diststorage.cli.client_verbs import CREDENTIALS, DEFAULT_URL, URL, console, run_client
 from diststorage.client import Client
 
 NodeId = Annotated[str, typer.Argument(help="node id, or a unique prefix of it")]
@@ -30,16 +30,19 @@ def drain(
     node_id: NodeId,
     wait: Annotated[bool, typer.Option(help="wait until the node is safe to remove")] = False,
     url: URL = DEFAULT_URL,
+    credentials: CREDENTIALS = None,
 ) -> None:
     """Move every shard off a node; it takes no new ones meanwhile."""
-    node = run_client(url, lambda c: c.set_node_lifecycle(node_id, "drain"))
+    node = run_client(
+        url, credentials=credentials, work=lambda c: c.set_node_lifecycle(node_id, "drain")
+    )
     console.print(f"node {node['id'][:8]} is draining: {node['chunks_in_use']} chunks to move")
     if "warning" in node:
         console.print(f"[yellow]warning:[/yellow] {node['warning']}")
     full_id = node["id"]
     while wait and not node["drained"]:
         time.sleep(DRAIN_POLL_S)
-        node = run_client(url, lambda c: _node(c, full_id))
+        node = run_client(url, credentials=credentials, work=lambda c: _node(c, full_id))
         console.print(f"  {node['chunks_in_use']} chunks left", highlight=False)
     if node["drained"]:
         console.print(f"node {node['id'][:8]} is drained: safe to remove")
@@ -52,9 +55,11 @@ def _node(client: Client, node_id: str) -> dict[str, Any]:
     raise typer.BadParameter(f"node {node_id} is gone")
 
 
-def activate(node_id: NodeId, url: URL = DEFAULT_URL) -> None:
+def activate(node_id: NodeId, url: URL = DEFAULT_URL, credentials: CREDENTIALS = None) -> None:
     """Undo a drain: the node takes new shards again."""
-    node = run_client(url, lambda c: c.set_node_lifecycle(node_id, "activate"))
+    node = run_client(
+        url, credentials=credentials, work=lambda c: c.set_node_lifecycle(node_id, "activate")
+    )
     console.print(f"node {node['id'][:8]} is active")
 
 
@@ -64,28 +69,29 @@ def remove(
         bool, typer.Option(help="remove even if it holds chunks in use (they are rebuilt)")
     ] = False,
     url: URL = DEFAULT_URL,
+    credentials: CREDENTIALS = None,
 ) -> None:
     """Forget a drained (or, with --force, a dead) node."""
-    run_client(url, lambda c: c.remove_node(node_id, force))
+    run_client(url, credentials=credentials, work=lambda c: c.remove_node(node_id, force))
     console.print(f"node {node_id} removed")
 
 
-def rebalance(url: URL = DEFAULT_URL) -> None:
+def rebalance(url: URL = DEFAULT_URL, credentials: CREDENTIALS = None) -> None:
     """Even out usage across nodes (after adding some), throttled like repair."""
-    plan = run_client(url, lambda c: c.rebalance())
+    plan = run_client(url, credentials=credentials, work=lambda c: c.rebalance())
     console.print(
         f"{plan['chunks_to_move']} chunks ({size_text(plan['bytes_to_move'])}) will move off "
         f"{len(plan['from_nodes'])} nodes; follow with `diststorage status`"
     )
 
 
-def status(url: URL = DEFAULT_URL) -> None:
+def status(url: URL = DEFAULT_URL, credentials: CREDENTIALS = None) -> None:
     """Show cluster health, the node table and repair progress."""
 
     def work(client: Client) -> tuple[tuple[int, dict[str, Any]], list[Any], dict[str, Any]]:
         return client.health(), client.nodes(), client.repair()
 
-    (code, health), nodes, repair = run_client(url, work)
+    (code, health), nodes, repair = run_client(url, credentials=credentials, work=work)
     out = Console(width=max(Console().width, 110))
     colour = "green" if health["status"] == "ok" else "yellow" if code == 200 else "red"
     out.print(

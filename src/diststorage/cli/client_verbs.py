@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -20,18 +21,51 @@ from rich.progress import (
 )
 
 from diststorage.client import Client, ClientError
+from diststorage.core.credentials import Credentials, read_credentials_file
+from diststorage.core.errors import InvalidRequest
+from diststorage.core.settings import ROOT_ACCESS_KEY_ENV, ROOT_SECRET_KEY_ENV
 
 T = TypeVar("T")
 URL = Annotated[str, typer.Option("--url", envvar="DISTSTORAGE_URL", help="gateway URL")]
 DEFAULT_URL = "http://127.0.0.1:7001"
+# Where `diststorage up` (with its default --data) writes the cluster's root key.
+DEFAULT_CREDENTIALS_FILE = Path("./data/root-credentials")
+CREDENTIALS = Annotated[
+    Path | None,
+    typer.Option(
+        "--credentials",
+        envvar="DISTSTORAGE_CREDENTIALS_FILE",
+        help=f"JSON or INI file with the access key to sign with; default {ROOT_ACCESS_KEY_ENV}"
+        f" and {ROOT_SECRET_KEY_ENV}, else {DEFAULT_CREDENTIALS_FILE} if it exists",
+    ),
+]
 PROGRESS_AFTER_S = 1.0
 console = Console(stderr=True)
 
 
-def run_client(url: str, work: Callable[[Client], T]) -> T:
-    """Runs ``work`` with a client of ``url``; an error it raises is printed and exits with 1."""
+def resolve_credentials(file: Path | None) -> Credentials | None:
+    """The key the CLI signs with: the file given, else the root key in the environment, else
+    the local cluster's file if there is one; None sends requests unsigned."""
+    if file is not None:
+        return read_credentials_file(file)
+    key_id, secret = os.environ.get(ROOT_ACCESS_KEY_ENV), os.environ.get(ROOT_SECRET_KEY_ENV)
+    if key_id and secret:
+        return Credentials(key_id, secret)
+    if DEFAULT_CREDENTIALS_FILE.is_file():
+        return read_credentials_file(DEFAULT_CREDENTIALS_FILE)
+    return None
+
+
+def run_client(url: str, work: Callable[[Client], T], credentials: Path | None = None) -> T:
+    """Runs ``work`` with a client of ``url`` signing with the key ``resolve_credentials``
+    finds; an error it raises is printed and exits with 1."""
     try:
-        return work(Client(url))
+        signing = resolve_credentials(credentials)
+    except (OSError, InvalidRequest) as error:
+        console.print(f"[red]error:[/red] credentials: {error}")
+        raise typer.Exit(2) from error
+    try:
+        return work(Client(url, credentials=signing))
     except ClientError as error:
         console.print(f"[red]error:[/red] {error.code}: {error.message}")
         raise typer.Exit(1) from error
@@ -73,12 +107,15 @@ def put(
     redundancy: Annotated[str | None, typer.Option(help="ec:K+M or replicate:N")] = None,
     create: Annotated[bool, typer.Option(help="fail if the key exists")] = False,
     url: URL = DEFAULT_URL,
+    credentials: CREDENTIALS = None,
 ) -> None:
     """Upload FILE as KEY."""
     target = key or file.name
     with _progress(file.stat().st_size, f"put {target}") as advance:
         result = run_client(
-            url, lambda c: c.put_file(file, target, not create, redundancy, advance)
+            url,
+            credentials=credentials,
+            work=lambda c: c.put_file(file, target, not create, redundancy, advance),
         )
     typer.echo(
         f"{result['key']}  {result['size']} bytes  md5 {result['md5']}  {result['redundancy']}"
@@ -89,6 +126,7 @@ def get(
     key: str,
     file: Annotated[str | None, typer.Argument(help="output path, or - for stdout")] = None,
     url: URL = DEFAULT_URL,
+    credentials: CREDENTIALS = None,
 ) -> None:
     """Download KEY into FILE (default: the key's last path part)."""
     target = file or key.rsplit("/", 1)[-1]
@@ -106,26 +144,30 @@ def get(
         finally:
             partial.unlink(missing_ok=True)
 
-    run_client(url, work)
+    run_client(url, credentials=credentials, work=work)
 
 
-def ls(prefix: Annotated[str, typer.Argument()] = "", url: URL = DEFAULT_URL) -> None:
+def ls(
+    prefix: Annotated[str, typer.Argument()] = "",
+    url: URL = DEFAULT_URL,
+    credentials: CREDENTIALS = None,
+) -> None:
     """List keys, optionally under PREFIX."""
 
     def work(client: Client) -> None:
         for item in client.list_all(prefix):
             typer.echo(f"{item['size']:>14}  {item['last_modified'][:19]}  {item['key']}")
 
-    run_client(url, work)
+    run_client(url, credentials=credentials, work=work)
 
 
-def rm(key: str, url: URL = DEFAULT_URL) -> None:
+def rm(key: str, url: URL = DEFAULT_URL, credentials: CREDENTIALS = None) -> None:
     """Delete KEY."""
-    run_client(url, lambda c: c.delete(key).raise_for_status())
+    run_client(url, credentials=credentials, work=lambda c: c.delete(key).raise_for_status())
 
 
-def stat(key: str, url: URL = DEFAULT_URL) -> None:
+def stat(key: str, url: URL = DEFAULT_URL, credentials: CREDENTIALS = None) -> None:
     """Show KEY's size, ETag, type, redundancy and time."""
-    headers = run_client(url, lambda c: c.stat(key))
+    headers = run_client(url, credentials=credentials, work=lambda c: c.stat(key))
     for name in ("Content-Length", "ETag", "Content-Type", "X-Redundancy", "Last-Modified"):
         typer.echo(f"{name:>15}: {headers.get(name.lower(), '')}")

@@ -3,11 +3,13 @@
 from diststorage.client.client import Body, Client, Progress, quote_key
 from diststorage.client.errors import ClientError, TransportError
 from diststorage.client.response import Response, StreamedGet, StreamingResponse
+from diststorage.core.credentials import Credentials
 
 __all__ = [
     "Body",
     "Client",
     "ClientError",
+    "Credentials",
     "Progress",
     "Response",
     "StreamedGet",

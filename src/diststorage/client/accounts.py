@@ -43,7 +43,7 @@ class AccountsAdmin:
         result: dict[str, Any] = self._call("POST", "/keys", payload)
         return result
 
-    def keys(self) -> list[dict[str, Any]]:
+    def list_keys(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self._call("GET", "/keys")
         return result
 
@@ -73,7 +73,7 @@ class AccountsAdmin:
         result: dict[str, Any] = self._call("POST", "/buckets", payload)
         return result
 
-    def buckets(self) -> list[dict[str, Any]]:
+    def list_buckets(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self._call("GET", "/buckets")
         return result
 

@@ -23,7 +23,9 @@ from typing import Any, BinaryIO
 from diststorage.client.accounts import AccountsAdmin
 from diststorage.client.errors import ClientError
 from diststorage.client.response import Response, StreamedGet, StreamingResponse
+from diststorage.client.signing import DEFAULT_REGION, signed
 from diststorage.client.transport import PIECE_BYTES, Origin, translated
+from diststorage.core.credentials import Credentials
 
 Body = bytes | BinaryIO | Iterable[bytes] | None
 """A request body: bytes are sent with their length; a file or an iterable of pieces is sent
@@ -44,13 +46,23 @@ class Client:
     ``connect_timeout_s`` bounds opening each connection, ``read_timeout_s`` every wait after
     that; a deadline that passes raises ``TransportError``. Raises ``ValueError`` at once for a
     URL that is not http(s) or a timeout that is not positive.
+
+    With ``credentials`` every request is signed (SigV4, for ``region``; see ``signing``);
+    without, requests go unsigned, which a gateway takes only when run ``--anonymous``.
     """
 
     def __init__(
-        self, url: str, connect_timeout_s: float = 10.0, read_timeout_s: float = 300.0
+        self,
+        url: str,
+        connect_timeout_s: float = 10.0,
+        read_timeout_s: float = 300.0,
+        credentials: Credentials | None = None,
+        region: str = DEFAULT_REGION,
     ) -> None:
         self._origin = Origin(url.rstrip("/"), connect_timeout_s, read_timeout_s)
         self.url = self._origin.url
+        self.credentials = credentials
+        self.region = region
 
     @property
     def accounts(self) -> AccountsAdmin:
@@ -81,12 +93,13 @@ class Client:
         ``path`` (with any query) is sent as is, so it must be encoded already. The connection
         is closed on the way out, read to its end or not. Raises ``TransportError``.
         """
+        sent = dict(headers or {})
+        if self.credentials is not None:
+            sent = signed(method, self.url + path, body, sent, self.credentials, self.region)
         connection = self._origin.connect()
         try:
             with translated(self.url):
-                connection.request(
-                    method, self._origin.base_path + path, body=body, headers=dict(headers or {})
-                )
+                connection.request(method, self._origin.base_path + path, body=body, headers=sent)
                 answer = connection.getresponse()
             yield StreamingResponse(answer, self.url)
         finally:

@@ -241,6 +241,10 @@ class GatewaySettings(BaseSettings):
         description="serve the native object API to unauthenticated requests too (local "
         "experiments only; the admin routes still need an admin key)",
     )
+    s3_region: str = Field(
+        default="us-east-1",
+        description="the region requests are signed for (their credential scope's)",
+    )
     secrets_key_file: Path | None = Field(
         default=None,
         description="32-byte master key that seals access-key secrets in the database; "

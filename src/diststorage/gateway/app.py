@@ -26,6 +26,7 @@ from diststorage.core.settings import GatewaySettings, split_host_port
 from diststorage.core.worker import Worker, Workers
 from diststorage.gateway.api import build_http_app
 from diststorage.gateway.auth.accounts import Accounts
+from diststorage.gateway.auth.authenticator import KeyAuthenticator
 from diststorage.gateway.auth.bootstrap import load_root_key, log_root_key, open_master_key
 from diststorage.gateway.auth.keys import KeyCache
 from diststorage.gateway.damage import DamageReports
@@ -92,6 +93,12 @@ class Gateway:
         """Migrates the schema, builds every part and starts both servers and the workers;
         returns at once. On failure, closes what it built and raises."""
         await build_or_unwind(self._parts, self._build)
+        if self.settings.anonymous:
+            log.warning(
+                "--anonymous: the native object API serves unsigned requests; anyone who can "
+                "reach %s can read, overwrite and delete the bucket 'default'",
+                self.settings.listen,
+            )
         log.info(
             "gateway %s: HTTP on %s, gRPC on %s, metadata %s",
             self.gateway_id[:8],
@@ -171,6 +178,7 @@ class Gateway:
             repair.in_flight_chunks,
             self._clock,
         )
+        authenticator = KeyAuthenticator(accounts.keys, settings.s3_region, self._clock)
         return Services(
             settings=settings,
             store=store,
@@ -186,6 +194,8 @@ class Gateway:
             workers=self.workers,
             accounts=accounts,
             keys=accounts.keys,
+            authenticator=authenticator,
+            native_authenticator=authenticator.for_native(),
         )
 
     async def _accounts(self, store: MetadataStore) -> Accounts:

@@ -8,6 +8,7 @@ from diststorage.core.settings import GatewaySettings
 from diststorage.core.worker import Workers
 from diststorage.gateway.auth.accounts import Accounts
 from diststorage.gateway.auth.keys import KeyCache
+from diststorage.gateway.auth.ports import Authenticator
 from diststorage.gateway.heartbeats import ScrubStatus
 from diststorage.gateway.inventory import Inventory
 from diststorage.gateway.janitor import Janitor
@@ -38,3 +39,7 @@ class Services:
     # Access keys and grants: the operator's changes, and what requests are checked against.
     accounts: Accounts
     keys: KeyCache
+    # The S3 API's; the native API's takes curl's signatures as curl makes them (see
+    # KeyAuthenticator.for_native).
+    authenticator: Authenticator
+    native_authenticator: Authenticator

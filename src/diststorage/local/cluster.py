@@ -6,7 +6,8 @@ stopped with SIGTERM, then SIGKILL after a grace period; nothing outlives ``stop
 
 Every gateway of the cluster gets one root key, through its environment (never its argv):
 the one given, else the one in ``root-credentials`` in the cluster's folder, generated there
-(mode 0600) on the first start; ``root_credentials`` is it.
+(mode 0600) on the first start; ``root_credentials`` is it. The gateways also share one master
+key file, ``secrets.key`` in the cluster's folder, since they share one metadata database.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from diststorage.core.credentials import (
     root_environment,
     write_credentials_file,
 )
+from diststorage.core.secrets import load_or_create_master_key
 
 STOP_GRACE_S = 10.0
 # free_port picks from LOWEST_PORT up to the first port of the kernel's ephemeral range,
@@ -41,6 +43,7 @@ EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 LOWEST_PORT = 10_000
 LOG_TAIL_LINES = 20
 ROOT_CREDENTIALS_FILE = "root-credentials"
+SECRETS_KEY_FILE = "secrets.key"
 
 # Ports free_port gave out in this process, so that two children never get the same one.
 _handed_out: set[int] = set()
@@ -206,6 +209,8 @@ class LocalCluster:
             "--redundancy",
             self.redundancy,
             *(["--metadata", self.metadata_url] if self.metadata_url else []),
+            "--secrets-key-file",
+            str(self.data_dir / SECRETS_KEY_FILE),
             *self.gateway_args,
         ]
         env = {**self.env, **root_environment(self.root)}
@@ -234,6 +239,7 @@ class LocalCluster:
         """Starts every process and waits until the gateway reports itself healthy."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.root_credentials = self._load_root_credentials()
+        load_or_create_master_key(self.data_dir / SECRETS_KEY_FILE)
         self._gateways = [self._gateway_child(i) for i in range(len(self.gateway_ports))]
         self._nodes = [self._node_child(i) for i in range(self.nodes)]
         try:

@@ -104,8 +104,15 @@ _PRESIGN_PARAMS = (
 )
 
 
-def parse_authentication(request: SignedRequest, now: datetime) -> Claim | None:
+def parse_authentication(
+    request: SignedRequest, now: datetime, absent_payload_hash: str | None = None
+) -> Claim | None:
     """What the request claims; None when it carries no authentication at all.
+
+    ``absent_payload_hash`` is what a header-signed request without x-amz-content-sha256 is
+    taken to have signed as its payload: None refuses such a request, as AWS does (the S3
+    API); the native API passes the empty body's sha256, which curl before 8.1 signs
+    (``--aws-sigv4``), and the body is then not covered, as with UNSIGNED-PAYLOAD.
 
     Raises AuthorizationHeaderMalformed / AuthorizationQueryParametersError for malformed
     authentication, UnsupportedSignature for SigV4A, InvalidRequest for a SigV2 header, more
@@ -122,7 +129,7 @@ def parse_authentication(request: SignedRequest, now: datetime) -> Claim | None:
     if authorization is not None:
         if len(authorization) > 1:
             raise AuthorizationHeaderMalformed("more than one Authorization header")
-        claim = _header_claim(request, headers, authorization[0])
+        claim = _header_claim(request, headers, authorization[0], absent_payload_hash)
     elif presigned_v4:
         claim = _presigned_claim(request, headers, params)
     elif presigned_v2:
@@ -197,7 +204,10 @@ def check_time(claim: Claim, now: datetime) -> None:
 
 
 def _header_claim(
-    request: SignedRequest, headers: Mapping[str, list[str]], authorization: str
+    request: SignedRequest,
+    headers: Mapping[str, list[str]],
+    authorization: str,
+    absent_payload_hash: str | None,
 ) -> Claim:
     scheme, _, rest = authorization.strip().partition(" ")
     if scheme == ECDSA_ALGORITHM:
@@ -221,9 +231,12 @@ def _header_claim(
     if date_header not in signed:
         raise AuthorizationHeaderMalformed(f"the {date_header} header must be signed")
     payload_line = _single(headers, "x-amz-content-sha256")
-    if payload_line is None:
+    if payload_line is not None:
+        mode, sha256 = payload_mode(payload_line)
+    elif absent_payload_hash is not None:
+        mode, sha256, payload_line = PayloadMode.UNSIGNED, None, absent_payload_hash
+    else:
         raise InvalidRequest("Missing required header for this request: x-amz-content-sha256")
-    mode, sha256 = payload_mode(payload_line)
     _require_coverage(headers, signed)
     return Claim(
         access_key_id=key_id,

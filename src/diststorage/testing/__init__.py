@@ -13,6 +13,7 @@ from diststorage.testing.fakes import (
     in_memory_pipeline,
 )
 from diststorage.testing.faults import Faults
+from diststorage.testing.signing import sigv4_middleware
 
 __all__ = [
     "BytesBody",
@@ -26,4 +27,5 @@ __all__ = [
     "in_memory_pipeline",
     "make_accounts",
     "running_cluster",
+    "sigv4_middleware",
 ]

@@ -32,8 +32,7 @@ from typing import Any
 from aiohttp import web
 
 from diststorage.core.errors import InvalidKey, InvalidRequest, MethodNotAllowed, PayloadTooLarge
-from diststorage.gateway.api.body import RequestBody
-from diststorage.gateway.api.callers import caller_of
+from diststorage.gateway.api.callers import caller_of, verified_body
 from diststorage.gateway.auth.accounts import Accounts, Rights
 from diststorage.gateway.objects.ports import ByteSource
 from diststorage.gateway.services import Services
@@ -92,16 +91,17 @@ def is_admin_path(system_path: str) -> bool:
     return system_path.startswith(ADMIN_PREFIX)
 
 
-async def admin_route(
-    request: web.Request, services: Services, path: str, body: ByteSource | None = None
-) -> web.StreamResponse:
-    """Answers ``/_/admin/{path}``. ``body`` is the request's body as verified by the
-    authentication (default: read as it comes)."""
+async def admin_route(request: web.Request, services: Services, path: str) -> web.StreamResponse:
+    """Answers ``/_/admin/{path}``; a body is read as verified against its signature."""
     route = parse_admin_route(path.removeprefix(ADMIN_PREFIX))
     if request.method not in route.endpoint.methods:
         raise MethodNotAllowed(f"{request.method} is not allowed on /_/{path}")
-    source = body or RequestBody(request, request.content_length, MAX_BODY_BYTES)
-    payload = await _json_body(source) if request.method == "POST" else {}
+    if request.method == "POST":
+        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"an admin request body is at most {MAX_BODY_BYTES} bytes")
+        payload = await _json_body(verified_body(request, request.content_length, MAX_BODY_BYTES))
+    else:
+        payload = {}
     caller = caller_of(request)
     call = _Call(
         services.accounts,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from diststorage.gateway.api.errors import json_errors
+from diststorage.gateway.api.guard import RequestGuard
 from diststorage.gateway.api.metrics import METRICS, ApiMetrics
 from diststorage.gateway.api.routes import SERVICES, dispatch
 from diststorage.gateway.services import Services
@@ -13,9 +14,11 @@ from diststorage.gateway.services import Services
 def build_http_app(services: Services) -> web.Application:
     """One application over the gateway's services; its request metrics are its own."""
     metrics = ApiMetrics(services.inventory)
-    # Metrics outermost, so they count the statuses the error middleware produced.
-    app = web.Application(middlewares=[metrics.middleware, json_errors])
+    guard = RequestGuard(services.native_authenticator, services.settings.anonymous)
+    # Metrics outermost, so they count the statuses the error middleware produced; the guard
+    # inside the error middleware, so that its refusals are error answers too.
+    app = web.Application(middlewares=[metrics.middleware, json_errors, guard.middleware])
     app[SERVICES] = services
     app[METRICS] = metrics
-    app.router.add_route("*", "/{tail:.*}", dispatch)
+    app.router.add_route("*", "/{tail:.*}", dispatch, expect_handler=guard.expect_handler)
     return app

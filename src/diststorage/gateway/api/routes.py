@@ -10,7 +10,7 @@ from aiohttp import web
 
 from diststorage.core.errors import DiststorageError
 from diststorage.gateway.api.admin import system_route
-from diststorage.gateway.api.body import RequestBody
+from diststorage.gateway.api.callers import verified_body
 from diststorage.gateway.api.parse import SYSTEM_PREFIX, is_system_path, parse_object_request
 from diststorage.gateway.objects import (
     ByteRange,
@@ -82,7 +82,7 @@ async def put_object(
     request: web.Request, services: Services, operation: PutOperation
 ) -> web.StreamResponse:
     max_bytes = services.settings.max_object_bytes
-    body = RequestBody(request, operation.declared_size, max_bytes)
+    body = verified_body(request, operation.declared_size, max_bytes)
     info = await services.writer.write(operation, body)
     return web.json_response(_object_json(info), status=201, headers={"ETag": f'"{info.md5_hex}"'})
 
