@@ -31,7 +31,6 @@ from typing import Any
 
 import asyncpg
 import pytest
-from diststorage.s3auth.signer import sign_request
 
 from diststorage.client import Client, Credentials, Response, TransportError
 from diststorage.core.credentials import new_credentials
@@ -39,6 +38,7 @@ from diststorage.core.ids import new_id
 from diststorage.core.settings import GatewaySettings
 from diststorage.local import LocalCluster
 from diststorage.meta import MetadataStore
+from diststorage.s3auth.signer import sign_request
 from diststorage.testing import Faults, running_cluster
 
 MIB = 1 << 20

@@ -169,6 +169,7 @@ class MetadataStore(StoreBase):
         """A deleted bucket's id must not outlive it here: one made again under the same
         name has another."""
         self._namespace_ids.pop(name, None)
+
     @property
     def engine(self) -> Engine:
         """The backend's SQLAlchemy engine, for instrumentation only (see Backend.engine)."""
