@@ -1,6 +1,20 @@
 """Object, chunk and node metadata in SQLite (embedded) or PostgreSQL, through SQLAlchemy."""
 
 from diststorage.meta.maintenance import MaintenanceStore
+from diststorage.meta.multipart import MultipartStore
+from diststorage.meta.multipart_records import (
+    MAX_PART_NUMBER,
+    ChecksumCombiner,
+    CompletedUpload,
+    ExpiredUpload,
+    ListedPart,
+    NewUpload,
+    PartRecord,
+    PartsPage,
+    UploadInfo,
+    UploadsPage,
+    part_key,
+)
 from diststorage.meta.records import (
     NO_ATTRIBUTES,
     ChunkRef,
@@ -14,6 +28,7 @@ from diststorage.meta.records import (
     ObjectAttributes,
     ObjectInfo,
     ObjectLayout,
+    PartLayout,
     PlannedChunk,
     RepairBacklog,
     RepairTaskRef,
@@ -28,22 +43,30 @@ from diststorage.meta.states import (
     NodeLifecycle,
     NodeLiveness,
     ObjectState,
+    UploadState,
 )
 from diststorage.meta.store import MAX_LIST_LIMIT, MetadataStore
 
 __all__ = [
     "DEFAULT_NAMESPACE",
     "MAX_LIST_LIMIT",
+    "MAX_PART_NUMBER",
     "NO_ATTRIBUTES",
+    "ChecksumCombiner",
     "ChunkRef",
     "ChunkState",
     "CommitOutcome",
+    "CompletedUpload",
     "DegradedSegment",
     "DiscardedObject",
+    "ExpiredUpload",
+    "ListedPart",
     "ListingPage",
     "MaintenanceStore",
     "MetadataStore",
+    "MultipartStore",
     "NewObject",
+    "NewUpload",
     "NodeInfo",
     "NodeLifecycle",
     "NodeLiveness",
@@ -52,6 +75,9 @@ __all__ = [
     "ObjectInfo",
     "ObjectLayout",
     "ObjectState",
+    "PartLayout",
+    "PartRecord",
+    "PartsPage",
     "PlannedChunk",
     "RepairBacklog",
     "RepairTaskRef",
@@ -59,4 +85,8 @@ __all__ = [
     "StaleUpload",
     "StoredChecksum",
     "StoredChunk",
+    "UploadInfo",
+    "UploadState",
+    "UploadsPage",
+    "part_key",
 ]
