@@ -18,10 +18,12 @@ from diststorage.core.worker import Workers
 from diststorage.gateway.api import build_http_app
 from diststorage.gateway.janitor import Janitor
 from diststorage.gateway.nodeclient import NodeClients
+from diststorage.gateway.objects.multipart import Multipart
 from diststorage.gateway.readers import ActiveReads
 from diststorage.gateway.services import Services
 from diststorage.gateway.workers.collector import GarbageCollector
 from diststorage.gateway.workers.lease import LeaderLease
+from diststorage.gateway.workers.multipart_expiry import MultipartExpiry
 from diststorage.gateway.workers.repair import RepairWorker
 from diststorage.gateway.workers.throttle import TokenBucket
 from diststorage.meta import MetadataStore
@@ -78,10 +80,14 @@ async def services_of(pipeline: Pipeline, parts: contextlib.AsyncExitStack) -> S
         inventory=inventory,
         writer=pipeline.writer,
         reader=pipeline.reader,
+        multipart=Multipart(settings, store, pipeline.writer, pipeline.reader, reads, janitor),
         janitor=janitor,
         reads=reads,
         repair=repair,
         collector=collector,
+        multipart_expiry=MultipartExpiry(
+            settings.multipart_expiry_s, store.multipart, janitor.delete_soon, clock
+        ),
         scrub_status={},
         lease=LeaderLease(store.maintenance, "9" * 32, settings.lease_ttl_s, clock),
         workers=Workers(clock),

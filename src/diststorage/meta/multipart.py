@@ -571,21 +571,25 @@ def _insert_completed(
             part_count=len(parts),
         )
     )
-    offsets = [sum(p.size_bytes for p in parts[:i]) for i in range(len(parts))]
-    session.execute(
-        insert(OBJECT_PARTS),
-        [
+    _insert_object_parts(session, info.object_id, parts)
+    return info
+
+
+def _insert_object_parts(session: Session, object_id: str, parts: Sequence[StoredPart]) -> None:
+    rows = []
+    offset = 0
+    for index, part in enumerate(parts):
+        rows.append(
             {
-                "object_id": info.object_id,
+                "object_id": object_id,
                 "part_index": index,
                 "part_object_id": part.part_object_id,
                 "offset_bytes": offset,
                 "size_bytes": part.size_bytes,
             }
-            for index, (part, offset) in enumerate(zip(parts, offsets, strict=True))
-        ],
-    )
-    return info
+        )
+        offset += part.size_bytes
+    session.execute(insert(OBJECT_PARTS), rows)
 
 
 def _completed_info(session: Session, upload: Row[Any]) -> ObjectInfo:
