@@ -401,3 +401,18 @@ async def test_repair_and_the_audit_look_after_part_chunks(store: MetadataStore)
     assert await maintenance.movable_chunks(lost.node_id, 10) == [(lost.chunk_id, 10)]
     assert await maintenance.queue_segments_on_nodes([lost.node_id]) == 1
     assert (await maintenance.repair_backlog([lost.node_id])).segments_queued == 2
+
+
+async def test_a_part_cut_off_by_a_crash_falls_to_the_stale_upload_sweep(
+    store: MetadataStore,
+) -> None:
+    upload_id = await create(store)
+    md5, _ = await put_part(store, upload_id, 1, 10)
+    object_id, ref = await begin_part(store, upload_id, 2)  # its gateway dies here
+    later = utc_now(SYSTEM_CLOCK) + timedelta(seconds=5)
+    stale = await store.maintenance.stale_uploads(later, 10)
+    assert [s.object_id for s in stale] == [object_id]
+    assert await store.maintenance.collect_upload(object_id, later) == [ref]
+    # The upload itself goes on with the parts it has.
+    done = await complete(store, upload_id, [ListedPart(1, md5)])
+    assert done.info.size_bytes == 10
