@@ -83,7 +83,8 @@ def b64_crc32(value: int) -> str:
     return base64.b64encode(value.to_bytes(4, "big")).decode()
 
 
-def wrap_crc32(body: ByteSource) -> tuple[ByteSource, ChecksumSource]:
+def wrap_crc32(algorithm: str, body: ByteSource) -> tuple[ByteSource, ChecksumSource]:
+    assert algorithm == "CRC32"
     wrapped = Crc32Body(body)
     return wrapped, wrapped
 
@@ -273,6 +274,18 @@ async def test_an_upload_created_without_an_algorithm_completes_with_part_crcs(
     assert all(p.checksum is not None for p in listed)
     info = await pipeline.multipart.complete(upload_id, NS, "k", listed)
     assert info.checksum is None and await read(pipeline, "k") == b"".join(parts.values())
+
+
+async def test_a_part_sent_without_a_checksum_gets_its_uploads(pipeline: Pipeline) -> None:
+    multipart = pipeline.multipart
+    upload_id = await multipart.create(NS, "k", "text/plain", NO_ATTRIBUTES, "CRC32", None)
+    data = os.urandom(100)
+    part = await multipart.upload_part(
+        upload_id, NS, "k", 1, len(data), BytesBody(data), None, wrap_crc32
+    )
+    assert part.checksum == StoredChecksum("CRC32", "FULL_OBJECT", b64_crc32(checksums.crc32(data)))
+    info = await multipart.complete(upload_id, NS, "k", [ListedPart(1, part.etag)])
+    assert info.checksum is not None and info.checksum.value.endswith("-1")
 
 
 async def test_if_none_match_completes_only_where_no_object_is(pipeline: Pipeline) -> None:

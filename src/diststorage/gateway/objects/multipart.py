@@ -159,17 +159,21 @@ class Multipart:
         declared_size: int | None,
         body: ByteSource,
         checksum: ChecksumSource | None = None,
+        wrap: BodyWrapper | None = None,
     ) -> PartInfo:
         """Stores the body as part ``part_number``, replacing any part uploaded under that
-        number (whose chunks go). Raises NoSuchUpload for an upload not open (also when it
-        ends while the part is written: the part's chunks are then deleted), InvalidRequest
-        for a part number outside 1..10000, PayloadTooLarge above 5 GiB, and what
-        ``ObjectWriter.write`` raises."""
+        number (whose chunks go). ``checksum`` is the one the client sent, verified by the
+        body; without one, ``wrap`` computes the checksum the upload was created with, if
+        any. Raises NoSuchUpload for an upload not open (also when it ends while the part is
+        written: the part's chunks are then deleted), InvalidRequest for a part number outside
+        1..10000, PayloadTooLarge above 5 GiB, and what ``ObjectWriter.write`` raises."""
         check_part_number(part_number)
         if declared_size is not None and declared_size > MAX_PART_BYTES:
             raise PayloadTooLarge(f"a part may hold at most {MAX_PART_BYTES} bytes")
         # A cheap refusal before any byte is stored; the part's commit decides again.
-        await self._store.multipart.open_upload(upload_id, namespace, key)
+        upload = await self._store.multipart.open_upload(upload_id, namespace, key)
+        if checksum is None and wrap is not None and upload.checksum_algorithm is not None:
+            body, checksum = wrap(upload.checksum_algorithm, body)
         operation = self._part_operation(upload_id, namespace, part_number, declared_size)
         info = await self._writer.write(operation, body, checksum)
         return PartInfo(info.md5_hex, info.checksum)
@@ -188,11 +192,11 @@ class Multipart:
         """Stores bytes of a committed object (all, or ``byte_range``) as part
         ``part_number``, streamed through the read pipeline into the write pipeline: memory
         stays a few stripes whatever the size. ``wrap`` computes the part's checksum on the
-        way (an upload created with an algorithm needs every part's). Raises as
-        ``upload_part``, and ObjectNotFound for no source, RangeNotSatisfiable for a range
-        not within it."""
+        way, when the upload was created with an algorithm (Complete then needs every part's).
+        Raises as ``upload_part``, and ObjectNotFound for no source, RangeNotSatisfiable for a
+        range not within it."""
         check_part_number(part_number)
-        await self._store.multipart.open_upload(upload_id, namespace, key)
+        upload = await self._store.multipart.open_upload(upload_id, namespace, key)
         layout = await self._store.get_layout(source_namespace, source_key)
         copied = copy_range(byte_range, layout.info.size_bytes)
         if copied.length > MAX_PART_BYTES:
@@ -202,8 +206,8 @@ class Multipart:
             pieces = self._reader.stream(layout, copied.start, copied.end)
             body: ByteSource = StreamedBody(pieces)
             checksum: ChecksumSource | None = None
-            if wrap is not None:
-                body, checksum = wrap(body)
+            if wrap is not None and upload.checksum_algorithm is not None:
+                body, checksum = wrap(upload.checksum_algorithm, body)
             info = await self._writer.write(operation, body, checksum)
         return PartInfo(info.md5_hex, info.checksum)
 

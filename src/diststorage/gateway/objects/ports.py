@@ -163,6 +163,7 @@ class ReadTracker(Protocol):
     def reading(self, object_id: str) -> AbstractContextManager[None]: ...
 
 
-BodyWrapper = Callable[[ByteSource], tuple[ByteSource, ChecksumSource]]
-"""Wraps a body so that reading it computes a flexible checksum (S3's), handed to the writer
-beside it: how a copied part gets the checksum its upload asks for."""
+BodyWrapper = Callable[[str, ByteSource], tuple[ByteSource, ChecksumSource]]
+"""Wraps a body so that reading it computes the flexible checksum of the algorithm named (S3's
+name: CRC32, ...), handed to the writer beside it: how a part that came without one (a copied
+part, a client that sent none) gets the checksum its upload was created with."""
