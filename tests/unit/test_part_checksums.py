@@ -12,8 +12,10 @@ from collections.abc import Callable
 import pytest
 from awscrt import checksums
 
-from diststorage.core.errors import InvalidRequest
+from diststorage.core.errors import BadDigest, InvalidDigest, InvalidRequest
 from diststorage.gateway.objects.part_checksums import checksum_choice, combine_part_checksums
+from diststorage.meta import StoredChecksum
+from diststorage.meta.completion import check_expected
 
 PARTS = [os.urandom(1000), b"", os.urandom(77), os.urandom(4096)]
 
@@ -59,5 +61,20 @@ def test_the_kind_defaults_as_s3_does_and_refused_pairs_are_refused() -> None:
     ]:
         with pytest.raises(InvalidRequest):
             checksum_choice(algorithm, kind)
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(InvalidDigest):
         combine_part_checksums("CRC32", "FULL_OBJECT", [("not base64!", 1)])
+
+
+def test_a_completes_own_checksum_must_be_the_parts_with_or_without_its_count() -> None:
+    made = StoredChecksum("CRC32", "COMPOSITE", "AAAAAQ==-2")
+    for given in ("AAAAAQ==-2", "AAAAAQ=="):
+        check_expected(made, StoredChecksum("CRC32", "COMPOSITE", given))
+    check_expected(made, None)
+    for wrong in (
+        StoredChecksum("CRC32", "COMPOSITE", "AAAAAg=="),
+        StoredChecksum("SHA1", "COMPOSITE", "AAAAAQ=="),
+    ):
+        with pytest.raises(BadDigest):
+            check_expected(made, wrong)
+    with pytest.raises(BadDigest):
+        check_expected(None, StoredChecksum("CRC32", "FULL_OBJECT", "AAAAAQ=="))

@@ -4,6 +4,7 @@ import diststorage.client
 import diststorage.erasure
 import diststorage.meta
 import diststorage.placement
+import diststorage.s3auth
 
 
 def test_exports() -> None:
@@ -26,4 +27,29 @@ def test_exports() -> None:
         "StreamingResponse",
         "TransportError",
         "quote_key",
+    ]
+    assert sorted(diststorage.s3auth.__all__) == [
+        "AuthScheme",
+        "AwsChunkedDecoder",
+        "Checksum",
+        "ChecksumAlgorithm",
+        "ChunkSeed",
+        "Claim",
+        "PayloadMode",
+        "SignedRequest",
+        "TrailerResult",
+        "Verified",
+        "algorithm_from_header",
+        "combine_full_object",
+        "composite",
+        "declared_trailer",
+        "decode_b64_checksum",
+        "header_name",
+        "new_checksum",
+        "parse_algorithm",
+        "parse_authentication",
+        "payload_mode",
+        "presign_url",
+        "sign_request",
+        "verify",
     ]

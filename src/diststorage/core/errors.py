@@ -23,7 +23,22 @@
     │   └── NodeUnavailable       one node did not answer in time or refused the connection
     ├── InsufficientStorage       nodes have no room for the data (507)
     ├── DataLoss                  stored bytes failed their checksum; never served
-    └── ClientGone                the HTTP client went away mid-request; nothing is answered
+    ├── ClientGone                the HTTP client went away mid-request; nothing is answered
+    └── AuthError                 the request's authentication failed (403)
+        ├── AccessDenied          no credentials, or credentials without the right
+        ├── SignatureDoesNotMatch the signature is not the one the secret gives
+        ├── InvalidAccessKeyId    no such (active) access key
+        ├── RequestTimeTooSkewed  the request's date is more than 15 minutes off
+        ├── RequestExpired        a presigned URL used past its expiry
+        ├── AuthorizationHeaderMalformed       unparseable, or the wrong region (400)
+        ├── AuthorizationQueryParametersError  the same for a presigned URL (400)
+        ├── UnsupportedSignature  a signing scheme we do not implement: SigV4A (501)
+        └── BadPayload            the body fails what the request declared about it (400)
+            ├── XAmzContentSHA256Mismatch  not the signed sha256
+            ├── BadDigest                  not the Content-MD5 or x-amz-checksum-* sent
+            ├── InvalidDigest              a Content-MD5 or checksum that is no digest
+            ├── IncompleteBody             aws-chunked framing cut short or broken
+            └── MalformedTrailer           an aws-chunked trailer missing or unparseable
 
 Multipart uploads add (each also names its S3 error code, ``s3_code``)::
 
@@ -36,8 +51,14 @@ Multipart uploads add (each also names its S3 error code, ``s3_code``)::
 
 ``NodeUnavailable`` differs from ``NotEnoughNodes``: the first is about one node and is usually
 absorbed by redundancy (read another shard); the second is the verdict that redundancy could not
-absorb the failures. Foreign exceptions (gRPC, SQLAlchemy, aiohttp) are translated into these
-where they enter the program and nowhere else.
+absorb the failures. ``AuthError`` differs from ``InvalidRequest``: the request may be
+well-formed, but who sent it, or that it reached us unchanged, could not be established. Most
+``BadPayload`` errors are found at the body's end, which the pipelines read before they commit.
+
+Every class carries ``code``, the native API's error code, and ``s3_code``, the S3 API's
+``<Code>``. The S3 front end maps ``AlreadyExists`` itself: a create over an existing key means
+different things to different S3 calls. Foreign exceptions (gRPC, SQLAlchemy, aiohttp) are
+translated into these where they enter the program and nowhere else.
 """
 
 from __future__ import annotations
@@ -47,6 +68,7 @@ class DiststorageError(Exception):
     """Base of every error diststorage raises on purpose."""
 
     code = "internal_error"
+    s3_code = "InternalError"
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -55,6 +77,7 @@ class DiststorageError(Exception):
 
 class InvalidRequest(DiststorageError):
     code = "invalid_request"
+    s3_code = "InvalidRequest"
 
 
 class InvalidKey(InvalidRequest):
@@ -67,18 +90,22 @@ class InvalidPolicy(InvalidRequest):
 
 class BodyLengthMismatch(InvalidRequest):
     code = "body_length_mismatch"
+    s3_code = "IncompleteBody"
 
 
 class LengthRequired(DiststorageError):
     code = "length_required"
+    s3_code = "MissingContentLength"
 
 
 class PayloadTooLarge(DiststorageError):
     code = "payload_too_large"
+    s3_code = "EntityTooLarge"
 
 
 class RangeNotSatisfiable(DiststorageError):
     code = "range_not_satisfiable"
+    s3_code = "InvalidRange"
 
     def __init__(self, message: str, object_size: int) -> None:
         super().__init__(message)
@@ -87,6 +114,7 @@ class RangeNotSatisfiable(DiststorageError):
 
 class NotFound(DiststorageError):
     code = "not_found"
+    s3_code = "NoSuchKey"
 
 
 class ObjectNotFound(NotFound):
@@ -95,10 +123,13 @@ class ObjectNotFound(NotFound):
 
 class ChunkNotFound(NotFound):
     code = "chunk_not_found"
+    # A chunk a node lacks is the gateway's problem to mask, never the S3 client's.
+    s3_code = "InternalError"
 
 
 class NodeNotFound(NotFound):
     code = "node_not_found"
+    s3_code = "InternalError"
 
 
 class AlreadyExists(DiststorageError):
@@ -107,6 +138,7 @@ class AlreadyExists(DiststorageError):
 
 class PreconditionFailed(DiststorageError):
     code = "precondition_failed"
+    s3_code = "PreconditionFailed"
 
 
 class NodeInUse(DiststorageError):
@@ -115,14 +147,18 @@ class NodeInUse(DiststorageError):
 
 class MethodNotAllowed(DiststorageError):
     code = "method_not_allowed"
+    s3_code = "MethodNotAllowed"
 
 
 class Unavailable(DiststorageError):
     code = "unavailable"
+    s3_code = "ServiceUnavailable"
 
 
 class NotEnoughNodes(Unavailable):
     code = "not_enough_nodes"
+    # What S3 clients back off on and retry.
+    s3_code = "SlowDown"
 
 
 class NodeUnavailable(Unavailable):
@@ -139,6 +175,109 @@ class DataLoss(DiststorageError):
 
 class ClientGone(DiststorageError):
     code = "client_gone"
+
+
+class AuthError(DiststorageError):
+    """The request's authentication failed. Messages never hold a secret, a signing key or a
+    string that was signed: those go, where S3 shows them, in attributes."""
+
+    code = "access_denied"
+    s3_code = "AccessDenied"
+
+
+class AccessDenied(AuthError):
+    code = "access_denied"
+
+
+class SignatureDoesNotMatch(AuthError):
+    """What was signed, for the S3 error body (as AWS shows it); never in the native one."""
+
+    code = "signature_does_not_match"
+    s3_code = "SignatureDoesNotMatch"
+
+    def __init__(
+        self,
+        message: str,
+        string_to_sign: str = "",
+        canonical_request: str = "",
+        access_key_id: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.string_to_sign = string_to_sign
+        self.canonical_request = canonical_request
+        self.access_key_id = access_key_id
+
+
+class InvalidAccessKeyId(AuthError):
+    code = "invalid_access_key_id"
+    s3_code = "InvalidAccessKeyId"
+
+
+class RequestTimeTooSkewed(AuthError):
+    code = "request_time_too_skewed"
+    s3_code = "RequestTimeTooSkewed"
+
+
+class RequestExpired(AuthError):
+    """A presigned URL past its expiry: AWS answers AccessDenied, "Request has expired"."""
+
+    code = "request_expired"
+    s3_code = "AccessDenied"
+
+
+class AuthorizationHeaderMalformed(AuthError):
+    """``region``, when set, is the one the credential scope must name (S3's ``<Region>``)."""
+
+    code = "authorization_header_malformed"
+    s3_code = "AuthorizationHeaderMalformed"
+
+    def __init__(self, message: str, region: str | None = None) -> None:
+        super().__init__(message)
+        self.region = region
+
+
+class AuthorizationQueryParametersError(AuthError):
+    code = "authorization_query_parameters_error"
+    s3_code = "AuthorizationQueryParametersError"
+
+    def __init__(self, message: str, region: str | None = None) -> None:
+        super().__init__(message)
+        self.region = region
+
+
+class UnsupportedSignature(AuthError):
+    code = "unsupported_signature"
+    s3_code = "NotImplemented"
+
+
+class BadPayload(AuthError):
+    code = "bad_payload"
+    s3_code = "InvalidRequest"
+
+
+class XAmzContentSHA256Mismatch(BadPayload):
+    code = "content_sha256_mismatch"
+    s3_code = "XAmzContentSHA256Mismatch"
+
+
+class BadDigest(BadPayload):
+    code = "bad_digest"
+    s3_code = "BadDigest"
+
+
+class InvalidDigest(BadPayload):
+    code = "invalid_digest"
+    s3_code = "InvalidDigest"
+
+
+class IncompleteBody(BadPayload):
+    code = "incomplete_body"
+    s3_code = "IncompleteBody"
+
+
+class MalformedTrailer(BadPayload):
+    code = "malformed_trailer"
+    s3_code = "MalformedTrailerError"
 
 
 # -- multipart uploads -------------------------------------------------------------------------

@@ -52,6 +52,12 @@ _Write = tuple[Operation[Any], "asyncio.Future[Any]"]
 class Backend(Protocol):
     dialect: str
 
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine under the backend, for instrumentation only (event listeners
+        such as a statement counter): statements go through the methods below."""
+        ...
+
     async def read(self, operation: Operation[T]) -> T:
         """Runs ``operation`` in a read-only session."""
         ...
@@ -101,6 +107,10 @@ class SqliteBackend:
         self.workers = Workers(SYSTEM_CLOCK)
         """The writer's worker (``statuses()``: queue depth and bound)."""
         self._writing = False
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
 
     async def migrate(self) -> None:
         def run() -> None:
@@ -270,6 +280,10 @@ class PostgresBackend:
             connect_args={"timeout": timeout_s, "command_timeout": timeout_s},
         )
         self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine.sync_engine
 
     async def migrate(self) -> None:
         async with self._engine.begin() as connection:

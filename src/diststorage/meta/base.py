@@ -63,14 +63,6 @@ def utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def prefix_upper_bound(prefix: bytes) -> bytes | None:
-    """The smallest byte string greater than every string starting with ``prefix``."""
-    trimmed = prefix.rstrip(b"\xff")
-    if not trimmed:
-        return None
-    return trimmed[:-1] + bytes([trimmed[-1] + 1])
-
-
 def segment_stripe_count(
     size_bytes: int, stripe_size_bytes: int, segment_stripes: int, segment_index: int
 ) -> int:

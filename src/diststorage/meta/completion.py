@@ -9,7 +9,13 @@ import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from diststorage.core.errors import EntityTooSmall, InvalidPart, InvalidPartOrder, InvalidRequest
+from diststorage.core.errors import (
+    BadDigest,
+    EntityTooSmall,
+    InvalidPart,
+    InvalidPartOrder,
+    InvalidRequest,
+)
 from diststorage.meta.multipart_records import ChecksumCombiner, ListedPart
 from diststorage.meta.records import StoredChecksum
 
@@ -98,3 +104,15 @@ def object_checksum(
         values.append((part.checksum.value, part.size_bytes))
     kind = kind or "COMPOSITE"
     return StoredChecksum(algorithm, kind, combine(algorithm, kind, values))
+
+
+def check_expected(computed: StoredChecksum | None, expected: StoredChecksum | None) -> None:
+    """A Complete may name the whole object's checksum (``x-amz-checksum-*``), a composite one
+    with or without its ``-N``; BadDigest when it is not the one the parts make."""
+    if expected is None:
+        return
+    if computed is None or computed.algorithm != expected.algorithm:
+        raise BadDigest(f"the upload's parts make no {expected.algorithm} checksum")
+    given, own = expected.value.strip(), computed.value
+    if given != own and (computed.kind != "COMPOSITE" or given != own.rpartition("-")[0]):
+        raise BadDigest(f"the {expected.algorithm} checksum {given} is not the parts' {own}")

@@ -30,7 +30,13 @@ from diststorage.meta.commits import (
     pending_upload,
     record_written,
 )
-from diststorage.meta.completion import StoredPart, chosen_parts, multipart_md5, object_checksum
+from diststorage.meta.completion import (
+    StoredPart,
+    check_expected,
+    chosen_parts,
+    multipart_md5,
+    object_checksum,
+)
 from diststorage.meta.keys import Claim, drop_rows, take_key
 from diststorage.meta.models import OBJECTS, Namespace
 from diststorage.meta.multipart_models import MULTIPART_UPLOADS, OBJECT_PARTS, UPLOAD_PARTS
@@ -377,14 +383,17 @@ class MultipartStore(StoreBase):
         min_part_bytes: int,
         replace: bool = True,
         if_match: str | None = None,
+        expected_checksum: StoredChecksum | None = None,
     ) -> CompletedUpload:
         """Makes the listed parts one committed object at the key, in one transaction, with
         no byte copied: the part rows become the object's (``object_parts``).
 
         Raises NoSuchUpload (no such open upload of that key), InvalidPartOrder, InvalidPart
         (a part not uploaded, or with another ETag or checksum), EntityTooSmall (see
-        ``completion.chosen_parts``); AlreadyExists (``replace`` False: If-None-Match) and
-        PreconditionFailed (``if_match``) as ``commit_upload``. On any of these the upload
+        ``completion.chosen_parts``), BadDigest (``expected_checksum``, the whole object's
+        checksum the client names, is not the one the parts make); AlreadyExists
+        (``replace`` False: If-None-Match) and PreconditionFailed (``if_match``) as
+        ``commit_upload``. On any of these the upload
         stays open, unchanged. Parts uploaded but not listed, and the version replaced with
         its parts, are dropped in the same transaction. A completed upload answers a Complete
         again with the object it made, whatever is listed, while its row is kept.
@@ -398,6 +407,7 @@ class MultipartStore(StoreBase):
             stored = _stored_parts(session, upload_id)
             chosen = chosen_parts(listed, stored, min_part_bytes)
             checksum = object_checksum(upload.checksum_algo, upload.checksum_type, chosen, combine)
+            check_expected(checksum, expected_checksum)
             now = self._now()
             replaced = take_key(
                 session, upload.namespace_id, upload.key, Claim(replace, if_match), now

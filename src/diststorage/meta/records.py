@@ -178,6 +178,20 @@ class ListingPage:
 
 
 @dataclass(frozen=True, slots=True)
+class KeyPage:
+    """One page of an S3-style listing (MetadataStore.list_keys): the objects and the common
+    prefixes it holds, each tuple in byte order of the keys (together they make one merged
+    order), whether more entries follow, and where the next page starts: the page's last key
+    or common prefix when truncated, else None. Handed back as the next ``start_after``, a
+    common prefix skips every key under it."""
+
+    objects: tuple[ObjectInfo, ...]
+    common_prefixes: tuple[str, ...]
+    truncated: bool
+    next_start_after: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class NodeReport:
     """What a node says about itself in each heartbeat."""
 

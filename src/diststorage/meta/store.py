@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import Engine, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from diststorage.core.clock import SYSTEM_CLOCK, Clock
@@ -29,7 +29,6 @@ from diststorage.meta.base import (
     object_info,
     utc,
 )
-from diststorage.meta.base import prefix_upper_bound as _prefix_upper_bound
 from diststorage.meta.commits import (
     commit_key,
     insert_inline,
@@ -40,6 +39,7 @@ from diststorage.meta.commits import (
 )
 from diststorage.meta.keys import Claim, discard_object, take_key
 from diststorage.meta.layouts import LAYOUT, PART_LAYOUTS, object_layout, part_layouts
+from diststorage.meta.listing import ListingScope, key_page, prefix_upper_bound
 from diststorage.meta.maintenance import MaintenanceStore
 from diststorage.meta.models import (
     CHUNKS,
@@ -55,6 +55,7 @@ from diststorage.meta.records import (
     CommitOutcome,
     DegradedSegment,
     DiscardedObject,
+    KeyPage,
     ListingPage,
     NewObject,
     NodeInfo,
@@ -114,6 +115,11 @@ class MetadataStore(StoreBase):
     @property
     def dialect(self) -> str:
         return self._backend.dialect
+
+    @property
+    def engine(self) -> Engine:
+        """The backend's SQLAlchemy engine, for instrumentation only (see Backend.engine)."""
+        return self._backend.engine
 
     def _namespace_id(self, session: Session, name: str) -> int:
         cached = self._namespace_ids.get(name)
@@ -308,7 +314,7 @@ class MetadataStore(StoreBase):
                 query = query.where(OBJECTS.c.key >= prefix.encode())
             if after:
                 query = query.where(OBJECTS.c.key > after.encode())
-            upper = _prefix_upper_bound(prefix.encode())
+            upper = prefix_upper_bound(prefix.encode())
             if upper is not None:
                 query = query.where(OBJECTS.c.key < upper)
             rows = session.execute(query.order_by(OBJECTS.c.key).limit(limit + 1)).all()
@@ -317,6 +323,30 @@ class MetadataStore(StoreBase):
             )
 
         return await self._read(operation)
+
+    async def list_keys(
+        self, namespace: str, prefix: str, delimiter: str, start_after: str, limit: int
+    ) -> KeyPage:
+        """A page of an S3 listing (ListObjects V1 and V2): committed objects whose key starts
+        with ``prefix`` and sorts after ``start_after`` (byte order of their UTF-8), where a
+        key holding ``delimiter`` (any length; empty: none) after the prefix is rolled into
+        the common prefix that ends at the delimiter's first occurrence. At most ``limit``
+        entries (objects and common prefixes count alike; clamped to 0..MAX_LIST_LIMIT; 0
+        gives an empty page that is not truncated). A ``start_after`` that is one of the
+        listing's common prefixes skips every key under it, so ``next_start_after`` continues
+        a page that ended on one.
+
+        Costs one indexed read per common prefix plus a few batched reads of plain keys,
+        never a read of the keys under a common prefix (see listing). Raises ObjectNotFound
+        for an unknown namespace, Unavailable when the database is."""
+        scope = ListingScope(prefix.encode(), delimiter.encode())
+        after = start_after.encode()
+        limit = max(0, min(limit, MAX_LIST_LIMIT))
+        return await self._read(
+            lambda session: key_page(
+                session, self._namespace_id(session, namespace), scope, after, limit
+            )
+        )
 
     # -- deletes and garbage -----------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Row, Select, and_, or_, select
 from sqlalchemy.orm import Session
 
-from diststorage.meta.base import prefix_upper_bound
+from diststorage.meta.listing import prefix_upper_bound
 from diststorage.meta.multipart_models import MULTIPART_UPLOADS
 from diststorage.meta.states import UploadState
 

@@ -1,4 +1,9 @@
-"""Errors to HTTP, in one table. Every error body is JSON: {"error": code, "message": text}."""
+"""Errors to HTTP, in one table. Every error body is JSON: {"error": code, "message": text}.
+
+The body holds the error's code and message only: never what an ``AuthError`` carries in its
+attributes for the S3 XML body (a StringToSign or CanonicalRequest), since the native API is
+no place to debug a signer from.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +36,11 @@ STATUS: tuple[tuple[type[e.DiststorageError], int], ...] = (
     (e.InsufficientStorage, 507),
     (e.DataLoss, 503),
     (e.ClientGone, 400),
+    (e.AuthorizationHeaderMalformed, 400),
+    (e.AuthorizationQueryParametersError, 400),
+    (e.BadPayload, 400),
+    (e.UnsupportedSignature, 501),
+    (e.AuthError, 403),
 )
 
 

@@ -232,12 +232,15 @@ class Multipart:
         parts: Sequence[ListedPart],
         if_match: str | None = None,
         if_none_match: bool = False,
+        expected_checksum: StoredChecksum | None = None,
     ) -> ObjectInfo:
         """Makes the listed parts the object at the key (see ``MultipartStore.complete`` for
         the rules and errors). ``if_none_match`` (``If-None-Match: *``) completes only where
         no object is, ``if_match`` only over the version with that ETag: PreconditionFailed
-        otherwise, decided in the transaction (of racing Completes, one wins). A retried
-        Complete of a completed upload answers the same object."""
+        otherwise, decided in the transaction (of racing Completes, one wins).
+        ``expected_checksum`` is the whole object's checksum as the client sent it (BadDigest
+        unless the parts make it). A retried Complete of a completed upload answers the same
+        object."""
         try:
             completed = await self._store.multipart.complete(
                 upload_id,
@@ -248,6 +251,7 @@ class Multipart:
                 self._settings.multipart_min_part_bytes,
                 replace=not if_none_match,
                 if_match=if_match,
+                expected_checksum=expected_checksum,
             )
         except AlreadyExists as exc:
             raise PreconditionFailed(f"an object exists under key {key!r}") from exc
