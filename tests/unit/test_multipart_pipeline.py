@@ -280,9 +280,7 @@ async def test_a_part_sent_without_a_checksum_gets_its_uploads(pipeline: Pipelin
     multipart = pipeline.multipart
     upload_id = await multipart.create(NS, "k", "text/plain", NO_ATTRIBUTES, "CRC32", None)
     data = os.urandom(100)
-    part = await multipart.upload_part(
-        upload_id, NS, "k", 1, len(data), BytesBody(data), None, wrap_crc32
-    )
+    part = await multipart.upload_part(upload_id, NS, "k", 1, len(data), BytesBody(data))
     assert part.checksum == StoredChecksum("CRC32", "FULL_OBJECT", b64_crc32(checksums.crc32(data)))
     info = await multipart.complete(upload_id, NS, "k", [ListedPart(1, part.etag)])
     assert info.checksum is not None and info.checksum.value.endswith("-1")

@@ -24,6 +24,7 @@ from diststorage.core.errors import (
 )
 from diststorage.core.ids import new_id
 from diststorage.core.settings import GatewaySettings
+from diststorage.gateway.objects.checksumming import checksumming_body
 from diststorage.gateway.objects.operations import ByteRange, PartOf, PutOperation, RangeSpec
 from diststorage.gateway.objects.part_checksums import checksum_choice, combine_part_checksums
 from diststorage.gateway.objects.ports import (
@@ -47,6 +48,7 @@ from diststorage.meta import (
     ObjectLayout,
     PartsPage,
     StoredChecksum,
+    UploadInfo,
     UploadsPage,
     part_key,
 )
@@ -150,6 +152,10 @@ class Multipart:
         )
         return upload_id
 
+    async def upload(self, upload_id: str, namespace: str, key: str) -> UploadInfo:
+        """The open upload (its checksum algorithm, for one); NoSuchUpload for none."""
+        return await self._store.multipart.open_upload(upload_id, namespace, key)
+
     async def upload_part(
         self,
         upload_id: str,
@@ -159,12 +165,12 @@ class Multipart:
         declared_size: int | None,
         body: ByteSource,
         checksum: ChecksumSource | None = None,
-        wrap: BodyWrapper | None = None,
+        wrap: BodyWrapper | None = checksumming_body,
     ) -> PartInfo:
         """Stores the body as part ``part_number``, replacing any part uploaded under that
         number (whose chunks go). ``checksum`` is the one the client sent, verified by the
         body; without one, ``wrap`` computes the checksum the upload was created with, if
-        any. Raises NoSuchUpload for an upload not open (also when it ends while the part is
+        any (by default as the bytes pass). Raises NoSuchUpload for an upload not open (also when it ends while the part is
         written: the part's chunks are then deleted), InvalidRequest for a part number outside
         1..10000, PayloadTooLarge above 5 GiB, and what ``ObjectWriter.write`` raises."""
         check_part_number(part_number)
@@ -187,7 +193,7 @@ class Multipart:
         source_namespace: str,
         source_key: str,
         byte_range: RangeSpec | None = None,
-        wrap: BodyWrapper | None = None,
+        wrap: BodyWrapper | None = checksumming_body,
     ) -> PartInfo:
         """Stores bytes of a committed object (all, or ``byte_range``) as part
         ``part_number``, streamed through the read pipeline into the write pipeline: memory
