@@ -169,10 +169,11 @@ class Multipart:
     ) -> PartInfo:
         """Stores the body as part ``part_number``, replacing any part uploaded under that
         number (whose chunks go). ``checksum`` is the one the client sent, verified by the
-        body; without one, ``wrap`` computes the checksum the upload was created with, if
-        any (by default as the bytes pass). Raises NoSuchUpload for an upload not open (also when it ends while the part is
-        written: the part's chunks are then deleted), InvalidRequest for a part number outside
-        1..10000, PayloadTooLarge above 5 GiB, and what ``ObjectWriter.write`` raises."""
+        body; without one, ``wrap`` computes the checksum the upload was created with, if any
+        (by default as the bytes pass). Raises NoSuchUpload for an upload not open (also when
+        it ends while the part is written: the part's chunks are then deleted), InvalidRequest
+        for a part number outside 1..10000, PayloadTooLarge above 5 GiB, and what
+        ``ObjectWriter.write`` raises."""
         check_part_number(part_number)
         if declared_size is not None and declared_size > MAX_PART_BYTES:
             raise PayloadTooLarge(f"a part may hold at most {MAX_PART_BYTES} bytes")
