@@ -20,14 +20,17 @@ from diststorage.gateway.api import build_http_app
 from diststorage.gateway.auth.authenticator import KeyAuthenticator
 from diststorage.gateway.janitor import Janitor
 from diststorage.gateway.nodeclient import NodeClients
+from diststorage.gateway.objects.multipart import Multipart
 from diststorage.gateway.readers import ActiveReads
 from diststorage.gateway.services import Services
 from diststorage.gateway.workers.collector import GarbageCollector
 from diststorage.gateway.workers.lease import LeaderLease
+from diststorage.gateway.workers.multipart_expiry import MultipartExpiry
 from diststorage.gateway.workers.repair import RepairWorker
 from diststorage.gateway.workers.throttle import TokenBucket
-from diststorage.meta import MetadataStore
+from diststorage.meta import DEFAULT_NAMESPACE, NO_ATTRIBUTES, ListedPart, MetadataStore
 from diststorage.testing import (
+    BytesBody,
     FakeClock,
     Pipeline,
     in_memory_pipeline,
@@ -89,10 +92,14 @@ async def services_of(pipeline: Pipeline, parts: contextlib.AsyncExitStack) -> S
         inventory=inventory,
         writer=pipeline.writer,
         reader=pipeline.reader,
+        multipart=Multipart(settings, store, pipeline.writer, pipeline.reader, reads, janitor),
         janitor=janitor,
         reads=reads,
         repair=repair,
         collector=collector,
+        multipart_expiry=MultipartExpiry(
+            settings.multipart_expiry_s, store.multipart, janitor.delete_soon, clock
+        ),
         scrub_status={},
         lease=LeaderLease(store.maintenance, "9" * 32, settings.lease_ttl_s, clock),
         workers=Workers(clock),
@@ -353,3 +360,29 @@ async def test_admin_errors(client: Client) -> None:
         assert (status, body["error"]) == (400, "invalid_key"), path
     status, body = await error_of(await client.get("/_/admin/buckets/none-such"))
     assert (status, body["error"]) == (404, "no_such_bucket")
+
+
+async def test_the_native_api_reads_and_deletes_a_multipart_object(
+    client: Client, pipeline: Pipeline
+) -> None:
+    multipart = pipeline.multipart
+    upload_id = await multipart.create(DEFAULT_NAMESPACE, "mp", "text/x-mp", NO_ATTRIBUTES)
+    parts = [os.urandom(5 * 1024 * 1024), os.urandom(3000)]
+    listed = []
+    for number, data in enumerate(parts, start=1):
+        part = await multipart.upload_part(
+            upload_id, DEFAULT_NAMESPACE, "mp", number, len(data), BytesBody(data)
+        )
+        listed.append(ListedPart(number, part.etag))
+    await multipart.complete(upload_id, DEFAULT_NAMESPACE, "mp", listed)
+    whole = b"".join(parts)
+    etag = md5(b"".join(bytes.fromhex(md5(p)) for p in parts)) + "-2"
+    got = await client.get("/mp")
+    assert (got.status, got.headers["ETag"]) == (200, f'"{etag}"')
+    assert await got.read() == whole
+    edge = len(parts[0])
+    ranged = await client.get("/mp", headers={"Range": f"bytes={edge - 2}-{edge + 1}"})
+    assert ranged.status == 206 and await ranged.read() == whole[edge - 2 : edge + 2]
+    assert (await client.get("/mp", headers={"Range": f"bytes={len(whole)}-"})).status == 416
+    assert (await client.delete("/mp")).status == 204
+    assert pipeline.nodes.chunk_ids() == set()

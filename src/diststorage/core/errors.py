@@ -47,6 +47,15 @@
             ├── IncompleteBody             aws-chunked framing cut short or broken
             └── MalformedTrailer           an aws-chunked trailer missing or unparseable
 
+Multipart uploads add (each also names its S3 error code, ``s3_code``)::
+
+    NotFound            └── NoSuchUpload        no open upload with that id (or another key's)
+    InvalidRequest      ├── InvalidPart         a listed part was never uploaded, or its ETag
+                        │                       or checksum differs from the upload's
+                        ├── InvalidPartOrder    listed part numbers do not ascend
+                        └── EntityTooSmall      a part but the last is under the minimum size
+    RangeNotSatisfiable └── InvalidPartNumber   ?partNumber= past the object's parts (416)
+
 ``NodeUnavailable`` differs from ``NotEnoughNodes``: the first is about one node and is usually
 absorbed by redundancy (read another shard); the second is the verdict that redundancy could not
 absorb the failures. ``AuthError`` differs from ``InvalidRequest``: the request may be
@@ -325,3 +334,31 @@ class MasterKeyError(DiststorageError):
     by others than its owner, or is not the key the database's secrets were sealed under."""
 
     code = "master_key_error"
+
+
+# -- multipart uploads -------------------------------------------------------------------------
+
+
+class NoSuchUpload(NotFound):
+    code = "no_such_upload"
+    s3_code = "NoSuchUpload"
+
+
+class InvalidPart(InvalidRequest):
+    code = "invalid_part"
+    s3_code = "InvalidPart"
+
+
+class InvalidPartOrder(InvalidRequest):
+    code = "invalid_part_order"
+    s3_code = "InvalidPartOrder"
+
+
+class EntityTooSmall(InvalidRequest):
+    code = "entity_too_small"
+    s3_code = "EntityTooSmall"
+
+
+class InvalidPartNumber(RangeNotSatisfiable):
+    code = "invalid_part_number"
+    s3_code = "InvalidPartNumber"

@@ -218,6 +218,17 @@ class GatewaySettings(BaseSettings):
         description="age before an abandoned upload or an unreferenced chunk is deleted",
         **_flag("gc-grace"),
     )
+    multipart_min_part_bytes: int = Field(
+        default=5 * MIB,
+        ge=0,
+        description="smallest size of a multipart upload's parts but the last (S3: 5 MiB)",
+    )
+    multipart_expiry_s: float = Field(
+        default=7 * 24 * 3600.0,
+        ge=0,
+        description="idle time after which an open multipart upload is aborted; 0 never",
+        **_flag("multipart-expiry"),
+    )
     rpc_timeout_s: float = Field(default=5.0, gt=0, description="deadline of small RPCs")
     block_timeout_s: float = Field(
         default=2.0, gt=0, description="longest wait for one block from a node before falling back"

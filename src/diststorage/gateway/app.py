@@ -35,10 +35,12 @@ from diststorage.gateway.inventory import Inventory
 from diststorage.gateway.janitor import Janitor
 from diststorage.gateway.nodeclient import NodeClients
 from diststorage.gateway.objects import ChunkSetWriter, NodePenalties, ObjectReader, ObjectWriter
+from diststorage.gateway.objects.multipart import Multipart
 from diststorage.gateway.readers import ActiveReads
 from diststorage.gateway.services import Services
 from diststorage.gateway.workers.collector import GarbageCollector, UploadToucher
 from diststorage.gateway.workers.lease import LeaderLease
+from diststorage.gateway.workers.multipart_expiry import MultipartExpiry
 from diststorage.gateway.workers.repair import RepairWorker
 from diststorage.gateway.workers.throttle import TokenBucket
 from diststorage.meta import MetadataStore
@@ -185,10 +187,14 @@ class Gateway:
             inventory=inventory,
             writer=writer,
             reader=reader,
+            multipart=Multipart(settings, store, writer, reader, reads, janitor),
             janitor=janitor,
             reads=reads,
             repair=repair,
             collector=collector,
+            multipart_expiry=MultipartExpiry(
+                settings.multipart_expiry_s, store.multipart, janitor.delete_soon, self._clock
+            ),
             scrub_status=heartbeats.scrub,
             lease=LeaderLease(store.maintenance, gateway_id, settings.lease_ttl_s, self._clock),
             workers=self.workers,
@@ -219,7 +225,7 @@ class Gateway:
         )
         trimmer = HeapTrimmer(busy=lambda: bool(writer.active_uploads()) or services.reads.any())
         everywhere: list[Worker] = [lease, damage, toucher, trimmer]
-        leading: list[Worker] = [services.collector]
+        leading: list[Worker] = [services.collector, services.multipart_expiry]
         if settings.repair_enabled:
             leading.append(services.repair)
         for worker in everywhere:

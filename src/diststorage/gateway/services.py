@@ -13,9 +13,11 @@ from diststorage.gateway.heartbeats import ScrubStatus
 from diststorage.gateway.inventory import Inventory
 from diststorage.gateway.janitor import Janitor
 from diststorage.gateway.objects import ObjectReader, ObjectWriter
+from diststorage.gateway.objects.multipart import Multipart
 from diststorage.gateway.readers import ActiveReads
 from diststorage.gateway.workers.collector import GarbageCollector
 from diststorage.gateway.workers.lease import LeaderLease
+from diststorage.gateway.workers.multipart_expiry import MultipartExpiry
 from diststorage.gateway.workers.repair import RepairWorker
 from diststorage.meta import MetadataStore
 
@@ -27,10 +29,12 @@ class Services:
     inventory: Inventory
     writer: ObjectWriter
     reader: ObjectReader
+    multipart: Multipart
     janitor: Janitor
     reads: ActiveReads
     repair: RepairWorker
     collector: GarbageCollector
+    multipart_expiry: MultipartExpiry
     # Latest scrub progress each node reported in its heartbeat.
     scrub_status: dict[str, ScrubStatus]
     lease: LeaderLease

@@ -4,6 +4,20 @@ from diststorage.meta.account_records import BucketInfo, Grant, KeyInfo, StoredK
 from diststorage.meta.accounts import AccountStore
 from diststorage.meta.bucket_names import check_bucket_name
 from diststorage.meta.maintenance import MaintenanceStore
+from diststorage.meta.multipart import MultipartStore
+from diststorage.meta.multipart_records import (
+    MAX_PART_NUMBER,
+    ChecksumCombiner,
+    CompletedUpload,
+    ExpiredUpload,
+    ListedPart,
+    NewUpload,
+    PartRecord,
+    PartsPage,
+    UploadInfo,
+    UploadsPage,
+    part_key,
+)
 from diststorage.meta.records import (
     NO_ATTRIBUTES,
     ChunkRef,
@@ -18,6 +32,7 @@ from diststorage.meta.records import (
     ObjectAttributes,
     ObjectInfo,
     ObjectLayout,
+    PartLayout,
     PlannedChunk,
     RepairBacklog,
     RepairTaskRef,
@@ -33,28 +48,36 @@ from diststorage.meta.states import (
     NodeLifecycle,
     NodeLiveness,
     ObjectState,
+    UploadState,
 )
 from diststorage.meta.store import MAX_LIST_LIMIT, MetadataStore
 
 __all__ = [
     "DEFAULT_NAMESPACE",
     "MAX_LIST_LIMIT",
+    "MAX_PART_NUMBER",
     "NO_ATTRIBUTES",
     "AccountStore",
     "BucketInfo",
+    "ChecksumCombiner",
     "ChunkRef",
     "ChunkState",
     "CommitOutcome",
+    "CompletedUpload",
     "DegradedSegment",
     "DiscardedObject",
+    "ExpiredUpload",
     "Grant",
     "KeyInfo",
     "KeyPage",
     "KeyState",
+    "ListedPart",
     "ListingPage",
     "MaintenanceStore",
     "MetadataStore",
+    "MultipartStore",
     "NewObject",
+    "NewUpload",
     "NodeInfo",
     "NodeLifecycle",
     "NodeLiveness",
@@ -63,6 +86,9 @@ __all__ = [
     "ObjectInfo",
     "ObjectLayout",
     "ObjectState",
+    "PartLayout",
+    "PartRecord",
+    "PartsPage",
     "PlannedChunk",
     "RepairBacklog",
     "RepairTaskRef",
@@ -71,5 +97,9 @@ __all__ = [
     "StoredChecksum",
     "StoredChunk",
     "StoredKey",
+    "UploadInfo",
+    "UploadState",
+    "UploadsPage",
     "check_bucket_name",
+    "part_key",
 ]

@@ -28,6 +28,15 @@ T = TypeVar("T")
 # asyncpg's prepared statements get) prove the partial unique index's "state = 'committed'"
 # and use it; with a parameter every lookup became a sequential scan.
 IS_COMMITTED = OBJECTS.c.state == literal_column(f"'{ObjectState.COMMITTED}'")
+# Rows whose chunks hold durable bytes: committed objects and the parts of multipart uploads
+# (of open uploads and of completed objects). Repair, scrub reports and the chunk audit look
+# after both alike; only listings and reads by key keep to committed rows.
+IS_STORED = OBJECTS.c.state.in_(
+    [
+        literal_column(f"'{ObjectState.COMMITTED}'"),
+        literal_column(f"'{ObjectState.PART}'"),
+    ]
+)
 
 # What object_info reads: queries that only need an ObjectInfo select these, not whole rows.
 INFO_COLUMNS = (

@@ -1,6 +1,10 @@
 """What the background workers ask of the database: the repair queue, chunk states, node
 lifecycle and garbage collection. Same contract as the metadata store: one operation per
-method, run under a deadline, foreign errors translated (see base)."""
+method, run under a deadline, foreign errors translated (see base).
+
+"Committed" here covers the parts of multipart uploads too (``IS_STORED``): a part row's chunks
+are durable bytes like any object's, whether its upload is still open or an object completed
+from it owns it, so they are repaired, moved, audited and reported damaged alike."""
 
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from diststorage.core.policy import parse_policy
 from diststorage.meta.base import (
-    IS_COMMITTED,
+    IS_STORED,
     SegmentToRepair,
     StoreBase,
     add_garbage,
@@ -93,7 +97,7 @@ class MaintenanceStore(StoreBase):
                     when,
                 )
                 .join(ObjectRow, ObjectRow.id == ChunkRow.object_id)
-                .where(ChunkRow.node_id.in_(list(node_ids)), IS_COMMITTED)
+                .where(ChunkRow.node_id.in_(list(node_ids)), IS_STORED)
                 .distinct()
             )
             statement = insert_ignoring_duplicates(session, RepairTask).from_select(
@@ -137,7 +141,7 @@ class MaintenanceStore(StoreBase):
                     ChunkRow.id.in_(list(chunk_ids)),
                     ChunkRow.state != ChunkState.DAMAGED,
                     ChunkRow.state != state,
-                    IS_COMMITTED,
+                    IS_STORED,
                 )
             ).all()
             if not rows:
@@ -286,7 +290,7 @@ class MaintenanceStore(StoreBase):
                 on_unavailable = (
                     select(ChunkRow.object_id, ChunkRow.segment_index, _stripes_of_segment())
                     .join(ObjectRow, ObjectRow.id == ChunkRow.object_id)
-                    .where(ChunkRow.node_id.in_(list(unavailable_nodes)), IS_COMMITTED)
+                    .where(ChunkRow.node_id.in_(list(unavailable_nodes)), IS_STORED)
                 )
                 in_queue = select(
                     RepairTask.object_id, RepairTask.segment_index, RepairTask.stripe_count
@@ -343,7 +347,7 @@ class MaintenanceStore(StoreBase):
             rows = session.execute(
                 select(ChunkRow.id, ChunkRow.size_bytes)
                 .join(ObjectRow, ObjectRow.id == ChunkRow.object_id)
-                .where(ChunkRow.node_id == node_id, ChunkRow.state == ChunkState.OK, IS_COMMITTED)
+                .where(ChunkRow.node_id == node_id, ChunkRow.state == ChunkState.OK, IS_STORED)
                 .order_by(ChunkRow.size_bytes.desc())
                 .limit(limit)
             )
@@ -461,7 +465,7 @@ class MaintenanceStore(StoreBase):
                     ChunkRow.node_id == node_id,
                     ChunkRow.id > after,
                     ChunkRow.state != ChunkState.DAMAGED,
-                    IS_COMMITTED,
+                    IS_STORED,
                 )
                 .order_by(ChunkRow.id)
                 .limit(limit)
@@ -506,7 +510,7 @@ def _fewest_spare_shards(session: Session, unavailable_nodes: Sequence[str]) -> 
                 ChunkRow.segment_index == at_risk.c.segment_index,
             ),
         )
-        .where(IS_COMMITTED)
+        .where(IS_STORED)
         .group_by(at_risk.c.object_id, at_risk.c.segment_index, ObjectRow.policy)
         .subquery()
     )

@@ -148,11 +148,27 @@ class CommitOutcome:
 
 @dataclass(frozen=True, slots=True)
 class ObjectLayout:
-    """A committed object and every chunk that holds it, or its bytes when it is kept inline."""
+    """A committed object and every chunk that holds it, or its bytes when it is kept inline;
+    for an object completed from parts (``info.part_count`` > 0), no chunks but its parts."""
 
     info: ObjectInfo
     chunks: tuple[StoredChunk, ...]
     inline_body: bytes | None = None
+    parts: tuple[PartLayout, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PartLayout:
+    """One part of an object completed from parts: where its bytes start in the object, and
+    the part row's own layout (its geometry and chunks, or its inline body)."""
+
+    offset_bytes: int
+    layout: ObjectLayout
+
+    @property
+    def end_bytes(self) -> int:
+        """Where the part's bytes end in the object (exclusive)."""
+        return self.offset_bytes + self.layout.info.size_bytes
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,10 +14,24 @@ DEFAULT_NAMESPACE = "default"
 
 
 class ObjectState(StrEnum):
-    """``pending`` while its upload runs, ``committed`` once visible."""
+    """``pending`` while its upload runs, ``committed`` once visible. A ``part`` is a stored
+    part of a multipart upload: durable like a committed object (repaired, scrubbed, audited)
+    but never listed or read by key; it belongs to its upload, then to the object completed
+    from it."""
 
     PENDING = "pending"
     COMMITTED = "committed"
+    PART = "part"
+
+
+class UploadState(StrEnum):
+    """A multipart upload: ``open`` while parts may come, then ``completed`` (the object
+    exists) or ``aborted``; the finished row is kept a while so a retried Complete or Abort
+    gets the same answer."""
+
+    OPEN = "open"
+    COMPLETED = "completed"
+    ABORTED = "aborted"
 
 
 class ChunkState(StrEnum):

@@ -9,43 +9,48 @@ foreign exception.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from diststorage.core.clock import SYSTEM_CLOCK, Clock
-from diststorage.core.errors import AlreadyExists, ObjectNotFound, PreconditionFailed
+from diststorage.core.errors import ObjectNotFound
 from diststorage.meta.accounts import AccountStore
 from diststorage.meta.backends import Backend, open_backend
 from diststorage.meta.base import (
     INFO_COLUMNS,
     IS_COMMITTED,
     ObjectColumns,
-    SegmentToRepair,
     StoreBase,
     add_garbage,
-    checksum_columns,
-    enqueue_repair,
     insert_ignoring_duplicates,
     object_info,
     utc,
 )
+from diststorage.meta.commits import (
+    commit_key,
+    insert_inline,
+    mark_stored,
+    new_object_row,
+    pending_upload,
+    record_written,
+)
+from diststorage.meta.keys import Claim, discard_object, take_key
+from diststorage.meta.layouts import LAYOUT, PART_LAYOUTS, object_layout, part_layouts
 from diststorage.meta.listing import ListingScope, key_page, prefix_upper_bound
 from diststorage.meta.maintenance import MaintenanceStore
 from diststorage.meta.models import (
     CHUNKS,
-    INLINE_BODIES,
     OBJECTS,
     GarbageChunk,
     Namespace,
     NodeRow,
     ObjectRow,
 )
+from diststorage.meta.multipart import MultipartStore
 from diststorage.meta.records import (
     ChunkRef,
     CommitOutcome,
@@ -60,14 +65,10 @@ from diststorage.meta.records import (
     PlannedChunk,
     StoredChecksum,
     StoredChunk,
-    pack_crcs,
-    unpack_crcs,
 )
 from diststorage.meta.states import NodeLifecycle, ObjectState
 
 MAX_LIST_LIMIT = 1000
-# A replace that races other commits of its key tries this often before giving up.
-COMMIT_ATTEMPTS = 8
 
 # The hot statements, built once on the plain tables with their values bound at execution:
 # building a statement and deriving its cache key cost more CPU than running it on SQLite.
@@ -77,61 +78,12 @@ _BY_KEY = (
     IS_COMMITTED,
 )
 _COMMITTED_ID = select(OBJECTS.c.id).where(*_BY_KEY)
-_COMMITTED_TAG = select(OBJECTS.c.id, OBJECTS.c.md5_hex, OBJECTS.c.part_count).where(*_BY_KEY)
 _COMMITTED_INFO = select(*INFO_COLUMNS).where(*_BY_KEY)
-# One statement, so the chunks are read in the same snapshot as their object (a replace
-# committed in between cannot leave the object without its chunks); outer, for objects
-# without chunks (empty and inline ones). The chunk columns are labelled apart from the object's.
-_LAYOUT = (
-    select(
-        *INFO_COLUMNS,
-        CHUNKS.c.id.label("chunk_id"),
-        CHUNKS.c.node_id,
-        CHUNKS.c.segment_index,
-        CHUNKS.c.shard_index,
-        CHUNKS.c.size_bytes.label("chunk_size_bytes"),
-        CHUNKS.c.block_crcs,
-        CHUNKS.c.state.label("chunk_state"),
-        INLINE_BODIES.c.body.label("inline_body"),
-    )
-    .select_from(
-        OBJECTS.outerjoin(CHUNKS, CHUNKS.c.object_id == OBJECTS.c.id).outerjoin(
-            INLINE_BODIES, INLINE_BODIES.c.object_id == OBJECTS.c.id
-        )
-    )
-    .where(*_BY_KEY)
-    .order_by(CHUNKS.c.segment_index, CHUNKS.c.shard_index)
-)
-_UPLOAD = select(OBJECTS.c.namespace_id, OBJECTS.c.state, *INFO_COLUMNS).where(
-    OBJECTS.c.id == bindparam("object_id")
-)
 _INSERT_OBJECT = insert(OBJECTS)
 _INSERT_CHUNKS = insert(CHUNKS)
-_INSERT_INLINE = insert(INLINE_BODIES)
-_RECORD_CHUNK = (
-    update(CHUNKS)
-    .where(CHUNKS.c.id == bindparam("chunk_id"))
-    .values(size_bytes=bindparam("size_bytes"), block_crcs=bindparam("block_crcs"))
-)
-_COMMIT_OBJECT = (
-    update(OBJECTS)
-    .where(OBJECTS.c.id == bindparam("object_id"))
-    .values(
-        state=ObjectState.COMMITTED,
-        size_bytes=bindparam("size_bytes"),
-        md5_hex=bindparam("md5_hex"),
-        committed_at=bindparam("committed_at"),
-        checksum_algo=bindparam("checksum_algo"),
-        checksum_type=bindparam("checksum_type"),
-        checksum_value=bindparam("checksum_value"),
-    )
-)
-_CHUNK_REFS = select(CHUNKS.c.id, CHUNKS.c.node_id).where(
-    CHUNKS.c.object_id == bindparam("object_id")
-)
-_DELETE_CHUNKS = delete(CHUNKS).where(CHUNKS.c.object_id == bindparam("object_id"))
-_DELETE_INLINE = delete(INLINE_BODIES).where(INLINE_BODIES.c.object_id == bindparam("object_id"))
-_DELETE_OBJECT = delete(OBJECTS).where(OBJECTS.c.id == bindparam("object_id"))
+# A multipart object whose parts vanished between its two layout statements was dropped in
+# between; its key is looked up again this often.
+LAYOUT_ATTEMPTS = 4
 
 
 class MetadataStore(StoreBase):
@@ -140,6 +92,7 @@ class MetadataStore(StoreBase):
         self._namespace_ids: dict[str, int] = {}
         self.maintenance = MaintenanceStore(backend, timeout_s, clock)
         self.accounts = AccountStore(backend, timeout_s, clock, self._forget_namespace)
+        self.multipart = MultipartStore(backend, timeout_s, clock)
 
     @classmethod
     async def open(
@@ -212,29 +165,12 @@ class MetadataStore(StoreBase):
             now = self._now()
             session.execute(
                 _INSERT_OBJECT,
-                self._object_row(session, new, now)
+                new_object_row(self._namespace_id(session, new.namespace), new, now)
                 | {"state": ObjectState.PENDING, "touched_at": now},
             )
             _insert_planned(session, new.object_id, chunks)
 
         await self._write(operation)
-
-    def _object_row(self, session: Session, new: NewObject, now: datetime) -> dict[str, Any]:
-        """The parameters of ``_INSERT_OBJECT`` but ``state`` and ``touched_at``."""
-        return {
-            "id": new.object_id,
-            "namespace_id": self._namespace_id(session, new.namespace),
-            "key": new.key.encode(),
-            "size_bytes": 0,
-            "md5_hex": "",
-            "content_type": new.content_type,
-            "policy": new.policy,
-            "stripe_size_bytes": new.stripe_size_bytes,
-            "segment_stripes": new.segment_stripes,
-            "gateway_id": new.gateway_id,
-            "created_at": now,
-            "attrs": new.attrs.to_json(),
-        }
 
     async def commit_inline(
         self,
@@ -251,40 +187,14 @@ class MetadataStore(StoreBase):
 
         def operation(session: Session) -> CommitOutcome:
             now = self._now()
-            row = self._object_row(session, new, now)
-            replaced = _take_key(
-                session, row["namespace_id"], row["key"], _Claim(replace, if_match), now
+            row = new_object_row(self._namespace_id(session, new.namespace), new, now)
+            replaced = take_key(
+                session, row["namespace_id"], row["key"], Claim(replace, if_match), now
             )
-            size = len(body)
-            session.execute(
-                _INSERT_OBJECT,
-                row
-                | {
-                    "state": ObjectState.COMMITTED,
-                    "size_bytes": size,
-                    "md5_hex": md5_hex,
-                    "committed_at": now,
-                    "touched_at": None,
-                }
-                | checksum_columns(checksum),
-            )
-            session.execute(_INSERT_INLINE, {"object_id": new.object_id, "body": body})
-            info = ObjectInfo(
-                object_id=new.object_id,
-                key=new.key,
-                size_bytes=size,
-                md5_hex=md5_hex,
-                content_type=new.content_type,
-                policy=new.policy,
-                stripe_size_bytes=new.stripe_size_bytes,
-                segment_stripes=new.segment_stripes,
-                created_at=now,
-                attrs=new.attrs,
-                checksum=checksum,
-            )
+            info = insert_inline(session, row, ObjectState.COMMITTED, new, body, md5_hex, checksum)
             return CommitOutcome(info, replaced)
 
-        return await self._commit_key(operation, replace)
+        return await commit_key(self._write, operation, replace)
 
     async def plan_chunks(self, object_id: str, chunks: Sequence[PlannedChunk]) -> None:
         """Records chunks of a pending upload before their bytes are sent."""
@@ -317,48 +227,20 @@ class MetadataStore(StoreBase):
         """
 
         def operation(session: Session) -> CommitOutcome:
-            row = session.execute(_UPLOAD, {"object_id": object_id}).one_or_none()
-            assert row is not None and row.state == ObjectState.PENDING, (
-                "commit of an unknown upload"
-            )
+            row = pending_upload(session, object_id)
             committed_at = self._now()
-            replaced = _take_key(
-                session, row.namespace_id, row.key, _Claim(replace, if_match), committed_at
+            replaced = take_key(
+                session, row.namespace_id, row.key, Claim(replace, if_match), committed_at
             )
-            if dropped:
-                add_garbage(session, dropped, committed_at)
-                session.execute(
-                    delete(CHUNKS).where(CHUNKS.c.id.in_([r.chunk_id for r in dropped]))
-                )
-            enqueue_repair(
+            record_written(session, object_id, chunks, dropped, degraded, committed_at)
+            mark_stored(
                 session,
-                [
-                    SegmentToRepair(object_id, d.segment_index, d.stripe_count, d.margin)
-                    for d in degraded
-                ],
+                object_id,
+                ObjectState.COMMITTED,
+                size_bytes,
+                md5_hex,
                 committed_at,
-            )
-            if chunks:
-                session.execute(
-                    _RECORD_CHUNK,
-                    [
-                        {
-                            "chunk_id": c.chunk_id,
-                            "size_bytes": c.size_bytes,
-                            "block_crcs": pack_crcs(list(c.block_crcs)),
-                        }
-                        for c in chunks
-                    ],
-                )
-            session.execute(
-                _COMMIT_OBJECT,
-                {
-                    "object_id": object_id,
-                    "size_bytes": size_bytes,
-                    "md5_hex": md5_hex,
-                    "committed_at": committed_at,
-                }
-                | checksum_columns(checksum),
+                checksum,
             )
             # The object as the update above left it.
             info = dataclasses.replace(
@@ -370,29 +252,14 @@ class MetadataStore(StoreBase):
             )
             return CommitOutcome(info, replaced)
 
-        return await self._commit_key(operation, replace)
-
-    async def _commit_key(
-        self, operation: Callable[[Session], CommitOutcome], replace: bool
-    ) -> CommitOutcome:
-        """Runs a commit that makes an object the visible version of its key."""
-        for attempt in range(COMMIT_ATTEMPTS):
-            try:
-                return await self._write(operation)
-            except IntegrityError as exc:
-                # Another gateway committed the same key between our read and our write: a
-                # create has lost; a replace tries again and replaces that version in turn
-                # (the transaction rolled back whole, so trying again is safe).
-                if not replace or attempt == COMMIT_ATTEMPTS - 1:
-                    raise AlreadyExists("the key was created concurrently") from exc
-        raise AssertionError("unreachable")
+        return await commit_key(self._write, operation, replace)
 
     async def abort_upload(self, object_id: str, undeleted: Sequence[ChunkRef]) -> None:
         """Forgets a pending upload; chunks that could not be deleted become garbage."""
 
         def operation(session: Session) -> None:
             add_garbage(session, undeleted, self._now())
-            session.execute(_DELETE_CHUNKS, {"object_id": object_id})
+            session.execute(delete(CHUNKS).where(CHUNKS.c.object_id == object_id))
             session.execute(
                 delete(ObjectRow).where(
                     ObjectRow.id == object_id, ObjectRow.state == ObjectState.PENDING
@@ -423,25 +290,21 @@ class MetadataStore(StoreBase):
         return object_info(rows[0])
 
     async def get_layout(self, namespace: str, key: str) -> ObjectLayout:
-        rows = await self._read_rows(_LAYOUT, await self._key_params(namespace, key))
-        if not rows:
-            raise ObjectNotFound(f"no object under key {key!r}")
-        chunks = tuple(
-            StoredChunk(
-                r.chunk_id,
-                r.node_id,
-                r.segment_index,
-                r.shard_index,
-                r.chunk_size_bytes,
-                unpack_crcs(r.block_crcs),
-                r.chunk_state,
-            )
-            for r in rows
-            if r.chunk_id is not None
-        )
-        return ObjectLayout(
-            info=object_info(rows[0]), chunks=chunks, inline_body=rows[0].inline_body
-        )
+        """The committed object and where its bytes are; for an object completed from parts,
+        each part's own layout (see layouts)."""
+        params = await self._key_params(namespace, key)
+        for _ in range(LAYOUT_ATTEMPTS):
+            rows = await self._read_rows(LAYOUT, params)
+            if not rows:
+                raise ObjectNotFound(f"no object under key {key!r}")
+            layout = object_layout(rows)
+            if not layout.info.part_count:
+                return layout
+            part_rows = await self._read_rows(PART_LAYOUTS, {"object_id": layout.info.object_id})
+            parts = part_layouts(part_rows)
+            if len(parts) == layout.info.part_count:
+                return dataclasses.replace(layout, parts=parts)
+        raise ObjectNotFound(f"the object under key {key!r} keeps changing")
 
     async def list_objects(
         self, namespace: str, prefix: str = "", after: str = "", limit: int = MAX_LIST_LIMIT
@@ -497,8 +360,8 @@ class MetadataStore(StoreBase):
     async def delete_object(self, namespace: str, key: str) -> DiscardedObject:
         """Removes the committed object; its chunks are queued as garbage and returned."""
         return await self._write(
-            lambda session: _discard_object(
-                session, self._committed(session, namespace, key).id, self._now()
+            lambda session: _discard_committed(
+                session, self._committed(session, namespace, key), self._now()
             )
         )
 
@@ -588,44 +451,5 @@ def _insert_planned(session: Session, object_id: str, chunks: Sequence[PlannedCh
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _Claim:
-    """How a commit may take its key: over any version (``replace``), only over none, or
-    only over the version with the ETag ``if_match`` (``*``: over any version, not none)."""
-
-    replace: bool
-    if_match: str | None = None
-
-
-def _take_key(
-    session: Session, namespace_id: int, key: bytes, claim: _Claim, now: datetime
-) -> DiscardedObject | None:
-    """Clears the way for a new committed version of the key: the version there, if any, is
-    discarded (its chunks queued as garbage at ``now``) and returned; for a create it raises
-    AlreadyExists, and for a version other than the one ``if_match`` names PreconditionFailed."""
-    previous = session.execute(
-        _COMMITTED_TAG, {"namespace_id": namespace_id, "key": key}
-    ).one_or_none()
-    if claim.if_match is not None:
-        etag = None if previous is None else _etag(previous.md5_hex, previous.part_count)
-        if etag is None or claim.if_match not in ("*", etag):
-            raise PreconditionFailed(f"key {key.decode()!r} is not at ETag {claim.if_match}")
-    if previous is None:
-        return None
-    if not claim.replace:
-        raise AlreadyExists(f"key {key.decode()!r} already exists")
-    return _discard_object(session, previous.id, now)
-
-
-def _etag(md5_hex: str, part_count: int | None) -> str:
-    return f"{md5_hex}-{part_count}" if part_count else md5_hex
-
-
-def _discard_object(session: Session, object_id: str, now: datetime) -> DiscardedObject:
-    rows = session.execute(_CHUNK_REFS, {"object_id": object_id})
-    refs = tuple(ChunkRef(chunk_id, node_id) for chunk_id, node_id in rows)
-    add_garbage(session, refs, now)
-    session.execute(_DELETE_CHUNKS, {"object_id": object_id})
-    session.execute(_DELETE_INLINE, {"object_id": object_id})
-    session.execute(_DELETE_OBJECT, {"object_id": object_id})
-    return DiscardedObject(object_id, refs)
+def _discard_committed(session: Session, row: ObjectColumns, now: datetime) -> DiscardedObject:
+    return discard_object(session, row.id, now, has_parts=bool(row.part_count))

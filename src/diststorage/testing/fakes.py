@@ -32,7 +32,9 @@ from diststorage.gateway.blockwire import BlockMessage
 from diststorage.gateway.inventory import Inventory
 from diststorage.gateway.nodeclient import BlockPiece
 from diststorage.gateway.objects import ChunkSetWriter, ObjectReader, ObjectWriter
+from diststorage.gateway.objects.multipart import Multipart
 from diststorage.gateway.objects.reader import NodePenalties
+from diststorage.gateway.readers import ActiveReads
 from diststorage.meta import ChunkRef, MetadataStore, NodeReport
 from diststorage.proto import storage_pb2 as pb
 
@@ -275,6 +277,7 @@ class Pipeline:
     reader: ObjectReader
     damage: DamageLog
     clock: Clock
+    multipart: Multipart
 
 
 async def in_memory_pipeline(
@@ -288,4 +291,7 @@ async def in_memory_pipeline(
     writer = ObjectWriter(settings, store, inventory, chunk_sets, nodes, "9" * 32)
     damage = DamageLog()
     reader = ObjectReader(settings, inventory, nodes, NodePenalties(clock), damage)
-    return Pipeline(settings, store, inventory, nodes, chunk_sets, writer, reader, damage, clock)
+    multipart = Multipart(settings, store, writer, reader, ActiveReads(), nodes)
+    return Pipeline(
+        settings, store, inventory, nodes, chunk_sets, writer, reader, damage, clock, multipart
+    )

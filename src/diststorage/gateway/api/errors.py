@@ -18,10 +18,15 @@ log = logging.getLogger(__name__)
 
 # Most specific class first: the first match wins.
 STATUS: tuple[tuple[type[e.DiststorageError], int], ...] = (
+    (e.InvalidPart, 400),
+    (e.InvalidPartOrder, 400),
+    (e.EntityTooSmall, 400),
     (e.InvalidRequest, 400),
     (e.LengthRequired, 411),
     (e.PayloadTooLarge, 413),
+    (e.InvalidPartNumber, 416),
     (e.RangeNotSatisfiable, 416),
+    (e.NoSuchUpload, 404),
     (e.NotFound, 404),
     (e.AlreadyExists, 409),
     (e.PreconditionFailed, 412),

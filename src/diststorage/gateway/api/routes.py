@@ -35,7 +35,7 @@ def _object_json(info: ObjectInfo) -> dict[str, Any]:
         "key": info.key,
         "size": info.size_bytes,
         "md5": info.md5_hex,
-        "etag": f'"{info.md5_hex}"',
+        "etag": f'"{info.etag}"',
         "content_type": info.content_type,
         "redundancy": info.policy,
         "last_modified": info.created_at.isoformat(),
@@ -44,7 +44,7 @@ def _object_json(info: ObjectInfo) -> dict[str, Any]:
 
 def _object_headers(info: ObjectInfo) -> dict[str, str]:
     return {
-        "ETag": f'"{info.md5_hex}"',
+        "ETag": f'"{info.etag}"',
         "Content-Type": info.content_type,
         "Last-Modified": format_datetime(info.created_at, usegmt=True),
         "Accept-Ranges": "bytes",
@@ -84,7 +84,7 @@ async def put_object(
     max_bytes = services.settings.max_object_bytes
     body = verified_body(request, operation.declared_size, max_bytes)
     info = await services.writer.write(operation, body)
-    return web.json_response(_object_json(info), status=201, headers={"ETag": f'"{info.md5_hex}"'})
+    return web.json_response(_object_json(info), status=201, headers={"ETag": f'"{info.etag}"'})
 
 
 async def head_object(

@@ -8,6 +8,7 @@ from diststorage.gateway.objects.operations import (
     HeadOperation,
     ListOperation,
     ObjectOperation,
+    PartOf,
     PutOperation,
     RangeSpec,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "ObjectOperation",
     "ObjectReader",
     "ObjectWriter",
+    "PartOf",
     "PutOperation",
     "RangeSpec",
     "inline_bytes",

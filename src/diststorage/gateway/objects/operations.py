@@ -59,6 +59,15 @@ def resolve_range(spec: RangeSpec | None, size: int) -> ByteRange | None:
 
 
 @dataclass(frozen=True, slots=True)
+class PartOf:
+    """Which part of which multipart upload a body is: stored as a part row of the upload
+    (see ``ObjectState.PART``) instead of as the visible version of a key."""
+
+    upload_id: str
+    part_number: int
+
+
+@dataclass(frozen=True, slots=True)
 class PutOperation:
     """Store a body under a key.
 
@@ -66,7 +75,9 @@ class PutOperation:
     ``policy_choice``). ``replace`` False means create-only: AlreadyExists over a committed
     key. ``if_match`` (an unquoted ETag, or ``*``) commits only over the committed version
     with that ETag: PreconditionFailed otherwise. ``declared_size`` is None for a body of
-    unknown length. ``attrs`` are kept with the object and handed back with it.
+    unknown length. ``attrs`` are kept with the object and handed back with it. With ``part``
+    the body is a part of a multipart upload (``key`` is then the part's internal key, see
+    ``meta.part_key``).
     """
 
     namespace: str
@@ -77,6 +88,7 @@ class PutOperation:
     replace: bool
     if_match: str | None = None
     attrs: ObjectAttributes = NO_ATTRIBUTES
+    part: PartOf | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,8 @@ fakes of ``diststorage.testing`` and a second front end builds them the same way
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 from diststorage.gateway.blockwire import BlockMessage
@@ -153,3 +154,16 @@ class Penalties(Protocol):
     def penalize(self, node_id: str) -> None: ...
 
     def is_penalized(self, node_id: str) -> bool: ...
+
+
+class ReadTracker(Protocol):
+    """Which object versions downloads are reading (``ActiveReads``), so that a version
+    dropped meanwhile keeps its chunks until they are done."""
+
+    def reading(self, object_id: str) -> AbstractContextManager[None]: ...
+
+
+BodyWrapper = Callable[[str, ByteSource], tuple[ByteSource, ChecksumSource]]
+"""Wraps a body so that reading it computes the flexible checksum of the algorithm named (S3's
+name: CRC32, ...), handed to the writer beside it: how a part that came without one (a copied
+part, a client that sent none) gets the checksum its upload was created with."""

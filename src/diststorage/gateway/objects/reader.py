@@ -9,6 +9,7 @@ takes over from that stripe on. Decoded stripes queue up to ``read_stripes_in_fl
 of the HTTP response, which bounds memory.
 
 Small objects kept inline come with their layout from the database and are verified whole.
+An object completed from multipart parts is its parts read one after another, each as above.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import crc32c
@@ -29,7 +30,7 @@ from diststorage.erasure import Codec, codec_for
 from diststorage.gateway.nodeclient import BlockPiece
 from diststorage.gateway.objects.geometry import Geometry
 from diststorage.gateway.objects.ports import DamageSink, NodeReaders, NodeStates, Penalties
-from diststorage.meta import ChunkState, NodeLiveness, ObjectLayout, StoredChunk
+from diststorage.meta import ChunkState, NodeLiveness, ObjectLayout, PartLayout, StoredChunk
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,17 @@ def inline_bytes(layout: ObjectLayout, start: int, end: int) -> bytes:
         log.error("object %s: its inline body fails its MD5", layout.info.object_id)
         raise DataLoss(f"the stored bytes of {layout.info.key!r} fail their checksum")
     return body[start:end]
+
+
+async def _inline_pieces(layout: ObjectLayout, start: int, end: int) -> AsyncIterator[bytes]:
+    if end > start:
+        yield inline_bytes(layout, start, end)
+
+
+async def _close(pieces: AsyncIterator[bytes]) -> None:
+    close = getattr(pieces, "aclose", None)
+    if close is not None:
+        await close()
 
 
 class NodePenalties:
@@ -125,12 +137,39 @@ class ObjectReader:
         self._settings = settings
         self._sources = ShardSources(clients, nodes, penalties, damage)
 
-    async def stream(self, layout: ObjectLayout, start: int, end: int) -> AsyncIterator[bytes]:
+    def stream(self, layout: ObjectLayout, start: int, end: int) -> AsyncIterator[bytes]:
         """Yields the verified bytes [start, end) of the object, in order.
 
-        Raises DataLoss (or NodeUnavailable) when some stripe cannot be rebuilt; bytes already
-        yielded were correct. Cancelling the consumer stops every fetch.
+        An object completed from parts is read a part at a time, each part overlapping the
+        range as an object of its own (its own geometry and policy, or its inline body), so
+        memory stays one part's stripes in flight. Raises DataLoss (or NodeUnavailable) when
+        some stripe cannot be rebuilt; bytes already yielded were correct. Cancelling the
+        consumer stops every fetch. An inline object's bytes come whole, once verified.
         """
+        if layout.info.part_count:
+            return self._stream_parts(layout.parts, start, end)
+        if layout.inline_body is not None:
+            return _inline_pieces(layout, start, end)
+        return self._stream_one(layout, start, end)
+
+    async def _stream_parts(
+        self, parts: Sequence[PartLayout], start: int, end: int
+    ) -> AsyncIterator[bytes]:
+        for part in parts:
+            lo, hi = max(start, part.offset_bytes), min(end, part.end_bytes)
+            if lo >= hi:
+                continue
+            lo, hi = lo - part.offset_bytes, hi - part.offset_bytes
+            pieces = self.stream(part.layout, lo, hi)
+            try:
+                async for piece in pieces:
+                    yield piece
+            finally:
+                await _close(pieces)
+
+    async def _stream_one(
+        self, layout: ObjectLayout, start: int, end: int
+    ) -> AsyncGenerator[bytes, None]:
         queue: _Pieces = asyncio.Queue(self._settings.read_stripes_in_flight)
         producer = asyncio.get_running_loop().create_task(self._produce(layout, start, end, queue))
         try:

@@ -133,7 +133,8 @@ class ObjectWriter:
         take it, AlreadyExists for a create over a committed key, PreconditionFailed when
         ``operation.if_match`` does not hold, BodyLengthMismatch or ClientGone for a bad body.
         On any error or cancellation nothing stays visible. ``checksum``, asked once the body
-        has been read to its end, is kept with the object.
+        has been read to its end, is kept with the object. A part (``operation.part``) raises
+        NoSuchUpload when its upload ended before the part's commit, its chunks deleted.
         """
         choice = choose_policy(
             operation.requested_policy, operation.declared_size, self._width, self._settings
@@ -197,14 +198,21 @@ class ObjectWriter:
             )
         new = self._new_object(operation, new_id(), INLINE_POLICY)
         md5_hex = hashlib.md5(data, usedforsecurity=False).hexdigest()
-        outcome = await self._store.commit_inline(
-            new,
-            data,
-            md5_hex,
-            operation.replace,
-            checksum=None if checksum is None else checksum.stored_checksum(),
-            if_match=operation.if_match,
-        )
+        stored_checksum = None if checksum is None else checksum.stored_checksum()
+        if operation.part is not None:
+            part = operation.part
+            outcome = await self._store.multipart.commit_inline_part(
+                new, data, md5_hex, part.upload_id, part.part_number, stored_checksum
+            )
+        else:
+            outcome = await self._store.commit_inline(
+                new,
+                data,
+                md5_hex,
+                operation.replace,
+                checksum=stored_checksum,
+                if_match=operation.if_match,
+            )
         return self._committed(outcome)
 
     def _new_object(self, operation: PutOperation, object_id: str, policy: str) -> NewObject:
@@ -291,19 +299,37 @@ class _Upload:
             self._begun = True
         digest = await md5.hexdigest()
         self._commit_sent = True
-        outcome = await self._store.commit_upload(
+        outcome = await self._commit(size, digest)
+        self._committed = True
+        return self._committed_info(outcome)
+
+    async def _commit(self, size: int, md5_hex: str) -> CommitOutcome:
+        """Makes the upload the visible version of its key, or a part of its multipart upload."""
+        checksum = None if self._checksum is None else self._checksum.stored_checksum()
+        part = self._operation.part
+        if part is not None:
+            return await self._store.multipart.commit_part(
+                self.object_id,
+                part.upload_id,
+                part.part_number,
+                size,
+                md5_hex,
+                self._stored,
+                dropped=self._dropped,
+                degraded=self._degraded,
+                checksum=checksum,
+            )
+        return await self._store.commit_upload(
             self.object_id,
             size,
-            digest,
+            md5_hex,
             self._stored,
             self._operation.replace,
             dropped=self._dropped,
             degraded=self._degraded,
-            checksum=None if self._checksum is None else self._checksum.stored_checksum(),
+            checksum=checksum,
             if_match=self._operation.if_match,
         )
-        self._committed = True
-        return self._committed_info(outcome)
 
     def _plan(self, segment: int, expected_chunk_bytes: int) -> list[PlannedChunk]:
         # Room for what each chunk will hold; with the length unknown, for one stripe (nodes
@@ -417,4 +443,4 @@ class _Upload:
         except DiststorageError:
             log.warning("upload %s: commit outcome unknown; left for GC", self.object_id)
             return False
-        return state != ObjectState.COMMITTED
+        return state not in (ObjectState.COMMITTED, ObjectState.PART)

@@ -2,6 +2,7 @@
 
 from alembic import context
 
+import diststorage.meta.multipart_models  # noqa: F401  (its tables join Base.metadata)
 from diststorage.meta.models import Base
 
 connection = context.config.attributes["connection"]
