@@ -16,22 +16,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import sqlite3
 import statistics
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import asyncpg
-from sqlalchemy import event
 
 from bench.common.cli import say
 from bench.common.postgres import PG_ADMIN_URL, scratch_database
 from diststorage.meta import KeyPage, MetadataStore
+from diststorage.testing.direct_db import DirectDatabase, recorded_object_reads
 
 NAMESPACE = "default"
 NAMESPACE_ID = 1
@@ -58,79 +53,10 @@ def keys(folder_keys: int) -> Iterator[str]:
     yield from (f"c{i:05d}" for i in range(5_000))
 
 
-def rows(folder_keys: int, stamp: Any) -> Iterator[tuple[Any, ...]]:
-    fixed = ("committed", 0, "d" * 32, "text/plain", "inline", 4096, 8, "g", stamp, stamp, 0)
-    for i, key in enumerate(keys(folder_keys)):
-        yield (f"{i:032x}", NAMESPACE_ID, key.encode(), *fixed)
-
-
-def batches(items: Iterator[tuple[Any, ...]]) -> Iterator[list[tuple[Any, ...]]]:
-    batch: list[tuple[Any, ...]] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == INSERT_BATCH:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 @dataclass
 class Database:
-    dialect: str
     store_url: str
-    sqlite_path: Path | None = None
-    pg_url: str | None = None
-
-    async def load(self, folder_keys: int) -> None:
-        if self.sqlite_path is not None:
-            connection = sqlite3.connect(self.sqlite_path)
-            placeholders = ", ".join("?" for _ in COLUMNS.split(","))
-            with connection:
-                for batch in batches(rows(folder_keys, "2026-01-01 00:00:00.000000")):
-                    connection.executemany(
-                        f"INSERT INTO objects ({COLUMNS}) VALUES ({placeholders})", batch
-                    )
-                connection.execute("ANALYZE")
-            connection.close()
-            return
-        connection = await asyncpg.connect(self.pg_url)
-        try:
-            for batch in batches(rows(folder_keys, datetime(2026, 1, 1, tzinfo=UTC))):
-                await connection.copy_records_to_table(
-                    "objects", records=batch, columns=[c.strip() for c in COLUMNS.split(",")]
-                )
-            await connection.execute("ANALYZE objects")
-        finally:
-            await connection.close()
-
-    async def plans(self, statements: list[tuple[str, Any]]) -> list[str]:
-        """The plans of the statements, PostgreSQL's generic ones (as prepared statements get)."""
-        if self.sqlite_path is not None:
-            connection = sqlite3.connect(self.sqlite_path)
-            try:
-                return [
-                    " / ".join(r[3] for r in connection.execute(f"EXPLAIN QUERY PLAN {s}", p))
-                    for s, p in statements
-                ]
-            finally:
-                connection.close()
-        connection = await asyncpg.connect(self.pg_url)
-        try:
-            await connection.execute("SET plan_cache_mode = force_generic_plan")
-            found = []
-            for n, (statement, parameters) in enumerate(statements):
-                await connection.execute(f"PREPARE listing{n} AS {statement}")
-                arguments = ", ".join(_literal(v) for v in parameters)
-                plan = await connection.fetch(f"EXPLAIN EXECUTE listing{n}({arguments})")
-                found.append(" / ".join(r[0].strip() for r in plan))
-            return found
-        finally:
-            await connection.close()
-
-
-def _literal(value: object) -> str:
-    return f"'\\x{value.hex()}'::bytea" if isinstance(value, bytes) else str(value)
+    direct: DirectDatabase
 
 
 @contextlib.asynccontextmanager
@@ -138,25 +64,10 @@ async def database(dialect: str) -> AsyncIterator[Database]:
     if dialect == "sqlite":
         with tempfile.TemporaryDirectory(prefix="skip-scan-") as folder:
             path = Path(folder) / "m.db"
-            yield Database(dialect, f"sqlite:///{path}", sqlite_path=path)
+            yield Database(f"sqlite:///{path}", DirectDatabase(sqlite_path=path))
         return
     async with scratch_database(PG_ADMIN_URL) as scratch:
-        yield Database(dialect, scratch.url, pg_url=scratch.url)
-
-
-@contextlib.contextmanager
-def recording(store: MetadataStore) -> Iterator[list[tuple[str, Any]]]:
-    sent: list[tuple[str, Any]] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT") and "FROM objects" in statement:
-            sent.append((statement, parameters))
-
-    event.listen(store.engine, "before_cursor_execute", record)
-    try:
-        yield sent
-    finally:
-        event.remove(store.engine, "before_cursor_execute", record)
+        yield Database(scratch.url, DirectDatabase(pg_url=scratch.url))
 
 
 async def measure_case(
@@ -166,7 +77,7 @@ async def measure_case(
     timings = []
     reads = 0
     for _ in range(runs):
-        with recording(store) as sent:
+        with recorded_object_reads(store) as sent:
             began = time.perf_counter()
             page: KeyPage = await store.list_keys(NAMESPACE, prefix, delimiter, start_after, PAGE)
             timings.append((time.perf_counter() - began) * 1000)
@@ -186,7 +97,7 @@ async def run_backend(dialect: str, folder_keys: int, runs: int) -> None:
         store = await MetadataStore.open(db.store_url, 120)
         try:
             began = time.perf_counter()
-            await db.load(folder_keys)
+            await db.direct.insert_committed(keys(folder_keys))
             say(f"{dialect}: loaded in {time.perf_counter() - began:.1f} s")
             await store.list_keys(NAMESPACE, "", "/", "", 1)  # warm: namespace id, statements
             for case in CASES:
@@ -194,11 +105,13 @@ async def run_backend(dialect: str, folder_keys: int, runs: int) -> None:
                 print(
                     f"{dialect:10} {case[0]:48} p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  {reads} reads"
                 )
-            with recording(store) as sent:
+            with recorded_object_reads(store) as sent:
                 await store.list_keys(NAMESPACE, "dirs/", "/", "", 3)  # bounded by the prefix
                 await store.list_keys(NAMESPACE, "", "", "c04000", 3)  # no upper bound
             shown = [sent[0], sent[-1]]
-            for label, plan in zip(("bounded", "unbounded"), await db.plans(shown), strict=True):
+            for label, plan in zip(
+                ("bounded", "unbounded"), await db.direct.plans(shown), strict=True
+            ):
                 print(f"{dialect:10} plan ({label}): {plan}")
         finally:
             await store.close()

@@ -4,25 +4,20 @@ committed-key index in every plan)."""
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
-import sqlite3
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import pytest
 from conftest import PG_ADMIN, md5_hex
-from sqlalchemy import event
 
 from diststorage.core.ids import new_id
 from diststorage.core.policy import INLINE_POLICY
 from diststorage.meta import KeyPage, MetadataStore, NewObject, PlannedChunk
 from diststorage.meta.listing import ListingScope, prefix_upper_bound
+from diststorage.testing.direct_db import DirectDatabase, recorded_object_reads
 
 NAMESPACE = "default"
 NAMESPACE_ID = 1  # the default namespace, created by the first migration
@@ -244,90 +239,7 @@ class SeededStore:
     for query plans."""
 
     store: MetadataStore
-    dialect: str
-    sqlite_path: Path | None = None
-    pg_url: str | None = None
-
-    async def insert_committed(self, keys: Sequence[str]) -> None:
-        """Committed inline-sized rows, written in one bulk statement: not the upload path,
-        which would take minutes for this many."""
-        now = datetime(2026, 1, 1, tzinfo=UTC)
-        fixed = ("committed", 0, "d" * 32, "text/plain", "inline", 4096, 8, "g", now, now, 0)
-        rows = [(f"{i:032x}", NAMESPACE_ID, k.encode(), *fixed) for i, k in enumerate(keys)]
-        if self.sqlite_path is not None:
-            _sqlite_bulk_insert(self.sqlite_path, rows)
-            return
-        connection = await asyncpg.connect(self.pg_url)
-        try:
-            await connection.copy_records_to_table("objects", records=rows, columns=_COLUMNS)
-            await connection.execute("ANALYZE objects")
-        finally:
-            await connection.close()
-
-    async def plans(self, statements: Sequence[tuple[str, Any]]) -> list[str]:
-        """Each statement's query plan, as the backend would run it: on PostgreSQL the generic
-        plan, which the driver's prepared statements get after a few runs."""
-        if self.sqlite_path is not None:
-            connection = sqlite3.connect(self.sqlite_path)
-            try:
-                return [
-                    " / ".join(row[3] for row in connection.execute(f"EXPLAIN QUERY PLAN {s}", p))
-                    for s, p in statements
-                ]
-            finally:
-                connection.close()
-        connection = await asyncpg.connect(self.pg_url)
-        try:
-            await connection.execute("SET plan_cache_mode = force_generic_plan")
-            plans = []
-            for number, (statement, parameters) in enumerate(statements):
-                await connection.execute(f"PREPARE listing{number} AS {statement}")
-                arguments = ", ".join(_sql_literal(value) for value in parameters)
-                rows = await connection.fetch(f"EXPLAIN EXECUTE listing{number}({arguments})")
-                plans.append(" / ".join(row[0].strip() for row in rows))
-            return plans
-        finally:
-            await connection.close()
-
-
-def _sql_literal(value: object) -> str:
-    if isinstance(value, bytes):
-        return f"'\\x{value.hex()}'::bytea"
-    assert isinstance(value, int), value
-    return str(value)
-
-
-_COLUMNS = (
-    "id",
-    "namespace_id",
-    "key",
-    "state",
-    "size_bytes",
-    "md5_hex",
-    "content_type",
-    "policy",
-    "stripe_size_bytes",
-    "segment_stripes",
-    "gateway_id",
-    "created_at",
-    "committed_at",
-    "part_count",
-)
-
-
-def _sqlite_bulk_insert(path: Path, rows: list[tuple[Any, ...]]) -> None:
-    stamp = "2026-01-01 00:00:00.000000"  # how SQLAlchemy writes a DateTime to SQLite
-    connection = sqlite3.connect(path)
-    try:
-        with connection:
-            connection.executemany(
-                f"INSERT INTO objects ({', '.join(_COLUMNS)}) VALUES "
-                f"({', '.join('?' for _ in _COLUMNS)})",
-                [(*row[:11], stamp, stamp, 0) for row in rows],
-            )
-            connection.execute("ANALYZE")
-    finally:
-        connection.close()
+    direct: DirectDatabase
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -335,7 +247,7 @@ async def seeded(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     if request.param == "sqlite":
         path = tmp_path / "m.db"
         opened = await MetadataStore.open(f"sqlite:///{path}", 30)
-        yield SeededStore(opened, "sqlite", sqlite_path=path)
+        yield SeededStore(opened, DirectDatabase(sqlite_path=path))
         await opened.close()
         return
     name = f"diststorage_test_{new_id()[:12]}"
@@ -344,34 +256,11 @@ async def seeded(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     try:
         url = f"postgresql://postgres@127.0.0.1:5432/{name}"
         opened = await MetadataStore.open(url, 30)
-        yield SeededStore(opened, "postgresql", pg_url=url)
+        yield SeededStore(opened, DirectDatabase(pg_url=url))
         await opened.close()
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
-
-
-@dataclass
-class Statements:
-    """The listing reads the store sent (statements on the objects table), as the driver got
-    them."""
-
-    sent: list[tuple[str, Any]] = dataclasses.field(default_factory=list)
-
-
-@contextmanager
-def recording(store: MetadataStore) -> Iterator[Statements]:
-    seen = Statements()
-
-    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT") and "FROM objects" in statement:
-            seen.sent.append((statement, parameters))
-
-    event.listen(store.engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(store.engine, "before_cursor_execute", record)
 
 
 BIG_FOLDER_KEYS = 200_000
@@ -383,17 +272,17 @@ async def test_a_huge_common_prefix_costs_one_read(seeded: SeededStore) -> None:
     before = [f"a{i:02d}" for i in range(30)]
     folder = [f"big/{i:06d}" for i in range(BIG_FOLDER_KEYS)]
     after = [f"c{i:04d}" for i in range(1500)] + ["d/1", "d/2", "e"]
-    await seeded.insert_committed(before + folder + after)
+    await seeded.direct.insert_committed(before + folder + after)
     store = seeded.store
     await store.list_keys(NAMESPACE, "", "/", "", 1)  # the namespace id, cached from now on
     pages: list[KeyPage] = []
     reads: list[int] = []
     start = ""
     while True:
-        with recording(store) as seen:
+        with recorded_object_reads(store) as seen:
             page = await store.list_keys(NAMESPACE, "", "/", start, 1000)
         pages.append(page)
-        reads.append(len(seen.sent))
+        reads.append(len(seen))
         if not page.truncated:
             break
         assert page.next_start_after is not None
@@ -404,28 +293,28 @@ async def test_a_huge_common_prefix_costs_one_read(seeded: SeededStore) -> None:
     assert [o.key for o in pages[1].objects][-2:] == ["c1499", "e"]
     assert max(reads) <= 7, reads
     # The same folder as the start of a continuation: one read jumps past it.
-    with recording(store) as seen:
+    with recorded_object_reads(store) as seen:
         page = await store.list_keys(NAMESPACE, "", "/", "big/", 1)
-    assert [o.key for o in page.objects] == ["c0000"] and len(seen.sent) == 1
+    assert [o.key for o in page.objects] == ["c0000"] and len(seen) == 1
     # A page of nothing but folders: one read each.
-    with recording(store) as seen:
+    with recorded_object_reads(store) as seen:
         page = await store.list_keys(NAMESPACE, "b", "/", "", 1000)
-    assert page.common_prefixes == ("big/",) and len(seen.sent) == 2
+    assert page.common_prefixes == ("big/",) and len(seen) == 2
 
 
 async def test_every_listing_read_uses_the_committed_key_index(seeded: SeededStore) -> None:
     keys = [f"k{i // 100:03d}/{i:05d}" for i in range(20_000)] + ["m", "n"]
-    await seeded.insert_committed(keys)
+    await seeded.direct.insert_committed(keys)
     store = seeded.store
-    with recording(store) as seen:
+    with recorded_object_reads(store) as seen:
         bounded = await store.list_keys(NAMESPACE, "k01", "/", "", 1000)
         unbounded = await store.list_keys(NAMESPACE, "", "", "k2", 5)
     assert len(bounded.common_prefixes) == 10 and [o.key for o in unbounded.objects] == [
         "m",
         "n",
     ]
-    assert len({statement for statement, _ in seen.sent}) == 2, seen.sent
-    for plan in await seeded.plans(seen.sent):
+    assert len({statement for statement, _ in seen}) == 2, seen
+    for plan in await seeded.direct.plans(seen):
         assert "uq_objects_committed_key" in plan, plan
         # Rows come in index order: no sort, no scan of the table.
         assert "SORT" not in plan.upper() and "TEMP B-TREE" not in plan.upper(), plan
