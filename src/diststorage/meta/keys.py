@@ -19,7 +19,7 @@ from diststorage.core.errors import AlreadyExists, PreconditionFailed
 from diststorage.meta.base import IS_COMMITTED, add_garbage
 from diststorage.meta.models import CHUNKS, INLINE_BODIES, OBJECTS
 from diststorage.meta.multipart_models import OBJECT_PARTS
-from diststorage.meta.records import ChunkRef, DiscardedObject
+from diststorage.meta.records import ChunkRef, DiscardedObject, entity_tag
 
 _COMMITTED_TAG = select(OBJECTS.c.id, OBJECTS.c.md5_hex, OBJECTS.c.part_count).where(
     OBJECTS.c.namespace_id == bindparam("namespace_id"),
@@ -51,11 +51,6 @@ class Claim:
     if_match: str | None = None
 
 
-def etag(md5_hex: str, part_count: int | None) -> str:
-    """The entity tag, unquoted: see ``ObjectInfo.etag``."""
-    return f"{md5_hex}-{part_count}" if part_count else md5_hex
-
-
 def take_key(
     session: Session, namespace_id: int, key: bytes, claim: Claim, now: datetime
 ) -> DiscardedObject | None:
@@ -66,7 +61,7 @@ def take_key(
         _COMMITTED_TAG, {"namespace_id": namespace_id, "key": key}
     ).one_or_none()
     if claim.if_match is not None:
-        tag = None if previous is None else etag(previous.md5_hex, previous.part_count)
+        tag = None if previous is None else entity_tag(previous.md5_hex, previous.part_count)
         if tag is None or claim.if_match not in ("*", tag):
             raise PreconditionFailed(f"key {key.decode()!r} is not at ETag {claim.if_match}")
     if previous is None:

@@ -62,6 +62,12 @@ class DegradedSegment:
     margin: int
 
 
+def entity_tag(md5_hex: str, part_count: int | None) -> str:
+    """An object's ETag, unquoted: the body's MD5, or for a multipart object the MD5 of its
+    parts' MD5s and their count."""
+    return f"{md5_hex}-{part_count}" if part_count else md5_hex
+
+
 @dataclass(frozen=True, slots=True)
 class ObjectAttributes:
     """What a client stores beside an object's bytes and gets back with them: user metadata
@@ -133,9 +139,7 @@ class ObjectInfo:
 
     @property
     def etag(self) -> str:
-        """The entity tag, unquoted: the body's MD5, or for a multipart object the MD5 of its
-        parts' MD5s and their count."""
-        return f"{self.md5_hex}-{self.part_count}" if self.part_count else self.md5_hex
+        return entity_tag(self.md5_hex, self.part_count)
 
 
 @dataclass(frozen=True, slots=True)
