@@ -9,7 +9,8 @@ import json
 import pytest
 
 from diststorage.core import errors as e
-from diststorage.gateway.api.errors import response_for, status_of
+from diststorage.gateway.api.errors import response_for
+from diststorage.gateway.http.status import status_of
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,6 +13,9 @@ from rich.console import Console
 from diststorage.cli.flags import settings_command
 from diststorage.core.credentials import Credentials
 from diststorage.core.settings import GatewaySettings, NodeSettings
+
+if TYPE_CHECKING:
+    from diststorage.local import LocalCluster
 
 
 def _run_node(settings: NodeSettings) -> None:
@@ -74,6 +77,9 @@ def up(
         bool,
         typer.Option(help="serve the native object API without authentication (experiments)"),
     ] = False,
+    s3_port: Annotated[
+        int, typer.Option(help="S3 port of the first gateway; the others take the next ones")
+    ] = 9000,
 ) -> None:
     """Start a local cluster (gateways and N nodes) until Ctrl-C or SIGTERM."""
     from diststorage.local import LocalCluster
@@ -95,6 +101,7 @@ def up(
         metadata_url=metadata,
         redundancy=redundancy,
         gateway_args=["--anonymous"] if anonymous else [],
+        s3_ports=[s3_port + i for i in range(gateways)],
     )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -105,10 +112,7 @@ def up(
         except (TimeoutError, RuntimeError) as error:
             console.print(f"[red]cluster did not start:[/red] {error}")
             raise typer.Exit(1) from error
-    console.print(
-        f"diststorage is up at [bold]{' '.join(cluster.urls)}[/bold] "
-        f"({nodes} nodes, {redundancy}); logs in {data / 'logs'}. Ctrl-C stops it."
-    )
+    _print_endpoints(console, cluster, redundancy, data)
     _print_root_key(console, cluster.root, cluster.root_credentials_path, anonymous)
     try:
         stop.wait()
@@ -116,6 +120,16 @@ def up(
         with console.status("stopping"):
             cluster.stop()
         console.print("stopped")
+
+
+def _print_endpoints(console: Console, cluster: LocalCluster, redundancy: str, data: Path) -> None:
+    console.print(
+        f"diststorage is up ({cluster.nodes} nodes, {redundancy}); logs in {data / 'logs'}. "
+        "Ctrl-C stops it.\n"
+        f"S3 endpoint:      [bold]{' '.join(cluster.s3_urls)}[/bold] (region us-east-1)\n"
+        f"native endpoint:  [bold]{' '.join(cluster.urls)}[/bold]",
+        highlight=False,
+    )
 
 
 def _print_root_key(console: Console, root: Credentials, path: Path, anonymous: bool) -> None:

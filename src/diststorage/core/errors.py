@@ -56,6 +56,12 @@ Multipart uploads add (each also names its S3 error code, ``s3_code``)::
                         └── EntityTooSmall      a part but the last is under the minimum size
     RangeNotSatisfiable └── InvalidPartNumber   ?partNumber= past the object's parts (416)
 
+The S3 front end adds::
+
+    InvalidRequest      └── MalformedXML        a request body that is not the XML asked for
+    NotFound            └── NoSuchBucketPolicy  GetBucketPolicy: buckets have no policies
+    NotImplementedFeature                        an S3 feature this server does not offer (501)
+
 ``NodeUnavailable`` differs from ``NotEnoughNodes``: the first is about one node and is usually
 absorbed by redundancy (read another shard); the second is the verdict that redundancy could not
 absorb the failures. ``AuthError`` differs from ``InvalidRequest``: the request may be
@@ -362,3 +368,20 @@ class EntityTooSmall(InvalidRequest):
 class InvalidPartNumber(RangeNotSatisfiable):
     code = "invalid_part_number"
     s3_code = "InvalidPartNumber"
+
+
+class MalformedXML(InvalidRequest):
+    code = "malformed_xml"
+    s3_code = "MalformedXML"
+
+
+class NoSuchBucketPolicy(NotFound):
+    code = "no_such_bucket_policy"
+    s3_code = "NoSuchBucketPolicy"
+
+
+class NotImplementedFeature(DiststorageError):
+    """A request for an S3 feature this server does not offer (versioning, tagging, ...)."""
+
+    code = "not_implemented"
+    s3_code = "NotImplemented"

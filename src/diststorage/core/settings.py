@@ -256,6 +256,25 @@ class GatewaySettings(BaseSettings):
         default="us-east-1",
         description="the region requests are signed for (their credential scope's)",
     )
+    s3_listen: str | None = Field(
+        default=None,
+        description="HOST:PORT to serve the S3 API on; none serves no S3 API",
+        **_flag("s3-listen"),
+    )
+    s3_domain: str | None = Field(
+        default=None,
+        description="root domain of virtual-host-style S3 requests (BUCKET.DOMAIN); "
+        "path-style requests work either way",
+        **_flag("s3-domain"),
+    )
+    tls_cert: Path | None = Field(
+        default=None,
+        description="PEM certificate (chain) to serve every HTTP listener over TLS with",
+        **_flag("tls-cert"),
+    )
+    tls_key: Path | None = Field(
+        default=None, description="PEM private key of --tls-cert", **_flag("tls-key")
+    )
     secrets_key_file: Path | None = Field(
         default=None,
         description="32-byte master key that seals access-key secrets in the database; "
@@ -277,6 +296,17 @@ class GatewaySettings(BaseSettings):
     root_secret_key: SecretStr | None = Field(default=None, **_secret(ROOT_SECRET_KEY_ENV))
 
     _check_listen = field_validator("listen", "grpc_listen")(_check_address)
+
+    @field_validator("s3_listen")
+    @classmethod
+    def _check_s3_listen(cls, value: str | None) -> str | None:
+        return None if value is None else _check_address(value)
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> GatewaySettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("--tls-cert and --tls-key go together")
+        return self
 
     @field_validator("redundancy")
     @classmethod

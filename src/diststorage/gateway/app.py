@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import sys
 
 import grpc.aio
@@ -37,6 +38,7 @@ from diststorage.gateway.nodeclient import NodeClients
 from diststorage.gateway.objects import ChunkSetWriter, NodePenalties, ObjectReader, ObjectWriter
 from diststorage.gateway.objects.multipart import Multipart
 from diststorage.gateway.readers import ActiveReads
+from diststorage.gateway.s3 import build_s3_app
 from diststorage.gateway.services import Services
 from diststorage.gateway.workers.collector import GarbageCollector, UploadToucher
 from diststorage.gateway.workers.lease import LeaderLease
@@ -101,11 +103,14 @@ class Gateway:
                 "reach %s can read, overwrite and delete the bucket 'default'",
                 self.settings.listen,
             )
+        settings = self.settings
         log.info(
-            "gateway %s: HTTP on %s, gRPC on %s, metadata %s",
+            "gateway %s: %s on %s, S3 on %s, gRPC on %s, metadata %s",
             self.gateway_id[:8],
-            self.settings.listen,
-            self.settings.grpc_listen,
+            "HTTPS" if settings.tls_cert else "HTTP",
+            settings.listen,
+            settings.s3_listen or "(off)",
+            settings.grpc_listen,
             self.services.store.dialect,
         )
 
@@ -243,24 +248,44 @@ class Gateway:
         parts.push_async_callback(server.stop, self.settings.shutdown_grace_s)
 
     async def _serve_http(self, parts: contextlib.AsyncExitStack) -> None:
+        settings = self.settings
+        tls = server_tls_context(settings)
+        await self._serve_app(parts, build_http_app(self.services), settings.listen, tls)
+        if settings.s3_listen is not None:
+            await self._serve_app(parts, build_s3_app(self.services), settings.s3_listen, tls)
+
+    async def _serve_app(
+        self,
+        parts: contextlib.AsyncExitStack,
+        app: web.Application,
+        listen: str,
+        tls: ssl.SSLContext | None,
+    ) -> None:
         # auto_decompress off: a body sent with a Content-Encoding is the object's bytes as
         # the client means them (aws s3 cp --content-encoding gzip), never to be inflated.
         runner = web.AppRunner(
-            build_http_app(self.services),
-            handler_cancellation=True,
-            access_log=None,
-            auto_decompress=False,
+            app, handler_cancellation=True, access_log=None, auto_decompress=False
         )
         await runner.setup()
         parts.push_async_callback(runner.cleanup)
-        host, port = split_host_port(self.settings.listen)
-        await web.TCPSite(runner, host, port, reuse_address=True).start()
+        host, port = split_host_port(listen)
+        await web.TCPSite(runner, host, port, reuse_address=True, ssl_context=tls).start()
         # Before the cleanup: stop listening and let the requests in flight finish.
         parts.push_async_callback(runner.shutdown)
 
     async def stop(self) -> None:
         log.info("gateway %s shutting down", self.gateway_id[:8])
         await self._parts.aclose()
+
+
+def server_tls_context(settings: GatewaySettings) -> ssl.SSLContext | None:
+    """TLS for every HTTP listener when a certificate is given; None serves plain HTTP."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    return context
 
 
 def build_gateway(settings: GatewaySettings) -> Gateway:

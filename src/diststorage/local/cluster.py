@@ -17,6 +17,7 @@ import os
 import random
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -131,6 +132,18 @@ class _Child:
             self.log = None
 
 
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """The gateways' certificate and key, and the CA that issued them (for clients)."""
+
+    cert: Path
+    key: Path
+    ca: Path
+
+    def client_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca))
+
+
 @dataclass
 class LocalCluster:
     data_dir: Path
@@ -148,6 +161,10 @@ class LocalCluster:
     node_args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     root_credentials: Credentials | None = None
+    # The S3 port of each gateway, first gateway first; a gateway past the list serves no S3.
+    s3_ports: list[int] = field(default_factory=list)
+    # Every HTTP listener of every gateway serves TLS with these.
+    tls: TlsFiles | None = None
     _gateways: list[_Child] = field(default_factory=list)
     _nodes: list[_Child] = field(default_factory=list)
 
@@ -157,8 +174,21 @@ class LocalCluster:
         self.data_dir = self.data_dir.resolve()
 
     @property
+    def scheme(self) -> str:
+        return "http" if self.tls is None else "https"
+
+    @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.http_port}"
+        return f"{self.scheme}://{self.host}:{self.http_port}"
+
+    @property
+    def s3_url(self) -> str:
+        """The first gateway's S3 endpoint."""
+        return self.s3_urls[0]
+
+    @property
+    def s3_urls(self) -> list[str]:
+        return [f"{self.scheme}://{self.host}:{port}" for port in self.s3_ports]
 
     @property
     def root_credentials_path(self) -> Path:
@@ -186,7 +216,7 @@ class LocalCluster:
 
     @property
     def urls(self) -> list[str]:
-        return [f"http://{self.host}:{http}" for http, _ in self.gateway_ports]
+        return [f"{self.scheme}://{self.host}:{http}" for http, _ in self.gateway_ports]
 
     @property
     def _gateway(self) -> _Child | None:
@@ -211,10 +241,19 @@ class LocalCluster:
             *(["--metadata", self.metadata_url] if self.metadata_url else []),
             "--secrets-key-file",
             str(self.data_dir / SECRETS_KEY_FILE),
+            *self._s3_args(index),
             *self.gateway_args,
         ]
         env = {**self.env, **root_environment(self.root)}
         return _Child(_gateway_name(index), argv, self.gateway_log_path(index), env)
+
+    def _s3_args(self, index: int) -> list[str]:
+        args = []
+        if index < len(self.s3_ports):
+            args += ["--s3-listen", f"{self.host}:{self.s3_ports[index]}"]
+        if self.tls is not None:
+            args += ["--tls-cert", str(self.tls.cert), "--tls-key", str(self.tls.key)]
+        return args
 
     def _node_child(self, index: int, gateway_dns: str | None = None) -> _Child:
         argv = [
@@ -255,7 +294,10 @@ class LocalCluster:
 
     def health(self, url: str | None = None) -> tuple[int, dict[str, Any]]:
         try:
-            with urllib.request.urlopen((url or self.url) + "/_/health", timeout=2) as response:
+            context = None if self.tls is None else self.tls.client_context()
+            with urllib.request.urlopen(
+                (url or self.url) + "/_/health", timeout=2, context=context
+            ) as response:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"{}")

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from diststorage.core.credentials import Credentials
-from diststorage.local import LocalCluster, free_port
+from diststorage.local import LocalCluster, TlsFiles, free_port
 
 
 @contextmanager
@@ -22,9 +22,11 @@ def running_cluster(
     gateways: int = 1,
     metadata_url: str | None = None,
     root_credentials: Credentials | None = None,
+    tls: TlsFiles | None = None,
 ) -> Iterator[LocalCluster]:
     """Started and stopped around the block; its gateways' root key is
-    ``cluster.root_credentials`` (``root_credentials``, or one generated in ``data_dir``)."""
+    ``cluster.root_credentials`` (``root_credentials``, or one generated in ``data_dir``).
+    Every gateway serves S3 too (``cluster.s3_urls``); with ``tls``, every listener is HTTPS."""
     cluster = LocalCluster(
         data_dir,
         nodes=nodes,
@@ -39,6 +41,8 @@ def running_cluster(
         node_capacity_bytes=node_capacity_bytes,
         env=env or {},
         root_credentials=root_credentials,
+        s3_ports=[free_port() for _ in range(gateways)],
+        tls=tls,
     )
     cluster.start()
     try:

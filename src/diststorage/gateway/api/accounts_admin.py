@@ -32,8 +32,9 @@ from typing import Any
 from aiohttp import web
 
 from diststorage.core.errors import InvalidKey, InvalidRequest, MethodNotAllowed, PayloadTooLarge
-from diststorage.gateway.api.callers import caller_of, verified_body
+from diststorage.gateway.api.callers import verified_body
 from diststorage.gateway.auth.accounts import Accounts, Rights
+from diststorage.gateway.http.callers import caller_of
 from diststorage.gateway.objects.ports import ByteSource
 from diststorage.gateway.services import Services
 from diststorage.meta import BucketInfo, Grant, KeyInfo, KeyState

@@ -13,45 +13,9 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from diststorage.core import errors as e
+from diststorage.gateway.http.status import status_of
 
 log = logging.getLogger(__name__)
-
-# Most specific class first: the first match wins.
-STATUS: tuple[tuple[type[e.DiststorageError], int], ...] = (
-    (e.InvalidPart, 400),
-    (e.InvalidPartOrder, 400),
-    (e.EntityTooSmall, 400),
-    (e.InvalidRequest, 400),
-    (e.LengthRequired, 411),
-    (e.PayloadTooLarge, 413),
-    (e.InvalidPartNumber, 416),
-    (e.RangeNotSatisfiable, 416),
-    (e.NoSuchUpload, 404),
-    (e.NotFound, 404),
-    (e.AlreadyExists, 409),
-    (e.PreconditionFailed, 412),
-    (e.BucketNotEmpty, 409),
-    (e.BucketAlreadyExists, 409),
-    (e.BucketAlreadyOwnedByYou, 409),
-    (e.NodeInUse, 409),
-    (e.MethodNotAllowed, 405),
-    (e.Unavailable, 503),
-    (e.InsufficientStorage, 507),
-    (e.DataLoss, 503),
-    (e.ClientGone, 400),
-    (e.AuthorizationHeaderMalformed, 400),
-    (e.AuthorizationQueryParametersError, 400),
-    (e.BadPayload, 400),
-    (e.UnsupportedSignature, 501),
-    (e.AuthError, 403),
-)
-
-
-def status_of(error: e.DiststorageError) -> int:
-    for kind, status in STATUS:
-        if isinstance(error, kind):
-            return status
-    return 500
 
 
 def error_response(status: int, code: str, message: str) -> web.Response:

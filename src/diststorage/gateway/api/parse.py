@@ -5,18 +5,16 @@ Every validation error comes out of here as a core error with a precise message.
 
 from __future__ import annotations
 
-import re
 import urllib.parse
 from collections.abc import Mapping
 
 from diststorage.core.errors import (
     InvalidKey,
     InvalidRequest,
-    LengthRequired,
     MethodNotAllowed,
-    PayloadTooLarge,
 )
 from diststorage.core.policy import RedundancyPolicy, parse_policy
+from diststorage.gateway.http.headers import parse_declared_size, parse_range_spec
 from diststorage.gateway.objects.operations import (
     ByteRange,
     DeleteOperation,
@@ -25,7 +23,6 @@ from diststorage.gateway.objects.operations import (
     ListOperation,
     ObjectOperation,
     PutOperation,
-    RangeSpec,
     resolve_range,
 )
 from diststorage.meta import DEFAULT_NAMESPACE, MAX_LIST_LIMIT
@@ -33,7 +30,6 @@ from diststorage.meta import DEFAULT_NAMESPACE, MAX_LIST_LIMIT
 MAX_KEY_BYTES = 1024
 SYSTEM_PREFIX = "_/"
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 OBJECT_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE"})
 READ_METHODS = frozenset({"GET", "HEAD"})
 
@@ -132,45 +128,9 @@ def parse_key(raw_path: str) -> str:
     return key
 
 
-def parse_declared_size(
-    content_length: int | None, transfer_encoding: str | None, max_object_bytes: int
-) -> int | None:
-    """The announced body size, None for a chunked body of unknown size."""
-    chunked = transfer_encoding is not None and "chunked" in transfer_encoding.lower()
-    if content_length is None:
-        if not chunked:
-            raise LengthRequired("send Content-Length or Transfer-Encoding: chunked")
-        return None
-    if content_length > max_object_bytes:
-        raise PayloadTooLarge(
-            f"{content_length} bytes is more than the {max_object_bytes}-byte object limit"
-        )
-    return content_length
-
-
 def parse_redundancy(header: str | None) -> RedundancyPolicy | None:
     """The policy an X-Redundancy header asks for; None leaves the choice to the gateway."""
     return None if header is None else parse_policy(header)
-
-
-def parse_range_spec(header: str | None) -> RangeSpec | None:
-    """The single byte range a Range header asks for, before the object's size is known.
-
-    None means "the whole object": no header, or one this server ignores as RFC 9110 allows
-    (several ranges, malformed syntax). Never raises: whether the range misses the object is
-    only known against its size (``RangeSpec.resolve``).
-    """
-    if header is None:
-        return None
-    match = _RANGE.match(header.strip())
-    if match is None:
-        return None
-    first, last = match.groups()
-    if not first and not last:
-        return None
-    if first and last and int(last) < int(first):
-        return None
-    return RangeSpec(int(first) if first else None, int(last) if last else None, header)
 
 
 def parse_range(header: str | None, size: int) -> ByteRange | None:

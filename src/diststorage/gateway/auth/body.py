@@ -1,6 +1,6 @@
 """Request bodies that verify themselves, as the pipelines' ``ByteSource``.
 
-``wrap_body`` puts the right adapters over the raw body (``api/body.py`` ``RequestBody``) for
+``wrap_body`` puts the right adapters over the raw body (``http/body.py`` ``RequestBody``) for
 the request's payload mode: ``ChunkedBody`` decodes aws-chunked framing and checks its chunk
 signatures and trailer, ``VerifyingBody`` checks the signed sha256, Content-MD5 and an
 ``x-amz-checksum-*`` header. Each raises at the body's end at the latest, and returns its last

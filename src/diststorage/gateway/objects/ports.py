@@ -18,7 +18,7 @@ from diststorage.placement import Candidate
 
 
 class ByteSource(Protocol):
-    """A body to store: the HTTP request's (``api/body.py``), or any other front end's."""
+    """A body to store: the HTTP request's (``http/body.py``), or any other front end's."""
 
     async def read_up_to(self, size: int) -> bytes:
         """Up to ``size`` bytes; fewer only at the end of the body, b"" after it.

@@ -1,0 +1,7 @@
+"""S3 handlers: delete_objects (being written)."""
+
+from __future__ import annotations
+
+from diststorage.gateway.s3.call import S3Handlers
+
+HANDLERS: S3Handlers = {}

@@ -1,0 +1,99 @@
+"""Errors to S3 answers: the status from the one table (``http.status``), S3's XML body
+``<Error><Code>…</Code><Message>…</Message>…</Error>`` with the error's ``s3_code``, and no
+body at all on HEAD. Signature errors carry what AWS shows (the StringToSign and
+CanonicalRequest, the expected Region), so that a client's signer can be debugged; never a
+secret. Nothing else leaks a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from diststorage.core import errors as e
+from diststorage.gateway.http.status import status_of
+from diststorage.gateway.s3.guard import request_id_of
+from diststorage.gateway.s3.xml import child, document, xml_response
+
+log = logging.getLogger(__name__)
+
+# S3 answers these differently from the native API.
+_S3_STATUS: tuple[tuple[type[e.DiststorageError], int], ...] = (
+    (e.PayloadTooLarge, 400),
+    (e.NotEnoughNodes, 503),
+)
+
+
+def s3_status_of(error: e.DiststorageError) -> int:
+    for kind, status in _S3_STATUS:
+        if isinstance(error, kind):
+            return status
+    return status_of(error)
+
+
+def error_response(
+    request: web.Request,
+    status: int,
+    code: str,
+    message: str,
+    extra: dict[str, str] | None = None,
+) -> web.Response:
+    headers = {"x-amz-request-id": request_id_of(request)}
+    if request.method == "HEAD":
+        return web.Response(status=status, headers=headers)
+    root = document("Error")
+    child(root, "Code", code)
+    child(root, "Message", message)
+    for tag, text in (extra or {}).items():
+        child(root, tag, text)
+    child(root, "Resource", request.path)
+    child(root, "RequestId", request_id_of(request))
+    return xml_response(root, status, headers)
+
+
+def _details(error: e.DiststorageError) -> dict[str, str]:
+    """What S3 adds to an error's body."""
+    if isinstance(error, e.SignatureDoesNotMatch):
+        return {
+            "AWSAccessKeyId": error.access_key_id,
+            "StringToSign": error.string_to_sign,
+            "CanonicalRequest": error.canonical_request,
+        }
+    if isinstance(error, e.AuthorizationHeaderMalformed | e.AuthorizationQueryParametersError):
+        return {} if error.region is None else {"Region": error.region}
+    return {}
+
+
+def response_for(request: web.Request, error: e.DiststorageError) -> web.Response:
+    response = error_response(
+        request, s3_status_of(error), error.s3_code, error.message, _details(error)
+    )
+    if isinstance(error, e.RangeNotSatisfiable):
+        response.headers["Content-Range"] = f"bytes */{error.object_size}"
+    return response
+
+
+@web.middleware
+async def s3_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except e.DiststorageError as error:
+        if s3_status_of(error) >= 500:
+            log.warning("S3 %s %s → %s: %s", request.method, request.path, error.s3_code, error)
+        return response_for(request, error)
+    except web.HTTPException as http_error:
+        if http_error.status < 400:
+            raise
+        code = "".join(word.capitalize() for word in http_error.reason.split())
+        return error_response(request, http_error.status, code, http_error.reason)
+    except Exception:
+        log.exception("S3 %s %s failed", request.method, request.path)
+        return error_response(request, 500, "InternalError", "the gateway failed; see its log")
+
+
+async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.setdefault("x-amz-request-id", request_id_of(request))
+    response.headers.setdefault("Server", "diststorage")
