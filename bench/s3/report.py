@@ -81,7 +81,10 @@ def _ops_detail(runs: list[OpsRun]) -> str:
     """Latencies (median of the rounds' p50, worst p99) and the gateway's CPU per operation."""
     if not runs:
         return "no run"
-    cpu_ms = sum(r.phase.gateway_cpu_s for r in runs) * 1000 / max(1, sum(r.ops for r in runs))
+    ops = sum(r.ops for r in runs)
+    if not ops:
+        return "no operation succeeded"
+    cpu_ms = sum(r.phase.gateway_cpu_s for r in runs) * 1000 / ops
     p50 = statistics.median(r.p50_ms for r in runs)
     p99 = max(r.p99_ms for r in runs)
     return f"p50 {p50:.2f} ms, p99 ≤ {p99:.2f} ms, gateway {cpu_ms:.2f} CPU-ms/op"
@@ -126,6 +129,13 @@ def memory_rows(results: Results) -> list[Row]:
             "",
             TARGET_MULTIPART_RSS_MIB,
             at_least=False,
+        ),
+        Row(
+            section,
+            "gateway RSS growth",
+            (case.sampled_peak - case.rss_before) / MIB,
+            "MiB",
+            "sampled peak less RSS before",
         ),
         Row(section, "gateway VmHWM after", case.hwm_after / MIB, "MiB", "peak since start"),
         Row(section, "upload (boto3)", rate, "MB/s"),
