@@ -8,7 +8,6 @@ secret. Nothing else leaks a traceback.
 from __future__ import annotations
 
 import logging
-import xml.etree.ElementTree as ET
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -16,7 +15,7 @@ from aiohttp.typedefs import Handler
 from diststorage.core import errors as e
 from diststorage.gateway.http.status import status_of
 from diststorage.gateway.s3.guard import request_id_of
-from diststorage.gateway.s3.xml import child, xml_response
+from diststorage.gateway.s3.xml import child, document, xml_response
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +44,7 @@ def error_response(
     headers = {"x-amz-request-id": request_id_of(request)}
     if request.method == "HEAD":
         return web.Response(status=status, headers=headers)
-    # No xmlns on <Error>, as AWS sends it: botocore reads an error's Code only from a root
-    # tagged exactly "Error", and a namespaced root leaves every ClientError's code empty.
-    root = ET.Element("Error")
+    root = document("Error")
     child(root, "Code", code)
     child(root, "Message", message)
     for tag, text in (extra or {}).items():
