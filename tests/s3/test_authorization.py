@@ -181,6 +181,21 @@ def test_a_refused_request_reads_as_access_denied_with_a_request_id(
     assert refused.value.response["ResponseMetadata"]["RequestId"]
 
 
+def test_a_refused_upload_leaves_its_connection_answering_right(
+    cluster: LocalCluster, admin: Client, matrix_bucket: str
+) -> None:
+    """botocore sends PutObject with Expect: 100-continue and, refused, never sends the body:
+    the next request on that pooled connection must get its own answer, not a 400 from a
+    server still waiting for the body."""
+    client = s3_client(cluster, granted_key(admin, matrix_bucket, "read", "reader-again"))
+    for _ in range(3):
+        refused = outcome(
+            lambda: client.put_object(Bucket=matrix_bucket, Key="refused", Body=b"x" * 1000)
+        )
+        assert refused == DENIED
+        assert outcome(lambda: client.head_object(Bucket=matrix_bucket, Key="existing")) == OK
+
+
 # -- ListBuckets, CreateBucket -----------------------------------------------------------------
 
 

@@ -314,7 +314,8 @@ def test_s3cmd_copies_the_multipart_file_server_side(s3cmd: Any, s3: Any, big: B
 @pytest.fixture(scope="module")
 def rclone(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """``rclone(*args)`` runs rclone against the cluster as remote ``ds:``; the secret comes
-    from the environment, the rest from a config file in the test's folder."""
+    from the environment, the rest from a config file in the test's folder. No retries: a
+    failed request fails the test at once instead of being tried again for minutes."""
     if shutil.which("rclone") is None:
         pytest.fail("rclone is not installed (apt-get install rclone)")
     folder = tmp_path_factory.mktemp("rclone")
@@ -330,7 +331,8 @@ def rclone(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> A
     def rclone_cli(*args: str) -> str:
         argv = [
             "rclone", "--config", str(config), "--s3-upload-cutoff", f"{RCLONE_PART // MIB}M",
-            "--s3-chunk-size", f"{RCLONE_PART // MIB}M", *args,
+            "--s3-chunk-size", f"{RCLONE_PART // MIB}M", "--retries", "1",
+            "--low-level-retries", "1", *args,
         ]  # fmt: skip
         return run(argv, env, folder)
 

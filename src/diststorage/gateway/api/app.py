@@ -8,6 +8,7 @@ from diststorage.gateway.api.errors import json_errors
 from diststorage.gateway.api.guard import RequestGuard
 from diststorage.gateway.api.metrics import METRICS, ApiMetrics
 from diststorage.gateway.api.routes import SERVICES, dispatch
+from diststorage.gateway.http.admission import close_if_refused_before_body
 from diststorage.gateway.services import Services
 
 
@@ -20,5 +21,6 @@ def build_http_app(services: Services) -> web.Application:
     app = web.Application(middlewares=[metrics.middleware, json_errors, guard.middleware])
     app[SERVICES] = services
     app[METRICS] = metrics
+    app.on_response_prepare.append(close_if_refused_before_body)
     app.router.add_route("*", "/{tail:.*}", dispatch, expect_handler=guard.expect_handler)
     return app

@@ -4,7 +4,10 @@ before any ``100 Continue`` goes out, so that a refused client never sends its b
 A front end subclasses ``Admission`` with its own ``judge`` (who may do what); the middleware
 and the route's expect handler here are the same for every front end. On refusal no
 100 Continue is sent, and the middleware then answers the refusal like any error, the body
-unread.
+unread. That answer closes the connection (``close_if_refused_before_body``, an
+``on_response_prepare`` hook of each front end): the client will never send the body, and
+aiohttp, still expecting it, would read the client's next request on that connection as the
+rest of this one's body.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from diststorage.core.errors import DiststorageError
 from diststorage.s3auth.sigv4 import SignedRequest
 
 _ADMITTED: web.RequestKey[bool] = web.RequestKey("admitted", bool)
+_REFUSED_BEFORE_BODY: web.RequestKey[bool] = web.RequestKey("refused_before_body", bool)
 
 
 def signed_request_of(request: web.Request) -> SignedRequest:
@@ -53,8 +57,15 @@ class Admission(ABC):
         try:
             await self.admit(request)
         except DiststorageError:
+            request[_REFUSED_BEFORE_BODY] = True
             return  # the middleware refuses it again, and answers
         if request.version >= (1, 1):
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             # The interim answer is not part of the response's size.
             request.writer.output_size = 0
+
+
+async def close_if_refused_before_body(request: web.Request, response: web.StreamResponse) -> None:
+    """Closes the connection after the answer to a request refused before 100 Continue."""
+    if request.get(_REFUSED_BEFORE_BODY):
+        response.force_close()

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from aiohttp import web
 
 from diststorage.core.errors import NotImplementedFeature
+from diststorage.gateway.http.admission import close_if_refused_before_body
 from diststorage.gateway.s3 import buckets, delete_objects, listing, multipart, objects
 from diststorage.gateway.s3.call import S3_CALL, S3Handler
 from diststorage.gateway.s3.errors import add_request_id, s3_errors
@@ -37,5 +38,6 @@ def build_s3_app(services: Services) -> web.Application:
     # The guard inside the error middleware, so that its refusals are S3 error answers too.
     app = web.Application(middlewares=[s3_errors, guard.middleware])
     app.on_response_prepare.append(add_request_id)
+    app.on_response_prepare.append(close_if_refused_before_body)
     app.router.add_route("*", "/{tail:.*}", dispatch, expect_handler=guard.expect_handler)
     return app
