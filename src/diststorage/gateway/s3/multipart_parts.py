@@ -1,0 +1,110 @@
+"""UploadPart and UploadPartCopy: one part of an open upload, from the request's body or from
+bytes of a committed object.
+
+A part's body is read as any object body is (``http.callers.request_body``): aws-chunked
+framing decoded, chunk signatures and trailers checked, the signed sha256, Content-MD5 and an
+``x-amz-checksum-*`` header verified at its end, before the part commits. Its size is the
+decoded one (``x-amz-decoded-content-length`` for aws-chunked bodies). The checksum the
+client sent, header or trailer, is the part's; a part sent without one gets its upload's
+algorithm, computed as it is stored (``Multipart.upload_part``'s ``wrap``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from diststorage.core.errors import InvalidRequest, NotImplementedFeature
+from diststorage.gateway.auth.checks import decoded_size
+from diststorage.gateway.auth.ports import Access
+from diststorage.gateway.http.callers import request_body
+from diststorage.gateway.http.headers import parse_declared_size, parse_range_spec
+from diststorage.gateway.objects.multipart import MAX_PART_BYTES
+from diststorage.gateway.objects.operations import RangeSpec
+from diststorage.gateway.s3.call import S3Call
+from diststorage.gateway.s3.checksum_headers import checksum_headers
+from diststorage.gateway.s3.copy_source import COPY_SOURCE_HEADER, parse_copy_source
+from diststorage.gateway.s3.multipart_xml import copy_part_result
+from diststorage.gateway.s3.xml import quoted, xml_response
+
+COPY_RANGE_HEADER = "x-amz-copy-source-range"
+# Conditions on a copy's source that this server does not evaluate: refused rather than
+# ignored, since a copy that ignored its precondition would copy what the client ruled out.
+_SOURCE_CONDITIONS = (
+    "x-amz-copy-source-if-match",
+    "x-amz-copy-source-if-none-match",
+    "x-amz-copy-source-if-modified-since",
+    "x-amz-copy-source-if-unmodified-since",
+)
+_PART_NUMBER = re.compile(r"[0-9]{1,5}")
+
+
+def part_target(query: Mapping[str, str]) -> tuple[str, int]:
+    """The upload id and part number a part request names (the router saw both); the
+    number's range is checked by ``Multipart``."""
+    number = query.get("partNumber", "").strip()
+    if not _PART_NUMBER.fullmatch(number):
+        raise InvalidRequest("Part number must be an integer between 1 and 10000, inclusive")
+    return query.get("uploadId", ""), int(number)
+
+
+def copy_source_range(header: str | None) -> RangeSpec | None:
+    """``x-amz-copy-source-range``: ``bytes=first-last``, both given (no suffix or open
+    range, unlike a GET's Range). Whether it lies within the source, the pipeline judges."""
+    if header is None:
+        return None
+    spec = parse_range_spec(header)
+    if spec is None or spec.first is None or spec.last is None:
+        raise InvalidRequest(
+            "The x-amz-copy-source-range value must be of the form bytes=first-last where "
+            "first and last are the zero-based offsets of the first and last bytes to copy"
+        )
+    return spec
+
+
+async def upload_part(call: S3Call) -> web.StreamResponse:
+    upload_id, part_number = part_target(call.query)
+    request = call.request
+    raw_size = parse_declared_size(
+        request.content_length,
+        request.headers.get("Transfer-Encoding"),
+        call.settings.max_object_bytes,
+    )
+    # The bound counts aws-chunked framing too; a part's decoded size is checked by the
+    # pipeline against the same 5 GiB when it is announced.
+    body, checks = request_body(request, raw_size, MAX_PART_BYTES)
+    client_sent = checks.checksum is not None or checks.trailer is not None
+    info = await call.services.multipart.upload_part(
+        upload_id,
+        call.bucket,
+        call.key,
+        part_number,
+        decoded_size(request.headers, raw_size),
+        body,
+        checksum=body if client_sent else None,
+    )
+    headers = {"ETag": quoted(info.etag), **checksum_headers(info.checksum)}
+    return web.Response(status=200, headers=headers)
+
+
+async def upload_part_copy(call: S3Call) -> web.StreamResponse:
+    upload_id, part_number = part_target(call.query)
+    headers = call.headers
+    for condition in _SOURCE_CONDITIONS:
+        if condition in headers:
+            raise NotImplementedFeature(f"{condition} is not supported on this server")
+    source = parse_copy_source(headers[COPY_SOURCE_HEADER])
+    await call.services.authenticator.authorize(call.principal, source.bucket, Access.READ)
+    info = await call.services.multipart.upload_part_copy(
+        upload_id,
+        call.bucket,
+        call.key,
+        part_number,
+        source.bucket,
+        source.key,
+        copy_source_range(headers.get(COPY_RANGE_HEADER)),
+    )
+    return xml_response(copy_part_result(info.etag, datetime.now(UTC), info.checksum))

@@ -1,0 +1,146 @@
+"""What the multipart tests share: requests signed by hand (for bodies no SDK sends, and to
+read objects back through the native API), over http or https alike, and the ETags and
+checksums a client computes on its own side to compare with the server's."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import urllib.error
+import urllib.parse
+import urllib.request
+import xml.etree.ElementTree as ET
+import zlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from awscrt import checksums as crt
+from conftest import TEST_ROOT, UNSIGNED_PAYLOAD
+
+from diststorage.core.ids import new_id
+from diststorage.local import LocalCluster
+from diststorage.s3auth.signer import sign_request
+
+BUCKET = "default"
+MIB = 1 << 20
+MIN_PART = 5 * MIB
+S3_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def xml(self) -> ET.Element:
+        return ET.fromstring(self.body)
+
+    def code(self) -> str | None:
+        """The S3 error's <Code>."""
+        return self.xml().findtext(S3_NS + "Code")
+
+
+def signed_request(
+    cluster: LocalCluster,
+    method: str,
+    url: str,
+    body: bytes = b"",
+    headers: Mapping[str, str] | None = None,
+    payload: str | None = None,
+) -> Answer:
+    """``method`` on ``url`` (encoded), signed by the root key over the body's sha256 (or
+    ``payload``), sent as is."""
+    given = dict(headers or {})
+    sha256 = payload or hashlib.sha256(body).hexdigest()
+    given.update(
+        sign_request(
+            method, url, given, sha256, TEST_ROOT.access_key_id, TEST_ROOT.secret_access_key
+        )
+    )
+    request = urllib.request.Request(url, data=body or None, method=method, headers=given)
+    context = None if cluster.tls is None else cluster.tls.client_context()
+    try:
+        with urllib.request.urlopen(request, timeout=60, context=context) as response:
+            return Answer(response.status, dict(response.headers), response.read())
+    except urllib.error.HTTPError as error:
+        return Answer(error.code, dict(error.headers), error.read())
+
+
+def s3_request(
+    cluster: LocalCluster,
+    method: str,
+    key: str,
+    query: str = "",
+    body: bytes = b"",
+    headers: Mapping[str, str] | None = None,
+) -> Answer:
+    url = f"{cluster.s3_url}/{BUCKET}/{urllib.parse.quote(key)}" + (f"?{query}" if query else "")
+    return signed_request(cluster, method, url, body, headers)
+
+
+def read_back(cluster: LocalCluster, key: str, byte_range: str | None = None) -> Answer:
+    """The object at ``key`` of the default bucket, as the native API serves it."""
+    url = f"{cluster.url}/{urllib.parse.quote(key)}"
+    headers = {"Range": byte_range} if byte_range is not None else {}
+    return signed_request(cluster, "GET", url, headers=headers, payload=UNSIGNED_PAYLOAD)
+
+
+def unique_key(stem: str) -> str:
+    return f"{stem}-{new_id()[:12]}"
+
+
+def md5_hex(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def multipart_etag(parts: Iterable[bytes]) -> str:
+    """``md5(md5₁‖…‖md5ₙ)-N``, as a client computes it from the parts it sent."""
+    digests = [hashlib.md5(part, usedforsecurity=False).digest() for part in parts]
+    return f"{hashlib.md5(b''.join(digests), usedforsecurity=False).hexdigest()}-{len(digests)}"
+
+
+def crc32_b64(data: bytes) -> str:
+    return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+
+
+def composite_crc32(parts: Iterable[bytes]) -> str:
+    """COMPOSITE CRC32: the CRC32 of the parts' binary CRC32s, base64, ``-N``."""
+    raw = [zlib.crc32(part).to_bytes(4, "big") for part in parts]
+    return f"{crc32_b64(b''.join(raw))}-{len(raw)}"
+
+
+def crc64nvme_b64(data: bytes) -> str:
+    return base64.b64encode(crt.crc64nvme(data).to_bytes(8, "big")).decode()
+
+
+def complete_body(parts: Iterable[tuple[int, str]], namespace: bool = True) -> bytes:
+    xmlns = ' xmlns="http://s3.amazonaws.com/doc/2006-03-01/"' if namespace else ""
+    listed = "".join(
+        f"<Part><PartNumber>{number}</PartNumber><ETag>{etag}</ETag></Part>"
+        for number, etag in parts
+    )
+    return f"<CompleteMultipartUpload{xmlns}>{listed}</CompleteMultipartUpload>".encode()
+
+
+def upload_parts(s3: Any, key: str, parts: Mapping[int, bytes], **create: Any) -> str:
+    """A new upload of ``key`` with ``parts`` uploaded; its id."""
+    upload_id: str = s3.create_multipart_upload(Bucket=BUCKET, Key=key, **create)["UploadId"]
+    for number, data in parts.items():
+        s3.upload_part(Bucket=BUCKET, Key=key, UploadId=upload_id, PartNumber=number, Body=data)
+    return upload_id
+
+
+def listing(parts: Mapping[int, bytes]) -> dict[str, Any]:
+    """The MultipartUpload argument of a Complete that lists ``parts`` as uploaded."""
+    return {"Parts": [{"PartNumber": n, "ETag": f'"{md5_hex(d)}"'} for n, d in parts.items()]}
+
+
+def make_object(s3: Any, key: str, data: bytes) -> None:
+    """An object at ``key``, written by a one-part multipart upload (any size may be the
+    last part)."""
+    upload_id = upload_parts(s3, key, {1: data})
+    s3.complete_multipart_upload(
+        Bucket=BUCKET, Key=key, UploadId=upload_id, MultipartUpload=listing({1: data})
+    )
