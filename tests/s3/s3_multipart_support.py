@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from awscrt import checksums as crt
-from conftest import TEST_ROOT, UNSIGNED_PAYLOAD
+from conftest import REGION, TEST_ROOT, UNSIGNED_PAYLOAD
 
 from diststorage.core.ids import new_id
 from diststorage.local import LocalCluster
@@ -38,8 +39,8 @@ class Answer:
         return ET.fromstring(self.body)
 
     def code(self) -> str | None:
-        """The S3 error's <Code>."""
-        return self.xml().findtext(S3_NS + "Code")
+        """The S3 error's <Code> (errors carry no namespace, as on AWS)."""
+        return self.xml().findtext("Code")
 
 
 def signed_request(
@@ -59,7 +60,13 @@ def signed_request(
             method, url, given, sha256, TEST_ROOT.access_key_id, TEST_ROOT.secret_access_key
         )
     )
-    request = urllib.request.Request(url, data=body or None, method=method, headers=given)
+    return send(cluster, method, url, body, given)
+
+
+def send(
+    cluster: LocalCluster, method: str, url: str, body: bytes, headers: Mapping[str, str]
+) -> Answer:
+    request = urllib.request.Request(url, data=body or None, method=method, headers=dict(headers))
     context = None if cluster.tls is None else cluster.tls.client_context()
     try:
         with urllib.request.urlopen(request, timeout=60, context=context) as response:
@@ -144,3 +151,96 @@ def make_object(s3: Any, key: str, data: bytes) -> None:
     s3.complete_multipart_upload(
         Bucket=BUCKET, Key=key, UploadId=upload_id, MultipartUpload=listing({1: data})
     )
+
+
+# -- aws-chunked bodies signed with the test root key --------------------------------------
+
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+STREAMING_SIGNED = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
+STREAMING_SIGNED_TRAILER = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
+
+
+def _hmac(key: bytes, text: str) -> bytes:
+    return hmac.new(key, text.encode(), hashlib.sha256).digest()
+
+
+@dataclass(frozen=True)
+class Seed:
+    """What chunk signatures chain on: the request's signature, date and scope."""
+
+    signature: str
+    amz_date: str
+    key: bytes
+
+    @property
+    def scope(self) -> str:
+        return f"{self.amz_date[:8]}/{REGION}/s3/aws4_request"
+
+    def sign(self, kind: str, previous: str, digest: str) -> str:
+        lines = [kind, self.amz_date, self.scope, previous]
+        if kind.endswith("PAYLOAD"):
+            lines.append(EMPTY_SHA256)
+        to_sign = "\n".join([*lines, digest])
+        return hmac.new(self.key, to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+def seed_of(signed_headers: Mapping[str, str]) -> Seed:
+    signature = signed_headers["Authorization"].rpartition("Signature=")[2]
+    amz_date = signed_headers["X-Amz-Date"]
+    key = _hmac(("AWS4" + TEST_ROOT.secret_access_key).encode(), amz_date[:8])
+    for part in (REGION, "s3", "aws4_request"):
+        key = _hmac(key, part)
+    return Seed(signature, amz_date, key)
+
+
+def signed_chunks(seed: Seed, pieces: list[bytes], trailer: tuple[str, str] | None) -> bytes:
+    """``hex;chunk-signature=sig CRLF data CRLF`` per piece, the signed 0-chunk, then the
+    signed trailer (when given) and the final CRLF."""
+    body, previous = b"", seed.signature
+    for piece in [*pieces, b""]:
+        previous = seed.sign(
+            "AWS4-HMAC-SHA256-PAYLOAD", previous, hashlib.sha256(piece).hexdigest()
+        )
+        body += b"%x;chunk-signature=%s\r\n%s" % (len(piece), previous.encode(), piece)
+        body += b"\r\n" if piece else b""
+    if trailer is not None:
+        line = f"{trailer[0]}:{trailer[1]}"
+        signature = seed.sign(
+            "AWS4-HMAC-SHA256-TRAILER", previous, hashlib.sha256(f"{line}\n".encode()).hexdigest()
+        )
+        body += f"{line}\r\nx-amz-trailer-signature:{signature}\r\n".encode()
+    return body + b"\r\n"
+
+
+def signed_streaming_part(
+    cluster: LocalCluster,
+    key: str,
+    upload_id: str,
+    part_number: int,
+    pieces: list[bytes],
+    trailer: tuple[str, str] | None = None,
+    tamper: bool = False,
+) -> Answer:
+    """UploadPart with a body signed chunk by chunk (and its trailer, if any); ``tamper``
+    flips a byte of the first chunk after signing."""
+    url = (
+        f"{cluster.s3_url}/{BUCKET}/{urllib.parse.quote(key)}"
+        f"?partNumber={part_number}&uploadId={upload_id}"
+    )
+    headers = {
+        "Content-Encoding": "aws-chunked",
+        "x-amz-decoded-content-length": str(sum(len(p) for p in pieces)),
+    }
+    if trailer is not None:
+        headers["x-amz-trailer"] = trailer[0]
+    mode = STREAMING_SIGNED if trailer is None else STREAMING_SIGNED_TRAILER
+    headers.update(
+        sign_request(
+            "PUT", url, headers, mode, TEST_ROOT.access_key_id, TEST_ROOT.secret_access_key
+        )
+    )
+    body = signed_chunks(seed_of(headers), pieces, trailer)
+    if tamper:
+        at = body.index(b"\r\n") + 2
+        body = body[:at] + bytes([body[at] ^ 1]) + body[at + 1 :]
+    return send(cluster, "PUT", url, body, headers)
