@@ -245,20 +245,29 @@ def test_list_uploads_by_prefix_delimiter_and_markers(s3: Any) -> None:
     assert [p["Prefix"] for p in rolled["CommonPrefixes"]] == [root + "a/"]
     assert [u["Key"] for u in rolled["Uploads"]] == [root + "b", root + "c", root + "c"]
 
-    pages, marker, id_marker = [], "", ""
-    while True:
-        page = s3.list_multipart_uploads(
-            Bucket=BUCKET, Prefix=root, MaxUploads=2, KeyMarker=marker, UploadIdMarker=id_marker
-        )
-        pages.append([(u["Key"], u["UploadId"]) for u in page.get("Uploads", [])])
-        if not page["IsTruncated"]:
-            break
-        marker, id_marker = page["NextKeyMarker"], page["NextUploadIdMarker"]
+    pages = list_pages(s3, Prefix=root, MaxUploads=2)
     assert [len(p) for p in pages] == [2, 2, 1]
     assert [entry for page in pages for entry in page] == expected
+    # A common prefix counts once toward a page, and a page that ends on one goes on past it.
+    one_by_one = list_pages(s3, Prefix=root, Delimiter="/", MaxUploads=1)
+    assert one_by_one == [[(root + "a/", "")], *([entry] for entry in expected[2:])]
     for key, upload_id in expected:
         s3.abort_multipart_upload(Bucket=BUCKET, Key=key, UploadId=upload_id)
     assert "Uploads" not in s3.list_multipart_uploads(Bucket=BUCKET, Prefix=root)
+
+
+def list_pages(s3: Any, **asked: Any) -> list[list[tuple[str, str]]]:
+    """Every page of a ListMultipartUploads, following its markers: each page's uploads as
+    (key, upload id) and common prefixes as (prefix, "")."""
+    pages, markers = [], {"KeyMarker": "", "UploadIdMarker": ""}
+    while True:
+        page = s3.list_multipart_uploads(Bucket=BUCKET, **asked, **markers)
+        entries = [(p["Prefix"], "") for p in page.get("CommonPrefixes", [])]
+        entries += [(u["Key"], u["UploadId"]) for u in page.get("Uploads", [])]
+        pages.append(entries)
+        if not page["IsTruncated"]:
+            return pages
+        markers = {"KeyMarker": page["NextKeyMarker"], "UploadIdMarker": page["NextUploadIdMarker"]}
 
 
 def test_list_uploads_encodes_keys_on_request(s3: Any) -> None:
@@ -374,6 +383,33 @@ def test_a_composite_crc32_upload(s3: Any) -> None:
     )
     assert result["ChecksumCRC32"] == composite_crc32(parts.values())
     assert result["ChecksumType"] == "COMPOSITE"
+
+
+def test_boto3_sends_parts_as_its_scheme_wants(s3: Any, cluster: LocalCluster) -> None:
+    """Over https boto3 streams a part as aws-chunked with an unsigned CRC32 trailer; over
+    http it signs the sha256 and sends the CRC32 as a header (S3.md §4): both reach the
+    part intact, with the CRC32 checked and kept."""
+    sent: list[str] = []
+
+    def record(request: Any, **_: Any) -> None:
+        sent.append(request.headers["x-amz-content-sha256"].decode())
+
+    s3.meta.events.register("before-send.s3.UploadPart", record)
+    try:
+        key = unique_key("modes")
+        data = random_bytes(300_000)
+        upload_id = upload_parts(s3, key, {1: data})
+    finally:
+        s3.meta.events.unregister("before-send.s3.UploadPart", record)
+    expected = (
+        "STREAMING-UNSIGNED-PAYLOAD-TRAILER" if cluster.tls else hashlib.sha256(data).hexdigest()
+    )
+    assert sent == [expected]
+    [part] = s3.list_parts(Bucket=BUCKET, Key=key, UploadId=upload_id)["Parts"]
+    assert (part["Size"], part["ETag"]) == (len(data), f'"{md5_hex(data)}"')
+    assert part["ChecksumCRC32"] == crc32_b64(data)
+    complete(s3, key, upload_id, {1: data})
+    assert read_back(cluster, key).body == data
 
 
 def test_a_full_object_crc64nvme_upload(s3: Any) -> None:
