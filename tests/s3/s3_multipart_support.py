@@ -144,12 +144,14 @@ def listing(parts: Mapping[int, bytes]) -> dict[str, Any]:
     return {"Parts": [{"PartNumber": n, "ETag": f'"{md5_hex(d)}"'} for n, d in parts.items()]}
 
 
-def make_object(s3: Any, key: str, data: bytes) -> None:
-    """An object at ``key``, written by a one-part multipart upload (any size may be the
-    last part)."""
-    upload_id = upload_parts(s3, key, {1: data})
+def make_object(s3: Any, key: str, data: bytes, part_bytes: int | None = None) -> None:
+    """An object at ``key``, written by a multipart upload: in one part (any size may be the
+    last part), or cut into parts of ``part_bytes``."""
+    size = part_bytes or max(len(data), 1)
+    parts = {n + 1: data[at : at + size] for n, at in enumerate(range(0, len(data) or 1, size))}
+    upload_id = upload_parts(s3, key, parts)
     s3.complete_multipart_upload(
-        Bucket=BUCKET, Key=key, UploadId=upload_id, MultipartUpload=listing({1: data})
+        Bucket=BUCKET, Key=key, UploadId=upload_id, MultipartUpload=listing(parts)
     )
 
 

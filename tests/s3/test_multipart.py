@@ -94,6 +94,17 @@ def test_parts_with_gaps_complete_into_one_object(s3: Any, cluster: LocalCluster
     assert answer.headers["Content-Type"] == "video/mp4"
 
 
+def test_an_empty_part_makes_an_empty_object(s3: Any, cluster: LocalCluster) -> None:
+    key = unique_key("empty")
+    upload_id = upload_parts(s3, key, {1: b""})
+    [part] = s3.list_parts(Bucket=BUCKET, Key=key, UploadId=upload_id)["Parts"]
+    assert (part["Size"], part["ETag"]) == (0, f'"{md5_hex(b"")}"')
+    result = complete(s3, key, upload_id, {1: b""})
+    assert result["ETag"] == f'"{multipart_etag([b""])}"'
+    answer = read_back(cluster, key)
+    assert (answer.status, answer.body) == (200, b"")
+
+
 def test_a_part_uploaded_again_replaces_the_first(s3: Any, cluster: LocalCluster) -> None:
     key = unique_key("again")
     first, second, last = random_bytes(MIN_PART), random_bytes(MIN_PART), b"tail"
@@ -288,8 +299,9 @@ def test_list_uploads_encodes_keys_on_request(s3: Any) -> None:
 
 def test_upload_part_copy_takes_ranges_of_an_object(s3: Any, cluster: LocalCluster) -> None:
     source_key, key = unique_key("copy/source"), unique_key("copy/target")
+    # A source of two parts, which the ranged copy crosses.
     source = random_bytes(MIN_PART + 4096)
-    make_object(s3, source_key, source)
+    make_object(s3, source_key, source, part_bytes=MIN_PART)
     upload_id = upload_parts(s3, key, {})
     arguments = {"Bucket": BUCKET, "Key": key, "UploadId": upload_id}
     copy_source = f"{BUCKET}/{source_key}"

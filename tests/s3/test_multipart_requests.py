@@ -55,12 +55,13 @@ def parts_of(s3: Any, key: str, upload_id: str) -> list[dict[str, Any]]:
 # -- signed aws-chunked parts ----------------------------------------------------------------
 
 
+@pytest.mark.parametrize("sizes", [[64 * 1024, 64 * 1024, 1000], []], ids=["3-chunks", "empty"])
 @pytest.mark.parametrize("with_trailer", [False, True], ids=["signed", "signed-trailer"])
 def test_a_part_signed_chunk_by_chunk_is_stored_decoded(
-    s3: Any, cluster: LocalCluster, with_trailer: bool
+    s3: Any, cluster: LocalCluster, with_trailer: bool, sizes: list[int]
 ) -> None:
     key = unique_key("chunked")
-    pieces = [random_bytes(64 * 1024), random_bytes(64 * 1024), random_bytes(1000)]
+    pieces = [random_bytes(size) for size in sizes]
     data = b"".join(pieces)
     upload_id = upload_parts(s3, key, {})
     trailer = ("x-amz-checksum-crc32", crc32_b64(data)) if with_trailer else None
