@@ -21,6 +21,7 @@ from conftest import (
     ClusterOptions,
     error_code_of,
     random_bytes,
+    s3_client,
     status_of,
     write_random_file,
 )
@@ -472,6 +473,33 @@ def test_a_part_with_a_wrong_checksum_is_bad_digest_and_not_stored(s3: Any) -> N
         "BadDigest", 400, s3.upload_part, **arguments, Body=data, ContentMD5=_b64(wrong_md5)
     )
     assert s3.list_parts(Bucket=BUCKET, Key=key, UploadId=upload_id).get("Parts", []) == []
+
+
+def test_a_part_checksum_of_another_algorithm_than_the_uploads_is_refused(
+    s3: Any, cluster: LocalCluster
+) -> None:
+    key = unique_key("otheralgo")
+    upload_id = s3.create_multipart_upload(Bucket=BUCKET, Key=key, ChecksumAlgorithm="CRC32")[
+        "UploadId"
+    ]
+    arguments = {"Bucket": BUCKET, "Key": key, "UploadId": upload_id, "PartNumber": 1}
+    expect_error(
+        "InvalidRequest", 400, s3.upload_part, **arguments, Body=b"x", ChecksumAlgorithm="SHA256"
+    )
+    assert s3.list_parts(Bucket=BUCKET, Key=key, UploadId=upload_id).get("Parts", []) == []
+    # A part sent without any checksum gets the upload's, computed as it is stored.
+    bare = s3_client(cluster, request_checksum_calculation="when_required")
+    sent: list[str] = []
+    bare.meta.events.register(
+        "before-send.s3.UploadPart",
+        lambda request, **_: sent.extend(h for h in request.headers if "checksum" in h.lower()),
+    )
+    bare.upload_part(**arguments, Body=b"x")
+    assert sent == []
+    [part] = s3.list_parts(Bucket=BUCKET, Key=key, UploadId=upload_id)["Parts"]
+    assert part["ChecksumCRC32"] == crc32_b64(b"x")
+    result = complete(s3, key, upload_id, {1: b"x"})
+    assert result["ChecksumCRC32"] == composite_crc32([b"x"])
 
 
 def _b64(raw: bytes) -> str:

@@ -29,6 +29,7 @@ from diststorage.gateway.s3.checksum_headers import checksum_headers
 from diststorage.gateway.s3.copy_source import COPY_SOURCE_HEADER, parse_copy_source
 from diststorage.gateway.s3.multipart_xml import copy_part_result
 from diststorage.gateway.s3.xml import quoted, xml_response
+from diststorage.s3auth import ChecksumAlgorithm
 
 COPY_RANGE_HEADER = "x-amz-copy-source-range"
 # Conditions on a copy's source that this server does not evaluate: refused rather than
@@ -65,6 +66,18 @@ def copy_source_range(header: str | None) -> RangeSpec | None:
     return spec
 
 
+async def _check_algorithm(call: S3Call, upload_id: str, sent: ChecksumAlgorithm) -> None:
+    """A part's checksum must be of its upload's algorithm, when it was created with one:
+    refused before the body is read, as S3 does, rather than at Complete."""
+    upload = await call.services.multipart.upload(upload_id, call.bucket, call.key)
+    expected = upload.checksum_algorithm
+    if expected is not None and expected != sent.value:
+        raise InvalidRequest(
+            f"Checksum Type mismatch occurred, expected checksum Type: {expected.lower()}, "
+            f"actual checksum Type: {sent.value.lower()}"
+        )
+
+
 async def upload_part(call: S3Call) -> web.StreamResponse:
     upload_id, part_number = part_target(call.query)
     request = call.request
@@ -76,7 +89,9 @@ async def upload_part(call: S3Call) -> web.StreamResponse:
     # The bound counts aws-chunked framing too; a part's decoded size is checked by the
     # pipeline against the same 5 GiB when it is announced.
     body, checks = request_body(request, raw_size, MAX_PART_BYTES)
-    client_sent = checks.checksum is not None or checks.trailer is not None
+    sent = checks.checksum[0] if checks.checksum is not None else checks.trailer
+    if sent is not None:
+        await _check_algorithm(call, upload_id, sent)
     info = await call.services.multipart.upload_part(
         upload_id,
         call.bucket,
@@ -84,7 +99,7 @@ async def upload_part(call: S3Call) -> web.StreamResponse:
         part_number,
         decoded_size(request.headers, raw_size),
         body,
-        checksum=body if client_sent else None,
+        checksum=None if sent is None else body,
     )
     headers = {"ETag": quoted(info.etag), **checksum_headers(info.checksum)}
     return web.Response(status=200, headers=headers)
