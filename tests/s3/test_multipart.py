@@ -3,7 +3,8 @@ checksum header) and https (boto3 streams parts as aws-chunked with an unsigned 
 boto3's own multipart upload_file, the md5-of-md5s ETag, gaps in part numbers, re-uploaded
 parts, the Complete rules and their errors, retried Completes, Abort, ListParts and
 ListMultipartUploads paging, UploadPartCopy ranges, COMPOSITE and FULL_OBJECT checksums, and
-conditional Completes racing for a new key."""
+conditional Completes racing for a new key. Completed objects, and ranges across their
+parts, are read back through the native API, which serves the same stored object."""
 
 from __future__ import annotations
 
@@ -123,6 +124,52 @@ def test_a_part_uploaded_again_replaces_the_first(s3: Any, cluster: LocalCluster
     )
     complete(s3, key, upload_id, {1: second, 2: last})
     assert read_back(cluster, key).body == second + last
+
+
+@pytest.fixture(scope="module")
+def four_parts(s3: Any) -> tuple[str, bytes]:
+    """A completed object of parts of 5 MiB, 5 MiB + 1, 5 MiB and 1000 bytes."""
+    key = unique_key("ranges")
+    parts = {
+        1: random_bytes(MIN_PART),
+        2: random_bytes(MIN_PART + 1),
+        3: random_bytes(MIN_PART),
+        4: random_bytes(1000),
+    }
+    complete(s3, key, upload_parts(s3, key, parts), parts)
+    return key, b"".join(parts.values())
+
+
+P1, P2 = MIN_PART, 2 * MIN_PART + 1
+
+
+@pytest.mark.parametrize(
+    ("asked", "first", "end"),
+    [
+        (f"bytes={P1 - 1}-{P1 - 1}", P1 - 1, P1),
+        (f"bytes={P1}-{P1}", P1, P1 + 1),
+        (f"bytes={P1 - 10}-{P2 + 10}", P1 - 10, P2 + 11),
+        (f"bytes=100-{P2 + MIN_PART + 500}", 100, P2 + MIN_PART + 501),
+        ("bytes=-1500", P2 + MIN_PART - 500, P2 + MIN_PART + 1000),
+        (f"bytes={P2 + MIN_PART + 900}-99999999999", P2 + MIN_PART + 900, P2 + MIN_PART + 1000),
+    ],
+    ids=["last-of-1", "first-of-2", "across-3", "across-4", "suffix", "clamped"],
+)
+def test_ranges_of_a_completed_object_cross_its_parts(
+    cluster: LocalCluster, four_parts: tuple[str, bytes], asked: str, first: int, end: int
+) -> None:
+    key, data = four_parts
+    answer = read_back(cluster, key, asked)
+    assert answer.status == 206
+    assert answer.headers["Content-Range"] == f"bytes {first}-{end - 1}/{len(data)}"
+    assert answer.body == data[first:end]
+
+
+def test_a_range_past_a_completed_object_is_not_satisfiable(
+    cluster: LocalCluster, four_parts: tuple[str, bytes]
+) -> None:
+    key, data = four_parts
+    assert read_back(cluster, key, f"bytes={len(data)}-").status == 416
 
 
 # -- Complete's rules ------------------------------------------------------------------------
