@@ -12,10 +12,10 @@ by its group (0640 or less: never by others, never writable by the group). That 
 non-root process reads a file that root manages and hands to it through a group, and it is
 the only way a Kubernetes Secret can reach a non-root gateway: kubelet owns a Secret volume's
 files, and with the pod's fsGroup it makes them group-readable (ORing 0440 into whatever
-``defaultMode`` says), so a file private to the gateway's own user cannot be had there.
-PostgreSQL accepts its server key file on the same terms. A symbolic link is refused
-(O_NOFOLLOW); a Secret volume's files are links, so a pod mounts the key with ``subPath``,
-which gives the file itself.
+``defaultMode`` says: kubernetes/kubernetes#57923), so a file private to the gateway's own
+user cannot be had there. PostgreSQL accepts its server key file on the same terms. A symbolic
+link is refused (O_NOFOLLOW); a Secret volume's files are links, so a pod mounts the key with
+``subPath``, which gives the file itself.
 """
 
 from __future__ import annotations
