@@ -10,6 +10,7 @@ Every module runs against the bucket ``default``, which every cluster has, with 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import socket
@@ -99,10 +100,13 @@ def raw_s3_exchange(cluster: LocalCluster, request: bytes) -> tuple[int, dict[st
         sock: socket.socket = raw
         if cluster.tls is not None:
             sock = cluster.tls.client_context().wrap_socket(raw, server_hostname="127.0.0.1")
-        sock.sendall(request)
+        # A server may answer before the whole body is sent (a refusal up front) and close.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(request)
         received = bytearray()
-        while not _complete(bytes(received)) and (piece := sock.recv(65536)):
-            received += piece
+        with contextlib.suppress(ConnectionResetError):
+            while not _complete(bytes(received)) and (piece := sock.recv(65536)):
+                received += piece
         if isinstance(sock, ssl.SSLSocket):
             sock.close()
     head, _, body = bytes(received).partition(b"\r\n\r\n")
