@@ -218,6 +218,22 @@ def test_a_signed_chunked_body_with_a_trailer_is_stored(cluster: LocalCluster, s
     assert got["Body"].read() == data
 
 
+def test_empty_chunked_bodies_signed_and_unsigned(cluster: LocalCluster, s3: Any) -> None:
+    empty = checksum_b64("CRC32", b"")
+    signed = streaming_request(
+        cluster, f"/{BUCKET}/bodies/empty-signed", [], ("x-amz-checksum-crc32", empty)
+    )
+    unsigned = unsigned_trailer_request(cluster, "bodies/empty-unsigned", b"", "CRC32", empty)
+    for key, request in (("bodies/empty-signed", signed), ("bodies/empty-unsigned", unsigned)):
+        status, headers, body = raw_s3_exchange(cluster, request)
+        assert status == 200, body
+        assert headers["x-amz-checksum-crc32"] == empty
+        got = s3.get_object(Bucket=BUCKET, Key=key, ChecksumMode="ENABLED")
+        assert got["ContentLength"] == 0
+        assert got["ChecksumCRC32"] == empty
+        assert got["Body"].read() == b""
+
+
 def test_a_corrupted_signed_chunked_body_stores_nothing(cluster: LocalCluster, s3: Any) -> None:
     pieces = [random_bytes(MIB), random_bytes(MIB), random_bytes(MIB + 5)]
     data = b"".join(pieces)

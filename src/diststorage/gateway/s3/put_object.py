@@ -90,8 +90,6 @@ async def write_object(
 
 
 async def put_object(call: S3Call) -> web.StreamResponse:
-    check_key(call.key)
-    write_conditions(call.headers)
     content_type = content_type_of(call.headers)
     attrs = attributes_from_headers(call.headers)
     sizes = body_sizes(call)
