@@ -33,6 +33,7 @@ from diststorage.gateway.s3.conditions import (
 )
 from diststorage.gateway.s3.copy_source import COPY_SOURCE_HEADER, parse_copy_source
 from diststorage.gateway.s3.put_object import write_object
+from diststorage.gateway.s3.streams import close_stream
 from diststorage.gateway.s3.xml import child, document, quoted, timestamp, xml_response
 from diststorage.meta import ObjectInfo
 from diststorage.s3auth.checksums import parse_algorithm
@@ -103,9 +104,13 @@ async def copy_object(call: S3Call) -> web.StreamResponse:
         content_type, attrs = content_type_of(call.headers), attributes_from_headers(call.headers)
     algorithm = _checksum_algorithm(call, info)
     with services.reads.reading(info.object_id):
-        body: ByteSource = StreamedBody(services.reader.stream(layout, 0, info.size_bytes))
+        pieces = services.reader.stream(layout, 0, info.size_bytes)
+        body: ByteSource = StreamedBody(pieces)
         checksum: ChecksumSource | None = None
         if algorithm is not None:
             body, checksum = checksumming_body(algorithm, body)
-        copied = await write_object(call, content_type, attrs, info.size_bytes, body, checksum)
+        try:
+            copied = await write_object(call, content_type, attrs, info.size_bytes, body, checksum)
+        finally:
+            await close_stream(pieces)
     return _result(copied)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
@@ -27,6 +28,7 @@ from diststorage.gateway.s3.object_responses import (
 from diststorage.gateway.s3.put_object import put_object
 from diststorage.gateway.s3.routing import Op
 from diststorage.gateway.s3.selection import part_number_of, selection_of
+from diststorage.gateway.s3.streams import close_stream
 from diststorage.meta import ObjectInfo, ObjectLayout
 
 log = logging.getLogger(__name__)
@@ -80,20 +82,29 @@ async def get_object(call: S3Call) -> web.StreamResponse:
     services = call.services
     with services.reads.reading(info.object_id):
         pieces = services.reader.stream(layout, start, end)
-        first = await anext(pieces, b"")
-        await response.prepare(call.request)
         try:
-            if first:
-                await response.write(first)
-            async for piece in pieces:
-                await response.write(piece)
-        except DiststorageError as error:
-            log.error("S3 GET %s/%s failed after the status: %s", call.bucket, call.key, error)
-            if call.request.transport is not None:
-                call.request.transport.abort()
-            return response
-        await response.write_eof()
+            await _send(call, response, pieces)
+        finally:
+            await close_stream(pieces)
     return response
+
+
+async def _send(call: S3Call, response: web.StreamResponse, pieces: AsyncIterator[bytes]) -> None:
+    """The first stripe is fetched before the status is committed to; a failure after it
+    can only cut the connection short, the one way left to say the body is not whole."""
+    first = await anext(pieces, b"")
+    await response.prepare(call.request)
+    try:
+        if first:
+            await response.write(first)
+        async for piece in pieces:
+            await response.write(piece)
+    except DiststorageError as error:
+        log.error("S3 GET %s/%s failed after the status: %s", call.bucket, call.key, error)
+        if call.request.transport is not None:
+            call.request.transport.abort()
+        return
+    await response.write_eof()
 
 
 async def delete_object(call: S3Call) -> web.StreamResponse:
