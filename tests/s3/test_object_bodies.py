@@ -218,6 +218,20 @@ def test_a_signed_chunked_body_with_a_trailer_is_stored(cluster: LocalCluster, s
     assert got["Body"].read() == data
 
 
+def test_a_signed_trailer_with_a_wrong_checksum_is_bad_digest(
+    cluster: LocalCluster, s3: Any
+) -> None:
+    """Every signature holds; only the checksum the trailer carries is not the body's."""
+    pieces = [random_bytes(MIB), random_bytes(MIB + 5)]
+    trailer = ("x-amz-checksum-sha256", checksum_b64("SHA256", b"another body"))
+    key = "bodies/signed-wrong-sum"
+    request = streaming_request(cluster, f"/{BUCKET}/{key}", pieces, trailer)
+    with stores_nothing(cluster, s3, key):
+        status, _, body = raw_s3_exchange(cluster, request)
+    assert status == 400, body
+    assert b"<Code>BadDigest</Code>" in body
+
+
 def test_empty_chunked_bodies_signed_and_unsigned(cluster: LocalCluster, s3: Any) -> None:
     empty = checksum_b64("CRC32", b"")
     signed = streaming_request(
