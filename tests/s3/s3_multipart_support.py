@@ -14,10 +14,11 @@ import xml.etree.ElementTree as ET
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from awscrt import checksums as crt
-from conftest import REGION, TEST_ROOT, UNSIGNED_PAYLOAD
+from conftest import REGION, TEST_ROOT
 
 from diststorage.core.ids import new_id
 from diststorage.local import LocalCluster
@@ -87,11 +88,18 @@ def s3_request(
     return signed_request(cluster, method, url, body, headers)
 
 
-def read_back(cluster: LocalCluster, key: str, byte_range: str | None = None) -> Answer:
-    """The object at ``key`` of the default bucket, as the native API serves it."""
-    url = f"{cluster.url}/{urllib.parse.quote(key)}"
-    headers = {"Range": byte_range} if byte_range is not None else {}
-    return signed_request(cluster, "GET", url, headers=headers, payload=UNSIGNED_PAYLOAD)
+def object_bytes(s3: Any, key: str) -> bytes:
+    """The object at ``key`` of the default bucket, read whole by GetObject."""
+    data: bytes = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    return data
+
+
+def file_md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as f:
+        while piece := f.read(MIB):
+            digest.update(piece)
+    return digest.hexdigest()
 
 
 def unique_key(stem: str) -> str:

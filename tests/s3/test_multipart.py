@@ -33,11 +33,12 @@ from s3_multipart_support import (
     composite_crc32,
     crc32_b64,
     crc64nvme_b64,
+    file_md5,
     listing,
     make_object,
     md5_hex,
     multipart_etag,
-    read_back,
+    object_bytes,
     unique_key,
     upload_parts,
 )
@@ -77,10 +78,15 @@ def test_boto3_upload_file_goes_multipart_and_reads_back(
     with big.path.open("rb") as source:
         parts = list(iter(lambda: source.read(chunk), b""))
     assert len(parts) == 6
-    answer = read_back(cluster, key)
-    assert answer.status == 200
-    assert md5_hex(answer.body) == big.md5
-    assert answer.headers["ETag"].strip('"') == multipart_etag(parts)
+    head = s3.head_object(Bucket=BUCKET, Key=key)
+    assert head["ETag"] == f'"{multipart_etag(parts)}"'
+    assert head["ContentLength"] == big.size
+    # s3transfer downloads a big object in ranged GETs, validating what checksums come back.
+    target = tmp_path / "back"
+    s3.download_file(BUCKET, key, str(target), Config=config)
+    assert file_md5(target) == big.md5
+    second = s3.head_object(Bucket=BUCKET, Key=key, PartNumber=2)
+    assert (second["ContentLength"], second["PartsCount"]) == (chunk, 6)
 
 
 def test_parts_with_gaps_complete_into_one_object(s3: Any, cluster: LocalCluster) -> None:
@@ -91,9 +97,10 @@ def test_parts_with_gaps_complete_into_one_object(s3: Any, cluster: LocalCluster
     assert result["ETag"] == f'"{multipart_etag(parts.values())}"'
     assert (result["Bucket"], result["Key"]) == (BUCKET, key)
     assert result["Location"] == f"{cluster.s3_url}/{BUCKET}/{key}"
-    answer = read_back(cluster, key)
-    assert answer.body == b"".join(parts.values())
-    assert answer.headers["Content-Type"] == "video/mp4"
+    answer = s3.get_object(Bucket=BUCKET, Key=key)
+    assert answer["Body"].read() == b"".join(parts.values())
+    assert (answer["ContentType"], answer["Metadata"]) == ("video/mp4", {"colour": "blue"})
+    assert answer["ETag"] == result["ETag"]
 
 
 def test_an_empty_part_makes_an_empty_object(s3: Any, cluster: LocalCluster) -> None:
@@ -103,8 +110,7 @@ def test_an_empty_part_makes_an_empty_object(s3: Any, cluster: LocalCluster) -> 
     assert (part["Size"], part["ETag"]) == (0, f'"{md5_hex(b"")}"')
     result = complete(s3, key, upload_id, {1: b""})
     assert result["ETag"] == f'"{multipart_etag([b""])}"'
-    answer = read_back(cluster, key)
-    assert (answer.status, answer.body) == (200, b"")
+    assert object_bytes(s3, key) == b""
 
 
 def test_a_part_uploaded_again_replaces_the_first(s3: Any, cluster: LocalCluster) -> None:
@@ -123,7 +129,7 @@ def test_a_part_uploaded_again_replaces_the_first(s3: Any, cluster: LocalCluster
         parts={1: first, 2: last},
     )
     complete(s3, key, upload_id, {1: second, 2: last})
-    assert read_back(cluster, key).body == second + last
+    assert object_bytes(s3, key) == second + last
 
 
 @pytest.fixture(scope="module")
@@ -156,20 +162,36 @@ P1, P2 = MIN_PART, 2 * MIN_PART + 1
     ids=["last-of-1", "first-of-2", "across-3", "across-4", "suffix", "clamped"],
 )
 def test_ranges_of_a_completed_object_cross_its_parts(
-    cluster: LocalCluster, four_parts: tuple[str, bytes], asked: str, first: int, end: int
+    s3: Any, four_parts: tuple[str, bytes], asked: str, first: int, end: int
 ) -> None:
     key, data = four_parts
-    answer = read_back(cluster, key, asked)
-    assert answer.status == 206
-    assert answer.headers["Content-Range"] == f"bytes {first}-{end - 1}/{len(data)}"
-    assert answer.body == data[first:end]
+    answer = s3.get_object(Bucket=BUCKET, Key=key, Range=asked)
+    assert answer["ResponseMetadata"]["HTTPStatusCode"] == 206
+    assert answer["ContentRange"] == f"bytes {first}-{end - 1}/{len(data)}"
+    assert answer["Body"].read() == data[first:end]
 
 
 def test_a_range_past_a_completed_object_is_not_satisfiable(
-    cluster: LocalCluster, four_parts: tuple[str, bytes]
+    s3: Any, four_parts: tuple[str, bytes]
 ) -> None:
     key, data = four_parts
-    assert read_back(cluster, key, f"bytes={len(data)}-").status == 416
+    asked = {"Bucket": BUCKET, "Key": key, "Range": f"bytes={len(data)}-"}
+    expect_error("InvalidRange", 416, s3.get_object, **asked)
+
+
+@pytest.mark.parametrize("number", [1, 2, 3, 4])
+def test_each_part_of_a_completed_object_reads_by_number(
+    s3: Any, four_parts: tuple[str, bytes], number: int
+) -> None:
+    key, data = four_parts
+    starts = [0, P1, P2, P2 + MIN_PART, len(data)]
+    first, end = starts[number - 1], starts[number]
+    answer = s3.get_object(Bucket=BUCKET, Key=key, PartNumber=number)
+    assert (answer["PartsCount"], answer["ContentRange"]) == (
+        4,
+        f"bytes {first}-{end - 1}/{len(data)}",
+    )
+    assert answer["Body"].read() == data[first:end]
 
 
 # -- Complete's rules ------------------------------------------------------------------------
@@ -220,7 +242,7 @@ def test_a_retried_complete_gets_the_same_answer(s3: Any, cluster: LocalCluster)
     again = complete(s3, key, upload_id, parts)
     fields = ("ETag", "Bucket", "Key", "Location")
     assert [again[f] for f in fields] == [first[f] for f in fields]
-    assert read_back(cluster, key).body == b"".join(parts.values())
+    assert object_bytes(s3, key) == b"".join(parts.values())
 
 
 def test_abort_ends_the_upload(s3: Any, cluster: LocalCluster) -> None:
@@ -236,7 +258,7 @@ def test_abort_ends_the_upload(s3: Any, cluster: LocalCluster) -> None:
     expect_error(
         "NoSuchUpload", 404, complete, s3=s3, key=key, upload_id=upload_id, parts={1: b"?"}
     )
-    assert read_back(cluster, key).status == 404
+    expect_error("NoSuchKey", 404, s3.get_object, Bucket=BUCKET, Key=key)
 
 
 def test_an_upload_id_is_one_keys(s3: Any) -> None:
@@ -367,7 +389,7 @@ def test_upload_part_copy_takes_ranges_of_an_object(s3: Any, cluster: LocalClust
     assert whole["CopyPartResult"]["ETag"] == f'"{md5_hex(source)}"'
     result = complete(s3, key, upload_id, {1: first, 2: source})
     assert result["ETag"] == f'"{multipart_etag([first, source])}"'
-    assert read_back(cluster, key).body == first + source
+    assert object_bytes(s3, key) == first + source
 
 
 @pytest.mark.parametrize(
@@ -396,6 +418,30 @@ def test_a_copy_range_must_name_bytes_of_the_source(
         CopySource=f"{BUCKET}/{source_key}",
         CopySourceRange=copy_range,
     )
+
+
+def test_a_part_copy_judges_its_source_conditions(s3: Any) -> None:
+    source_key, key = unique_key("cond/source"), unique_key("cond/target")
+    make_object(s3, source_key, b"source bytes")
+    etag = s3.head_object(Bucket=BUCKET, Key=source_key)["ETag"]
+    upload_id = upload_parts(s3, key, {})
+    arguments = {
+        "Bucket": BUCKET,
+        "Key": key,
+        "UploadId": upload_id,
+        "PartNumber": 1,
+        "CopySource": f"{BUCKET}/{source_key}",
+    }
+    stale = f'"{md5_hex(b"other")}"'
+    expect_error(
+        "PreconditionFailed", 412, s3.upload_part_copy, **arguments, CopySourceIfMatch=stale
+    )
+    expect_error(
+        "PreconditionFailed", 412, s3.upload_part_copy, **arguments, CopySourceIfNoneMatch=etag
+    )
+    assert s3.list_parts(Bucket=BUCKET, Key=key, UploadId=upload_id).get("Parts", []) == []
+    copied = s3.upload_part_copy(**arguments, CopySourceIfMatch=etag, CopySourceIfNoneMatch=stale)
+    assert copied["CopyPartResult"]["ETag"] == f'"{md5_hex(b"source bytes")}"'
 
 
 def test_a_copy_from_no_object_is_no_such_key(s3: Any) -> None:
@@ -490,7 +536,7 @@ def test_boto3_sends_parts_as_its_scheme_wants(s3: Any, cluster: LocalCluster) -
     assert (part["Size"], part["ETag"]) == (len(data), f'"{md5_hex(data)}"')
     assert part["ChecksumCRC32"] == crc32_b64(data)
     complete(s3, key, upload_id, {1: data})
-    assert read_back(cluster, key).body == data
+    assert object_bytes(s3, key) == data
 
 
 def test_a_full_object_crc64nvme_upload(s3: Any) -> None:
@@ -601,13 +647,13 @@ def test_of_two_racing_create_only_completes_one_wins(s3: Any, cluster: LocalClu
     winners = [i for i, outcome in enumerate(outcomes) if isinstance(outcome, str)]
     assert len(winners) == 1, outcomes
     assert outcomes[1 - winners[0]] == ("PreconditionFailed", 412)
-    assert read_back(cluster, key).body == bodies[winners[0]]
+    assert object_bytes(s3, key) == bodies[winners[0]]
 
 
 def test_if_match_completes_only_over_that_version(s3: Any, cluster: LocalCluster) -> None:
     key = unique_key("ifmatch")
     make_object(s3, key, b"first")
-    current = read_back(cluster, key).headers["ETag"]
+    current = s3.head_object(Bucket=BUCKET, Key=key)["ETag"]
     stale = f'"{multipart_etag([b"other"])}"'
     upload_id = upload_parts(s3, key, {1: b"second"})
     expect_error(
@@ -621,7 +667,7 @@ def test_if_match_completes_only_over_that_version(s3: Any, cluster: LocalCluste
         IfMatch=stale,
     )
     complete(s3, key, upload_id, {1: b"second"}, IfMatch=current)
-    assert read_back(cluster, key).body == b"second"
+    assert object_bytes(s3, key) == b"second"
     taken = upload_parts(s3, key, {1: b"third"})
     expect_error(
         "PreconditionFailed",

@@ -13,8 +13,8 @@ from botocore.parsers import RestXMLParser
 from botocore.session import get_session
 from defusedxml.ElementTree import fromstring
 
-from diststorage.core.errors import InvalidRequest, MalformedXML, NotImplementedFeature
-from diststorage.gateway.s3.multipart import whole_object_checksum, write_conditions
+from diststorage.core.errors import InvalidRequest, MalformedXML
+from diststorage.gateway.s3.multipart import whole_object_checksum
 from diststorage.gateway.s3.multipart_listing import (
     parse_parts_request,
     parse_uploads_request,
@@ -107,15 +107,6 @@ def test_a_copy_range_names_both_ends() -> None:
     for bad in ("bytes=5-", "bytes=-5", "bytes=9-3", "bytes=0-1,4-5", "items=0-1", ""):
         with pytest.raises(InvalidRequest):
             copy_source_range(bad)
-
-
-def test_write_conditions() -> None:
-    assert write_conditions({}) == (None, False)
-    assert write_conditions({"If-None-Match": "*"}) == (None, True)
-    assert write_conditions({"If-Match": '"abc-2"'}) == ("abc-2", False)
-    assert write_conditions({"If-Match": "*"}) == ("*", False)
-    with pytest.raises(NotImplementedFeature):
-        write_conditions({"If-None-Match": '"abc"'})
 
 
 def test_a_complete_names_at_most_one_object_checksum() -> None:

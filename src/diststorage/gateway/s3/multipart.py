@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from aiohttp import web
 from multidict import CIMultiDict
 
-from diststorage.core.errors import InvalidRequest, NotImplementedFeature
+from diststorage.core.errors import InvalidRequest
 from diststorage.gateway.auth.body import wrap_body
 from diststorage.gateway.http.body import RequestBody
 from diststorage.gateway.http.callers import CALLER
@@ -26,6 +26,7 @@ from diststorage.gateway.http.headers import parse_declared_size
 from diststorage.gateway.objects.part_checksums import checksum_choice
 from diststorage.gateway.s3.attributes import attributes_from_headers, content_type_of
 from diststorage.gateway.s3.call import S3Call, S3Handlers
+from diststorage.gateway.s3.conditions import write_conditions
 from diststorage.gateway.s3.multipart_listing import (
     parse_parts_request,
     parse_uploads_request,
@@ -77,18 +78,6 @@ def whole_object_checksum(headers: Mapping[str, str]) -> StoredChecksum | None:
     return found[0] if found else None
 
 
-def write_conditions(headers: Mapping[str, str]) -> tuple[str | None, bool]:
-    """``If-Match`` (the ETag unquoted, or ``*``) and whether ``If-None-Match: *`` was sent;
-    NotImplemented for an If-None-Match with an ETag, which S3 does not take on writes."""
-    none_match = headers.get("If-None-Match")
-    if none_match is not None and none_match.strip() != "*":
-        raise NotImplementedFeature("If-None-Match on a write takes only *")
-    if_match = headers.get("If-Match")
-    if if_match is not None:
-        if_match = if_match.strip().removeprefix("W/").strip('"')
-    return if_match, none_match is not None
-
-
 async def _listed_parts(call: S3Call) -> list[ListedPart]:
     """The parts the body lists, the body checked against what was signed (and a
     Content-MD5). The ``x-amz-checksum-*`` header of a Complete is the whole object's, not
@@ -110,7 +99,7 @@ async def _listed_parts(call: S3Call) -> list[ListedPart]:
 
 
 async def complete_upload(call: S3Call) -> web.StreamResponse:
-    if_match, if_none_match = write_conditions(call.headers)
+    conditions = write_conditions(call.headers)
     expected = whole_object_checksum(call.headers)
     parts = await _listed_parts(call)
     info = await call.services.multipart.complete(
@@ -118,8 +107,8 @@ async def complete_upload(call: S3Call) -> web.StreamResponse:
         call.bucket,
         call.key,
         parts,
-        if_match=if_match,
-        if_none_match=if_none_match,
+        if_match=conditions.if_match,
+        if_none_match=conditions.create_only,
         expected_checksum=expected,
     )
     location = str(call.request.url.with_query(None))

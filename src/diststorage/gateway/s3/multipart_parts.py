@@ -6,18 +6,24 @@ framing decoded, chunk signatures and trailers checked, the signed sha256, Conte
 ``x-amz-checksum-*`` header verified at its end, before the part commits. Its size is the
 decoded one (``x-amz-decoded-content-length`` for aws-chunked bodies). The checksum the
 client sent, header or trailer, is the part's; a part sent without one gets its upload's
-algorithm, computed as it is stored (``Multipart.upload_part``'s ``wrap``).
+algorithm, computed as it is stored (``Multipart.upload_part``'s ``wrap``); one of another
+algorithm than the upload's is refused before the body is read.
+
+A copied part needs READ on its source bucket besides the guard's WRITE on the upload's;
+``x-amz-copy-source-if-*`` are judged on the source as for CopyObject (412 when one fails),
+and ``x-amz-copy-source-range`` must name both ends, within the source.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import astuple
 from datetime import UTC, datetime
 
 from aiohttp import web
 
-from diststorage.core.errors import InvalidRequest, NotImplementedFeature
+from diststorage.core.errors import InvalidRequest, PreconditionFailed
 from diststorage.gateway.auth.checks import decoded_size
 from diststorage.gateway.auth.ports import Access
 from diststorage.gateway.http.callers import request_body
@@ -26,21 +32,23 @@ from diststorage.gateway.objects.multipart import MAX_PART_BYTES
 from diststorage.gateway.objects.operations import RangeSpec
 from diststorage.gateway.s3.call import S3Call
 from diststorage.gateway.s3.checksum_headers import checksum_headers
+from diststorage.gateway.s3.conditions import (
+    COPY_SOURCE_CONDITIONS,
+    FAILED,
+    Verdict,
+    evaluate,
+)
 from diststorage.gateway.s3.copy_source import COPY_SOURCE_HEADER, parse_copy_source
 from diststorage.gateway.s3.multipart_xml import copy_part_result
 from diststorage.gateway.s3.xml import quoted, xml_response
 from diststorage.s3auth import ChecksumAlgorithm
 
 COPY_RANGE_HEADER = "x-amz-copy-source-range"
-# Conditions on a copy's source that this server does not evaluate: refused rather than
-# ignored, since a copy that ignored its precondition would copy what the client ruled out.
-_SOURCE_CONDITIONS = (
-    "x-amz-copy-source-if-match",
-    "x-amz-copy-source-if-none-match",
-    "x-amz-copy-source-if-modified-since",
-    "x-amz-copy-source-if-unmodified-since",
-)
 _PART_NUMBER = re.compile(r"[0-9]{1,5}")
+_STREAMING = "STREAMING-"
+# What an aws-chunked body may hold on the wire beyond its decoded bytes: its framing (about
+# 90 bytes a signed chunk) and trailers. The decoded bytes are bounded exactly all the same.
+_FRAMING_SLACK = MAX_PART_BYTES + (1 << 20)
 
 
 def part_target(query: Mapping[str, str]) -> tuple[str, int]:
@@ -81,14 +89,12 @@ async def _check_algorithm(call: S3Call, upload_id: str, sent: ChecksumAlgorithm
 async def upload_part(call: S3Call) -> web.StreamResponse:
     upload_id, part_number = part_target(call.query)
     request = call.request
+    chunked = request.headers.get("x-amz-content-sha256", "").upper().startswith(_STREAMING)
+    max_raw = MAX_PART_BYTES + _FRAMING_SLACK if chunked else MAX_PART_BYTES
     raw_size = parse_declared_size(
-        request.content_length,
-        request.headers.get("Transfer-Encoding"),
-        call.settings.max_object_bytes,
+        request.content_length, request.headers.get("Transfer-Encoding"), max_raw
     )
-    # The bound counts aws-chunked framing too; a part's decoded size is checked by the
-    # pipeline against the same 5 GiB when it is announced.
-    body, checks = request_body(request, raw_size, MAX_PART_BYTES)
+    body, checks = request_body(request, raw_size, MAX_PART_BYTES, max_raw_bytes=max_raw)
     sent = checks.checksum[0] if checks.checksum is not None else checks.trailer
     if sent is not None:
         await _check_algorithm(call, upload_id, sent)
@@ -108,11 +114,12 @@ async def upload_part(call: S3Call) -> web.StreamResponse:
 async def upload_part_copy(call: S3Call) -> web.StreamResponse:
     upload_id, part_number = part_target(call.query)
     headers = call.headers
-    for condition in _SOURCE_CONDITIONS:
-        if condition in headers:
-            raise NotImplementedFeature(f"{condition} is not supported on this server")
     source = parse_copy_source(headers[COPY_SOURCE_HEADER])
     await call.services.authenticator.authorize(call.principal, source.bucket, Access.READ)
+    if any(name in headers for name in astuple(COPY_SOURCE_CONDITIONS)):
+        layout = await call.services.store.get_layout(source.bucket, source.key)
+        if evaluate(headers, layout.info, COPY_SOURCE_CONDITIONS) is not Verdict.PROCEED:
+            raise PreconditionFailed(FAILED)
     info = await call.services.multipart.upload_part_copy(
         upload_id,
         call.bucket,
