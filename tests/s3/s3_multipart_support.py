@@ -12,13 +12,15 @@ import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.client import HTTPConnection, HTTPSConnection
 from pathlib import Path
 from typing import Any
 
 from awscrt import checksums as crt
-from conftest import REGION, TEST_ROOT
+from conftest import REGION, TEST_ROOT, UNSIGNED_PAYLOAD
 
 from diststorage.core.ids import new_id
 from diststorage.local import LocalCluster
@@ -254,3 +256,38 @@ def signed_streaming_part(
         at = body.index(b"\r\n") + 2
         body = body[:at] + bytes([body[at] ^ 1]) + body[at + 1 :]
     return send(cluster, "PUT", url, body, headers)
+
+
+@contextmanager
+def part_in_flight(
+    cluster: LocalCluster, key: str, upload_id: str, size: int
+) -> Iterator[HTTPConnection]:
+    """An UploadPart of ``size`` bytes whose head is sent: the test sends the body as it
+    pleases (signed as an unsigned payload), then reads the response."""
+    url = f"{cluster.s3_url}/{BUCKET}/{urllib.parse.quote(key)}?partNumber=1&uploadId={upload_id}"
+    parts = urllib.parse.urlsplit(url)
+    headers = {"Content-Length": str(size)}
+    headers.update(
+        sign_request(
+            "PUT",
+            url,
+            headers,
+            UNSIGNED_PAYLOAD,
+            TEST_ROOT.access_key_id,
+            TEST_ROOT.secret_access_key,
+        )
+    )
+    host, port = parts.hostname or "", parts.port
+    connection = (
+        HTTPConnection(host, port, timeout=60)
+        if cluster.tls is None
+        else HTTPSConnection(host, port, timeout=60, context=cluster.tls.client_context())
+    )
+    try:
+        connection.putrequest("PUT", f"{parts.path}?{parts.query}", skip_accept_encoding=True)
+        for name, value in headers.items():
+            connection.putheader(name, value)
+        connection.endheaders()
+        yield connection
+    finally:
+        connection.close()

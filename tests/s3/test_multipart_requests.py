@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,14 +15,18 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 from conftest import (
     ClusterOptions,
+    chunk_files,
     error_code_of,
     gateway_client,
     random_bytes,
     s3_client,
     status_of,
+    temp_files,
+    wait_until,
 )
 from s3_multipart_support import (
     BUCKET,
+    MIB,
     MIN_PART,
     S3_NS,
     complete_body,
@@ -29,6 +34,7 @@ from s3_multipart_support import (
     md5_hex,
     multipart_etag,
     object_bytes,
+    part_in_flight,
     s3_request,
     signed_streaming_part,
     unique_key,
@@ -96,6 +102,29 @@ def test_a_wrong_signed_trailer_checksum_is_bad_digest(s3: Any, cluster: LocalCl
     answer = signed_streaming_part(cluster, key, upload_id, 1, [random_bytes(4000)], trailer)
     assert (answer.status, answer.code()) == (400, "BadDigest")
     assert parts_of(s3, key, upload_id) == []
+
+
+def test_an_abort_during_a_part_leaves_no_chunk(s3: Any, cluster: LocalCluster) -> None:
+    """The part's stripes already on nodes are rolled back when its commit finds the upload
+    aborted, and the part answers NoSuchUpload."""
+    key = unique_key("inflight")
+    upload_id = upload_parts(s3, key, {})
+
+    def on_nodes() -> set[Path]:
+        """Chunk files, committed or still being written."""
+        return chunk_files(cluster) | temp_files(cluster)
+
+    before = on_nodes()
+    data = random_bytes(6 * MIB)
+    with part_in_flight(cluster, key, upload_id, len(data)) as connection:
+        connection.send(data[: 5 * MIB])
+        assert wait_until(lambda: bool(on_nodes() - before), 30.0)
+        s3.abort_multipart_upload(Bucket=BUCKET, Key=key, UploadId=upload_id)
+        connection.send(data[5 * MIB :])
+        response = connection.getresponse()
+        assert response.status == 404
+        assert b"<Code>NoSuchUpload</Code>" in response.read()
+    assert wait_until(lambda: not on_nodes() - before, 30.0)
 
 
 # -- Complete bodies -------------------------------------------------------------------------
