@@ -67,9 +67,7 @@ def expect_error(code: str, status: int, call: Any, **kwargs: Any) -> ClientErro
 # -- whole uploads ---------------------------------------------------------------------------
 
 
-def test_boto3_upload_file_goes_multipart_and_reads_back(
-    s3: Any, cluster: LocalCluster, tmp_path: Path
-) -> None:
+def test_boto3_upload_file_goes_multipart_and_reads_back(s3: Any, tmp_path: Path) -> None:
     chunk = 8 * MIB
     big = write_random_file(tmp_path / "big", 5 * chunk + 12345)
     key = unique_key("big/file")
@@ -103,7 +101,7 @@ def test_parts_with_gaps_complete_into_one_object(s3: Any, cluster: LocalCluster
     assert answer["ETag"] == result["ETag"]
 
 
-def test_an_empty_part_makes_an_empty_object(s3: Any, cluster: LocalCluster) -> None:
+def test_an_empty_part_makes_an_empty_object(s3: Any) -> None:
     key = unique_key("empty")
     upload_id = upload_parts(s3, key, {1: b""})
     [part] = s3.list_parts(Bucket=BUCKET, Key=key, UploadId=upload_id)["Parts"]
@@ -113,7 +111,7 @@ def test_an_empty_part_makes_an_empty_object(s3: Any, cluster: LocalCluster) -> 
     assert object_bytes(s3, key) == b""
 
 
-def test_a_part_uploaded_again_replaces_the_first(s3: Any, cluster: LocalCluster) -> None:
+def test_a_part_uploaded_again_replaces_the_first(s3: Any) -> None:
     key = unique_key("again")
     first, second, last = random_bytes(MIN_PART), random_bytes(MIN_PART), b"tail"
     upload_id = upload_parts(s3, key, {1: first, 2: last})
@@ -234,7 +232,7 @@ def test_parts_listed_out_of_order_are_refused(s3: Any) -> None:
     )
 
 
-def test_a_retried_complete_gets_the_same_answer(s3: Any, cluster: LocalCluster) -> None:
+def test_a_retried_complete_gets_the_same_answer(s3: Any) -> None:
     key = unique_key("retry")
     parts = {1: random_bytes(MIN_PART), 2: random_bytes(99)}
     upload_id = upload_parts(s3, key, parts)
@@ -245,7 +243,7 @@ def test_a_retried_complete_gets_the_same_answer(s3: Any, cluster: LocalCluster)
     assert object_bytes(s3, key) == b"".join(parts.values())
 
 
-def test_abort_ends_the_upload(s3: Any, cluster: LocalCluster) -> None:
+def test_abort_ends_the_upload(s3: Any) -> None:
     key = unique_key("abort")
     upload_id = upload_parts(s3, key, {1: random_bytes(1000)})
     arguments = {"Bucket": BUCKET, "Key": key, "UploadId": upload_id}
@@ -367,7 +365,7 @@ def test_list_uploads_encodes_keys_on_request(s3: Any) -> None:
 # -- UploadPartCopy ---------------------------------------------------------------------------
 
 
-def test_upload_part_copy_takes_ranges_of_an_object(s3: Any, cluster: LocalCluster) -> None:
+def test_upload_part_copy_takes_ranges_of_an_object(s3: Any) -> None:
     source_key, key = unique_key("copy/source"), unique_key("copy/target")
     # A source of two parts, which the ranged copy crosses.
     source = random_bytes(MIN_PART + 4096)
@@ -623,7 +621,7 @@ def _b64(raw: bytes) -> str:
 # -- conditional Completes -------------------------------------------------------------------
 
 
-def test_of_two_racing_create_only_completes_one_wins(s3: Any, cluster: LocalCluster) -> None:
+def test_of_two_racing_create_only_completes_one_wins(s3: Any) -> None:
     key = unique_key("race")
     bodies = [random_bytes(2000), random_bytes(2000)]
     uploads = [upload_parts(s3, key, {1: body}) for body in bodies]
@@ -650,7 +648,7 @@ def test_of_two_racing_create_only_completes_one_wins(s3: Any, cluster: LocalClu
     assert object_bytes(s3, key) == bodies[winners[0]]
 
 
-def test_if_match_completes_only_over_that_version(s3: Any, cluster: LocalCluster) -> None:
+def test_if_match_completes_only_over_that_version(s3: Any) -> None:
     key = unique_key("ifmatch")
     make_object(s3, key, b"first")
     current = s3.head_object(Bucket=BUCKET, Key=key)["ETag"]
