@@ -8,6 +8,7 @@ secret. Nothing else leaks a traceback.
 from __future__ import annotations
 
 import logging
+import xml.etree.ElementTree as ET
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -15,7 +16,7 @@ from aiohttp.typedefs import Handler
 from diststorage.core import errors as e
 from diststorage.gateway.http.status import status_of
 from diststorage.gateway.s3.guard import request_id_of
-from diststorage.gateway.s3.xml import child, document, xml_response
+from diststorage.gateway.s3.xml import child, xml_response
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,9 @@ def error_response(
     headers = {"x-amz-request-id": request_id_of(request)}
     if request.method == "HEAD":
         return web.Response(status=status, headers=headers)
-    root = document("Error")
+    # No namespace, as AWS writes it: botocore recognises an S3 error by the bare tag
+    # ``Error`` and otherwise reports an empty code.
+    root = ET.Element("Error")
     child(root, "Code", code)
     child(root, "Message", message)
     for tag, text in (extra or {}).items():
