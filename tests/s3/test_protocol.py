@@ -4,11 +4,14 @@ path- and virtual-host-style addressing naming the same bucket."""
 
 from __future__ import annotations
 
+import http.client
 import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 
 import pytest
+from conftest import ClusterOptions, cluster_in
 
 from diststorage.local import LocalCluster
 
@@ -41,3 +44,31 @@ def test_a_refused_head_has_no_body(cluster: LocalCluster) -> None:
     assert status == 403
     assert body == b""
     assert headers["x-amz-request-id"]
+
+
+@pytest.fixture(scope="module")
+def tls_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    with cluster_in(
+        tmp_path_factory.mktemp("tls"), ClusterOptions(nodes=3, redundancy="ec:2+1", tls=True)
+    ) as running:
+        yield running
+
+
+class TestOverTls:
+    """With --tls-cert/--tls-key every HTTP listener speaks only TLS."""
+
+    def test_both_listeners_answer_over_tls(self, tls_cluster: LocalCluster) -> None:
+        assert tls_cluster.tls is not None
+        context = tls_cluster.tls.client_context()
+        with urllib.request.urlopen(tls_cluster.url + "/_/health", context=context) as answer:
+            assert answer.status == 200
+        request = urllib.request.Request(tls_cluster.s3_url + "/", method="GET")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, context=context)
+        assert refused.value.code == 403
+
+    def test_plain_http_gets_no_answer(self, tls_cluster: LocalCluster) -> None:
+        for url in (tls_cluster.url, tls_cluster.s3_url):
+            plain = url.replace("https://", "http://") + "/_/health"
+            with pytest.raises((urllib.error.URLError, ConnectionError, http.client.HTTPException)):
+                urllib.request.urlopen(plain, timeout=5)

@@ -184,7 +184,11 @@ class NodeUnavailable(Unavailable):
 
 
 class InsufficientStorage(DiststorageError):
+    """S3 has no code for a full store: SlowDown (503) tells a client to back off and retry,
+    which helps once space is freed or nodes are added."""
+
     code = "insufficient_storage"
+    s3_code = "SlowDown"
 
 
 class DataLoss(DiststorageError):

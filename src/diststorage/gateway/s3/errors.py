@@ -20,10 +20,11 @@ from diststorage.gateway.s3.xml import child, xml_response
 
 log = logging.getLogger(__name__)
 
-# S3 answers these differently from the native API.
+# S3 answers these differently from the native API: EntityTooLarge is a 400 on S3, and a
+# write the cluster cannot take now is 503 SlowDown, which S3 clients back off from.
 _S3_STATUS: tuple[tuple[type[e.DiststorageError], int], ...] = (
     (e.PayloadTooLarge, 400),
-    (e.NotEnoughNodes, 503),
+    (e.InsufficientStorage, 503),
 )
 
 
