@@ -35,8 +35,9 @@ def replacing_body(client: Any, operation: str, body: bytes) -> None:
 
     def replace(request: Any, **_: Any) -> None:
         request.data = body
-        request.headers.pop("Content-Length", None)
-        request.headers.pop("Content-MD5", None)
+        for name in ("Content-Length", "Content-MD5"):
+            if name in request.headers:
+                del request.headers[name]
 
     client.meta.events.register(f"before-sign.s3.{operation}", replace)
 
