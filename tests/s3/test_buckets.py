@@ -124,15 +124,6 @@ def test_a_key_without_the_create_flag_may_not_create(cluster: LocalCluster, htt
     assert raises_code(lambda: s3.create_bucket(Bucket="not-mine")) == (403, "AccessDenied")
 
 
-def test_a_bucket_holding_objects_is_not_deleted(s3: Any) -> None:
-    s3.create_bucket(Bucket="still-full")
-    s3.put_object(Bucket="still-full", Key="k", Body=b"x")
-    assert raises_code(lambda: s3.delete_bucket(Bucket="still-full")) == (409, "BucketNotEmpty")
-    s3.delete_object(Bucket="still-full", Key="k")
-    s3.delete_bucket(Bucket="still-full")
-    assert raises_code(lambda: s3.head_bucket(Bucket="still-full")) == (404, "404")
-
-
 def test_the_native_apis_bucket_stays(s3: Any) -> None:
     assert raises_code(lambda: s3.delete_bucket(Bucket="default")) == (400, "InvalidRequest")
     s3.head_bucket(Bucket="default")
@@ -192,6 +183,35 @@ def test_deleting_a_bucket_needs_the_owner_right(cluster: LocalCluster, http: Cl
         403,
         "AccessDenied",
     )
+
+
+def test_list_buckets_by_prefix_and_in_pages(cluster: LocalCluster, s3: Any) -> None:
+    names = [f"paged-{i}" for i in range(5)]
+    for name in names:
+        s3.create_bucket(Bucket=name)
+    by_prefix = s3.list_buckets(Prefix="paged-")
+    assert [b["Name"] for b in by_prefix["Buckets"]] == names
+    assert by_prefix["Prefix"] == "paged-" and "ContinuationToken" not in by_prefix
+    assert all(b["BucketRegion"] == REGION for b in by_prefix["Buckets"])
+    first = s3.list_buckets(Prefix="paged-", MaxBuckets=2)
+    assert [b["Name"] for b in first["Buckets"]] == names[:2]
+    rest = s3.list_buckets(Prefix="paged-", ContinuationToken=first["ContinuationToken"])
+    assert [b["Name"] for b in rest["Buckets"]] == names[2:]
+    pages = s3.get_paginator("list_buckets").paginate(
+        Prefix="paged-", PaginationConfig={"PageSize": 2}
+    )
+    assert [[b["Name"] for b in page["Buckets"]] for page in pages] == [
+        names[:2],
+        names[2:4],
+        names[4:],
+    ]
+    unchecked = s3_client(cluster, parameter_validation=False)
+    for wrong in (0, 10_001):
+        with pytest.raises(ClientError) as caught:
+            unchecked.list_buckets(MaxBuckets=wrong)
+        assert (status_of(caught.value), error_code_of(caught.value)) == (400, "InvalidRequest")
+    for name in names:
+        s3.delete_bucket(Bucket=name)
 
 
 # -- configuration answers -------------------------------------------------------------------

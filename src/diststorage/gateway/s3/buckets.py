@@ -12,6 +12,7 @@ ACL and versioning, so these must answer as AWS does even though nothing here ca
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -19,12 +20,17 @@ from aiohttp import web
 
 from diststorage.core.errors import (
     InvalidLocationConstraint,
+    InvalidRequest,
     MalformedXML,
     NoSuchBucketPolicy,
     NotImplementedFeature,
 )
 from diststorage.gateway.http.callers import request_body
 from diststorage.gateway.s3.call import S3Call, S3Handlers
+from diststorage.gateway.s3.listing_codec import (
+    decode_continuation_token,
+    encode_continuation_token,
+)
 from diststorage.gateway.s3.routing import Op
 from diststorage.gateway.s3.xml import (
     child,
@@ -35,6 +41,7 @@ from diststorage.gateway.s3.xml import (
     timestamp,
     xml_response,
 )
+from diststorage.meta import BucketInfo
 
 # A CreateBucketConfiguration is a few hundred bytes; this leaves room for tags and whitespace.
 MAX_CONFIGURATION_BYTES = 64 * 1024
@@ -43,6 +50,8 @@ US_EAST_1 = "us-east-1"
 # CreationDate of the buckets that predate accounts (``default``), which no key created: the
 # element is there for clients that read it unconditionally (s3cmd ``ls``).
 UNKNOWN_CREATION = datetime(1970, 1, 1, tzinfo=UTC)
+# ListBuckets' max-buckets, as AWS bounds it.
+MAX_BUCKETS = 10_000
 _XSI = "http://www.w3.org/2001/XMLSchema-instance"
 
 
@@ -70,18 +79,49 @@ async def bucket_owner(call: S3Call) -> Owner:
 
 
 async def list_buckets(call: S3Call) -> web.StreamResponse:
-    """An admin key sees every bucket, any other key those it holds a grant on."""
+    """An admin key sees every bucket, any other key those it holds a grant on. ``prefix``,
+    ``max-buckets`` and ``continuation-token`` (AWS's 2024 additions, which boto3's paginator
+    sends) narrow that down."""
     principal = call.principal
     accounts = call.services.store.accounts
     buckets = await accounts.list_buckets(None if principal.is_admin else principal.access_key_id)
+    page, next_token = bucket_page(buckets, call.query)
     root = document("ListAllMyBucketsResult")
-    Owner(principal.access_key_id, principal.name).write(root)
     listed = child(root, "Buckets")
-    for bucket in buckets:
+    for bucket in page:
         entry = child(listed, "Bucket")
         child(entry, "Name", bucket.name)
         child(entry, "CreationDate", timestamp(bucket.created_at or UNKNOWN_CREATION))
+        child(entry, "BucketRegion", call.settings.s3_region)
+    Owner(principal.access_key_id, principal.name).write(root)
+    if next_token is not None:
+        child(root, "ContinuationToken", next_token)
+    if "prefix" in call.query:
+        child(root, "Prefix", call.query["prefix"])
     return xml_response(root)
+
+
+def bucket_page(
+    buckets: Sequence[BucketInfo], query: Mapping[str, str]
+) -> tuple[list[BucketInfo], str | None]:
+    """The buckets (sorted by name) a ListBuckets query asks for, and the token of the next
+    page when there is one. Tokens are the listing's own (``listing_codec``)."""
+    prefix = query.get("prefix", "")
+    token = query.get("continuation-token")
+    after = decode_continuation_token(token) if token is not None else ""
+    limit = _max_buckets(query.get("max-buckets"))
+    chosen = [b for b in buckets if b.name.startswith(prefix) and b.name > after]
+    if limit is None or len(chosen) <= limit:
+        return chosen, None
+    return chosen[:limit], encode_continuation_token(chosen[limit - 1].name)
+
+
+def _max_buckets(value: str | None) -> int | None:
+    if value is None:
+        return None
+    if not value.isdigit() or not 1 <= int(value) <= MAX_BUCKETS:
+        raise InvalidRequest(f"max-buckets must be an integer from 1 to {MAX_BUCKETS}")
+    return int(value)
 
 
 async def create_bucket(call: S3Call) -> web.StreamResponse:
