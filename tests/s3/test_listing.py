@@ -107,6 +107,23 @@ def test_url_encoding_is_what_botocore_decodes(cluster: LocalCluster) -> None:
 
 
 @pytest.mark.usefixtures("seeded")
+def test_without_url_encoding_a_carriage_return_is_escaped(cluster: LocalCluster) -> None:
+    """An XML parser reads a raw \r as \n: the listing must write &#13; (pitfall 12)."""
+    s3 = s3_client(cluster)
+
+    def drop_encoding(request: Any, **_: Any) -> None:
+        request.url = request.url.replace("encoding-type=url", "").replace("?&", "?")
+
+    s3.meta.events.register("before-sign.s3.ListObjectsV2", drop_encoding)
+    bodies = raw_body(s3, "ListObjectsV2")
+    s3.list_objects_v2(Bucket=BUCKET, Prefix="odd/cr")
+    assert b"<Key>odd/cr&#13;lf</Key>" in bodies[0]
+    root = ET.fromstring(bodies[0])
+    assert root.find(S3_NS + "EncodingType") is None
+    assert [k.text for k in root.iter(S3_NS + "Key")] == ["odd/cr\rlf"]
+
+
+@pytest.mark.usefixtures("seeded")
 def test_a_delimiter_rolls_up_common_prefixes(s3: Any) -> None:
     page = s3.list_objects_v2(Bucket=BUCKET, Prefix="odd/", Delimiter="/")
     assert prefixes_of(page) == ["odd//", "odd/a/", "odd/dir/", "odd/한글/"]
