@@ -45,8 +45,8 @@ def error_response(
     headers = {"x-amz-request-id": request_id_of(request)}
     if request.method == "HEAD":
         return web.Response(status=status, headers=headers)
-    # No namespace, as AWS writes it: botocore recognises an S3 error by the bare tag
-    # ``Error`` and otherwise reports an empty code.
+    # No namespace, as AWS sends it: botocore finds an error's Code only under a root
+    # element named exactly "Error".
     root = ET.Element("Error")
     child(root, "Code", code)
     child(root, "Message", message)

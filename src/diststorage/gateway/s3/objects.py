@@ -1,7 +1,123 @@
-"""S3 handlers: objects (being written)."""
+"""S3 handlers: PutObject, GetObject, HeadObject, DeleteObject and CopyObject.
+
+Reads follow the native API's pipeline calls: conditions are judged on the stored object
+before any byte is fetched, the first stripe is fetched before the status goes out (an object
+that cannot be read gets an error answer, not a truncated body), and a failure after that cuts
+the connection, the only way left to tell the client its body is short. HEAD answers a GET's
+headers without fetching anything.
+"""
 
 from __future__ import annotations
 
-from diststorage.gateway.s3.call import S3Handlers
+import contextlib
+import logging
+from collections.abc import AsyncIterator
 
-HANDLERS: S3Handlers = {}
+from aiohttp import web
+
+from diststorage.core.errors import DiststorageError, ObjectNotFound
+from diststorage.gateway.objects import DeleteOperation, inline_bytes
+from diststorage.gateway.s3.call import S3Call, S3Handlers
+from diststorage.gateway.s3.conditions import Verdict, evaluate
+from diststorage.gateway.s3.copy import copy_object
+from diststorage.gateway.s3.object_responses import (
+    Selection,
+    read_headers,
+    validator_headers,
+)
+from diststorage.gateway.s3.put_object import put_object
+from diststorage.gateway.s3.routing import Op
+from diststorage.gateway.s3.selection import part_number_of, selection_of
+from diststorage.gateway.s3.streams import close_stream
+from diststorage.meta import ObjectInfo, ObjectLayout
+
+log = logging.getLogger(__name__)
+
+
+def _not_modified(info: ObjectInfo) -> web.StreamResponse:
+    return web.Response(status=304, headers=validator_headers(info))
+
+
+def _response(call: S3Call, info: ObjectInfo, selection: Selection) -> web.StreamResponse:
+    headers = read_headers(info, selection, call.headers, call.query)
+    response = web.StreamResponse(status=selection.status, headers=headers)
+    start, end = selection.bounds(info.size_bytes)
+    response.content_length = end - start
+    return response
+
+
+async def _layout(call: S3Call, part_number: int | None, whole: bool) -> ObjectLayout:
+    """The object's layout when its bytes or parts are needed, else just its info."""
+    store = call.services.store
+    if whole or part_number is not None:
+        return await store.get_layout(call.bucket, call.key)
+    return ObjectLayout(await store.get_info(call.bucket, call.key), ())
+
+
+async def head_object(call: S3Call) -> web.StreamResponse:
+    part_number = part_number_of(call.query, call.headers)
+    layout = await _layout(call, part_number, whole=False)
+    if evaluate(call.headers, layout.info) is Verdict.NOT_MODIFIED:
+        return _not_modified(layout.info)
+    selection = selection_of(layout, part_number, call.headers.get("Range"))
+    response = _response(call, layout.info, selection)
+    await response.prepare(call.request)
+    await response.write_eof()
+    return response
+
+
+async def get_object(call: S3Call) -> web.StreamResponse:
+    part_number = part_number_of(call.query, call.headers)
+    layout = await _layout(call, part_number, whole=True)
+    info = layout.info
+    if evaluate(call.headers, info) is Verdict.NOT_MODIFIED:
+        return _not_modified(info)
+    selection = selection_of(layout, part_number, call.headers.get("Range"))
+    start, end = selection.bounds(info.size_bytes)
+    if layout.inline_body is not None:
+        headers = read_headers(info, selection, call.headers, call.query)
+        body = inline_bytes(layout, start, end)
+        return web.Response(status=selection.status, headers=headers, body=body)
+    response = _response(call, info, selection)
+    services = call.services
+    with services.reads.reading(info.object_id):
+        pieces = services.reader.stream(layout, start, end)
+        try:
+            await _send(call, response, pieces)
+        finally:
+            await close_stream(pieces)
+    return response
+
+
+async def _send(call: S3Call, response: web.StreamResponse, pieces: AsyncIterator[bytes]) -> None:
+    """The first stripe is fetched before the status is committed to; a failure after it
+    can only cut the connection short, the one way left to say the body is not whole."""
+    first = await anext(pieces, b"")
+    await response.prepare(call.request)
+    try:
+        if first:
+            await response.write(first)
+        async for piece in pieces:
+            await response.write(piece)
+    except DiststorageError as error:
+        log.error("S3 GET %s/%s failed after the status: %s", call.bucket, call.key, error)
+        if call.request.transport is not None:
+            call.request.transport.abort()
+        return
+    await response.write_eof()
+
+
+async def delete_object(call: S3Call) -> web.StreamResponse:
+    """204 whether or not an object was there: S3's DeleteObject is idempotent."""
+    with contextlib.suppress(ObjectNotFound):
+        await call.services.writer.delete(DeleteOperation(call.bucket, call.key))
+    return web.Response(status=204)
+
+
+HANDLERS: S3Handlers = {
+    Op.PUT_OBJECT: put_object,
+    Op.GET_OBJECT: get_object,
+    Op.HEAD_OBJECT: head_object,
+    Op.DELETE_OBJECT: delete_object,
+    Op.COPY_OBJECT: copy_object,
+}
