@@ -124,6 +124,15 @@ def test_a_key_without_the_create_flag_may_not_create(cluster: LocalCluster, htt
     assert raises_code(lambda: s3.create_bucket(Bucket="not-mine")) == (403, "AccessDenied")
 
 
+def test_a_bucket_holding_objects_is_not_deleted(s3: Any) -> None:
+    s3.create_bucket(Bucket="still-full")
+    s3.put_object(Bucket="still-full", Key="k", Body=b"x")
+    assert raises_code(lambda: s3.delete_bucket(Bucket="still-full")) == (409, "BucketNotEmpty")
+    s3.delete_object(Bucket="still-full", Key="k")
+    s3.delete_bucket(Bucket="still-full")
+    assert raises_code(lambda: s3.head_bucket(Bucket="still-full")) == (404, "404")
+
+
 def test_the_native_apis_bucket_stays(s3: Any) -> None:
     assert raises_code(lambda: s3.delete_bucket(Bucket="default")) == (400, "InvalidRequest")
     s3.head_bucket(Bucket="default")

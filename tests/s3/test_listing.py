@@ -4,8 +4,8 @@ objects, a page may end on a common prefix and the next one skips it whole, star
 tokens, max-keys=0, delimiters other than ``/``, boto3's paginators, and the raw
 ``encoding-type=url`` answer botocore decodes with ``unquote_plus``.
 
-Objects are seeded in the bucket ``default`` through the native API (each test under its own
-prefix), since that is the bucket it writes.
+Most objects are seeded in the bucket ``default`` through the native API (each test under its
+own prefix), once per module; one test lists a bucket of its own filled by boto3's PutObject.
 """
 
 from __future__ import annotations
@@ -315,3 +315,20 @@ def test_listing_needs_a_read_grant(cluster: LocalCluster, http: Client) -> None
     assert code_of(lambda: s3.list_objects_v2(Bucket=BUCKET)) == (403, "AccessDenied")
     http.accounts.allow(BUCKET, reader.access_key_id, read=True)
     assert keys_of(s3.list_objects_v2(Bucket=BUCKET, Prefix="odd/")) == ODD_KEYS
+
+
+def test_a_bucket_of_its_own_lists_and_empties(s3: Any) -> None:
+    s3.create_bucket(Bucket="listed-apart")
+    for key in ODD:
+        s3.put_object(Bucket="listed-apart", Key=key, Body=key.encode())
+    page = s3.list_objects_v2(Bucket="listed-apart")
+    assert keys_of(page) == sorted(ODD, key=str.encode)
+    assert all(entry["ChecksumAlgorithm"] == ["CRC32"] for entry in page["Contents"])
+    assert {e["Key"]: e["Size"] for e in page["Contents"]} == {k: len(k.encode()) for k in ODD}
+    assert keys_of(s3.list_objects_v2(Bucket=BUCKET, Prefix="a b")) == []  # buckets apart
+    answer = s3.delete_objects(
+        Bucket="listed-apart", Delete={"Objects": [{"Key": k} for k in ODD], "Quiet": True}
+    )
+    assert "Errors" not in answer
+    assert "Contents" not in s3.list_objects_v2(Bucket="listed-apart")
+    s3.delete_bucket(Bucket="listed-apart")
