@@ -1,7 +1,7 @@
 """DeleteObjects through boto3 against a real cluster (S3.md pitfalls 14 and 15): boto3's own
 request (a CRC32 checksum header and no Content-MD5), Content-MD5 alone, neither (refused),
 a wrong checksum, Quiet mode, missing keys reported deleted, per-key errors, the 1000-key cap,
-keys that XML and URLs get wrong, an entity bomb and an oversized body.
+keys that XML and URLs get wrong, an entity bomb and an oversized body; and boto3 over https.
 
 Requests that boto3 would not send are boto3's own, changed just before signing (so the
 signature covers what is sent): a body replaced, checksum headers dropped or swapped.
@@ -12,12 +12,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from conftest import error_code_of, gateway_client, s3_client, status_of
+from conftest import (
+    ClusterOptions,
+    cluster_in,
+    error_code_of,
+    gateway_client,
+    s3_client,
+    status_of,
+)
 
 from diststorage.client import Client, Credentials
 from diststorage.local import LocalCluster
@@ -305,3 +312,39 @@ def test_deleting_needs_a_write_grant(cluster: LocalCluster, http: Client) -> No
         "rights/kept"
     ]
     assert not exists(http, "rights/kept")
+
+
+# -- over https ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    with cluster_in(
+        tmp_path_factory.mktemp("tls"), ClusterOptions(nodes=3, redundancy="ec:2+1", tls=True)
+    ) as running:
+        yield running
+
+
+def test_over_https_too(tls_cluster: LocalCluster) -> None:
+    """The production path: boto3 over TLS, in a bucket of its own filled by PutObject."""
+    s3 = s3_client(tls_cluster)
+    s3.create_bucket(Bucket="over-tls")
+    for key in ("tls/a", "tls/b"):
+        s3.put_object(Bucket="over-tls", Key=key, Body=b"x")
+    sent = changing_request(s3)
+    answer = s3.delete_objects(Bucket="over-tls", Delete=objects("tls/a", "tls/gone", "tls/b"))
+    assert deleted_keys(answer) == ["tls/a", "tls/gone", "tls/b"]
+    assert "x-amz-checksum-crc32" in {name.lower() for name in sent[0]}
+    assert "Contents" not in s3.list_objects_v2(Bucket="over-tls")
+    s3.put_object(Bucket="over-tls", Key="tls/kept", Body=b"x")
+    bare = s3_client(tls_cluster)
+    changing_request(bare, headers=dict.fromkeys(CHECKSUM_HEADERS))
+    assert refused(lambda: bare.delete_objects(Bucket="over-tls", Delete=objects("tls/kept")))[
+        :2
+    ] == (400, "InvalidRequest")
+    wrong = s3_client(tls_cluster)
+    changing_request(wrong, headers={"x-amz-checksum-crc32": crc32_header(b"other")})
+    assert refused(lambda: wrong.delete_objects(Bucket="over-tls", Delete=objects("tls/kept")))[
+        :2
+    ] == (400, "BadDigest")
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket="over-tls")["Contents"]] == ["tls/kept"]
