@@ -61,6 +61,7 @@ The S3 front end adds::
     InvalidRequest      └── MalformedXML        a request body that is not the XML asked for
     NotFound            └── NoSuchBucketPolicy  GetBucketPolicy: buckets have no policies
     NotImplementedFeature                        an S3 feature this server does not offer (501)
+    InvalidRequest      └── InvalidLocationConstraint  CreateBucket naming another region
 
 ``NodeUnavailable`` differs from ``NotEnoughNodes``: the first is about one node and is usually
 absorbed by redundancy (read another shard); the second is the verdict that redundancy could not
@@ -389,3 +390,10 @@ class NotImplementedFeature(DiststorageError):
 
     code = "not_implemented"
     s3_code = "NotImplemented"
+
+
+class InvalidLocationConstraint(InvalidRequest):
+    """CreateBucket naming a region other than the gateway's own (``--s3-region``)."""
+
+    code = "invalid_location_constraint"
+    s3_code = "InvalidLocationConstraint"
