@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import threading
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,22 @@ def test_parts_with_gaps_complete_into_one_object(s3: Any, cluster: LocalCluster
     assert answer["Body"].read() == b"".join(parts.values())
     assert (answer["ContentType"], answer["Metadata"]) == ("video/mp4", {"colour": "blue"})
     assert answer["ETag"] == result["ETag"]
+
+
+@pytest.mark.parametrize("stem", ["a b+c%d/ünï/", "//x/../y\rz"])
+def test_keys_that_need_encoding(s3: Any, stem: str) -> None:
+    key = unique_key(stem)
+    parts = {1: random_bytes(MIN_PART), 2: b"end"}
+    upload_id = upload_parts(s3, key, parts)
+    page = s3.list_parts(Bucket=BUCKET, Key=key, UploadId=upload_id)
+    assert page["Key"] == key
+    uploads = s3.list_multipart_uploads(Bucket=BUCKET, Prefix=stem)["Uploads"]
+    assert [u["Key"] for u in uploads] == [key]
+    result = complete(s3, key, upload_id, parts)
+    assert result["Key"] == key
+    location = urllib.parse.urlsplit(result["Location"])
+    assert urllib.parse.unquote(location.path) == f"/{BUCKET}/{key}"
+    assert object_bytes(s3, key) == b"".join(parts.values())
 
 
 def test_an_empty_part_makes_an_empty_object(s3: Any) -> None:

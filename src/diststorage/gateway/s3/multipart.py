@@ -111,7 +111,10 @@ async def complete_upload(call: S3Call) -> web.StreamResponse:
         if_none_match=conditions.create_only,
         expected_checksum=expected,
     )
-    location = str(call.request.url.with_query(None))
+    # The object's URL as the client addressed it: the raw path, since a parsed URL drops
+    # dot segments (``a/../b`` is a key of its own) and re-encodes.
+    request = call.request
+    location = f"{request.scheme}://{request.host}{request.raw_path.partition('?')[0]}"
     return xml_response(complete_result(location, call.bucket, call.key, info.etag, info.checksum))
 
 
