@@ -41,6 +41,7 @@ from diststorage.meta import ListedPart, StoredChecksum
 from diststorage.s3auth import algorithm_from_header
 
 MAX_COMPLETE_BODY_BYTES = 4 << 20
+_SDK_ALGORITHM_HEADER = "x-amz-sdk-checksum-algorithm"
 
 
 async def create_upload(call: S3Call) -> web.StreamResponse:
@@ -81,7 +82,7 @@ def whole_object_checksum(headers: Mapping[str, str]) -> StoredChecksum | None:
 async def _listed_parts(call: S3Call) -> list[ListedPart]:
     """The parts the body lists, the body checked against what was signed (and a
     Content-MD5). The ``x-amz-checksum-*`` header of a Complete is the whole object's, not
-    the body's, so the body's checks leave it out."""
+    the body's, so the body's checks leave it out, and what announces its algorithm."""
     request = call.request
     declared = parse_declared_size(
         request.content_length, request.headers.get("Transfer-Encoding"), MAX_COMPLETE_BODY_BYTES
@@ -90,7 +91,7 @@ async def _listed_parts(call: S3Call) -> list[ListedPart]:
     body_headers = CIMultiDict(
         (name, value)
         for name, value in request.headers.items()
-        if algorithm_from_header(name) is None
+        if algorithm_from_header(name) is None and name.lower() != _SDK_ALGORITHM_HEADER
     )
     caller = request.get(CALLER)
     verified = None if caller is None else caller.verified
