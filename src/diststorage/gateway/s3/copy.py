@@ -20,7 +20,7 @@ from diststorage.core.errors import InvalidRequest, PreconditionFailed
 from diststorage.gateway.auth.ports import Access
 from diststorage.gateway.objects.checksumming import checksumming_body
 from diststorage.gateway.objects.ports import ByteSource, ChecksumSource
-from diststorage.gateway.objects.streamed_body import StreamedBody
+from diststorage.gateway.objects.streamed_body import StreamedBody, close_stream
 from diststorage.gateway.s3.addressing import check_key
 from diststorage.gateway.s3.attributes import attributes_from_headers, content_type_of
 from diststorage.gateway.s3.call import S3Call
@@ -33,7 +33,6 @@ from diststorage.gateway.s3.conditions import (
 )
 from diststorage.gateway.s3.copy_source import COPY_SOURCE_HEADER, parse_copy_source
 from diststorage.gateway.s3.put_object import write_object
-from diststorage.gateway.s3.streams import close_stream
 from diststorage.gateway.s3.xml import child, document, quoted, timestamp, xml_response
 from diststorage.meta import ObjectInfo
 from diststorage.s3auth.checksums import parse_algorithm

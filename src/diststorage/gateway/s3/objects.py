@@ -17,6 +17,7 @@ from aiohttp import web
 
 from diststorage.core.errors import DiststorageError, ObjectNotFound
 from diststorage.gateway.objects import DeleteOperation, inline_bytes
+from diststorage.gateway.objects.streamed_body import close_stream
 from diststorage.gateway.s3.call import S3Call, S3Handlers
 from diststorage.gateway.s3.conditions import Verdict, evaluate
 from diststorage.gateway.s3.copy import copy_object
@@ -28,7 +29,6 @@ from diststorage.gateway.s3.object_responses import (
 from diststorage.gateway.s3.put_object import put_object
 from diststorage.gateway.s3.routing import Op
 from diststorage.gateway.s3.selection import part_number_of, selection_of
-from diststorage.gateway.s3.streams import close_stream
 from diststorage.meta import ObjectInfo, ObjectLayout
 
 log = logging.getLogger(__name__)
