@@ -113,15 +113,21 @@ def test_user_metadata_over_2_kib_is_refused_and_stores_nothing(s3: Any) -> None
             Bucket=BUCKET, Key="objects/fat-meta", Body=b"x", Metadata={"big": "v" * 2100}
         )
     assert status_of(refused.value) == 400
+    assert error_code_of(refused.value) == "MetadataTooLarge"
     with pytest.raises(ClientError):
         s3.head_object(Bucket=BUCKET, Key="objects/fat-meta")
 
 
-@pytest.mark.parametrize("key", ["objects/bell\x07", "k" * 1025], ids=["xml-illegal", "too-long"])
-def test_a_key_no_listing_could_carry_is_refused(s3: Any, key: str) -> None:
+@pytest.mark.parametrize(
+    ("key", "code"),
+    [("objects/bell\x07", "InvalidRequest"), ("k" * 1025, "KeyTooLongError")],
+    ids=["xml-illegal", "too-long"],
+)
+def test_a_key_no_listing_could_carry_is_refused(s3: Any, key: str, code: str) -> None:
     with pytest.raises(ClientError) as refused:
         s3.put_object(Bucket=BUCKET, Key=key, Body=b"x")
     assert status_of(refused.value) == 400
+    assert error_code_of(refused.value) == code
 
 
 def test_a_gzip_body_is_stored_and_served_byte_exact(s3: Any) -> None:

@@ -16,7 +16,7 @@ from aiohttp.typedefs import Handler
 from diststorage.core import errors as e
 from diststorage.gateway.http.status import status_of
 from diststorage.gateway.s3.guard import request_id_of
-from diststorage.gateway.s3.xml import child, xml_response
+from diststorage.gateway.s3.xml import child, xml_response, xml_safe
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +49,10 @@ def error_response(
     # element named exactly "Error".
     root = ET.Element("Error")
     child(root, "Code", code)
-    child(root, "Message", message)
+    child(root, "Message", xml_safe(message))
     for tag, text in (extra or {}).items():
-        child(root, tag, text)
-    child(root, "Resource", request.path)
+        child(root, tag, xml_safe(text))
+    child(root, "Resource", xml_safe(request.path))
     child(root, "RequestId", request_id_of(request))
     return xml_response(root, status, headers)
 
