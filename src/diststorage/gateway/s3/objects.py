@@ -10,14 +10,12 @@ headers without fetching anything.
 from __future__ import annotations
 
 import contextlib
-import logging
-from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from diststorage.core.errors import DiststorageError, ObjectNotFound
+from diststorage.core.errors import ObjectNotFound
+from diststorage.gateway.http.streaming import send_stream
 from diststorage.gateway.objects import DeleteOperation, inline_bytes
-from diststorage.gateway.objects.streamed_body import close_stream
 from diststorage.gateway.s3.call import S3Call, S3Handlers
 from diststorage.gateway.s3.conditions import Verdict, evaluate
 from diststorage.gateway.s3.copy import copy_object
@@ -30,8 +28,6 @@ from diststorage.gateway.s3.put_object import put_object
 from diststorage.gateway.s3.routing import Op
 from diststorage.gateway.s3.selection import part_number_of, selection_of
 from diststorage.meta import ObjectInfo, ObjectLayout
-
-log = logging.getLogger(__name__)
 
 
 def _not_modified(info: ObjectInfo) -> web.StreamResponse:
@@ -82,29 +78,8 @@ async def get_object(call: S3Call) -> web.StreamResponse:
     services = call.services
     with services.reads.reading(info.object_id):
         pieces = services.reader.stream(layout, start, end)
-        try:
-            await _send(call, response, pieces)
-        finally:
-            await close_stream(pieces)
+        await send_stream(call.request, response, pieces, f"{call.bucket}/{call.key}")
     return response
-
-
-async def _send(call: S3Call, response: web.StreamResponse, pieces: AsyncIterator[bytes]) -> None:
-    """The first stripe is fetched before the status is committed to; a failure after it
-    can only cut the connection short, the one way left to say the body is not whole."""
-    first = await anext(pieces, b"")
-    await response.prepare(call.request)
-    try:
-        if first:
-            await response.write(first)
-        async for piece in pieces:
-            await response.write(piece)
-    except DiststorageError as error:
-        log.error("S3 GET %s/%s failed after the status: %s", call.bucket, call.key, error)
-        if call.request.transport is not None:
-            call.request.transport.abort()
-        return
-    await response.write_eof()
 
 
 async def delete_object(call: S3Call) -> web.StreamResponse:
