@@ -4,21 +4,30 @@ Offline and fast: no image is built and no cluster starts. Every command line a 
 or a Kubernetes container runs is parsed by the `diststorage` CLI's own parser (nothing is
 invoked), so a renamed flag or a bad value fails here rather than at deploy time. Addresses are
 cross-checked: nodes name every gateway, advertise their own stable name, keep their data on a
-volume. The manifests are checked strictly against the Kubernetes API schema (offline, with
-kubernetes-validate). The YAML checks need PyYAML; `docker compose config`, `kubectl kustomize`
-and `haproxy -c` run where those tools are installed, and are skipped (saying why) where not.
+volume. Every gateway gets the same key material: one master key and one root key, from the
+compose file's one-shot key maker (run here for real) or the kustomization's generated Secret
+(rendered here with the documented command's keys). The manifests are checked strictly against
+the Kubernetes API schema (offline, with kubernetes-validate). The YAML checks need PyYAML;
+`docker compose config`, `kubectl kustomize` and `haproxy -c` run where those tools are
+installed, and are skipped (saying why) where not. No cluster is started: a compose test with
+two live gateways needs a Docker daemon, and its image build alone takes minutes.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
+import os
 import re
 import shlex
 import shutil
+import stat
 import subprocess
+import sys
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -29,17 +38,28 @@ import typer.core
 import typer.main
 
 from diststorage.cli.main import app
-from diststorage.core.settings import GatewaySettings, split_host_port
+from diststorage.core.credentials import Credentials, read_credentials_file
+from diststorage.core.secrets import MASTER_KEY_BYTES, access_refusal, load_master_key
+from diststorage.core.settings import (
+    ROOT_ACCESS_KEY_ENV,
+    ROOT_SECRET_KEY_ENV,
+    GatewaySettings,
+    split_host_port,
+)
+from diststorage.gateway.auth.bootstrap import load_root_key, open_master_key
+from diststorage.meta import MetadataStore
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 COMPOSE = ROOT / "docker" / "compose.yml"
 HAPROXY = ROOT / "docker" / "haproxy.cfg"
+INIT_SECRETS = ROOT / "docker" / "init_secrets.py"
 DOCKERIGNORE = ROOT / ".dockerignore"
 KUBERNETES = ROOT / "deploy" / "kubernetes"
 
 DAEMONS = ("gateway", "node", "migrate")
-HTTP_PORT, GATEWAY_GRPC_PORT, NODE_PORT = 7001, 7002, 7101
+HTTP_PORT, GATEWAY_GRPC_PORT, NODE_PORT, S3_PORT = 7001, 7002, 7101, 9000
+ROOT_KEY_ENVS = {ROOT_ACCESS_KEY_ENV, ROOT_SECRET_KEY_ENV}
 METADATA_ENV = f"{GatewaySettings.model_config.get('env_prefix')}METADATA_URL"
 TOOL_TIMEOUT_S = 60
 
@@ -96,7 +116,7 @@ def port_of(address: str) -> int:
 def check_addresses(subcommand: str, params: dict[str, Any]) -> None:
     """Every address option is HOST:PORT (a Kubernetes $(VAR) counts as a host)."""
     names = {
-        "gateway": ("listen", "grpc_listen"),
+        "gateway": ("listen", "grpc_listen", "s3_listen"),
         "node": ("listen", "advertise", "gateway", "gateway_dns"),
     }
     for name in names.get(subcommand, ()):
@@ -105,10 +125,25 @@ def check_addresses(subcommand: str, params: dict[str, Any]) -> None:
             split_host_port(address.replace("$(POD_NAME)", "pod-0"))
 
 
-def tool(*argv: str) -> subprocess.CompletedProcess[str]:
+def tool(*argv: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        argv, cwd=ROOT, capture_output=True, text=True, timeout=TOOL_TIMEOUT_S, check=False
+        argv, cwd=cwd, capture_output=True, text=True, timeout=TOOL_TIMEOUT_S, check=False
     )
+
+
+def image_user() -> str:
+    users = re.findall(r"^USER\s+(\S+)", DOCKERFILE.read_text(), re.MULTILINE)
+    return str(users[-1])
+
+
+def mounted_secret_mode(default_mode: int) -> int:
+    """What kubelet makes of a Secret volume's file in a pod with an fsGroup: the file is
+    root's, in that group, and read-only volumes get 0440 ORed into their mode."""
+    return default_mode | 0o440
+
+
+def file_status(mode: int, uid: int, gid: int) -> os.stat_result:
+    return os.stat_result((stat.S_IFREG | mode, 1, 1, 1, uid, gid, MASTER_KEY_BYTES, 0, 0, 0))
 
 
 # ---- image ----------------------------------------------------------------------------------
@@ -127,7 +162,7 @@ def test_dockerfile_builds_the_locked_environment_for_a_non_root_user() -> None:
     users = re.findall(r"^USER\s+(\S+)", text, re.MULTILINE)
     assert users and users[-1].split(":")[0] not in ("root", "0"), users
     exposed = {int(p) for line in re.findall(r"^EXPOSE\s+(.+)$", text, re.M) for p in line.split()}
-    assert exposed == {HTTP_PORT, GATEWAY_GRPC_PORT, NODE_PORT}
+    assert exposed == {HTTP_PORT, GATEWAY_GRPC_PORT, S3_PORT, NODE_PORT}
     assert entrypoint() == ("diststorage",)
 
 
@@ -163,27 +198,50 @@ def compose_argv(service: Doc) -> list[str]:
 
 
 def compose_roles() -> dict[str, dict[str, tuple[Doc, dict[str, Any]]]]:
-    """Subcommand → service name → (service, parsed options), for the diststorage services."""
+    """Subcommand → service name → (service, parsed options), for the diststorage daemons
+    (the services of the image that run its entrypoint)."""
     roles: dict[str, dict[str, tuple[Doc, dict[str, Any]]]] = {}
     for name, service in compose()["services"].items():
-        if "build" in service:
+        if "build" in service and "entrypoint" not in service:
             subcommand, params = parse_command(compose_argv(service))
             roles.setdefault(subcommand, {})[name] = (service, params)
     return roles
 
 
-def volume_sources(service: Doc, target: str | None = None) -> list[str]:
-    """The sources of ``service``'s volumes (of the one mounted at ``target``, if given)."""
-    sources = []
+def key_maker() -> tuple[str, Doc, list[str]]:
+    """The one service of the image that runs no daemon: it makes the gateways' keys."""
+    (name,) = [
+        name
+        for name, service in compose()["services"].items()
+        if "build" in service and "entrypoint" in service
+    ]
+    service = compose()["services"][name]
+    return name, service, compose_argv(service)
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: str
+    target: str
+    read_only: bool
+
+
+def mounts(service: Doc) -> list[Mount]:
+    found = []
     for volume in service.get("volumes", []):
         if isinstance(volume, dict):
-            source, mount = volume.get("source", ""), volume["target"]
+            source, target = volume.get("source", ""), volume["target"]
+            read_only = bool(volume.get("read_only"))
         else:
-            source, _, rest = volume.partition(":")
-            mount = rest.split(":")[0]
-        if target is None or mount == target:
-            sources.append(source)
-    return sources
+            source, target, *options = volume.split(":")
+            read_only = "ro" in options
+        found.append(Mount(source, target, read_only))
+    return found
+
+
+def volume_sources(service: Doc, target: str | None = None) -> list[str]:
+    """The sources of ``service``'s volumes (of the one mounted at ``target``, if given)."""
+    return [m.source for m in mounts(service) if target is None or m.target == target]
 
 
 def test_compose_runs_postgres_two_gateways_six_nodes_and_a_load_balancer() -> None:
@@ -205,15 +263,23 @@ def test_compose_runs_postgres_two_gateways_six_nodes_and_a_load_balancer() -> N
     assert len(images) == 1, f"the daemons run different images: {images}"
 
 
-def test_compose_volumes_are_named_and_declared_and_never_shared() -> None:
+def test_compose_volumes_are_named_and_declared_and_shared_only_for_the_keys() -> None:
+    """Only the gateways' keys are shared: written by the key maker alone, read-only for every
+    gateway."""
     declared = set(compose().get("volumes") or {})
-    used: Counter[str] = Counter()
+    writers: dict[str, set[str]] = {}
+    readers: dict[str, set[str]] = {}
     for name, service in compose()["services"].items():
-        for source in volume_sources(service):
-            if not source.startswith((".", "/")):
-                assert source in declared, f"{name}: volume {source} is not declared"
-                used[source] += 1
-    assert [v for v, n in used.items() if n > 1] == [], "one volume mounted by two services"
+        for mount in mounts(service):
+            if not mount.source.startswith((".", "/")):
+                assert mount.source in declared, f"{name}: volume {mount.source} is not declared"
+                (readers if mount.read_only else writers).setdefault(mount.source, set()).add(name)
+    maker, _, _ = key_maker()
+    shared = {v for v in declared if len(writers.get(v, set()) | readers.get(v, set())) > 1}
+    assert shared == {v for v, names in writers.items() if names == {maker}}, shared
+    assert all(len(names) == 1 for names in writers.values()), writers
+    for volume in shared:
+        assert readers[volume] == set(compose_roles()["gateway"]), volume
     for role in compose_roles().values():
         for name, (service, params) in role.items():
             assert volume_sources(service, str(params["data"])), f"{name}: --data on no volume"
@@ -223,12 +289,101 @@ def test_compose_gateways_share_postgres_and_are_health_checked() -> None:
     for name, (service, params) in compose_roles()["gateway"].items():
         assert port_of(params["listen"]) == HTTP_PORT, name
         assert port_of(params["grpc_listen"]) == GATEWAY_GRPC_PORT, name
+        assert port_of(params["s3_listen"]) == S3_PORT, name
         check_addresses("gateway", params)
         url = params["metadata"] or service["environment"][METADATA_ENV]
         assert url.startswith("postgresql://") and "@postgres:5432/" in url, name
         assert service["depends_on"]["postgres"]["condition"] == "service_healthy", name
         probe = " ".join(service["healthcheck"]["test"])
         assert "/_/health" in probe and f":{HTTP_PORT}" in probe, name
+
+
+def run_key_maker(folder: Path) -> subprocess.CompletedProcess[str]:
+    """docker/init_secrets.py as the key maker runs it, giving the files to this user."""
+    owner = f"{os.getuid()}:{os.getgid()}"
+    return tool(sys.executable, str(INIT_SECRETS), str(folder), "--owner", owner)
+
+
+def gateway_key_files() -> dict[str, tuple[str, Path, Path]]:
+    """Gateway → (the volume its keys come from, its master key file, its root key file), each
+    checked to be a read-only mount of the volume the key maker writes, after it ran."""
+    maker, service, argv = key_maker()
+    assert argv[:2] == ["python", "/init_secrets.py"], argv
+    (script,) = [m for m in mounts(service) if m.target == argv[1]]
+    assert (COMPOSE.parent / script.source).resolve() == INIT_SECRETS and script.read_only
+    assert argv[3:] == ["--owner", image_user()], "the files must be the gateways' user's"
+    (volume,) = [m.source for m in mounts(service) if m.target == argv[2] and not m.read_only]
+    assert service["restart"] == "no", "a one-shot service"
+    found = {}
+    for name, (gateway, params) in compose_roles()["gateway"].items():
+        assert gateway["depends_on"][maker]["condition"] == "service_completed_successfully"
+        (mount,) = [m for m in mounts(gateway) if m.source == volume]
+        assert mount.read_only, name
+        key_file, root_file = (
+            Path(params["secrets_key_file"]),
+            Path(params["root_credentials_file"]),
+        )
+        assert key_file.parent == root_file.parent == Path(mount.target), name
+        # From the shared file, not the environment (nor a default file in its own --data).
+        assert not ROOT_KEY_ENVS & set(gateway.get("environment", {})), name
+        found[name] = (volume, key_file, root_file)
+    return found
+
+
+def test_compose_gateways_share_one_master_key_and_one_root_key(tmp_path: Path) -> None:
+    """Every gateway reads the same two files of one volume, files the key maker does make."""
+    sources = gateway_key_files()
+    assert len(sources) == 2 and len(set(sources.values())) == 1, sources
+    ((_, key_file, root_file),) = set(sources.values())
+    result = run_key_maker(tmp_path / "keys")
+    assert result.returncode == 0, result.stderr
+    assert {p.name for p in (tmp_path / "keys").iterdir()} == {key_file.name, root_file.name}
+    for name, service in compose()["services"].items():
+        assert not ROOT_KEY_ENVS & set(service.get("environment", {})), name
+
+
+async def test_compose_gateways_given_the_made_keys_agree_on_one_database(tmp_path: Path) -> None:
+    """The gateways' own start-up code over the key maker's files: the second gateway opens
+    what the first sealed, and both know the same root key."""
+    folder = tmp_path / "keys"
+    assert run_key_maker(folder).returncode == 0
+    store = await MetadataStore.open(f"sqlite:///{tmp_path / 'metadata.db'}", 10)
+    try:
+        masters, roots = [], []
+        for name, (_, key_file, root_file) in gateway_key_files().items():
+            settings = GatewaySettings(
+                data_dir=tmp_path / name,
+                secrets_key_file=folder / key_file.name,
+                root_credentials_file=folder / root_file.name,
+            )
+            masters.append(await open_master_key(settings, store.accounts))
+            roots.append(load_root_key(settings).credentials)
+    finally:
+        await store.close()
+    sealed = masters[0].seal(b"an access key's secret", "DSKEY")
+    assert masters[1].open(sealed, "DSKEY") == b"an access key's secret"
+    assert roots[0] == roots[1]
+
+
+def test_the_key_maker_makes_private_keys_once_and_keeps_them(tmp_path: Path) -> None:
+    folder = tmp_path / "keys"
+    first = run_key_maker(folder)
+    assert first.returncode == 0, first.stderr
+    made = {p.name: p.read_bytes() for p in folder.iterdir()}
+    for path in folder.iterdir():
+        status = path.stat()
+        assert stat.S_IMODE(status.st_mode) == 0o600 and status.st_uid == os.getuid(), path
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    load_master_key(folder / "secrets.key")
+    root = read_credentials_file(folder / "root-credentials")
+    assert root.access_key_id in first.stdout
+    assert root.secret_access_key not in first.stdout + first.stderr
+    again = run_key_maker(folder)
+    assert again.returncode == 0, again.stderr
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == made, "the keys changed"
+    (folder / "secrets.key").chmod(0o644)
+    refused = run_key_maker(folder)
+    assert refused.returncode != 0 and "0644" in refused.stderr, refused
 
 
 def test_compose_nodes_heartbeat_to_every_gateway_and_advertise_their_own_name() -> None:
@@ -242,23 +397,56 @@ def test_compose_nodes_heartbeat_to_every_gateway_and_advertise_their_own_name()
         assert service["healthcheck"]["test"], name
 
 
-def test_compose_publishes_one_port_in_front_of_both_gateways() -> None:
+def haproxy_sections() -> dict[tuple[str, str], list[str]]:
+    """(kind, name) → the section's lines, stripped, for haproxy.cfg's named sections."""
+    sections: dict[tuple[str, str], list[str]] = {}
+    lines: list[str] = []
+    for line in HAPROXY.read_text().splitlines():
+        if line.strip().startswith("#") or not line.strip():
+            continue
+        if not line[0].isspace():
+            kind, _, name = line.partition(" ")
+            lines = sections.setdefault((kind, name.strip()), [])
+        else:
+            lines.append(line.strip())
+    return sections
+
+
+def haproxy_backend_of_port(port: int) -> list[str]:
+    """The lines of the backend behind the frontend bound to ``port``."""
+    sections = haproxy_sections()
+    (frontend,) = [
+        lines
+        for (kind, _), lines in sections.items()
+        if kind == "frontend" and f"bind :{port}" in lines
+    ]
+    (backend,) = [line.split()[1] for line in frontend if line.startswith("default_backend ")]
+    return sections["backend", backend]
+
+
+def test_compose_publishes_http_and_s3_in_front_of_both_gateways() -> None:
     services = compose()["services"]
     gateways = compose_roles()["gateway"]
     published = [(name, s) for name, s in services.items() if s.get("ports")]
     assert len(published) == 1, [name for name, _ in published]
     name, balancer = published[0]
     assert balancer["image"].startswith("haproxy:"), name
-    assert [str(p).rsplit(":", 1)[-1] for p in balancer["ports"]] == [str(HTTP_PORT)]
+    container_ports = [str(p).rsplit(":", 1)[-1] for p in balancer["ports"]]
+    assert container_ports == [str(HTTP_PORT), str(S3_PORT)]
     config = COMPOSE.parent / volume_sources(balancer, "/usr/local/etc/haproxy/haproxy.cfg")[0]
     assert config.resolve() == HAPROXY
     for gateway in gateways:
         assert balancer["depends_on"][gateway]["condition"] == "service_healthy"
-    text = HAPROXY.read_text()
-    servers = set(re.findall(r"^\s*server\s+\S+\s+(\S+)", text, re.MULTILINE))
-    assert servers == {f"{g}:{port_of(p['listen'])}" for g, (_, p) in gateways.items()}
-    assert re.search(rf"^\s*bind\s+:{HTTP_PORT}\s*$", text, re.MULTILINE)
+    for port, listener in ((HTTP_PORT, "listen"), (S3_PORT, "s3_listen")):
+        backend = haproxy_backend_of_port(port)
+        servers = {line.split()[2] for line in backend if line.startswith("server ")}
+        assert servers == {f"{g}:{port_of(p[listener])}" for g, (_, p) in gateways.items()}
+        # Health is asked of the HTTP listener (the S3 one has no health route).
+        assert "option httpchk GET /_/health" in backend, port
+        if port != HTTP_PORT:
+            assert any(f"check port {HTTP_PORT}" in line for line in backend), port
     # Bodies must stream through, not be buffered whole.
+    text = HAPROXY.read_text()
     assert not re.search(r"^\s*option\s+http-buffer-request", text, re.MULTILINE)
 
 
@@ -416,7 +604,51 @@ def test_kubernetes_gateways_read_the_database_url_from_a_secret() -> None:
         and doc["spec"].get("clusterIP") != "None"
         and doc["spec"]["selector"].items() <= labels.items()
     ]
-    assert [p["port"] for s in front for p in s["spec"]["ports"]] == [HTTP_PORT]
+    ports = {p["name"]: p for s in front for p in s["spec"]["ports"]}
+    assert {name: p["port"] for name, p in ports.items()} == {"http": HTTP_PORT, "s3": S3_PORT}
+    container_ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    for name, port in ((p["targetPort"], p["port"]) for p in ports.values()):
+        assert container_ports[name] == port, name
+    assert port_of(params["s3_listen"]) == S3_PORT
+
+
+def gateway_key_sources() -> tuple[str, Doc, Doc]:
+    """The Secret every gateway's keys come from, checked to hold both: (its name, the
+    gateways' pod spec, the volume the master key file is mounted from)."""
+    gateways, container, params = role("gateway")
+    pod = gateways["spec"]["template"]["spec"]
+    refs = [e["valueFrom"]["secretKeyRef"] for e in container["env"] if e["name"] in ROOT_KEY_ENVS]
+    assert len(refs) == len(ROOT_KEY_ENVS), "the root key comes from the environment"
+    assert params["root_credentials_file"] is None
+    key_file = str(params["secrets_key_file"])
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == key_file]
+    assert mount["readOnly"] is True
+    # The file itself: a Secret volume's own entries are links, which the gateway refuses.
+    assert mount.get("subPath"), "mount the key file with subPath"
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    (item,) = [i for i in volume["secret"]["items"] if i["path"] == mount["subPath"]]
+    names = {ref["name"] for ref in refs} | {volume["secret"]["secretName"]}
+    assert len(names) == 1, f"the gateways' keys come from several Secrets: {names}"
+    (generator,) = [g for g in kustomization()["secretGenerator"] if g["name"] in names]
+    files = {entry.partition("=")[0] for entry in generator.get("files", [])}
+    assert item["key"] in files
+    return generator["name"], pod, volume
+
+
+def test_kubernetes_gateways_share_the_keys_of_one_generated_secret() -> None:
+    """One pod template (a Deployment) whose master key file and root key all come from one
+    Secret, made by the kustomization from files it never holds itself; and the key file, as
+    kubelet mounts it, is one the gateway's user accepts."""
+    gateways, _, _ = role("gateway")
+    assert gateways["kind"] == "Deployment"
+    _, pod, volume = gateway_key_sources()
+    security = pod["securityContext"]
+    uid, group = security["runAsUser"], security["fsGroup"]
+    assert uid != 0 and security["runAsNonRoot"] is True
+    mode = mounted_secret_mode(volume["secret"]["defaultMode"])
+    assert access_refusal(file_status(mode, 0, group), uid) is None, f"{mode:04o}"
+    # Without the fsGroup the file would be root's alone, which the gateway could not read.
+    assert mode & 0o040
 
 
 # The oldest Kubernetes minor release still maintained upstream when the manifests were written;
@@ -443,10 +675,78 @@ def test_schema_check_catches_a_misplaced_field() -> None:
         kubernetes_validate.validate(workload, desired_version=KUBERNETES_VERSION, strict=True)
 
 
-def test_kubectl_renders_the_kustomization() -> None:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl is not installed")
-    result = tool(kubectl, "kustomize", str(KUBERNETES))
+def make_keys_as_documented(root: Path) -> subprocess.CompletedProcess[str]:
+    """Runs the key command kustomization.yaml documents, from ``root`` (a repository root)."""
+    text = (KUBERNETES / "kustomization.yaml").read_text()
+    (command,) = [line.lstrip("# ") for line in text.splitlines() if "/dev/urandom" in line]
+    return tool("bash", "-c", command, cwd=root)
+
+
+def test_the_documented_key_command_makes_private_keys_once(tmp_path: Path) -> None:
+    if shutil.which("bash") is None:
+        pytest.skip("bash is not installed")
+    result = make_keys_as_documented(tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "kind: StatefulSet" in result.stdout
+    keys = tmp_path / KUBERNETES.relative_to(ROOT) / "keys"
+    generators = kustomization()["secretGenerator"]
+    # A `files` entry is KEY=PATH or PATH, an `envs` entry a PATH.
+    sources = [e for g in generators for e in [*g.get("files", []), *g.get("envs", [])]]
+    wanted = {entry.rpartition("=")[2] for entry in sources}
+    made = {str(p.relative_to(keys.parent)): p.read_bytes() for p in keys.iterdir()}
+    assert set(made) == wanted
+    for path in keys.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    assert len(made["keys/secrets.key"]) == MASTER_KEY_BYTES
+    again = make_keys_as_documented(tmp_path)
+    assert again.returncode != 0, "the command overwrote keys that existed"
+    assert {str(p.relative_to(keys.parent)): p.read_bytes() for p in keys.iterdir()} == made
+    if shutil.which("git") is not None and (ROOT / ".git").exists():
+        ignored = tool("git", "check-ignore", "-q", str(KUBERNETES / "keys" / "secrets.key"))
+        assert ignored.returncode == 0, "git would commit the keys"
+
+
+def test_kubectl_renders_the_kustomization_with_one_key_secret(tmp_path: Path) -> None:
+    """Rendered with keys from the documented command: every reference names the generated
+    Secret (kustomize adds a hash to its name), which holds a master key and a root key the
+    gateway takes, and everything rendered passes the strict schema check."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None or shutil.which("bash") is None:
+        pytest.skip("kubectl or bash is not installed")
+    copy_dir = tmp_path / KUBERNETES.relative_to(ROOT)
+    shutil.copytree(KUBERNETES, copy_dir)
+    assert make_keys_as_documented(tmp_path).returncode == 0
+    result = tool(kubectl, "kustomize", str(copy_dir))
+    assert result.returncode == 0, result.stderr
+    yaml: Any = pytest.importorskip("yaml")
+    docs = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    for doc in docs:
+        kubernetes_validate.validate(doc, desired_version=KUBERNETES_VERSION, strict=True)
+    name, _, _ = gateway_key_sources()
+    (secret,) = [
+        d
+        for d in docs
+        if d["kind"] == "Secret"
+        and d["metadata"]["name"] != name
+        and d["metadata"]["name"].startswith(f"{name}-")
+    ]
+    (gateways,) = [d for d in docs if d["kind"] == "Deployment"]
+    pod = gateways["spec"]["template"]["spec"]
+    refs = {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+    for container in pod["containers"]:
+        refs |= {
+            e["valueFrom"]["secretKeyRef"]["name"]
+            for e in container["env"]
+            if e["name"] in ROOT_KEY_ENVS
+        }
+    assert refs == {secret["metadata"]["name"]}
+    data = {key: base64.b64decode(value) for key, value in secret["data"].items()}
+    assert len(data["secrets.key"]) == MASTER_KEY_BYTES
+    ref_keys = {
+        e["name"]: e["valueFrom"]["secretKeyRef"]["key"]
+        for c in pod["containers"]
+        for e in c["env"]
+        if e["name"] in ROOT_KEY_ENVS
+    }
+    Credentials(
+        data[ref_keys[ROOT_ACCESS_KEY_ENV]].decode(), data[ref_keys[ROOT_SECRET_KEY_ENV]].decode()
+    )

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from diststorage.core.secrets import (
     MASTER_KEY_BYTES,
     MasterKey,
     Sealed,
+    access_refusal,
     load_master_key,
     load_or_create_master_key,
 )
@@ -148,3 +150,77 @@ def test_the_root_key_comes_from_the_environment_a_file_or_is_generated(
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     again = load_root_key(GatewaySettings(data_dir=tmp_path / "fresh"))
     assert again.credentials == generated.credentials
+
+
+def _status(mode: int, uid: int, gid: int = 10001) -> os.stat_result:
+    return os.stat_result((stat.S_IFREG | mode, 1, 1, 1, uid, gid, MASTER_KEY_BYTES, 0, 0, 0))
+
+
+def test_a_key_file_is_private_to_its_owner_unless_root_hands_it_to_a_group() -> None:
+    gateway = 10001
+    for mode in (0o600, 0o400):
+        assert access_refusal(_status(mode, gateway), gateway) is None, oct(mode)
+    for mode in (0o640, 0o604, 0o660):
+        assert access_refusal(_status(mode, gateway), gateway), oct(mode)
+    # Root's file, read by the gateway through its group: what a Kubernetes Secret mount gives.
+    for mode in (0o440, 0o400, 0o640):
+        assert access_refusal(_status(mode, 0), gateway) is None, oct(mode)
+    for mode in (0o444, 0o460, 0o450, 0o442, 0o644):
+        assert access_refusal(_status(mode, 0), gateway), oct(mode)
+    # The exception is for root's files only, and not when root itself reads them.
+    assert access_refusal(_status(0o440, 20002), gateway)
+    assert access_refusal(_status(0o440, 0), 0)
+
+
+def _load_as(uid: int, gid: int, path: Path) -> str:
+    """``load_master_key(path)`` in a child process that runs as ``uid``:``gid`` (with ``gid``
+    as its supplementary group, as a pod's fsGroup is): ``opened`` or the refusal."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        try:
+            os.close(read_end)
+            os.setgroups([gid])
+            os.setgid(gid)
+            os.setuid(uid)
+            try:
+                load_master_key(path)
+                outcome = "opened"
+            except MasterKeyError as exc:
+                outcome = str(exc)
+            os.write(write_end, outcome.encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as reader:
+        outcome = reader.read().decode()
+    os.waitpid(pid, 0)
+    return outcome
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to make root's files and drop to a user")
+def test_a_gateway_opens_a_key_file_mounted_as_kubernetes_mounts_a_secret() -> None:
+    """Kubelet's files: owned by root, group the pod's fsGroup, mode defaultMode | 0440; the
+    gateway runs as another user in that group. A link to the file (what the Secret volume
+    itself holds) is refused, saying to mount it with subPath."""
+    uid = gid = 10001
+    # Not under pytest's own folders, which only their owner may enter.
+    with tempfile.TemporaryDirectory() as folder:
+        Path(folder).chmod(0o711)
+        _check_secret_like_files(uid, gid, Path(folder))
+
+
+def _check_secret_like_files(uid: int, gid: int, folder: Path) -> None:
+    path = folder / "secrets.key"
+    path.write_bytes(os.urandom(MASTER_KEY_BYTES))
+    os.chown(path, 0, gid)
+    path.chmod(0o440)
+    assert _load_as(uid, gid, path) == "opened"
+    path.chmod(0o444)
+    assert "0444" in _load_as(uid, gid, path)
+    path.chmod(0o440)
+    link = folder / "link.key"
+    link.symlink_to(path)
+    assert "subPath" in _load_as(uid, gid, link)
+    os.chown(path, uid, gid)
+    assert "0440" in _load_as(uid, gid, path), "the gateway's own file must be 0600"

@@ -58,9 +58,12 @@ Multipart uploads add (each also names its S3 error code, ``s3_code``)::
 
 The S3 front end adds::
 
-    InvalidRequest      └── MalformedXML        a request body that is not the XML asked for
+    InvalidRequest      ├── MalformedXML        a request body that is not the XML asked for
+                        └── MetadataTooLarge    x-amz-meta-* over 2 KiB
+    InvalidKey          └── KeyTooLong          a key over 1024 bytes of UTF-8
     NotFound            └── NoSuchBucketPolicy  GetBucketPolicy: buckets have no policies
     NotImplementedFeature                        an S3 feature this server does not offer (501)
+    InvalidRequest      └── InvalidLocationConstraint  CreateBucket naming another region
 
 ``NodeUnavailable`` differs from ``NotEnoughNodes``: the first is about one node and is usually
 absorbed by redundancy (read another shard); the second is the verdict that redundancy could not
@@ -99,6 +102,17 @@ class InvalidRequest(DiststorageError):
 
 class InvalidKey(InvalidRequest):
     code = "invalid_key"
+
+
+class KeyTooLong(InvalidKey):
+    s3_code = "KeyTooLongError"
+
+
+class MetadataTooLarge(InvalidRequest):
+    """User metadata (``x-amz-meta-*``) over S3's 2 KiB."""
+
+    code = "metadata_too_large"
+    s3_code = "MetadataTooLarge"
 
 
 class InvalidPolicy(InvalidRequest):
@@ -389,3 +403,10 @@ class NotImplementedFeature(DiststorageError):
 
     code = "not_implemented"
     s3_code = "NotImplemented"
+
+
+class InvalidLocationConstraint(InvalidRequest):
+    """CreateBucket naming a region other than the gateway's own (``--s3-region``)."""
+
+    code = "invalid_location_constraint"
+    s3_code = "InvalidLocationConstraint"

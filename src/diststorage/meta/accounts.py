@@ -8,13 +8,10 @@ in and go out sealed: this store never sees a secret in the clear, nor the maste
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from sqlalchemy import delete, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from diststorage.core.clock import SYSTEM_CLOCK, Clock
 from diststorage.core.errors import (
     AlreadyExists,
     BucketAlreadyExists,
@@ -27,7 +24,6 @@ from diststorage.core.errors import (
 from diststorage.core.secrets import Sealed
 from diststorage.meta.account_models import AccessKeyRow, BucketGrantRow, SecretsCheckRow
 from diststorage.meta.account_records import BucketInfo, Grant, KeyInfo, StoredKey
-from diststorage.meta.backends import Backend
 from diststorage.meta.base import StoreBase, insert_ignoring_duplicates, utc
 from diststorage.meta.bucket_names import check_bucket_name
 from diststorage.meta.models import Namespace, ObjectRow
@@ -71,19 +67,6 @@ def _bucket_row(session: Session, name: str) -> Namespace:
 
 
 class AccountStore(StoreBase):
-    """``on_bucket_deleted`` is told each bucket this store deleted, so that the metadata
-    store of the same process forgets the bucket's cached namespace id."""
-
-    def __init__(
-        self,
-        backend: Backend,
-        timeout_s: float,
-        clock: Clock = SYSTEM_CLOCK,
-        on_bucket_deleted: Callable[[str], None] = lambda name: None,
-    ) -> None:
-        super().__init__(backend, timeout_s, clock)
-        self._on_bucket_deleted = on_bucket_deleted
-
     # -- access keys -------------------------------------------------------------------------
 
     async def create_key(
@@ -222,7 +205,6 @@ class AccountStore(StoreBase):
             session.delete(row)
 
         await self._write(operation)
-        self._on_bucket_deleted(name)
 
     # -- grants ------------------------------------------------------------------------------
 

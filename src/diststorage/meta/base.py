@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Executable, Insert, Row, literal_column
+from sqlalchemy import Executable, Insert, Row, bindparam, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from diststorage.core.clock import SYSTEM_CLOCK, Clock, utc_now
 from diststorage.core.errors import Unavailable
 from diststorage.meta.backends import Backend, Operation
-from diststorage.meta.models import OBJECTS, GarbageChunk, RepairTask
+from diststorage.meta.models import OBJECTS, GarbageChunk, Namespace, RepairTask
 from diststorage.meta.records import ChunkRef, ObjectAttributes, ObjectInfo, StoredChecksum
 from diststorage.meta.states import ObjectState
 
@@ -36,6 +36,14 @@ IS_STORED = OBJECTS.c.state.in_(
         literal_column(f"'{ObjectState.COMMITTED}'"),
         literal_column(f"'{ObjectState.PART}'"),
     ]
+)
+
+# Objects of the namespace named by the bound ``namespace``, its id looked up in the statement
+# itself: a bucket's id is never kept between statements, since any gateway may drop the bucket
+# and make another of the same name (see MetadataStore). One probe of the names' unique index,
+# no round trip; PostgreSQL runs it once, as an InitPlan, and still plans the index below.
+IN_NAMED_NAMESPACE = OBJECTS.c.namespace_id == (
+    select(Namespace.id).where(Namespace.name == bindparam("namespace")).scalar_subquery()
 )
 
 # What object_info reads: queries that only need an ObjectInfo select these, not whole rows.

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, select
 
-from diststorage.meta.base import INFO_COLUMNS, IS_COMMITTED, object_info
+from diststorage.meta.base import IN_NAMED_NAMESPACE, INFO_COLUMNS, IS_COMMITTED, object_info
 from diststorage.meta.models import CHUNKS, INLINE_BODIES, OBJECTS
 from diststorage.meta.multipart_models import OBJECT_PARTS
 from diststorage.meta.records import ObjectLayout, PartLayout, StoredChunk, unpack_crcs
@@ -40,11 +40,7 @@ _WITH_BYTES = OBJECTS.outerjoin(CHUNKS, CHUNKS.c.object_id == OBJECTS.c.id).oute
 LAYOUT = (
     select(*INFO_COLUMNS, *_CHUNK_COLUMNS)
     .select_from(_WITH_BYTES)
-    .where(
-        OBJECTS.c.namespace_id == bindparam("namespace_id"),
-        OBJECTS.c.key == bindparam("key"),
-        IS_COMMITTED,
-    )
+    .where(IN_NAMED_NAMESPACE, OBJECTS.c.key == bindparam("key"), IS_COMMITTED)
     .order_by(CHUNKS.c.segment_index, CHUNKS.c.shard_index)
 )
 PART_LAYOUTS = (

@@ -21,6 +21,7 @@ from diststorage.core.errors import ObjectNotFound
 from diststorage.meta.accounts import AccountStore
 from diststorage.meta.backends import Backend, open_backend
 from diststorage.meta.base import (
+    IN_NAMED_NAMESPACE,
     INFO_COLUMNS,
     IS_COMMITTED,
     ObjectColumns,
@@ -72,26 +73,33 @@ MAX_LIST_LIMIT = 1000
 
 # The hot statements, built once on the plain tables with their values bound at execution:
 # building a statement and deriving its cache key cost more CPU than running it on SQLite.
-_BY_KEY = (
-    OBJECTS.c.namespace_id == bindparam("namespace_id"),
-    OBJECTS.c.key == bindparam("key"),
-    IS_COMMITTED,
-)
+_BY_KEY = (IN_NAMED_NAMESPACE, OBJECTS.c.key == bindparam("key"), IS_COMMITTED)
 _COMMITTED_ID = select(OBJECTS.c.id).where(*_BY_KEY)
 _COMMITTED_INFO = select(*INFO_COLUMNS).where(*_BY_KEY)
 _INSERT_OBJECT = insert(OBJECTS)
 _INSERT_CHUNKS = insert(CHUNKS)
+_NAMESPACE_ID = select(Namespace.id).where(Namespace.name == bindparam("namespace"))
 # A multipart object whose parts vanished between its two layout statements was dropped in
 # between; its key is looked up again this often.
 LAYOUT_ATTEMPTS = 4
 
 
 class MetadataStore(StoreBase):
+    """Namespaces (buckets) are named in every call and looked up by name in the very statement
+    or transaction that uses them; no process keeps a name's id. Gateways share the database,
+    and any of them may delete a bucket and create another of the same name (S3 DeleteBucket,
+    CreateBucket): an id kept here would then name a dead namespace (writes failing, reads and
+    listings finding nothing) or, where SQLite hands a deleted row's id to the next bucket
+    made, another bucket altogether. Expiring kept ids would only shorten that window, and
+    catching it afterwards cannot tell a reused id's rows from the right ones. The lookup is a
+    probe of the names' unique index inside a statement already sent (``IN_NAMED_NAMESPACE``),
+    or one more statement in a write's transaction, never a round trip of its own.
+    """
+
     def __init__(self, backend: Backend, timeout_s: float, clock: Clock = SYSTEM_CLOCK) -> None:
         super().__init__(backend, timeout_s, clock)
-        self._namespace_ids: dict[str, int] = {}
         self.maintenance = MaintenanceStore(backend, timeout_s, clock)
-        self.accounts = AccountStore(backend, timeout_s, clock, self._forget_namespace)
+        self.accounts = AccountStore(backend, timeout_s, clock)
         self.multipart = MultipartStore(backend, timeout_s, clock)
 
     @classmethod
@@ -118,40 +126,22 @@ class MetadataStore(StoreBase):
     def dialect(self) -> str:
         return self._backend.dialect
 
-    def _forget_namespace(self, name: str) -> None:
-        """A deleted bucket's id must not outlive it here: one made again under the same
-        name has another."""
-        self._namespace_ids.pop(name, None)
-
     @property
     def engine(self) -> Engine:
         """The backend's SQLAlchemy engine, for instrumentation only (see Backend.engine)."""
         return self._backend.engine
 
-    def _namespace_id(self, session: Session, name: str) -> int:
-        cached = self._namespace_ids.get(name)
-        if cached is not None:
-            return cached
-        found = session.scalar(select(Namespace.id).where(Namespace.name == name))
+    @staticmethod
+    def _namespace_id(session: Session, name: str) -> int:
+        """The id the namespace has in this transaction (see the class docstring)."""
+        found = session.scalar(_NAMESPACE_ID, {"namespace": name})
         if found is None:
             raise ObjectNotFound(f"namespace {name!r} does not exist")
-        self._namespace_ids[name] = found
         return found
-
-    async def _key_params(self, namespace: str, key: str) -> dict[str, Any]:
-        """The parameters of ``_BY_KEY``, for statements run without a session."""
-        namespace_id = self._namespace_ids.get(namespace)
-        if namespace_id is None:
-            namespace_id = await self._read(lambda session: self._namespace_id(session, namespace))
-        return {"namespace_id": namespace_id, "key": key.encode()}
-
-    def _by_key(self, session: Session, namespace: str, key: str) -> dict[str, Any]:
-        """The parameters of ``_BY_KEY``."""
-        return {"namespace_id": self._namespace_id(session, namespace), "key": key.encode()}
 
     def _committed(self, session: Session, namespace: str, key: str) -> ObjectColumns:
         """The committed object's ``INFO_COLUMNS``."""
-        row = session.execute(_COMMITTED_INFO, self._by_key(session, namespace, key)).one_or_none()
+        row = session.execute(_COMMITTED_INFO, _by_key(namespace, key)).one_or_none()
         if row is None:
             raise ObjectNotFound(f"no object under key {key!r}")
         return row
@@ -280,11 +270,11 @@ class MetadataStore(StoreBase):
     # The lookups every request makes are one statement each, run without a session.
 
     async def key_exists(self, namespace: str, key: str) -> bool:
-        rows = await self._read_rows(_COMMITTED_ID, await self._key_params(namespace, key))
+        rows = await self._read_rows(_COMMITTED_ID, _by_key(namespace, key))
         return bool(rows)
 
     async def get_info(self, namespace: str, key: str) -> ObjectInfo:
-        rows = await self._read_rows(_COMMITTED_INFO, await self._key_params(namespace, key))
+        rows = await self._read_rows(_COMMITTED_INFO, _by_key(namespace, key))
         if not rows:
             raise ObjectNotFound(f"no object under key {key!r}")
         return object_info(rows[0])
@@ -292,7 +282,7 @@ class MetadataStore(StoreBase):
     async def get_layout(self, namespace: str, key: str) -> ObjectLayout:
         """The committed object and where its bytes are; for an object completed from parts,
         each part's own layout (see layouts)."""
-        params = await self._key_params(namespace, key)
+        params = _by_key(namespace, key)
         for _ in range(LAYOUT_ATTEMPTS):
             rows = await self._read_rows(LAYOUT, params)
             if not rows:
@@ -429,6 +419,11 @@ class MetadataStore(StoreBase):
             ]
 
         return await self._read(operation)
+
+
+def _by_key(namespace: str, key: str) -> dict[str, Any]:
+    """The parameters of ``_BY_KEY`` (and of layouts.LAYOUT)."""
+    return {"namespace": namespace, "key": key.encode()}
 
 
 def _insert_planned(session: Session, object_id: str, chunks: Sequence[PlannedChunk]) -> None:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 from email.utils import format_datetime
 from typing import Any
 
 from aiohttp import web
 
-from diststorage.core.errors import DiststorageError
 from diststorage.gateway.api.admin import system_route
 from diststorage.gateway.api.callers import verified_body
 from diststorage.gateway.api.parse import SYSTEM_PREFIX, is_system_path, parse_object_request
+from diststorage.gateway.http.streaming import send_stream
 from diststorage.gateway.objects import (
     ByteRange,
     DeleteOperation,
@@ -24,8 +23,6 @@ from diststorage.gateway.objects import (
 from diststorage.gateway.objects.operations import resolve_range
 from diststorage.gateway.services import Services
 from diststorage.meta import ObjectInfo
-
-log = logging.getLogger(__name__)
 
 SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
 
@@ -110,23 +107,7 @@ async def get_object(
     response = _object_response(layout.info, byte_range)
     with services.reads.reading(layout.info.object_id):
         pieces = services.reader.stream(layout, start, end)
-        # Fetch the first stripe before committing to a status: an object that cannot be
-        # read at all gets an error answer, not a truncated body.
-        first = await anext(pieces, b"")
-        await response.prepare(request)
-        try:
-            if first:
-                await response.write(first)
-            async for piece in pieces:
-                await response.write(piece)
-        except DiststorageError as error:
-            # The status line is gone already; cutting the connection short is the only way
-            # left to tell the client that what it got is not the whole object.
-            log.error("GET %s failed after %s: %s", operation.key, response.status, error)
-            if request.transport is not None:
-                request.transport.abort()
-            return response
-        await response.write_eof()
+        await send_stream(request, response, pieces, operation.key)
     return response
 
 

@@ -30,11 +30,14 @@ def request_body(
     declared_size: int | None,
     max_bytes: int,
     extra_checksums: Collection[ChecksumAlgorithm] = (),
+    max_raw_bytes: int | None = None,
 ) -> tuple[VerifyingBody, BodyChecks]:
     """The body, decoded (aws-chunked) and checked as it is read against what was signed and
     the checksums sent (see ``wrap_body``): the last read raises when it does not match,
-    before the pipelines commit. ``declared_size`` is the raw body's length."""
+    before the pipelines commit. ``declared_size`` is the raw body's length. ``max_bytes``
+    bounds the decoded bytes; ``max_raw_bytes`` (default ``max_bytes``) the bytes received,
+    which aws-chunked framing makes more than the object's."""
     caller = request.get(CALLER)
-    raw = RequestBody(request, declared_size, max_bytes)
+    raw = RequestBody(request, declared_size, max_bytes if max_raw_bytes is None else max_raw_bytes)
     verified = None if caller is None else caller.verified
     return wrap_body(raw, verified, request.headers, max_bytes, extra_checksums)

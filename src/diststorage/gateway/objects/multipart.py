@@ -35,7 +35,7 @@ from diststorage.gateway.objects.ports import (
     ReadTracker,
 )
 from diststorage.gateway.objects.reader import ObjectReader
-from diststorage.gateway.objects.streamed_body import StreamedBody
+from diststorage.gateway.objects.streamed_body import StreamedBody, close_stream
 from diststorage.gateway.objects.writer import ObjectWriter
 from diststorage.meta import (
     MAX_PART_NUMBER,
@@ -215,7 +215,10 @@ class Multipart:
             checksum: ChecksumSource | None = None
             if wrap is not None and upload.checksum_algorithm is not None:
                 body, checksum = wrap(upload.checksum_algorithm, body)
-            info = await self._writer.write(operation, body, checksum)
+            try:
+                info = await self._writer.write(operation, body, checksum)
+            finally:
+                await close_stream(pieces)
         return PartInfo(info.md5_hex, info.checksum)
 
     def _part_operation(

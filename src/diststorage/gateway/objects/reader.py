@@ -30,6 +30,7 @@ from diststorage.erasure import Codec, codec_for
 from diststorage.gateway.nodeclient import BlockPiece
 from diststorage.gateway.objects.geometry import Geometry
 from diststorage.gateway.objects.ports import DamageSink, NodeReaders, NodeStates, Penalties
+from diststorage.gateway.objects.streamed_body import close_stream
 from diststorage.meta import ChunkState, NodeLiveness, ObjectLayout, PartLayout, StoredChunk
 
 log = logging.getLogger(__name__)
@@ -59,12 +60,6 @@ def inline_bytes(layout: ObjectLayout, start: int, end: int) -> bytes:
 async def _inline_pieces(layout: ObjectLayout, start: int, end: int) -> AsyncIterator[bytes]:
     if end > start:
         yield inline_bytes(layout, start, end)
-
-
-async def _close(pieces: AsyncIterator[bytes]) -> None:
-    close = getattr(pieces, "aclose", None)
-    if close is not None:
-        await close()
 
 
 class NodePenalties:
@@ -165,7 +160,7 @@ class ObjectReader:
                 async for piece in pieces:
                     yield piece
             finally:
-                await _close(pieces)
+                await close_stream(pieces)
 
     async def _stream_one(
         self, layout: ObjectLayout, start: int, end: int

@@ -1,6 +1,6 @@
 """An object's bytes as they are read (``ObjectReader.stream``), handed over as a body to
 store (a ``ByteSource``): what server-side copies write from, holding no more than the read
-pipeline's stripes in flight and one piece."""
+pipeline's stripes in flight and one piece; and the one way to end such a stream early."""
 
 from __future__ import annotations
 
@@ -30,3 +30,12 @@ class StreamedBody:
             taken.append(part)
             have += len(part)
         return b"".join(taken)
+
+
+async def close_stream(pieces: AsyncIterator[bytes]) -> None:
+    """Ends a read stream that is left early (a GET whose client went away, a copy whose
+    write failed): its fetches stop and its stripes are freed at once, rather than when the
+    generator's finalizer runs."""
+    close = getattr(pieces, "aclose", None)
+    if close is not None:
+        await close()

@@ -8,15 +8,13 @@ A key is data, never a path.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from diststorage.core.errors import InvalidKey, InvalidRequest
+from diststorage.core.errors import InvalidKey, InvalidRequest, KeyTooLong
+from diststorage.gateway.s3.xml import XML_ILLEGAL
 
 MAX_KEY_BYTES = 1024
-# Characters XML 1.0 cannot carry: such keys could never be listed (S3.md pitfall 12).
-_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +41,9 @@ def check_key(key: str) -> str:
     if not key:
         raise InvalidKey("an object key may not be empty")
     if len(key.encode()) > MAX_KEY_BYTES:
-        raise InvalidKey(f"an object key is at most {MAX_KEY_BYTES} bytes of UTF-8")
-    if _XML_ILLEGAL.search(key):
+        raise KeyTooLong(f"an object key is at most {MAX_KEY_BYTES} bytes of UTF-8")
+    # Such keys could never be listed without encoding-type=url (S3.md pitfall 12).
+    if XML_ILLEGAL.search(key):
         raise InvalidKey("an object key may not hold characters XML 1.0 cannot carry")
     return key
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from diststorage.core.errors import InvalidRequest
+from diststorage.core.errors import MetadataTooLarge
 from diststorage.meta import ObjectAttributes
 
 META_PREFIX = "x-amz-meta-"
@@ -32,7 +32,7 @@ def content_type_of(headers: Mapping[str, str]) -> str:
 
 def attributes_from_headers(headers: Mapping[str, str]) -> ObjectAttributes:
     """The attributes a PutObject, CopyObject (REPLACE) or CreateMultipartUpload stores;
-    InvalidRequest (S3: MetadataTooLarge is a 400 too) for user metadata over 2 KiB."""
+    MetadataTooLarge for user metadata over 2 KiB."""
     user_meta = tuple(
         (name.lower()[len(META_PREFIX) :], value)
         for name, value in headers.items()
@@ -40,7 +40,7 @@ def attributes_from_headers(headers: Mapping[str, str]) -> ObjectAttributes:
     )
     size = sum(len(name.encode()) + len(value.encode()) for name, value in user_meta)
     if size > MAX_USER_META_BYTES:
-        raise InvalidRequest(
+        raise MetadataTooLarge(
             f"user metadata is {size} bytes; at most {MAX_USER_META_BYTES} are allowed"
         )
     kept: list[tuple[str, str]] = []

@@ -8,6 +8,7 @@ secret. Nothing else leaks a traceback.
 from __future__ import annotations
 
 import logging
+import xml.etree.ElementTree as ET
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -15,7 +16,7 @@ from aiohttp.typedefs import Handler
 from diststorage.core import errors as e
 from diststorage.gateway.http.status import status_of
 from diststorage.gateway.s3.guard import request_id_of
-from diststorage.gateway.s3.xml import child, document, xml_response
+from diststorage.gateway.s3.xml import child, xml_response, xml_safe
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +45,14 @@ def error_response(
     headers = {"x-amz-request-id": request_id_of(request)}
     if request.method == "HEAD":
         return web.Response(status=status, headers=headers)
-    root = document("Error")
+    # No namespace, as AWS sends it: botocore finds an error's Code only under a root
+    # element named exactly "Error".
+    root = ET.Element("Error")
     child(root, "Code", code)
-    child(root, "Message", message)
+    child(root, "Message", xml_safe(message))
     for tag, text in (extra or {}).items():
-        child(root, tag, text)
-    child(root, "Resource", request.path)
+        child(root, tag, xml_safe(text))
+    child(root, "Resource", xml_safe(request.path))
     child(root, "RequestId", request_id_of(request))
     return xml_response(root, status, headers)
 

@@ -9,6 +9,7 @@ bodies with and without the S3 namespace both work.
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 
@@ -22,6 +23,16 @@ from diststorage.gateway.objects.ports import ByteSource
 S3_XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
 XML_CONTENT_TYPE = "application/xml"
 _READ_PIECE = 64 * 1024
+
+
+# Characters XML 1.0 cannot carry at all, not even as character references.
+XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def xml_safe(text: str) -> str:
+    """Text as an XML document can carry it: each character XML cannot hold written as
+    ``\\xNN`` (for messages, which may quote what a client sent)."""
+    return XML_ILLEGAL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
 
 
 def document(root_tag: str) -> ET.Element:
