@@ -15,11 +15,20 @@ from diststorage.core.errors import (
     InvalidRequest,
     KeyNotFound,
     NoSuchBucket,
+    NoSuchUpload,
     ObjectNotFound,
 )
 from diststorage.core.ids import new_id
 from diststorage.core.secrets import Sealed
-from diststorage.meta import AccountStore, Grant, KeyState, MetadataStore, NewObject
+from diststorage.meta import (
+    NO_ATTRIBUTES,
+    AccountStore,
+    Grant,
+    KeyState,
+    MetadataStore,
+    NewObject,
+    NewUpload,
+)
 
 SEALED = Sealed(b"ciphertext-and-tag", b"twelve-bytes")
 
@@ -195,3 +204,25 @@ async def test_the_first_check_value_is_kept(accounts: AccountStore) -> None:
     first = Sealed(b"first", b"n1")
     assert await accounts.secrets_check(first) == first
     assert await accounts.secrets_check(Sealed(b"second", b"n2")) == first
+
+
+async def test_a_bucket_with_an_open_upload_stays_and_finished_ones_go_with_it(
+    store: MetadataStore,
+) -> None:
+    """Completed and aborted uploads leave records behind (for retries); they do not keep
+    their bucket, an open one does."""
+    accounts = store.accounts
+    await accounts.create_bucket("uploads", None)
+    open_id = new_id()
+    await store.multipart.create_upload(
+        NewUpload(open_id, "uploads", "k", "text/plain", NO_ATTRIBUTES)
+    )
+    with pytest.raises(BucketNotEmpty):
+        await accounts.delete_bucket("uploads")
+    await store.multipart.abort(open_id, "uploads", "k")
+    await accounts.delete_bucket("uploads")
+    with pytest.raises(NoSuchBucket):
+        await accounts.get_bucket("uploads")
+    await accounts.create_bucket("uploads", None)
+    with pytest.raises(NoSuchUpload):
+        await store.multipart.open_upload(open_id, "uploads", "k")

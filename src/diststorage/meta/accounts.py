@@ -27,7 +27,8 @@ from diststorage.meta.account_records import BucketInfo, Grant, KeyInfo, StoredK
 from diststorage.meta.base import StoreBase, insert_ignoring_duplicates, utc
 from diststorage.meta.bucket_names import check_bucket_name
 from diststorage.meta.models import Namespace, ObjectRow
-from diststorage.meta.states import DEFAULT_NAMESPACE, KeyState, ObjectState
+from diststorage.meta.multipart_models import MultipartUpload, UploadPart
+from diststorage.meta.states import DEFAULT_NAMESPACE, KeyState, ObjectState, UploadState
 
 _SECRETS_CHECK_ID = 1
 
@@ -192,8 +193,9 @@ class AccountStore(StoreBase):
         return await self._read(operation)
 
     async def delete_bucket(self, name: str) -> None:
-        """Removes an empty bucket and its grants. Raises NoSuchBucket; BucketNotEmpty while
-        it holds a committed object or an upload is still writing into it; InvalidRequest for
+        """Removes an empty bucket, its grants and the records of its finished multipart
+        uploads. Raises NoSuchBucket; BucketNotEmpty while it holds a committed object, an
+        upload is still writing into it or a multipart upload is open; InvalidRequest for
         ``default``, where the native API keeps its objects."""
         if name == DEFAULT_NAMESPACE:
             raise InvalidRequest(f"the bucket {name!r} holds the native API's objects: it stays")
@@ -202,6 +204,7 @@ class AccountStore(StoreBase):
             row = _bucket_row(session, name)
             _refuse_not_empty(session, row)
             session.execute(delete(BucketGrantRow).where(BucketGrantRow.namespace_id == row.id))
+            _forget_finished_uploads(session, row)
             session.delete(row)
 
         await self._write(operation)
@@ -301,6 +304,14 @@ def _refuse_taken(session: Session, name: str, owner_key_id: str | None) -> None
     raise BucketAlreadyExists(f"the bucket {name!r} exists already")
 
 
+def _forget_finished_uploads(session: Session, row: Namespace) -> None:
+    """What is kept of completed and aborted uploads (for a retried Complete or Abort) goes
+    with their bucket; no open one is left (``_refuse_not_empty``)."""
+    uploads = select(MultipartUpload.upload_id).where(MultipartUpload.namespace_id == row.id)
+    session.execute(delete(UploadPart).where(UploadPart.upload_id.in_(uploads)))
+    session.execute(delete(MultipartUpload).where(MultipartUpload.namespace_id == row.id))
+
+
 def _refuse_not_empty(session: Session, row: Namespace) -> None:
     in_bucket = ObjectRow.namespace_id == row.id
     if session.scalar(select(exists().where(in_bucket, ObjectRow.state == ObjectState.COMMITTED))):
@@ -309,4 +320,11 @@ def _refuse_not_empty(session: Session, row: Namespace) -> None:
         raise BucketNotEmpty(
             f"uploads into the bucket {row.name!r} are still running (or were cut off and "
             "wait for garbage collection): try again later"
+        )
+    open_upload = (MultipartUpload.namespace_id == row.id) & (
+        MultipartUpload.state == UploadState.OPEN
+    )
+    if session.scalar(select(exists().where(open_upload))):
+        raise BucketNotEmpty(
+            f"multipart uploads into the bucket {row.name!r} are open: abort them first"
         )
