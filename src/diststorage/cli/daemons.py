@@ -33,10 +33,11 @@ def _run_gateway(settings: GatewaySettings) -> None:
 def _migrate(settings: GatewaySettings) -> None:
     import asyncio
 
+    from diststorage.core.filemodes import make_private_dir
     from diststorage.meta import MetadataStore
 
     if settings.metadata_url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(settings.data_dir)
 
     async def run() -> None:
         store = await MetadataStore.open(settings.database_url, settings.db_timeout_s)

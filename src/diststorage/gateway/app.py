@@ -22,6 +22,7 @@ from aiohttp import web
 
 from diststorage.core.clock import SYSTEM_CLOCK, Clock
 from diststorage.core.daemon import build_or_unwind, run_daemon, serve
+from diststorage.core.filemodes import make_private_dir
 from diststorage.core.identity import load_or_create_identity
 from diststorage.core.memory import HeapTrimmer
 from diststorage.core.settings import METADATA_URL_ENV, GatewaySettings, split_host_port
@@ -118,7 +119,7 @@ class Gateway:
 
     async def _build(self, parts: contextlib.AsyncExitStack) -> None:
         settings = self.settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(settings.data_dir)
         self.gateway_id = load_or_create_identity(settings.data_dir / "gateway.json")
         await migrate_in_child(settings)
         store = await MetadataStore.open(
