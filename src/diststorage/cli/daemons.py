@@ -12,7 +12,7 @@ from rich.console import Console
 
 from diststorage.cli.flags import settings_command
 from diststorage.core.credentials import Credentials
-from diststorage.core.settings import GatewaySettings, NodeSettings
+from diststorage.core.settings import METADATA_URL_ENV, GatewaySettings, NodeSettings
 
 if TYPE_CHECKING:
     from diststorage.local import LocalCluster
@@ -71,8 +71,10 @@ def up(
     gateways: Annotated[
         int, typer.Option(min=1, help="gateways, on ports PORT, PORT+2, ... (needs --metadata)")
     ] = 1,
+    # Also from the gateways' own variable: a URL with a password stays out of argv.
     metadata: Annotated[
-        str | None, typer.Option(help="PostgreSQL URL shared by the gateways")
+        str | None,
+        typer.Option(help="PostgreSQL URL shared by the gateways", envvar=METADATA_URL_ENV),
     ] = None,
     anonymous: Annotated[
         bool,
