@@ -4,9 +4,9 @@ Chunk files hold object bytes (a data shard is plaintext after its header, a rep
 whole object) and the SQLite metadata file holds small objects whole: on a host shared with
 other users, the default umask (022) would make every one of them world-readable. So every
 folder a daemon creates is 0700 and every file 0600, set explicitly: ``mkdir``'s and
-``open``'s modes are masked by the umask, which only ever removes bits, so a creation mode of
-0700 / 0600 is exact under any umask that leaves the owner's bits — and an ``fchmod`` / ``chmod``
-after creation makes it exact under any umask at all.
+``open``'s modes are masked by the umask, which only removes bits, so they are created with
+the owner's bits alone (never more open than meant, even for a moment) and then ``chmod`` /
+``fchmod`` makes the mode exact whatever the umask took away.
 
 Folders and files that exist already keep their mode: a data folder may be a volume whose
 root belongs to the operator (Kubernetes' fsGroup), which this process may not even chmod.
