@@ -378,7 +378,7 @@ def test_too_much_damage_is_never_served(
 def test_write_without_enough_live_nodes(
     cluster: LocalCluster, http: Client, objects: dict[str, Stored]
 ) -> None:
-    """ec:4+2 can write degraded on five nodes, not on four: 503, and nothing stored."""
+    """ec:4+2 on four live nodes: 503, and nothing stored."""
     Faults(cluster).kill_node(4)
     Faults(cluster).kill_node(5)
     wait_live_nodes(http, cluster.nodes - 2, timeout_s=15)

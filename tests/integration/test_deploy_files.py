@@ -125,9 +125,17 @@ def check_addresses(subcommand: str, params: dict[str, Any]) -> None:
             split_host_port(address.replace("$(POD_NAME)", "pod-0"))
 
 
-def tool(*argv: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+def tool(
+    *argv: str, cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        argv, cwd=cwd, capture_output=True, text=True, timeout=TOOL_TIMEOUT_S, check=False
+        argv,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=TOOL_TIMEOUT_S,
+        check=False,
+        env=env,
     )
 
 
@@ -458,8 +466,13 @@ def test_docker_compose_accepts_the_file() -> None:
         argv = ["docker-compose"]
     else:
         pytest.skip("neither `docker compose` (the plugin) nor docker-compose is installed")
-    result = tool(*argv, "-f", str(COMPOSE), "-p", "diststorage", "config", "-q")
+    config = (*argv, "-f", str(COMPOSE), "-p", "diststorage", "config", "-q")
+    unset = {k: v for k, v in os.environ.items() if k != "DISTSTORAGE_DB_PASSWORD"}
+    result = tool(*config, env={**unset, "DISTSTORAGE_DB_PASSWORD": "from-the-operator"})
     assert result.returncode == 0, result.stderr
+    # There is no default password: without one, compose refuses to start anything.
+    refused = tool(*config, env=unset)
+    assert refused.returncode != 0 and "DISTSTORAGE_DB_PASSWORD" in refused.stderr
 
 
 def test_haproxy_accepts_its_config() -> None:
@@ -535,7 +548,7 @@ def test_kustomization_lists_every_manifest_and_the_image() -> None:
     assert listed == on_disk
     kinds = Counter(doc["kind"] for doc in manifests())
     assert kinds["StatefulSet"] >= 2 and kinds["Deployment"] >= 1, kinds
-    assert kinds["Service"] >= 3 and kinds["Secret"] >= 1, kinds
+    assert kinds["Service"] >= 3 and kinds["NetworkPolicy"] >= 3, kinds
     assert {image["name"] for image in kustomization()["images"]} >= {"diststorage"}
 
 
@@ -590,8 +603,7 @@ def test_kubernetes_gateways_read_the_database_url_from_a_secret() -> None:
     assert params["metadata"] is None, "the database URL belongs in the Secret, not the args"
     (env,) = [e for e in container["env"] if e["name"] == METADATA_ENV]
     ref = env["valueFrom"]["secretKeyRef"]
-    secret = find("Secret", ref["name"])
-    assert ref["key"] in {*secret.get("stringData", {}), *secret.get("data", {})}
+    assert ref["name"] in generated_secrets(), "the URL's Secret is made from keys/, not committed"
     assert port_of(params["listen"]) == HTTP_PORT
     # Readiness follows /_/health (503 with too few nodes); liveness only needs the port.
     assert container["readinessProbe"]["httpGet"]["path"] == "/_/health"
@@ -750,3 +762,257 @@ def test_kubectl_renders_the_kustomization_with_one_key_secret(tmp_path: Path) -
     Credentials(
         data[ref_keys[ROOT_ACCESS_KEY_ENV]].decode(), data[ref_keys[ROOT_SECRET_KEY_ENV]].decode()
     )
+
+
+# ---- secrets and network boundaries ---------------------------------------------------------
+
+KEYS_DIR = "keys/"
+DB_PASSWORD_VARIABLE = "DISTSTORAGE_DB_PASSWORD"
+# A URL that carries a password of its own: scheme://user:password@host.
+URL_WITH_PASSWORD = re.compile(r"[a-z+]+://[^:/@\s]+:(?P<password>[^@\s]+)@")
+
+
+def generated_secrets() -> dict[str, list[str]]:
+    """The kustomization's generated Secrets: name → the files they are made from."""
+    return {
+        generator["name"]: [
+            entry.rpartition("=")[2]
+            for entry in [*generator.get("files", []), *generator.get("envs", [])]
+        ]
+        for generator in kustomization()["secretGenerator"]
+    }
+
+
+def secret_refs() -> list[tuple[str, str, Doc]]:
+    """(workload, env variable, its secretKeyRef) for every container of every workload."""
+    found = []
+    for workload in manifests():
+        pod = workload.get("spec", {}).get("template", {}).get("spec", {})
+        for container in pod.get("containers", []):
+            for env in container.get("env", []):
+                ref = env.get("valueFrom", {}).get("secretKeyRef")
+                if ref is not None:
+                    found.append((workload["metadata"]["name"], env["name"], ref))
+    return found
+
+
+def test_no_password_is_committed() -> None:
+    """The repository holds no Secret and no password: Kubernetes' come from files the
+    documented command makes in keys/ (which git ignores), compose's from the operator."""
+    assert not [doc for doc in manifests() if doc["kind"] == "Secret"]
+    generated = generated_secrets()
+    for name, sources in generated.items():
+        assert all(source.startswith(KEYS_DIR) for source in sources), (name, sources)
+    refs = secret_refs()
+    assert {variable for _, variable, _ in refs} >= {METADATA_ENV, "POSTGRES_PASSWORD"}
+    for workload, variable, ref in refs:
+        assert ref["name"] in generated, f"{workload}: {variable} from a Secret nobody makes"
+    for path in [*KUBERNETES.glob("*.yaml"), COMPOSE]:
+        literal = [
+            match.group(0)
+            for match in URL_WITH_PASSWORD.finditer(path.read_text())
+            # A variable or a placeholder of the key command (``$p``, ``%s``) is no password.
+            if not re.match(r"[$%]", match.group("password"))
+        ]
+        assert not literal, f"{path.name}: {literal}"
+    # Compose: the password has no default, so nobody runs with a known one.
+    uses = re.findall(r"\$\{" + DB_PASSWORD_VARIABLE + r"([^}]*)\}", COMPOSE.read_text())
+    assert uses and all(use.startswith(":?") for use in uses), uses
+    services = compose()["services"]
+    assert DB_PASSWORD_VARIABLE in services["postgres"]["environment"]["POSTGRES_PASSWORD"]
+
+
+def documented_database_secret(root: Path) -> dict[str, str]:
+    root.mkdir()
+    assert make_keys_as_documented(root).returncode == 0
+    (source,) = generated_secrets()["diststorage-metadata"]
+    path = root / KUBERNETES.relative_to(ROOT) / source
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    lines = path.read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line)
+
+
+def test_the_documented_command_makes_a_random_database_password(tmp_path: Path) -> None:
+    if shutil.which("bash") is None:
+        pytest.skip("bash is not installed")
+    first = documented_database_secret(tmp_path / "one")
+    second = documented_database_secret(tmp_path / "two")
+    password = first["postgres-password"]
+    assert re.fullmatch(r"[0-9a-f]{48}", password), "24 random bytes, URL-safe"
+    assert password != second["postgres-password"]
+    match = URL_WITH_PASSWORD.match(first["metadata-url"])
+    assert match is not None and match.group("password") == password
+    service = find("Service", "diststorage-postgres")
+    (port,) = [p["port"] for p in service["spec"]["ports"]]
+    assert f"@{service['metadata']['name']}:{port}/" in first["metadata-url"]
+    # Every reference to either key names the one Secret made from that file.
+    refs = {(variable, ref["name"], ref["key"]) for _, variable, ref in secret_refs()}
+    assert {("POSTGRES_PASSWORD", "diststorage-metadata", "postgres-password"),
+            (METADATA_ENV, "diststorage-metadata", "metadata-url")} <= refs  # fmt: skip
+
+
+def pod_templates() -> list[tuple[str, dict[str, str], dict[str, int]]]:
+    """(workload, its pods' labels, their named container ports) for every workload."""
+    found = []
+    for workload in manifests():
+        template = workload.get("spec", {}).get("template")
+        if template is not None:
+            ports = {
+                port["name"]: port["containerPort"]
+                for container in template["spec"]["containers"]
+                for port in container.get("ports", [])
+                if "name" in port
+            }
+            found.append((workload["metadata"]["name"], template["metadata"]["labels"], ports))
+    return found
+
+
+def admitted_peers(
+    docs: list[Doc], labels: dict[str, str], ports: dict[str, int], port: int
+) -> list[Doc | None]:
+    """The peers the NetworkPolicies in ``docs`` admit to ``port`` of pods with ``labels``
+    (None: anyone). No policy selecting the pods admits anyone; a rule without ``ports``
+    admits every port."""
+    selecting = [
+        doc
+        for doc in docs
+        if doc["kind"] == "NetworkPolicy"
+        and "Ingress" in doc["spec"].get("policyTypes", ["Ingress"])
+        and doc["spec"]["podSelector"].get("matchLabels", {}).items() <= labels.items()
+    ]
+    if not selecting:
+        return [None]
+    peers: list[Doc | None] = []
+    for policy in selecting:
+        assert "matchExpressions" not in policy["spec"]["podSelector"], policy["metadata"]
+        for rule in policy["spec"].get("ingress", []):
+            numbers = {ports.get(p["port"], p["port"]) for p in rule.get("ports", [])}
+            if rule.get("ports") and port not in numbers:
+                continue
+            peers.extend(rule.get("from") or [None])
+    return peers
+
+
+# (component, port, the only components whose pods may connect; None: clients, from anywhere)
+BOUNDARIES = (
+    ("node", NODE_PORT, {"gateway"}),
+    ("gateway", GATEWAY_GRPC_PORT, {"node"}),
+    ("postgres", 5432, {"gateway"}),
+    ("gateway", HTTP_PORT, None),
+    ("gateway", S3_PORT, None),
+)
+
+
+def boundary_problems(docs: list[Doc]) -> list[str]:
+    """Where the NetworkPolicies in ``docs`` miss ``BOUNDARIES``; empty when they hold."""
+    problems = []
+    templates = {labels.get("app.kubernetes.io/component"): (labels, ports)
+                 for _, labels, ports in pod_templates()}  # fmt: skip
+    for component, port, allowed in BOUNDARIES:
+        labels, ports = templates[component]
+        assert port in ports.values(), (component, port)
+        peers = admitted_peers(docs, labels, ports, port)
+        if allowed is None:
+            if None not in peers:
+                problems.append(f"{component}:{port} is closed to clients")
+            continue
+        if not peers:
+            problems.append(f"{component}:{port} admits nobody")
+        for peer in peers:
+            selector = (peer or {}).get("podSelector", {})
+            wanted = selector.get("matchLabels", {})
+            if (
+                peer is None
+                or set(peer) != {"podSelector"}
+                or "matchExpressions" in selector
+                or wanted.get("app.kubernetes.io/name") != "diststorage"
+                or wanted.get("app.kubernetes.io/component") not in allowed
+            ):
+                problems.append(f"{component}:{port} admits {peer}")
+    return problems
+
+
+def test_network_policies_admit_grpc_and_the_database_only_from_the_clusters_pods() -> None:
+    assert boundary_problems(manifests()) == []
+
+
+@pytest.mark.parametrize(
+    "opening",
+    [
+        {"ipBlock": {"cidr": "0.0.0.0/0"}},
+        {"namespaceSelector": {}},
+        {"podSelector": {}},
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/component": "postgres"}}},
+    ],
+)
+def test_the_network_policy_check_can_fail(opening: Doc) -> None:
+    """One more peer on the nodes' policy, or a rule without `from`, is found."""
+    docs = copy.deepcopy(manifests())
+    (nodes,) = [
+        d
+        for d in docs
+        if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "diststorage-node"
+    ]
+    nodes["spec"]["ingress"][0]["from"].append(opening)
+    assert any(problem.startswith("node:7101 admits") for problem in boundary_problems(docs))
+    nodes["spec"]["ingress"] = [{"ports": [{"port": "grpc"}]}]
+    assert boundary_problems(docs) == ["node:7101 admits None"]
+    docs.remove(nodes)
+    assert boundary_problems(docs) == ["node:7101 admits None"]
+
+
+def published_address(entry: str) -> tuple[str, str, str]:
+    """A compose short-syntax ``ports`` entry with its ${VAR:-default}s at their defaults:
+    (host address, host port, container port)."""
+    resolved = re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", entry)
+    assert "$" not in resolved, entry
+    host, host_port, container = (
+        resolved.rsplit(":", 2) if resolved.count(":") >= 2 else ("", *resolved.split(":"))
+    )
+    return host, host_port, container
+
+
+def test_compose_publishes_on_this_host_only_by_default() -> None:
+    published = [
+        (name, published_address(str(entry)))
+        for name, service in compose()["services"].items()
+        for entry in service.get("ports", [])
+    ]
+    assert published
+    for name, (host, _, _) in published:
+        assert host == "127.0.0.1", name
+    # ... and says how to open them.
+    assert "0.0.0.0 to open them" in COMPOSE.read_text()
+
+
+def test_kubectl_renders_one_database_secret_for_postgres_and_the_gateways(tmp_path: Path) -> None:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None or shutil.which("bash") is None:
+        pytest.skip("kubectl or bash is not installed")
+    copy_dir = tmp_path / KUBERNETES.relative_to(ROOT)
+    shutil.copytree(KUBERNETES, copy_dir)
+    assert make_keys_as_documented(tmp_path).returncode == 0
+    result = tool(kubectl, "kustomize", str(copy_dir))
+    assert result.returncode == 0, result.stderr
+    yaml: Any = pytest.importorskip("yaml")
+    docs = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    (secret,) = [
+        d
+        for d in docs
+        if d["kind"] == "Secret" and d["metadata"]["name"].startswith("diststorage-metadata-")
+    ]
+    data = {key: base64.b64decode(value).decode() for key, value in secret["data"].items()}
+    url = URL_WITH_PASSWORD.match(data["metadata-url"])
+    assert url is not None and url.group("password") == data["postgres-password"]
+    refs = {
+        env["name"]: env["valueFrom"]["secretKeyRef"]["name"]
+        for doc in docs
+        for container in doc.get("spec", {})
+        .get("template", {})
+        .get("spec", {})
+        .get("containers", [])
+        for env in container.get("env", [])
+        if env["name"] in (METADATA_ENV, "POSTGRES_PASSWORD")
+    }
+    assert refs == dict.fromkeys((METADATA_ENV, "POSTGRES_PASSWORD"), secret["metadata"]["name"])
+    assert boundary_problems(docs) == []

@@ -19,7 +19,15 @@ from diststorage.local import free_port
 
 
 def test_a_node_given_only_a_gateway_name_joins_and_takes_writes(tmp_path: Path) -> None:
-    with cluster_in(tmp_path, ClusterOptions(nodes=3, redundancy="replicate:2")) as cluster:
+    with cluster_in(
+        tmp_path,
+        ClusterOptions(
+            nodes=3,
+            redundancy="replicate:2",
+            # replicate:4 below stores 4 bytes per byte: more than clients may ask by default.
+            gateway_args=("--max-policy-overhead", "4"),
+        ),
+    ) as cluster:
         http = gateway_client(cluster.url)
         wait_live_nodes(http, 3)
         _, grpc_port = cluster.gateway_ports[0]

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import socket
 
+import pytest
 from conftest import (
     DEFAULT_STRIPE,
     MIB,
+    ClusterOptions,
     chunk_files,
     md5_hex,
     object_chunks,
@@ -20,6 +22,13 @@ from conftest import (
 
 from diststorage.client import Client
 from diststorage.local import LocalCluster
+
+
+@pytest.fixture(scope="module")
+def cluster_options() -> ClusterOptions:
+    # ec:6+0 (a plain split, no spare shard) is refused unless the operator allows it.
+    return ClusterOptions(gateway_args=("--min-spare-shards", "0"))
+
 
 OBJECTS = [
     ("restart/ec-empty", "ec:4+2", 0),

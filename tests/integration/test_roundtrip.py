@@ -43,6 +43,8 @@ from diststorage.local import LocalCluster
 POLICIES = ("ec:4+2", "ec:6+0", "replicate:3")
 SHARDS = {"ec:4+2": 6, "ec:6+0": 6, "replicate:3": 3}
 SMALL_STRIPE = 64 * 1024
+# ec:6+0 (a plain split, no spare shard) is refused unless the operator allows it.
+SPLIT_ALLOWED = ("--min-spare-shards", "0")
 SMALL_SEGMENT = SMALL_STRIPE * DEFAULT_SEGMENT_STRIPES
 BIG_SIZE = 100 * MIB + 3
 SIZES = (
@@ -61,8 +63,13 @@ SIZES = (
 
 
 @pytest.fixture(scope="module")
+def cluster_options() -> ClusterOptions:
+    return ClusterOptions(gateway_args=SPLIT_ALLOWED)
+
+
+@pytest.fixture(scope="module")
 def small_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    options = ClusterOptions(gateway_args=("--stripe-size", str(SMALL_STRIPE)))
+    options = ClusterOptions(gateway_args=("--stripe-size", str(SMALL_STRIPE), *SPLIT_ALLOWED))
     with cluster_in(tmp_path_factory.mktemp("small-stripes"), options) as running:
         yield running
 

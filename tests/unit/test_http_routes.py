@@ -205,9 +205,13 @@ async def test_error_answers(client: Client) -> None:
     status, body = await error_of(
         await client.put("/p", data=b"x", headers={"X-Redundancy": "ec:6+2"})
     )
+    # Wider than the cluster's member nodes: the client's to fix, not to retry.
     assert (status, body) == (
-        503,
-        {"error": "not_enough_nodes", "message": "ec:6+2 needs 8 nodes; the cluster has 6"},
+        400,
+        {
+            "error": "invalid_redundancy",
+            "message": "redundancy ec:6+2 needs 8 distinct nodes; the cluster has 6",
+        },
     )
 
     response = await client.get("/once", headers={"Range": "bytes=5-"})

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from diststorage.cli.flags import settings_command
 from diststorage.core.credentials import Credentials
-from diststorage.core.settings import GatewaySettings, NodeSettings
+from diststorage.core.settings import METADATA_URL_ENV, GatewaySettings, NodeSettings
 
 if TYPE_CHECKING:
     from diststorage.local import LocalCluster
@@ -33,10 +33,11 @@ def _run_gateway(settings: GatewaySettings) -> None:
 def _migrate(settings: GatewaySettings) -> None:
     import asyncio
 
+    from diststorage.core.filemodes import make_private_dir
     from diststorage.meta import MetadataStore
 
     if settings.metadata_url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(settings.data_dir)
 
     async def run() -> None:
         store = await MetadataStore.open(settings.database_url, settings.db_timeout_s)
@@ -70,8 +71,10 @@ def up(
     gateways: Annotated[
         int, typer.Option(min=1, help="gateways, on ports PORT, PORT+2, ... (needs --metadata)")
     ] = 1,
+    # Also from the gateways' own variable: a URL with a password stays out of argv.
     metadata: Annotated[
-        str | None, typer.Option(help="PostgreSQL URL shared by the gateways")
+        str | None,
+        typer.Option(help="PostgreSQL URL shared by the gateways", envvar=METADATA_URL_ENV),
     ] = None,
     anonymous: Annotated[
         bool,

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from diststorage.core.durable import replace_durably
 from diststorage.core.errors import InvalidRequest
+from diststorage.core.filemodes import make_private_dir
 from diststorage.core.settings import ROOT_ACCESS_KEY_ENV, ROOT_SECRET_KEY_ENV
 
 KEY_ID_PREFIX = "DS"
@@ -100,7 +101,7 @@ def write_credentials_file(path: Path, credentials: Credentials) -> None:
         "access_key_id": credentials.access_key_id,
         "secret_access_key": credentials.secret_access_key,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     replace_durably(path, json.dumps(body, indent=2).encode() + b"\n", mode=0o600)
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from diststorage.core.filemodes import PRIVATE_FILE_MODE
+
 
 def fsync_dir(path: Path) -> None:
     """Makes the directory's entries (files created, renamed or removed in it) durable."""
@@ -20,16 +22,15 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def replace_durably(path: Path, data: bytes, mode: int | None = None) -> None:
+def replace_durably(path: Path, data: bytes, mode: int = PRIVATE_FILE_MODE) -> None:
     """Writes ``data`` to ``path`` through a temp file beside it: fsync, rename, fsync dir.
 
-    With ``mode`` the file has exactly that mode (0o600 for a secret) from the moment it
-    exists, whatever the umask; without, the umask decides as for any new file."""
+    The file has exactly ``mode`` (owner-only unless told otherwise, see core/filemodes.py)
+    from the moment it exists, whatever the umask."""
     temp = path.with_name(path.name + ".tmp")
     temp.unlink(missing_ok=True)
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if mode is not None else 0o666)
-    if mode is not None:
-        os.fchmod(fd, mode)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    os.fchmod(fd, mode)
     with open(fd, "wb") as handle:
         handle.write(data)
         handle.flush()

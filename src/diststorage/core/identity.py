@@ -13,6 +13,7 @@ from pathlib import Path
 
 from diststorage.core.durable import replace_durably
 from diststorage.core.errors import DataLoss
+from diststorage.core.filemodes import make_private_dir
 from diststorage.core.ids import is_valid_id, new_id
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def load_or_create_identity(path: Path, key: str = "id") -> str:
 
 def _create(path: Path, key: str) -> str:
     identity = new_id()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     replace_durably(path, json.dumps({key: identity}).encode() + b"\n")
     log.info("created identity %s in %s", identity, path)
     return identity

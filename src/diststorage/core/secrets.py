@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from diststorage.core.durable import replace_durably
 from diststorage.core.errors import MasterKeyError
+from diststorage.core.filemodes import make_private_dir
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ def load_or_create_master_key(path: Path) -> MasterKey:
     """The master key in ``path``, made (32 random bytes, mode 0600, durably) when there is no
     file yet; see ``load_master_key`` for what is refused. Blocks (file I/O)."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path.parent)
         replace_durably(path, secrets.token_bytes(MASTER_KEY_BYTES), mode=PRIVATE_MODE)
         log.info("created the secrets key file %s: keep it with the metadata backups", path)
     return load_master_key(path)

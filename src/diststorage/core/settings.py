@@ -15,7 +15,8 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from diststorage.core.policy import RedundancyPolicy, parse_policy
+from diststorage.core.policy import MAX_SHARDS, RedundancyPolicy, parse_policy
+from diststorage.core.policy_limits import PolicyLimits
 
 MIB = 1 << 20
 
@@ -148,6 +149,28 @@ class GatewaySettings(BaseSettings):
         **_flag("metadata"),
     )
     redundancy: str = Field(default="ec:4+2", description="default ec:K+M or replicate:N")
+    # What a client may ask for with X-Redundancy (core/policy_limits.py says why these
+    # defaults): the default policy always; otherwise the listed ones, or any within the bounds.
+    allowed_policies: tuple[str, ...] = Field(
+        default=(),
+        description="the only policies a client may ask for (repeatable; the default policy "
+        "always is one); none given: any within --min-spare-shards and --max-policy-overhead",
+        **_flag("allow-policy", metavar="SPEC"),
+    )
+    min_spare_shards: int = Field(
+        default=1,
+        ge=0,
+        le=MAX_SHARDS - 1,
+        description="fewest lost nodes a policy a client asks for must survive "
+        "(M of ec:K+M, N-1 of replicate:N)",
+    )
+    max_policy_overhead: float = Field(
+        default=3.0,
+        ge=1.0,
+        le=MAX_SHARDS,
+        description="most bytes stored per byte of object under a policy a client asks for "
+        "(replicate:3 costs 3, ec:4+2 1.5)",
+    )
     # 2 MiB, not 4: encoding a stripe briefly holds it about four times over (the stripe, the
     # codec's buffers, its blocks, their framed copies), and the queues hold blocks. Halving it
     # took the bench's 4 GiB upload gateway peak from 163 to 132-135 MiB and its 1 GiB download
@@ -314,6 +337,23 @@ class GatewaySettings(BaseSettings):
         parse_policy(value)
         return value
 
+    @field_validator("allowed_policies")
+    @classmethod
+    def _check_allowed_policies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for spec in value:
+            parse_policy(spec)
+        return value
+
+    @property
+    def policy_limits(self) -> PolicyLimits:
+        """What a client may ask for with X-Redundancy."""
+        return PolicyLimits(
+            default=self.default_policy,
+            allowed=frozenset(parse_policy(spec) for spec in self.allowed_policies),
+            min_spare_shards=self.min_spare_shards,
+            max_overhead=self.max_policy_overhead,
+        )
+
     @property
     def effective_suspect_s(self) -> float:
         return min(self.node_suspect_s, self.node_timeout_s * 0.75)
@@ -336,3 +376,8 @@ class GatewaySettings(BaseSettings):
         if self.metadata_url:
             return self.metadata_url
         return f"sqlite:///{(self.data_dir / 'metadata.db').resolve()}"
+
+
+# The variable a gateway (and `diststorage migrate`) reads its metadata URL from: how a URL with
+# a password is handed to a child process, out of its argv.
+METADATA_URL_ENV = f"{GatewaySettings.model_config.get('env_prefix')}METADATA_URL"

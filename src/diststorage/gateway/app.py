@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import ssl
 import sys
 
@@ -21,9 +22,10 @@ from aiohttp import web
 
 from diststorage.core.clock import SYSTEM_CLOCK, Clock
 from diststorage.core.daemon import build_or_unwind, run_daemon, serve
+from diststorage.core.filemodes import make_private_dir
 from diststorage.core.identity import load_or_create_identity
 from diststorage.core.memory import HeapTrimmer
-from diststorage.core.settings import GatewaySettings, split_host_port
+from diststorage.core.settings import METADATA_URL_ENV, GatewaySettings, split_host_port
 from diststorage.core.worker import Worker, Workers
 from diststorage.gateway.api import build_http_app
 from diststorage.gateway.auth.accounts import Accounts
@@ -60,16 +62,17 @@ async def migrate_in_child(settings: GatewaySettings) -> None:
     """Runs `diststorage migrate` in a child process and waits for it.
 
     A child, so that Alembic never loads into this long-running process (see meta.migrate).
+    The database URL, which may hold a password, reaches it through its environment (the
+    variable its settings read), never its argv: every local user can read a command line.
     """
     child = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "diststorage",
         "migrate",
-        "--metadata",
-        settings.database_url,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, METADATA_URL_ENV: settings.database_url},
     )
     try:
         async with asyncio.timeout(MIGRATION_TIMEOUT_S):
@@ -116,7 +119,7 @@ class Gateway:
 
     async def _build(self, parts: contextlib.AsyncExitStack) -> None:
         settings = self.settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(settings.data_dir)
         self.gateway_id = load_or_create_identity(settings.data_dir / "gateway.json")
         await migrate_in_child(settings)
         store = await MetadataStore.open(

@@ -6,7 +6,8 @@ stopped with SIGTERM, then SIGKILL after a grace period; nothing outlives ``stop
 
 Every gateway of the cluster gets one root key, through its environment (never its argv):
 the one given, else the one in ``root-credentials`` in the cluster's folder, generated there
-(mode 0600) on the first start; ``root_credentials`` is it. The gateways also share one master
+(mode 0600) on the first start; ``root_credentials`` is it. The metadata URL, too, goes through
+the environment. The gateways also share one master
 key file, ``secrets.key`` in the cluster's folder, since they share one metadata database.
 """
 
@@ -36,6 +37,7 @@ from diststorage.core.credentials import (
     write_credentials_file,
 )
 from diststorage.core.secrets import load_or_create_master_key
+from diststorage.core.settings import METADATA_URL_ENV
 
 STOP_GRACE_S = 10.0
 # free_port picks from LOWEST_PORT up to the first port of the kernel's ephemeral range,
@@ -238,13 +240,15 @@ class LocalCluster:
             str(self.data_dir / _gateway_name(index)),
             "--redundancy",
             self.redundancy,
-            *(["--metadata", self.metadata_url] if self.metadata_url else []),
             "--secrets-key-file",
             str(self.data_dir / SECRETS_KEY_FILE),
             *self._s3_args(index),
             *self.gateway_args,
         ]
         env = {**self.env, **root_environment(self.root)}
+        if self.metadata_url:
+            # A PostgreSQL URL holds its password: the environment, not argv, where `ps` shows it.
+            env[METADATA_URL_ENV] = self.metadata_url
         return _Child(_gateway_name(index), argv, self.gateway_log_path(index), env)
 
     def _s3_args(self, index: int) -> list[str]:

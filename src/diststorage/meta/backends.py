@@ -24,13 +24,15 @@ import asyncio
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event
+from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from diststorage.core.clock import SYSTEM_CLOCK
+from diststorage.core.filemodes import create_private_file
 from diststorage.core.worker import BUSY, Figures, Step, Workers
 from diststorage.meta.inline_reads import InlineReads
 from diststorage.meta.migrate import upgrade
@@ -234,6 +236,7 @@ class SqliteWriter:
 
 
 def _sqlite_engine(url: str, timeout_s: float) -> Engine:
+    _create_private_database_file(url)
     engine = create_engine(
         url,
         # A session's connection per reader thread and the writer's, each reader thread's
@@ -265,6 +268,15 @@ def _sqlite_engine(url: str, timeout_s: float) -> Engine:
             connection.exec_driver_sql("BEGIN")
 
     return engine
+
+
+def _create_private_database_file(url: str) -> None:
+    """Creates a new SQLite file owner-only (0600) before SQLite does (with the umask's mode):
+    it holds every key and small objects whole. SQLite gives its -wal and -shm files the
+    database file's mode."""
+    database = make_url(url).database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        create_private_file(Path(database))
 
 
 class PostgresBackend:

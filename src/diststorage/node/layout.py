@@ -23,6 +23,7 @@ from typing import IO, NamedTuple
 
 from diststorage.core.durable import fsync_dir
 from diststorage.core.errors import InvalidRequest
+from diststorage.core.filemodes import make_private_dir, open_private_file
 from diststorage.core.identity import load_or_create_identity
 from diststorage.core.ids import is_valid_id
 from diststorage.node.chunkfile import data_bytes_or_file_size
@@ -103,8 +104,9 @@ class DataLayout:
         Two node processes on one directory would each keep their own accounting and delete
         each other's temp files, so the second one refuses to start.
         """
-        self.root.mkdir(parents=True, exist_ok=True)
-        lock_file = open(self.root / "lock", "ab")  # noqa: SIM115 - held until release()
+        make_private_dir(self.root)
+        lock_fd = open_private_file(self.root / "lock", os.O_WRONLY | os.O_APPEND)
+        lock_file = open(lock_fd, "ab")  # noqa: SIM115 - held until release()
         try:
             fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
@@ -114,7 +116,7 @@ class DataLayout:
         created = False
         for directory in (self.chunks_dir, self.tmp_dir, *self._fanout_dirs()):
             if not directory.is_dir():
-                directory.mkdir()
+                make_private_dir(directory)
                 created = True
         if created:
             fsync_dir(self.chunks_dir)

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from diststorage.core.filemodes import open_private_file
 from diststorage.core.ids import is_valid_id
 
 log = logging.getLogger(__name__)
@@ -49,5 +50,6 @@ def save_scrub_state(path: Path, state: ScrubState) -> None:
     re-verifying some chunks, and an fsync every save would compete with chunk writes."""
     temp = path.with_name(path.name + ".tmp")
     payload = {"cursor": state.cursor, "last_pass_finished": state.last_pass_finished}
-    temp.write_bytes(json.dumps(payload).encode() + b"\n")
+    with open(open_private_file(temp, os.O_WRONLY | os.O_TRUNC), "wb") as handle:
+        handle.write(json.dumps(payload).encode() + b"\n")
     os.replace(temp, path)

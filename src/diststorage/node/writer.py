@@ -16,6 +16,7 @@ import crc32c
 
 from diststorage.core.durable import fsync_dir
 from diststorage.core.errors import DataLoss, InsufficientStorage, InvalidRequest, Unavailable
+from diststorage.core.filemodes import open_private_file
 from diststorage.node.capacity import CapacityLedger
 from diststorage.node.chunkfile import ENTRY_SIZE, FOOTER_SIZE, MAX_BLOCK_BYTES, encode_trailer
 from diststorage.node.layout import ChunkPaths
@@ -192,7 +193,8 @@ class ChunkWriter:
 
     def _open_file(self) -> IO[bytes]:
         if self._file is None:
-            self._file = open(self._temp_path, "wb")  # noqa: SIM115 - closed by commit/abort
+            fd = open_private_file(self._temp_path, os.O_WRONLY | os.O_TRUNC)
+            self._file = open(fd, "wb")  # noqa: SIM115 - closed by commit/abort
         return self._file
 
     def _write_sync(self, data: bytes, crc: int, needed: int) -> None:
