@@ -3,6 +3,8 @@ where they decide (percent escapes, digits, separators)."""
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import strategies as st
 
 # Pieces that sit on a parser's decision points; mixed with free text they reach the branches
@@ -49,3 +51,19 @@ def digit_strings() -> st.SearchStrategy[str]:
         st.integers(min_value=4290, max_value=4400).map(lambda n: "9" * n),
         any_text(8),
     )
+
+
+def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
+    """``data`` in pieces, cut where ``cuts`` say (modulo its length); none empty."""
+    points = sorted({cut % (len(data) + 1) for cut in cuts} | {0, len(data)})
+    return [data[a:b] for a, b in itertools.pairwise(points)]
+
+
+def mutated(data: bytes, at: int, byte: int, how: int) -> bytes:
+    """``data`` with one byte replaced (``how`` 0), inserted (1) or deleted (2)."""
+    at %= len(data) + 1
+    if how == 0:
+        return data[:at] + bytes([byte]) + data[at + 1 :]
+    if how == 1:
+        return data[:at] + bytes([byte]) + data[at:]
+    return data[:at] + data[at + 1 :]

@@ -6,6 +6,7 @@ MalformedXML; documents as clients write them come back exactly."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import xml.etree.ElementTree as ET
 
 from hypothesis import example, given
@@ -17,6 +18,8 @@ from diststorage.gateway.s3.multipart_xml import COMPLETE_ROOT, checksum_element
 from diststorage.gateway.s3.xml import XML_ILLEGAL, child, document, read_xml, to_bytes
 from diststorage.meta import ListedPart, StoredChecksum
 from diststorage.s3auth import ChecksumAlgorithm
+
+from .strategies import mutated
 
 MAX_BYTES = 4096
 # Text an XML document can carry: no characters XML 1.0 forbids, no lone surrogates.
@@ -46,19 +49,8 @@ def _read(data: bytes, piece: int = 4096) -> ET.Element:
 def _parses(root: ET.Element) -> None:
     """Each body parser on the document: a result or MalformedXML, nothing else."""
     for parser in (listed_parts, parse_delete_request):
-        try:
+        with contextlib.suppress(MalformedXML):
             parser(root)
-        except MalformedXML:
-            pass
-
-
-def _mutated(data: bytes, at: int, byte: int, how: int) -> bytes:
-    at %= len(data) + 1
-    if how == 0:
-        return data[:at] + bytes([byte]) + data[at + 1 :]
-    if how == 1:
-        return data[:at] + bytes([byte]) + data[at:]
-    return data[:at] + data[at + 1 :]
 
 
 @given(st.binary(max_size=MAX_BYTES + 64), st.integers(1, 5000))
@@ -157,7 +149,7 @@ def test_a_damaged_document_is_a_document_or_the_documented_errors(
     data: bytes, at: int, byte: int, how: int
 ) -> None:
     try:
-        root = _read(_mutated(data, at, byte, how))
+        root = _read(mutated(data, at, byte, how))
     except (MalformedXML, PayloadTooLarge):
         return
     _parses(root)
