@@ -9,8 +9,8 @@ from diststorage.gateway.objects.operations import RangeSpec
 
 # RFC 9110's DIGIT is ASCII: ``\d`` would take other scripts' digits too.
 _RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
-# int() refuses more than 4300 digits; a position of more than this many is past every object
-# (5 TiB at most) alike, and stands for one of ``_FAR``.
+# int() refuses more than 4300 digits; a position written with more digits than this is past
+# every object (5 TiB at most) alike, so it stands as ``_FAR``.
 _POSITION_DIGITS = 30
 _FAR = 10**_POSITION_DIGITS
 
