@@ -14,7 +14,8 @@ MAX_SHARDS = 32
 # nodes. It is not a policy a client can ask for: the gateway chooses it for small objects
 # stored under its default (``inline_object_bytes``).
 INLINE_POLICY = "inline"
-_SPEC = re.compile(r"^(?:ec:(?P<k>\d{1,2})\+(?P<m>\d{1,2})|replicate:(?P<n>\d{1,2}))$")
+# ASCII digits: ``\d`` would take other scripts' too ("ec:٤+٢").
+_SPEC = re.compile(r"^(?:ec:(?P<k>[0-9]{1,2})\+(?P<m>[0-9]{1,2})|replicate:(?P<n>[0-9]{1,2}))$")
 
 
 @dataclass(frozen=True, slots=True)

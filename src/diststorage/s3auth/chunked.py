@@ -265,7 +265,8 @@ class AwsChunkedDecoder:
             )
         )
         expected = signature_hex(seed.signing_key, to_sign)
-        if not hmac.compare_digest(expected, self._chunk_signature):
+        # As bytes: compare_digest refuses str with non-ASCII (a "\ufffd" decoded from junk).
+        if not hmac.compare_digest(expected.encode(), self._chunk_signature.encode()):
             raise SignatureDoesNotMatch("a chunk's signature does not match", to_sign)
         self._previous = expected
 
@@ -322,7 +323,7 @@ class AwsChunkedDecoder:
             )
         )
         expected = signature_hex(self._seed.signing_key, to_sign)
-        if not hmac.compare_digest(expected, signature.lower()):
+        if not hmac.compare_digest(expected.encode(), signature.lower().encode()):
             raise SignatureDoesNotMatch("the trailer's signature does not match", to_sign)
 
 

@@ -272,6 +272,10 @@ def _presigned_claim(
     if date != amz_date[:8]:
         raise failure(f"the credential date {date} is not X-Amz-Date's {amz_date[:8]}")
     expires_s = _expires(values["X-Amz-Expires"])
+    try:
+        expires_at = signed_at + timedelta(seconds=expires_s)
+    except OverflowError:
+        raise failure("X-Amz-Date plus X-Amz-Expires is past the year 9999") from None
     payload_line = params.first_named_like("x-amz-content-sha256")
     if payload_line is None:
         payload_line = _single(headers, "x-amz-content-sha256") or UNSIGNED_PAYLOAD
@@ -287,7 +291,7 @@ def _presigned_claim(
         content_sha256=sha256,
         canonical=_canonical_requests(request, headers, signed, payload_line, ("X-Amz-Signature",)),
         signed_at=signed_at,
-        expires_at=signed_at + timedelta(seconds=expires_s),
+        expires_at=expires_at,
         region=region,
         scope_date=date,
         amz_date=amz_date,
@@ -368,9 +372,9 @@ def _request_date(headers: Mapping[str, list[str]]) -> tuple[str, str, datetime]
         raise AccessDenied("AWS authentication requires a valid Date or x-amz-date header")
     try:
         when = parsedate_to_datetime(date)
-    except (TypeError, ValueError):
+        when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except (TypeError, ValueError, OverflowError):  # Overflow: 31 Dec 9999 -0100 is in 10000
         raise AccessDenied(f"the Date header {date[:60]!r} is not an HTTP date") from None
-    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
     return "date", when.strftime(AMZ_DATE_FORMAT), when
 
 

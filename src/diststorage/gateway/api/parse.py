@@ -5,6 +5,7 @@ Every validation error comes out of here as a core error with a precise message.
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from collections.abc import Mapping
 
@@ -32,6 +33,8 @@ SYSTEM_PREFIX = "_/"
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 OBJECT_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE"})
 READ_METHODS = frozenset({"GET", "HEAD"})
+# A listing limit: leading zeros, then a few digits (more would be over any limit anyway).
+_LIMIT = re.compile(r"0*([0-9]{1,9})")
 
 __all__ = [
     "DEFAULT_CONTENT_TYPE",
@@ -144,8 +147,11 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
 
 def parse_listing(query: Mapping[str, str], max_limit: int) -> ListOperation:
     limit_text = query.get("limit", str(max_limit))
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= max_limit:
+    # ASCII digits only (str.isdigit() takes "²", which int() refuses), and never more of
+    # them than int() takes (4300).
+    digits = _LIMIT.fullmatch(limit_text)
+    if digits is None or not 1 <= int(digits[1]) <= max_limit:
         raise InvalidRequest(f"limit must be a whole number from 1 to {max_limit}")
     return ListOperation(
-        DEFAULT_NAMESPACE, query.get("prefix", ""), query.get("after", ""), int(limit_text)
+        DEFAULT_NAMESPACE, query.get("prefix", ""), query.get("after", ""), int(digits[1])
     )

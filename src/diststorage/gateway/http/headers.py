@@ -7,7 +7,12 @@ import re
 from diststorage.core.errors import LengthRequired, PayloadTooLarge
 from diststorage.gateway.objects.operations import RangeSpec
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# RFC 9110's DIGIT is ASCII: ``\d`` would take other scripts' digits too.
+_RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
+# int() refuses more than 4300 digits; a position written with more digits than this is past
+# every object (5 TiB at most) alike, so it stands as ``_FAR``.
+_POSITION_DIGITS = 30
+_FAR = 10**_POSITION_DIGITS
 
 
 def parse_declared_size(
@@ -41,6 +46,17 @@ def parse_range_spec(header: str | None) -> RangeSpec | None:
     first, last = match.groups()
     if not first and not last:
         return None
-    if first and last and int(last) < int(first):
+    if first and last and _order(last) < _order(first):
         return None
-    return RangeSpec(int(first) if first else None, int(last) if last else None, header)
+    return RangeSpec(_position(first) if first else None, _position(last) if last else None, header)
+
+
+def _order(digits: str) -> tuple[int, str]:
+    """Sorts digit strings of any length as the numbers they write."""
+    significant = digits.lstrip("0")
+    return len(significant), significant
+
+
+def _position(digits: str) -> int:
+    significant = digits.lstrip("0")
+    return int(significant or "0") if len(significant) <= _POSITION_DIGITS else _FAR

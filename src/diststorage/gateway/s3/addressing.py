@@ -40,7 +40,11 @@ def check_key(key: str) -> str:
     """A key an object may be stored under: 1 to 1024 bytes of UTF-8 that XML can carry."""
     if not key:
         raise InvalidKey("an object key may not be empty")
-    if len(key.encode()) > MAX_KEY_BYTES:
+    try:
+        size = len(key.encode())
+    except UnicodeEncodeError:  # a raw byte of the request that is not UTF-8 (surrogateescape)
+        raise InvalidKey("an object key must be UTF-8") from None
+    if size > MAX_KEY_BYTES:
         raise KeyTooLong(f"an object key is at most {MAX_KEY_BYTES} bytes of UTF-8")
     # Such keys could never be listed without encoding-type=url (S3.md pitfall 12).
     if XML_ILLEGAL.search(key):

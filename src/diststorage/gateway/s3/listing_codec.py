@@ -40,7 +40,9 @@ _MAX_KEYS_ARGUMENT = 2**31 - 1
 TOKEN_VERSION = 1
 # A token holds one key (at most 1024 bytes, 1368 characters of base64) and its version byte.
 MAX_TOKEN_CHARS = 2048
-_DIGITS = re.compile(r"[0-9]+")
+# Leading zeros, then at most the ten digits of 2**31 - 1: int() is never handed more than
+# that (it refuses over 4300 digits).
+_DIGITS = re.compile(r"0*([0-9]{1,10})")
 _NEGATIVE = re.compile(r"-[0-9]+")
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 
@@ -185,9 +187,10 @@ def _max_keys(value: str | None) -> int:
         raise InvalidRequest(
             f"Argument maxKeys must be an integer between 0 and {_MAX_KEYS_ARGUMENT}"
         )
-    if not _DIGITS.fullmatch(value) or int(value) > _MAX_KEYS_ARGUMENT:
+    digits = _DIGITS.fullmatch(value)
+    if digits is None or int(digits[1]) > _MAX_KEYS_ARGUMENT:
         raise InvalidRequest("Provided max-keys not an integer or within integer range")
-    return min(int(value), MAX_KEYS)
+    return min(int(digits[1]), MAX_KEYS)
 
 
 def _url_encoding(value: str | None) -> bool:

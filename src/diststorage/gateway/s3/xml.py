@@ -82,7 +82,8 @@ async def read_xml(body: ByteSource, max_bytes: int) -> ET.Element:
         pieces.append(piece)
     try:
         root: ET.Element = fromstring(b"".join(pieces), forbid_dtd=True)
-    except (ET.ParseError, DefusedXmlException, ValueError):
+    # LookupError: an XML declaration naming an encoding Python does not know.
+    except (ET.ParseError, DefusedXmlException, ValueError, LookupError):
         raise MalformedXML(
             "The XML you provided was not well-formed or did not validate against our "
             "published schema."
