@@ -1,7 +1,7 @@
 """Benchmark of the S3 front end against the native API, on one real 6-node ec:4+2 cluster on
 loopback, in a temporary folder.
 
-    uv run python -m bench.s3 [--quick] [--json-out FILE]
+    uv run python -m bench.s3 [--quick] [--transfers-only] [--json-out FILE]
 
 Measures, in the same run and alternating: large upload and download rates of boto3
 (upload_file / download_file) and aws-cli (``s3 cp``) against the native client; 4 KiB PUT and
@@ -52,6 +52,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--ops-seconds", type=float, help="time budget per 4 KiB case")
     parser.add_argument("--transfer-mib", type=int, help="size of the large transfers, MiB")
+    parser.add_argument(
+        "--transfers-only",
+        action="store_true",
+        help="only the large uploads and downloads (no memory, 4 KiB or signature case)",
+    )
     return parser.parse_args(argv)
 
 
@@ -59,7 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     transfer_bytes = args.transfer_mib * (1 << 20) if args.transfer_mib else None
     profile = pick_profile(
-        args.quick, FULL, QUICK, ops_seconds=args.ops_seconds or None, transfer_bytes=transfer_bytes
+        args.quick,
+        FULL,
+        QUICK,
+        ops_seconds=args.ops_seconds or None,
+        transfer_bytes=transfer_bytes,
+        transfers_only=args.transfers_only or None,
     )
     results = Results(profile)
     started = dt.datetime.now(dt.UTC)

@@ -121,9 +121,12 @@ def run_benchmark(results: Results, workdir: Path) -> None:
         source = workdir / "source.bin"
         say(f"generating {size_label(profile.transfer_bytes)} of random data")
         source_md5 = write_random_file(source, profile.transfer_bytes, seed=profile.transfer_bytes)
-        run_memory_case(results, sampler, cluster.s3_url, cluster.root, gateway_pid, source)
+        if not profile.transfers_only:
+            run_memory_case(results, sampler, cluster.s3_url, cluster.root, gateway_pid, source)
         run_transfers(results, sampler, large_clients(cluster, workdir), source, source_md5)
         source.unlink()
+        if profile.transfers_only:
+            return
         run_ops(results, sampler, runner, cluster)
     say(f"signature verification, {profile.signing_requests} requests a case, in process")
     results.signing = run_signing(new_credentials(), profile.signing_requests)

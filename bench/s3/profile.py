@@ -33,6 +33,7 @@ class Profile:
     multipart_part_bytes: int  # the RSS case: the source file in these parts
     multipart_in_flight: int
     signing_requests: int  # signed requests per signature case
+    transfers_only: bool = False  # just the large transfers: no memory, 4 KiB or signing case
 
 
 FULL = Profile(

@@ -154,7 +154,7 @@ def build_rows(results: Results) -> list[Row]:
     return [
         *memory_rows(results),
         *transfer_rows(results),
-        *ops_rows(results),
+        *([] if results.profile.transfers_only else ops_rows(results)),
         *signing_rows(results),
     ]
 

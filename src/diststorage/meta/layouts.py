@@ -7,10 +7,17 @@ parts has none of those: its parts' rows, chunks and inline bodies come in a sec
 again one snapshot. The parts' rows go in the transaction that drops the object, so that
 second statement sees all of them or none; none means the object was dropped in between,
 and the lookup starts again.
+
+A ranged read of a large object touches one or two of its parts: ``PART_LAYOUTS_WITHIN`` loads
+only the parts overlapping the bytes asked for (a ranged GET of an 8 MiB piece of a 1 GiB
+object of 128 parts would otherwise decode the chunks of all 128). The same snapshot argument
+holds for it: the parts it finds must cover the bytes without a gap (``covers``), else the
+object was dropped in between.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -58,6 +65,11 @@ PART_LAYOUTS = (
     .where(OBJECT_PARTS.c.object_id == bindparam("object_id"))
     .order_by(OBJECT_PARTS.c.part_index, CHUNKS.c.segment_index, CHUNKS.c.shard_index)
 )
+# The parts holding some of the bytes [start, end) of the object.
+PART_LAYOUTS_WITHIN = PART_LAYOUTS.where(
+    OBJECT_PARTS.c.offset_bytes < bindparam("end"),
+    OBJECT_PARTS.c.offset_bytes + OBJECTS.c.size_bytes > bindparam("start"),
+)
 
 
 def object_layout(rows: Sequence[Any]) -> ObjectLayout:
@@ -87,3 +99,12 @@ def part_layouts(rows: Sequence[Any]) -> tuple[PartLayout, ...]:
         PartLayout(offset_bytes=part_rows[0].offset_bytes, layout=object_layout(part_rows))
         for _, part_rows in sorted(by_part.items())
     )
+
+
+def covers(parts: Sequence[PartLayout], start: int, end: int) -> bool:
+    """Whether the parts, in order, hold every byte of [start, end) with no gap between them."""
+    if start >= end:
+        return True
+    if not parts or parts[0].offset_bytes > start or parts[-1].end_bytes < end:
+        return False
+    return all(a.end_bytes == b.offset_bytes for a, b in itertools.pairwise(parts))

@@ -9,7 +9,7 @@ foreign exception.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -40,7 +40,14 @@ from diststorage.meta.commits import (
     record_written,
 )
 from diststorage.meta.keys import Claim, discard_object, take_key
-from diststorage.meta.layouts import LAYOUT, PART_LAYOUTS, object_layout, part_layouts
+from diststorage.meta.layouts import (
+    LAYOUT,
+    PART_LAYOUTS,
+    PART_LAYOUTS_WITHIN,
+    covers,
+    object_layout,
+    part_layouts,
+)
 from diststorage.meta.listing import ListingScope, key_page, prefix_upper_bound
 from diststorage.meta.maintenance import MaintenanceStore
 from diststorage.meta.models import (
@@ -63,6 +70,7 @@ from diststorage.meta.records import (
     NodeInfo,
     ObjectInfo,
     ObjectLayout,
+    PartLayout,
     PlannedChunk,
     StoredChecksum,
     StoredChunk,
@@ -70,6 +78,9 @@ from diststorage.meta.records import (
 from diststorage.meta.states import NodeLifecycle, ObjectState
 
 MAX_LIST_LIMIT = 1000
+
+# Given a committed object's info, the bytes [start, end) of it that a read will need.
+LayoutSpan = Callable[[ObjectInfo], tuple[int, int] | None]
 
 # The hot statements, built once on the plain tables with their values bound at execution:
 # building a statement and deriving its cache key cost more CPU than running it on SQLite.
@@ -279,9 +290,13 @@ class MetadataStore(StoreBase):
             raise ObjectNotFound(f"no object under key {key!r}")
         return object_info(rows[0])
 
-    async def get_layout(self, namespace: str, key: str) -> ObjectLayout:
+    async def get_layout(
+        self, namespace: str, key: str, span: LayoutSpan | None = None
+    ) -> ObjectLayout:
         """The committed object and where its bytes are; for an object completed from parts,
-        each part's own layout (see layouts)."""
+        each part's own layout (see layouts). ``span``, given the object's info, names the
+        bytes [start, end) that will be read (None: all of them); then only the parts holding
+        some of those come, in order."""
         params = _by_key(namespace, key)
         for _ in range(LAYOUT_ATTEMPTS):
             rows = await self._read_rows(LAYOUT, params)
@@ -290,11 +305,27 @@ class MetadataStore(StoreBase):
             layout = object_layout(rows)
             if not layout.info.part_count:
                 return layout
-            part_rows = await self._read_rows(PART_LAYOUTS, {"object_id": layout.info.object_id})
-            parts = part_layouts(part_rows)
-            if len(parts) == layout.info.part_count:
+            bounds = None if span is None else span(layout.info)
+            parts = await self._part_layouts(layout.info, bounds)
+            if parts is not None:
                 return dataclasses.replace(layout, parts=parts)
         raise ObjectNotFound(f"the object under key {key!r} keeps changing")
+
+    async def _part_layouts(
+        self, info: ObjectInfo, bounds: tuple[int, int] | None
+    ) -> tuple[PartLayout, ...] | None:
+        """All the object's parts, or those holding some of the bytes ``bounds``; None when
+        the object was dropped since its row was read (its parts went with it)."""
+        if bounds is None:
+            rows = await self._read_rows(PART_LAYOUTS, {"object_id": info.object_id})
+            parts = part_layouts(rows)
+            return parts if len(parts) == info.part_count else None
+        start, end = max(bounds[0], 0), min(bounds[1], info.size_bytes)
+        if start >= end:
+            return ()
+        params = {"object_id": info.object_id, "start": start, "end": end}
+        parts = part_layouts(await self._read_rows(PART_LAYOUTS_WITHIN, params))
+        return parts if covers(parts, start, end) else None
 
     async def list_objects(
         self, namespace: str, prefix: str = "", after: str = "", limit: int = MAX_LIST_LIMIT

@@ -20,6 +20,7 @@ from diststorage.gateway.objects import (
     PutOperation,
     inline_bytes,
 )
+from diststorage.gateway.objects.multipart import read_span
 from diststorage.gateway.objects.operations import resolve_range
 from diststorage.gateway.services import Services
 from diststorage.meta import ObjectInfo
@@ -97,7 +98,8 @@ async def head_object(
 async def get_object(
     request: web.Request, services: Services, operation: GetOperation
 ) -> web.StreamResponse:
-    layout = await services.store.get_layout(operation.namespace, operation.key)
+    span = read_span(operation.range)
+    layout = await services.store.get_layout(operation.namespace, operation.key, span)
     byte_range = resolve_range(operation.range, layout.info.size_bytes)
     start = 0 if byte_range is None else byte_range.start
     end = layout.info.size_bytes if byte_range is None else byte_range.end

@@ -11,7 +11,7 @@ of a replaced object end.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from diststorage.core.errors import (
@@ -94,6 +94,23 @@ def part_range(layout: ObjectLayout, part_number: int) -> PartRange:
         )
     part = layout.parts[part_number - 1]
     return PartRange(ByteRange(part.offset_bytes, part.end_bytes), info.part_count)
+
+
+def read_span(spec: RangeSpec | None) -> Callable[[ObjectInfo], tuple[int, int]]:
+    """The bytes of an object that a read of ``spec`` needs, for ``get_layout`` to load only
+    the parts holding them; none for a range that misses the object (its 416 comes later,
+    after any conditions are judged)."""
+
+    def span(info: ObjectInfo) -> tuple[int, int]:
+        if spec is None:
+            return (0, info.size_bytes)
+        try:
+            selected = spec.resolve(info.size_bytes)
+        except RangeNotSatisfiable:
+            return (0, 0)
+        return (selected.start, selected.end)
+
+    return span
 
 
 def copy_range(spec: RangeSpec | None, size: int) -> ByteRange:

@@ -9,7 +9,8 @@ takes over from that stripe on. Decoded stripes queue up to ``read_stripes_in_fl
 of the HTTP response, which bounds memory.
 
 Small objects kept inline come with their layout from the database and are verified whole.
-An object completed from multipart parts is its parts read one after another, each as above.
+An object completed from multipart parts is its parts read in order, each as above, the next
+part's fetch begun while the current one drains.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from diststorage.erasure import Codec, codec_for
 from diststorage.gateway.nodeclient import BlockPiece
 from diststorage.gateway.objects.geometry import Geometry
 from diststorage.gateway.objects.ports import DamageSink, NodeReaders, NodeStates, Penalties
-from diststorage.gateway.objects.streamed_body import close_stream
 from diststorage.meta import ChunkState, NodeLiveness, ObjectLayout, PartLayout, StoredChunk
 
 log = logging.getLogger(__name__)
@@ -120,6 +120,47 @@ class _ShardStream:
             await close()
 
 
+def part_spans(
+    parts: Sequence[PartLayout], start: int, end: int
+) -> list[tuple[ObjectLayout, int, int]]:
+    """Each part overlapping [start, end) with the bytes of it to read, in order. The parts
+    may be only those a ranged lookup loaded; ValueError if they leave a gap in the range,
+    which would otherwise send a short body."""
+    spans: list[tuple[ObjectLayout, int, int]] = []
+    position = start
+    for part in parts:
+        lo, hi = max(start, part.offset_bytes), min(end, part.end_bytes)
+        if lo >= hi:
+            continue
+        if lo != position:
+            raise ValueError(f"no part holds bytes {position}-{lo - 1} of the layout")
+        spans.append((part.layout, lo - part.offset_bytes, hi - part.offset_bytes))
+        position = hi
+    if position < end:
+        raise ValueError(f"no part holds bytes {position}-{end - 1} of the layout")
+    return spans
+
+
+@dataclass
+class _Fetch:
+    """One object's (or part's) fetch, begun: its producer fills the queue before anyone
+    reads from it."""
+
+    queue: _Pieces
+    producer: asyncio.Task[None]
+
+    async def pieces(self) -> AsyncIterator[bytes]:
+        while (piece := await self.queue.get()) is not None:
+            if isinstance(piece, BaseException):
+                raise piece
+            yield piece
+        await self.producer
+
+    async def close(self) -> None:
+        self.producer.cancel()
+        await asyncio.gather(self.producer, return_exceptions=True)
+
+
 class ObjectReader:
     def __init__(
         self,
@@ -136,8 +177,9 @@ class ObjectReader:
         """Yields the verified bytes [start, end) of the object, in order.
 
         An object completed from parts is read a part at a time, each part overlapping the
-        range as an object of its own (its own geometry and policy, or its inline body), so
-        memory stays one part's stripes in flight. Raises DataLoss (or NodeUnavailable) when
+        range as an object of its own (its own geometry and policy, or its inline body), the
+        next part's fetch overlapping the current one's end, so memory stays two parts'
+        stripes in flight. Raises DataLoss (or NodeUnavailable) when
         some stripe cannot be rebuilt; bytes already yielded were correct. Cancelling the
         consumer stops every fetch. An inline object's bytes come whole, once verified.
         """
@@ -150,37 +192,50 @@ class ObjectReader:
     async def _stream_parts(
         self, parts: Sequence[PartLayout], start: int, end: int
     ) -> AsyncIterator[bytes]:
-        for part in parts:
-            lo, hi = max(start, part.offset_bytes), min(end, part.end_bytes)
-            if lo >= hi:
-                continue
-            lo, hi = lo - part.offset_bytes, hi - part.offset_bytes
-            pieces = self.stream(part.layout, lo, hi)
-            try:
-                async for piece in pieces:
+        """The parts overlapping [start, end), in order. Once the current part has sent its
+        first piece, the next part's fetch starts too, so its first stripes are ready when the
+        current one drains (no pipeline bubble at each boundary); at most two parts are being
+        fetched, each with at most ``read_stripes_in_flight`` decoded stripes queued."""
+        spans = part_spans(parts, start, end)
+        current: _Fetch | None = None
+        upcoming: _Fetch | None = None
+        try:
+            for index, span in enumerate(spans):
+                current, upcoming = upcoming or self._begin(*span), None
+                async for piece in current.pieces():
+                    if upcoming is None and index + 1 < len(spans):
+                        upcoming = self._begin(*spans[index + 1])
                     yield piece
-            finally:
-                await close_stream(pieces)
+                await current.close()
+        finally:
+            for fetch in (current, upcoming):
+                if fetch is not None:
+                    await fetch.close()
 
     async def _stream_one(
         self, layout: ObjectLayout, start: int, end: int
     ) -> AsyncGenerator[bytes, None]:
+        fetch = self._begin(layout, start, end)
+        try:
+            async for piece in fetch.pieces():
+                yield piece
+        finally:
+            await fetch.close()
+
+    def _begin(self, layout: ObjectLayout, start: int, end: int) -> _Fetch:
+        """Starts fetching the bytes [start, end) of a single object (or part) at once."""
         queue: _Pieces = asyncio.Queue(self._settings.read_stripes_in_flight)
         producer = asyncio.get_running_loop().create_task(self._produce(layout, start, end, queue))
-        try:
-            while (piece := await queue.get()) is not None:
-                if isinstance(piece, BaseException):
-                    raise piece
-                yield piece
-            await producer
-        finally:
-            producer.cancel()
-            await asyncio.gather(producer, return_exceptions=True)
+        return _Fetch(queue, producer)
 
     async def _produce(self, layout: ObjectLayout, start: int, end: int, queue: _Pieces) -> None:
         """Fills the queue with verified pieces, then None; a failure goes in as the error."""
         try:
-            await self._fetch(layout, start, end, queue)
+            if layout.inline_body is not None:
+                if end > start:
+                    await queue.put(inline_bytes(layout, start, end))
+            else:
+                await self._fetch(layout, start, end, queue)
         except Exception as error:
             await queue.put(error)
             return

@@ -14,8 +14,10 @@ import contextlib
 from aiohttp import web
 
 from diststorage.core.errors import ObjectNotFound
+from diststorage.gateway.http.headers import parse_range_spec
 from diststorage.gateway.http.streaming import send_stream
 from diststorage.gateway.objects import DeleteOperation, inline_bytes
+from diststorage.gateway.objects.multipart import read_span
 from diststorage.gateway.s3.call import S3Call, S3Handlers
 from diststorage.gateway.s3.conditions import Verdict, evaluate
 from diststorage.gateway.s3.copy import copy_object
@@ -43,10 +45,15 @@ def _response(call: S3Call, info: ObjectInfo, selection: Selection) -> web.Strea
 
 
 async def _layout(call: S3Call, part_number: int | None, whole: bool) -> ObjectLayout:
-    """The object's layout when its bytes or parts are needed, else just its info."""
+    """The object's layout when its bytes or parts are needed, else just its info. A read
+    of a range gets only the parts holding it: s3transfer reads a big object as many ranged
+    GETs, each within one or two of its parts."""
     store = call.services.store
-    if whole or part_number is not None:
+    if part_number is not None:
         return await store.get_layout(call.bucket, call.key)
+    if whole:
+        span = read_span(parse_range_spec(call.headers.get("Range")))
+        return await store.get_layout(call.bucket, call.key, span)
     return ObjectLayout(await store.get_info(call.bucket, call.key), ())
 
 
