@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from diststorage.core import errors as e
 
+StatusTable = tuple[tuple[type[e.DiststorageError], int], ...]
+
 # Most specific class first: the first match wins.
-STATUS: tuple[tuple[type[e.DiststorageError], int], ...] = (
+STATUS: StatusTable = (
     (e.InvalidPart, 400),
     (e.InvalidPartOrder, 400),
     (e.EntityTooSmall, 400),
@@ -37,8 +39,10 @@ STATUS: tuple[tuple[type[e.DiststorageError], int], ...] = (
 )
 
 
-def status_of(error: e.DiststorageError) -> int:
-    for kind, status in STATUS:
+def status_of(error: e.DiststorageError, overrides: StatusTable = ()) -> int:
+    """The error's status: the first match in ``overrides`` (a front end's own answers),
+    else in the table; 500 for an error neither names."""
+    for kind, status in (*overrides, *STATUS):
         if isinstance(error, kind):
             return status
     return 500

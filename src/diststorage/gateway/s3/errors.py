@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from diststorage.core import errors as e
-from diststorage.gateway.http.status import status_of
+from diststorage.gateway.http.status import StatusTable, status_of
 from diststorage.gateway.s3.guard import request_id_of
 from diststorage.gateway.s3.xml import child, xml_response, xml_safe
 
@@ -22,17 +22,14 @@ log = logging.getLogger(__name__)
 
 # S3 answers these differently from the native API: EntityTooLarge is a 400 on S3, and a
 # write the cluster cannot take now is 503 SlowDown, which S3 clients back off from.
-_S3_STATUS: tuple[tuple[type[e.DiststorageError], int], ...] = (
+_S3_STATUS: StatusTable = (
     (e.PayloadTooLarge, 400),
     (e.InsufficientStorage, 503),
 )
 
 
 def s3_status_of(error: e.DiststorageError) -> int:
-    for kind, status in _S3_STATUS:
-        if isinstance(error, kind):
-            return status
-    return status_of(error)
+    return status_of(error, _S3_STATUS)
 
 
 def error_response(
