@@ -29,6 +29,7 @@ from diststorage.meta import (
     RepairTaskRef,
     StoredChunk,
 )
+from diststorage.meta.maintenance import node_losses_survived
 
 POLICY = "ec:4+2"
 SHARDS = 6
@@ -312,6 +313,40 @@ async def test_fewest_spare_shards_counts_missing_damaged_and_unavailable_shards
     await commit(store, short, [short.chunk(0, 5)], [DegradedSegment(0, 1, one_left)])
     assert (await maintenance.repair_backlog([])).fewest_spare_shards == one_left
     assert (await maintenance.repair_backlog([NODES[0]])).fewest_spare_shards == 0
+
+
+async def test_fewest_spare_shards_counts_nodes_that_hold_two_shards_as_two_losses(
+    store: MetadataStore, maintenance: MaintenanceStore
+) -> None:
+    """Written while a node was down: shards 0 and 5 both on NODES[0]. Every shard is there,
+    but losing NODES[0] costs two of them, so the segment survives one more lost node, not
+    two; with NODES[0] out it has none to spare."""
+    doubled = await begin(store, STRIPE_BYTES, moved(NODES[0], (0, 5)), key="doubled")
+    await commit(store, doubled, degraded=[DegradedSegment(0, 1, SHARDS - 1 - NEEDED)])
+    assert (await maintenance.repair_backlog([])).fewest_spare_shards == 1
+    assert (await maintenance.repair_backlog([NODES[0]])).fewest_spare_shards == 0
+    assert (await maintenance.repair_backlog([NODES[1]])).fewest_spare_shards == 0
+    assert (await maintenance.repair_backlog([NODES[0], NODES[1]])).fewest_spare_shards == -1
+
+
+@pytest.mark.parametrize(
+    ("shards_by_node", "survived"),
+    [
+        ({"a": {0}, "b": {1}, "c": {2}, "d": {3}, "e": {4}, "f": {5}}, 2),
+        ({"a": {0, 5}, "b": {1}, "c": {2}, "d": {3}, "e": {4}}, 1),
+        ({"a": {0, 4}, "b": {1, 5}, "c": {2}, "d": {3}}, 1),
+        ({"a": {0, 4, 5}, "b": {1}, "c": {2}, "d": {3}}, 0),
+        # A chunk being moved is on two nodes at once: losing one of them costs nothing.
+        ({"a": {0}, "g": {0}, "b": {1}, "c": {2}, "d": {3}, "e": {4}, "f": {5}}, 2),
+        ({"a": {0, 1}, "g": {0, 1}, "c": {2}, "d": {3}}, 0),
+        ({"a": {0}, "b": {1}, "c": {2}}, -1),
+        ({"a": set(), "b": {1}}, -3),
+    ],
+)
+def test_node_losses_survived_takes_the_nodes_holding_most_first(
+    shards_by_node: dict[str, set[int]], survived: int
+) -> None:
+    assert node_losses_survived(shards_by_node, NEEDED) == survived
 
 
 async def test_chunks_placed_on_walks_one_nodes_sound_committed_chunks_in_id_order(
