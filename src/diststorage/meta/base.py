@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
@@ -23,6 +23,9 @@ from diststorage.meta.records import ChunkRef, ObjectAttributes, ObjectInfo, Sto
 from diststorage.meta.states import ObjectState
 
 T = TypeVar("T")
+
+RECONNECT_FIRST_PAUSE_S = 0.05
+RECONNECT_LONGEST_PAUSE_S = 1.0
 
 # The state is written into the SQL, not bound: only then can PostgreSQL's generic plans (which
 # asyncpg's prepared statements get) prove the partial unique index's "state = 'committed'"
@@ -176,17 +179,47 @@ class StoreBase:
 
     async def _read(self, operation: Operation[T]) -> T:
         async with self._guard():
-            return await self._backend.read(operation)
+            return await retrying_lost_connections(lambda: self._backend.read(operation))
 
     async def _read_rows(
         self, statement: Executable, params: Mapping[str, Any]
     ) -> Sequence[Row[Any]]:
         async with self._guard():
-            return await self._backend.read_rows(statement, params)
+            return await retrying_lost_connections(
+                lambda: self._backend.read_rows(statement, params)
+            )
 
     async def _write(self, operation: Operation[T]) -> T:
         async with self._guard():
             return await self._backend.write(operation)
+
+
+def is_lost_connection(error: BaseException) -> bool:
+    """The database could not be reached or dropped the connection (a restart, a failover),
+    as opposed to a statement it refused: an OSError on connect, an invalidated connection, or
+    a PostgreSQL connection-exception (08…) or shutdown/starting-up (57P0x) SQLSTATE."""
+    if isinstance(error, OSError):
+        return True
+    if not isinstance(error, DBAPIError):
+        return False
+    code = str(getattr(error.orig, "pgcode", None) or "")
+    return error.connection_invalidated or code.startswith("08") or code.startswith("57P0")
+
+
+async def retrying_lost_connections(read: Callable[[], Awaitable[T]]) -> T:
+    """Runs a read again while the database is out of reach, until the caller's deadline
+    cancels it: a read has no effects, and a PostgreSQL restart or failover takes a second or
+    two that would otherwise fail every request in flight. Writes are not retried here: one
+    that lost its connection at COMMIT may have committed."""
+    pause_s = RECONNECT_FIRST_PAUSE_S
+    while True:
+        try:
+            return await read()
+        except (DBAPIError, OSError) as error:
+            if not is_lost_connection(error):
+                raise
+        await asyncio.sleep(pause_s)
+        pause_s = min(pause_s * 2, RECONNECT_LONGEST_PAUSE_S)
 
 
 def insert_ignoring_duplicates(session: Session, table: type[object]) -> Insert:
