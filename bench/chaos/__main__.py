@@ -37,6 +37,7 @@ from bench.chaos.faults import BACK_TIMEOUT_S, FaultPlan
 from bench.chaos.phases import BUDGET_NODES, NODES, GatewayDied, Profile, run_phases
 from bench.chaos.repair import RepairUnavailable
 from bench.chaos.report import ChaosRun, FaultSummary, build_rows, report_text
+from bench.chaos.service_faults import ServicePlan
 from bench.common.cli import (
     EXIT_MISSING,
     OPEN_GATEWAY_ARGS,
@@ -51,6 +52,7 @@ from bench.common.cpu import ProcessTree
 from bench.common.interrupt import ignore_interrupts, interruptible_run
 from bench.common.load.model import KIB, MIB, LoadMix, SizeClass
 from bench.common.load.stats import LoadStats
+from bench.common.private_postgres import PostgresMissing, PrivatePostgres, private_postgres
 from bench.common.report import GIB, has_room, keep_logs
 from diststorage.local import LocalCluster
 from diststorage.testing import running_cluster
@@ -77,6 +79,9 @@ FULL = Profile(
     baseline_s=30.0,
     chaos_s=240.0,
     plan=FaultPlan(BUDGET_NODES, hold_s=(3.0, 30.0), gap_s=(1.0, 8.0)),
+    services=ServicePlan(
+        gateway_hold_s=(3.0, 20.0), gateway_gap_s=(20.0, 60.0), database_gap_s=(60.0, 180.0)
+    ),
     repair_timeout_s=600.0,
     replace_ballast=(24, 256 * MIB),
 )
@@ -95,6 +100,9 @@ QUICK = Profile(
     baseline_s=8.0,
     chaos_s=25.0,
     plan=FaultPlan(BUDGET_NODES, hold_s=(2.0, 14.0), gap_s=(0.5, 3.0)),
+    services=ServicePlan(
+        gateway_hold_s=(2.0, 6.0), gateway_gap_s=(4.0, 10.0), database_gap_s=(8.0, 15.0)
+    ),
     repair_timeout_s=120.0,
     replace_ballast=(2, 64 * MIB),
 )
@@ -118,14 +126,24 @@ def _gateway_cpu_reader(cluster: LocalCluster) -> Callable[[], float]:
 
 def run_benchmark(run: ChaosRun, profile: Profile, workdir: Path) -> None:
     cluster_dir = workdir / "cluster"
-    say(f"starting {NODES} nodes + gateway ({REDUNDANCY}, {' '.join(run.gateway_args)})")
+    gateways = run.faults.gateways
     with ExitStack() as stack:
+        postgres: PrivatePostgres | None = None
+        if run.faults.database == "postgres":
+            postgres = stack.enter_context(private_postgres())
+            say(f"PostgreSQL of the run's own on port {postgres.port}")
+        say(
+            f"starting {NODES} nodes + {gateways} gateway(s) ({REDUNDANCY},"
+            f" {' '.join(run.gateway_args)})"
+        )
         cluster = stack.enter_context(
             running_cluster(
                 cluster_dir,
                 nodes=NODES,
                 redundancy=REDUNDANCY,
                 gateway_args=[*OPEN_GATEWAY_ARGS, *run.gateway_args],
+                gateways=gateways,
+                metadata_url=None if postgres is None else postgres.url,
             )
         )
         stack.callback(say, "stopping the cluster")
@@ -133,7 +151,7 @@ def run_benchmark(run: ChaosRun, profile: Profile, workdir: Path) -> None:
         run.stats.gateway_cpu_s = _gateway_cpu_reader(cluster)
         runner = stack.enter_context(asyncio.Runner(loop_factory=uvloop.new_event_loop))
         say(f"cluster up at {cluster.url}")
-        runner.run(run_phases(cluster, profile, run))
+        runner.run(run_phases(cluster, profile, run, postgres))
 
 
 def judge(run: ChaosRun) -> None:
@@ -148,6 +166,8 @@ def judge(run: ChaosRun) -> None:
             kinds = ", ".join(f"{k} ×{n}" for k, n in phase.errors.most_common(3))
             count = sum(phase.errors.values())
             run.failures.append(f"{count} errors with no fault held ({phase.name}): {kinds}")
+    if run.faults.late_gateways:
+        run.failures.append(f"{run.faults.late_gateways} gateway restarts not back in time")
     if run.faults.late_nodes:
         run.failures.append(
             f"nodes not back within {BACK_TIMEOUT_S:g} s of a restart or SIGCONT:"
@@ -183,6 +203,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         " or only fewer than M nodes out (harsher: beyond the budget of stripes written short)",
     )
     parser.add_argument(
+        "--gateways",
+        type=int,
+        default=2,
+        help="gateways sharing the metadata (default 2; all but the first are killed and"
+        " started again as faults; more than one needs --database postgres)",
+    )
+    parser.add_argument(
+        "--database",
+        choices=("postgres", "sqlite"),
+        default="postgres",
+        help="the metadata database: a PostgreSQL server of the run's own, restarted as a"
+        " fault (default), or SQLite in the cluster's folder (one gateway, no database faults)",
+    )
+    parser.add_argument(
         "--without-repair",
         action="store_true",
         help="for a gateway without repair: no --repair-grace, no /_/repair, no repair figures",
@@ -192,6 +226,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--clients must be at least 1")
     if args.duration is not None and args.duration <= 0:
         parser.error("--duration must be positive")
+    if args.gateways < 1:
+        parser.error("--gateways must be at least 1")
+    if args.gateways > 1 and args.database == "sqlite":
+        parser.error("more than one gateway needs --database postgres")
     return args
 
 
@@ -240,7 +278,9 @@ def main(argv: list[str] | None = None) -> int:
         gateway_args=gateway_args,
         with_repair=not args.without_repair,
         stats=LoadStats(gateway_cpu_s=lambda: 0.0),
-        faults=FaultSummary(BUDGET_NODES, profile.plan.budget),
+        faults=FaultSummary(
+            BUDGET_NODES, profile.plan.budget, gateways=args.gateways, database=args.database
+        ),
     )
     started = dt.datetime.now(dt.UTC)
     clock = time.perf_counter()
@@ -257,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             interrupted = True
             say("interrupted; the cluster has been stopped")
+        except PostgresMissing as exc:
+            say(f"!!! {exc}; use --database sqlite --gateways 1 without PostgreSQL")
+            return EXIT_MISSING
         except RepairUnavailable as exc:
             say(f"!!! {exc}; this benchmark needs the gateway's repair (or use --without-repair)")
             return EXIT_MISSING

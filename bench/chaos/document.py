@@ -81,6 +81,12 @@ def _faults_json(faults: FaultSummary) -> dict[str, Any]:
         "max_unavailable": faults.max_unavailable,
         "nodes_not_back_in_time": faults.late_nodes,
         "events": faults.events,
+        "gateways": faults.gateways,
+        "gateway_kills": faults.gateway_kills,
+        "gateways_not_back_in_time": faults.late_gateways,
+        "database": faults.database,
+        "database_restarts": faults.database_restarts,
+        "database_away_s": faults.database_away_s,
     }
 
 

@@ -1,8 +1,8 @@
 """Faults within the redundancy budget: SIGKILL + restart, and SIGSTOP + SIGCONT, of random nodes.
 
-Exactly these faults, nothing else, through ``diststorage.testing.Faults``: a node is killed with
+Exactly these node faults, through ``diststorage.testing.Faults``: a node is killed with
 SIGKILL and later started again on the same data folder and port, or paused with SIGSTOP and
-later continued with SIGCONT. The gateway is never touched, no file is corrupted, no network
+later continued with SIGCONT (gateway and database faults: ``service_faults.py``). No file is corrupted, no network
 fault is injected.
 
 The budget is what a stripe can lose, M shards of ec:K+M, and a fault starts only while it

@@ -20,10 +20,12 @@ import aiohttp
 from bench.chaos.faults import FaultInjector, FaultPlan
 from bench.chaos.repair import RepairMonitor, check_repair_endpoint, wait_live_nodes
 from bench.chaos.report import ChaosRun, FaultSummary
+from bench.chaos.service_faults import ServiceFaults, ServicePlan
 from bench.common.cli import say
 from bench.common.load.model import ContentPool, LoadMix, Model
 from bench.common.load.runner import LoadRunner
 from bench.common.load.stats import LoadStats
+from bench.common.private_postgres import PrivatePostgres
 from diststorage.local import LocalCluster, free_port
 from diststorage.testing import sigv4_middleware
 
@@ -42,6 +44,7 @@ class Profile:
     baseline_s: float
     chaos_s: float
     plan: FaultPlan
+    services: ServicePlan
     repair_timeout_s: float
     # (objects, bytes each) written before a node is replaced, so that its repair lasts long
     # enough (tens of seconds) for the foreground throughput beside it to mean something.
@@ -69,6 +72,7 @@ class Phases:
     run: ChaosRun
     control: aiohttp.ClientSession
     load: LoadRunner
+    services: ServiceFaults
 
     @property
     def stats(self) -> LoadStats:
@@ -95,9 +99,10 @@ class Phases:
                 await asyncio.gather(task, return_exceptions=True)
 
     def check_alive(self) -> None:
-        if not self.cluster.gateway_running():
-            tail = _log_tail(self.cluster.gateway_log_path())
-            raise GatewayDied(f"the gateway exited; the end of its log:\n{tail}")
+        for index in range(len(self.cluster.urls)):
+            if not self.services.expected_down(index) and not self.cluster.gateway_running(index):
+                tail = _log_tail(self.cluster.gateway_log_path(index))
+                raise GatewayDied(f"gateway{index} exited; the end of its log:\n{tail}")
         self.load.raise_if_failed()
 
     async def seed_and_baseline(self) -> None:
@@ -113,7 +118,13 @@ class Phases:
     async def faults(self, injector: FaultInjector) -> None:
         self.stats.begin("chaos")
         say(f"faults for {self.profile.chaos_s:g} s (at most {BUDGET_NODES} nodes at once)")
-        await self.supervise(injector.run(self.profile.chaos_s))
+        await self.supervise(self._all_faults(injector))
+
+    async def _all_faults(self, injector: FaultInjector) -> None:
+        """The node faults and the service faults, side by side, for the same time."""
+        await asyncio.gather(
+            injector.run(self.profile.chaos_s), self.services.run(self.profile.chaos_s)
+        )
 
     async def restart(self, injector: FaultInjector) -> None:
         self.run.faults_stopped_s = self.stats.now_s()
@@ -195,7 +206,9 @@ class Phases:
         self.run.committed_bytes = self.load.model.committed_bytes()
 
 
-async def run_phases(cluster: LocalCluster, profile: Profile, run: ChaosRun) -> None:
+async def run_phases(
+    cluster: LocalCluster, profile: Profile, run: ChaosRun, postgres: PrivatePostgres | None
+) -> None:
     model = Model(profile.mix)
     content = ContentPool(run.seed)
     async with aiohttp.ClientSession(middlewares=[sigv4_middleware(cluster.root)]) as control:
@@ -209,6 +222,9 @@ async def run_phases(cluster: LocalCluster, profile: Profile, run: ChaosRun) -> 
         injector = FaultInjector(
             cluster, control, profile.plan, random.Random(run.seed), run.stats.now_s, say
         )
+        services = ServiceFaults(
+            cluster, postgres, profile.services, random.Random(run.seed + 1), run.stats.now_s, say
+        )
         try:
             async with LoadRunner(
                 cluster.url,
@@ -219,14 +235,16 @@ async def run_phases(cluster: LocalCluster, profile: Profile, run: ChaosRun) -> 
                 run.clients,
                 run.seed,
                 fault_state=injector.fault_state,
+                live_urls=services.live_urls,
+                kills_of=services.kills_of,
             ) as load:
-                phases = Phases(cluster, profile, run, control, load)
+                phases = Phases(cluster, profile, run, control, load, services)
                 await phases.seed_and_baseline()
                 try:
                     await phases.faults(injector)
                     await phases.restart(injector)
                 finally:
-                    _record_faults(run.faults, injector)
+                    _record_faults(run.faults, injector, services)
                 if run.with_repair:
                     await phases.repair(monitor)
                     await phases.replace_a_node(monitor)
@@ -241,10 +259,14 @@ async def run_phases(cluster: LocalCluster, profile: Profile, run: ChaosRun) -> 
             run.repair_samples = monitor.samples
 
 
-def _record_faults(summary: FaultSummary, injector: FaultInjector) -> None:
+def _record_faults(summary: FaultSummary, injector: FaultInjector, services: ServiceFaults) -> None:
     summary.kills = injector.kills
     summary.pauses = injector.pauses
     summary.max_unavailable = injector.max_unavailable
     summary.late_nodes = sorted(injector.late_nodes)
     summary.held_back = injector.held_back
-    summary.events = injector.events
+    summary.events = sorted(injector.events + services.events)
+    summary.gateway_kills = services.gateway_kills
+    summary.late_gateways = services.late_gateways
+    summary.database_restarts = services.database_restarts
+    summary.database_away_s = services.database_away_s

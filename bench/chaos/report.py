@@ -26,6 +26,12 @@ class FaultSummary:
     late_nodes: list[int] = field(default_factory=list)
     held_back: int = 0
     events: list[str] = field(default_factory=list)
+    gateways: int = 1
+    gateway_kills: int = 0
+    late_gateways: int = 0
+    database: str = "sqlite"
+    database_restarts: int = 0
+    database_away_s: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -298,6 +304,24 @@ def _fault_rows(faults: FaultSummary) -> list[Row]:
             "until every stripe short of a shard could lose one more"
             if faults.budget == "shards"
             else "budget counted in nodes only: stripes written short get no grace",
+        ),
+        Row(
+            "faults",
+            "gateways killed and started again",
+            float(faults.gateway_kills),
+            "faults",
+            f"one of {faults.gateways - 1} at a time (gateway0 is the run's control)"
+            if faults.gateways > 1
+            else "one gateway: none (--gateways 2 or more)",
+        ),
+        Row(
+            "faults",
+            "database restarts",
+            float(faults.database_restarts),
+            "faults",
+            f"away {max(faults.database_away_s):.1f} s at most"
+            if faults.database_away_s
+            else f"{faults.database}: none",
         ),
     ]
 

@@ -20,7 +20,7 @@ import hashlib
 import json
 import random
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -87,6 +87,7 @@ class Download:
     """A GET body, hashed and counted as it arrives."""
 
     stats: LoadStats
+    kills_before: int = 0  # of the gateway it reads from, when it started
     digest: hashlib._Hash = field(default_factory=lambda: hashlib.md5(usedforsecurity=False))
     received_bytes: int = 0
     moved: Counter[int] = field(default_factory=Counter)  # bytes received, by phase
@@ -120,6 +121,12 @@ class LoadRunner:
     clients: int
     seed: int
     fault_state: Callable[[], tuple[int, int]] = no_faults
+    # Several gateways: the ones up now, and how often each has been killed so far (an
+    # operation that sees that change was cut off by the kill, and is tried once more on
+    # another gateway, as a client behind a load balancer would).
+    live_urls: Callable[[], Sequence[str]] | None = None
+    kills_of: Callable[[str], int] = lambda _url: 0
+    _turn: int = 0
     _under_fault: set[str] = field(default_factory=set)
     _session: aiohttp.ClientSession | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -249,6 +256,13 @@ class LoadRunner:
 
     # -- operations -----------------------------------------------------------------------------
 
+    def _gateway(self, avoid: str | None = None) -> str:
+        """The next gateway in turn of those up (``avoid`` left out when another is up)."""
+        urls = list(self.live_urls()) if self.live_urls is not None else [self.url]
+        urls = [u for u in urls if u != avoid] or urls or [self.url]
+        self._turn += 1
+        return urls[self._turn % len(urls)]
+
     async def _put(self, key: str, size: int, rng: random.Random) -> None:
         faults_before, unavailable = self.fault_state()
         if not await self._send(key, size, rng):
@@ -266,7 +280,8 @@ class LoadRunner:
             data = b"".join([block async for block in body])
         headers = {"Content-Length": str(size), "Content-Type": "application/octet-stream"}
         try:
-            async with self.session.put(f"{self.url}/{key}", data=data, headers=headers) as answer:
+            base = self._gateway()
+            async with self.session.put(f"{base}/{key}", data=data, headers=headers) as answer:
                 text = await answer.read()
                 status = answer.status
         except (aiohttp.ClientError, OSError, asyncio.CancelledError) as exc:
@@ -292,11 +307,12 @@ class LoadRunner:
 
     async def _get(self, key: str) -> None:
         possible = self.model.possible(key)
-        download = Download(self.stats)
-        try:
-            got, problem = await self._read(key, download)
-        except (aiohttp.ClientError, OSError) as exc:
-            got, problem = None, _exception_kind("GET", exc)
+        base = self._gateway()
+        download, got, problem = await self._try_read(base, key)
+        if problem and self.kills_of(base) != download.kills_before:
+            self.stats.error(f"{problem} (gateway killed)")
+            self.stats.wasted(download.moved)
+            download, got, problem = await self._try_read(self._gateway(avoid=base), key)
         if problem:
             self.stats.error(problem)
             self.stats.wasted(download.moved)
@@ -312,10 +328,18 @@ class LoadRunner:
             return
         self.model.settle(key, got)
 
-    async def _read(self, key: str, download: Download) -> tuple[State, str]:
+    async def _try_read(self, base: str, key: str) -> tuple[Download, State, str]:
+        download = Download(self.stats, kills_before=self.kills_of(base))
+        try:
+            got, problem = await self._read(base, key, download)
+        except (aiohttp.ClientError, OSError) as exc:
+            got, problem = None, _exception_kind("GET", exc)
+        return download, got, problem
+
+    async def _read(self, base: str, key: str, download: Download) -> tuple[State, str]:
         """Streams a GET into ``download``: (the version read, or None for 404; a problem,
         or "")."""
-        async with self.session.get(f"{self.url}/{key}") as answer:
+        async with self.session.get(f"{base}/{key}") as answer:
             if answer.status == 404:
                 await answer.read()
                 return None, ""
@@ -331,7 +355,7 @@ class LoadRunner:
     async def _delete(self, key: str) -> None:
         was_committed = self.model.certainly_committed(key)
         try:
-            async with self.session.delete(f"{self.url}/{key}") as answer:
+            async with self.session.delete(f"{self._gateway()}/{key}") as answer:
                 text = await answer.read()
                 status = answer.status
         except (aiohttp.ClientError, OSError, asyncio.CancelledError) as exc:
