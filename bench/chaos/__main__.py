@@ -52,10 +52,10 @@ from bench.common.cpu import ProcessTree
 from bench.common.interrupt import ignore_interrupts, interruptible_run
 from bench.common.load.model import KIB, MIB, LoadMix, SizeClass
 from bench.common.load.stats import LoadStats
-from bench.common.private_postgres import PostgresMissing, PrivatePostgres, private_postgres
 from bench.common.report import GIB, has_room, keep_logs
 from diststorage.local import LocalCluster
 from diststorage.testing import running_cluster
+from diststorage.testing.private_postgres import PostgresMissing, PrivatePostgres, private_postgres
 
 REDUNDANCY = "ec:4+2"
 REPAIR_ARGS = ["--repair-grace", "10"]

@@ -2,8 +2,8 @@
 
 Exactly these node faults, through ``diststorage.testing.Faults``: a node is killed with
 SIGKILL and later started again on the same data folder and port, or paused with SIGSTOP and
-later continued with SIGCONT (gateway and database faults: ``service_faults.py``). No file is corrupted, no network
-fault is injected.
+later continued with SIGCONT (gateway and database faults: ``service_faults.py``). No file
+is corrupted, no network fault is injected.
 
 The budget is what a stripe can lose, M shards of ec:K+M, and a fault starts only while it
 holds:

@@ -25,9 +25,9 @@ from bench.common.cli import say
 from bench.common.load.model import ContentPool, LoadMix, Model
 from bench.common.load.runner import LoadRunner
 from bench.common.load.stats import LoadStats
-from bench.common.private_postgres import PrivatePostgres
 from diststorage.local import LocalCluster, free_port
 from diststorage.testing import sigv4_middleware
+from diststorage.testing.private_postgres import PrivatePostgres
 
 NODES = 6
 BUDGET_NODES = 2  # M of ec:4+2

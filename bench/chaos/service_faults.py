@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from bench.common.private_postgres import PrivatePostgres
 from diststorage.local import LocalCluster
+from diststorage.testing.private_postgres import PrivatePostgres
 
 TICK_S = 0.25
 GATEWAY_BACK_TIMEOUT_S = 60.0

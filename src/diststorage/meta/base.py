@@ -191,7 +191,9 @@ class StoreBase:
 
     async def _write(self, operation: Operation[T]) -> T:
         async with self._guard():
-            return await self._backend.write(operation)
+            return await retrying_lost_connections(
+                lambda: self._backend.write(operation), writes=True
+            )
 
 
 def is_lost_connection(error: BaseException) -> bool:
@@ -206,17 +208,29 @@ def is_lost_connection(error: BaseException) -> bool:
     return error.connection_invalidated or code.startswith("08") or code.startswith("57P0")
 
 
-async def retrying_lost_connections(read: Callable[[], Awaitable[T]]) -> T:
-    """Runs a read again while the database is out of reach, until the caller's deadline
-    cancels it: a read has no effects, and a PostgreSQL restart or failover takes a second or
-    two that would otherwise fail every request in flight. Writes are not retried here: one
+def never_reached_the_database(error: BaseException) -> bool:
+    """The operation failed getting a connection, before it sent any statement: a refused
+    connect, or an error SQLAlchemy raised from the pool with no statement attached."""
+    if isinstance(error, ConnectionRefusedError):
+        return True
+    return isinstance(error, DBAPIError) and error.statement is None and is_lost_connection(error)
+
+
+async def retrying_lost_connections(
+    operation: Callable[[], Awaitable[T]], writes: bool = False
+) -> T:
+    """Runs an operation again while the database is out of reach, until the caller's deadline
+    cancels it: a PostgreSQL restart or failover takes a second or two that would otherwise
+    fail every request in flight. A read has no effects and is tried again whenever it lost
+    its connection; a write (``writes``) only when it never reached the database, because one
     that lost its connection at COMMIT may have committed."""
     pause_s = RECONNECT_FIRST_PAUSE_S
     while True:
         try:
-            return await read()
+            return await operation()
         except (DBAPIError, OSError) as error:
-            if not is_lost_connection(error):
+            retry = never_reached_the_database(error) if writes else is_lost_connection(error)
+            if not retry:
                 raise
         await asyncio.sleep(pause_s)
         pause_s = min(pause_s * 2, RECONNECT_LONGEST_PAUSE_S)

@@ -29,6 +29,7 @@ from diststorage.meta.base import (
     add_garbage,
     insert_ignoring_duplicates,
     object_info,
+    retrying_lost_connections,
     utc,
 )
 from diststorage.meta.commits import (
@@ -124,7 +125,9 @@ class MetadataStore(StoreBase):
         if migrate:
             try:
                 async with store._guard():
-                    await store._backend.migrate()
+                    # A daemon started while the database restarts waits for it, up to the
+                    # deadline, rather than exit.
+                    await retrying_lost_connections(store._backend.migrate, writes=True)
             except BaseException:
                 await store.close()
                 raise
