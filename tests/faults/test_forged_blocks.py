@@ -6,7 +6,7 @@ four are solved so the block keeps its CRC-32C (``forge_block``; CRC-32C is line
 takes 33 CRCs). The trailer is untouched and the node's own check passes, as does the CRC the
 metadata holds: only the digest tells the block apart. Also: a node killed (degraded read), a
 chunk file removed, and the digests of an object removed from the metadata (an object written
-before digests were recorded). Every test ends with every object md5-correct and the cluster
+before digests were recorded). Multipart parts and S3 copies, through boto3. Every test ends with every object md5-correct and the cluster
 back at full redundancy.
 """
 
@@ -17,6 +17,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import crc32c
 import pytest
@@ -25,9 +26,11 @@ from conftest import (
     ClusterOptions,
     error_code,
     md5_hex,
+    node_ids,
     object_chunks,
     random_bytes,
     restore_nodes,
+    s3_client,
     wait_live_nodes,
     wait_until,
 )
@@ -289,3 +292,91 @@ def test_every_chunk_written_records_one_digest_per_block(
     recorded = digests_of(cluster, key)
     assert len(recorded) == 6
     assert all(d is not None and len(d) == 7 * 32 for d in recorded.values()), recorded
+
+
+# -- multipart parts and copies ----------------------------------------------------------------
+
+BUCKET = "forged"
+
+
+@pytest.fixture(scope="module")
+def s3(cluster: LocalCluster) -> Any:
+    client = s3_client(cluster)
+    client.create_bucket(Bucket=BUCKET)
+    return client
+
+
+def part_chunk_paths(cluster: LocalCluster, key: str) -> list[list[Path]]:
+    """Per part of the committed object under ``key``, its chunk files in shard order."""
+    by_node_id = node_ids(cluster)
+    with _database(cluster, read_only=True) as connection:
+        rows = connection.execute(
+            "SELECT p.part_index, c.node_id, c.id, c.block_digests"
+            " FROM objects o JOIN object_parts p ON p.object_id = o.id"
+            " JOIN chunks c ON c.object_id = p.part_object_id"
+            " WHERE o.key = ? AND o.state = 'committed'"
+            " ORDER BY p.part_index, c.segment_index, c.shard_index",
+            (key.encode(),),
+        ).fetchall()
+    parts: dict[int, list[Path]] = {}
+    for part, node_id, chunk_id, digests in rows:
+        assert digests, f"part {part} chunk {chunk_id} has no digests"
+        node_dir = Faults(cluster).node_chunks_dir(by_node_id[node_id])
+        parts.setdefault(part, []).append(node_dir / chunk_id[:2] / chunk_id)
+    return [parts[p] for p in sorted(parts)]
+
+
+def s3_body(s3: Any, key: str, byte_range: str | None = None) -> bytes:
+    extra = {"Range": byte_range} if byte_range else {}
+    body: bytes = s3.get_object(Bucket=BUCKET, Key=key, **extra)["Body"].read()
+    return body
+
+
+def test_forged_blocks_in_the_parts_of_a_multipart_object_are_never_served(
+    cluster: LocalCluster, http: Client, s3: Any
+) -> None:
+    key = "multipart"
+    parts = [random_bytes(5 * MIB), random_bytes(MIB + 11)]
+    upload = s3.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
+    done = [
+        {
+            "PartNumber": number,
+            "ETag": s3.upload_part(
+                Bucket=BUCKET, Key=key, UploadId=upload, PartNumber=number, Body=body
+            )["ETag"],
+        }
+        for number, body in enumerate(parts, start=1)
+    ]
+    s3.complete_multipart_upload(
+        Bucket=BUCKET, Key=key, UploadId=upload, MultipartUpload={"Parts": done}
+    )
+    chunks = part_chunk_paths(cluster, key)
+    first, second = chunks[0][1], chunks[1][0]
+    forge_block(first, 10)
+    forge_block(second, 3)
+    # A range in the second part first (only that part is read), then the whole object.
+    start = len(parts[0]) + 3 * STRIPE + 7
+    assert s3_body(s3, key, f"bytes={start}-{start + 999}") == parts[1][3 * STRIPE + 7 :][:1000]
+    assert md5_hex(s3_body(s3, key)) == md5_hex(b"".join(parts))
+
+    def replaced() -> bool:
+        now = {path for part in part_chunk_paths(cluster, key) for path in part}
+        return not {first, second} & now
+
+    assert wait_until(replaced, HEAL_TIMEOUT_S, 0.5)
+    assert md5_hex(s3_body(s3, key)) == md5_hex(b"".join(parts))
+
+
+def test_a_copy_never_copies_a_forged_block(cluster: LocalCluster, http: Client, s3: Any) -> None:
+    data = random_bytes(11 * STRIPE + 3)
+    s3.put_object(Bucket=BUCKET, Key="copy-source", Body=data)
+    forge_block(object_chunks(cluster, "copy-source")[0].path, 4)
+    s3.copy_object(
+        Bucket=BUCKET, Key="copy-target", CopySource={"Bucket": BUCKET, "Key": "copy-source"}
+    )
+    assert md5_hex(s3_body(s3, "copy-target")) == md5_hex(data)
+    assert all(digests_of(cluster, "copy-target").values())
+    # The copy has chunks of its own: forging one is caught the same way.
+    forge_block(object_chunks(cluster, "copy-target")[1].path, 2)
+    assert md5_hex(s3_body(s3, "copy-target")) == md5_hex(data)
+    assert md5_hex(s3_body(s3, "copy-source")) == md5_hex(data)
