@@ -1,13 +1,13 @@
-"""No forged byte served: a block rewritten on a node's disk, its CRC-32C left valid, is caught
-by the digest the gateway recorded at commit, with real processes.
+"""No forged byte served: a block rewritten on a node's disk, its CRC-32C left valid, is caught by
+the digest the gateway recorded at commit, with real processes.
 
-Faults injected: one block of a chunk file overwritten in place with other bytes whose last
-four are solved so the block keeps its CRC-32C (``forge_block``; CRC-32C is linear, so this
-takes 33 CRCs). The trailer is untouched and the node's own check passes, as does the CRC the
-metadata holds: only the digest tells the block apart. Also: a node killed (degraded read), a
-chunk file removed, and the digests of an object removed from the metadata (an object written
-before digests were recorded). Multipart parts and S3 copies, through boto3. Every test ends with every object md5-correct and the cluster
-back at full redundancy.
+Faults injected: one block of a chunk file overwritten in place with other bytes whose last four
+are solved so the block keeps its CRC-32C (``forge_block``; CRC-32C is linear, so this takes 33
+CRCs). The trailer is untouched and the node's own check passes, as does the CRC the metadata
+holds: only the digest tells the block apart. Also: a node killed (degraded read), a chunk file
+removed, and the digests of an object removed from the metadata (an object written before
+digests were recorded). Multipart parts and S3 copies, through boto3. Every test ends with every
+object left md5-correct and the cluster back at full redundancy.
 """
 
 from __future__ import annotations
