@@ -17,7 +17,7 @@ from diststorage.core.ids import new_id
 from diststorage.core.policy import parse_policy
 from diststorage.gateway.objects import ChunkSetWriter
 from diststorage.gateway.objects.chunkset import StripeSink
-from diststorage.meta import PlannedChunk
+from diststorage.meta import PlannedChunk, block_digest, pack_digests
 from diststorage.placement import Candidate
 from diststorage.testing import FakeNodes
 
@@ -80,6 +80,7 @@ async def test_every_block_reaches_its_chunk_with_its_crc() -> None:
         column = [stripe[shard] for stripe in blocks]
         assert stored.size_bytes == 5 * BLOCK
         assert stored.block_crcs == tuple(crc32c.crc32c(b) for b in column)
+        assert stored.block_digests == pack_digests(block_digest(b) for b in column)
         assert fakes.nodes[stored.node_id].chunks[stored.chunk_id] == column
         assert nodes.used[stored.node_id] == 5 * BLOCK
 
@@ -154,6 +155,7 @@ async def test_one_block_chunks_are_stored_in_one_round_trip_each() -> None:
     assert [c.shard_index for c in outcome.stored] == [0, 1]
     assert [ref.chunk_id for ref in outcome.dropped] == [chunks[2].chunk_id]
     assert fakes.nodes[chunks[0].node_id].chunks[chunks[0].chunk_id] == [blocks[0]]
+    assert [c.block_digests for c in outcome.stored] == [block_digest(b) for b in blocks[:2]]
 
 
 def test_new_data_goes_round_again_only_when_nodes_are_short() -> None:

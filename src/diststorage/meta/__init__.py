@@ -3,6 +3,7 @@
 from diststorage.meta.account_records import BucketInfo, Grant, KeyInfo, StoredKey
 from diststorage.meta.accounts import AccountStore
 from diststorage.meta.bucket_names import check_bucket_name
+from diststorage.meta.digests import block_digest, digest_at, pack_digests
 from diststorage.meta.maintenance import MaintenanceStore
 from diststorage.meta.multipart import MultipartStore
 from diststorage.meta.multipart_records import (
@@ -100,6 +101,9 @@ __all__ = [
     "UploadInfo",
     "UploadState",
     "UploadsPage",
+    "block_digest",
     "check_bucket_name",
+    "digest_at",
+    "pack_digests",
     "part_key",
 ]

@@ -46,7 +46,11 @@ _INSERT_INLINE = insert(INLINE_BODIES)
 _RECORD_CHUNK = (
     update(CHUNKS)
     .where(CHUNKS.c.id == bindparam("chunk_id"))
-    .values(size_bytes=bindparam("size_bytes"), block_crcs=bindparam("block_crcs"))
+    .values(
+        size_bytes=bindparam("size_bytes"),
+        block_crcs=bindparam("block_crcs"),
+        block_digests=bindparam("block_digests"),
+    )
 )
 
 
@@ -93,9 +97,9 @@ def record_written(
     degraded: Sequence[DegradedSegment],
     now: datetime,
 ) -> None:
-    """Records what the nodes stored: each chunk's size and block CRCs; the planned chunks
-    given up on (``dropped``) queued as garbage, in case a node stored them after all; the
-    segments left below target queued for repair."""
+    """Records what the nodes stored: each chunk's size, block CRCs and block digests; the
+    planned chunks given up on (``dropped``) queued as garbage, in case a node stored them
+    after all; the segments left below target queued for repair."""
     if dropped:
         add_garbage(session, dropped, now)
         session.execute(delete(CHUNKS).where(CHUNKS.c.id.in_([r.chunk_id for r in dropped])))
@@ -112,6 +116,7 @@ def record_written(
                     "chunk_id": c.chunk_id,
                     "size_bytes": c.size_bytes,
                     "block_crcs": pack_crcs(list(c.block_crcs)),
+                    "block_digests": c.block_digests or None,
                 }
                 for c in chunks
             ],

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 
 from diststorage.meta.base import IN_NAMED_NAMESPACE, INFO_COLUMNS, IS_COMMITTED, object_info
+from diststorage.meta.digests import NO_DIGESTS
 from diststorage.meta.models import CHUNKS, INLINE_BODIES, OBJECTS
 from diststorage.meta.multipart_models import OBJECT_PARTS
 from diststorage.meta.records import ObjectLayout, PartLayout, StoredChunk, unpack_crcs
@@ -36,6 +37,7 @@ _CHUNK_COLUMNS = (
     CHUNKS.c.shard_index,
     CHUNKS.c.size_bytes.label("chunk_size_bytes"),
     CHUNKS.c.block_crcs,
+    CHUNKS.c.block_digests,
     CHUNKS.c.state.label("chunk_state"),
     INLINE_BODIES.c.body.label("inline_body"),
 )
@@ -83,6 +85,7 @@ def object_layout(rows: Sequence[Any]) -> ObjectLayout:
             r.chunk_size_bytes,
             unpack_crcs(r.block_crcs),
             r.chunk_state,
+            r.block_digests or NO_DIGESTS,
         )
         for r in rows
         if r.chunk_id is not None

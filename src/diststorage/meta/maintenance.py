@@ -39,6 +39,7 @@ from diststorage.meta.base import (
     segment_stripe_count,
     utc,
 )
+from diststorage.meta.digests import NO_DIGESTS
 from diststorage.meta.models import ChunkRow, GarbageChunk, LeaseRow, NodeRow, ObjectRow, RepairTask
 from diststorage.meta.records import (
     ChunkRef,
@@ -72,6 +73,7 @@ def _stored(row: ChunkRow) -> StoredChunk:
         row.size_bytes,
         unpack_crcs(row.block_crcs),
         row.state,
+        row.block_digests or NO_DIGESTS,
     )
 
 
@@ -238,6 +240,7 @@ class MaintenanceStore(StoreBase):
                     node_id=c.node_id,
                     size_bytes=c.size_bytes,
                     block_crcs=pack_crcs(list(c.block_crcs)),
+                    block_digests=c.block_digests or None,
                     state=ChunkState.OK,
                 )
                 for c in new

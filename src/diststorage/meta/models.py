@@ -111,6 +111,10 @@ class ChunkRow(Base):
     # CRC-32C of each block, 4 bytes big-endian apiece, recorded at commit: reads verify
     # against this, not only against what the node says.
     block_crcs: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
+    # The cryptographic digest of each block (meta/digests.py), recorded at commit and never
+    # held by the node, so a node cannot make a gateway serve bytes it did not commit. NULL
+    # for chunks written before digests were recorded: those are verified by CRC alone.
+    block_digests: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     state: Mapped[str] = mapped_column(
         String(16), default=ChunkState.OK, server_default=ChunkState.OK
     )

@@ -51,6 +51,9 @@ class StoredChunk:
     size_bytes: int
     block_crcs: tuple[int, ...]
     state: str = "ok"
+    # The blocks' digests concatenated (meta/digests.py); empty for a chunk written before
+    # digests were recorded, which reads verify by CRC alone.
+    block_digests: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from diststorage.core.policy import RedundancyPolicy
 from diststorage.gateway.blockwire import BlockMessage, put_block_message
 from diststorage.gateway.objects.policy_choice import require_writable_nodes
 from diststorage.gateway.objects.ports import ChunkDeleter, NodeWriter, NodeWriters, WritableNodes
-from diststorage.meta import ChunkRef, PlannedChunk, StoredChunk
+from diststorage.meta import ChunkRef, PlannedChunk, StoredChunk, block_digest, pack_digests
 from diststorage.placement import rank_nodes
 
 log = logging.getLogger(__name__)
@@ -169,6 +169,7 @@ class ChunkJob:
         """A set of one-block chunks, each stored in one round trip; failures as ``write_set``."""
         self._opened.extend(ChunkRef(c.chunk_id, c.node_id) for c in chunks)
         crcs = [crc32c.crc32c(block) for block in blocks]
+        digests = [block_digest(block) for block in blocks]
         outcomes = await asyncio.gather(
             *(
                 self._put_once(chunk, block, crc)
@@ -184,7 +185,7 @@ class ChunkJob:
                 raise outcome
         _check_tolerable(chunks, failures, min_nodes)
         kept = [shard for shard in range(len(chunks)) if shard not in failures]
-        stored = [_stored(chunks[s], len(blocks[s]), [crcs[s]]) for s in kept]
+        stored = [_stored(chunks[s], len(blocks[s]), [crcs[s]], [digests[s]]) for s in kept]
         self._writer.note_stored(stored)
         return SetOutcome(stored, _dropped(chunks, failures))
 
@@ -206,6 +207,7 @@ class _ShardFeed:
     queue: asyncio.Queue[BlockMessage | None]
     ended: bool = False
     crcs: list[int] = field(default_factory=list)
+    digests: list[bytes] = field(default_factory=list)
     size_bytes: int = 0
 
 
@@ -238,6 +240,8 @@ class StripeSink:
             block, blocks[shard] = blocks[shard], b""
             crc = crc32c.crc32c(block)
             feed.crcs.append(crc)
+            # The node gets the CRC; the digest goes only to the metadata, at commit.
+            feed.digests.append(block_digest(block))
             feed.size_bytes += len(block)
             framed.append((put_block_message(block, crc), len(block)))
         for shard, (message, length) in enumerate(framed):
@@ -261,7 +265,13 @@ class StripeSink:
             size = self._feeds[shard].size_bytes
             assert stored_sizes[shard] == size, f"node stored {stored_sizes[shard]} of {size}"
         stored = [
-            _stored(self._chunks[s], self._feeds[s].size_bytes, self._feeds[s].crcs) for s in kept
+            _stored(
+                self._chunks[s],
+                self._feeds[s].size_bytes,
+                self._feeds[s].crcs,
+                self._feeds[s].digests,
+            )
+            for s in kept
         ]
         self._writer.note_stored(stored)
         return SetOutcome(stored, _dropped(self._chunks, self._failures))
@@ -316,7 +326,9 @@ def _dropped(
     return [ChunkRef(chunks[shard].chunk_id, chunks[shard].node_id) for shard in failures]
 
 
-def _stored(chunk: PlannedChunk, size_bytes: int, crcs: Sequence[int]) -> StoredChunk:
+def _stored(
+    chunk: PlannedChunk, size_bytes: int, crcs: Sequence[int], digests: Sequence[bytes]
+) -> StoredChunk:
     return StoredChunk(
         chunk.chunk_id,
         chunk.node_id,
@@ -324,6 +336,7 @@ def _stored(chunk: PlannedChunk, size_bytes: int, crcs: Sequence[int]) -> Stored
         chunk.shard_index,
         size_bytes,
         tuple(crcs),
+        block_digests=pack_digests(digests),
     )
 
 

@@ -3,8 +3,9 @@
 For each segment the reader opens one GetChunk stream per shard it needs (data shards first,
 shards on live and well-behaved nodes before others) covering just the stripes asked for; a
 single block is fetched with one unary GetChunkOnce instead. Every
-block is checked against the CRC recorded in the metadata at commit; a block that is missing,
-corrupt or later than the block deadline retires its stream, and a stream from another shard
+block is checked against the digest recorded in the metadata at commit (meta/digests.py; the
+CRC for chunks written before digests were recorded); a block that is missing, corrupt,
+forged or later than the block deadline retires its stream, and a stream from another shard
 takes over from that stripe on. Decoded stripes queue up to ``read_stripes_in_flight`` ahead
 of the HTTP response, which bounds memory.
 
@@ -31,7 +32,15 @@ from diststorage.erasure import Codec, codec_for
 from diststorage.gateway.nodeclient import BlockPiece
 from diststorage.gateway.objects.geometry import Geometry
 from diststorage.gateway.objects.ports import DamageSink, NodeReaders, NodeStates, Penalties
-from diststorage.meta import ChunkState, NodeLiveness, ObjectLayout, PartLayout, StoredChunk
+from diststorage.meta import (
+    ChunkState,
+    NodeLiveness,
+    ObjectLayout,
+    PartLayout,
+    StoredChunk,
+    block_digest,
+    digest_at,
+)
 
 log = logging.getLogger(__name__)
 
@@ -378,12 +387,21 @@ class SegmentFetcher:
             count -= 1
 
     async def _verified_block(self, shard_stream: _ShardStream, stripe: int) -> bytes:
+        """The stream's next block, once it is the block committed there.
+
+        A chunk with digests is held to them: its node cannot forge a block, whatever CRC it
+        sends. A chunk written before digests were recorded has only its CRCs, which catch
+        bit rot but not a forger.
+        """
         data = await shard_stream.next_block()
-        expected = shard_stream.chunk.block_crcs[stripe - self._first_stripe]
-        if crc32c.crc32c(data) != expected:
-            raise DataLoss(
-                f"block {stripe} of chunk {shard_stream.chunk.chunk_id[:8]} fails its checksum"
-            )
+        chunk = shard_stream.chunk
+        block_index = stripe - self._first_stripe
+        digest = digest_at(chunk.block_digests, block_index)
+        if digest is not None:
+            if block_digest(data) != digest:
+                raise DataLoss(f"block {stripe} of chunk {chunk.chunk_id[:8]} fails its digest")
+        elif crc32c.crc32c(data) != chunk.block_crcs[block_index]:
+            raise DataLoss(f"block {stripe} of chunk {chunk.chunk_id[:8]} fails its checksum")
         return data
 
     async def _retire(self, shard_stream: _ShardStream, reason: BaseException) -> None:

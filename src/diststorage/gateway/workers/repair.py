@@ -287,7 +287,9 @@ class RepairWorker:
         plan: SegmentPlan,
         chunk_bytes: int,
     ) -> list[StoredChunk]:
-        """Streams the rebuilt blocks into the new chunks; returns them with their CRCs.
+        """Streams the rebuilt blocks into the new chunks; returns them with their CRCs and
+        digests (recorded by ``replace_chunks``). The blocks are rebuilt from stripes read
+        through the segment fetcher, which holds every source block to its digest.
 
         Every chunk must land: any failure deletes them all and is raised.
         """
