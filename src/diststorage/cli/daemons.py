@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -21,13 +23,32 @@ if TYPE_CHECKING:
 def _run_node(settings: NodeSettings) -> None:
     from diststorage.node import run_node
 
-    run_node(settings)
+    with _refused_without_credential(settings.cluster_dir, settings.insecure_cluster):
+        run_node(settings)
 
 
 def _run_gateway(settings: GatewaySettings) -> None:
     from diststorage.gateway import run_gateway
 
-    run_gateway(settings)
+    with _refused_without_credential(settings.cluster_dir, settings.insecure_cluster):
+        run_gateway(settings)
+
+
+@contextlib.contextmanager
+def _refused_without_credential(cluster_dir: Path | None, insecure: bool) -> Iterator[None]:
+    """A daemon with neither --cluster-dir nor --insecure-cluster, or with an unusable cluster
+    folder, exits 2 with one line that says why, before it binds anything."""
+    from diststorage.core.cluster_tls import MISSING_HINT, ClusterCredentialsError
+
+    console = Console(stderr=True)
+    if cluster_dir is None and not insecure:
+        console.print(f"[red]refusing to start without a cluster credential:[/red] {MISSING_HINT}")
+        raise typer.Exit(2)
+    try:
+        yield
+    except ClusterCredentialsError as error:
+        console.print(f"[red]refusing to start:[/red] {error}")
+        raise typer.Exit(2) from error
 
 
 def _migrate(settings: GatewaySettings) -> None:
@@ -83,6 +104,13 @@ def up(
     s3_port: Annotated[
         int, typer.Option(help="S3 port of the first gateway; the others take the next ones")
     ] = 9000,
+    insecure_cluster: Annotated[
+        bool,
+        typer.Option(
+            help="plaintext, unauthenticated gRPC links between the daemons instead of mutual "
+            "TLS under the cluster CA made in DATA/cluster (experiments)"
+        ),
+    ] = False,
 ) -> None:
     """Start a local cluster (gateways and N nodes) until Ctrl-C or SIGTERM."""
     from diststorage.local import LocalCluster
@@ -105,6 +133,7 @@ def up(
         redundancy=redundancy,
         gateway_args=["--anonymous"] if anonymous else [],
         s3_ports=[s3_port + i for i in range(gateways)],
+        insecure_cluster=insecure_cluster,
     )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
