@@ -79,7 +79,8 @@ def _insecure_cluster_field() -> Any:
         default=False,
         description="without --cluster-dir, run the cluster's gRPC links plaintext and "
         "unauthenticated (local experiments only)",
-        **_flag("insecure-cluster"),
+        # A switch one turns on, with no --no- twin: nobody needs to say "secure" explicitly.
+        json_schema_extra={"flag": "insecure-cluster", "negatable": False},
     )
 
 
