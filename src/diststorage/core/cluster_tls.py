@@ -40,7 +40,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -279,10 +279,10 @@ def cluster_links(
     return ClusterLinks(issue(load_authority(cluster_dir), role, identity))
 
 
-def peer_identity(auth_context: dict[str, list[bytes]]) -> tuple[str, str] | None:
+def peer_identity(auth_context: Mapping[str, Iterable[bytes]]) -> tuple[str, str] | None:
     """(role, identity) from the CN of a peer's leaf (``grpc.aio.ServicerContext``'s
     ``auth_context()``); None on a plaintext link or a CN not in the ``role:id`` form."""
-    names = auth_context.get("x509_common_name") or []
+    names = list(auth_context.get("x509_common_name", ()))
     if len(names) != 1:
         return None
     role, sep, identity = names[0].decode(errors="replace").partition(":")

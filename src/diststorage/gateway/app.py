@@ -153,7 +153,9 @@ class Gateway:
         # Opened before the servers, so closed after they finished their requests.
         await self.workers.open()
         parts.push_async_callback(self.workers.aclose)
-        heartbeats = HeartbeatServicer(inventory, store.maintenance, self.gateway_id)
+        heartbeats = HeartbeatServicer(
+            inventory, store.maintenance, self.gateway_id, require_node_certificate=links.secure
+        )
         self.services = self._services(
             store, inventory, clients, reads, janitor, damage, heartbeats, accounts
         )
