@@ -7,14 +7,18 @@ generate its own into its data folder. So the compose file's ``gateway-keys`` se
 before any gateway starts, writing both into the volume the gateways then mount read-only:
 
 - ``secrets.key``: the 32-byte master key (the gateways' ``--secrets-key-file``);
-- ``root-credentials``: the root access key, as JSON (their ``--root-credentials-file``).
+- ``root-credentials``: the root access key, as JSON (their ``--root-credentials-file``);
+- with ``--cluster-dir``, the cluster CA (``ca.pem``, ``ca.key``, as ``diststorage cluster
+  init`` writes them) into a folder of its own, a second volume: gateways and nodes alike
+  mount that one (their ``DISTSTORAGE_CLUSTER_DIR``), and every gRPC link between them runs
+  mutual TLS under it. Nodes never see the gateways' keys.
 
 Files already there are kept, after the same checks a gateway makes, so the keys last as long
 as the volume (``docker compose down -v`` drops them, with the database they belong to). The
 service runs as root, so that it can give the files to the gateways' user (``--owner``) however
 the new volume is owned; each file is mode 0600. No secret is printed, only the root key's id.
 
-    python init_secrets.py FOLDER [--owner UID:GID]
+    python init_secrets.py FOLDER [--owner UID:GID] [--cluster-dir CLUSTER_FOLDER]
 """
 
 from __future__ import annotations
@@ -24,6 +28,13 @@ import os
 import sys
 from pathlib import Path
 
+from diststorage.core.cluster_tls import (
+    CA_CERT_FILE,
+    CA_KEY_FILE,
+    ClusterCredentialsError,
+    init_cluster_dir,
+    load_authority,
+)
 from diststorage.core.credentials import (
     new_credentials,
     read_credentials_file,
@@ -59,17 +70,34 @@ def make_keys(folder: Path, owner: tuple[int, int] | None) -> str:
     return credentials.access_key_id
 
 
+def make_cluster_ca(folder: Path, owner: tuple[int, int] | None) -> None:
+    """Writes the cluster CA unless one is there, checks it opens, hands it to ``owner``."""
+    init_cluster_dir(folder)
+    load_authority(folder)
+    if owner is not None:
+        for path in (folder, folder / CA_CERT_FILE, folder / CA_KEY_FILE):
+            os.chown(path, *owner)
+        folder.chmod(0o700)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="where the gateways will find the files")
     parser.add_argument("--owner", type=owner_of, help="UID[:GID] to give the files to")
+    parser.add_argument(
+        "--cluster-dir", type=Path, help="where gateways and nodes will find the cluster CA"
+    )
     args = parser.parse_args()
     try:
         key_id = make_keys(args.folder, args.owner)
-    except (MasterKeyError, InvalidRequest, OSError) as exc:
+        if args.cluster_dir is not None:
+            make_cluster_ca(args.cluster_dir, args.owner)
+    except (MasterKeyError, InvalidRequest, ClusterCredentialsError, OSError) as exc:
         print(f"init_secrets: {exc}", file=sys.stderr)
         return 1
     print(f"gateway keys in {args.folder}: root access key {key_id}")
+    if args.cluster_dir is not None:
+        print(f"cluster CA in {args.cluster_dir}")
     return 0
 
 

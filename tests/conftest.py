@@ -200,6 +200,8 @@ class ClusterOptions:
     env: Mapping[str, str] = field(default_factory=dict)
     # Every HTTP listener over TLS, with a certificate from a test CA (``tls_files``).
     tls: bool = False
+    # The daemons' gRPC links plaintext (--insecure-cluster) instead of mutual TLS.
+    insecure_cluster: bool = False
 
 
 def remove_tree(path: Path) -> None:
@@ -242,6 +244,7 @@ def cluster_in(base: Path, options: ClusterOptions) -> Iterator[LocalCluster]:
             env=dict(options.env),
             root_credentials=TEST_ROOT,
             tls=tls_files(base / "tls") if options.tls else None,
+            insecure_cluster=options.insecure_cluster,
         ) as cluster:
             yield cluster
     finally:

@@ -1,11 +1,14 @@
 """Benchmark of diststorage: a real 6-node ec:4+2 cluster on loopback, in a temporary folder.
 
     uv run python -m bench.transfer [--quick] [--json-out FILE]
+    uv run python -m bench.transfer --link-comparison [--link-size-mib N] [--link-rounds N]
 
 Measures large-object upload and download rates (curl), 4 KiB PUT/GET rates and latencies
 (aiohttp), peak RSS of the gateway and nodes during big uploads, and the disk floor the uploads
 are compared with. Prints a table and a JSON document; exits non-zero if any data came back
 wrong or any operation failed, never because a target was missed. See bench/README.md.
+``--link-comparison`` instead measures what mutual TLS on the gRPC links costs large
+transfers (bench/transfer/links.py).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from bench.common.report import (
     has_room,
     keep_logs,
 )
+from bench.transfer.links import print_comparison, run_link_comparison
 from bench.transfer.phases import run_benchmark
 from bench.transfer.report import build_document, build_rows, print_report
 from bench.transfer.results import (
@@ -57,6 +61,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         tmp_help="where to make the temporary folder (default: system temp)",
     )
     parser.add_argument("--ops-seconds", type=float, help="time budget per 4 KiB case")
+    parser.add_argument(
+        "--link-comparison",
+        action="store_true",
+        help="only compare large transfers over mTLS and --insecure-cluster links, alternating",
+    )
+    parser.add_argument("--link-size-mib", type=int, default=1024, help="object size (MiB)")
+    parser.add_argument("--link-rounds", type=int, default=2, help="rounds per mode")
     return parser.parse_args(argv)
 
 
@@ -66,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("curl") is None:
         print("curl is not on PATH", file=sys.stderr)
         return EXIT_MISSING
+    if args.link_comparison:
+        return _compare_links(args)
     results = Results(profile)
     started = dt.datetime.now(dt.UTC)
     clock = time.perf_counter()
@@ -90,6 +103,22 @@ def main(argv: list[str] | None = None) -> int:
     print_report(results, rows, document)
     write_json(args.json_out, document)
     return exit_status(interrupted, bool(results.failures))
+
+
+def _compare_links(args: argparse.Namespace) -> int:
+    size = args.link_size_mib << 20
+    with (
+        interruptible_run(),
+        tempfile.TemporaryDirectory(prefix="diststorage-links-", dir=args.tmp_dir) as tmp,
+    ):
+        workdir = Path(tmp)
+        # The source, and what both clusters store of one object per round at ec:4+2.
+        if not has_room(workdir, int(size * (1 + 1.5 * 2 * args.link_rounds)) + GIB):
+            return EXIT_MISSING
+        comparison = run_link_comparison(workdir, size, args.link_rounds)
+    print_comparison(comparison)
+    write_json(args.json_out, comparison.to_json())
+    return 1 if comparison.failures else 0
 
 
 if __name__ == "__main__":

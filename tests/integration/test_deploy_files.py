@@ -38,9 +38,11 @@ import typer.core
 import typer.main
 
 from diststorage.cli.main import app
+from diststorage.core.cluster_tls import CA_CERT_FILE, CA_KEY_FILE, load_authority
 from diststorage.core.credentials import Credentials, read_credentials_file
 from diststorage.core.secrets import MASTER_KEY_BYTES, access_refusal, load_master_key
 from diststorage.core.settings import (
+    CLUSTER_DIR_ENV,
     ROOT_ACCESS_KEY_ENV,
     ROOT_SECRET_KEY_ENV,
     GatewaySettings,
@@ -272,8 +274,8 @@ def test_compose_runs_postgres_two_gateways_six_nodes_and_a_load_balancer() -> N
 
 
 def test_compose_volumes_are_named_and_declared_and_shared_only_for_the_keys() -> None:
-    """Only the gateways' keys are shared: written by the key maker alone, read-only for every
-    gateway."""
+    """Only the gateways' keys and the cluster CA are shared: written by the key maker alone,
+    read-only for every gateway (the keys) or every daemon (the cluster CA)."""
     declared = set(compose().get("volumes") or {})
     writers: dict[str, set[str]] = {}
     readers: dict[str, set[str]] = {}
@@ -286,8 +288,11 @@ def test_compose_volumes_are_named_and_declared_and_shared_only_for_the_keys() -
     shared = {v for v in declared if len(writers.get(v, set()) | readers.get(v, set())) > 1}
     assert shared == {v for v, names in writers.items() if names == {maker}}, shared
     assert all(len(names) == 1 for names in writers.values()), writers
+    cluster_volume = compose_cluster_volume()
+    daemons = {name for role in compose_roles().values() for name in role}
     for volume in shared:
-        assert readers[volume] == set(compose_roles()["gateway"]), volume
+        wanted = daemons if volume == cluster_volume else set(compose_roles()["gateway"])
+        assert readers[volume] == wanted, volume
     for role in compose_roles().values():
         for name, (service, params) in role.items():
             assert volume_sources(service, str(params["data"])), f"{name}: --data on no volume"
@@ -319,7 +324,7 @@ def gateway_key_files() -> dict[str, tuple[str, Path, Path]]:
     assert argv[:2] == ["python", "/init_secrets.py"], argv
     (script,) = [m for m in mounts(service) if m.target == argv[1]]
     assert (COMPOSE.parent / script.source).resolve() == INIT_SECRETS and script.read_only
-    assert argv[3:] == ["--owner", image_user()], "the files must be the gateways' user's"
+    assert argv[3:5] == ["--owner", image_user()], "the files must be the gateways' user's"
     (volume,) = [m.source for m in mounts(service) if m.target == argv[2] and not m.read_only]
     assert service["restart"] == "no", "a one-shot service"
     found = {}
@@ -336,6 +341,37 @@ def gateway_key_files() -> dict[str, tuple[str, Path, Path]]:
         assert not ROOT_KEY_ENVS & set(gateway.get("environment", {})), name
         found[name] = (volume, key_file, root_file)
     return found
+
+
+def compose_cluster_volume() -> str:
+    """The volume the key maker writes the cluster CA into (its --cluster-dir)."""
+    _, service, argv = key_maker()
+    assert argv[5:6] == ["--cluster-dir"], argv
+    (volume,) = [m.source for m in mounts(service) if m.target == argv[6] and not m.read_only]
+    return volume
+
+
+def test_compose_daemons_all_read_the_cluster_ca_the_key_maker_makes(tmp_path: Path) -> None:
+    """Every gateway and node finds the cluster CA (DISTSTORAGE_CLUSTER_DIR) on a read-only
+    mount of the volume the key maker writes it into, and none runs --insecure-cluster."""
+    volume = compose_cluster_volume()
+    for role in compose_roles().values():
+        for name, (service, params) in role.items():
+            assert not params.get("insecure_cluster"), name
+            folder = service["environment"][CLUSTER_DIR_ENV]
+            (mount,) = [m for m in mounts(service) if m.target == folder]
+            assert mount.source == volume and mount.read_only, name
+    _, _, argv = key_maker()
+    keys, cluster = tmp_path / "keys", tmp_path / "cluster"
+    owner = f"{os.getuid()}:{os.getgid()}"
+    made = tool(
+        sys.executable, str(INIT_SECRETS), str(keys), "--owner", owner, *argv[5:6], str(cluster)
+    )
+    assert made.returncode == 0, made.stderr
+    assert {p.name for p in cluster.iterdir()} == {CA_CERT_FILE, CA_KEY_FILE}
+    for path in cluster.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    load_authority(cluster)
 
 
 def test_compose_gateways_share_one_master_key_and_one_root_key(tmp_path: Path) -> None:
@@ -663,6 +699,27 @@ def test_kubernetes_gateways_share_the_keys_of_one_generated_secret() -> None:
     assert mode & 0o040
 
 
+def test_kubernetes_daemons_all_mount_the_generated_cluster_ca() -> None:
+    """Every gateway and node container finds the cluster CA (DISTSTORAGE_CLUSTER_DIR) on a
+    read-only mount of one Secret, made by the kustomization from keys/ with both CA files."""
+    generators = {g["name"]: g for g in kustomization()["secretGenerator"]}
+    secrets = set()
+    for workload, container, (subcommand, params) in diststorage_containers():
+        name = f"{workload['metadata']['name']} ({subcommand})"
+        assert not params.get("insecure_cluster"), name
+        (folder,) = [e["value"] for e in container["env"] if e["name"] == CLUSTER_DIR_ENV]
+        (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == folder]
+        assert mount["readOnly"] is True and not mount.get("subPath"), name
+        pod = workload["spec"]["template"]["spec"]
+        (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+        secrets.add(volume["secret"]["secretName"])
+        mode = mounted_secret_mode(volume["secret"]["defaultMode"])
+        assert mode & 0o040 and pod["securityContext"]["fsGroup"], name
+    (secret,) = secrets
+    files = {entry.partition("=")[0] for entry in generators[secret]["files"]}
+    assert files == {CA_CERT_FILE, CA_KEY_FILE}
+
+
 # The oldest Kubernetes minor release still maintained upstream when the manifests were written;
 # the API versions they use (apps/v1, policy/v1, v1) are served from 1.21 on.
 KUBERNETES_VERSION = "1.33"
@@ -691,7 +748,13 @@ def make_keys_as_documented(root: Path) -> subprocess.CompletedProcess[str]:
     """Runs the key command kustomization.yaml documents, from ``root`` (a repository root)."""
     text = (KUBERNETES / "kustomization.yaml").read_text()
     (command,) = [line.lstrip("# ") for line in text.splitlines() if "/dev/urandom" in line]
-    return tool("bash", "-c", command, cwd=root)
+    made = tool("bash", "-c", command, cwd=root)
+    if made.returncode != 0:
+        return made
+    # The cluster CA's line runs the diststorage CLI: this interpreter's.
+    (cluster,) = [line.lstrip("# ") for line in text.splitlines() if "cluster init" in line]
+    argv = [sys.executable, "-m", "diststorage", *cluster.split()[1:]]
+    return tool(*argv, cwd=root)
 
 
 def test_the_documented_key_command_makes_private_keys_once(tmp_path: Path) -> None:
@@ -704,14 +767,15 @@ def test_the_documented_key_command_makes_private_keys_once(tmp_path: Path) -> N
     # A `files` entry is KEY=PATH or PATH, an `envs` entry a PATH.
     sources = [e for g in generators for e in [*g.get("files", []), *g.get("envs", [])]]
     wanted = {entry.rpartition("=")[2] for entry in sources}
-    made = {str(p.relative_to(keys.parent)): p.read_bytes() for p in keys.iterdir()}
+    files = [p for p in keys.rglob("*") if p.is_file()]
+    made = {str(p.relative_to(keys.parent)): p.read_bytes() for p in files}
     assert set(made) == wanted
-    for path in keys.iterdir():
+    for path in files:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     assert len(made["keys/secrets.key"]) == MASTER_KEY_BYTES
     again = make_keys_as_documented(tmp_path)
     assert again.returncode != 0, "the command overwrote keys that existed"
-    assert {str(p.relative_to(keys.parent)): p.read_bytes() for p in keys.iterdir()} == made
+    assert {str(p.relative_to(keys.parent)): p.read_bytes() for p in files} == made
     if shutil.which("git") is not None and (ROOT / ".git").exists():
         ignored = tool("git", "check-ignore", "-q", str(KUBERNETES / "keys" / "secrets.key"))
         assert ignored.returncode == 0, "git would commit the keys"
@@ -743,7 +807,12 @@ def test_kubectl_renders_the_kustomization_with_one_key_secret(tmp_path: Path) -
     ]
     (gateways,) = [d for d in docs if d["kind"] == "Deployment"]
     pod = gateways["spec"]["template"]["spec"]
-    refs = {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+    # The keys' Secret; the cluster CA's has a test of its own.
+    refs = {
+        v["secret"]["secretName"]
+        for v in pod["volumes"]
+        if "secret" in v and not v["secret"]["secretName"].startswith("diststorage-cluster-ca-")
+    }
     for container in pod["containers"]:
         refs |= {
             e["valueFrom"]["secretKeyRef"]["name"]

@@ -31,7 +31,13 @@ if TYPE_CHECKING:
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> NodeSettings:
-    values: dict[str, Any] = {"listen": "127.0.0.1:0", "data_dir": data_dir, "gateways": ()}
+    # In process, over plaintext: tests/security covers the cluster's mutual TLS.
+    values: dict[str, Any] = {
+        "listen": "127.0.0.1:0",
+        "data_dir": data_dir,
+        "gateways": (),
+        "insecure_cluster": True,
+    }
     return NodeSettings(**(values | overrides))
 
 

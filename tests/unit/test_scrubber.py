@@ -505,6 +505,7 @@ async def test_a_node_scrubs_and_reports_corruption_in_its_heartbeats(tmp_path: 
             gateways=(address,),
             heartbeat_interval_s=0.02,
             scrub_interval_s=0.05,
+            insecure_cluster=True,
         )
         node = await start_node(settings)
         try:
@@ -530,7 +531,11 @@ async def test_a_node_scrubs_and_reports_corruption_in_its_heartbeats(tmp_path: 
 
 async def test_a_node_with_scrubbing_disabled_reports_zeros(tmp_path: Path) -> None:
     settings = NodeSettings(
-        listen="127.0.0.1:0", data_dir=tmp_path / "node", gateways=(), scrub_bytes_per_s=0
+        listen="127.0.0.1:0",
+        data_dir=tmp_path / "node",
+        gateways=(),
+        scrub_bytes_per_s=0,
+        insecure_cluster=True,
     )
     node = await start_node(settings)
     try:

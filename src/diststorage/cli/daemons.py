@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -21,13 +23,32 @@ if TYPE_CHECKING:
 def _run_node(settings: NodeSettings) -> None:
     from diststorage.node import run_node
 
-    run_node(settings)
+    with _refused_without_credential(settings.cluster_dir, settings.insecure_cluster):
+        run_node(settings)
 
 
 def _run_gateway(settings: GatewaySettings) -> None:
     from diststorage.gateway import run_gateway
 
-    run_gateway(settings)
+    with _refused_without_credential(settings.cluster_dir, settings.insecure_cluster):
+        run_gateway(settings)
+
+
+@contextlib.contextmanager
+def _refused_without_credential(cluster_dir: Path | None, insecure: bool) -> Iterator[None]:
+    """A daemon with neither --cluster-dir nor --insecure-cluster, or with an unusable cluster
+    folder, exits 2 with one line that says why, before it binds anything."""
+    from diststorage.core.cluster_tls import MISSING_HINT, ClusterCredentialsError
+
+    console = Console(stderr=True)
+    if cluster_dir is None and not insecure:
+        console.print(f"[red]refusing to start without a cluster credential:[/red] {MISSING_HINT}")
+        raise typer.Exit(2)
+    try:
+        yield
+    except ClusterCredentialsError as error:
+        console.print(f"[red]refusing to start:[/red] {error}")
+        raise typer.Exit(2) from error
 
 
 def _migrate(settings: GatewaySettings) -> None:
@@ -63,6 +84,12 @@ migrate = settings_command(
 )
 
 
+_INSECURE_HELP = (
+    "plaintext, unauthenticated gRPC links between the daemons instead of mutual TLS under "
+    "the cluster CA made in DATA/cluster (experiments)"
+)
+
+
 def up(
     nodes: Annotated[int, typer.Option(min=1, help="storage nodes to start")] = 6,
     data: Annotated[Path, typer.Option(help="folder for every process's data")] = Path("./data"),
@@ -83,6 +110,7 @@ def up(
     s3_port: Annotated[
         int, typer.Option(help="S3 port of the first gateway; the others take the next ones")
     ] = 9000,
+    insecure_cluster: Annotated[bool, typer.Option(help=_INSECURE_HELP)] = False,
 ) -> None:
     """Start a local cluster (gateways and N nodes) until Ctrl-C or SIGTERM."""
     from diststorage.local import LocalCluster
@@ -105,17 +133,25 @@ def up(
         redundancy=redundancy,
         gateway_args=["--anonymous"] if anonymous else [],
         s3_ports=[s3_port + i for i in range(gateways)],
+        insecure_cluster=insecure_cluster,
     )
+    _run_until_stopped(console, cluster, redundancy, anonymous)
+
+
+def _run_until_stopped(
+    console: Console, cluster: LocalCluster, redundancy: str, anonymous: bool
+) -> None:
+    """Starts the cluster, says where it is, and stops it on Ctrl-C or SIGTERM."""
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    with console.status(f"starting a gateway and {nodes} nodes in {data}"):
+    with console.status(f"starting a gateway and {cluster.nodes} nodes in {cluster.data_dir}"):
         try:
             cluster.start()
         except (TimeoutError, RuntimeError) as error:
             console.print(f"[red]cluster did not start:[/red] {error}")
             raise typer.Exit(1) from error
-    _print_endpoints(console, cluster, redundancy, data)
+    _print_endpoints(console, cluster, redundancy, cluster.data_dir)
     _print_root_key(console, cluster.root, cluster.root_credentials_path, anonymous)
     try:
         stop.wait()

@@ -2,7 +2,8 @@
 
 Every field of ``NodeSettings`` / ``GatewaySettings`` becomes one option: named after the field
 (``--heartbeat-interval-s``) unless the field names a shorter flag (``--data`` for
-``data_dir``, see ``core.settings._flag``), typed as the field, with the field's description
+``data_dir``, see ``core.settings._flag``), typed as the field (a bool as ``--x/--no-x``, or
+``--x`` alone when its field says ``negatable: False``), with the field's description
 and default as its help. A flag left out is not passed on, so that the environment
 (``DISTSTORAGE_NODE_*``, ``DISTSTORAGE_GATEWAY_*``, read by pydantic-settings) and then the
 field's default fill it in. A secret field (``core.settings.is_secret``: the root key's secret)
@@ -82,8 +83,10 @@ def _option(name: str, field: FieldInfo) -> inspect.Parameter:
     help_text = str(field.description)
     if field.default is not None:
         help_text += f" (default: {_shown(field.default)})"
-    if value_type is bool:
+    if value_type is bool and _extra(field).get("negatable", True):
         option = typer.Option(f"--{flag}/--no-{flag}", help=help_text)
+    elif value_type is bool:
+        option = typer.Option(f"--{flag}", help=help_text)
     else:
         option = typer.Option(f"--{flag}", help=help_text, metavar=_metavar(name, field))
     # A tuple field is a repeatable flag; every flag defaults to "not given".

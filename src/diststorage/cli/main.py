@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from diststorage.cli import account_verbs, admin_verbs, client_verbs, daemons
+from diststorage.cli import account_verbs, admin_verbs, client_verbs, cluster_verbs, daemons
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -24,6 +24,7 @@ node_app.command()(admin_verbs.activate)
 node_app.command()(admin_verbs.remove)
 app.add_typer(node_app, name="node")
 app.command(name="migrate")(daemons.migrate)
+app.add_typer(cluster_verbs.cluster_app, name="cluster")
 app.add_typer(account_verbs.key_app, name="key")
 app.add_typer(account_verbs.bucket_app, name="bucket")
 for verb in (

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 import uuid
 
-_HEX32 = re.compile(r"^[0-9a-f]{32}$")
+# fullmatch, not match with "$": "$" also matches before a final newline.
+_HEX32 = re.compile(r"[0-9a-f]{32}")
 
 
 def new_id() -> str:
@@ -14,4 +15,4 @@ def new_id() -> str:
 
 
 def is_valid_id(value: str) -> bool:
-    return _HEX32.match(value) is not None
+    return _HEX32.fullmatch(value) is not None

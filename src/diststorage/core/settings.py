@@ -58,8 +58,38 @@ def _check_address(value: str) -> str:
     return value
 
 
+# -- cluster links (core/cluster_tls.py) --------------------------------------------------------
+# Read from this one variable by gateways and nodes alike (no daemon prefix): compose and
+# Kubernetes set it once for every daemon, beside the volume the folder is mounted from.
+CLUSTER_DIR_ENV = "DISTSTORAGE_CLUSTER_DIR"
+
+
+def _cluster_dir_field() -> Any:
+    return Field(
+        default=None,
+        validation_alias=CLUSTER_DIR_ENV,
+        description="folder made by `diststorage cluster init` (the cluster CA): every gRPC "
+        "link runs mutual TLS under it; required unless --insecure-cluster",
+        **_flag("cluster-dir", metavar="DIR"),
+    )
+
+
+def _insecure_cluster_field() -> Any:
+    return Field(
+        default=False,
+        description="without --cluster-dir, run the cluster's gRPC links plaintext and "
+        "unauthenticated (local experiments only)",
+        # A switch one turns on, with no --no- twin: nobody needs to say "secure" explicitly.
+        json_schema_extra={"flag": "insecure-cluster", "negatable": False},
+    )
+
+
 class NodeSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DISTSTORAGE_NODE_", frozen=True)
+    # populate_by_name: cluster_dir is read from its own variable (its alias) and still built
+    # by field name in code.
+    model_config = SettingsConfigDict(
+        env_prefix="DISTSTORAGE_NODE_", frozen=True, populate_by_name=True
+    )
 
     listen: str = Field(default="127.0.0.1:7101", description="HOST:PORT to serve gRPC on")
     advertise: str | None = Field(
@@ -110,6 +140,8 @@ class NodeSettings(BaseSettings):
     shutdown_grace_s: float = Field(
         default=2.0, ge=0, description="on SIGTERM, how long calls in flight may run to the end"
     )
+    cluster_dir: Path | None = _cluster_dir_field()
+    insecure_cluster: bool = _insecure_cluster_field()
 
     _check_listen = field_validator("listen")(_check_address)
 
@@ -269,6 +301,8 @@ class GatewaySettings(BaseSettings):
         ge=0,
         description="on SIGTERM, how long gRPC calls in flight (heartbeats) may run to the end",
     )
+    cluster_dir: Path | None = _cluster_dir_field()
+    insecure_cluster: bool = _insecure_cluster_field()
 
     anonymous: bool = Field(
         default=False,

@@ -21,6 +21,7 @@ import grpc.aio
 from aiohttp import web
 
 from diststorage.core.clock import SYSTEM_CLOCK, Clock
+from diststorage.core.cluster_tls import GATEWAY_ROLE, ClusterLinks, cluster_links
 from diststorage.core.daemon import build_or_unwind, run_daemon, serve
 from diststorage.core.filemodes import make_private_dir
 from diststorage.core.identity import load_or_create_identity
@@ -121,6 +122,11 @@ class Gateway:
         settings = self.settings
         make_private_dir(settings.data_dir)
         self.gateway_id = load_or_create_identity(settings.data_dir / "gateway.json")
+        # Before the migration and the database: a gateway without its cluster credential
+        # refuses to start before it touches anything.
+        links = cluster_links(
+            settings.cluster_dir, settings.insecure_cluster, GATEWAY_ROLE, self.gateway_id
+        )
         await migrate_in_child(settings)
         store = await MetadataStore.open(
             settings.database_url, settings.db_timeout_s, migrate=False, clock=self._clock
@@ -136,6 +142,7 @@ class Gateway:
             settings.rpc_timeout_s,
             settings.block_timeout_s,
             settings.max_message_bytes,
+            links,
         )
         parts.push_async_callback(clients.close)
         inventory.on_return(clients.reset)
@@ -146,11 +153,13 @@ class Gateway:
         # Opened before the servers, so closed after they finished their requests.
         await self.workers.open()
         parts.push_async_callback(self.workers.aclose)
-        heartbeats = HeartbeatServicer(inventory, store.maintenance, self.gateway_id)
+        heartbeats = HeartbeatServicer(
+            inventory, store.maintenance, self.gateway_id, require_node_certificate=links.secure
+        )
         self.services = self._services(
             store, inventory, clients, reads, janitor, damage, heartbeats, accounts
         )
-        await self._serve_grpc(parts, heartbeats)
+        await self._serve_grpc(parts, heartbeats, links)
         await self._serve_http(parts)
         self._start_workers(damage)
 
@@ -242,11 +251,14 @@ class Gateway:
             self.workers.start(worker, may_run=lambda: lease.is_leader)
 
     async def _serve_grpc(
-        self, parts: contextlib.AsyncExitStack, heartbeats: HeartbeatServicer
+        self,
+        parts: contextlib.AsyncExitStack,
+        heartbeats: HeartbeatServicer,
+        links: ClusterLinks,
     ) -> None:
         server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
         add_InventoryServicer_to_server(heartbeats, server)
-        server.add_insecure_port(self.settings.grpc_listen)
+        links.add_port(server, self.settings.grpc_listen)
         await server.start()
         parts.push_async_callback(server.stop, self.settings.shutdown_grace_s)
 

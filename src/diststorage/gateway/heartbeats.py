@@ -3,12 +3,23 @@
 Each beat is converted from protobuf to plain records here, once, so that the node table and
 the admin API never hold a ``pb.*`` object; and our errors become gRPC statuses here, once, so
 that a node is told UNAVAILABLE (try again) when the metadata database is, not UNKNOWN.
+
+What a beat may claim is checked here too, before anything is recorded:
+
+- its node id is 32 lowercase hex digits and its address ``HOST:PORT`` (a DNS name, an IPv4
+  address or a bracketed IPv6 one, port 1-65535), or the beat is refused INVALID_ARGUMENT;
+- over mutual TLS (core/cluster_tls.py), the caller's certificate names that node
+  (``node:<id>``): a node can only beat as itself, and a gateway's certificate beats as no
+  node (PERMISSION_DENIED). Over --insecure-cluster links nothing names the caller;
+- a corrupt chunk it reports is marked damaged only if the metadata places it on that node;
+  the others are acknowledged (so the node stops repeating them) and logged, never acted on.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +27,10 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from diststorage.core.errors import DiststorageError, Unavailable
+from diststorage.core.cluster_tls import NODE_ROLE, peer_identity
+from diststorage.core.errors import DiststorageError, InvalidRequest, Unavailable
+from diststorage.core.ids import is_valid_id
+from diststorage.core.settings import split_host_port
 from diststorage.gateway.inventory import Inventory
 from diststorage.meta import ChunkState, MaintenanceStore, NodeReport
 from diststorage.proto import storage_pb2 as pb
@@ -25,6 +39,25 @@ from diststorage.proto.storage_pb2_grpc import InventoryServicer
 log = logging.getLogger(__name__)
 
 Context = grpc.aio.ServicerContext[Any, Any]
+
+# RFC 1123 host names (with "_", which Docker and Kubernetes service names may hold) and IPv4.
+_LABEL = r"[A-Za-z0-9_][A-Za-z0-9_-]{0,62}"
+_HOST_NAME = re.compile(rf"^{_LABEL}(\.{_LABEL})*\.?$")
+_IPV6 = re.compile(r"^\[[0-9A-Fa-f:.]{2,45}\]$")
+MAX_ADDRESS_CHARS = 255  # the node table's column
+
+
+def check_node_address(address: str) -> None:
+    """Raises InvalidRequest unless ``address`` is a dialable HOST:PORT."""
+    if len(address) > MAX_ADDRESS_CHARS:
+        raise InvalidRequest(f"node address of {len(address)} characters")
+    try:
+        _, port = split_host_port(address)
+    except ValueError as exc:
+        raise InvalidRequest(f"node address {address[:64]!r} is not HOST:PORT") from exc
+    host = address.rpartition(":")[0]
+    if not 1 <= port <= 65535 or not (_HOST_NAME.match(host) or _IPV6.match(host)):
+        raise InvalidRequest(f"node address {address[:64]!r} is not HOST:PORT")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +80,11 @@ class NodeHeartbeat:
 
 
 def node_heartbeat(request: pb.HeartbeatRequest) -> NodeHeartbeat:
+    """The beat as plain records; raises InvalidRequest for a malformed node id or address."""
     status, scrub = request.status, request.status.scrub
+    if not is_valid_id(status.node_id):
+        raise InvalidRequest(f"node id {status.node_id[:64]!r} is not 32 lowercase hex digits")
+    check_node_address(status.address)
     return NodeHeartbeat(
         node=NodeReport(
             node_id=status.node_id,
@@ -72,8 +109,15 @@ class HeartbeatServicer(InventoryServicer):
     repair) before they are acknowledged, so a node stops reporting only what is recorded."""
 
     def __init__(
-        self, inventory: Inventory, maintenance: MaintenanceStore, gateway_id: str
+        self,
+        inventory: Inventory,
+        maintenance: MaintenanceStore,
+        gateway_id: str,
+        require_node_certificate: bool = False,
     ) -> None:
+        """``require_node_certificate``: the server runs mutual TLS, so every caller has a
+        certificate, and a beat must come from the node it names."""
+        self._require_node_certificate = require_node_certificate
         self._inventory = inventory
         self._maintenance = maintenance
         self._gateway_id = gateway_id
@@ -84,7 +128,10 @@ class HeartbeatServicer(InventoryServicer):
         self, request: pb.HeartbeatRequest, context: Context
     ) -> pb.HeartbeatResponse:
         async with _status_of_errors(context):
-            acknowledged = await self.receive(node_heartbeat(request))
+            beat = node_heartbeat(request)
+            if self._require_node_certificate:
+                await _check_caller_is(beat.node.node_id, context)
+            acknowledged = await self.receive(beat)
         return pb.HeartbeatResponse(
             gateway_id=self._gateway_id, acknowledged_corrupt_chunk_ids=acknowledged
         )
@@ -103,17 +150,33 @@ class HeartbeatServicer(InventoryServicer):
         if not corrupt:
             return []
         try:
-            marked = await self._maintenance.mark_chunks(corrupt, ChunkState.DAMAGED)
+            # Only what the node holds: a node's word about another's chunks must not make
+            # repair move them (and delete the originals).
+            marked = await self._maintenance.mark_chunks(
+                [c for c in corrupt if is_valid_id(c)], ChunkState.DAMAGED, placed_on=node_id
+            )
         except DiststorageError as error:
             log.warning("could not record corrupt chunks: %s", error)
             return []
         log.warning(
-            "node %s found %d corrupt chunks (%d in use, queued for repair)",
+            "node %s found %d corrupt chunks (%d of its own in use, queued for repair)",
             node_id[:8],
             len(corrupt),
             marked,
         )
         return corrupt
+
+
+async def _check_caller_is(node_id: str, context: Context) -> None:
+    """Aborts PERMISSION_DENIED unless the caller's certificate names node ``node_id``."""
+    peer = peer_identity(context.auth_context())
+    if peer != (NODE_ROLE, node_id):
+        named = ":".join(peer) if peer else "no node"
+        log.warning("refused a heartbeat as node %s from a certificate of %s", node_id, named)
+        await context.abort(
+            grpc.StatusCode.PERMISSION_DENIED,
+            f"the caller's certificate names {named}, not node {node_id}",
+        )
 
 
 @contextlib.asynccontextmanager
@@ -129,6 +192,8 @@ async def _status_of_errors(context: Context) -> AsyncIterator[None]:
         raise
     except Unavailable as exc:
         await context.abort(grpc.StatusCode.UNAVAILABLE, exc.message)
+    except InvalidRequest as exc:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
     except Exception:
         log.exception("Heartbeat failed unexpectedly")
         await context.abort(grpc.StatusCode.INTERNAL, "internal error on the gateway")

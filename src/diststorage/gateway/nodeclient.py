@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import grpc
 import grpc.aio
 
+from diststorage.core.cluster_tls import PLAINTEXT_LINKS, ClusterLinks
 from diststorage.core.errors import (
     AlreadyExists,
     ChunkNotFound,
@@ -154,12 +155,13 @@ class NodeClient:
         rpc_timeout_s: float,
         block_timeout_s: float,
         max_message_bytes: int,
+        links: ClusterLinks = PLAINTEXT_LINKS,
     ) -> None:
         self.node_id = node_id
         self.address = address
         self._rpc_timeout_s = rpc_timeout_s
         self._block_timeout_s = block_timeout_s
-        self._channel = grpc.aio.insecure_channel(
+        self._channel = links.channel(
             address,
             options=[
                 ("grpc.max_send_message_length", max_message_bytes),
@@ -310,8 +312,10 @@ class NodeClients:
         rpc_timeout_s: float,
         block_timeout_s: float,
         max_message_bytes: int,
+        links: ClusterLinks = PLAINTEXT_LINKS,
     ) -> None:
         self._address_of = address_of
+        self._links = links
         self._rpc_timeout_s = rpc_timeout_s
         self._block_timeout_s = block_timeout_s
         self._max_message_bytes = max_message_bytes
@@ -325,9 +329,11 @@ class NodeClients:
         rpc_timeout_s: float,
         block_timeout_s: float,
         max_message_bytes: int,
+        links: ClusterLinks = PLAINTEXT_LINKS,
     ) -> NodeClients:
-        """Clients ready to retire replaced channels in the background."""
-        clients = cls(address_of, rpc_timeout_s, block_timeout_s, max_message_bytes)
+        """Clients ready to retire replaced channels in the background; their channels run
+        over ``links`` (the gateway's: mutual TLS under the cluster CA)."""
+        clients = cls(address_of, rpc_timeout_s, block_timeout_s, max_message_bytes, links)
         await clients._retiring.open()
         return clients
 
@@ -346,6 +352,7 @@ class NodeClients:
                 self._rpc_timeout_s,
                 self._block_timeout_s,
                 self._max_message_bytes,
+                self._links,
             )
             self._clients[node_id] = client
         return client

@@ -9,6 +9,10 @@ the one given, else the one in ``root-credentials`` in the cluster's folder, gen
 (mode 0600) on the first start; ``root_credentials`` is it. The metadata URL, too, goes through
 the environment. The gateways also share one master
 key file, ``secrets.key`` in the cluster's folder, since they share one metadata database.
+
+Every gRPC link runs mutual TLS under the cluster CA in ``cluster/`` in the cluster's folder
+(``diststorage cluster init``, done here on the first start), given to every child with
+``--cluster-dir``; ``insecure_cluster`` starts every child with ``--insecure-cluster`` instead.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from diststorage.core.cluster_tls import init_cluster_dir
 from diststorage.core.credentials import (
     Credentials,
     new_credentials,
@@ -47,6 +52,7 @@ LOWEST_PORT = 10_000
 LOG_TAIL_LINES = 20
 ROOT_CREDENTIALS_FILE = "root-credentials"
 SECRETS_KEY_FILE = "secrets.key"
+CLUSTER_DIR = "cluster"
 
 # Ports free_port gave out in this process, so that two children never get the same one.
 _handed_out: set[int] = set()
@@ -167,6 +173,8 @@ class LocalCluster:
     s3_ports: list[int] = field(default_factory=list)
     # Every HTTP listener of every gateway serves TLS with these.
     tls: TlsFiles | None = None
+    # Plaintext, unauthenticated gRPC links (--insecure-cluster) instead of mutual TLS.
+    insecure_cluster: bool = False
     _gateways: list[_Child] = field(default_factory=list)
     _nodes: list[_Child] = field(default_factory=list)
 
@@ -213,6 +221,16 @@ class LocalCluster:
         return credentials
 
     @property
+    def cluster_dir(self) -> Path:
+        """The cluster CA every child's gRPC links are secured with (unless insecure)."""
+        return self.data_dir / CLUSTER_DIR
+
+    def _link_args(self) -> list[str]:
+        if self.insecure_cluster:
+            return ["--insecure-cluster"]
+        return ["--cluster-dir", str(self.cluster_dir)]
+
+    @property
     def gateway_ports(self) -> list[tuple[int, int]]:
         return [(self.http_port, self.grpc_port), *self.extra_gateway_ports]
 
@@ -243,6 +261,7 @@ class LocalCluster:
             "--secrets-key-file",
             str(self.data_dir / SECRETS_KEY_FILE),
             *self._s3_args(index),
+            *self._link_args(),
             *self.gateway_args,
         ]
         env = {**self.env, **root_environment(self.root)}
@@ -267,6 +286,7 @@ class LocalCluster:
             f"{self.host}:{self.node_ports[index]}",
             "--data",
             str(self.data_dir / f"node{index}"),
+            *self._link_args(),
         ]
         if gateway_dns is not None:
             argv += ["--gateway-dns", gateway_dns]
@@ -283,6 +303,8 @@ class LocalCluster:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.root_credentials = self._load_root_credentials()
         load_or_create_master_key(self.data_dir / SECRETS_KEY_FILE)
+        if not self.insecure_cluster:
+            init_cluster_dir(self.cluster_dir)
         self._gateways = [self._gateway_child(i) for i in range(len(self.gateway_ports))]
         self._nodes = [self._node_child(i) for i in range(self.nodes)]
         try:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     func,
     literal,
     select,
+    true,
     tuple_,
     union,
     update,
@@ -119,8 +120,11 @@ class MaintenanceStore(StoreBase):
 
         return await self._write(operation)
 
-    async def mark_chunks(self, chunk_ids: Sequence[str], state: str) -> int:
-        """Sets the state of committed chunks (damaged, or to move) and queues their segments.
+    async def mark_chunks(
+        self, chunk_ids: Sequence[str], state: str, placed_on: str | None = None
+    ) -> int:
+        """Sets the state of committed chunks (damaged, or to move) and queues their segments;
+        with ``placed_on``, only of those the metadata places on that node.
 
         A damaged chunk stays damaged: marking it to move would make it readable again.
         Returns how many chunks changed.
@@ -145,6 +149,7 @@ class MaintenanceStore(StoreBase):
                     ChunkRow.state != state,
                     IS_STORED,
                 )
+                .where(true() if placed_on is None else ChunkRow.node_id == placed_on)
             ).all()
             if not rows:
                 return 0

@@ -15,6 +15,7 @@ import logging
 import grpc
 
 from diststorage.core.clock import SYSTEM_CLOCK, Clock
+from diststorage.core.cluster_tls import NODE_ROLE, cluster_links
 from diststorage.core.daemon import build_or_unwind, run_daemon, serve
 from diststorage.core.settings import NodeSettings, split_host_port
 from diststorage.core.worker import Workers
@@ -93,8 +94,12 @@ class Node:
         await self.workers.open()
         parts.push_async_callback(self.workers.aclose)
         self.scrubber = _scrubber(settings, self.store, self.reports, self._clock)
+        # Issued once the store gave the node its id: the id is in the node's certificate.
+        self.links = cluster_links(
+            settings.cluster_dir, settings.insecure_cluster, NODE_ROLE, self.store.node_id
+        )
         self.server = grpc.aio.server(options=[*grpc_options(settings), *SERVER_OPTIONS])
-        self.port = self.server.add_insecure_port(settings.listen)
+        self.port = self.links.add_port(self.server, settings.listen)
         self.address = _advertised_address(settings, self.port)
         servicer = ChunkServicer(self.store, self.address, self._scrub_progress)
         pb_grpc.add_ChunkServiceServicer_to_server(servicer, self.server)
@@ -115,6 +120,7 @@ class Node:
             channel_options=grpc_options(settings),
             gateway_names=settings.gateway_dns,
             lookup_interval_s=settings.gateway_lookup_interval_s,
+            links=self.links,
         )
 
     def _scrub_progress(self) -> ScrubProgress | None:

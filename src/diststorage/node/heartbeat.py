@@ -24,6 +24,7 @@ from typing import Protocol
 import grpc
 
 from diststorage.core.clock import Clock
+from diststorage.core.cluster_tls import PLAINTEXT_LINKS, ClusterLinks
 from diststorage.core.settings import split_host_port
 from diststorage.core.worker import Figures, Step, Workers, WorkerState
 from diststorage.proto import storage_pb2 as pb
@@ -78,6 +79,8 @@ class HeartbeatConfig:
     # HOST:PORT names whose every address is a gateway, looked up every ``lookup_interval_s``.
     gateway_names: tuple[str, ...] = ()
     lookup_interval_s: float = 10.0
+    # Mutual TLS under the cluster CA, or plaintext (--insecure-cluster, in-process tests).
+    links: ClusterLinks = PLAINTEXT_LINKS
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
@@ -141,8 +144,10 @@ def reconnect_options(interval_s: float) -> list[tuple[str, int]]:
 
 
 class _GrpcLink:
-    def __init__(self, address: str, options: Sequence[tuple[str, int]]) -> None:
-        self._channel = grpc.aio.insecure_channel(address, options=options)
+    def __init__(
+        self, address: str, options: Sequence[tuple[str, int]], links: ClusterLinks
+    ) -> None:
+        self._channel = links.channel(address, options)
         self._stub = pb_grpc.InventoryStub(self._channel)
 
     async def heartbeat(
@@ -156,7 +161,7 @@ class _GrpcLink:
 
 def grpc_dial(config: HeartbeatConfig) -> Dial:
     options = [*config.channel_options, *reconnect_options(config.interval_s)]
-    return lambda address: _GrpcLink(address, options)
+    return lambda address: _GrpcLink(address, options, config.links)
 
 
 class GatewayBeats:

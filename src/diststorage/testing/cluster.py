@@ -23,10 +23,12 @@ def running_cluster(
     metadata_url: str | None = None,
     root_credentials: Credentials | None = None,
     tls: TlsFiles | None = None,
+    insecure_cluster: bool = False,
 ) -> Iterator[LocalCluster]:
     """Started and stopped around the block; its gateways' root key is
     ``cluster.root_credentials`` (``root_credentials``, or one generated in ``data_dir``).
-    Every gateway serves S3 too (``cluster.s3_urls``); with ``tls``, every listener is HTTPS."""
+    Every gateway serves S3 too (``cluster.s3_urls``); with ``tls``, every listener is HTTPS.
+    Its gRPC links run mutual TLS under a CA made in ``data_dir``, unless ``insecure_cluster``."""
     cluster = LocalCluster(
         data_dir,
         nodes=nodes,
@@ -43,6 +45,7 @@ def running_cluster(
         root_credentials=root_credentials,
         s3_ports=[free_port() for _ in range(gateways)],
         tls=tls,
+        insecure_cluster=insecure_cluster,
     )
     cluster.start()
     try:
