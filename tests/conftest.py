@@ -513,3 +513,21 @@ def error_code_of(error: Any) -> str:
 
 def status_of(error: Any) -> int:
     return int(error.response["ResponseMetadata"]["HTTPStatusCode"])
+
+
+def upload_in_parts(s3: Any, bucket: str, key: str, parts: list[bytes]) -> str:
+    """A multipart upload of ``parts`` (in order, numbered from 1), completed; its upload id."""
+    upload: str = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    done = [
+        {
+            "PartNumber": number,
+            "ETag": s3.upload_part(
+                Bucket=bucket, Key=key, UploadId=upload, PartNumber=number, Body=body
+            )["ETag"],
+        }
+        for number, body in enumerate(parts, start=1)
+    ]
+    s3.complete_multipart_upload(
+        Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": done}
+    )
+    return upload

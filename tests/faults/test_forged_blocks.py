@@ -31,6 +31,7 @@ from conftest import (
     random_bytes,
     restore_nodes,
     s3_client,
+    upload_in_parts,
     wait_live_nodes,
     wait_until,
 )
@@ -337,19 +338,7 @@ def test_forged_blocks_in_the_parts_of_a_multipart_object_are_never_served(
 ) -> None:
     key = "multipart"
     parts = [random_bytes(5 * MIB), random_bytes(MIB + 11)]
-    upload = s3.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
-    done = [
-        {
-            "PartNumber": number,
-            "ETag": s3.upload_part(
-                Bucket=BUCKET, Key=key, UploadId=upload, PartNumber=number, Body=body
-            )["ETag"],
-        }
-        for number, body in enumerate(parts, start=1)
-    ]
-    s3.complete_multipart_upload(
-        Bucket=BUCKET, Key=key, UploadId=upload, MultipartUpload={"Parts": done}
-    )
+    upload_in_parts(s3, BUCKET, key, parts)
     chunks = part_chunk_paths(cluster, key)
     first, second = chunks[0][1], chunks[1][0]
     forge_block(first, 10)

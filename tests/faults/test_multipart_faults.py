@@ -23,6 +23,7 @@ from conftest import (
     random_bytes,
     restore_nodes,
     s3_client,
+    upload_in_parts,
     wait_until,
 )
 
@@ -101,23 +102,6 @@ def part_chunks(cluster: LocalCluster, key: str) -> list[PartChunk]:
     ]
 
 
-def upload_in_parts(s3: Any, key: str, parts: list[bytes]) -> str:
-    upload: str = s3.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
-    done = [
-        {
-            "PartNumber": number,
-            "ETag": s3.upload_part(
-                Bucket=BUCKET, Key=key, UploadId=upload, PartNumber=number, Body=body
-            )["ETag"],
-        }
-        for number, body in enumerate(parts, start=1)
-    ]
-    s3.complete_multipart_upload(
-        Bucket=BUCKET, Key=key, UploadId=upload, MultipartUpload={"Parts": done}
-    )
-    return upload
-
-
 def md5_of(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 
@@ -159,7 +143,7 @@ def test_a_node_lost_under_a_multipart_object_reads_degraded_and_is_repaired(
 ) -> None:
     parts = [random_bytes(PART), random_bytes(PART), random_bytes(777_777)]
     whole = b"".join(parts)
-    upload_in_parts(s3, "lost-node", parts)
+    upload_in_parts(s3, BUCKET, "lost-node", parts)
     before = part_chunks(cluster, "lost-node")
     assert {chunk.part for chunk in before} == {0, 1, 2}
     victim = before[0].node
@@ -178,7 +162,7 @@ def test_a_corrupt_part_chunk_is_never_served_and_is_rebuilt(
 ) -> None:
     parts = [random_bytes(PART), random_bytes(PART)]
     whole = b"".join(parts)
-    upload_in_parts(s3, "corrupt", parts)
+    upload_in_parts(s3, BUCKET, "corrupt", parts)
     # A data shard of the second part: the reads ask for the data shards first.
     target = next(
         chunk for chunk in part_chunks(cluster, "corrupt") if chunk.part == 1 and chunk.shard == 0
