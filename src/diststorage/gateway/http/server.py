@@ -118,8 +118,14 @@ class GuardedRequestHandler(RequestHandler):
         self._disarm_head_deadline()
         self._in_request = True
 
-    def request_ended(self) -> None:
+    def request_ended(self, response: web.StreamResponse | None) -> None:
+        """``response`` is None when the handler raised."""
         self._in_request = False
+        if response is not None and response.status == 408:
+            # A body that stalled past its deadline: aiohttp would otherwise wait up to its
+            # lingering time (10 s) for the rest of it before closing, the very wait the
+            # deadline ended.
+            self._lingering_time = 0.0
 
     def _arm_head_deadline(self) -> None:
         delay_s = self._guard.limits.header_read_timeout_s
@@ -203,12 +209,14 @@ class GuardedServer(web.Server):
     @staticmethod
     def _tracked(handler: Any) -> Any:
         async def handle(request: web.BaseRequest) -> web.StreamResponse:
+            response: web.StreamResponse | None = None
             try:
-                return await handler(request)  # type: ignore[no-any-return]
+                response = await handler(request)
+                return response
             finally:
                 protocol = request.protocol
                 if isinstance(protocol, GuardedRequestHandler):
-                    protocol.request_ended()
+                    protocol.request_ended(response)
 
         return handle
 
