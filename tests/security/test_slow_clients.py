@@ -11,6 +11,7 @@ block needs.
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -37,6 +38,7 @@ from diststorage.proto import storage_pb2_grpc as pb_grpc
 BODY_IDLE_S = 1.5
 HEADER_READ_S = 1.5
 PER_CLIENT = 2
+MAX_CONNECTIONS = 12
 NODE_MAX_MESSAGE = 8 * MIB
 # How late an answer may come after its deadline on a loaded machine.
 SLACK_S = 2.5
@@ -52,6 +54,7 @@ def cluster_options() -> ClusterOptions:
             "DISTSTORAGE_GATEWAY_HEADER_READ_TIMEOUT_S": str(HEADER_READ_S),
             "DISTSTORAGE_GATEWAY_MAX_UPLOADS_PER_CLIENT": str(PER_CLIENT),
             "DISTSTORAGE_GATEWAY_UPLOAD_RETRY_AFTER_S": "3",
+            "DISTSTORAGE_GATEWAY_MAX_CONNECTIONS": str(MAX_CONNECTIONS),
             "DISTSTORAGE_NODE_MAX_MESSAGE_BYTES": str(NODE_MAX_MESSAGE),
             "DISTSTORAGE_GATEWAY_MAX_MESSAGE_BYTES": str(NODE_MAX_MESSAGE),
         },
@@ -236,3 +239,84 @@ def test_node_refuses_a_message_larger_than_a_block_needs(cluster: LocalCluster)
         with pytest.raises(grpc.RpcError) as refused:
             stub.PutChunkOnce(request, timeout=10)
     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, refused.value
+
+
+# -- too many connections --------------------------------------------------------------------
+
+
+def test_connection_over_the_limit_is_answered_503(gateway_port: int) -> None:
+    """Idle sockets up to the limit are held; those past it get a 503 at once (well before
+    the held ones' head deadline, which answers 408)."""
+    with contextlib.ExitStack() as stack:
+        socks = [
+            stack.enter_context(socket.create_connection(("127.0.0.1", gateway_port)))
+            for _ in range(MAX_CONNECTIONS + 4)
+        ]
+        time.sleep(HEADER_READ_S / 2)
+        answers = []
+        for sock in socks:
+            sock.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                answers.append(sock.recv(65536))
+    refused = [answer for answer in answers if answer.startswith(b"HTTP/1.1 503")]
+    # Four at least; the gateway may still count a connection of an earlier test.
+    assert len(refused) >= 4, answers
+    status, headers, body = parse_raw_response(refused[0])
+    assert status == 503 and b'"slow_down"' in body, refused[0][:300]
+    assert headers["retry-after"] == "3"
+
+
+# -- requests the HTTP parser refuses --------------------------------------------------------
+
+HOST = b"Host: x\r\n"
+MALFORMED = {
+    "200-headers": b"GET / HTTP/1.1\r\n" + HOST + b"".join(b"X-%d: v\r\n" % n for n in range(200)),
+    "9000-byte-header": b"GET / HTTP/1.1\r\n" + HOST + b"X-Big: " + b"v" * 9000 + b"\r\n",
+    "9000-byte-request-line": b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n" + HOST,
+    "unknown-method": b"FOO /x HTTP/1.1\r\n" + HOST,
+    "asterisk-form": b"PUT * HTTP/1.1\r\n" + HOST + b"Content-Length: 0\r\n",
+    "negative-length": b"PUT /x HTTP/1.1\r\n" + HOST + b"Content-Length: -1\r\n",
+    "overflowing-length": b"PUT /x HTTP/1.1\r\n" + HOST + b"Content-Length: " + b"9" * 30 + b"\r\n",
+    "empty-length": b"PUT /x HTTP/1.1\r\n" + HOST + b"Content-Length:\r\n",
+    "length-and-chunked": b"PUT /x HTTP/1.1\r\n"
+    + HOST
+    + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+    "two-lengths": b"PUT /x HTTP/1.1\r\n" + HOST + b"Content-Length: 1\r\nContent-Length: 2\r\n",
+}
+
+
+@pytest.mark.parametrize("head", MALFORMED.values(), ids=MALFORMED.keys())
+def test_parser_rejection_gets_the_json_error_body(gateway_port: int, head: bytes) -> None:
+    raw = exchange(gateway_port, head + b"\r\n")
+    status, headers, body = parse_raw_response(raw)
+    assert status == 400, raw[:300]
+    assert headers["content-type"].startswith("application/json"), headers
+    answer = json.loads(body)
+    assert answer["error"] == "bad_request", answer
+    # The request's own bytes are not echoed back.
+    assert b"vvvv" not in body and b"aaaa" not in body, body
+
+
+@pytest.mark.parametrize("name", ["200-headers", "9000-byte-header", "unknown-method"])
+def test_parser_rejection_on_s3_gets_xml(s3_port: int, name: str) -> None:
+    raw = exchange(s3_port, MALFORMED[name] + b"\r\n")
+    status, headers, body = parse_raw_response(raw)
+    assert status == 400, raw[:300]
+    assert headers["content-type"].startswith("application/xml"), headers
+    assert b"<Code>BadRequest</Code>" in body and b"vvvv" not in body, body
+
+
+def test_parser_rejections_log_one_line_each(cluster: LocalCluster, gateway_port: int) -> None:
+    log_before = cluster.gateway_log_path().read_bytes()
+    for _ in range(5):
+        exchange(gateway_port, MALFORMED["200-headers"] + b"\r\n")
+    time.sleep(0.3)
+    written = cluster.gateway_log_path().read_bytes()[len(log_before) :]
+    assert b"Traceback" not in written and b"Error handling request" not in written, written
+    assert written.count(b"HTTP 400") == 5, written
+
+
+def exchange(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        return read_answer(sock, 5)

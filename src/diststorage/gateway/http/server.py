@@ -25,7 +25,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
@@ -95,9 +95,10 @@ class GuardedRequestHandler(RequestHandler):
             log.info("HTTP connection refused: %d open already", limits.max_connections)
             answer = self._guard.render(503, "too many connections to this gateway; retry later")
             retry = {"Retry-After": str(limits.retry_after_s)}
-            assert isinstance(transport, asyncio.WriteTransport)
-            transport.write(raw_response(answer, retry))
-            transport.close()
+            # cast, not isinstance: uvloop's transports do not derive from asyncio's classes.
+            writable = cast(asyncio.Transport, transport)
+            writable.write(raw_response(answer, retry))
+            writable.close()
             self._refused = True
             return
         super().connection_made(transport)
