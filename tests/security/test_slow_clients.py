@@ -15,6 +15,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -91,7 +92,7 @@ def free_bytes(http: Client) -> dict[str, int]:
     return {node["id"]: node["free"] for node in http.nodes()}
 
 
-def settled(cluster: LocalCluster, chunks_before: set[object]) -> bool:
+def settled(cluster: LocalCluster, chunks_before: set[Path]) -> bool:
     return not (chunk_files(cluster) - chunks_before) and not temp_files(cluster)
 
 
