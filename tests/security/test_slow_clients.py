@@ -212,6 +212,15 @@ def test_upload_over_the_per_client_limit_is_slow_down(
         status, headers, body = parse_raw_response(raw_s3)
         assert status == 503 and b"<Code>SlowDown</Code>" in body, raw_s3[:300]
         assert headers["retry-after"] == "3"
+        # With Expect: 100-continue the refusal comes before the body is asked for.
+        head = signed_head(
+            "PUT",
+            "/slots/expecting",
+            gateway_port,
+            {"Content-Length": "1000", "Expect": "100-continue"},
+        )
+        raw_expect = exchange(gateway_port, head)
+        assert raw_expect.startswith(b"HTTP/1.1 503"), raw_expect[:300]
         # Reads are not uploads.
         assert http.health()[0] == 200
     # Once the stalled ones are answered (408), the client's slots are back.

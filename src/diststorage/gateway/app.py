@@ -37,7 +37,7 @@ from diststorage.gateway.damage import DamageReports
 from diststorage.gateway.heartbeats import HeartbeatServicer
 from diststorage.gateway.http.body import BODY_IDLE_TIMEOUT_S
 from diststorage.gateway.http.server import GuardedRunner, RenderError, ServerLimits
-from diststorage.gateway.http.uploads import UploadLimits, UploadSlots
+from diststorage.gateway.http.uploads import UPLOAD_SLOTS, UploadLimits, UploadSlots
 from diststorage.gateway.inventory import Inventory
 from diststorage.gateway.janitor import Janitor
 from diststorage.gateway.nodeclient import NodeClients
@@ -282,6 +282,7 @@ class Gateway:
         settings = self.settings
         # Innermost: after the front end's guard has named the caller.
         app.middlewares.append(uploads.middleware)
+        app[UPLOAD_SLOTS] = uploads
         app[BODY_IDLE_TIMEOUT_S] = settings.body_idle_timeout_s
         limits = ServerLimits(
             header_read_timeout_s=settings.header_read_timeout_s,

@@ -52,6 +52,10 @@ def client_of(request: web.Request) -> str:
     return f"peer:{request.remote or 'unknown'}"
 
 
+# Where a front end's app keeps the gateway's slots, for the guard's 100-continue check.
+UPLOAD_SLOTS: web.AppKey[UploadSlots] = web.AppKey("upload_slots")
+
+
 class UploadSlots:
     """The slots of one gateway, shared by all its front ends (see the module docstring)."""
 
@@ -62,6 +66,13 @@ class UploadSlots:
 
     def take(self, client: str) -> None:
         """Takes a slot for ``client`` or raises SlowDown; pair with ``give_back``."""
+        self.check(client)
+        self.open_uploads += 1
+        self._per_client[client] += 1
+
+    def check(self, client: str) -> None:
+        """Raises SlowDown if ``client`` could not take a slot now; takes none. What the
+        guard asks before a 100 Continue, so that a refused client never sends its body."""
         limits = self._limits
         if self.open_uploads >= limits.max_uploads:
             raise SlowDown(
@@ -74,8 +85,6 @@ class UploadSlots:
                 "retry when one has finished",
                 limits.retry_after_s,
             )
-        self.open_uploads += 1
-        self._per_client[client] += 1
 
     def give_back(self, client: str) -> None:
         assert self._per_client[client] > 0 and self.open_uploads > 0, "slot given back twice"
