@@ -97,11 +97,15 @@ class NodeSettings(BaseSettings):
     max_message_bytes: int = Field(
         default=MAX_BLOCK_MESSAGE_BYTES, gt=0, description="largest gRPC message sent or received"
     )
+    # Above what the gateways open by design: each of a gateway's uploads (max_uploads, 512)
+    # holds one stream per node, and its reads, repairs and deletes a few more. Streams past the
+    # per-connection limit wait for a free one, so a lower limit would let stalled uploads hold
+    # up every read of that gateway until their body deadline.
     max_concurrent_rpcs: int = Field(
-        default=1024, ge=1, description="calls served at once; more are refused RESOURCE_EXHAUSTED"
+        default=4096, ge=1, description="calls served at once; more are refused RESOURCE_EXHAUSTED"
     )
     max_concurrent_streams: int = Field(
-        default=256, ge=1, description="HTTP/2 streams open at once on one gRPC connection"
+        default=2048, ge=1, description="HTTP/2 streams open at once on one gRPC connection"
     )
     scrub_bytes_per_s: int = Field(
         default=32 * MIB,
