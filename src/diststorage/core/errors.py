@@ -26,10 +26,12 @@
     ├── MethodNotAllowed          (405)
     ├── Unavailable               the cluster cannot do it now; retrying later may work (503)
     │   ├── NotEnoughNodes        fewer live nodes than the policy needs
-    │   └── NodeUnavailable       one node did not answer in time or refused the connection
+    │   ├── NodeUnavailable       one node did not answer in time or refused the connection
+    │   └── SlowDown              the caller (or the gateway) has too many uploads open
     ├── InsufficientStorage       nodes have no room for the data (507)
     ├── DataLoss                  stored bytes failed their checksum; never served
     ├── ClientGone                the HTTP client went away mid-request; nothing is answered
+    ├── RequestTimeout            the client stopped sending its body for too long (408)
     ├── MasterKeyError            the secrets key file is unusable, or not the database's
     └── AuthError                 the request's authentication failed (403)
         ├── AccessDenied          no credentials, or credentials without the right
@@ -196,6 +198,19 @@ class NodeUnavailable(Unavailable):
     code = "node_unavailable"
 
 
+class SlowDown(Unavailable):
+    """Differs from ``NotEnoughNodes``: the cluster is fine, but the caller (or every caller
+    of this gateway together) has as many uploads open as allowed. ``retry_after_s`` is what
+    the answer's Retry-After says."""
+
+    code = "slow_down"
+    s3_code = "SlowDown"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class InsufficientStorage(DiststorageError):
     """S3 has no code for a full store: SlowDown (503) tells a client to back off and retry,
     which helps once space is freed or nodes are added."""
@@ -210,6 +225,14 @@ class DataLoss(DiststorageError):
 
 class ClientGone(DiststorageError):
     code = "client_gone"
+
+
+class RequestTimeout(DiststorageError):
+    """Differs from ``ClientGone``: the client is still connected but sends nothing; the
+    gateway gives up on it (and answers, in case it still listens)."""
+
+    code = "request_timeout"
+    s3_code = "RequestTimeout"
 
 
 class AuthError(DiststorageError):

@@ -19,6 +19,8 @@ from diststorage.core.policy import MAX_SHARDS, RedundancyPolicy, parse_policy
 from diststorage.core.policy_limits import PolicyLimits
 
 MIB = 1 << 20
+# One block (at most a 64 MiB stripe, replicated whole) and the few bytes that frame it.
+MAX_BLOCK_MESSAGE_BYTES = 64 * MIB + 64 * 1024
 
 
 def split_host_port(address: str) -> tuple[str, int]:
@@ -120,8 +122,20 @@ class NodeSettings(BaseSettings):
     heartbeat_timeout_s: float = Field(
         default=2.0, gt=0, description="deadline of one heartbeat to a gateway"
     )
+    # Limits on what any caller can make a node hold: one message is at most one block (64 MiB,
+    # the largest stripe replicated whole) and its framing; the rest bound calls and streams.
     max_message_bytes: int = Field(
-        default=80 * MIB, gt=0, description="largest gRPC message sent or received"
+        default=MAX_BLOCK_MESSAGE_BYTES, gt=0, description="largest gRPC message sent or received"
+    )
+    # Above what the gateways open by design: each of a gateway's uploads (max_uploads, 512)
+    # holds one stream per node, and its reads, repairs and deletes a few more. Streams past the
+    # per-connection limit wait for a free one, so a lower limit would let stalled uploads hold
+    # up every read of that gateway until their body deadline.
+    max_concurrent_rpcs: int = Field(
+        default=4096, ge=1, description="calls served at once; more are refused RESOURCE_EXHAUSTED"
+    )
+    max_concurrent_streams: int = Field(
+        default=2048, ge=1, description="HTTP/2 streams open at once on one gRPC connection"
     )
     scrub_bytes_per_s: int = Field(
         default=32 * MIB,
@@ -292,7 +306,39 @@ class GatewaySettings(BaseSettings):
         default=10.0, gt=0, description="deadline of one metadata database operation"
     )
     max_message_bytes: int = Field(
-        default=80 * MIB, gt=0, description="largest gRPC message sent or received"
+        default=MAX_BLOCK_MESSAGE_BYTES, gt=0, description="largest gRPC message sent or received"
+    )
+    # Slow and greedy HTTP clients: how long each may keep the gateway waiting, and how many
+    # connections and uploads it may hold open.
+    header_read_timeout_s: float = Field(
+        default=10.0, gt=0, description="a request's headers must arrive within this"
+    )
+    body_idle_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="an upload whose body sends nothing for this long is answered 408 and "
+        "rolled back",
+        **_flag("body-idle-timeout"),
+    )
+    keepalive_timeout_s: float = Field(
+        default=75.0, gt=0, description="an idle keep-alive connection is closed after this"
+    )
+    max_connections: int = Field(
+        default=4096,
+        ge=1,
+        description="HTTP connections open at once per listener; more are answered 503 and closed",
+    )
+    max_uploads: int = Field(
+        default=512, ge=1, description="requests with a body served at once by this gateway"
+    )
+    max_uploads_per_client: int = Field(
+        default=64,
+        ge=1,
+        description="requests with a body served at once for one access key (or, unsigned, "
+        "one peer address)",
+    )
+    upload_retry_after_s: int = Field(
+        default=1, ge=0, description="Retry-After of an upload refused for the limits above"
     )
     # Longer than a node's by history only: a heartbeat is answered in milliseconds, so either
     # grace is ample. HTTP requests in flight get aiohttp's own 60 s.

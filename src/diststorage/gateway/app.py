@@ -29,12 +29,16 @@ from diststorage.core.memory import HeapTrimmer
 from diststorage.core.settings import METADATA_URL_ENV, GatewaySettings, split_host_port
 from diststorage.core.worker import Worker, Workers
 from diststorage.gateway.api import build_http_app
+from diststorage.gateway.api.errors import protocol_error_response as native_protocol_error
 from diststorage.gateway.auth.accounts import Accounts
 from diststorage.gateway.auth.authenticator import KeyAuthenticator
 from diststorage.gateway.auth.bootstrap import load_root_key, log_root_key, open_master_key
 from diststorage.gateway.auth.keys import KeyCache
 from diststorage.gateway.damage import DamageReports
 from diststorage.gateway.heartbeats import HeartbeatServicer
+from diststorage.gateway.http.body import BODY_IDLE_TIMEOUT_S
+from diststorage.gateway.http.server import GuardedRunner, RenderError, ServerLimits
+from diststorage.gateway.http.uploads import UPLOAD_SLOTS, UploadLimits, UploadSlots
 from diststorage.gateway.inventory import Inventory
 from diststorage.gateway.janitor import Janitor
 from diststorage.gateway.nodeclient import NodeClients
@@ -42,6 +46,7 @@ from diststorage.gateway.objects import ChunkSetWriter, NodePenalties, ObjectRea
 from diststorage.gateway.objects.multipart import Multipart
 from diststorage.gateway.readers import ActiveReads
 from diststorage.gateway.s3 import build_s3_app
+from diststorage.gateway.s3.errors import protocol_error_response as s3_protocol_error
 from diststorage.gateway.services import Services
 from diststorage.gateway.workers.collector import GarbageCollector, UploadToucher
 from diststorage.gateway.workers.lease import LeaderLease
@@ -265,21 +270,47 @@ class Gateway:
     async def _serve_http(self, parts: contextlib.AsyncExitStack) -> None:
         settings = self.settings
         tls = server_tls_context(settings)
-        await self._serve_app(parts, build_http_app(self.services), settings.listen, tls)
+        # One set of upload slots for both front ends: the limits are the gateway's.
+        uploads = UploadSlots(
+            UploadLimits(
+                settings.max_uploads, settings.max_uploads_per_client, settings.upload_retry_after_s
+            )
+        )
+        native = build_http_app(self.services)
+        await self._serve_app(parts, native, uploads, native_protocol_error, settings.listen, tls)
         if settings.s3_listen is not None:
-            await self._serve_app(parts, build_s3_app(self.services), settings.s3_listen, tls)
+            s3 = build_s3_app(self.services)
+            await self._serve_app(parts, s3, uploads, s3_protocol_error, settings.s3_listen, tls)
 
     async def _serve_app(
         self,
         parts: contextlib.AsyncExitStack,
         app: web.Application,
+        uploads: UploadSlots,
+        render_error: RenderError,
         listen: str,
         tls: ssl.SSLContext | None,
     ) -> None:
+        settings = self.settings
+        # Innermost: after the front end's guard has named the caller.
+        app.middlewares.append(uploads.middleware)
+        app[UPLOAD_SLOTS] = uploads
+        app[BODY_IDLE_TIMEOUT_S] = settings.body_idle_timeout_s
+        limits = ServerLimits(
+            header_read_timeout_s=settings.header_read_timeout_s,
+            keepalive_timeout_s=settings.keepalive_timeout_s,
+            max_connections=settings.max_connections,
+            retry_after_s=settings.upload_retry_after_s,
+        )
         # auto_decompress off: a body sent with a Content-Encoding is the object's bytes as
         # the client means them (aws s3 cp --content-encoding gzip), never to be inflated.
-        runner = web.AppRunner(
-            app, handler_cancellation=True, access_log=None, auto_decompress=False
+        runner = GuardedRunner(
+            app,
+            limits,
+            render_error,
+            handler_cancellation=True,
+            access_log=None,
+            auto_decompress=False,
         )
         await runner.setup()
         parts.push_async_callback(runner.cleanup)

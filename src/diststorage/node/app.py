@@ -46,11 +46,19 @@ SERVER_OPTIONS: list[tuple[str, int]] = [
 
 
 def grpc_options(settings: NodeSettings) -> list[tuple[str, int]]:
-    # Blocks of up to 64 MiB travel in one message; grpc's default 4 MiB limit would refuse them.
+    # Blocks of up to 64 MiB travel in one message; grpc's default 4 MiB limit would refuse them,
+    # and anything much larger is a message no block needs (settings.MAX_BLOCK_MESSAGE_BYTES).
     return [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
     ]
+
+
+def call_limits(settings: NodeSettings) -> list[tuple[str, int]]:
+    """How many streams one connection may open at once: a caller that opens more waits for
+    one to end instead of making the node hold them all. Calls over ``max_concurrent_rpcs``
+    across connections are refused with RESOURCE_EXHAUSTED by the server itself."""
+    return [("grpc.max_concurrent_streams", settings.max_concurrent_streams)]
 
 
 class Node:
@@ -98,7 +106,10 @@ class Node:
         self.links = cluster_links(
             settings.cluster_dir, settings.insecure_cluster, NODE_ROLE, self.store.node_id
         )
-        self.server = grpc.aio.server(options=[*grpc_options(settings), *SERVER_OPTIONS])
+        self.server = grpc.aio.server(
+            options=[*grpc_options(settings), *SERVER_OPTIONS, *call_limits(settings)],
+            maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
+        )
         self.port = self.links.add_port(self.server, settings.listen)
         self.address = _advertised_address(settings, self.port)
         servicer = ChunkServicer(self.store, self.address, self._scrub_progress)

@@ -10,6 +10,13 @@ from __future__ import annotations
 from diststorage.core.errors import InsufficientStorage
 
 DEFAULT_DISK_MARGIN_BYTES = 64 << 20
+# What a write may book before its bytes arrive. A write announces its size at its header; had
+# it booked all of it there, a caller that then sends nothing would hold the whole size of
+# free space for as long as it stalls (16 stalled uploads of 256 MiB chunks filled 2 GiB
+# nodes). It books this much up front and the rest as its blocks arrive (``grow``), so what a
+# stalled write pins is bounded. 16 MiB: the blocks a gateway sends at once for one upload
+# (4 stripes in flight of 2 MiB, replicated whole) fit without growing.
+UPFRONT_RESERVATION_BYTES = 16 << 20
 
 
 class CapacityLedger:
@@ -38,12 +45,16 @@ class CapacityLedger:
             free = min(free, self.capacity_bytes - self.used_bytes - self.reserved_bytes)
         return max(free, 0)
 
-    def reserve(self, nbytes: int, disk_free_bytes: int) -> None:
-        """Admits a new write of up to nbytes, or raises InsufficientStorage."""
+    def reserve(self, nbytes: int, disk_free_bytes: int) -> int:
+        """Admits a new write of up to nbytes, or raises InsufficientStorage; returns what it
+        booked: at most ``UPFRONT_RESERVATION_BYTES``, the rest is booked as it is written
+        (``grow``). A write that could not fit whole is refused at once all the same."""
         free = self.free_bytes(disk_free_bytes)
         if nbytes > free:
             raise InsufficientStorage(f"{nbytes} bytes requested, {free} free")
-        self.reserved_bytes += nbytes
+        booked = min(nbytes, UPFRONT_RESERVATION_BYTES)
+        self.reserved_bytes += booked
+        return booked
 
     def grow(self, nbytes: int) -> None:
         """Extends a reservation that turned out too small (configured capacity only).

@@ -146,8 +146,7 @@ class ChunkStore:
             exists, disk_free = await self.run_io(partial(self._probe_sync, paths.final))
             if exists:
                 raise AlreadyExists(f"chunk {chunk_id} already exists")
-            reserved = expected_bytes + FOOTER_SIZE
-            self.ledger.reserve(reserved, disk_free)
+            reserved = self.ledger.reserve(expected_bytes + FOOTER_SIZE, disk_free)
         except BaseException:
             self._writing.discard(chunk_id)
             raise

@@ -22,8 +22,23 @@ def error_response(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": code, "message": message}, status=status)
 
 
+# Codes of the answers the HTTP server gives before any handler runs (``http.server``).
+_PROTOCOL_CODES = {408: "request_timeout", 431: "headers_too_large", 503: "slow_down"}
+
+
+def protocol_error_response(status: int, message: str) -> web.Response:
+    """A request the HTTP server refused on its own (a malformed head, too slow, too many
+    connections): the same JSON body as every other error."""
+    return error_response(status, _PROTOCOL_CODES.get(status, "bad_request"), message)
+
+
 def response_for(error: e.DiststorageError) -> web.Response:
     response = error_response(status_of(error), error.code, error.message)
+    if isinstance(error, e.SlowDown):
+        response.headers["Retry-After"] = str(error.retry_after_s)
+    if isinstance(error, e.SlowDown | e.RequestTimeout):
+        # The body is left unread: the connection cannot carry another request.
+        response.force_close()
     if isinstance(error, e.RangeNotSatisfiable):
         response.headers["Content-Range"] = f"bytes */{error.object_size}"
     if isinstance(error, e.MethodNotAllowed):

@@ -4,10 +4,10 @@ before any ``100 Continue`` goes out, so that a refused client never sends its b
 A front end subclasses ``Admission`` with its own ``judge`` (who may do what); the middleware
 and the route's expect handler here are the same for every front end. On refusal no
 100 Continue is sent, and the middleware then answers the refusal like any error, the body
-unread. That answer closes the connection (``close_if_refused_before_body``, an
-``on_response_prepare`` hook of each front end): the client will never send the body, and
-aiohttp, still expecting it, would read the client's next request on that connection as the
-rest of this one's body.
+unread. An upload over its slots (``http.uploads``) is refused the same way. That answer
+closes the connection (``close_if_refused_before_body``, an ``on_response_prepare`` hook of
+each front end): the client will never send the body, and aiohttp, still expecting it, would
+read the client's next request on that connection as the rest of this one's body.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from diststorage.core.errors import DiststorageError
+from diststorage.gateway.http.uploads import UPLOAD_SLOTS, brings_body, client_of
 from diststorage.s3auth.sigv4 import SignedRequest
 
 _ADMITTED: web.RequestKey[bool] = web.RequestKey("admitted", bool)
@@ -56,6 +57,9 @@ class Admission(ABC):
             raise web.HTTPExpectationFailed(text=f"Unknown Expect: {expect}")
         try:
             await self.admit(request)
+            slots = request.config_dict.get(UPLOAD_SLOTS)
+            if slots is not None and brings_body(request):
+                slots.check(client_of(request))
         except DiststorageError:
             request[_REFUSED_BEFORE_BODY] = True
             return  # the middleware refuses it again, and answers

@@ -1,11 +1,27 @@
-"""The HTTP request body as a ByteSource; aiohttp's errors end here."""
+"""The HTTP request body as a ByteSource; aiohttp's errors end here.
+
+A body that sends nothing for the app's ``BODY_IDLE_TIMEOUT_S`` raises ``RequestTimeout``:
+the pipelines roll the upload back as for any body error, so a client that stalls cannot hold
+the nodes' reservations, temp files or the upload's slot for longer than that.
+"""
 
 from __future__ import annotations
+
+import asyncio
 
 import aiohttp
 from aiohttp import web
 
-from diststorage.core.errors import BodyLengthMismatch, ClientGone, PayloadTooLarge
+from diststorage.core.errors import (
+    BodyLengthMismatch,
+    ClientGone,
+    PayloadTooLarge,
+    RequestTimeout,
+)
+
+# Set on each front end's app by the composition root (settings.body_idle_timeout_s).
+BODY_IDLE_TIMEOUT_S: web.AppKey[float] = web.AppKey("body_idle_timeout_s", float)
+DEFAULT_BODY_IDLE_TIMEOUT_S = 30.0
 
 
 class RequestBody:
@@ -18,6 +34,9 @@ class RequestBody:
 
     def __init__(self, request: web.Request, declared_size: int | None, max_bytes: int) -> None:
         self._content = request.content
+        self._idle_timeout_s = request.config_dict.get(
+            BODY_IDLE_TIMEOUT_S, DEFAULT_BODY_IDLE_TIMEOUT_S
+        )
         self._declared = declared_size
         self._max_bytes = max_bytes
         # What the last piece held beyond the previous read's size.
@@ -55,7 +74,12 @@ class RequestBody:
 
     async def _next_piece(self) -> bytes:
         try:
-            return await self._content.readany()
+            async with asyncio.timeout(self._idle_timeout_s):
+                return await self._content.readany()
+        except TimeoutError:
+            raise RequestTimeout(
+                f"the body sent nothing for {self._idle_timeout_s:g} s; the upload is dropped"
+            ) from None
         except (aiohttp.ClientConnectionError, ConnectionError) as exc:
             raise ClientGone("the client disconnected during the upload") from exc
         except aiohttp.ClientPayloadError as exc:

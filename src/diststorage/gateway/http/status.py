@@ -31,6 +31,7 @@ STATUS: StatusTable = (
     (e.InsufficientStorage, 507),
     (e.DataLoss, 503),
     (e.ClientGone, 400),
+    (e.RequestTimeout, 408),
     (e.AuthorizationHeaderMalformed, 400),
     (e.AuthorizationQueryParametersError, 400),
     (e.BadPayload, 400),

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from diststorage.core.errors import RangeNotSatisfiable
+from diststorage.core.errors import InvalidRequest, RangeNotSatisfiable
 from diststorage.core.policy import RedundancyPolicy
 from diststorage.meta import NO_ATTRIBUTES, ObjectAttributes
+
+# Width of the metadata's content_type column (meta.models).
+MAX_CONTENT_TYPE_CHARS = 255
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +92,15 @@ class PutOperation:
     if_match: str | None = None
     attrs: ObjectAttributes = NO_ATTRIBUTES
     part: PartOf | None = None
+
+    def __post_init__(self) -> None:
+        # The metadata column's width: PostgreSQL refuses a longer value (which surfaced as a
+        # 503 "metadata database error"), SQLite would store it.
+        if len(self.content_type) > MAX_CONTENT_TYPE_CHARS:
+            raise InvalidRequest(
+                f"Content-Type is {len(self.content_type)} characters; at most "
+                f"{MAX_CONTENT_TYPE_CHARS} are allowed"
+            )
 
 
 @dataclass(frozen=True, slots=True)

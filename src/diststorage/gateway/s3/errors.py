@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from diststorage.core import errors as e
+from diststorage.core.ids import new_id
 from diststorage.gateway.http.status import StatusTable, status_of
 from diststorage.gateway.s3.guard import request_id_of
 from diststorage.gateway.s3.xml import child, xml_response, xml_safe
@@ -54,6 +55,21 @@ def error_response(
     return xml_response(root, status, headers)
 
 
+# S3 codes of the answers the HTTP server gives before any handler runs (``http.server``).
+_PROTOCOL_CODES = {408: "RequestTimeout", 431: "RequestHeaderSectionTooLarge", 503: "SlowDown"}
+
+
+def protocol_error_response(status: int, message: str) -> web.Response:
+    """A request the HTTP server refused on its own (a malformed head, too slow, too many
+    connections): S3's XML error body, with a request id of its own."""
+    request_id = new_id()[:16].upper()
+    root = ET.Element("Error")
+    child(root, "Code", _PROTOCOL_CODES.get(status, "BadRequest"))
+    child(root, "Message", xml_safe(message))
+    child(root, "RequestId", request_id)
+    return xml_response(root, status, {"x-amz-request-id": request_id})
+
+
 def _details(error: e.DiststorageError) -> dict[str, str]:
     """What S3 adds to an error's body."""
     if isinstance(error, e.SignatureDoesNotMatch):
@@ -73,6 +89,11 @@ def response_for(request: web.Request, error: e.DiststorageError) -> web.Respons
     )
     if isinstance(error, e.RangeNotSatisfiable):
         response.headers["Content-Range"] = f"bytes */{error.object_size}"
+    if isinstance(error, e.SlowDown):
+        response.headers["Retry-After"] = str(error.retry_after_s)
+    if isinstance(error, e.SlowDown | e.RequestTimeout):
+        # The body is left unread: the connection cannot carry another request.
+        response.force_close()
     return response
 
 
