@@ -32,6 +32,8 @@ from conftest import (
 )
 
 from diststorage.client import Client
+from diststorage.core.cluster_tls import NODE_ROLE, ClusterLinks, issue, load_authority
+from diststorage.core.ids import new_id
 from diststorage.local import LocalCluster
 from diststorage.proto import storage_pb2 as pb
 from diststorage.proto import storage_pb2_grpc as pb_grpc
@@ -237,17 +239,19 @@ def raw_put(port: int, path: str, body: bytes) -> bytes:
 # -- node gRPC -------------------------------------------------------------------------------
 
 
-def test_node_refuses_a_message_larger_than_a_block_needs(cluster: LocalCluster) -> None:
+async def test_node_refuses_a_message_larger_than_a_block_needs(cluster: LocalCluster) -> None:
+    """From a member of the cluster (a leaf of its CA), so only the size is at fault."""
     data = b"\0" * (NODE_MAX_MESSAGE + 1024)
     request = pb.PutChunkOnceRequest(
         header=pb.ChunkHeader(chunk_id="0" * 31 + "1", expected_bytes=len(data)),
         block=pb.Block(data=data, crc32c=0),
     )
+    links = ClusterLinks(issue(load_authority(cluster.cluster_dir), NODE_ROLE, new_id()))
     options = [("grpc.max_send_message_length", 2 * NODE_MAX_MESSAGE)]
-    with grpc.insecure_channel(f"127.0.0.1:{cluster.node_ports[0]}", options=options) as channel:
+    async with links.channel(f"127.0.0.1:{cluster.node_ports[0]}", options) as channel:
         stub = pb_grpc.ChunkServiceStub(channel)
         with pytest.raises(grpc.RpcError) as refused:
-            stub.PutChunkOnce(request, timeout=10)
+            await stub.PutChunkOnce(request, timeout=10)
     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, refused.value
 
 
