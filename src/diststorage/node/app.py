@@ -23,6 +23,7 @@ from diststorage.node.heartbeat import HeartbeatConfig, Heartbeats
 from diststorage.node.reports import CorruptReports
 from diststorage.node.scrubber import Scrubber, ScrubConfig, ScrubProgress
 from diststorage.node.servicer import ChunkServicer, node_status, scrub_status
+from diststorage.node.undecodable import RefuseUndecodable
 from diststorage.proto import storage_pb2 as pb
 from diststorage.proto import storage_pb2_grpc as pb_grpc
 
@@ -93,7 +94,10 @@ class Node:
         await self.workers.open()
         parts.push_async_callback(self.workers.aclose)
         self.scrubber = _scrubber(settings, self.store, self.reports, self._clock)
-        self.server = grpc.aio.server(options=[*grpc_options(settings), *SERVER_OPTIONS])
+        self.server = grpc.aio.server(
+            options=[*grpc_options(settings), *SERVER_OPTIONS],
+            interceptors=[RefuseUndecodable()],
+        )
         self.port = self.server.add_insecure_port(settings.listen)
         self.address = _advertised_address(settings, self.port)
         servicer = ChunkServicer(self.store, self.address, self._scrub_progress)
