@@ -10,7 +10,9 @@ held to the routes by ``test_openapi_matches_routes``.
 
 from __future__ import annotations
 
+import urllib.parse
 from collections import Counter
+from typing import Any
 
 import pytest
 import requests
@@ -40,14 +42,14 @@ class _Signed(requests.auth.AuthBase):
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         assert request.url is not None and request.method is not None
-        host = requests.utils.urlparse(request.url).netloc
+        host = urllib.parse.urlsplit(request.url).netloc
         request.headers["Host"] = host
         request.headers["x-amz-content-sha256"] = UNSIGNED_PAYLOAD
         request.headers.pop("Authorization", None)
         added = sign_request(
             request.method,
             request.url,
-            dict(request.headers),
+            {name: str(value) for name, value in request.headers.items()},
             UNSIGNED_PAYLOAD,
             TEST_ROOT.access_key_id,
             TEST_ROOT.secret_access_key,
@@ -63,7 +65,7 @@ class _Signed(requests.auth.AuthBase):
     suppress_health_check=list(HealthCheck),
 )
 def test_no_server_errors_and_no_hangs(
-    case: schemathesis.Case, cluster: LocalCluster, http: Client
+    case: schemathesis.Case[Any], cluster: LocalCluster, http: Client
 ) -> None:
     response = case.call(base_url=cluster.url, auth=_Signed(), timeout=MAX_RESPONSE_S)
     elapsed_s = float(response.elapsed)

@@ -164,6 +164,10 @@ def test_delete_list_and_stat(
     answered(lambda: stub.Stat(pb.StatRequest(), timeout=CALL_DEADLINE_S))
 
 
+def _raw(data: bytes) -> bytes:
+    return data
+
+
 UNARY_METHODS = ["PutChunkOnce", "GetChunkOnce", "DeleteChunk", "ListChunks", "Stat"]
 SERVICE = "/diststorage.v1.ChunkService/"
 
@@ -174,25 +178,26 @@ def test_bytes_that_are_no_message(channel: grpc.Channel, method: str, raw: byte
     # Found by this fuzz: undecodable bytes ended the call with UNKNOWN ("Unexpected
     # DecodeError"), raised by grpc before the servicer ran (node/undecodable.py).
     if method == "GetChunk":
-        call: Any = channel.unary_stream(SERVICE + method)
+        call: Any = channel.unary_stream(SERVICE + method, _raw, _raw)
     else:
-        call = channel.unary_unary(SERVICE + method)
+        call = channel.unary_unary(SERVICE + method, _raw, _raw)
     answered(lambda: call(raw, timeout=CALL_DEADLINE_S))
 
 
 @given(raws=st.lists(st.binary(max_size=64), max_size=4))
 @settings(max_examples=EXAMPLES, deadline=None)
 def test_streamed_bytes_that_are_no_message(channel: grpc.Channel, raws: list[bytes]) -> None:
-    call = channel.stream_unary(SERVICE + "PutChunk")
+    call = channel.stream_unary(SERVICE + "PutChunk", _raw, _raw)
     answered(lambda: call(iter(raws), timeout=CALL_DEADLINE_S))
 
 
 def test_undecodable_requests_are_the_clients_mistake(channel: grpc.Channel) -> None:
     for method in UNARY_METHODS:
         with pytest.raises(grpc.RpcError) as raised:
-            channel.unary_unary(SERVICE + method)(b"\xff\xff\xff", timeout=CALL_DEADLINE_S)
+            call = channel.unary_unary(SERVICE + method, _raw, _raw)
+            call(b"\xff\xff\xff", timeout=CALL_DEADLINE_S)
         assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, method
-    put = channel.stream_unary(SERVICE + "PutChunk")
+    put = channel.stream_unary(SERVICE + "PutChunk", _raw, _raw)
     with pytest.raises(grpc.RpcError) as raised:
         put(iter([b"\x0a\x05ab"]), timeout=CALL_DEADLINE_S)
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
