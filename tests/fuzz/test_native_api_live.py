@@ -29,12 +29,22 @@ from diststorage.s3auth.signer import sign_request
 MAX_RESPONSE_S = 5.0
 EXAMPLES_PER_OPERATION = 12
 
-# Answers by status, so that the last test can tell the requests reached the handlers.
+# Answers by status, so that the last test can tell the requests reached the handlers, and
+# what was refused as unsigned (the signing here, not the gateway, was wrong each time so far).
 STATUSES: Counter[int] = Counter()
+REFUSED: list[str] = []
 
 SCHEMA = schemathesis.openapi.from_dict(native_openapi()).exclude(
     path_regex=r"^/_/(rebalance|nodes/\{node\})"
 )
+
+
+def _as_received(value: str | bytes) -> str:
+    """A header value as the gateway reads it: requests sends text as latin-1, and the
+    gateway reads the bytes as UTF-8 (what is not, escaped). A client signs the bytes it
+    sends: signing the text instead made a generated ``Range: \x92`` a 403."""
+    raw = value if isinstance(value, bytes) else value.encode("latin-1")
+    return raw.decode("utf-8", "surrogateescape")
 
 
 class _Signed(requests.auth.AuthBase):
@@ -49,7 +59,7 @@ class _Signed(requests.auth.AuthBase):
         added = sign_request(
             request.method,
             request.url,
-            {name: str(value) for name, value in request.headers.items()},
+            {name: _as_received(value) for name, value in request.headers.items()},
             UNSIGNED_PAYLOAD,
             TEST_ROOT.access_key_id,
             TEST_ROOT.secret_access_key,
@@ -70,6 +80,9 @@ def test_no_server_errors_and_no_hangs(
     response = case.call(base_url=cluster.url, auth=_Signed(), timeout=MAX_RESPONSE_S)
     elapsed_s = float(response.elapsed)
     STATUSES[response.status_code] += 1
+    if response.status_code == 403:
+        sent = response.request
+        REFUSED.append(f"{case.method} {sent.url} {dict(sent.headers)}: {response.text}")
     assert elapsed_s < MAX_RESPONSE_S, (case.method, case.formatted_path, elapsed_s)
     if response.status_code == 503:
         return  # too few writable nodes for this policy: the cluster's answer, not a crash
@@ -79,7 +92,7 @@ def test_no_server_errors_and_no_hangs(
 def test_the_gateway_is_healthy_after_the_fuzz(http: Client) -> None:
     # Signed requests got through: objects were stored and read, not every request refused.
     assert STATUSES[201] > 0 and STATUSES[200] > 0, STATUSES
-    assert STATUSES[403] == 0, STATUSES
+    assert STATUSES[403] == 0, REFUSED
     status, health = http.health()
     assert status == 200, health
     assert health["status"] == "ok", health
