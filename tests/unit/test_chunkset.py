@@ -35,6 +35,9 @@ class Nodes:
     def writable_candidates(self) -> list[Candidate]:
         return [Candidate(node_id, free) for node_id, free in self._free.items()]
 
+    def set_free(self, node_id: str, free_bytes: int) -> None:
+        self._free[node_id] = free_bytes
+
     def used_share(self, node_id: str) -> float:
         return self.used.get(node_id, 0) / (1 << 30)
 
@@ -163,8 +166,47 @@ def test_new_data_goes_round_again_only_when_nodes_are_short() -> None:
     policy = parse_policy("ec:4+2")
     placed = writer.place("key/0", policy, BLOCK)
     assert len(placed) == 6 and len(set(placed)) == 5
+    # The data shards take distinct nodes; only what is left over goes round again.
+    assert len(set(placed[:5])) == 5
+    # M nodes down: K distinct nodes still take a write, two of them two shards each.
+    placed = writer.place("key/0", policy, BLOCK, avoid=set(list(fakes.nodes)[:1]))
+    assert len(placed) == 6 and len(set(placed)) == 4
     with pytest.raises(NotEnoughNodes):
-        writer.place("key/0", policy, BLOCK, avoid=set(list(fakes.nodes)[:1]))
+        writer.place("key/0", policy, BLOCK, avoid=set(list(fakes.nodes)[:2]))
+
+
+def test_wide_enough_clusters_never_double_up() -> None:
+    _, _, writer = cluster(6)
+    policy = parse_policy("ec:4+2")
+    for index in range(50):
+        assert len(set(writer.place(f"key/{index}", policy, BLOCK))) == 6
+
+
+def test_a_policy_that_may_not_share_is_placed_on_distinct_nodes_or_refused() -> None:
+    fakes, _, writer = cluster(5)
+    policy = parse_policy("ec:4+2")
+    with pytest.raises(NotEnoughNodes):
+        writer.place("key/0", policy, BLOCK, may_share=False)
+    ids = [*fakes.nodes, new_id()]
+    nodes = Nodes(ids)
+    nodes.set_free(ids[0], BLOCK - 1)
+    with pytest.raises(InsufficientStorage):
+        ChunkSetWriter(DEPTH, nodes, fakes, fakes).place("key/0", policy, BLOCK, may_share=False)
+
+
+def test_a_node_takes_a_second_shard_only_with_room_for_both() -> None:
+    fakes, _, _ = cluster(4)
+    ids = list(fakes.nodes)
+    nodes = Nodes(ids, free_bytes=BLOCK)  # room for one chunk each: nowhere to double up
+    writer = ChunkSetWriter(DEPTH, nodes, fakes, fakes)
+    policy = parse_policy("ec:4+2")
+    with pytest.raises(InsufficientStorage):
+        writer.place("key/0", policy, BLOCK)
+    nodes.set_free(ids[1], 2 * BLOCK)
+    nodes.set_free(ids[3], 3 * BLOCK)
+    placed = writer.place("key/0", policy, BLOCK)
+    assert sorted(placed[4:]) == sorted([ids[1], ids[3]])
+    assert placed.count(ids[1]) == placed.count(ids[3]) == 2
 
 
 def test_rebuilt_chunks_go_to_the_emptiest_nodes_first() -> None:

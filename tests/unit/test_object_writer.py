@@ -124,9 +124,10 @@ async def test_a_one_stripe_object_tolerates_a_failed_node(pipeline: Pipeline) -
 async def test_failures_past_the_budget_roll_back_every_chunk_and_row(
     pipeline: Pipeline, tmp_path: Path
 ) -> None:
-    # ec:4+2 commits on 5 distinct nodes at least: two failures are one too many.
+    # ec:4+2 commits on 4 distinct nodes at least: three failures are one too many.
     pipeline.nodes.node(0).fail_after_blocks = 3
     pipeline.nodes.node(1).fail_after_blocks = 5
+    pipeline.nodes.node(2).fail_after_blocks = 4
     data = os.urandom(STRIPE_BYTES * 10)
     with pytest.raises(NodeUnavailable):
         await pipeline.writer.write(put("doomed", len(data)), BytesBody(data))

@@ -1,6 +1,6 @@
 from collections import Counter
 
-from diststorage.placement import Candidate, rank_nodes
+from diststorage.placement import Candidate, rank_nodes, share_out
 
 
 def _nodes(free: list[int]) -> list[Candidate]:
@@ -36,3 +36,18 @@ def test_adding_a_node_moves_few_placements() -> None:
     moved = sum(1 for k in before if before[k] != after[k])
     assert all(after[k] == "node6" for k in before if before[k] != after[k])
     assert moved < 3000 * 0.25
+
+
+def test_shared_out_each_node_once_before_any_twice() -> None:
+    ranked = ["a", "b", "c", "d"]
+    free = dict.fromkeys(ranked, 10)
+    assert share_out(ranked, free, 6, 3) == ["a", "b", "c", "d", "a", "b"]
+    assert share_out(ranked, free, 3, 3) == ["a", "b", "c"]
+
+
+def test_shared_out_only_onto_room_for_one_more_chunk() -> None:
+    ranked = ["a", "b", "c"]
+    free = {"a": 5, "b": 9, "c": 6}
+    # a holds one 3-byte chunk and has no room for a second; b has room for three.
+    assert share_out(ranked, free, 6, 3) == ["a", "b", "c", "b", "c", "b"]
+    assert share_out(ranked, {"a": 3, "b": 3, "c": 3}, 6, 3) == ["a", "b", "c"]

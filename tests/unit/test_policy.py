@@ -45,7 +45,7 @@ def test_split_and_replica_defaults_are_kept_for_small_objects() -> None:
         ("ec:4+2", 6, "ec:4+2"),  # wide enough
         ("ec:4+2", 9, "ec:4+2"),
         ("ec:4+2", 5, "ec:3+2"),  # one node short: still survives two losses
-        ("ec:4+2", 4, "ec:4+2"),  # too narrow to write at all: left for the 503
+        ("ec:4+2", 4, "ec:4+2"),  # exactly K: written degraded, doubled up, not narrowed
         ("ec:6+3", 8, "ec:5+3"),
         ("ec:6+3", 7, "ec:4+3"),
         ("ec:6+0", 5, "ec:6+0"),  # a plain split has no slack to keep

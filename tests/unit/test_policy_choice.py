@@ -74,9 +74,9 @@ def test_no_inline_when_turned_off() -> None:
         (
             None,
             1 << 20,
-            4,
+            3,
             6,
-            "ec:4+2 needs at least 5 writable nodes (6 for full redundancy); 4 are up",
+            "ec:4+2 needs at least 4 writable nodes (6 for full redundancy); 3 are up",
         ),
     ],
 )
@@ -86,3 +86,15 @@ def test_clusters_too_small_are_refused(
     with pytest.raises(NotEnoughNodes) as raised:
         chosen(requested, size, writable, members)
     assert raised.value.message == message
+
+
+def test_the_default_on_exactly_k_writable_nodes_is_written_degraded_not_narrowed() -> None:
+    # M nodes down: ec:4+2 is still written (its shards doubled up, repaired later), where
+    # narrowing to ec:2+2 would cost two bytes per byte for good.
+    assert chosen(None, 1 << 20, writable=4) == "ec:4+2"
+    assert chosen(None, 1 << 20, writable=5) == "ec:3+2"
+
+
+def test_a_policy_asked_for_is_never_written_on_fewer_distinct_nodes() -> None:
+    with pytest.raises(NotEnoughNodes):
+        chosen("ec:4+2", 1 << 20, writable=4)

@@ -15,7 +15,7 @@ def test_exports() -> None:
         "SplitCodec",
         "codec_for",
     ]
-    assert sorted(diststorage.placement.__all__) == ["Candidate", "rank_nodes"]
+    assert sorted(diststorage.placement.__all__) == ["Candidate", "rank_nodes", "share_out"]
     assert "MetadataStore" in diststorage.meta.__all__
     assert sorted(diststorage.client.__all__) == [
         "Body",

@@ -39,14 +39,16 @@ class RedundancyPolicy:
     def min_write_nodes(self) -> int:
         """The fewest distinct nodes a write may still commit to (a degraded write).
 
-        One more than a read needs, so that a degraded object survives one more node loss
-        until repair restores it; a plain split (ec:K+0) has no slack and needs all K.
+        ``ec:K+M`` needs K, as MinIO's write quorum does: with M nodes down a write still
+        succeeds, its shards doubled up on the live nodes, committed as below target and
+        repaired to distinct nodes when they return. (MinIO adds one when K = M so that two
+        halves of a split cluster cannot both commit; here the metadata database decides every
+        commit alone.) Replicas need two copies, so that one lost disk is not the end of an
+        acknowledged write; a plain split (ec:K+0) has no slack and needs all K.
         """
         if self.kind == "replicate":
             return min(2, self.total_shards)
-        if self.parity_shards == 0:
-            return self.data_shards
-        return self.data_shards + 1
+        return self.data_shards
 
     @property
     def spec(self) -> str:
@@ -84,13 +86,16 @@ def policy_for_width(policy: RedundancyPolicy, writable_nodes: int) -> Redundanc
 
     The object then still survives any M lost nodes, at a little more storage overhead, where
     the same K+M shards squeezed onto fewer nodes would survive only fewer losses until repair.
-    Other policies, and clusters wide enough or too narrow for a write at all, are unchanged.
+    On exactly K nodes it is not narrowed: ``ec:(K−M)+M`` does not exist for K <= M and costs
+    K/(K−M) bytes per byte for good otherwise, where a doubled-up ``ec:K+M`` write costs
+    nothing extra and is repaired to its full distinct placement once nodes return. Other
+    policies, and clusters wide enough or too narrow for a write at all, are unchanged.
     """
     if (
         policy.kind != "ec"
         or policy.parity_shards == 0
         or writable_nodes >= policy.total_shards
-        or writable_nodes < policy.min_write_nodes
+        or writable_nodes <= policy.data_shards
     ):
         return policy
     return RedundancyPolicy("ec", writable_nodes - policy.parity_shards, policy.parity_shards)

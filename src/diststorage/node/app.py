@@ -24,6 +24,7 @@ from diststorage.node.heartbeat import HeartbeatConfig, Heartbeats
 from diststorage.node.reports import CorruptReports
 from diststorage.node.scrubber import Scrubber, ScrubConfig, ScrubProgress
 from diststorage.node.servicer import ChunkServicer, node_status, scrub_status
+from diststorage.node.undecodable import RefuseUndecodable
 from diststorage.proto import storage_pb2 as pb
 from diststorage.proto import storage_pb2_grpc as pb_grpc
 
@@ -109,6 +110,7 @@ class Node:
         self.server = grpc.aio.server(
             options=[*grpc_options(settings), *SERVER_OPTIONS, *call_limits(settings)],
             maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
+            interceptors=[RefuseUndecodable()],
         )
         self.port = self.links.add_port(self.server, settings.listen)
         self.address = _advertised_address(settings, self.port)

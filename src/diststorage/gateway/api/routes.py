@@ -7,9 +7,16 @@ from typing import Any
 
 from aiohttp import web
 
+from diststorage.core.errors import MethodNotAllowed
 from diststorage.gateway.api.admin import system_route
 from diststorage.gateway.api.callers import verified_body
-from diststorage.gateway.api.parse import SYSTEM_PREFIX, is_system_path, parse_object_request
+from diststorage.gateway.api.openapi import OPENAPI_PATH, native_openapi
+from diststorage.gateway.api.parse import (
+    READ_METHODS,
+    SYSTEM_PREFIX,
+    is_system_path,
+    parse_object_request,
+)
 from diststorage.gateway.http.streaming import send_stream
 from diststorage.gateway.objects import (
     ByteRange,
@@ -54,6 +61,8 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     if is_system_path(request.raw_path):
         path = request.raw_path.split("?", 1)[0]
+        if path == OPENAPI_PATH:
+            return openapi_document(request)
         return await system_route(request, services, path.removeprefix("/" + SYSTEM_PREFIX))
     operation = parse_object_request(
         request.method,
@@ -74,6 +83,13 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
             return await delete_object(services, operation)
         case ListOperation():
             return await list_objects(services, operation)
+
+
+def openapi_document(request: web.Request) -> web.StreamResponse:
+    """The native API's OpenAPI description (``api.openapi``)."""
+    if request.method not in READ_METHODS:
+        raise MethodNotAllowed(f"{request.method} is not allowed on {OPENAPI_PATH}")
+    return web.json_response(native_openapi())
 
 
 async def put_object(

@@ -21,13 +21,18 @@ from typing import TypeVar
 
 import crc32c
 
-from diststorage.core.errors import DiststorageError, InsufficientStorage, NodeUnavailable
+from diststorage.core.errors import (
+    DiststorageError,
+    InsufficientStorage,
+    NodeUnavailable,
+    NotEnoughNodes,
+)
 from diststorage.core.policy import RedundancyPolicy
 from diststorage.gateway.blockwire import BlockMessage, put_block_message
 from diststorage.gateway.objects.policy_choice import require_writable_nodes
 from diststorage.gateway.objects.ports import ChunkDeleter, NodeWriter, NodeWriters, WritableNodes
 from diststorage.meta import ChunkRef, PlannedChunk, StoredChunk, block_digest, pack_digests
-from diststorage.placement import rank_nodes
+from diststorage.placement import rank_nodes, share_out
 
 log = logging.getLogger(__name__)
 
@@ -70,23 +75,42 @@ class ChunkSetWriter:
         policy: RedundancyPolicy,
         chunk_bytes: int,
         avoid: Collection[str] = (),
+        may_share: bool = True,
     ) -> list[str]:
-        """A node for each shard of new data: distinct nodes, best first; when too few nodes
-        are writable, the shards beyond them go round again onto the same nodes (a last resort
-        that repair undoes).
+        """A node for each shard of new data: distinct nodes, best first.
 
-        Raises NotEnoughNodes with fewer writable nodes than the policy's minimum, and
-        InsufficientStorage when too few of them have ``chunk_bytes`` free.
+        Only when fewer writable nodes than shards have ``chunk_bytes`` free, and only with
+        ``may_share``, do the shards beyond them go round again onto nodes with room for one
+        more chunk (a last resort that repair undoes); without it a policy is placed on
+        distinct nodes or refused.
+
+        Raises NotEnoughNodes with fewer writable nodes than the policy's minimum (than its
+        width without ``may_share``), and InsufficientStorage when too few of them have room.
         """
         candidates = [c for c in self._nodes.writable_candidates() if c.node_id not in avoid]
         require_writable_nodes(policy, len(candidates))
+        if not may_share and len(candidates) < policy.total_shards:
+            raise NotEnoughNodes(
+                f"redundancy {policy.spec} needs {policy.total_shards} distinct writable "
+                f"nodes; {len(candidates)} are up"
+            )
         ranked = rank_nodes(candidates, placement_key, min_free_bytes=chunk_bytes)
-        if len(ranked) < policy.min_write_nodes:
+        if len(ranked) >= policy.total_shards:
+            return ranked[: policy.total_shards]
+        needed = policy.min_write_nodes if may_share else policy.total_shards
+        if len(ranked) < needed:
             raise InsufficientStorage(
                 f"only {len(ranked)} writable nodes have {chunk_bytes} bytes free; "
-                f"{policy.spec} needs at least {policy.min_write_nodes}"
+                f"{policy.spec} needs at least {needed}"
             )
-        return [ranked[shard % len(ranked)] for shard in range(policy.total_shards)]
+        free_bytes = {c.node_id: c.free_bytes for c in candidates}
+        nodes = share_out(ranked, free_bytes, policy.total_shards, chunk_bytes)
+        if len(nodes) < policy.total_shards:
+            raise InsufficientStorage(
+                f"{len(ranked)} writable nodes have room for only {len(nodes)} chunks of "
+                f"{chunk_bytes} bytes; {policy.spec} needs {policy.total_shards}"
+            )
+        return nodes
 
     def place_emptiest(
         self, placement_key: str, chunk_bytes: int, avoid: Collection[str]

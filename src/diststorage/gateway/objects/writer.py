@@ -338,7 +338,12 @@ class _Upload:
             self._settings.stripe_size_bytes
         )
         placement_key = f"{self.object_id}/{segment}"
-        nodes = self._chunk_sets.place(placement_key, self._policy, chunk_bytes, self._avoid)
+        # A policy the client asked for is honoured on distinct nodes or refused; once a node
+        # has failed this upload, it is degraded anyway and later segments may share nodes.
+        may_share = self._operation.requested_policy is None or bool(self._avoid)
+        nodes = self._chunk_sets.place(
+            placement_key, self._policy, chunk_bytes, self._avoid, may_share
+        )
         return [
             PlannedChunk(new_id(), node_id, segment, shard) for shard, node_id in enumerate(nodes)
         ]
