@@ -81,7 +81,11 @@ class _NodeThread:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
-        settings = NodeSettings(listen="127.0.0.1:0", data_dir=data_dir, gateways=())
+        # Plain links: what is fuzzed is the servicer's decoding of what a member could send;
+        # who may call at all is tests/security/test_cluster_links.py's.
+        settings = NodeSettings(
+            listen="127.0.0.1:0", data_dir=data_dir, gateways=(), insecure_cluster=True
+        )
         self.node: Node = self._run(start_node(settings))
 
     def _run(self, coroutine: Any) -> Any:
