@@ -362,6 +362,7 @@ def test_a_gateway_given_another_master_key_refuses_to_start(cluster: LocalClust
             "--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0",
             "--data", str(cluster.data_dir / "refused-gateway"),
             "--metadata", database, "--secrets-key-file", str(other),
+            "--cluster-dir", str(cluster.cluster_dir),
         ],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip

@@ -24,6 +24,7 @@ from diststorage.core.clock import SYSTEM_CLOCK, Clock
 from diststorage.core.cluster_tls import GATEWAY_ROLE, ClusterLinks, cluster_links
 from diststorage.core.daemon import build_or_unwind, run_daemon, serve
 from diststorage.core.filemodes import make_private_dir
+from diststorage.core.grpc_undecodable import RefuseUndecodable
 from diststorage.core.identity import load_or_create_identity
 from diststorage.core.memory import HeapTrimmer
 from diststorage.core.settings import METADATA_URL_ENV, GatewaySettings, split_host_port
@@ -261,7 +262,9 @@ class Gateway:
         heartbeats: HeartbeatServicer,
         links: ClusterLinks,
     ) -> None:
-        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        server = grpc.aio.server(
+            options=[("grpc.so_reuseport", 0)], interceptors=[RefuseUndecodable()]
+        )
         add_InventoryServicer_to_server(heartbeats, server)
         links.add_port(server, self.settings.grpc_listen)
         await server.start()

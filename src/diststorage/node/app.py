@@ -17,6 +17,7 @@ import grpc
 from diststorage.core.clock import SYSTEM_CLOCK, Clock
 from diststorage.core.cluster_tls import NODE_ROLE, cluster_links
 from diststorage.core.daemon import build_or_unwind, run_daemon, serve
+from diststorage.core.grpc_undecodable import RefuseUndecodable
 from diststorage.core.settings import NodeSettings, split_host_port
 from diststorage.core.worker import Workers
 from diststorage.node.chunkstore import ChunkStore
@@ -24,7 +25,6 @@ from diststorage.node.heartbeat import HeartbeatConfig, Heartbeats
 from diststorage.node.reports import CorruptReports
 from diststorage.node.scrubber import Scrubber, ScrubConfig, ScrubProgress
 from diststorage.node.servicer import ChunkServicer, node_status, scrub_status
-from diststorage.node.undecodable import RefuseUndecodable
 from diststorage.proto import storage_pb2 as pb
 from diststorage.proto import storage_pb2_grpc as pb_grpc
 

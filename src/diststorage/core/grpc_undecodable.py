@@ -1,11 +1,12 @@
 """Requests whose bytes are no protobuf message: INVALID_ARGUMENT, not UNKNOWN.
 
-grpc decodes a request before the servicer runs, outside ``rpc_errors``; a ``DecodeError``
-there ends the call with UNKNOWN ("Unexpected DecodeError"), which reads as a bug on the
-node. This interceptor takes the bytes undecoded and decodes them itself, so that a request
-that is not a message is answered as the client's mistake. Streamed requests are decoded one
+grpc decodes a request before the servicer runs, outside the servicer's error translation; a
+``DecodeError`` there ends the call with UNKNOWN ("Unexpected DecodeError"), which reads as a
+bug on the server. Both gRPC servers (a node's, a gateway's) take this interceptor; it takes
+the bytes undecoded and decodes them itself, so that a request that is not a message is
+answered as the client's mistake. Streamed requests are decoded one
 message at a time as the servicer takes them; a bad one raises InvalidRequest there, which
-``rpc_errors`` answers like any other.
+the servicer answers like any other.
 """
 
 from __future__ import annotations
