@@ -123,7 +123,7 @@ async def test_a_content_md5_is_checked() -> None:
     md5 = base64.b64encode(hashlib.md5(BIG).digest()).decode()
     await through(BIG, signed_hex(BIG), {"Content-MD5": md5})
     with pytest.raises(BadDigest, match="Content-MD5"):
-        await through(BIG[:-1] + b"x", UNSIGNED, {"Content-MD5": md5})
+        await through(BIG[:-1] + bytes([BIG[-1] ^ 1]), UNSIGNED, {"Content-MD5": md5})
     for malformed in ("not base64", base64.b64encode(b"short").decode()):
         with pytest.raises(InvalidDigest):
             await through(BIG, UNSIGNED, {"Content-MD5": malformed})
