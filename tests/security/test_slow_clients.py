@@ -278,6 +278,15 @@ def test_connection_over_the_limit_is_answered_503(gateway_port: int) -> None:
     status, headers, body = parse_raw_response(refused[0])
     assert status == 503 and b'"slow_down"' in body, refused[0][:300]
     assert headers["retry-after"] == "3"
+    # The gateway counts a connection until it has seen it close: the next test's connection
+    # must not find the limit still reached.
+    assert wait_until(lambda: not connection_refused(gateway_port), 10.0)
+
+
+def connection_refused(port: int) -> bool:
+    """A new connection is answered with the connection limit's 503."""
+    probe = b"GET /_/health HTTP/1.1\r\n" + HOST + b"Connection: close\r\n\r\n"
+    return b'"slow_down"' in exchange(port, probe)
 
 
 # -- requests the HTTP parser refuses --------------------------------------------------------
