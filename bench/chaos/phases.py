@@ -216,7 +216,7 @@ async def run_phases(
             first = await check_repair_endpoint(control, cluster.url)
             say(f"/_/repair answers: {first}")
         monitor = RepairMonitor(
-            control, cluster.url, run.stats.now_s, lambda: run.stats.moved_bytes
+            control, cluster.urls, run.stats.now_s, lambda: run.stats.moved_bytes
         )
         monitor_task = asyncio.create_task(monitor.run()) if run.with_repair else None
         injector = FaultInjector(

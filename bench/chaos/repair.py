@@ -62,12 +62,36 @@ class RepairStatus:
 
 
 async def fetch_repair(session: aiohttp.ClientSession, url: str) -> RepairStatus:
+    return RepairStatus.parse(await _repair_body(session, url))
+
+
+async def _repair_body(session: aiohttp.ClientSession, url: str) -> Any:
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
     async with session.get(f"{url}/_/repair", timeout=timeout) as answer:
         if answer.status != 200:
             text = (await answer.text())[:300]
             raise RepairUnavailable(f"GET /_/repair answered HTTP {answer.status}: {text}")
-        return RepairStatus.parse(await answer.json(content_type=None))
+        return await answer.json(content_type=None)
+
+
+async def fetch_leader_repair(session: aiohttp.ClientSession, urls: list[str]) -> RepairStatus:
+    """The repair status of the gateway that leads (repair runs there, and a gateway's state
+    and byte counters are its own); the first gateway's while none answers as leader."""
+    first: Any = None
+    failure: Exception | None = None
+    for url in urls:
+        try:
+            body = await _repair_body(session, url)
+        except (aiohttp.ClientError, OSError, ValueError, RepairUnavailable) as exc:
+            failure = failure or exc
+            continue
+        if isinstance(body, dict) and body.get("this_gateway_leads"):
+            return RepairStatus.parse(body)
+        first = body if first is None else first
+    if first is None:
+        assert failure is not None
+        raise failure
+    return RepairStatus.parse(first)
 
 
 async def check_repair_endpoint(session: aiohttp.ClientSession, url: str) -> RepairStatus:
@@ -115,7 +139,7 @@ class RepairMonitor:
     busy)."""
 
     session: aiohttp.ClientSession
-    url: str
+    urls: list[str]
     clock: Callable[[], float]
     foreground_bytes: Callable[[], int]
     interval_s: float = SAMPLE_INTERVAL_S
@@ -135,7 +159,8 @@ class RepairMonitor:
     async def _sample(self) -> None:
         t_s, moved = self.clock(), self.foreground_bytes()
         try:
-            sample = RepairSample(t_s, await fetch_repair(self.session, self.url), "", moved)
+            status = await fetch_leader_repair(self.session, self.urls)
+            sample = RepairSample(t_s, status, "", moved)
         except (aiohttp.ClientError, OSError, ValueError, RepairUnavailable) as exc:
             sample = RepairSample(t_s, None, f"{type(exc).__name__}: {exc}"[:200], moved)
         self.samples.append(sample)
