@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from diststorage.core import errors as e
-from diststorage.gateway.http.status import status_of
+from diststorage.gateway.http.status import add_error_headers, status_of
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +34,7 @@ def protocol_error_response(status: int, message: str) -> web.Response:
 
 def response_for(error: e.DiststorageError) -> web.Response:
     response = error_response(status_of(error), error.code, error.message)
-    if isinstance(error, e.SlowDown):
-        response.headers["Retry-After"] = str(error.retry_after_s)
-    if isinstance(error, e.SlowDown | e.RequestTimeout):
-        # The body is left unread: the connection cannot carry another request.
-        response.force_close()
-    if isinstance(error, e.RangeNotSatisfiable):
-        response.headers["Content-Range"] = f"bytes */{error.object_size}"
+    add_error_headers(response, error)
     if isinstance(error, e.MethodNotAllowed):
         response.headers["Allow"] = "GET, HEAD, PUT, POST, DELETE"
     return response

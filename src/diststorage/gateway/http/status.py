@@ -3,6 +3,8 @@ API answers it with a JSON body, S3 with its XML one)."""
 
 from __future__ import annotations
 
+from aiohttp import web
+
 from diststorage.core import errors as e
 
 StatusTable = tuple[tuple[type[e.DiststorageError], int], ...]
@@ -47,3 +49,14 @@ def status_of(error: e.DiststorageError, overrides: StatusTable = ()) -> int:
         if isinstance(error, kind):
             return status
     return 500
+
+
+def add_error_headers(response: web.Response, error: e.DiststorageError) -> None:
+    """What every front end adds to an error's answer beside its body: the back-off a refused
+    client should wait, and the close of a connection whose body was left unread."""
+    if isinstance(error, e.SlowDown):
+        response.headers["Retry-After"] = str(error.retry_after_s)
+    if isinstance(error, e.SlowDown | e.RequestTimeout):
+        response.force_close()
+    if isinstance(error, e.RangeNotSatisfiable):
+        response.headers["Content-Range"] = f"bytes */{error.object_size}"

@@ -14,9 +14,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from diststorage.core import errors as e
-from diststorage.core.ids import new_id
-from diststorage.gateway.http.status import StatusTable, status_of
-from diststorage.gateway.s3.guard import request_id_of
+from diststorage.gateway.http.status import StatusTable, add_error_headers, status_of
+from diststorage.gateway.s3.guard import new_request_id, request_id_of
 from diststorage.gateway.s3.xml import child, xml_response, xml_safe
 
 log = logging.getLogger(__name__)
@@ -40,19 +39,10 @@ def error_response(
     message: str,
     extra: dict[str, str] | None = None,
 ) -> web.Response:
-    headers = {"x-amz-request-id": request_id_of(request)}
+    request_id = request_id_of(request)
     if request.method == "HEAD":
-        return web.Response(status=status, headers=headers)
-    # No namespace, as AWS sends it: botocore finds an error's Code only under a root
-    # element named exactly "Error".
-    root = ET.Element("Error")
-    child(root, "Code", code)
-    child(root, "Message", xml_safe(message))
-    for tag, text in (extra or {}).items():
-        child(root, tag, xml_safe(text))
-    child(root, "Resource", xml_safe(request.path))
-    child(root, "RequestId", request_id_of(request))
-    return xml_response(root, status, headers)
+        return web.Response(status=status, headers={"x-amz-request-id": request_id})
+    return _error_document(status, code, message, request_id, extra or {}, request.path)
 
 
 # S3 codes of the answers the HTTP server gives before any handler runs (``http.server``).
@@ -62,10 +52,27 @@ _PROTOCOL_CODES = {408: "RequestTimeout", 431: "RequestHeaderSectionTooLarge", 5
 def protocol_error_response(status: int, message: str) -> web.Response:
     """A request the HTTP server refused on its own (a malformed head, too slow, too many
     connections): S3's XML error body, with a request id of its own."""
-    request_id = new_id()[:16].upper()
+    code = _PROTOCOL_CODES.get(status, "BadRequest")
+    return _error_document(status, code, message, new_request_id(), {}, None)
+
+
+def _error_document(
+    status: int,
+    code: str,
+    message: str,
+    request_id: str,
+    extra: dict[str, str],
+    resource: str | None,
+) -> web.Response:
+    # No namespace, as AWS sends it: botocore finds an error's Code only under a root
+    # element named exactly "Error".
     root = ET.Element("Error")
-    child(root, "Code", _PROTOCOL_CODES.get(status, "BadRequest"))
+    child(root, "Code", code)
     child(root, "Message", xml_safe(message))
+    for tag, text in extra.items():
+        child(root, tag, xml_safe(text))
+    if resource is not None:
+        child(root, "Resource", xml_safe(resource))
     child(root, "RequestId", request_id)
     return xml_response(root, status, {"x-amz-request-id": request_id})
 
@@ -87,13 +94,7 @@ def response_for(request: web.Request, error: e.DiststorageError) -> web.Respons
     response = error_response(
         request, s3_status_of(error), error.s3_code, error.message, _details(error)
     )
-    if isinstance(error, e.RangeNotSatisfiable):
-        response.headers["Content-Range"] = f"bytes */{error.object_size}"
-    if isinstance(error, e.SlowDown):
-        response.headers["Retry-After"] = str(error.retry_after_s)
-    if isinstance(error, e.SlowDown | e.RequestTimeout):
-        # The body is left unread: the connection cannot carry another request.
-        response.force_close()
+    add_error_headers(response, error)
     return response
 
 

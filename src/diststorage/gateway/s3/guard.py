@@ -24,11 +24,15 @@ from diststorage.gateway.services import Services
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("s3_request_id", str)
 
 
+def new_request_id() -> str:
+    return new_id()[:16].upper()
+
+
 def request_id_of(request: web.Request) -> str:
     """The request's id (``x-amz-request-id``), made on first use."""
     request_id = request.get(REQUEST_ID)
     if request_id is None:
-        request_id = new_id()[:16].upper()
+        request_id = new_request_id()
         request[REQUEST_ID] = request_id
     return request_id
 
