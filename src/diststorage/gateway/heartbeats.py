@@ -55,7 +55,7 @@ def check_node_address(address: str) -> None:
         _, port = split_host_port(address)
     except ValueError as exc:
         raise InvalidRequest(f"node address {address[:64]!r} is not HOST:PORT") from exc
-    host = address.rpartition(":")[0]
+    host = address.rpartition(":")[0]  # with its brackets, which split_host_port strips
     if not 1 <= port <= 65535 or not (_HOST_NAME.match(host) or _IPV6.match(host)):
         raise InvalidRequest(f"node address {address[:64]!r} is not HOST:PORT")
 

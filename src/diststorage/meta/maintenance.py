@@ -534,9 +534,9 @@ def _fewest_spare_shards(session: Session, unavailable_nodes: Sequence[str]) -> 
         shards = by_node.setdefault(node_id, set())
         if shard_index is not None:
             shards.add(int(shard_index))
+    needed = {policy: parse_policy(policy).needed_to_read for policy, _ in segments.values()}
     spares = [
-        node_losses_survived(by_node, parse_policy(policy).needed_to_read)
-        for policy, by_node in segments.values()
+        node_losses_survived(by_node, needed[policy]) for policy, by_node in segments.values()
     ]
     return min(spares, default=None)
 
