@@ -313,6 +313,7 @@ TRAVERSAL = {
     "/..%2F..%2Fescape": "../../escape",
     "/..%5C..%5Cwin": "..\\..\\win",
     "/nul%00byte": "nul\x00byte",
+    "/line%0Abreak%0D%0Ax": "line\nbreak\r\nx",
 }
 
 

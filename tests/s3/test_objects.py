@@ -118,6 +118,15 @@ def test_user_metadata_over_2_kib_is_refused_and_stores_nothing(s3: Any) -> None
         s3.head_object(Bucket=BUCKET, Key="objects/fat-meta")
 
 
+def test_a_key_with_line_breaks_is_stored_and_served(s3: Any) -> None:
+    key = "objects/line\nbreak\r\nx"
+    s3.put_object(Bucket=BUCKET, Key=key, Body=b"two lines")
+    assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"two lines"
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix="objects/line")
+    assert [entry["Key"] for entry in listed["Contents"]] == [key]
+    s3.delete_object(Bucket=BUCKET, Key=key)
+
+
 @pytest.mark.parametrize(
     ("key", "code"),
     [("objects/bell\x07", "InvalidRequest"), ("k" * 1025, "KeyTooLongError")],

@@ -22,5 +22,6 @@ def build_http_app(services: Services) -> web.Application:
     app[SERVICES] = services
     app[METRICS] = metrics
     app.on_response_prepare.append(close_if_refused_before_body)
-    app.router.add_route("*", "/{tail:.*}", dispatch, expect_handler=guard.expect_handler)
+    # [\s\S], not ".": a key may hold a line break, which "." does not match (a 404 before).
+    app.router.add_route("*", r"/{tail:[\s\S]*}", dispatch, expect_handler=guard.expect_handler)
     return app

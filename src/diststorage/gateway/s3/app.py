@@ -39,5 +39,6 @@ def build_s3_app(services: Services) -> web.Application:
     app = web.Application(middlewares=[s3_errors, guard.middleware])
     app.on_response_prepare.append(add_request_id)
     app.on_response_prepare.append(close_if_refused_before_body)
-    app.router.add_route("*", "/{tail:.*}", dispatch, expect_handler=guard.expect_handler)
+    # [\s\S], not ".": a key may hold a line break, which "." does not match (a 404 before).
+    app.router.add_route("*", r"/{tail:[\s\S]*}", dispatch, expect_handler=guard.expect_handler)
     return app
