@@ -276,6 +276,20 @@ def test_abort_ends_the_upload(s3: Any) -> None:
     expect_error("NoSuchKey", 404, s3.get_object, Bucket=BUCKET, Key=key)
 
 
+def test_a_content_type_wider_than_the_metadata_keeps_starts_no_upload(s3: Any) -> None:
+    wide = "application/" + "x" * 300
+    expect_error(
+        "InvalidRequest",
+        400,
+        s3.create_multipart_upload,
+        Bucket=BUCKET,
+        Key="mp/wide-type",
+        ContentType=wide,
+    )
+    uploads = s3.list_multipart_uploads(Bucket=BUCKET, Prefix="mp/wide-type")
+    assert uploads.get("Uploads", []) == []
+
+
 def test_an_upload_id_is_one_keys(s3: Any) -> None:
     key = unique_key("owner")
     upload_id = upload_parts(s3, key, {})

@@ -118,6 +118,17 @@ def test_user_metadata_over_2_kib_is_refused_and_stores_nothing(s3: Any) -> None
         s3.head_object(Bucket=BUCKET, Key="objects/fat-meta")
 
 
+def test_a_content_type_wider_than_the_metadata_keeps_stores_nothing(s3: Any) -> None:
+    with pytest.raises(ClientError) as refused:
+        s3.put_object(
+            Bucket=BUCKET, Key="objects/wide-type", Body=b"x", ContentType="a/" + "x" * 300
+        )
+    assert status_of(refused.value) == 400
+    assert error_code_of(refused.value) == "InvalidRequest"
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket=BUCKET, Key="objects/wide-type")
+
+
 def test_a_key_with_line_breaks_is_stored_and_served(s3: Any) -> None:
     key = "objects/line\nbreak\r\nx"
     s3.put_object(Bucket=BUCKET, Key=key, Body=b"two lines")

@@ -25,7 +25,13 @@ from diststorage.core.errors import (
 from diststorage.core.ids import new_id
 from diststorage.core.settings import GatewaySettings
 from diststorage.gateway.objects.checksumming import checksumming_body
-from diststorage.gateway.objects.operations import ByteRange, PartOf, PutOperation, RangeSpec
+from diststorage.gateway.objects.operations import (
+    ByteRange,
+    PartOf,
+    PutOperation,
+    RangeSpec,
+    check_content_type,
+)
 from diststorage.gateway.objects.part_checksums import checksum_choice, combine_part_checksums
 from diststorage.gateway.objects.ports import (
     BodyWrapper,
@@ -151,8 +157,10 @@ class Multipart:
         initiator_key: str | None = None,
     ) -> str:
         """Starts an upload to the key; returns its id. The completed object gets the content
-        type and attributes given here. InvalidRequest for a checksum S3 refuses (a type
-        without an algorithm, FULL_OBJECT SHAs, COMPOSITE CRC64NVME)."""
+        type and attributes given here. InvalidRequest for a Content-Type wider than the
+        metadata keeps, or a checksum S3 refuses (a type without an algorithm, FULL_OBJECT
+        SHAs, COMPOSITE CRC64NVME)."""
+        check_content_type(content_type)
         algorithm, kind = checksum_choice(checksum_algorithm, checksum_type)
         upload_id = new_id()
         await self._store.multipart.create_upload(

@@ -70,6 +70,16 @@ class PartOf:
     part_number: int
 
 
+def check_content_type(content_type: str) -> None:
+    """InvalidRequest for a Content-Type wider than the metadata column: PostgreSQL refuses a
+    longer value (which surfaced as a 503 "metadata database error"), SQLite would store it."""
+    if len(content_type) > MAX_CONTENT_TYPE_CHARS:
+        raise InvalidRequest(
+            f"Content-Type is {len(content_type)} characters; at most "
+            f"{MAX_CONTENT_TYPE_CHARS} are allowed"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class PutOperation:
     """Store a body under a key.
@@ -94,13 +104,7 @@ class PutOperation:
     part: PartOf | None = None
 
     def __post_init__(self) -> None:
-        # The metadata column's width: PostgreSQL refuses a longer value (which surfaced as a
-        # 503 "metadata database error"), SQLite would store it.
-        if len(self.content_type) > MAX_CONTENT_TYPE_CHARS:
-            raise InvalidRequest(
-                f"Content-Type is {len(self.content_type)} characters; at most "
-                f"{MAX_CONTENT_TYPE_CHARS} are allowed"
-            )
+        check_content_type(self.content_type)
 
 
 @dataclass(frozen=True, slots=True)
