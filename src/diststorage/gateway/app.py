@@ -27,7 +27,12 @@ from diststorage.core.filemodes import make_private_dir
 from diststorage.core.grpc_undecodable import RefuseUndecodable
 from diststorage.core.identity import load_or_create_identity
 from diststorage.core.memory import HeapTrimmer
-from diststorage.core.settings import METADATA_URL_ENV, GatewaySettings, split_host_port
+from diststorage.core.settings import (
+    METADATA_URL_ENV,
+    GatewaySettings,
+    NodeAdmission,
+    split_host_port,
+)
 from diststorage.core.worker import Worker, Workers
 from diststorage.gateway.api import build_http_app
 from diststorage.gateway.api.errors import protocol_error_response as native_protocol_error
@@ -140,7 +145,11 @@ class Gateway:
         parts.push_async_callback(store.close)
         accounts = await self._accounts(store)
         inventory = Inventory(
-            store, settings.node_timeout_s, settings.effective_suspect_s, self._clock
+            store,
+            settings.node_timeout_s,
+            settings.effective_suspect_s,
+            self._clock,
+            admit_new_nodes=settings.node_admission == NodeAdmission.OPEN,
         )
         await inventory.load()
         clients = await NodeClients.open(

@@ -326,6 +326,20 @@ class MaintenanceStore(StoreBase):
 
         return await self._write(operation)
 
+    async def accept_node(self, node_id: str) -> NodeLifecycle | None:
+        """Admits a pending node (it becomes active); leaves an admitted one as it is.
+        Returns the node's lifecycle now, None for a node the database does not know."""
+
+        def operation(session: Session) -> NodeLifecycle | None:
+            row = session.get(NodeRow, node_id)
+            if row is None:
+                return None
+            if row.lifecycle == NodeLifecycle.PENDING:
+                row.lifecycle = NodeLifecycle.ACTIVE
+            return NodeLifecycle(row.lifecycle)
+
+        return await self._write(operation)
+
     async def forget_node(self, node_id: str) -> None:
         """Drops the node and the garbage queued on it (it can never be deleted now)."""
 
