@@ -169,6 +169,27 @@ class MaintenanceStore(StoreBase):
 
         return await self._write(operation)
 
+    async def reported_chunks(self, node_id: str, chunk_ids: Sequence[str]) -> list[StoredChunk]:
+        """Of the ids a node reported corrupt, the sound chunks of stored objects that the
+        metadata places on that node, with their checksums (to read them back against)."""
+        if not chunk_ids:
+            return []
+
+        def operation(session: Session) -> list[StoredChunk]:
+            rows = session.scalars(
+                select(ChunkRow)
+                .join(ObjectRow, ObjectRow.id == ChunkRow.object_id)
+                .where(
+                    ChunkRow.id.in_(list(chunk_ids)),
+                    ChunkRow.node_id == node_id,
+                    ChunkRow.state != ChunkState.DAMAGED,
+                    IS_STORED,
+                )
+            )
+            return list(map(_stored, rows))
+
+        return await self._read(operation)
+
     async def due_repair_tasks(self, limit: int) -> list[RepairTaskRef]:
         """Queued segments whose time has come, most at risk first."""
 
