@@ -1,7 +1,8 @@
 """The cap on a node's self-reported free space as placement weighs it: the rule itself, a liar
 ranked exactly as an honest node reporting the cap, honest unequal clusters weighted as before
-within the factor, and, through the real write pipeline (real SQLite metadata, fake nodes), a
-node heartbeating a petabyte free getting no more than its capped share of new shards."""
+within the factor; through the real write pipeline (real SQLite metadata, fake nodes), a node
+heartbeating a petabyte free getting no more than its capped share of new shards; and the
+node table's fill share (repair's order) vouching no more for it than the cap."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 from diststorage.core.policy import parse_policy
 from diststorage.core.settings import GatewaySettings
+from diststorage.gateway.inventory import Inventory
 from diststorage.gateway.objects import PutOperation
 from diststorage.meta import DEFAULT_NAMESPACE, MetadataStore, NodeReport
 from diststorage.placement import Candidate, rank_nodes
@@ -98,3 +100,23 @@ async def test_a_node_heartbeating_a_petabyte_gets_only_its_capped_share_of_new_
     honest = [len(pipeline.nodes.node(i).chunks) for i in range(8)]
     assert sum(honest) + with_liar == 3 * objects
     assert max(honest) < with_liar
+
+
+async def test_repair_fills_a_liar_only_as_far_as_the_cap_vouches(
+    sqlite_store: MetadataStore,
+) -> None:
+    inventory = Inventory(sqlite_store, 10.0, clock=FakeClock())
+    for number in range(4):  # half full: 1 GiB held, 1 GiB free
+        await inventory.heartbeat(
+            NodeReport(f"{number:032x}", f"10.0.0.{number}:7101", 2 * GIB, GIB, GIB, 1)
+        )
+    liar = "f" * 32
+    await inventory.heartbeat(NodeReport(liar, "10.0.0.9:7101", PETABYTE, 0, PETABYTE, 0))
+    assert inventory.used_share(f"{0:032x}") == 0.5
+    assert inventory.used_share(liar) == 0.0  # an empty node: filled first, like any
+    # What was written there counts, and its room is no more than the cap (4 GiB): after
+    # 5 GiB it is fuller than the honest nodes, whatever it goes on reporting.
+    inventory.note_used(liar, 5 * GIB)
+    await inventory.heartbeat(NodeReport(liar, "10.0.0.9:7101", PETABYTE, 0, PETABYTE, 0))
+    assert inventory.used_share(liar) == pytest.approx(5 / 9)
+    assert inventory.used_share(liar) > inventory.used_share(f"{0:032x}")

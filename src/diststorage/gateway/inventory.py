@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, replace
 from diststorage.core.clock import SYSTEM_CLOCK, Clock, utc_now
 from diststorage.meta import MetadataStore, NodeInfo, NodeLifecycle, NodeLiveness, NodeReport
 from diststorage.placement import Candidate
+from diststorage.placement.weights import free_space_cap
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,9 @@ class Inventory:
         self._nodes: dict[str, NodeInfo] = {}
         self._heard_at: dict[str, float] = {}
         self._persisted_at: dict[str, float] = {}
+        # Bytes this gateway wrote to each node since it started: a floor under what the node
+        # says it holds.
+        self._written_bytes: dict[str, int] = {}
         self._on_return: list[Callable[[str], None]] = []
         self.returns = 0  # how many times a node became up again; workers watch it
 
@@ -214,6 +218,7 @@ class Inventory:
 
     def forget(self, node_id: str) -> None:
         self._pending_logged.discard(node_id)
+        self._written_bytes.pop(node_id, None)
         self._nodes.pop(node_id, None)
         self._heard_at.pop(node_id, None)
         self._persisted_at.pop(node_id, None)
@@ -241,13 +246,28 @@ class Inventory:
         info = self._nodes.get(node_id)
         if info is not None:
             self._nodes[node_id] = replace(info, free_bytes=max(0, info.free_bytes - size_bytes))
+            self._written_bytes[node_id] = self._written_bytes.get(node_id, 0) + size_bytes
 
     def used_share(self, node_id: str) -> float:
-        """Share of its capacity the node uses; 1.0 when unknown or without capacity."""
+        """Share of its capacity the node uses, as far as this gateway can vouch for it; 1.0
+        when unknown or without capacity. Repair and moves fill the lowest share first.
+
+        Both figures are the node's word, so both are bounded: it holds at least what this
+        gateway wrote to it since it started, and its room beyond that counts for no more
+        than the placement cap over the writable nodes (placement/weights.py). A node that
+        reports a petabyte free and nothing held is filled like an honest empty node with
+        that cap free, not before every other node for ever.
+        """
         info = self._nodes.get(node_id)
         if info is None or info.capacity_bytes <= 0:
             return 1.0
-        return info.used_bytes / info.capacity_bytes
+        used = max(info.used_bytes, self._written_bytes.get(node_id, 0))
+        free = info.free_bytes
+        writable = [c.free_bytes for c in self.writable_candidates()]
+        if writable:
+            free = min(free, free_space_cap(writable))
+        capacity = min(info.capacity_bytes, used + free)
+        return 1.0 if capacity <= 0 else min(used / capacity, 1.0)
 
     def views(self) -> list[NodeView]:
         return [
