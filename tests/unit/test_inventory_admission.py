@@ -125,9 +125,7 @@ async def test_nodes_known_before_manual_admission_stay_admitted(
     assert inventory.is_pending(status(5).node_id)
 
 
-async def test_open_admission_admits_a_pending_node(
-    store: MetadataStore, clock: FakeClock
-) -> None:
+async def test_open_admission_admits_a_pending_node(store: MetadataStore, clock: FakeClock) -> None:
     await manual(store, clock).heartbeat(status(6))
     node = status(6).node_id
     assert await lifecycles(store) == {node: NodeLifecycle.PENDING}
