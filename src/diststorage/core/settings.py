@@ -272,6 +272,7 @@ class GatewaySettings(BaseSettings):
         default=NodeAdmission.OPEN,
         description="open: a new node joins on its first heartbeat; manual: it waits, pending "
         "(no shards), until `diststorage node accept ID`",
+        **_flag("node-admission", metavar="MODE"),
     )
     repair_grace_s: float = Field(
         default=300.0,
