@@ -13,7 +13,7 @@ import pytest
 
 from diststorage.core.policy import parse_policy
 from diststorage.core.settings import GatewaySettings
-from diststorage.gateway.inventory import Inventory
+from diststorage.gateway.inventory import WRITTEN_MEMORY_S, Inventory
 from diststorage.gateway.objects import PutOperation
 from diststorage.meta import DEFAULT_NAMESPACE, MetadataStore, NodeReport
 from diststorage.placement import Candidate, rank_nodes
@@ -105,18 +105,28 @@ async def test_a_node_heartbeating_a_petabyte_gets_only_its_capped_share_of_new_
 async def test_repair_fills_a_liar_only_as_far_as_the_cap_vouches(
     sqlite_store: MetadataStore,
 ) -> None:
-    inventory = Inventory(sqlite_store, 10.0, clock=FakeClock())
-    for number in range(4):  # half full: 1 GiB held, 1 GiB free
-        await inventory.heartbeat(
-            NodeReport(f"{number:032x}", f"10.0.0.{number}:7101", 2 * GIB, GIB, GIB, 1)
-        )
+    clock = FakeClock()
+    inventory = Inventory(sqlite_store, 10.0, clock=clock)
+
+    async def beat_all() -> None:
+        for number in range(4):  # half full: 1 GiB held, 1 GiB free
+            await inventory.heartbeat(
+                NodeReport(f"{number:032x}", f"10.0.0.{number}:7101", 2 * GIB, GIB, GIB, 1)
+            )
+        await inventory.heartbeat(NodeReport(liar, "10.0.0.9:7101", PETABYTE, 0, PETABYTE, 0))
+
     liar = "f" * 32
-    await inventory.heartbeat(NodeReport(liar, "10.0.0.9:7101", PETABYTE, 0, PETABYTE, 0))
+    await beat_all()
     assert inventory.used_share(f"{0:032x}") == 0.5
     assert inventory.used_share(liar) == 0.0  # an empty node: filled first, like any
     # What was written there counts, and its room is no more than the cap (4 GiB): after
     # 5 GiB it is fuller than the honest nodes, whatever it goes on reporting.
     inventory.note_used(liar, 5 * GIB)
-    await inventory.heartbeat(NodeReport(liar, "10.0.0.9:7101", PETABYTE, 0, PETABYTE, 0))
+    await beat_all()
     assert inventory.used_share(liar) == pytest.approx(5 / 9)
     assert inventory.used_share(liar) > inventory.used_share(f"{0:032x}")
+    # The floor fades (bytes deleted since must not count for ever): much later, what a node
+    # reports is all there is to go on again.
+    clock.now += 10 * WRITTEN_MEMORY_S
+    await beat_all()
+    assert inventory.used_share(liar) < 0.01

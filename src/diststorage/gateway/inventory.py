@@ -24,6 +24,7 @@ a pending node's beats are persisted each time, so its acceptance is seen at its
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
@@ -36,6 +37,10 @@ log = logging.getLogger(__name__)
 
 # A heartbeat is persisted at least this often per node; in between it only updates memory.
 PERSIST_INTERVAL_S = 15.0
+# What this gateway wrote to a node fades from its floor under the node's used bytes with this
+# time constant: long next to a heartbeat (which counts the writes of an honest node), short
+# enough that bytes deleted since stop counting.
+WRITTEN_MEMORY_S = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +76,9 @@ class Inventory:
         self._nodes: dict[str, NodeInfo] = {}
         self._heard_at: dict[str, float] = {}
         self._persisted_at: dict[str, float] = {}
-        # Bytes this gateway wrote to each node since it started: a floor under what the node
-        # says it holds.
-        self._written_bytes: dict[str, int] = {}
+        # Bytes this gateway wrote to each node lately, fading (WRITTEN_MEMORY_S), and when
+        # last counted: a floor under what the node says it holds.
+        self._written: dict[str, tuple[float, float]] = {}
         self._on_return: list[Callable[[str], None]] = []
         self.returns = 0  # how many times a node became up again; workers watch it
 
@@ -218,7 +223,7 @@ class Inventory:
 
     def forget(self, node_id: str) -> None:
         self._pending_logged.discard(node_id)
-        self._written_bytes.pop(node_id, None)
+        self._written.pop(node_id, None)
         self._nodes.pop(node_id, None)
         self._heard_at.pop(node_id, None)
         self._persisted_at.pop(node_id, None)
@@ -244,24 +249,32 @@ class Inventory:
         side, for a second.
         """
         info = self._nodes.get(node_id)
+        now_s = self._clock.monotonic()
         if info is not None:
             self._nodes[node_id] = replace(info, free_bytes=max(0, info.free_bytes - size_bytes))
-            self._written_bytes[node_id] = self._written_bytes.get(node_id, 0) + size_bytes
+            self._written[node_id] = (self._written_lately(node_id) + size_bytes, now_s)
+
+    def _written_lately(self, node_id: str) -> float:
+        bytes_written, at_s = self._written.get(node_id, (0.0, 0.0))
+        faded = math.exp(-(self._clock.monotonic() - at_s) / WRITTEN_MEMORY_S)
+        return bytes_written * faded
 
     def used_share(self, node_id: str) -> float:
         """Share of its capacity the node uses, as far as this gateway can vouch for it; 1.0
         when unknown or without capacity. Repair and moves fill the lowest share first.
 
         Both figures are the node's word, so both are bounded: it holds at least what this
-        gateway wrote to it since it started, and its room beyond that counts for no more
-        than the placement cap over the writable nodes (placement/weights.py). A node that
-        reports a petabyte free and nothing held is filled like an honest empty node with
-        that cap free, not before every other node for ever.
+        gateway wrote to it lately (fading over WRITTEN_MEMORY_S), and its room beyond that
+        counts for no more than the placement cap over the writable nodes
+        (placement/weights.py). A node that reports a petabyte free and nothing held is
+        filled like an honest empty node with that cap free, not before every other node
+        for ever: at most about the cap's worth of bytes per WRITTEN_MEMORY_S before honest
+        nodes come first again.
         """
         info = self._nodes.get(node_id)
         if info is None or info.capacity_bytes <= 0:
             return 1.0
-        used = max(info.used_bytes, self._written_bytes.get(node_id, 0))
+        used = max(float(info.used_bytes), self._written_lately(node_id))
         free = info.free_bytes
         writable = [c.free_bytes for c in self.writable_candidates()]
         if writable:
