@@ -1,6 +1,7 @@
 """The gateway's Inventory service over real gRPC in-process: a beat's wire message becomes
-records in the node table and the scrub table, corrupt chunks are acknowledged once recorded,
-and a database outage reaches the node as UNAVAILABLE."""
+records in the node table and the scrub table, corrupt chunks no object places on the node
+are acknowledged at once (confirmations.py reads back the others), and a database outage
+reaches the node as UNAVAILABLE."""
 
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ import grpc
 import grpc.aio
 import pytest
 
+from diststorage.gateway.confirmations import CorruptionConfirmations
 from diststorage.gateway.heartbeats import HeartbeatServicer, ScrubStatus
 from diststorage.gateway.inventory import Inventory
 from diststorage.meta import MetadataStore, NodeLiveness
 from diststorage.proto import storage_pb2 as pb
 from diststorage.proto import storage_pb2_grpc as pb_grpc
-from diststorage.testing import FakeClock
+from diststorage.testing import FakeClock, FakeNodes
 
 GATEWAY_ID = "a" * 32
 NODE_ID = "b" * 32
@@ -35,7 +37,8 @@ class Gateway:
 @contextlib.asynccontextmanager
 async def serving(store: MetadataStore) -> AsyncIterator[Gateway]:
     inventory = Inventory(store, 10.0, clock=FakeClock())
-    servicer = HeartbeatServicer(inventory, store.maintenance, GATEWAY_ID)
+    confirmations = CorruptionConfirmations(store.maintenance, FakeNodes(0))
+    servicer = HeartbeatServicer(inventory, confirmations, GATEWAY_ID)
     server = grpc.aio.server()
     pb_grpc.add_InventoryServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
@@ -91,7 +94,7 @@ async def test_a_beat_becomes_records(gateway: Gateway) -> None:
     assert [n.address for n in await gateway.store.list_nodes()] == ["127.0.0.1:7001"]
 
 
-async def test_corrupt_chunks_are_acknowledged_once_recorded(gateway: Gateway) -> None:
+async def test_corrupt_chunks_no_object_holds_are_acknowledged(gateway: Gateway) -> None:
     corrupt = ["c" * 32, "d" * 32]
     response = await gateway.stub.Heartbeat(beat(corrupt))
     assert list(response.acknowledged_corrupt_chunk_ids) == corrupt

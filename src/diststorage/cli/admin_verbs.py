@@ -1,4 +1,4 @@
-"""Operator verbs: node drain / activate / remove, rebalance, and the status view."""
+"""Operator verbs: node accept / drain / activate / remove, rebalance, and the status view."""
 
 from __future__ import annotations
 
@@ -63,6 +63,14 @@ def activate(node_id: NodeId, url: URL = DEFAULT_URL, credentials: CREDENTIALS =
     console.print(f"node {node['id'][:8]} is active")
 
 
+def accept(node_id: NodeId, url: URL = DEFAULT_URL, credentials: CREDENTIALS = None) -> None:
+    """Admit a pending node (gateways run with --node-admission manual): it takes shards."""
+    node = run_client(
+        url, credentials=credentials, work=lambda c: c.set_node_lifecycle(node_id, "accept")
+    )
+    console.print(f"node {node['id'][:8]} at {node['address']} is accepted ({node['lifecycle']})")
+
+
 def remove(
     node_id: NodeId,
     force: Annotated[
@@ -99,6 +107,13 @@ def status(url: URL = DEFAULT_URL, credentials: CREDENTIALS = None) -> None:
         f"{health['total_nodes']} nodes live, {health['writable_nodes']} writable; "
         f"{health['redundancy']} writes need {health['needed_nodes']}"
     )
+    pending = [n["id"] for n in nodes if n["lifecycle"] == "pending"]
+    if pending:
+        out.print(
+            f"[yellow]{len(pending)} pending[/yellow] (no shards until accepted): "
+            + ", ".join(f"`diststorage node accept {node_id}`" for node_id in pending),
+            highlight=False,
+        )
     out.print(_node_table(nodes))
     out.print(_repair_line(repair))
 
@@ -111,6 +126,9 @@ def _node_table(nodes: list[dict[str, Any]]) -> Table:
         state = node["state"]
         heard_s = (now - datetime.fromisoformat(node["last_heartbeat"])).total_seconds()
         lifecycle = node["lifecycle"] + (" (drained)" if node["drained"] else "")
+        if node["lifecycle"] == "pending":
+            # Heard, but no member until accepted: no shards, not counted live.
+            lifecycle = "[yellow]pending[/]"
         table.add_row(
             node["id"][:8],
             node["address"],

@@ -131,7 +131,9 @@ def up(
         extra_gateway_ports=[(port + 2 * i, port + 2 * i + 1) for i in range(1, gateways)],
         metadata_url=metadata,
         redundancy=redundancy,
-        gateway_args=["--anonymous"] if anonymous else [],
+        # A local cluster is a trusted setup: its nodes join on their first beat, whatever
+        # DISTSTORAGE_GATEWAY_NODE_ADMISSION says.
+        gateway_args=["--node-admission", "open", *(["--anonymous"] if anonymous else [])],
         s3_ports=[s3_port + i for i in range(gateways)],
         insecure_cluster=insecure_cluster,
     )

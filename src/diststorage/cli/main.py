@@ -16,9 +16,10 @@ app.command(name="gateway")(daemons.gateway)
 node_app = typer.Typer(
     invoke_without_command=True,
     add_completion=False,
-    help="Run a storage node, or drain, activate or remove one.",
+    help="Run a storage node, or accept, drain, activate or remove one.",
 )
 node_app.callback()(daemons.node)
+node_app.command()(admin_verbs.accept)
 node_app.command()(admin_verbs.drain)
 node_app.command()(admin_verbs.activate)
 node_app.command()(admin_verbs.remove)

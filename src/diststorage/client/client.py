@@ -219,7 +219,8 @@ class Client:
         return self._json("GET", "/_/repair")
 
     def set_node_lifecycle(self, node_id: str, action: str) -> dict[str, Any]:
-        """``action`` is ``drain`` or ``activate``; answers the node's new entry."""
+        """``action`` is ``drain``, ``activate`` or ``accept`` (admit a pending node);
+        answers the node's new entry."""
         return self._json("POST", f"/_/nodes/{_quoted(node_id)}/{_quoted(action)}")
 
     def remove_node(self, node_id: str, force: bool = False) -> None:

@@ -23,6 +23,7 @@
     ├── BucketAlreadyExists       creating a bucket whose name another key owns (409)
     ├── BucketAlreadyOwnedByYou   creating a bucket the caller owns already (409)
     ├── NodeInUse                 removing a node that still holds chunks in use (409)
+    ├── NodePending               draining or activating a node not yet accepted (409)
     ├── MethodNotAllowed          (405)
     ├── Unavailable               the cluster cannot do it now; retrying later may work (503)
     │   ├── NotEnoughNodes        fewer live nodes than the policy needs
@@ -176,6 +177,13 @@ class PreconditionFailed(DiststorageError):
 
 class NodeInUse(DiststorageError):
     code = "node_in_use"
+
+
+class NodePending(DiststorageError):
+    """Unlike NodeInUse, about admission: the node awaits an operator's acceptance
+    (``--node-admission manual``), and drain or activate would admit it by the back door."""
+
+    code = "node_pending"
 
 
 class MethodNotAllowed(DiststorageError):

@@ -9,6 +9,7 @@ unless ``_flag`` gives it a shorter name.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,15 @@ def _secret(env: str) -> dict[str, Any]:
 def is_secret(extra: Any) -> bool:
     """Whether a field's ``json_schema_extra`` marks it secret (see ``_secret``)."""
     return isinstance(extra, dict) and extra.get("secret") is True
+
+
+class NodeAdmission(StrEnum):
+    """How a node the metadata has never seen joins: ``open``, on its first heartbeat (a local
+    or trusted setup, where holding the cluster's credential is enough); ``manual``, only once an
+    operator accepts it (``diststorage node accept ID``), pending until then."""
+
+    OPEN = "open"
+    MANUAL = "manual"
 
 
 ROOT_ACCESS_KEY_ENV = "DISTSTORAGE_ROOT_ACCESS_KEY"
@@ -257,6 +267,12 @@ class GatewaySettings(BaseSettings):
         gt=0,
         description="heartbeat silence → suspect (no new writes); capped at 3/4 of the timeout",
         **_flag("node-suspect"),
+    )
+    node_admission: NodeAdmission = Field(
+        default=NodeAdmission.OPEN,
+        description="open: a new node joins on its first heartbeat; manual: it waits, pending "
+        "(no shards), until `diststorage node accept ID`",
+        **_flag("node-admission", metavar="MODE"),
     )
     repair_grace_s: float = Field(
         default=300.0,

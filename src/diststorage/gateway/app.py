@@ -27,7 +27,12 @@ from diststorage.core.filemodes import make_private_dir
 from diststorage.core.grpc_undecodable import RefuseUndecodable
 from diststorage.core.identity import load_or_create_identity
 from diststorage.core.memory import HeapTrimmer
-from diststorage.core.settings import METADATA_URL_ENV, GatewaySettings, split_host_port
+from diststorage.core.settings import (
+    METADATA_URL_ENV,
+    GatewaySettings,
+    NodeAdmission,
+    split_host_port,
+)
 from diststorage.core.worker import Worker, Workers
 from diststorage.gateway.api import build_http_app
 from diststorage.gateway.api.errors import protocol_error_response as native_protocol_error
@@ -35,6 +40,7 @@ from diststorage.gateway.auth.accounts import Accounts
 from diststorage.gateway.auth.authenticator import KeyAuthenticator
 from diststorage.gateway.auth.bootstrap import load_root_key, log_root_key, open_master_key
 from diststorage.gateway.auth.keys import KeyCache
+from diststorage.gateway.confirmations import CorruptionConfirmations
 from diststorage.gateway.damage import DamageReports
 from diststorage.gateway.heartbeats import HeartbeatServicer
 from diststorage.gateway.http.body import BODY_IDLE_TIMEOUT_S
@@ -140,7 +146,11 @@ class Gateway:
         parts.push_async_callback(store.close)
         accounts = await self._accounts(store)
         inventory = Inventory(
-            store, settings.node_timeout_s, settings.effective_suspect_s, self._clock
+            store,
+            settings.node_timeout_s,
+            settings.effective_suspect_s,
+            self._clock,
+            admit_new_nodes=settings.node_admission == NodeAdmission.OPEN,
         )
         await inventory.load()
         clients = await NodeClients.open(
@@ -159,15 +169,16 @@ class Gateway:
         # Opened before the servers, so closed after they finished their requests.
         await self.workers.open()
         parts.push_async_callback(self.workers.aclose)
+        confirmations = CorruptionConfirmations(store.maintenance, clients)
         heartbeats = HeartbeatServicer(
-            inventory, store.maintenance, self.gateway_id, require_node_certificate=links.secure
+            inventory, confirmations, self.gateway_id, require_node_certificate=links.secure
         )
         self.services = self._services(
             store, inventory, clients, reads, janitor, damage, heartbeats, accounts
         )
         await self._serve_grpc(parts, heartbeats, links)
         await self._serve_http(parts)
-        self._start_workers(damage)
+        self._start_workers(damage, confirmations)
 
     def _services(
         self,
@@ -238,7 +249,7 @@ class Gateway:
         )
         return Accounts(store.accounts, master, keys)
 
-    def _start_workers(self, damage: DamageReports) -> None:
+    def _start_workers(self, damage: DamageReports, confirmations: CorruptionConfirmations) -> None:
         """The lease keeper and the workers every gateway runs; then those only the leader
         runs (repair only while it is enabled)."""
         services, settings = self.services, self.settings
@@ -247,7 +258,7 @@ class Gateway:
             settings.gc_grace_s, services.store.maintenance, writer.active_uploads
         )
         trimmer = HeapTrimmer(busy=lambda: bool(writer.active_uploads()) or services.reads.any())
-        everywhere: list[Worker] = [lease, damage, toucher, trimmer]
+        everywhere: list[Worker] = [lease, damage, confirmations, toucher, trimmer]
         leading: list[Worker] = [services.collector, services.multipart_expiry]
         if settings.repair_enabled:
             leading.append(services.repair)

@@ -11,8 +11,12 @@ What a beat may claim is checked here too, before anything is recorded:
 - over mutual TLS (core/cluster_tls.py), the caller's certificate names that node
   (``node:<id>``): a node can only beat as itself, and a gateway's certificate beats as no
   node (PERMISSION_DENIED). Over --insecure-cluster links nothing names the caller;
-- a corrupt chunk it reports is marked damaged only if the metadata places it on that node;
-  the others are acknowledged (so the node stops repeating them) and logged, never acted on.
+- a corrupt chunk it reports is acted on only if the metadata places it on that node, and
+  then only once the gateway has read it back from that node and found it damaged
+  (confirmations.py); the others are acknowledged (so the node stops repeating them) and
+  never acted on.
+
+A refused caller is logged once per claimed node and certificate, not at every beat.
 """
 
 from __future__ import annotations
@@ -31,8 +35,9 @@ from diststorage.core.cluster_tls import NODE_ROLE, peer_identity
 from diststorage.core.errors import DiststorageError, InvalidRequest, Unavailable
 from diststorage.core.ids import is_valid_id
 from diststorage.core.settings import split_host_port
+from diststorage.gateway.confirmations import CorruptionConfirmations
 from diststorage.gateway.inventory import Inventory
-from diststorage.meta import ChunkState, MaintenanceStore, NodeReport
+from diststorage.meta import NodeReport
 from diststorage.proto import storage_pb2 as pb
 from diststorage.proto.storage_pb2_grpc import InventoryServicer
 
@@ -45,6 +50,8 @@ _LABEL = r"[A-Za-z0-9_][A-Za-z0-9_-]{0,62}"
 _HOST_NAME = re.compile(rf"^{_LABEL}(\.{_LABEL})*\.?$")
 _IPV6 = re.compile(r"^\[[0-9A-Fa-f:.]{2,45}\]$")
 MAX_ADDRESS_CHARS = 255  # the node table's column
+# Refusals remembered so each is logged once; past this many the memory starts again.
+MAX_REFUSALS_LOGGED = 1024
 
 
 def check_node_address(address: str) -> None:
@@ -105,13 +112,14 @@ def node_heartbeat(request: pb.HeartbeatRequest) -> NodeHeartbeat:
 
 
 class HeartbeatServicer(InventoryServicer):
-    """Heartbeats in. Corrupt chunks a node's scrubber found are marked damaged (queued for
-    repair) before they are acknowledged, so a node stops reporting only what is recorded."""
+    """Heartbeats in. Corrupt chunks a node's scrubber found are acknowledged once settled:
+    read back and, if damaged, marked so (queued for repair), or found whole and kept; so a
+    node stops reporting only what was dealt with."""
 
     def __init__(
         self,
         inventory: Inventory,
-        maintenance: MaintenanceStore,
+        confirmations: CorruptionConfirmations,
         gateway_id: str,
         require_node_certificate: bool = False,
     ) -> None:
@@ -119,8 +127,9 @@ class HeartbeatServicer(InventoryServicer):
         certificate, and a beat must come from the node it names."""
         self._require_node_certificate = require_node_certificate
         self._inventory = inventory
-        self._maintenance = maintenance
+        self._confirmations = confirmations
         self._gateway_id = gateway_id
+        self._refusals_logged: set[tuple[str, str]] = set()
         self.scrub: dict[str, ScrubStatus] = {}
         """Latest scrub progress each node reported."""
 
@@ -130,53 +139,47 @@ class HeartbeatServicer(InventoryServicer):
         async with _status_of_errors(context):
             beat = node_heartbeat(request)
             if self._require_node_certificate:
-                await _check_caller_is(beat.node.node_id, context)
+                await self._check_caller_is(beat.node.node_id, context)
             acknowledged = await self.receive(beat)
         return pb.HeartbeatResponse(
             gateway_id=self._gateway_id, acknowledged_corrupt_chunk_ids=acknowledged
         )
 
     async def receive(self, beat: NodeHeartbeat) -> list[str]:
-        """Records the beat; returns the corrupt chunk ids now recorded for repair.
+        """Records the beat; returns the corrupt chunk ids dealt with, to acknowledge.
 
         Raises Unavailable if the node table could not be persisted (the beat is then not
-        taken into account: the node sends another one soon). Failing to record the corrupt
+        taken into account: the node sends another one soon). Failing to take in the corrupt
         chunks is not an error: they stay unacknowledged, and the node reports them again.
         """
         node_id = beat.node.node_id
         await self._inventory.heartbeat(beat.node)
         self.scrub[node_id] = beat.scrub
-        corrupt = list(beat.corrupt_chunk_ids)
-        if not corrupt:
+        if not beat.corrupt_chunk_ids:
             return []
         try:
-            # Only what the node holds: a node's word about another's chunks must not make
-            # repair move them (and delete the originals).
-            marked = await self._maintenance.mark_chunks(
-                [c for c in corrupt if is_valid_id(c)], ChunkState.DAMAGED, placed_on=node_id
-            )
+            # Only what the metadata places on the node is read back: a node's word about
+            # another's chunks must not make repair move them (and delete the originals).
+            return await self._confirmations.receive(node_id, beat.corrupt_chunk_ids)
         except DiststorageError as error:
-            log.warning("could not record corrupt chunks: %s", error)
+            log.warning("could not take in corrupt chunks of node %s: %s", node_id[:8], error)
             return []
-        log.warning(
-            "node %s found %d corrupt chunks (%d of its own in use, queued for repair)",
-            node_id[:8],
-            len(corrupt),
-            marked,
-        )
-        return corrupt
 
-
-async def _check_caller_is(node_id: str, context: Context) -> None:
-    """Aborts PERMISSION_DENIED unless the caller's certificate names node ``node_id``."""
-    peer = peer_identity(context.auth_context())
-    if peer != (NODE_ROLE, node_id):
-        named = ":".join(peer) if peer else "no node"
-        log.warning("refused a heartbeat as node %s from a certificate of %s", node_id, named)
-        await context.abort(
-            grpc.StatusCode.PERMISSION_DENIED,
-            f"the caller's certificate names {named}, not node {node_id}",
-        )
+    async def _check_caller_is(self, node_id: str, context: Context) -> None:
+        """Aborts PERMISSION_DENIED unless the caller's certificate names node ``node_id``."""
+        peer = peer_identity(context.auth_context())
+        if peer != (NODE_ROLE, node_id):
+            named = ":".join(peer) if peer else "no node"
+            refusal = (node_id, named)
+            if refusal not in self._refusals_logged:
+                if len(self._refusals_logged) >= MAX_REFUSALS_LOGGED:
+                    self._refusals_logged.clear()
+                self._refusals_logged.add(refusal)
+                log.warning("refused a heartbeat as node %s from a certificate of %s", *refusal)
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"the caller's certificate names {named}, not node {node_id}",
+            )
 
 
 @contextlib.asynccontextmanager

@@ -169,6 +169,27 @@ class MaintenanceStore(StoreBase):
 
         return await self._write(operation)
 
+    async def reported_chunks(self, node_id: str, chunk_ids: Sequence[str]) -> list[StoredChunk]:
+        """Of the ids a node reported corrupt, the sound chunks of stored objects that the
+        metadata places on that node, with their checksums (to read them back against)."""
+        if not chunk_ids:
+            return []
+
+        def operation(session: Session) -> list[StoredChunk]:
+            rows = session.scalars(
+                select(ChunkRow)
+                .join(ObjectRow, ObjectRow.id == ChunkRow.object_id)
+                .where(
+                    ChunkRow.id.in_(list(chunk_ids)),
+                    ChunkRow.node_id == node_id,
+                    ChunkRow.state != ChunkState.DAMAGED,
+                    IS_STORED,
+                )
+            )
+            return list(map(_stored, rows))
+
+        return await self._read(operation)
+
     async def due_repair_tasks(self, limit: int) -> list[RepairTaskRef]:
         """Queued segments whose time has come, most at risk first."""
 
@@ -323,6 +344,20 @@ class MaintenanceStore(StoreBase):
                 return False
             row.lifecycle = lifecycle
             return True
+
+        return await self._write(operation)
+
+    async def accept_node(self, node_id: str) -> NodeLifecycle | None:
+        """Admits a pending node (it becomes active); leaves an admitted one as it is.
+        Returns the node's lifecycle now, None for a node the database does not know."""
+
+        def operation(session: Session) -> NodeLifecycle | None:
+            row = session.get(NodeRow, node_id)
+            if row is None:
+                return None
+            if row.lifecycle == NodeLifecycle.PENDING:
+                row.lifecycle = NodeLifecycle.ACTIVE
+            return NodeLifecycle(row.lifecycle)
 
         return await self._write(operation)
 

@@ -46,10 +46,15 @@ class ChunkState(StrEnum):
 
 class NodeLifecycle(StrEnum):
     """Set by an operator. Draining nodes take no new chunks and repair moves every chunk off
-    them."""
+    them. A pending node is one that heartbeated while the cluster admits new nodes only by
+    an operator's acceptance (``--node-admission manual``): it is listed, but gets no chunks
+    and counts as no member, live or writable node until accepted (then active). Rows from
+    before pending existed are active or draining: a node the cluster already knew stays
+    admitted."""
 
     ACTIVE = "active"
     DRAINING = "draining"
+    PENDING = "pending"
 
 
 class NodeLiveness(StrEnum):

@@ -411,9 +411,15 @@ class MetadataStore(StoreBase):
 
     # -- nodes -------------------------------------------------------------------------------
 
-    async def record_node(self, node: NodeInfo) -> None:
-        """Writes what the node reported and when; ``first_seen`` only for a new node, and
-        the lifecycle never (it is the operator's, see MaintenanceStore.set_node_lifecycle)."""
+    async def record_node(self, node: NodeInfo, admit: bool = True) -> NodeLifecycle:
+        """Writes what the node reported and when; returns the lifecycle the database holds
+        for it, which is how a gateway learns of a drain or an acceptance made on another.
+
+        ``first_seen`` is written only for a new node, and the lifecycle only by admission:
+        a new node's row is active when ``admit`` (open admission), else pending; with
+        ``admit`` a pending row becomes active too. Otherwise the lifecycle is the operator's
+        (see MaintenanceStore.set_node_lifecycle and accept_node).
+        """
         reported = {
             "address": node.address,
             "capacity_bytes": node.capacity_bytes,
@@ -422,17 +428,34 @@ class MetadataStore(StoreBase):
             "chunk_count": node.chunk_count,
             "last_heartbeat": node.last_heartbeat,
         }
+        joining = NodeLifecycle.ACTIVE if admit else NodeLifecycle.PENDING
 
-        def operation(session: Session) -> None:
+        def operation(session: Session) -> NodeLifecycle:
             # Several gateways may see a new node's first beat at once: insert if absent
             # (never failing on the race), then update.
             session.execute(
                 insert_ignoring_duplicates(session, NodeRow),
-                [{"id": node.node_id, "first_seen": node.first_seen, **reported}],
+                [
+                    {
+                        "id": node.node_id,
+                        "first_seen": node.first_seen,
+                        "lifecycle": joining,
+                        **reported,
+                    }
+                ],
             )
-            session.execute(update(NodeRow).where(NodeRow.id == node.node_id).values(reported))
+            row = update(NodeRow).where(NodeRow.id == node.node_id)
+            session.execute(row.values(reported))
+            if admit:
+                session.execute(
+                    row.where(NodeRow.lifecycle == NodeLifecycle.PENDING).values(
+                        lifecycle=NodeLifecycle.ACTIVE
+                    )
+                )
+            stored = session.scalar(select(NodeRow.lifecycle).where(NodeRow.id == node.node_id))
+            return NodeLifecycle(stored) if stored is not None else joining
 
-        await self._write(operation)
+        return await self._write(operation)
 
     async def list_nodes(self) -> list[NodeInfo]:
         def operation(session: Session) -> list[NodeInfo]:

@@ -4,8 +4,9 @@ One independent worker per gateway (``GatewayBeats``, one beat per unit of work)
 its own supervisor: a gateway that is down or hung costs its own worker one deadline per beat
 and never delays the beats to the others. ``Heartbeats`` is the worker that owns them. Every
 beat also carries the corrupt chunks the scrubber found and no gateway has acknowledged yet. A
-gateway acknowledges a chunk once it has persisted the report for repair, so the first
-acknowledgement, from any gateway, ends it.
+gateway acknowledges a chunk once it has dealt with the report (read the chunk back, and
+recorded it damaged for repair, or found it whole), so the first acknowledgement, from any
+gateway, ends it.
 
 Gateways are given by address, or by a DNS name whose every address is a gateway (a headless
 Kubernetes Service in front of a Deployment): the name is looked up again every little while,

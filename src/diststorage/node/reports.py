@@ -1,11 +1,11 @@
 """Corrupt chunks found by the scrubber, kept until a gateway acknowledges them.
 
-A report goes out in every heartbeat to every gateway until one of them answers that it
-recorded the chunk for repair; from then on the chunk is never reported again by this process.
-Both sets are bounded, and both limits only ever cost a repeat, never a lost report: a chunk
-that finds the pending set full is not taken in, so the next scrub pass finds it again; an
-acknowledgement forgotten to make room makes a later pass report that chunk a second time,
-which the gateway records again harmlessly.
+A report goes out in every heartbeat to every gateway until one of them answers that it dealt
+with the chunk (read it back, and recorded it for repair or found it whole); from then on the
+chunk is never reported again by this process. Both sets are bounded, and both limits only ever
+cost a repeat, never a lost report: a chunk that finds the pending set full is not taken in, so
+the next scrub pass finds it again; an acknowledgement forgotten to make room makes a later
+pass report that chunk a second time, which the gateway records again harmlessly.
 
 Only the event-loop thread touches it, so it needs no lock.
 """

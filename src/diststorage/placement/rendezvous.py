@@ -2,7 +2,9 @@
 
 Each node scores ``weight / -ln(u)`` where ``u`` in (0, 1) is a hash of (node, placement key);
 the highest scores win. With weight = free bytes, a node receives new shards in proportion to
-its free space, and adding or removing a node moves only the shards that must move.
+its free space, and adding or removing a node moves only the shards that must move. The free
+space is what each node reports, so it is capped first (weights.py): a node that claims far
+more than the others cannot draw every new chunk set.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import hashlib
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from diststorage.placement.weights import capped_weights
 
 _TWO_64 = float(1 << 64)
 
@@ -34,10 +38,11 @@ def rank_nodes(
 
     Callers take the first K+M for the shards of one chunk set; the rest are fallbacks.
     """
+    eligible = [c for c in candidates if c.free_bytes >= min_free_bytes and c.free_bytes > 0]
+    weights = capped_weights([c.free_bytes for c in eligible])
     scored = [
-        (max(c.free_bytes, 1) / -math.log(_unit_hash(c.node_id, placement_key)), c.node_id)
-        for c in candidates
-        if c.free_bytes >= min_free_bytes and c.free_bytes > 0
+        (max(weight, 1) / -math.log(_unit_hash(c.node_id, placement_key)), c.node_id)
+        for c, weight in zip(eligible, weights, strict=True)
     ]
     scored.sort(reverse=True)
     return [node_id for _, node_id in scored]

@@ -12,7 +12,13 @@ from typing import Any
 
 from aiohttp import web
 
-from diststorage.core.errors import InvalidKey, MethodNotAllowed, NodeInUse, NodeNotFound
+from diststorage.core.errors import (
+    InvalidKey,
+    MethodNotAllowed,
+    NodeInUse,
+    NodeNotFound,
+    NodePending,
+)
 from diststorage.gateway.api.accounts_admin import admin_route, is_admin_path
 from diststorage.gateway.api.metrics import METRICS
 from diststorage.gateway.api.parse import SYSTEM_PREFIX
@@ -24,7 +30,7 @@ from diststorage.gateway.workers.rebalance import plan_rebalance
 from diststorage.gateway.workers.repair_plan import NodeHealth
 from diststorage.meta import NodeLifecycle
 
-_NODE_ROUTE = re.compile(r"^nodes/(?P<node>[0-9a-f]{1,64})(?:/(?P<action>drain|activate))?$")
+_NODE_ROUTE = re.compile(r"^nodes/(?P<node>[0-9a-f]{1,64})(?:/(?P<action>drain|activate|accept))?$")
 _READ = frozenset({"GET", "HEAD"})
 
 
@@ -38,6 +44,7 @@ class SystemEndpoint(enum.Enum):
     REBALANCE = ("rebalance", frozenset({"POST"}))
     NODE = ("node", frozenset({"GET", "HEAD", "DELETE"}))
     NODE_ACTION = ("node-action", frozenset({"POST"}))
+    NODE_ACCEPT = ("node-accept", frozenset({"POST"}))
     # Keys, buckets and grants: its own table of routes and methods (accounts_admin).
     ADMIN = ("admin", frozenset({"GET", "HEAD", "POST", "DELETE"}))
 
@@ -50,7 +57,13 @@ class SystemEndpoint(enum.Enum):
 _FIXED = {
     e.value[0]: e
     for e in SystemEndpoint
-    if e not in (SystemEndpoint.NODE, SystemEndpoint.NODE_ACTION, SystemEndpoint.ADMIN)
+    if e
+    not in (
+        SystemEndpoint.NODE,
+        SystemEndpoint.NODE_ACTION,
+        SystemEndpoint.NODE_ACCEPT,
+        SystemEndpoint.ADMIN,
+    )
 }
 
 
@@ -71,6 +84,8 @@ def parse_system_route(path: str) -> SystemRoute:
         return SystemRoute(SystemEndpoint.ADMIN, path=path)
     match = _NODE_ROUTE.match(path)
     if match is not None:
+        if match["action"] == "accept":
+            return SystemRoute(SystemEndpoint.NODE_ACCEPT, match["node"], path=path)
         if match["action"]:
             drain = match["action"] == "drain"
             lifecycle = NodeLifecycle.DRAINING if drain else NodeLifecycle.ACTIVE
@@ -123,6 +138,11 @@ async def _node_action(
 ) -> web.Response:
     view = _find_node(services, route.node_id)
     assert route.lifecycle is not None
+    if view.lifecycle == NodeLifecycle.PENDING:
+        raise NodePending(
+            f"node {view.info.node_id} is pending: accept it first "
+            f"(`diststorage node accept {view.info.node_id}`)"
+        )
     warning = await set_node_lifecycle(
         services.store.maintenance,
         services.inventory,
@@ -136,6 +156,21 @@ async def _node_action(
     if warning is not None:
         body["warning"] = warning
     return web.json_response(body, status=202)
+
+
+async def _node_accept(
+    request: web.Request, services: Services, route: SystemRoute
+) -> web.Response:
+    """Admits a pending node (manual admission); an admitted node is left as it is."""
+    view = _find_node(services, route.node_id)
+    node_id = view.info.node_id
+    if await services.store.maintenance.accept_node(node_id) is None:
+        raise NodeNotFound(f"no node with id {route.node_id!r}")
+    services.inventory.accept(node_id)
+    referenced = await services.store.maintenance.chunks_by_node()
+    return web.json_response(
+        _node_json(services, _find_node(services, node_id), referenced), status=202
+    )
 
 
 async def _node(request: web.Request, services: Services, route: SystemRoute) -> web.Response:
@@ -161,6 +196,7 @@ _HANDLERS: dict[SystemEndpoint, _Handler] = {
     SystemEndpoint.REPAIR: _repair,
     SystemEndpoint.REBALANCE: _rebalance,
     SystemEndpoint.NODE_ACTION: _node_action,
+    SystemEndpoint.NODE_ACCEPT: _node_accept,
     SystemEndpoint.NODE: _node,
 }
 

@@ -192,6 +192,13 @@ def _system() -> dict[str, Any]:
                 "responses": {"202": _answer("active"), **node_errors},
             },
         },
+        f"{prefix}nodes/{{node}}/accept": {
+            "parameters": [_NODE],
+            "post": {
+                "summary": "admit a pending node (--node-admission manual)",
+                "responses": {"202": _answer("accepted"), **node_errors},
+            },
+        },
     }
 
 

@@ -27,6 +27,7 @@ STATUS: StatusTable = (
     (e.BucketAlreadyExists, 409),
     (e.BucketAlreadyOwnedByYou, 409),
     (e.NodeInUse, 409),
+    (e.NodePending, 409),
     (e.MethodNotAllowed, 405),
     (e.NotImplementedFeature, 501),
     (e.Unavailable, 503),

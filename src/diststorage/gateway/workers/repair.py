@@ -114,7 +114,9 @@ class RepairWorker:
     # -- what the rest of the gateway asks -----------------------------------------------------
 
     def health(self, node_id: str) -> NodeHealth:
-        if not self._inventory.knows(node_id):
+        pending = self._inventory.lifecycle(node_id) == NodeLifecycle.PENDING
+        if not self._inventory.knows(node_id) or pending:
+            # A pending node is no member: nothing it might hold is counted on.
             return NodeHealth.LOST
         down_s = self._inventory.down_for_s(node_id)
         if down_s is not None:
