@@ -24,6 +24,7 @@ from diststorage.gateway.objects.multipart import Multipart
 from diststorage.gateway.readers import ActiveReads
 from diststorage.gateway.services import Services
 from diststorage.gateway.workers.collector import GarbageCollector
+from diststorage.gateway.workers.durability import DurabilityMonitor, unavailable_nodes
 from diststorage.gateway.workers.lease import LeaderLease
 from diststorage.gateway.workers.multipart_expiry import MultipartExpiry
 from diststorage.gateway.workers.repair import RepairWorker
@@ -84,6 +85,13 @@ async def services_of(pipeline: Pipeline, parts: contextlib.AsyncExitStack) -> S
         pipeline.writer.active_uploads,
         repair.in_flight_chunks,
     )
+    durability = DurabilityMonitor(
+        store.maintenance,
+        lambda: unavailable_nodes(inventory.node_ids(), repair.health),
+        settings.default_policy,
+        settings.durability_totals_interval_s,
+        clock,
+    )
     accounts = make_accounts(store, ROOT, clock=clock)
     authenticator = KeyAuthenticator(accounts.keys, settings.s3_region)
     return Services(
@@ -97,6 +105,7 @@ async def services_of(pipeline: Pipeline, parts: contextlib.AsyncExitStack) -> S
         reads=reads,
         repair=repair,
         collector=collector,
+        durability=durability,
         multipart_expiry=MultipartExpiry(
             settings.multipart_expiry_s, store.multipart, janitor.delete_soon, clock
         ),
