@@ -18,8 +18,8 @@ from diststorage.core.settings import GatewaySettings
 from diststorage.core.worker import Workers
 from diststorage.gateway.api import build_http_app
 from diststorage.gateway.api.metrics import ApiMetrics
-from diststorage.gateway.datapath import NodeStats
 from diststorage.gateway.auth.authenticator import KeyAuthenticator
+from diststorage.gateway.datapath import NodeStats
 from diststorage.gateway.janitor import Janitor
 from diststorage.gateway.nodeclient import NodeClients
 from diststorage.gateway.objects.multipart import Multipart
