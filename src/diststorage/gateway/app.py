@@ -52,6 +52,7 @@ from diststorage.gateway.s3 import build_s3_app
 from diststorage.gateway.s3.errors import protocol_error_response as s3_protocol_error
 from diststorage.gateway.services import Services
 from diststorage.gateway.workers.collector import GarbageCollector, UploadToucher
+from diststorage.gateway.workers.durability import DurabilityMonitor, unavailable_nodes
 from diststorage.gateway.workers.lease import LeaderLease
 from diststorage.gateway.workers.multipart_expiry import MultipartExpiry
 from diststorage.gateway.workers.repair import RepairWorker
@@ -212,6 +213,13 @@ class Gateway:
             repair.in_flight_chunks,
             self._clock,
         )
+        durability = DurabilityMonitor(
+            store.maintenance,
+            lambda: unavailable_nodes(inventory.node_ids(), repair.health),
+            settings.default_policy,
+            settings.durability_totals_interval_s,
+            self._clock,
+        )
         authenticator = KeyAuthenticator(accounts.keys, settings.s3_region, self._clock)
         return Services(
             settings=settings,
@@ -224,6 +232,7 @@ class Gateway:
             reads=reads,
             repair=repair,
             collector=collector,
+            durability=durability,
             multipart_expiry=MultipartExpiry(
                 settings.multipart_expiry_s, store.multipart, janitor.delete_soon, self._clock
             ),
@@ -257,7 +266,7 @@ class Gateway:
             settings.gc_grace_s, services.store.maintenance, writer.active_uploads
         )
         trimmer = HeapTrimmer(busy=lambda: bool(writer.active_uploads()) or services.reads.any())
-        everywhere: list[Worker] = [lease, damage, toucher, trimmer]
+        everywhere: list[Worker] = [lease, damage, toucher, trimmer, services.durability]
         leading: list[Worker] = [services.collector, services.multipart_expiry]
         if settings.repair_enabled:
             leading.append(services.repair)

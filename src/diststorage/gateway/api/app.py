@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from diststorage.gateway.api.durability_metrics import DurabilityCollector
 from diststorage.gateway.api.errors import json_errors
 from diststorage.gateway.api.guard import RequestGuard
 from diststorage.gateway.api.metrics import METRICS, ApiMetrics
@@ -24,7 +25,9 @@ def route_of(request: web.Request) -> str:
 
 
 def build_http_app(services: Services, metrics: ApiMetrics) -> web.Application:
-    """One application over the gateway's services, counted in the gateway's ``metrics``."""
+    """One application over the gateway's services, counted in the gateway's ``metrics``,
+    on whose registry it puts the durability, repair and GC figures."""
+    metrics.registry.register(DurabilityCollector(services))
     guard = RequestGuard(services.native_authenticator, services.settings.anonymous)
     # The access middleware outermost, so that it counts the statuses the error middleware
     # produced and every line inside runs under the request's id; the guard inside the error
