@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import ClusterOptions, gateway_client, random_bytes
+from conftest import ClusterOptions, gateway_client, node_ids, object_chunks, random_bytes
 from prometheus_checks import ROOT, metric_names, promtool, sample_names, scrape, series
 
 from diststorage.client import Client
 from diststorage.local import LocalCluster
+from diststorage.testing import Faults
 
 JSON_LOGS = ("--log-format", "json")
 DASHBOARD = ROOT / "deploy" / "grafana" / "diststorage.json"
@@ -297,3 +298,20 @@ def test_the_alert_rules_pass_promtool_and_their_unit_tests() -> None:
         if case["exp_alerts"]
     }
     assert covered == alerts  # every alert is shown firing at least once
+
+
+def test_a_corrupt_block_is_counted_against_its_node_and_the_read_as_degraded(
+    cluster: LocalCluster, http: Client
+) -> None:
+    """Last in the module: the other tests see a cluster without a fault."""
+    key, data = "obs/corrupted", random_bytes(OBJECT_BYTES)
+    assert http.request("PUT", f"/{key}", data).status == 201
+    first_data_shard = object_chunks(cluster, key)[0]
+    Faults.flip_byte(first_data_shard.path)
+    assert http.request("GET", f"/{key}").body == data
+    node = {index: node_id for node_id, index in node_ids(cluster).items()}[first_data_shard.node]
+    families = series(scrape(http))
+    crc = dict((labels["node"], v) for labels, v in families["diststorage_block_crc_errors_total"])
+    assert crc.pop(node) == 1
+    assert set(crc.values()) == {0}
+    assert families["diststorage_degraded_reads_total"] == [({}, 1.0)]
