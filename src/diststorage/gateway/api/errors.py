@@ -15,7 +15,7 @@ from aiohttp.typedefs import Handler
 
 from diststorage.core import errors as e
 from diststorage.core.request_ids import HEADER, new_request_id
-from diststorage.gateway.http.access import request_id_of
+from diststorage.gateway.http.access import request_id_of, target_of
 from diststorage.gateway.http.status import add_error_headers, status_of
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return response
     except e.DiststorageError as error:
         if status_of(error) >= 500:
-            log.warning("%s %s → %s: %s", request.method, request.path, error.code, error)
+            log.warning("%s %s → %s: %s", request.method, target_of(request), error.code, error)
         return response_for(error, request_id_of(request))
     except web.HTTPException as http_error:
         if http_error.status < 400:
@@ -64,7 +64,7 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         code = http_error.reason.lower().replace(" ", "_")
         return error_response(http_error.status, code, http_error.reason, request_id_of(request))
     except Exception:
-        log.exception("%s %s failed", request.method, request.path)
+        log.exception("%s %s failed", request.method, target_of(request))
         return error_response(
             500, "internal_error", "the gateway failed; see its log", request_id_of(request)
         )

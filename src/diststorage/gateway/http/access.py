@@ -18,11 +18,12 @@ routes (``sum by (le)``) is the usual way to read that histogram.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -67,8 +68,24 @@ def method_label(method: str) -> str:
 
 
 def target_of(request: web.Request) -> str:
+    """What a log line says of a request's path (which holds the object's key): the first 16
+    hex digits of its SHA-256, the same for every request to one object."""
     path = request.raw_path.partition("?")[0]
     return hashlib.sha256(path.encode(errors="surrogateescape")).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """One answered request, as its access line and its metrics see it."""
+
+    api: str
+    method: str
+    route: str
+    status: int
+    bytes_in: int
+    bytes_out: int
+    duration_s: float
+    target: str
 
 
 class HttpMetrics:
@@ -106,13 +123,13 @@ class HttpMetrics:
                     for method in KNOWN_METHODS:
                         self._latency.labels(api, method, route)
 
-    def observe(self, api: str, line: dict[str, Any]) -> None:
-        method, route = line["method"], line["route"]
-        self._requests.labels(api, method, route, str(line["status"])).inc()
+    def observe(self, access: Access) -> None:
+        api, method, route = access.api, access.method, access.route
+        self._requests.labels(api, method, route, str(access.status)).inc()
         if route != SYSTEM_ROUTE:
-            self._latency.labels(api, method, route).observe(line["duration_s"])
-        self._bytes_in.labels(api).inc(line["bytes_in"])
-        self._bytes_out.labels(api).inc(line["bytes_out"])
+            self._latency.labels(api, method, route).observe(access.duration_s)
+        self._bytes_in.labels(api).inc(access.bytes_in)
+        self._bytes_out.labels(api).inc(access.bytes_out)
 
 
 def _bytes_out(response: web.StreamResponse | None) -> int:
@@ -144,18 +161,18 @@ def access_middleware(api: str, route_of: RouteOf, metrics: HttpMetrics) -> Midd
             status = answer.status
             raise
         finally:
-            line = {
-                "api": api,
-                "method": method_label(request.method),
-                "route": route_of(request),
-                "status": status,
-                "bytes_in": request.content_length or 0,
-                "bytes_out": _bytes_out(response),
-                "duration_s": round(time.perf_counter() - started, 6),
-                "target": target_of(request),
-            }
-            metrics.observe(api, line)
-            log.info("request", extra=fields(line))
+            access = Access(
+                api=api,
+                method=method_label(request.method),
+                route=route_of(request),
+                status=status,
+                bytes_in=request.content_length or 0,
+                bytes_out=_bytes_out(response),
+                duration_s=round(time.perf_counter() - started, 6),
+                target=target_of(request),
+            )
+            metrics.observe(access)
+            log.info("request", extra=fields(dataclasses.asdict(access)))
             current_request_id.reset(token)
 
     return middleware
