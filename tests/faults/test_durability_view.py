@@ -13,7 +13,7 @@ import re
 import signal
 import subprocess
 import sys
-import time
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -206,31 +206,45 @@ def test_a_killed_node_moves_its_stripes_to_one_spare_until_repair(
         assert md5_hex(http.get(key).body) == md5
 
 
+# Cursor moves and other control sequences of a terminal.
+ANSI_CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
 def test_status_watch_redraws_until_ctrl_c(cluster: LocalCluster, stored: dict[str, str]) -> None:
+    """Its output a terminal for rich (TTY_COMPATIBLE), so that every redraw is written out;
+    Ctrl-C only once it drew twice, since a CLI still importing would die of it, as any."""
     env = {
         **os.environ,
         ROOT_ACCESS_KEY_ENV: TEST_ROOT.access_key_id,
         ROOT_SECRET_KEY_ENV: TEST_ROOT.secret_access_key,
+        "TTY_COMPATIBLE": "1",
+        "TTY_INTERACTIVE": "1",
+        "TERM": "xterm",
+        "NO_COLOR": "1",
+        "COLUMNS": "120",
     }
     argv = [sys.executable, "-m", "diststorage", "status", "--watch", "--interval", "0.3"]
     watcher = subprocess.Popen(
-        [*argv, "--url", cluster.url],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
+        [*argv, "--url", cluster.url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
     )
+    stdout, stderr = watcher.stdout, watcher.stderr
+    assert stdout is not None and stderr is not None
+    drawn: list[bytes] = []
+    reader = threading.Thread(target=lambda: drawn.extend(iter(stdout.readline, b"")))
+    reader.start()
     try:
-        time.sleep(3.0)
-        assert watcher.poll() is None, watcher.communicate()
+        assert wait_until(lambda: b"".join(drawn).count(b"durability") >= 2, 60.0, 0.1), drawn
         watcher.send_signal(signal.SIGINT)
-        out, err = watcher.communicate(timeout=15)
+        watcher.wait(15)
     finally:
         if watcher.poll() is None:
             watcher.kill()
             watcher.wait()
-    assert watcher.returncode == 0, err.decode()
-    text = out.decode()
-    assert "durability" in text and "repair" in text, text
+        reader.join(15)
+    err = stderr.read().decode()
+    assert watcher.returncode == 0, err
+    assert "Traceback" not in err, err
+    text = ANSI_CONTROL.sub("", b"".join(drawn).decode())
     assert re.search(rf"^ *{re.escape(EC)} +2 nodes +{128 + 17 + 16} ", text, re.M), text
     assert re.search(r"^ *inline +\(in the database\) +2 ", text, re.M), text
-    assert "Traceback" not in err.decode()
+    assert re.search(r"^ *leader +this gateway", text, re.M), text

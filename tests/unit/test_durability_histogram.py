@@ -11,6 +11,8 @@ from diststorage.core.clock import utc_now
 from diststorage.core.ids import new_id
 from diststorage.core.policy import parse_policy
 from diststorage.gateway.workers.durability import (
+    SNAPSHOT_DUTY_FRACTION,
+    SNAPSHOT_INTERVAL_S,
     DurabilityMonitor,
     DurabilityReport,
     PolicyDurability,
@@ -124,3 +126,17 @@ async def test_the_worker_keeps_a_snapshot(store: MetadataStore) -> None:
     # The node out holds shard 0.
     assert monitor.latest.policies[0].stripes_by_spare == {2: 0, 1: 1, 0: 0}
     assert monitor.latest_at_s == clock.time()
+
+
+async def test_a_slow_snapshot_is_followed_by_a_longer_pause(store: MetadataStore) -> None:
+    clock = FakeClock()
+
+    def slow_unavailable() -> list[str]:
+        clock.now += 2.0  # the snapshot takes 2 s of (virtual) time
+        return []
+
+    monitor = DurabilityMonitor(store.maintenance, slow_unavailable, parse_policy(EC), 60.0, clock)
+    step = await monitor.work()
+    assert step.wait_s == SNAPSHOT_DUTY_FRACTION * 2.0
+    fast = DurabilityMonitor(store.maintenance, list, parse_policy(EC), 60.0, FakeClock())
+    assert (await fast.work()).wait_s == SNAPSHOT_INTERVAL_S

@@ -117,7 +117,8 @@ def status(
     (code, health), nodes, repair = run_client(url, credentials=credentials, work=work)
     out.print(health_line(code, health))
     out.print(_node_table(nodes))
-    out.print(durability_table(repair["durability"]))
+    if "durability" in repair:
+        out.print(durability_table(repair["durability"]))
     out.print(repair_card(repair))
 
 

@@ -104,59 +104,68 @@ def durability_table(durability: dict[str, Any]) -> Table:
 
 
 def repair_card(repair: dict[str, Any]) -> Table:
-    """Backlog, rate against its limit, ETA and who leads, one figure a line."""
+    """Backlog, rate against its limit, ETA and who leads, one figure a line. On a gateway
+    that does not lead, the rate, bytes repaired and ETA are the leader's as it last
+    published them, or, marked so, this gateway's own when there are none."""
     card = Table(box=None, show_header=False, title="repair")
     card.add_column(style="bold")
     card.add_column()
-    state = repair["state"] if repair["enabled"] else "[yellow]paused[/yellow]"
+    progress, whose = _progress_of(repair)
+    state = progress["state"] if repair["enabled"] else "[yellow]paused[/yellow]"
     card.add_row("state", state)
-    leader = repair.get("leader")
-    if repair.get("this_gateway_leads"):
-        card.add_row("leader", "this gateway")
-    else:
-        card.add_row(
-            "leader",
-            f"{leader[:8] if leader else 'none'} [yellow](figures below marked * are this "
-            "gateway's own, not the cluster's)[/yellow]",
-        )
-    own = "" if repair.get("this_gateway_leads") else " *"
+    card.add_row("leader", whose)
     card.add_row(
         "backlog",
         f"{repair['stripes_below_target']} stripes below target; "
         f"{repair['segments_queued']} segments ({repair['stripes_queued']} stripes) queued",
     )
     card.add_row(
-        f"rate{own}",
-        f"{size_text(int(repair['rate_bytes_per_s']))}/s of "
+        "rate",
+        f"{size_text(int(progress['rate_bytes_per_s']))}/s of "
         f"{size_text(repair['bandwidth_limit_bytes_per_s'])}/s allowed; "
-        f"{size_text(repair['bytes_repaired'])} repaired",
+        f"{size_text(progress['bytes_repaired'])} repaired",
     )
-    card.add_row(f"ETA{own}", _eta_text(repair))
+    card.add_row("ETA", _eta_text(repair["stripes_below_target"], progress["eta_s"]))
     spare = repair.get("fewest_spare_shards")
     if spare is not None:
         colour = "red" if spare <= 0 else "yellow"
         card.add_row("worst", f"[{colour}]a stripe that can lose {spare} more node(s)[/{colour}]")
-    if repair["segments_unrecoverable"]:
-        card.add_row(
-            "lost", f"[red]{repair['segments_unrecoverable']} segments unrecoverable[/red]"
-        )
+    lost = progress["segments_unrecoverable"]
+    if lost:
+        card.add_row("lost", f"[red]{lost} segments unrecoverable[/red]")
     if repair["unavailable_nodes"]:
         nodes = ", ".join(n[:8] for n in repair["unavailable_nodes"])
         card.add_row("nodes out", nodes)
     return card
 
 
-def _eta_text(repair: dict[str, Any]) -> str:
-    if repair["stripes_below_target"] == 0:
+def _progress_of(repair: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The figures to show of repair's progress, and whose they are."""
+    if repair.get("this_gateway_leads"):
+        return repair, "this gateway"
+    leader = repair.get("leader")
+    if leader is None:
+        return repair, "[yellow]none: the figures are this gateway's own[/yellow]"
+    published = repair.get("leader_figures")
+    if published is None:
+        return repair, f"{leader[:8]} [yellow](the figures are this gateway's own)[/yellow]"
+    at = str(published.get("published_at", ""))[11:19]
+    return published, f"{leader[:8]} (its figures as of {at} UTC)"
+
+
+def _eta_text(stripes_below_target: int, eta_s: float | None) -> str:
+    if stripes_below_target == 0:
         return "[green]nothing to repair[/green]"
-    eta = repair["eta_s"]
-    if eta is None:
+    if eta_s is None:
         return "[yellow]no progress measured yet[/yellow]"
-    return f"done in about {duration_text(eta)}"
+    return f"done in about {duration_text(eta_s)}"
 
 
 def status_view(code: int, health: dict[str, Any], repair: dict[str, Any]) -> RenderableType:
-    """The health line, the durability histogram and the repair card."""
-    return Group(
-        health_line(code, health), durability_table(repair["durability"]), repair_card(repair)
-    )
+    """The health line, the durability histogram (when the gateway reports one) and the
+    repair card."""
+    parts: list[RenderableType] = [health_line(code, health)]
+    if "durability" in repair:
+        parts.append(durability_table(repair["durability"]))
+    parts.append(repair_card(repair))
+    return Group(*parts)

@@ -55,6 +55,7 @@ from diststorage.gateway.workers.collector import GarbageCollector, UploadTouche
 from diststorage.gateway.workers.durability import DurabilityMonitor, unavailable_nodes
 from diststorage.gateway.workers.lease import LeaderLease
 from diststorage.gateway.workers.multipart_expiry import MultipartExpiry
+from diststorage.gateway.workers.progress import leader_figures
 from diststorage.gateway.workers.repair import RepairWorker
 from diststorage.gateway.workers.throttle import TokenBucket
 from diststorage.meta import MetadataStore
@@ -237,7 +238,13 @@ class Gateway:
                 settings.multipart_expiry_s, store.multipart, janitor.delete_soon, self._clock
             ),
             scrub_status=heartbeats.scrub,
-            lease=LeaderLease(store.maintenance, gateway_id, settings.lease_ttl_s, self._clock),
+            lease=LeaderLease(
+                store.maintenance,
+                gateway_id,
+                settings.lease_ttl_s,
+                self._clock,
+                published=lambda: leader_figures(repair, collector, self._clock),
+            ),
             workers=self.workers,
             accounts=accounts,
             keys=accounts.keys,

@@ -44,6 +44,7 @@ from diststorage.meta.durability import at_risk_segments, spare_histogram, strip
 from diststorage.meta.models import ChunkRow, GarbageChunk, LeaseRow, NodeRow, ObjectRow, RepairTask
 from diststorage.meta.records import (
     ChunkRef,
+    LeaseRecord,
     RepairBacklog,
     RepairTaskRef,
     SegmentLayout,
@@ -372,8 +373,11 @@ class MaintenanceStore(StoreBase):
 
     # -- leases ------------------------------------------------------------------------------
 
-    async def acquire_lease(self, name: str, holder: str, ttl_s: float) -> datetime | None:
-        """Takes or renews the lease for ``ttl_s`` seconds; returns its new expiry, or None
+    async def acquire_lease(
+        self, name: str, holder: str, ttl_s: float, figures: str | None = None
+    ) -> datetime | None:
+        """Takes or renews the lease for ``ttl_s`` seconds, with the holder's ``figures`` (a
+        JSON object, or None) in place of what it held; returns its new expiry, or None
         while another holder's lease runs. Expiry is judged on the caller's UTC clock, so the
         holders' clocks must agree to well within the TTL (NTP does)."""
 
@@ -384,10 +388,11 @@ class MaintenanceStore(StoreBase):
                 return None
             expires = self._now(ttl_s)
             if row is None:
-                session.add(LeaseRow(name=name, holder=holder, expires_at=expires))
+                session.add(LeaseRow(name=name, holder=holder, expires_at=expires, figures=figures))
             else:
                 row.holder = holder
                 row.expires_at = expires
+                row.figures = figures
             return expires
 
         try:
@@ -399,6 +404,17 @@ class MaintenanceStore(StoreBase):
         def operation(session: Session) -> tuple[str, datetime] | None:
             row = session.get(LeaseRow, name)
             return None if row is None else (row.holder, utc(row.expires_at))
+
+        return await self._read(operation)
+
+    async def lease_record(self, name: str) -> LeaseRecord | None:
+        """The lease's holder, expiry and the figures it published with its last renewal."""
+
+        def operation(session: Session) -> LeaseRecord | None:
+            row = session.get(LeaseRow, name)
+            if row is None:
+                return None
+            return LeaseRecord(row.holder, utc(row.expires_at), row.figures)
 
         return await self._read(operation)
 

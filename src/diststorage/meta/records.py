@@ -269,6 +269,14 @@ class RepairBacklog:
 
 
 @dataclass(frozen=True, slots=True)
+class LeaseRecord:
+    holder: str
+    expires_at: datetime
+    # The JSON object the holder published with its last renewal (None: nothing).
+    figures: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class StaleUpload:
     object_id: str
     gateway_id: str

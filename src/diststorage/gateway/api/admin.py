@@ -22,6 +22,7 @@ from diststorage.gateway.services import Services
 from diststorage.gateway.workers.durability import repair_block_bytes, repair_eta_s
 from diststorage.gateway.workers.lease import WORKERS_LEASE
 from diststorage.gateway.workers.lifecycle import set_node_lifecycle
+from diststorage.gateway.workers.progress import read_figures
 from diststorage.gateway.workers.rebalance import plan_rebalance
 from diststorage.meta import NodeLifecycle
 
@@ -242,7 +243,7 @@ async def repair_status(services: Services) -> dict[str, Any]:
     repair = services.repair
     report = await services.durability.assess()
     backlog = report.backlog
-    leader = await _current_leader(services)
+    leader, published = await _current_leader(services)
     leads = services.lease.is_leader
     rate = repair.meter.per_second()
     eta_s = None
@@ -286,14 +287,34 @@ async def repair_status(services: Services) -> dict[str, Any]:
         body["counters_note"] = (
             "this gateway does not lead the background workers: its repair state, counters, "
             "rate and ETA are its own, not the cluster's; "
-            + ("no gateway leads right now" if leader is None else f"ask the leader, {leader}")
+            + (
+                "no gateway leads right now"
+                if leader is None
+                else f"leader_figures are what the leader, {leader}, last published"
+            )
         )
+        body["leader_figures"] = _with_eta(published, backlog.stripes_below_target, services)
     return body
 
 
-async def _current_leader(services: Services) -> str | None:
-    """The gateway whose workers' lease has not lapsed; None while nobody holds one."""
-    holder = await services.store.maintenance.lease_holder(WORKERS_LEASE)
-    if holder is None or holder[1] <= datetime.now(UTC):
+async def _current_leader(services: Services) -> tuple[str | None, dict[str, Any] | None]:
+    """The gateway whose workers' lease has not lapsed and the figures it published with its
+    last renewal; (None, None) while nobody holds one."""
+    record = await services.store.maintenance.lease_record(WORKERS_LEASE)
+    if record is None or record.expires_at <= datetime.now(UTC):
+        return None, None
+    return record.holder, read_figures(record.figures)
+
+
+def _with_eta(
+    published: dict[str, Any] | None, stripes_below_target: int, services: Services
+) -> dict[str, Any] | None:
+    """The leader's figures and the ETA at the leader's rate (None without progress)."""
+    if published is None:
         return None
-    return holder[0]
+    rate = published.get("rate_bytes_per_s")
+    eta_s = None
+    if isinstance(rate, int | float) and rate > 0:
+        block = repair_block_bytes(services.settings)
+        eta_s = round(repair_eta_s(stripes_below_target, block, rate), 1)
+    return {**published, "eta_s": eta_s}

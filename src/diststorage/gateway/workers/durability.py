@@ -4,9 +4,9 @@ nodes and stay readable, the stripes already unreadable, and the inline objects.
 ``DurabilityMonitor.assess`` answers from one at-risk query (the repair backlog's, see
 meta.durability) and the stripes stored per policy, which it counts again at most every
 ``totals_interval_s``: every stripe not at risk is at its policy's full spare. Its worker
-keeps ``latest`` at most ``SNAPSHOT_INTERVAL_S`` old, so metrics scrapes read a snapshot and
-never queue database queries of their own. Every gateway runs it: the figures come from the
-database and are the same on each.
+keeps ``latest`` at most ``SNAPSHOT_INTERVAL_S`` old (longer only while the at-risk segments
+take long to read), so metrics scrapes read a snapshot and never queue database queries of
+their own. Every gateway runs it: the figures come from the database and are the same on each.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from diststorage.gateway.workers.repair_plan import NodeHealth
 from diststorage.meta import MaintenanceStore, RepairBacklog, SpareStripes, StripeTotals
 
 SNAPSHOT_INTERVAL_S = 3.0
+# A snapshot that took t seconds is followed by a pause of at least this many times t.
+SNAPSHOT_DUTY_FRACTION = 10.0
 
 
 def full_spare(policy: RedundancyPolicy) -> int:
@@ -204,10 +206,14 @@ class DurabilityMonitor:
 
     async def work(self) -> Step:
         """One snapshot; a failure keeps the last one (its age tells) and the supervisor
-        backs off."""
+        backs off. The pause grows with the snapshot's cost: a lost node puts every segment
+        it held at risk, and reading those takes the database longer, so the snapshots take
+        about 1/``SNAPSHOT_DUTY_FRACTION`` of its time at most."""
+        started = self._clock.monotonic()
         self.latest = await self.assess()
         self.latest_at_s = self._clock.time()
-        return Step(WorkerState.IDLE, SNAPSHOT_INTERVAL_S)
+        took_s = self._clock.monotonic() - started
+        return Step(WorkerState.IDLE, max(SNAPSHOT_INTERVAL_S, SNAPSHOT_DUTY_FRACTION * took_s))
 
     async def close(self) -> None:
         """Nothing held between snapshots."""
