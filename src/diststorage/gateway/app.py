@@ -192,9 +192,7 @@ class Gateway:
         settings, gateway_id = self.settings, self.gateway_id
         chunk_sets = ChunkSetWriter(settings.write_stripes_in_flight, inventory, clients, janitor)
         writer = ObjectWriter(settings, store, inventory, chunk_sets, janitor, gateway_id)
-        stats = self.metrics.data_path.stats
-        penalties = NodePenalties(self._clock)
-        reader = ObjectReader(settings, inventory, clients, penalties, damage, stats)
+        reader = self._reader(inventory, clients, damage)
         repair = RepairWorker(
             settings,
             store.maintenance,
@@ -214,13 +212,7 @@ class Gateway:
             repair.in_flight_chunks,
             self._clock,
         )
-        durability = DurabilityMonitor(
-            store.maintenance,
-            lambda: unavailable_nodes(inventory.node_ids(), repair.health),
-            settings.default_policy,
-            settings.durability_totals_interval_s,
-            self._clock,
-        )
+        durability = self._durability(store, inventory, repair)
         authenticator = KeyAuthenticator(accounts.keys, settings.s3_region, self._clock)
         return Services(
             settings=settings,
@@ -238,19 +230,44 @@ class Gateway:
                 settings.multipart_expiry_s, store.multipart, janitor.delete_soon, self._clock
             ),
             scrub_status=heartbeats.scrub,
-            lease=LeaderLease(
-                store.maintenance,
-                gateway_id,
-                settings.lease_ttl_s,
-                self._clock,
-                published=lambda: leader_figures(repair, collector, self._clock),
-            ),
+            lease=self._lease(store, repair, collector),
             workers=self.workers,
             accounts=accounts,
             keys=accounts.keys,
             authenticator=authenticator,
             native_authenticator=authenticator.for_native(),
-            node_stats=stats,
+            node_stats=self.metrics.data_path.stats,
+        )
+
+    def _reader(
+        self, inventory: Inventory, clients: NodeClients, damage: DamageReports
+    ) -> ObjectReader:
+        """Downloads' and repair's reader, counting bad blocks into the node stats."""
+        penalties = NodePenalties(self._clock)
+        stats = self.metrics.data_path.stats
+        return ObjectReader(self.settings, inventory, clients, penalties, damage, stats)
+
+    def _durability(
+        self, store: MetadataStore, inventory: Inventory, repair: RepairWorker
+    ) -> DurabilityMonitor:
+        return DurabilityMonitor(
+            store.maintenance,
+            lambda: unavailable_nodes(inventory.node_ids(), repair.health),
+            self.settings.default_policy,
+            self.settings.durability_totals_interval_s,
+            self._clock,
+        )
+
+    def _lease(
+        self, store: MetadataStore, repair: RepairWorker, collector: GarbageCollector
+    ) -> LeaderLease:
+        """The workers' lease, which publishes the leader's repair and GC figures."""
+        return LeaderLease(
+            store.maintenance,
+            self.gateway_id,
+            self.settings.lease_ttl_s,
+            self._clock,
+            published=lambda: leader_figures(repair, collector, self._clock),
         )
 
     async def _accounts(self, store: MetadataStore) -> Accounts:
