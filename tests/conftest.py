@@ -71,7 +71,8 @@ def error_code(response: Response) -> str:
     assert "application/json" in (response.header("Content-Type") or ""), response.headers
     payload = response.json()
     assert isinstance(payload, dict), payload
-    assert set(payload) == {"error", "message"}, payload
+    assert set(payload) == {"error", "message", "request_id"}, payload
+    assert payload["request_id"] == response.header("X-Request-Id"), payload
     assert isinstance(payload["message"], str), payload
     assert payload["message"], payload
     code = payload["error"]

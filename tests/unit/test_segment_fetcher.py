@@ -1,6 +1,7 @@
 """The segment fetcher's fallbacks with scripted shard streams: a late shard is replaced by
 another, and when none is left a slow node gets patient second tries as long as it makes
-progress, while a hung one costs a single patient deadline."""
+progress, while a hung one costs a single patient deadline. What it counts for the node table
+and the metrics: blocks that fail verification, per node, and reads that needed parity."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from diststorage.core.errors import NodeUnavailable
 from diststorage.core.policy import parse_policy
 from diststorage.erasure import codec_for
+from diststorage.gateway.datapath import NodeStats
 from diststorage.gateway.nodeclient import BlockPiece
 from diststorage.gateway.objects.geometry import Geometry
 from diststorage.gateway.objects.reader import (
@@ -39,6 +41,7 @@ class ScriptedClient:
     blocks: list[bytes]
     late_at: list[int | None]
     opened: list[tuple[int, float]] = field(default_factory=list)  # (first stripe, patience)
+    rotten: frozenset[int] = frozenset()  # stripes whose block it sends with a bit flipped
 
     async def read(
         self,
@@ -55,6 +58,8 @@ class ScriptedClient:
             if stripe == late:
                 raise TimeoutError(f"block {stripe} late")
             block = self.blocks[stripe]
+            if stripe in self.rotten:
+                block = bytes([block[0] ^ 1]) + block[1:]
             yield BlockPiece(block, stripe * BLOCK, crc32c.crc32c(block), True)
 
     async def read_once(
@@ -78,6 +83,7 @@ class FakeCluster:
     def __init__(self, clients: dict[str, ScriptedClient]) -> None:
         self._clients = clients
         self.penalized: list[str] = []
+        self.reported: list[str] = []
 
     def get(self, node_id: str) -> ScriptedClient | None:
         return self._clients.get(node_id)
@@ -95,13 +101,17 @@ class FakeCluster:
         return False
 
     def report(self, chunk_id: str) -> None:
-        raise AssertionError("nothing here is damaged")
+        self.reported.append(chunk_id)
 
 
 def segment(
-    late_at: dict[int, list[int | None]], shards: tuple[int, ...]
+    late_at: dict[int, list[int | None]],
+    shards: tuple[int, ...],
+    stats: NodeStats | None = None,
+    rotten: dict[int, frozenset[int]] | None = None,
 ) -> tuple[bytes, SegmentFetcher, dict[int, ScriptedClient]]:
-    """An object of STRIPES stripes in one segment; only ``shards`` of it are stored."""
+    """An object of STRIPES stripes in one segment; only ``shards`` of it are stored. Faults
+    are counted into ``stats``; shard s sends the stripes ``rotten[s]`` corrupt."""
     codec = codec_for(POLICY)
     data = os.urandom(STRIPE * STRIPES)
     encoded = [codec.encode(data[i * STRIPE : (i + 1) * STRIPE]) for i in range(STRIPES)]
@@ -109,13 +119,20 @@ def segment(
     chunks: dict[int, StoredChunk] = {}
     for shard in shards:
         blocks = [stripe[shard] for stripe in encoded]
-        clients[shard] = ScriptedClient(blocks, late_at.get(shard, []))
+        bad = (rotten or {}).get(shard, frozenset())
+        clients[shard] = ScriptedClient(blocks, late_at.get(shard, []), rotten=bad)
         crcs = tuple(crc32c.crc32c(b) for b in blocks)
         chunks[shard] = StoredChunk(
             f"{shard:032x}", f"node{shard}", 0, shard, BLOCK * STRIPES, crcs
         )
     cluster = FakeCluster({f"node{s}": c for s, c in clients.items()})
-    sources = ShardSources(clients=cluster, nodes=cluster, penalties=cluster, damage=cluster)
+    sources = ShardSources(
+        clients=cluster,
+        nodes=cluster,
+        penalties=cluster,
+        damage=cluster,
+        faults=stats if stats is not None else NodeStats(),
+    )
     geometry = Geometry(len(data), STRIPE, STRIPES)
     fetcher = SegmentFetcher(sources, codec, geometry, 0, chunks, last_stripe=STRIPES - 1)
     return data, fetcher, clients
@@ -157,3 +174,22 @@ def test_a_penalty_lasts_its_period_in_virtual_time() -> None:
     assert penalties.is_penalized("n") and not penalties.is_penalized("m")
     clock.now += 0.2
     assert not penalties.is_penalized("n")
+
+
+async def test_a_read_from_the_data_shards_alone_is_not_degraded() -> None:
+    stats = NodeStats()
+    data, fetcher, _ = segment({}, shards=(0, 1, 2), stats=stats)
+    assert await read_all(fetcher) == data
+    assert stats.degraded_reads == 0
+    assert [stats.crc_errors(f"node{s}") for s in range(3)] == [0, 0, 0]
+
+
+async def test_a_corrupt_block_counts_against_its_node_and_the_segment_read_as_degraded() -> None:
+    stats = NodeStats()
+    # Shard 1 sends stripe 3 corrupt: parity takes over from there, for the rest of the segment.
+    data, fetcher, _ = segment({}, shards=(0, 1, 2), stats=stats, rotten={1: frozenset({3})})
+    assert await read_all(fetcher) == data
+    assert stats.crc_errors("node1") == 1
+    assert stats.crc_errors("node0") == stats.crc_errors("node2") == 0
+    assert stats.degraded_reads == 1  # once per segment read, not once per stripe
+    assert stats.deadline_misses("node1") == 0  # counted by the node clients, not here

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from diststorage.cli.flags import settings_command
 from diststorage.core.credentials import Credentials
+from diststorage.core.logs import LogFormat
 from diststorage.core.settings import METADATA_URL_ENV, GatewaySettings, NodeSettings
 
 if TYPE_CHECKING:
@@ -111,6 +112,9 @@ def up(
         int, typer.Option(help="S3 port of the first gateway; the others take the next ones")
     ] = 9000,
     insecure_cluster: Annotated[bool, typer.Option(help=_INSECURE_HELP)] = False,
+    log_format: Annotated[
+        LogFormat, typer.Option(help="every daemon's log lines as text or as JSON objects")
+    ] = LogFormat.TEXT,
 ) -> None:
     """Start a local cluster (gateways and N nodes) until Ctrl-C or SIGTERM."""
     from diststorage.local import LocalCluster
@@ -133,7 +137,14 @@ def up(
         redundancy=redundancy,
         # A local cluster is a trusted setup: its nodes join on their first beat, whatever
         # DISTSTORAGE_GATEWAY_NODE_ADMISSION says.
-        gateway_args=["--node-admission", "open", *(["--anonymous"] if anonymous else [])],
+        gateway_args=[
+            "--node-admission",
+            "open",
+            *(["--anonymous"] if anonymous else []),
+            "--log-format",
+            log_format,
+        ],
+        node_args=["--log-format", log_format],
         s3_ports=[s3_port + i for i in range(gateways)],
         insecure_cluster=insecure_cluster,
     )

@@ -36,12 +36,14 @@ from diststorage.core.settings import (
 from diststorage.core.worker import Worker, Workers
 from diststorage.gateway.api import build_http_app
 from diststorage.gateway.api.errors import protocol_error_response as native_protocol_error
+from diststorage.gateway.api.metrics import ApiMetrics
 from diststorage.gateway.auth.accounts import Accounts
 from diststorage.gateway.auth.authenticator import KeyAuthenticator
 from diststorage.gateway.auth.bootstrap import load_root_key, log_root_key, open_master_key
 from diststorage.gateway.auth.keys import KeyCache
 from diststorage.gateway.confirmations import CorruptionConfirmations
 from diststorage.gateway.damage import DamageReports
+from diststorage.gateway.datapath import DataPathMetrics
 from diststorage.gateway.heartbeats import HeartbeatServicer
 from diststorage.gateway.http.body import BODY_IDLE_TIMEOUT_S
 from diststorage.gateway.http.server import GuardedRunner, RenderError, ServerLimits
@@ -101,8 +103,9 @@ async def migrate_in_child(settings: GatewaySettings) -> None:
 
 
 class Gateway:
-    """A gateway. After ``start``: ``gateway_id``, ``services`` (what request handlers use)
-    and ``workers`` (every background loop: the lease keeper; the workers every gateway runs;
+    """A gateway. After ``start``: ``gateway_id``, ``services`` (what request handlers use),
+    ``metrics`` (its one metrics registry, both front ends' and the data path's) and
+    ``workers`` (every background loop: the lease keeper; the workers every gateway runs;
     the workers only the leader runs)."""
 
     def __init__(self, settings: GatewaySettings, clock: Clock = SYSTEM_CLOCK) -> None:
@@ -155,12 +158,15 @@ class Gateway:
             admit_new_nodes=settings.node_admission == NodeAdmission.OPEN,
         )
         await inventory.load()
+        data_path = DataPathMetrics()
+        store.observe_queries(data_path.observe_query)
         clients = await NodeClients.open(
             inventory.address_of,
             settings.rpc_timeout_s,
             settings.block_timeout_s,
             settings.max_message_bytes,
             links,
+            data_path,
         )
         parts.push_async_callback(clients.close)
         inventory.on_return(clients.reset)
@@ -175,6 +181,7 @@ class Gateway:
         heartbeats = HeartbeatServicer(
             inventory, confirmations, self.gateway_id, require_node_certificate=links.secure
         )
+        self.metrics = ApiMetrics(inventory, heartbeats.scrub, data_path)
         self.services = self._services(
             store, inventory, clients, reads, janitor, damage, heartbeats, accounts
         )
@@ -196,7 +203,7 @@ class Gateway:
         settings, gateway_id = self.settings, self.gateway_id
         chunk_sets = ChunkSetWriter(settings.write_stripes_in_flight, inventory, clients, janitor)
         writer = ObjectWriter(settings, store, inventory, chunk_sets, janitor, gateway_id)
-        reader = ObjectReader(settings, inventory, clients, NodePenalties(self._clock), damage)
+        reader = self._reader(inventory, clients, damage)
         repair = RepairWorker(
             settings,
             store.maintenance,
@@ -216,13 +223,7 @@ class Gateway:
             repair.in_flight_chunks,
             self._clock,
         )
-        durability = DurabilityMonitor(
-            store.maintenance,
-            lambda: unavailable_nodes(inventory.node_ids(), repair.health),
-            settings.default_policy,
-            settings.durability_totals_interval_s,
-            self._clock,
-        )
+        durability = self._durability(store, inventory, repair)
         authenticator = KeyAuthenticator(accounts.keys, settings.s3_region, self._clock)
         return Services(
             settings=settings,
@@ -240,18 +241,44 @@ class Gateway:
                 settings.multipart_expiry_s, store.multipart, janitor.delete_soon, self._clock
             ),
             scrub_status=heartbeats.scrub,
-            lease=LeaderLease(
-                store.maintenance,
-                gateway_id,
-                settings.lease_ttl_s,
-                self._clock,
-                published=lambda: leader_figures(repair, collector, self._clock),
-            ),
+            lease=self._lease(store, repair, collector),
             workers=self.workers,
             accounts=accounts,
             keys=accounts.keys,
             authenticator=authenticator,
             native_authenticator=authenticator.for_native(),
+            node_stats=self.metrics.data_path.stats,
+        )
+
+    def _reader(
+        self, inventory: Inventory, clients: NodeClients, damage: DamageReports
+    ) -> ObjectReader:
+        """Downloads' and repair's reader, counting bad blocks into the node stats."""
+        penalties = NodePenalties(self._clock)
+        stats = self.metrics.data_path.stats
+        return ObjectReader(self.settings, inventory, clients, penalties, damage, stats)
+
+    def _durability(
+        self, store: MetadataStore, inventory: Inventory, repair: RepairWorker
+    ) -> DurabilityMonitor:
+        return DurabilityMonitor(
+            store.maintenance,
+            lambda: unavailable_nodes(inventory.node_ids(), repair.health),
+            self.settings.default_policy,
+            self.settings.durability_totals_interval_s,
+            self._clock,
+        )
+
+    def _lease(
+        self, store: MetadataStore, repair: RepairWorker, collector: GarbageCollector
+    ) -> LeaderLease:
+        """The workers' lease, which publishes the leader's repair and GC figures."""
+        return LeaderLease(
+            store.maintenance,
+            self.gateway_id,
+            self.settings.lease_ttl_s,
+            self._clock,
+            published=lambda: leader_figures(repair, collector, self._clock),
         )
 
     async def _accounts(self, store: MetadataStore) -> Accounts:
@@ -313,10 +340,10 @@ class Gateway:
                 settings.max_uploads, settings.max_uploads_per_client, settings.upload_retry_after_s
             )
         )
-        native = build_http_app(self.services)
+        native = build_http_app(self.services, self.metrics)
         await self._serve_app(parts, native, uploads, native_protocol_error, settings.listen, tls)
         if settings.s3_listen is not None:
-            s3 = build_s3_app(self.services)
+            s3 = build_s3_app(self.services, self.metrics.http)
             await self._serve_app(parts, s3, uploads, s3_protocol_error, settings.s3_listen, tls)
 
     async def _serve_app(
@@ -382,4 +409,4 @@ async def serve_gateway(settings: GatewaySettings, ready: asyncio.Event | None =
 
 def run_gateway(settings: GatewaySettings) -> None:
     """Blocking entry point for the CLI: logging, allocator, uvloop, then ``serve_gateway``."""
-    run_daemon("gateway", build_gateway(settings))
+    run_daemon("gateway", build_gateway(settings), settings.log_format)

@@ -222,8 +222,13 @@ def native_openapi(server_url: str = "/") -> dict[str, Any]:
             "schemas": {
                 "Error": {
                     "type": "object",
-                    "required": ["error", "message"],
-                    "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
+                    "required": ["error", "message", "request_id"],
+                    "properties": {
+                        "error": {"type": "string"},
+                        "message": {"type": "string"},
+                        # Also the answer's X-Request-Id: the client's, or one made for it.
+                        "request_id": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"},
+                    },
                 },
                 "Object": {
                     "type": "object",

@@ -14,8 +14,9 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from diststorage.core import errors as e
+from diststorage.core.request_ids import HEADER, new_request_id
+from diststorage.gateway.http.access import request_id_of, target_of
 from diststorage.gateway.http.status import StatusTable, add_error_headers, status_of
-from diststorage.gateway.s3.guard import new_request_id, request_id_of
 from diststorage.gateway.s3.xml import child, xml_response, xml_safe
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,9 @@ async def s3_errors(request: web.Request, handler: Handler) -> web.StreamRespons
         return response
     except e.DiststorageError as error:
         if s3_status_of(error) >= 500:
-            log.warning("S3 %s %s → %s: %s", request.method, request.path, error.s3_code, error)
+            log.warning(
+                "S3 %s %s → %s: %s", request.method, target_of(request), error.s3_code, error
+            )
         return response_for(request, error)
     except web.HTTPException as http_error:
         if http_error.status < 400:
@@ -113,10 +116,13 @@ async def s3_errors(request: web.Request, handler: Handler) -> web.StreamRespons
         code = "".join(word.capitalize() for word in http_error.reason.split())
         return error_response(request, http_error.status, code, http_error.reason)
     except Exception:
-        log.exception("S3 %s %s failed", request.method, request.path)
+        log.exception("S3 %s %s failed", request.method, target_of(request))
         return error_response(request, 500, "InternalError", "the gateway failed; see its log")
 
 
 async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers.setdefault("x-amz-request-id", request_id_of(request))
+    """The request's one id, under S3's name and the native API's."""
+    request_id = request_id_of(request)
+    response.headers.setdefault("x-amz-request-id", request_id)
+    response.headers.setdefault(HEADER, request_id)
     response.headers.setdefault("Server", "diststorage")
