@@ -4,9 +4,10 @@ real cluster."""
 from __future__ import annotations
 
 import aiohttp
-from conftest import TEST_ROOT
+from conftest import TEST_ROOT, gateway_client
 from dashboard_support import UI, browser_session, csrf_token_of, signed_in
 
+from diststorage.core.credentials import Credentials
 from diststorage.local import LocalCluster
 
 
@@ -111,3 +112,33 @@ async def test_an_unknown_key_is_refused_like_a_wrong_secret(cluster: LocalClust
         session.post(UI + "/login", data=form, allow_redirects=False) as response,
     ):
         assert response.status == 401
+
+
+async def test_a_key_without_the_admin_right_cannot_sign_in(cluster: LocalCluster) -> None:
+    made = gateway_client(cluster.url).accounts.create_key("not-an-admin")
+    form = {
+        "access_key_id": made["access_key_id"],
+        "secret_access_key": made["secret_access_key"],
+    }
+    async with (
+        browser_session(cluster.url) as session,
+        session.post(UI + "/login", data=form, allow_redirects=False) as response,
+    ):
+        assert response.status == 401
+
+
+async def test_disabling_the_key_ends_its_sessions(cluster: LocalCluster) -> None:
+    root = gateway_client(cluster.url)
+    made = root.accounts.create_key("dashboard-admin", is_admin=True)
+    admin = Credentials(made["access_key_id"], made["secret_access_key"])
+    async with signed_in(cluster.url, admin) as session:
+        async with session.get(UI + "/", allow_redirects=False) as response:
+            assert response.status == 200
+        root.accounts.disable_key(admin.access_key_id)
+        # Disabled through this gateway, forgotten by its key cache at once.
+        async with session.get(UI + "/", allow_redirects=False) as response:
+            assert response.status == 303
+            assert response.headers["Location"].startswith(UI + "/login")
+        root.accounts.enable_key(admin.access_key_id)
+        async with session.get(UI + "/", allow_redirects=False) as response:
+            assert response.status == 200

@@ -196,8 +196,9 @@ class Gateway:
         chunk_sets = ChunkSetWriter(settings.write_stripes_in_flight, inventory, clients, janitor)
         writer = ObjectWriter(settings, store, inventory, chunk_sets, janitor, gateway_id)
         stats = self.metrics.data_path.stats
-        penalties = NodePenalties(self._clock)
-        reader = ObjectReader(settings, inventory, clients, penalties, damage, stats)
+        reader = ObjectReader(
+            settings, inventory, clients, NodePenalties(self._clock), damage, stats
+        )
         repair = RepairWorker(
             settings,
             store.maintenance,
@@ -217,13 +218,6 @@ class Gateway:
             repair.in_flight_chunks,
             self._clock,
         )
-        durability = DurabilityMonitor(
-            store.maintenance,
-            lambda: unavailable_nodes(inventory.node_ids(), repair.health),
-            settings.default_policy,
-            settings.durability_totals_interval_s,
-            self._clock,
-        )
         authenticator = KeyAuthenticator(accounts.keys, settings.s3_region, self._clock)
         return Services(
             settings=settings,
@@ -236,24 +230,45 @@ class Gateway:
             reads=reads,
             repair=repair,
             collector=collector,
-            durability=durability,
-            multipart_expiry=MultipartExpiry(
-                settings.multipart_expiry_s, store.multipart, janitor.delete_soon, self._clock
-            ),
+            durability=self._durability(store, inventory, repair),
+            multipart_expiry=self._multipart_expiry(store, janitor),
             scrub_status=heartbeats.scrub,
-            lease=LeaderLease(
-                store.maintenance,
-                gateway_id,
-                settings.lease_ttl_s,
-                self._clock,
-                published=lambda: leader_figures(repair, collector, self._clock),
-            ),
+            lease=self._lease(store, repair, collector),
             workers=self.workers,
             accounts=accounts,
             keys=accounts.keys,
             authenticator=authenticator,
             native_authenticator=authenticator.for_native(),
             node_stats=stats,
+        )
+
+    def _multipart_expiry(self, store: MetadataStore, janitor: Janitor) -> MultipartExpiry:
+        return MultipartExpiry(
+            self.settings.multipart_expiry_s, store.multipart, janitor.delete_soon, self._clock
+        )
+
+    def _durability(
+        self, store: MetadataStore, inventory: Inventory, repair: RepairWorker
+    ) -> DurabilityMonitor:
+        settings = self.settings
+        return DurabilityMonitor(
+            store.maintenance,
+            lambda: unavailable_nodes(inventory.node_ids(), repair.health),
+            settings.default_policy,
+            settings.durability_totals_interval_s,
+            self._clock,
+        )
+
+    def _lease(
+        self, store: MetadataStore, repair: RepairWorker, collector: GarbageCollector
+    ) -> LeaderLease:
+        """The workers' lease, published with this gateway's repair and GC figures."""
+        return LeaderLease(
+            store.maintenance,
+            self.gateway_id,
+            self.settings.lease_ttl_s,
+            self._clock,
+            published=lambda: leader_figures(repair, collector, self._clock),
         )
 
     async def _accounts(self, store: MetadataStore) -> Accounts:
