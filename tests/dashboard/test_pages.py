@@ -125,9 +125,14 @@ async def test_an_action_without_a_session_is_refused(cluster: LocalCluster) -> 
 async def test_the_repair_and_events_screens_render(cluster: LocalCluster) -> None:
     async with signed_in(cluster.url, TEST_ROOT) as session:
         repair = Document(await _page(session, "/repair"))
-        events = Document(await _page(session, "/events"))
-    assert "No segment is queued for repair." in repair.by_id("at_risk").text
-    assert "Chunks deleted" in repair.by_id("garbage").text
-    # This gateway heard every node come up after it started.
-    kinds = [li.attrs["data-kind"] for li in events.all("li")]
-    assert kinds.count("node up") >= cluster.nodes
+        assert "No segment is queued for repair." in repair.by_id("at_risk").text
+        assert "Chunks deleted" in repair.by_id("garbage").text
+        # This gateway heard every node come up after it started; its watcher looks every
+        # 2 s, so the events are there within a few looks.
+        async with asyncio.timeout(30):
+            while True:
+                events = Document(await _page(session, "/events"))
+                kinds = [li.attrs["data-kind"] for li in events.all("li")]
+                if kinds.count("node up") >= cluster.nodes:
+                    break
+                await asyncio.sleep(0.5)

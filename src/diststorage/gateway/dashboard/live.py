@@ -128,11 +128,14 @@ class LiveUpdates:
     async def sample(self) -> None:
         """Throughput samples and event comparisons; runs until cancelled."""
         while True:
-            self._throughput.take(time.time())
             try:
+                self._throughput.take(time.time())
                 await self._watcher.observe()
             except DiststorageError as error:
                 log.warning("dashboard event watch failed: %s", error)
+            except Exception:
+                # As for snapshots: one bad look must not end the watching for good.
+                log.exception("dashboard event watch failed")
             await asyncio.sleep(SAMPLE_INTERVAL_S)
 
 
