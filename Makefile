@@ -4,7 +4,7 @@
 UV_VERSION := 0.13.9
 UV := python3 -m uv
 
-.PHONY: up test check bench proto env
+.PHONY: up test check bench proto env screenshots
 
 env:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
@@ -29,3 +29,6 @@ bench: env                    ## throughput, latency and memory figures (not par
 
 proto: env
 	$(UV) run scripts/gen-proto
+
+screenshots: env              ## PNGs of each dashboard screen of a small live cluster, one node stopped
+	$(UV) run python scripts/screenshots

@@ -43,7 +43,9 @@ from diststorage.gateway.auth.bootstrap import load_root_key, log_root_key, open
 from diststorage.gateway.auth.keys import KeyCache
 from diststorage.gateway.confirmations import CorruptionConfirmations
 from diststorage.gateway.damage import DamageReports
+from diststorage.gateway.dashboard import mount_dashboard
 from diststorage.gateway.datapath import DataPathMetrics
+from diststorage.gateway.events import EventLog
 from diststorage.gateway.heartbeats import HeartbeatServicer
 from diststorage.gateway.http.body import BODY_IDLE_TIMEOUT_S
 from diststorage.gateway.http.server import GuardedRunner, RenderError, ServerLimits
@@ -113,6 +115,7 @@ class Gateway:
         self._clock = clock
         self.workers = Workers(clock, max_backoff_s=WORKER_MAX_BACKOFF_S)
         self._parts = contextlib.AsyncExitStack()
+        self.events = EventLog(clock=clock)
 
     async def start(self) -> None:
         """Migrates the schema, builds every part and starts both servers and the workers;
@@ -223,7 +226,6 @@ class Gateway:
             repair.in_flight_chunks,
             self._clock,
         )
-        durability = self._durability(store, inventory, repair)
         authenticator = KeyAuthenticator(accounts.keys, settings.s3_region, self._clock)
         return Services(
             settings=settings,
@@ -236,10 +238,8 @@ class Gateway:
             reads=reads,
             repair=repair,
             collector=collector,
-            durability=durability,
-            multipart_expiry=MultipartExpiry(
-                settings.multipart_expiry_s, store.multipart, janitor.delete_soon, self._clock
-            ),
+            durability=self._durability(store, inventory, repair),
+            multipart_expiry=self._multipart_expiry(store, janitor),
             scrub_status=heartbeats.scrub,
             lease=self._lease(store, repair, collector),
             workers=self.workers,
@@ -279,6 +279,11 @@ class Gateway:
             self.settings.lease_ttl_s,
             self._clock,
             published=lambda: leader_figures(repair, collector, self._clock),
+        )
+
+    def _multipart_expiry(self, store: MetadataStore, janitor: Janitor) -> MultipartExpiry:
+        return MultipartExpiry(
+            self.settings.multipart_expiry_s, store.multipart, janitor.delete_soon, self._clock
         )
 
     async def _accounts(self, store: MetadataStore) -> Accounts:
@@ -341,6 +346,7 @@ class Gateway:
             )
         )
         native = build_http_app(self.services, self.metrics)
+        mount_dashboard(native, self.services, self.events)
         await self._serve_app(parts, native, uploads, native_protocol_error, settings.listen, tls)
         if settings.s3_listen is not None:
             s3 = build_s3_app(self.services, self.metrics.http)

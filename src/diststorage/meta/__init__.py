@@ -21,6 +21,7 @@ from diststorage.meta.multipart_records import (
 )
 from diststorage.meta.records import (
     NO_ATTRIBUTES,
+    AtRiskSegment,
     ChunkRef,
     CommitOutcome,
     DegradedSegment,
@@ -62,6 +63,7 @@ __all__ = [
     "MAX_PART_NUMBER",
     "NO_ATTRIBUTES",
     "AccountStore",
+    "AtRiskSegment",
     "BucketInfo",
     "ChecksumCombiner",
     "ChunkRef",

@@ -119,7 +119,7 @@ async def _health_route(
 async def _nodes(request: web.Request, services: Services, route: SystemRoute) -> web.Response:
     referenced = await services.store.maintenance.chunks_by_node()
     return web.json_response(
-        [_node_json(services, v, referenced) for v in services.inventory.views()]
+        [node_json(services, v, referenced) for v in services.inventory.views()]
     )
 
 
@@ -138,7 +138,7 @@ async def _rebalance(request: web.Request, services: Services, route: SystemRout
 async def _node_action(
     request: web.Request, services: Services, route: SystemRoute
 ) -> web.Response:
-    view = _find_node(services, route.node_id)
+    view = find_node(services, route.node_id)
     assert route.lifecycle is not None
     if view.lifecycle == NodeLifecycle.PENDING:
         raise NodePending(
@@ -152,9 +152,9 @@ async def _node_action(
         route.lifecycle,
         services.settings.default_policy,
     )
-    view = _find_node(services, route.node_id)
+    view = find_node(services, route.node_id)
     referenced = await services.store.maintenance.chunks_by_node()
-    body = _node_json(services, view, referenced)
+    body = node_json(services, view, referenced)
     if warning is not None:
         body["warning"] = warning
     return web.json_response(body, status=202)
@@ -164,24 +164,24 @@ async def _node_accept(
     request: web.Request, services: Services, route: SystemRoute
 ) -> web.Response:
     """Admits a pending node (manual admission); an admitted node is left as it is."""
-    view = _find_node(services, route.node_id)
+    view = find_node(services, route.node_id)
     node_id = view.info.node_id
     if await services.store.maintenance.accept_node(node_id) is None:
         raise NodeNotFound(f"no node with id {route.node_id!r}")
     services.inventory.accept(node_id)
     referenced = await services.store.maintenance.chunks_by_node()
     return web.json_response(
-        _node_json(services, _find_node(services, node_id), referenced), status=202
+        node_json(services, find_node(services, node_id), referenced), status=202
     )
 
 
 async def _node(request: web.Request, services: Services, route: SystemRoute) -> web.Response:
-    view = _find_node(services, route.node_id)
+    view = find_node(services, route.node_id)
     if request.method == "DELETE":
-        await _remove_node(services, view, request.query.get("force") == "true")
+        await remove_node(services, view, request.query.get("force") == "true")
         return web.Response(status=204)
     referenced = await services.store.maintenance.chunks_by_node()
-    return web.json_response(_node_json(services, view, referenced))
+    return web.json_response(node_json(services, view, referenced))
 
 
 async def _admin(
@@ -203,7 +203,7 @@ _HANDLERS: dict[SystemEndpoint, _Handler] = {
 }
 
 
-def _find_node(services: Services, node_id: str) -> NodeView:
+def find_node(services: Services, node_id: str) -> NodeView:
     matches = [v for v in services.inventory.views() if v.info.node_id.startswith(node_id)]
     if len(matches) != 1:
         problem = "no node" if not matches else f"{len(matches)} nodes"
@@ -211,7 +211,7 @@ def _find_node(services: Services, node_id: str) -> NodeView:
     return matches[0]
 
 
-async def _remove_node(services: Services, view: NodeView, force: bool) -> None:
+async def remove_node(services: Services, view: NodeView, force: bool) -> None:
     node_id = view.info.node_id
     maintenance = services.store.maintenance
     chunks, _ = (await maintenance.chunks_by_node()).get(node_id, (0, 0))
@@ -227,6 +227,13 @@ async def _remove_node(services: Services, view: NodeView, force: bool) -> None:
 
 
 def _health(services: Services) -> web.Response:
+    body = health_status(services)
+    return web.json_response(body, status=503 if body["status"] == "down" else 200)
+
+
+def health_status(services: Services) -> dict[str, Any]:
+    """``/_/health``'s body: ok with every shard writable, degraded while writes still
+    succeed, down when they cannot."""
     views = services.inventory.views()
     policy = services.settings.default_policy
     live = sum(1 for v in views if v.live)
@@ -241,10 +248,10 @@ def _health(services: Services) -> web.Response:
         "full_redundancy_nodes": policy.total_shards,
         "redundancy": policy.spec,
     }
-    return web.json_response(body, status=200 if healthy else 503)
+    return body
 
 
-def _node_json(
+def node_json(
     services: Services, view: NodeView, referenced: dict[str, tuple[int, int]]
 ) -> dict[str, Any]:
     info = view.info
