@@ -60,6 +60,7 @@ from diststorage.meta.models import (
     ObjectRow,
 )
 from diststorage.meta.multipart import MultipartStore
+from diststorage.meta.placement import PlacementStore
 from diststorage.meta.records import (
     ChunkRef,
     CommitOutcome,
@@ -113,6 +114,7 @@ class MetadataStore(StoreBase):
         self.maintenance = MaintenanceStore(backend, timeout_s, clock)
         self.accounts = AccountStore(backend, timeout_s, clock)
         self.multipart = MultipartStore(backend, timeout_s, clock)
+        self.placement = PlacementStore(backend, timeout_s, clock)
 
     @classmethod
     async def open(

@@ -40,6 +40,7 @@ __all__ = [
     "DEFAULT_CONTENT_TYPE",
     "SYSTEM_PREFIX",
     "ByteRange",
+    "decode_key",
     "is_system_path",
     "parse_declared_size",
     "parse_key",
@@ -113,7 +114,14 @@ def parse_put(
 
 def parse_key(raw_path: str) -> str:
     """The object key of a raw request path: percent-decoded, UTF-8, 1–1024 bytes."""
-    encoded = raw_path.split("?", 1)[0].removeprefix("/")
+    key = decode_key(raw_path.split("?", 1)[0].removeprefix("/"))
+    if key.startswith(SYSTEM_PREFIX):
+        raise InvalidKey(f"keys under {SYSTEM_PREFIX!r} are reserved for system routes")
+    return key
+
+
+def decode_key(encoded: str) -> str:
+    """A key from its percent-encoded form: UTF-8, 1–1024 bytes; raises InvalidKey."""
     try:
         key = urllib.parse.unquote(encoded, errors="strict")
     except UnicodeDecodeError as exc:
@@ -126,8 +134,6 @@ def parse_key(raw_path: str) -> str:
         raise InvalidKey("the key is empty")
     if size > MAX_KEY_BYTES:
         raise InvalidKey(f"the key is {size} bytes; at most {MAX_KEY_BYTES} are allowed")
-    if key.startswith(SYSTEM_PREFIX):
-        raise InvalidKey(f"keys under {SYSTEM_PREFIX!r} are reserved for system routes")
     return key
 
 
