@@ -18,6 +18,7 @@ from diststorage.meta import (
     ChunkState,
     MetadataStore,
     NewObject,
+    PlacedSegment,
     PlannedChunk,
     StoredChunk,
 )
@@ -66,7 +67,7 @@ async def put(
 async def test_pages_cover_every_segment_once_with_its_geometry(store: MetadataStore) -> None:
     size = 5 * SEGMENT_BYTES + STRIPE_BYTES // 2  # five whole segments and half a stripe
     chunks = await put(store, "big", size)
-    seen = []
+    seen: list[PlacedSegment] = []
     start: int | None = 0
     while start is not None:
         page = await store.placement.segment_page("default", "big", start, 2)
