@@ -29,7 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from diststorage.core.durable import replace_durably
 from diststorage.core.errors import MasterKeyError
@@ -61,6 +63,7 @@ class MasterKey:
         if len(key) != MASTER_KEY_BYTES:
             raise MasterKeyError(f"a master key is {MASTER_KEY_BYTES} bytes, not {len(key)}")
         self._aead = AESGCM(key)
+        self._key = key
 
     def __repr__(self) -> str:
         return "MasterKey(…)"
@@ -68,6 +71,12 @@ class MasterKey:
     def seal(self, plaintext: bytes, context: str) -> Sealed:
         nonce = secrets.token_bytes(NONCE_BYTES)
         return Sealed(self._aead.encrypt(nonce, plaintext, context.encode()), nonce)
+
+    def derive(self, purpose: str) -> bytes:
+        """A 32-byte key for ``purpose`` (HKDF-SHA256 of the master key): the same on every
+        gateway that shares the master key, and telling nothing of it or of other purposes'."""
+        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode())
+        return hkdf.derive(self._key)
 
     def open(self, sealed: Sealed, context: str) -> bytes:
         """The plaintext; raises MasterKeyError when the seal was made under another master

@@ -36,6 +36,8 @@ from diststorage.gateway.auth.authenticator import KeyAuthenticator
 from diststorage.gateway.auth.bootstrap import load_root_key, log_root_key, open_master_key
 from diststorage.gateway.auth.keys import KeyCache
 from diststorage.gateway.damage import DamageReports
+from diststorage.gateway.dashboard import mount_dashboard
+from diststorage.gateway.events import EventLog
 from diststorage.gateway.heartbeats import HeartbeatServicer
 from diststorage.gateway.http.body import BODY_IDLE_TIMEOUT_S
 from diststorage.gateway.http.server import GuardedRunner, RenderError, ServerLimits
@@ -102,6 +104,7 @@ class Gateway:
         self._clock = clock
         self.workers = Workers(clock, max_backoff_s=WORKER_MAX_BACKOFF_S)
         self._parts = contextlib.AsyncExitStack()
+        self.events = EventLog(clock=clock)
 
     async def start(self) -> None:
         """Migrates the schema, builds every part and starts both servers and the workers;
@@ -280,6 +283,7 @@ class Gateway:
             )
         )
         native = build_http_app(self.services)
+        mount_dashboard(native, self.services, self.events)
         await self._serve_app(parts, native, uploads, native_protocol_error, settings.listen, tls)
         if settings.s3_listen is not None:
             s3 = build_s3_app(self.services)

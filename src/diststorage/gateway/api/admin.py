@@ -210,6 +210,13 @@ async def _remove_node(services: Services, view: NodeView, force: bool) -> None:
 
 
 def _health(services: Services) -> web.Response:
+    body = health_status(services)
+    return web.json_response(body, status=503 if body["status"] == "down" else 200)
+
+
+def health_status(services: Services) -> dict[str, Any]:
+    """``/_/health``'s body: ok with every shard writable, degraded while writes still
+    succeed, down when they cannot."""
     views = services.inventory.views()
     policy = services.settings.default_policy
     live = sum(1 for v in views if v.live)
@@ -224,7 +231,7 @@ def _health(services: Services) -> web.Response:
         "full_redundancy_nodes": policy.total_shards,
         "redundancy": policy.spec,
     }
-    return web.json_response(body, status=200 if healthy else 503)
+    return body
 
 
 def _node_json(

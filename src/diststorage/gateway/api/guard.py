@@ -3,6 +3,9 @@ header or a presigned URL) by a key with the right, checked before anything else
 
 - ``GET /_/health`` (and HEAD) is open to all: load balancers and probes carry no keys.
 - The other ``/_/`` routes need an admin key (the root key, or one created ``--admin``).
+- The dashboard (``/_/ui``) is let through: it has its own login and session (an admin key
+  too), checked by its own middleware (``gateway.dashboard.security``), since a browser does not
+  sign its requests.
 - Object requests act on the bucket ``default``: reads and listings need READ on it, writes
   and deletes WRITE. With ``--anonymous`` unsigned object requests are let through (signed ones
   are still checked): the original design's open API, for experiments.
@@ -15,7 +18,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from diststorage.core.errors import AccessDenied
-from diststorage.gateway.api.parse import READ_METHODS, SYSTEM_PREFIX, is_system_path
+from diststorage.gateway.api.parse import READ_METHODS, SYSTEM_PREFIX, is_system_path, is_ui_path
 from diststorage.gateway.auth.ports import Access, Authenticator, Caller
 from diststorage.gateway.http.admission import Admission, signed_request_of
 from diststorage.gateway.http.callers import set_caller
@@ -26,7 +29,7 @@ OPEN_PATHS = frozenset({f"/{SYSTEM_PREFIX}health"})
 
 def is_open(request: web.Request) -> bool:
     path = request.raw_path.partition("?")[0]
-    return path in OPEN_PATHS and request.method in READ_METHODS
+    return (path in OPEN_PATHS and request.method in READ_METHODS) or is_ui_path(path)
 
 
 class RequestGuard(Admission):

@@ -9,6 +9,7 @@ from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from diststorage.gateway.api.parse import is_ui_path
 from diststorage.gateway.inventory import Inventory
 
 
@@ -63,6 +64,10 @@ class ApiMetrics:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        # The dashboard's pages and its minutes-long live streams are not the API's traffic:
+        # counted, they would swamp the GET latency they are there to show.
+        if is_ui_path(request.raw_path):
+            return await handler(request)
         started = time.perf_counter()
         response: web.StreamResponse = await handler(request)
         self.requests.labels(request.method, str(response.status)).inc()

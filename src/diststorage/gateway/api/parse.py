@@ -30,6 +30,8 @@ from diststorage.meta import DEFAULT_NAMESPACE, MAX_LIST_LIMIT
 
 MAX_KEY_BYTES = 1024
 SYSTEM_PREFIX = "_/"
+# The web dashboard (``gateway.dashboard``): under the system prefix, but with its own login.
+UI_PATH = "/_/ui"
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 OBJECT_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE"})
 READ_METHODS = frozenset({"GET", "HEAD"})
@@ -39,9 +41,11 @@ _LIMIT = re.compile(r"0*([0-9]{1,9})")
 __all__ = [
     "DEFAULT_CONTENT_TYPE",
     "SYSTEM_PREFIX",
+    "UI_PATH",
     "ByteRange",
     "decode_key",
     "is_system_path",
+    "is_ui_path",
     "parse_declared_size",
     "parse_key",
     "parse_listing",
@@ -56,6 +60,12 @@ __all__ = [
 def is_system_path(raw_path: str) -> bool:
     """Whether the path is a system route (``/_/...``) rather than an object request."""
     return raw_path.split("?", 1)[0].startswith("/" + SYSTEM_PREFIX)
+
+
+def is_ui_path(raw_path: str) -> bool:
+    """Whether the path is the dashboard's (``/_/ui`` and below)."""
+    path = raw_path.split("?", 1)[0]
+    return path == UI_PATH or path.startswith(UI_PATH + "/")
 
 
 def parse_object_request(
