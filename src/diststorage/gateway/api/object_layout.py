@@ -53,7 +53,7 @@ LAYOUT_PREFIX = "objects/"
 LAYOUT_SUFFIX = "/layout"
 DEFAULT_SEGMENTS_PER_PAGE = 100
 _DIGITS = re.compile(r"0*([0-9]{1,9})")
-_MAX_START = 10**9
+MAX_SEGMENT_START = 10**9
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,12 +79,14 @@ def parse_layout_query(encoded_key: str, query: Mapping[str, str]) -> LayoutQuer
     return LayoutQuery(
         bucket=query.get("bucket") or DEFAULT_NAMESPACE,
         key=decode_key(encoded_key),
-        start=_whole_number(query, "start", 0, _MAX_START, 0),
-        limit=_whole_number(query, "limit", 1, MAX_SEGMENTS_PER_PAGE, DEFAULT_SEGMENTS_PER_PAGE),
+        start=query_number(query, "start", 0, MAX_SEGMENT_START, 0),
+        limit=query_number(query, "limit", 1, MAX_SEGMENTS_PER_PAGE, DEFAULT_SEGMENTS_PER_PAGE),
     )
 
 
-def _whole_number(query: Mapping[str, str], name: str, low: int, high: int, default: int) -> int:
+def query_number(query: Mapping[str, str], name: str, low: int, high: int, default: int) -> int:
+    """A whole number from ``low`` to ``high`` in the query (``default`` when absent); raises
+    InvalidRequest otherwise."""
     text = query.get(name)
     if text is None:
         return default

@@ -10,7 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from diststorage.gateway.api.parse import UI_PATH
-from diststorage.gateway.dashboard import login, overview
+from diststorage.gateway.dashboard import login, objects, overview
 from diststorage.gateway.dashboard.context import DASHBOARD, Dashboard, Screen
 from diststorage.gateway.dashboard.security import (
     add_security_headers,
@@ -23,7 +23,7 @@ from diststorage.gateway.dashboard.templating import Templates
 from diststorage.gateway.events import EventLog
 from diststorage.gateway.services import Services
 
-SCREENS: tuple[Screen, ...] = (overview.SCREEN, login.SCREEN)
+SCREENS: tuple[Screen, ...] = (overview.SCREEN, objects.SCREEN, login.SCREEN)
 STATIC_URL = UI_PATH + "/static"
 
 
