@@ -29,6 +29,8 @@ from conftest import (
     object_chunks,
     random_bytes,
     restore_nodes,
+    s3_client,
+    upload_in_parts,
 )
 from dashboard_support import UI, Document, Element, browser_session, signed_in
 
@@ -67,7 +69,10 @@ def cluster_options() -> ClusterOptions:
             "1.5",
             "--no-repair",
         ),
-        env={"DISTSTORAGE_GATEWAY_SEGMENT_MAX_STRIPES": str(SEGMENT_STRIPES)},
+        env={
+            "DISTSTORAGE_GATEWAY_SEGMENT_MAX_STRIPES": str(SEGMENT_STRIPES),
+            "DISTSTORAGE_GATEWAY_MULTIPART_MIN_PART_BYTES": "0",
+        },
     )
 
 
@@ -283,6 +288,33 @@ async def test_segments_come_a_page_at_a_time(cluster: LocalCluster, http: Clien
     assert last.by_id("previous-segments").attrs["href"] == object_page_url(
         "page/segments", start=3, limit=3
     )
+
+
+async def test_an_object_of_another_bucket_completed_from_parts(cluster: LocalCluster) -> None:
+    s3 = s3_client(cluster)
+    s3.create_bucket(Bucket="screen-parts")
+    parts = [random_bytes(2 * SEGMENT), random_bytes(SEGMENT + 1), b"inline tail"]
+    upload_in_parts(s3, "screen-parts", "joined", parts)
+    http = gateway_client(cluster.url)
+    layout = layout_json(http, "joined", bucket="screen-parts")
+    async with signed_in(cluster.url, TEST_ROOT) as session:
+        listing = Document(await get_page(session, listing_url("screen-parts")))
+        (row,) = listing.all("tr", "entry")
+        assert row.attrs["data-key"] == "joined"
+        href = row.children[0].children[0].attrs["href"]
+        assert href == object_page_url("joined", bucket="screen-parts")
+        page = Document(await get_page(session, href))
+    assert page.by_id("meta-parts").text == "3 (1 kept inline)"
+    assert page.by_id("meta-size").attrs["data-bytes"] == str(sum(map(len, parts)))
+    labels = [row.children[0].children[0].text for row in page.all("tr", "segment")]
+    assert labels == [
+        "part 0 · segment 0",
+        "part 0 · segment 1",
+        "part 1 · segment 0",
+        "part 1 · segment 1",
+    ]
+    assert grid_of(page) == json_grid(layout)
+    assert "1 inline part holds no segment" in page.by_id("segment-range").text
 
 
 async def test_an_inline_object_says_it_has_no_shards(cluster: LocalCluster, http: Client) -> None:
