@@ -44,6 +44,22 @@ async def signed_in(
         yield session
 
 
+async def read_events(response: aiohttp.ClientResponse, count: int) -> dict[str, str]:
+    """The next ``count`` Server-Sent Events: name → data (lines joined by newlines)."""
+    events: dict[str, str] = {}
+    name, data = "message", []
+    while len(events) < count:
+        line = (await response.content.readline()).decode().rstrip("\r\n")
+        if line.startswith("event:"):
+            name = line.removeprefix("event:").strip()
+        elif line.startswith("data:"):
+            data.append(line.removeprefix("data:").removeprefix(" "))
+        elif not line and data:
+            events[name] = "\n".join(data)
+            name, data = "message", []
+    return events
+
+
 def csrf_token_of(page: str) -> str:
     match = re.search(r'name="csrf" value="([^"]+)"', page)
     assert match is not None, page

@@ -22,6 +22,7 @@ from diststorage.meta.multipart_records import (
 from diststorage.meta.placement import MAX_SEGMENTS_PER_PAGE, PlacementStore
 from diststorage.meta.records import (
     NO_ATTRIBUTES,
+    AtRiskSegment,
     ChunkRef,
     CommitOutcome,
     DegradedSegment,
@@ -64,6 +65,7 @@ __all__ = [
     "MAX_SEGMENTS_PER_PAGE",
     "NO_ATTRIBUTES",
     "AccountStore",
+    "AtRiskSegment",
     "BucketInfo",
     "ChecksumCombiner",
     "ChunkRef",

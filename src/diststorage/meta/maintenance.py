@@ -43,6 +43,7 @@ from diststorage.meta.base import (
 from diststorage.meta.digests import NO_DIGESTS
 from diststorage.meta.models import ChunkRow, GarbageChunk, LeaseRow, NodeRow, ObjectRow, RepairTask
 from diststorage.meta.records import (
+    AtRiskSegment,
     ChunkRef,
     RepairBacklog,
     RepairTaskRef,
@@ -180,6 +181,32 @@ class MaintenanceStore(StoreBase):
                 .limit(limit)
             )
             return [RepairTaskRef(r.object_id, r.segment_index, r.margin, r.attempts) for r in rows]
+
+        return await self._read(operation)
+
+    async def at_risk_segments(self, limit: int) -> list[AtRiskSegment]:
+        """The ``limit`` queued segments most at risk (least margin, then oldest), due or
+        not, with their objects' keys."""
+
+        def operation(session: Session) -> list[AtRiskSegment]:
+            rows = session.execute(
+                select(RepairTask, ObjectRow)
+                .join(ObjectRow, ObjectRow.id == RepairTask.object_id)
+                .order_by(RepairTask.margin, RepairTask.queued_at)
+                .limit(limit)
+            )
+            return [
+                AtRiskSegment(
+                    object_info(obj).key,
+                    task.object_id,
+                    task.segment_index,
+                    task.stripe_count,
+                    task.margin,
+                    task.attempts,
+                    task.not_before,
+                )
+                for task, obj in rows.tuples()
+            ]
 
         return await self._read(operation)
 

@@ -228,6 +228,20 @@ class RepairTaskRef:
 
 
 @dataclass(frozen=True, slots=True)
+class AtRiskSegment:
+    """A queued repair task with its object's key, for people to look at."""
+
+    key: str
+    object_id: str
+    segment_index: int
+    stripe_count: int
+    # Surviving shards minus shards needed to read, when the task was queued.
+    margin: int
+    attempts: int
+    not_before: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class SegmentLayout:
     """One committed segment's chunks, damaged ones included, for the repair worker."""
 

@@ -115,7 +115,7 @@ async def _health_route(
 async def _nodes(request: web.Request, services: Services, route: SystemRoute) -> web.Response:
     referenced = await services.store.maintenance.chunks_by_node()
     return web.json_response(
-        [_node_json(services, v, referenced) for v in services.inventory.views()]
+        [node_json(services, v, referenced) for v in services.inventory.views()]
     )
 
 
@@ -134,7 +134,7 @@ async def _rebalance(request: web.Request, services: Services, route: SystemRout
 async def _node_action(
     request: web.Request, services: Services, route: SystemRoute
 ) -> web.Response:
-    view = _find_node(services, route.node_id)
+    view = find_node(services, route.node_id)
     assert route.lifecycle is not None
     warning = await set_node_lifecycle(
         services.store.maintenance,
@@ -143,21 +143,21 @@ async def _node_action(
         route.lifecycle,
         services.settings.default_policy,
     )
-    view = _find_node(services, route.node_id)
+    view = find_node(services, route.node_id)
     referenced = await services.store.maintenance.chunks_by_node()
-    body = _node_json(services, view, referenced)
+    body = node_json(services, view, referenced)
     if warning is not None:
         body["warning"] = warning
     return web.json_response(body, status=202)
 
 
 async def _node(request: web.Request, services: Services, route: SystemRoute) -> web.Response:
-    view = _find_node(services, route.node_id)
+    view = find_node(services, route.node_id)
     if request.method == "DELETE":
-        await _remove_node(services, view, request.query.get("force") == "true")
+        await remove_node(services, view, request.query.get("force") == "true")
         return web.Response(status=204)
     referenced = await services.store.maintenance.chunks_by_node()
-    return web.json_response(_node_json(services, view, referenced))
+    return web.json_response(node_json(services, view, referenced))
 
 
 async def _admin(
@@ -186,7 +186,7 @@ _HANDLERS: dict[SystemEndpoint, _Handler] = {
 }
 
 
-def _find_node(services: Services, node_id: str) -> NodeView:
+def find_node(services: Services, node_id: str) -> NodeView:
     matches = [v for v in services.inventory.views() if v.info.node_id.startswith(node_id)]
     if len(matches) != 1:
         problem = "no node" if not matches else f"{len(matches)} nodes"
@@ -194,7 +194,7 @@ def _find_node(services: Services, node_id: str) -> NodeView:
     return matches[0]
 
 
-async def _remove_node(services: Services, view: NodeView, force: bool) -> None:
+async def remove_node(services: Services, view: NodeView, force: bool) -> None:
     node_id = view.info.node_id
     maintenance = services.store.maintenance
     chunks, _ = (await maintenance.chunks_by_node()).get(node_id, (0, 0))
@@ -234,7 +234,7 @@ def health_status(services: Services) -> dict[str, Any]:
     return body
 
 
-def _node_json(
+def node_json(
     services: Services, view: NodeView, referenced: dict[str, tuple[int, int]]
 ) -> dict[str, Any]:
     info = view.info

@@ -1,17 +1,22 @@
 """The web dashboard as an aiohttp application, mounted at ``/_/ui`` in the native API's.
 
-``mount_dashboard(native_app, services)`` builds it: the Jinja2 templates, the static files,
-the sessions, and each screen's routes (``SCREENS``, in the order of the navigation bar; a
-new screen is a module with a ``SCREEN`` added here, see ``context``).
+``mount_dashboard(native_app, services, events)`` builds it: the Jinja2 templates, the static
+files, the sessions, the live updates, and each screen's routes (``SCREENS``, in the order of
+the navigation bar; a new screen is a module with a ``SCREEN`` added here, see ``context``).
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from diststorage.core.clock import SYSTEM_CLOCK
+from diststorage.gateway.api.metrics import METRICS
 from diststorage.gateway.api.parse import UI_PATH
-from diststorage.gateway.dashboard import login, objects, overview
+from diststorage.gateway.dashboard import events as events_screen
+from diststorage.gateway.dashboard import live, login, nodes, objects, overview, repair
 from diststorage.gateway.dashboard.context import DASHBOARD, Dashboard, Screen
+from diststorage.gateway.dashboard.live import LIVE, LiveUpdates
+from diststorage.gateway.dashboard.panels import ChunkCounts, Snapshots
 from diststorage.gateway.dashboard.security import (
     add_security_headers,
     html_errors,
@@ -20,35 +25,53 @@ from diststorage.gateway.dashboard.security import (
 from diststorage.gateway.dashboard.session import Sessions
 from diststorage.gateway.dashboard.static import StaticAssets
 from diststorage.gateway.dashboard.templating import Templates
+from diststorage.gateway.dashboard.throughput import Throughput
+from diststorage.gateway.dashboard.watcher import EventWatcher
 from diststorage.gateway.events import EventLog
 from diststorage.gateway.services import Services
 
-SCREENS: tuple[Screen, ...] = (overview.SCREEN, objects.SCREEN, login.SCREEN)
+SCREENS: tuple[Screen, ...] = (
+    overview.SCREEN,
+    nodes.SCREEN,
+    repair.SCREEN,
+    objects.SCREEN,
+    events_screen.SCREEN,
+    login.SCREEN,
+)
 STATIC_URL = UI_PATH + "/static"
 
 
-def build_dashboard(services: Services, events: EventLog) -> web.Application:
+def build_dashboard(
+    services: Services, events: EventLog, throughput: Throughput
+) -> web.Application:
     """The dashboard's application, paths relative to ``/_/ui``."""
     assets = StaticAssets(STATIC_URL)
+    templates = Templates(assets, UI_PATH)
+    snapshots = Snapshots(services, throughput, events, ChunkCounts(services, SYSTEM_CLOCK))
     dashboard = Dashboard(
         services=services,
         sessions=Sessions(services.accounts.master, services.keys),
         assets=assets,
-        templates=Templates(assets, UI_PATH),
+        templates=templates,
         events=events,
         screens=SCREENS,
+        snapshots=snapshots,
     )
     # Errors outermost, so that a refusal below is answered like any other error.
     app = web.Application(middlewares=[html_errors, require_session])
     app[DASHBOARD] = dashboard
+    app[LIVE] = LiveUpdates(snapshots, templates, throughput, EventWatcher(services, events))
     app.on_response_prepare.append(add_security_headers)
     app.router.add_get("/static/{name:.+}", assets.handle)
+    live.add_routes(app)
     for screen in SCREENS:
         screen.add_routes(app)
     return app
 
 
 def mount_dashboard(native: web.Application, services: Services, events: EventLog) -> None:
-    """Adds the dashboard at ``/_/ui`` to the native API's application. Its resource is more
-    specific than the API's catch-all route, so aiohttp resolves ``/_/ui/...`` to it first."""
-    native.add_subapp(UI_PATH, build_dashboard(services, events))
+    """Adds the dashboard at ``/_/ui`` to the native API's application, its throughput read
+    from that application's metrics. Its resource is more specific than the API's catch-all
+    route, so aiohttp resolves ``/_/ui/...`` to it first."""
+    throughput = Throughput(native[METRICS].registry)
+    native.add_subapp(UI_PATH, build_dashboard(services, events, throughput))

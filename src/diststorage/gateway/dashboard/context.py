@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from diststorage.gateway.api.parse import UI_PATH
+from diststorage.gateway.dashboard.panels import PANELS, Snapshots
 from diststorage.gateway.dashboard.session import CSRF_FIELD, CSRF_HEADER, Session, Sessions
 from diststorage.gateway.dashboard.static import StaticAssets
 from diststorage.gateway.dashboard.templating import Templates
@@ -48,6 +49,7 @@ class Dashboard:
     templates: Templates
     events: EventLog
     screens: tuple[Screen, ...]
+    snapshots: Snapshots
 
 
 DASHBOARD: web.AppKey[Dashboard] = web.AppKey("dashboard", Dashboard)
@@ -105,3 +107,21 @@ async def render_fragment(
     """A partial alone (what an htmx request swaps in)."""
     body = await dashboard_of(request).templates.render(template, context)
     return web.Response(text=body, content_type=HTML, charset="utf-8", status=status)
+
+
+async def render_live_page(
+    request: web.Request,
+    template: str,
+    panels: list[str],
+    *,
+    screen: str,
+    context: dict[str, Any] | None = None,
+) -> web.Response:
+    """A page of live panels: each rendered now (the page works without JavaScript), then
+    kept up to date over ``/_/ui/live`` (``live``). The template puts each panel in an
+    element ``<div id="NAME" sse-swap="NAME">{% include "_NAME.html" %}</div>`` inside
+    ``<div hx-ext="sse" sse-connect="{{ live_url }}">``."""
+    dashboard = dashboard_of(request)
+    snapshot = await dashboard.snapshots.gather(PANELS[name] for name in panels)
+    full = {**snapshot, **(context or {}), "live_url": ui_url("/live?panels=" + ",".join(panels))}
+    return await render_page(request, template, full, screen=screen)

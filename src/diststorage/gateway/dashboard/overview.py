@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
-from diststorage.gateway.dashboard.context import Screen, dashboard_of, render_page
-from diststorage.gateway.dashboard.panels import health_panel
+from diststorage.gateway.dashboard.context import Screen, render_live_page
+
+PANELS = ["health", "durability", "repair", "throughput", "capacity"]
 
 
 async def overview_page(request: web.Request) -> web.Response:
-    services = dashboard_of(request).services
-    context: dict[str, Any] = {"health": health_panel(services)}
-    return await render_page(request, "overview.html", context, screen="overview")
+    return await render_live_page(request, "overview.html", PANELS, screen="overview")
 
 
 def add_routes(app: web.Application) -> None:

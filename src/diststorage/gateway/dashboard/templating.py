@@ -14,6 +14,7 @@ from typing import Any
 
 import jinja2
 
+from diststorage.gateway.dashboard.charts import throughput_figures
 from diststorage.gateway.dashboard.static import StaticAssets
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -85,6 +86,7 @@ class Templates:
         self.env.filters["seconds"] = human_seconds
         self.env.filters["ago"] = ago
         self.env.globals["percent"] = percent
+        self.env.globals["throughput_figures"] = throughput_figures
 
     async def render(self, name: str, context: dict[str, Any]) -> str:
         return await self.env.get_template(name).render_async(context)
