@@ -10,6 +10,7 @@ the pager's links work as plain links too.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -39,7 +40,7 @@ from diststorage.meta import DEFAULT_NAMESPACE, MAX_SEGMENTS_PER_PAGE
 _FULL, _SOME, _NONE, _UNREADABLE = "spare-full", "spare-some", "spare-none", "unreadable"
 
 
-def parse_object_query(query: Any) -> LayoutQuery:
+def parse_object_query(query: Mapping[str, str]) -> LayoutQuery:
     """Raises InvalidKey without a key, InvalidRequest for a bad page."""
     key = bounded_text(query, "key")
     if not key:

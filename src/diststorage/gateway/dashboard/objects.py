@@ -10,6 +10,7 @@ percent-encoded, and reaches the page through autoescaping. The object page is `
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +40,7 @@ class ListingQuery:
     limit: int = DEFAULT_ENTRIES_PER_PAGE
 
 
-def parse_listing_query(query: Any) -> ListingQuery | None:
+def parse_listing_query(query: Mapping[str, str]) -> ListingQuery | None:
     """None without a bucket (the bucket list); raises InvalidRequest for a bad page."""
     bucket = bounded_text(query, "bucket")
     if not bucket:
