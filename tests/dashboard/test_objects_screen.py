@@ -218,6 +218,10 @@ async def test_a_folder_lists_what_is_under_it_with_its_crumbs(
     ]
     (row,) = page.all("tr", "entry")
     assert ("folder" in row.classes, row.attrs["data-key"]) == (True, "crumbs/deep/down/")
+    async with signed_in(cluster.url, TEST_ROOT) as session:
+        # A prefix alone lists the native API's bucket.
+        native = Document(await get_page(session, f"{UI}/objects?prefix=crumbs%2Fdeep%2F"))
+    assert [r.attrs["data-key"] for r in native.all("tr", "entry")] == ["crumbs/deep/down/"]
     assert "down/" in row.text
     assert "crumbs/deep/down/" not in row.text  # shown inside its folder
 

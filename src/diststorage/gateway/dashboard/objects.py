@@ -41,12 +41,13 @@ class ListingQuery:
 
 
 def parse_listing_query(query: Mapping[str, str]) -> ListingQuery | None:
-    """None without a bucket (the bucket list); raises InvalidRequest for a bad page."""
+    """None with neither a bucket nor a prefix (the bucket list); a prefix alone lists the
+    native API's bucket. Raises InvalidRequest for a bad page."""
     bucket = bounded_text(query, "bucket")
-    if not bucket:
+    if not bucket and "prefix" not in query:
         return None
     return ListingQuery(
-        bucket=bucket,
+        bucket=bucket or DEFAULT_NAMESPACE,
         prefix=bounded_text(query, "prefix"),
         after=bounded_text(query, "after"),
         limit=query_number(query, "limit", 1, MAX_LIST_LIMIT, DEFAULT_ENTRIES_PER_PAGE),
