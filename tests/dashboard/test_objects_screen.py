@@ -10,16 +10,15 @@ repair is off, so that a killed node's shards stay where they were for the page 
 
 from __future__ import annotations
 
-import os
 import re
 import time
 import urllib.parse
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from browser_support import chromium, log_in, watched_page
 from conftest import (
     TEST_ROOT,
     ClusterOptions,
@@ -42,9 +41,6 @@ STRIPE = 16 * 1024
 SEGMENT_STRIPES = 2
 SEGMENT = STRIPE * SEGMENT_STRIPES
 NODE_TIMEOUT_S = 3.0
-CHROMIUM_ENV = "DISTSTORAGE_CHROMIUM"
-DEFAULT_CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "screenshots"
 
 HOSTILE_KEYS = [
     "<script>alert(1)</script>",
@@ -378,60 +374,35 @@ async def test_a_hostile_key_with_shards(cluster: LocalCluster, http: Client) ->
 # -- in a browser ------------------------------------------------------------------------------
 
 
-def chromium_path() -> str:
-    path = os.environ.get(CHROMIUM_ENV, DEFAULT_CHROMIUM)
-    if not Path(path).is_file():
-        pytest.skip(f"no Chromium at {path} (set {CHROMIUM_ENV}, or apt-get install chromium)")
-    return path
-
-
 async def test_a_browser_sees_the_grid_and_a_killed_nodes_shards_go_down(
-    cluster: LocalCluster, http: Client, tmp_path: Path
+    cluster: LocalCluster, http: Client
 ) -> None:
-    from playwright.async_api import async_playwright
-
-    executable = chromium_path()
     put(http, "browser/object", random_bytes(3 * SEGMENT))
     victim = next(c for c in object_chunks(cluster, "browser/object") if c.segment == 0)
     victim_id = next(i for i, index in node_ids(cluster).items() if index == victim.node)
-    url = cluster.url + object_page_url("browser/object")
-    async with async_playwright() as driver:
-        browser = await driver.chromium.launch(
-            executable_path=executable,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"],
-        )
-        try:
-            page = await browser.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            try:
-                await page.goto(url)
-                # The login form first; it sends the browser on to the object page.
-                await page.fill('input[name="access_key_id"]', TEST_ROOT.access_key_id)
-                await page.fill('input[name="secret_access_key"]', TEST_ROOT.secret_access_key)
-                await page.click('button[type="submit"]')
-                await page.wait_for_selector("#shard-grid")
-                assert await page.locator("#object-key").text_content() == "browser/object"
-                assert await page.locator("td.shard").count() == 3 * 6
-                assert await page.locator('td.shard[data-state="ok"]').count() == 3 * 6
-                Faults(cluster).kill_node(victim.node)
-                on_victim = page.locator(f'td.shard[data-node="{victim_id}"]')
-                deadline = time.monotonic() + 20
-                while time.monotonic() < deadline:
-                    await page.reload()
-                    states = {await c.get_attribute("data-state") for c in await on_victim.all()}
-                    if states == {"down"}:
-                        break
-                    await page.wait_for_timeout(500)
-                assert states == {"down"}
-                # Down in words as well as in colour, and the segment is a spare short.
-                texts = [await c.inner_text() for c in await on_victim.all()]
-                assert all(re.search(r"\bdown\b", t, re.IGNORECASE) for t in texts), texts
-                assert "1 of 2 nodes" in await page.locator("#shard-grid").inner_text()
-                assert errors == []
-            except BaseException:
-                SCREENSHOTS.mkdir(exist_ok=True)
-                await page.screenshot(path=str(SCREENSHOTS / "objects-browser-failure.png"))
-                raise
-        finally:
-            await browser.close()
+    path = object_page_url("browser/object").removeprefix(UI)
+    async with chromium() as browser, watched_page(browser, "objects-grid") as watched:
+        page = watched.page
+        # The login form first; it sends the browser on to the object page.
+        await log_in(page, cluster.url, TEST_ROOT, path)
+        await page.wait_for_selector("#shard-grid")
+        assert await page.locator("#object-key").text_content() == "browser/object"
+        assert await page.locator("td.shard").count() == 3 * 6
+        assert await page.locator('td.shard[data-state="ok"]').count() == 3 * 6
+        Faults(cluster).kill_node(victim.node)
+        on_victim = page.locator(f'td.shard[data-node="{victim_id}"]')
+        states: set[str | None] = set()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            await page.reload()
+            states = {await cell.get_attribute("data-state") for cell in await on_victim.all()}
+            if states == {"down"}:
+                break
+            await page.wait_for_timeout(500)
+        assert states == {"down"}
+        # Down in words as well as in colour, and its segments a spare node short.
+        texts = [await cell.inner_text() for cell in await on_victim.all()]
+        assert all(re.search(r"\bdown\b", text, re.IGNORECASE) for text in texts), texts
+        assert "1 of 2 nodes" in await page.locator("#shard-grid").inner_text()
+        assert watched.console_errors == []
+        assert watched.outside_requests == []

@@ -13,6 +13,8 @@ import asyncio
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import pytest
@@ -54,7 +56,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
         options = ClusterOptions(
             gateways=2,
             metadata_url=f"postgresql://postgres@127.0.0.1:5432/{name}",
-            gateway_args=("--gc-grace", str(GC_GRACE_S), "--node-timeout", "3"),
+            gateway_args=(
+                "--gc-grace",
+                str(GC_GRACE_S),
+                "--node-timeout",
+                "3",
+                # Each gateway counts the stripes per policy itself: soon after writes here.
+                "--durability-totals-interval",
+                "1",
+            ),
             env={"DISTSTORAGE_GATEWAY_LEASE_TTL_S": str(LEASE_TTL_S)},
         )
         with cluster_in(tmp_path_factory.mktemp("two-gateways"), options) as running:
@@ -135,12 +145,52 @@ def leaders(gateways: list[Client]) -> list[tuple[object, bool]]:
     ]
 
 
+def one_leader(gateways: list[Client]) -> bool:
+    seen = leaders(gateways)
+    return seen[0][0] == seen[1][0] is not None and [lead for _, lead in seen].count(True) == 1
+
+
+def test_a_follower_shows_the_leaders_repair_figures_and_the_same_durability(
+    gateways: list[Client],
+) -> None:
+    """The backlog and durability histogram come from the database, the same on both; the
+    follower's own counters are marked as its own, beside the leader's as it published them
+    with its last lease renewal."""
+    assert wait_until(lambda: one_leader(gateways), 2 * LEASE_TTL_S, 0.2), leaders(gateways)
+    assert gateways[0].put("many/durable", random_bytes(MIB)).status == 201
+    statuses: list[dict[str, Any]] = []
+
+    def same_durability() -> bool:
+        statuses[:] = [http.repair() for http in gateways]
+        policies = [s["durability"]["policies"] for s in statuses]
+        return bool(policies[0] == policies[1] and policies[0][0]["stripes_by_spare"]["2"] > 0)
+
+    assert wait_until(same_durability, 10.0, 0.5), statuses
+    leader, follower = sorted(statuses, key=lambda s: not s["this_gateway_leads"])
+    assert (leader["counters_scope"], follower["counters_scope"]) == ("cluster", "this_gateway")
+    assert "leader_figures" not in leader
+    assert follower["leader"] == leader["this_gateway"] != follower["this_gateway"]
+    assert leader["this_gateway"] in follower["counters_note"]
+    figures = follower["leader_figures"]
+    published_at = datetime.fromisoformat(figures["published_at"])
+    assert (datetime.now(UTC) - published_at).total_seconds() < 2 * LEASE_TTL_S
+    assert figures["state"] == leader["state"]
+    for name in ("bytes_repaired", "chunks_repaired", "segments_repaired"):
+        assert figures[name] == leader[name], name
+    assert figures["eta_s"] is None  # nothing to repair, no progress measured
+    leading = [
+        "diststorage_worker_leader 1.0" in http.request("GET", "/_/metrics").body.decode()
+        for http in gateways
+    ]
+    assert sorted(leading) == [False, True]
+    assert gateways[0].delete("many/durable").status == 204
+
+
 def test_one_leader_and_it_moves_when_the_leader_dies(
     cluster: LocalCluster, gateways: list[Client]
 ) -> None:
     def settled() -> bool:
-        seen = leaders(gateways)
-        return seen[0][0] == seen[1][0] is not None and [lead for _, lead in seen].count(True) == 1
+        return one_leader(gateways)
 
     assert wait_until(settled, 2 * LEASE_TTL_S, 0.2), leaders(gateways)
     leader = [lead for _, lead in leaders(gateways)].index(True)

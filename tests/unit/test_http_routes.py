@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import os
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from diststorage.gateway.objects.multipart import Multipart
 from diststorage.gateway.readers import ActiveReads
 from diststorage.gateway.services import Services
 from diststorage.gateway.workers.collector import GarbageCollector
+from diststorage.gateway.workers.durability import DurabilityMonitor, unavailable_nodes
 from diststorage.gateway.workers.lease import LeaderLease
 from diststorage.gateway.workers.multipart_expiry import MultipartExpiry
 from diststorage.gateway.workers.repair import RepairWorker
@@ -84,6 +86,13 @@ async def services_of(pipeline: Pipeline, parts: contextlib.AsyncExitStack) -> S
         pipeline.writer.active_uploads,
         repair.in_flight_chunks,
     )
+    durability = DurabilityMonitor(
+        store.maintenance,
+        lambda: unavailable_nodes(inventory.node_ids(), repair.health),
+        settings.default_policy,
+        settings.durability_totals_interval_s,
+        clock,
+    )
     accounts = make_accounts(store, ROOT, clock=clock)
     authenticator = KeyAuthenticator(accounts.keys, settings.s3_region)
     return Services(
@@ -97,6 +106,7 @@ async def services_of(pipeline: Pipeline, parts: contextlib.AsyncExitStack) -> S
         reads=reads,
         repair=repair,
         collector=collector,
+        durability=durability,
         multipart_expiry=MultipartExpiry(
             settings.multipart_expiry_s, store.multipart, janitor.delete_soon, clock
         ),
@@ -273,6 +283,59 @@ async def test_system_routes(client: Client, pipeline: Pipeline) -> None:
         404,
         {"error": "node_not_found", "message": "no node with id 'ff'"},
     )
+
+
+async def test_repair_reports_the_durability_histogram_and_whose_counters_it_shows(
+    client: Client,
+) -> None:
+    for size, key in ((20_000, "ec"), (3000, "replicas"), (100, "inline")):
+        assert (await client.put(f"/{key}", data=os.urandom(size))).status == 201
+    repair = await (await client.get("/_/repair")).json()
+    durability = repair["durability"]
+    assert durability["policies"] == [
+        {
+            "policy": "ec:4+2",
+            "shards": 6,
+            "needed": 4,
+            "stripes_by_spare": {"2": -(-20_000 // STRIPE_BYTES), "1": 0, "0": 0},
+            "unreadable_stripes": 0,
+        },
+        {
+            "policy": "replicate:3",
+            "shards": 3,
+            "needed": 1,
+            "stripes_by_spare": {"2": 1, "1": 0, "0": 0},
+            "unreadable_stripes": 0,
+        },
+    ]
+    assert durability["inline_objects"] == 1
+    assert datetime.fromisoformat(durability["totals_refreshed_at"]).tzinfo is not None
+    # The workers' lease was never taken here: nobody leads, and the counters are this
+    # gateway's own.
+    assert repair["leader"] is None and repair["this_gateway_leads"] is False
+    assert repair["counters_scope"] == "this_gateway"
+    assert "no gateway leads" in repair["counters_note"]
+
+
+async def test_metrics_show_every_durability_series_before_the_first_snapshot(
+    client: Client,
+) -> None:
+    text = await (await client.get("/_/metrics")).text()
+    for series in (
+        'diststorage_stripes{policy="ec:4+2",spare="2"} 0.0',
+        'diststorage_stripes{policy="ec:4+2",spare="0"} 0.0',
+        'diststorage_stripes_unreadable{policy="ec:4+2"} 0.0',
+        "diststorage_stripes_below_target 0.0",
+        "diststorage_fewest_spare_shards 2.0",
+        "diststorage_repair_queue_segments 0.0",
+        'diststorage_repair_segments_total{outcome="repaired"} 0.0',
+        'diststorage_repair_segments_total{outcome="failed"} 0.0',
+        "diststorage_repair_eta_seconds 0.0",
+        "diststorage_worker_leader 0.0",
+        "diststorage_gc_orphans_deleted_total 0.0",
+        "diststorage_chunks_found_missing_total 0.0",
+    ):
+        assert series in text.splitlines(), series
 
 
 # -- the accounts' admin routes --------------------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 
 from diststorage.core.worker import Figures, run_worker
 from diststorage.gateway.workers.lease import WORKERS_LEASE, LeaderLease
+from diststorage.gateway.workers.progress import read_figures
 from diststorage.meta import MetadataStore
 from diststorage.testing import FakeClock
 
@@ -116,3 +117,30 @@ async def test_a_follower_keeps_asking_and_releases_nothing(store: MetadataStore
     assert follower.status() == {"leader": 0, "holder": "b"}
     holder = await store.maintenance.lease_holder(WORKERS_LEASE)
     assert holder is not None and holder[0] == "a"
+
+
+async def test_the_holder_publishes_its_figures_with_each_renewal(store: MetadataStore) -> None:
+    """A follower's renewals write nothing; the leader's figures are replaced at each renewal,
+    and a new holder's replace the old one's (or clear them)."""
+    published = {"segments_repaired": 1}
+    leader = LeaderLease(store.maintenance, "a", 30.0, FakeClock(), lambda: published)
+    follower = LeaderLease(store.maintenance, "b", 30.0, FakeClock(), lambda: {"x": 9})
+    assert await leader.renew() and not await follower.renew()
+    record = await store.maintenance.lease_record(WORKERS_LEASE)
+    assert record is not None and record.holder == "a"
+    assert read_figures(record.figures) == {"segments_repaired": 1}
+    published = {"segments_repaired": 2}
+    assert await leader.renew()
+    record = await store.maintenance.lease_record(WORKERS_LEASE)
+    assert record is not None and read_figures(record.figures) == {"segments_repaired": 2}
+    await leader.close()
+    assert await store.maintenance.acquire_lease(WORKERS_LEASE, "c", 60.0) is not None
+    record = await store.maintenance.lease_record(WORKERS_LEASE)
+    assert record is not None and (record.holder, record.figures) == ("c", None)
+
+
+def test_figures_that_are_not_a_json_object_read_as_none() -> None:
+    assert read_figures(None) is None
+    assert read_figures("not json") is None
+    assert read_figures("[1, 2]") is None
+    assert read_figures('{"a": 1}') == {"a": 1}

@@ -29,7 +29,7 @@ from diststorage.meta import (
     RepairTaskRef,
     StoredChunk,
 )
-from diststorage.meta.maintenance import node_losses_survived
+from diststorage.meta.durability import node_losses_survived
 
 POLICY = "ec:4+2"
 SHARDS = 6

@@ -4,26 +4,36 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
-from diststorage.cli.client_verbs import CREDENTIALS, DEFAULT_URL, URL, console, run_client
-from diststorage.client import Client
+from diststorage.cli.client_verbs import (
+    CREDENTIALS,
+    DEFAULT_URL,
+    URL,
+    console,
+    resolve_credentials,
+    run_client,
+)
+from diststorage.cli.status_view import (
+    durability_table,
+    health_line,
+    repair_card,
+    size_text,
+    status_view,
+)
+from diststorage.client import Client, ClientError
+from diststorage.core.errors import InvalidRequest
 
 NodeId = Annotated[str, typer.Argument(help="node id, or a unique prefix of it")]
 DRAIN_POLL_S = 2.0
-
-
-def size_text(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.1f} {unit}" if unit != "B" else f"{count} B"
-        value /= 1024
-    return str(count)
+WATCH_INTERVAL_S = 2.0
 
 
 def drain(
@@ -85,22 +95,59 @@ def rebalance(url: URL = DEFAULT_URL, credentials: CREDENTIALS = None) -> None:
     )
 
 
-def status(url: URL = DEFAULT_URL, credentials: CREDENTIALS = None) -> None:
-    """Show cluster health, the node table and repair progress."""
+def status(
+    watch: Annotated[
+        bool, typer.Option(help="redraw the health, durability and repair view until Ctrl-C")
+    ] = False,
+    interval: Annotated[
+        float, typer.Option(min=0.2, help="seconds between two redraws with --watch")
+    ] = WATCH_INTERVAL_S,
+    url: URL = DEFAULT_URL,
+    credentials: CREDENTIALS = None,
+) -> None:
+    """Show cluster health, the node table, the durability histogram and repair progress."""
+    out = Console(width=max(Console().width, 110))
+    if watch:
+        _watch(out, url, credentials, interval)
+        return
 
     def work(client: Client) -> tuple[tuple[int, dict[str, Any]], list[Any], dict[str, Any]]:
         return client.health(), client.nodes(), client.repair()
 
     (code, health), nodes, repair = run_client(url, credentials=credentials, work=work)
-    out = Console(width=max(Console().width, 110))
-    colour = "green" if health["status"] == "ok" else "yellow" if code == 200 else "red"
-    out.print(
-        f"[{colour}]{health['status']}[/{colour}]: {health['live_nodes']} of "
-        f"{health['total_nodes']} nodes live, {health['writable_nodes']} writable; "
-        f"{health['redundancy']} writes need {health['needed_nodes']}"
-    )
+    out.print(health_line(code, health))
     out.print(_node_table(nodes))
-    out.print(_repair_line(repair))
+    out.print(durability_table(repair["durability"]))
+    out.print(repair_card(repair))
+
+
+def _watch(out: Console, url: str, credentials: Path | None, interval_s: float) -> None:
+    """Redraws from /_/health and /_/repair every ``interval_s`` until Ctrl-C. Not the node
+    table: /_/nodes counts every chunk per node, too dear to ask for every few seconds. A
+    gateway that does not answer is said so in place, and asked again next time."""
+    try:
+        signing = resolve_credentials(credentials)
+    except (OSError, InvalidRequest) as error:
+        console.print(f"[red]error:[/red] credentials: {error}")
+        raise typer.Exit(2) from error
+    client = Client(url, credentials=signing)
+    try:
+        with Live(_watched(client, url), console=out, auto_refresh=False) as live:
+            while True:
+                time.sleep(interval_s)
+                live.update(_watched(client, url), refresh=True)
+    except KeyboardInterrupt:
+        pass
+
+
+def _watched(client: Client, url: str) -> RenderableType:
+    stamp = datetime.now(UTC).strftime("%H:%M:%S")
+    try:
+        code, health = client.health()
+        view = status_view(code, health, client.repair())
+    except (ClientError, ValueError) as error:
+        view = Text(f"{url} did not answer: {error}", style="red")
+    return Group(Text(f"{url} at {stamp} UTC (Ctrl-C to stop)", style="dim"), view)
 
 
 def _node_table(nodes: list[dict[str, Any]]) -> Table:
@@ -122,26 +169,3 @@ def _node_table(nodes: list[dict[str, Any]]) -> Table:
             f"{heard_s:.0f} s ago",
         )
     return table
-
-
-def _repair_line(repair: dict[str, Any]) -> str:
-    if not repair["enabled"]:
-        head = "repair: [yellow]paused[/yellow]"
-    else:
-        head = f"repair: {repair['state']}"
-    eta = repair["eta_s"]
-    parts = [
-        head,
-        f"{repair['stripes_below_target']} stripes below target",
-        f"{size_text(repair['bytes_repaired'])} repaired",
-        f"{size_text(int(repair['rate_bytes_per_s']))}/s",
-    ]
-    if eta is not None:
-        parts.append(f"ETA {eta:.0f} s")
-    spare = repair.get("fewest_spare_shards")
-    if spare is not None:
-        colour = "red" if spare <= 0 else "yellow"
-        parts.append(f"[{colour}]the worst-off stripe can lose {spare} more shard(s)[/{colour}]")
-    if repair["segments_unrecoverable"]:
-        parts.append(f"[red]{repair['segments_unrecoverable']} segments unrecoverable[/red]")
-    return "; ".join(parts)

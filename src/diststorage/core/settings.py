@@ -275,6 +275,13 @@ class GatewaySettings(BaseSettings):
         description="bandwidth of repair, moves and rebalancing",
         **_flag("repair-rate"),
     )
+    durability_totals_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="how often the stripes stored per policy (the durability histogram's "
+        "full bar) are counted again: a pass over every object row",
+        **_flag("durability-totals-interval"),
+    )
     lease_ttl_s: float = Field(
         default=10.0,
         gt=0,

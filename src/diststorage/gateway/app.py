@@ -52,8 +52,10 @@ from diststorage.gateway.s3 import build_s3_app
 from diststorage.gateway.s3.errors import protocol_error_response as s3_protocol_error
 from diststorage.gateway.services import Services
 from diststorage.gateway.workers.collector import GarbageCollector, UploadToucher
+from diststorage.gateway.workers.durability import DurabilityMonitor, unavailable_nodes
 from diststorage.gateway.workers.lease import LeaderLease
 from diststorage.gateway.workers.multipart_expiry import MultipartExpiry
+from diststorage.gateway.workers.progress import leader_figures
 from diststorage.gateway.workers.repair import RepairWorker
 from diststorage.gateway.workers.throttle import TokenBucket
 from diststorage.meta import MetadataStore
@@ -206,6 +208,13 @@ class Gateway:
             repair.in_flight_chunks,
             self._clock,
         )
+        durability = DurabilityMonitor(
+            store.maintenance,
+            lambda: unavailable_nodes(inventory.node_ids(), repair.health),
+            settings.default_policy,
+            settings.durability_totals_interval_s,
+            self._clock,
+        )
         authenticator = KeyAuthenticator(accounts.keys, settings.s3_region, self._clock)
         return Services(
             settings=settings,
@@ -218,11 +227,18 @@ class Gateway:
             reads=reads,
             repair=repair,
             collector=collector,
+            durability=durability,
             multipart_expiry=MultipartExpiry(
                 settings.multipart_expiry_s, store.multipart, janitor.delete_soon, self._clock
             ),
             scrub_status=heartbeats.scrub,
-            lease=LeaderLease(store.maintenance, gateway_id, settings.lease_ttl_s, self._clock),
+            lease=LeaderLease(
+                store.maintenance,
+                gateway_id,
+                settings.lease_ttl_s,
+                self._clock,
+                published=lambda: leader_figures(repair, collector, self._clock),
+            ),
             workers=self.workers,
             accounts=accounts,
             keys=accounts.keys,
@@ -250,7 +266,7 @@ class Gateway:
             settings.gc_grace_s, services.store.maintenance, writer.active_uploads
         )
         trimmer = HeapTrimmer(busy=lambda: bool(writer.active_uploads()) or services.reads.any())
-        everywhere: list[Worker] = [lease, damage, toucher, trimmer]
+        everywhere: list[Worker] = [lease, damage, toucher, trimmer, services.durability]
         leading: list[Worker] = [services.collector, services.multipart_expiry]
         if settings.repair_enabled:
             leading.append(services.repair)

@@ -16,6 +16,7 @@ from diststorage.gateway.objects import ObjectReader, ObjectWriter
 from diststorage.gateway.objects.multipart import Multipart
 from diststorage.gateway.readers import ActiveReads
 from diststorage.gateway.workers.collector import GarbageCollector
+from diststorage.gateway.workers.durability import DurabilityMonitor
 from diststorage.gateway.workers.lease import LeaderLease
 from diststorage.gateway.workers.multipart_expiry import MultipartExpiry
 from diststorage.gateway.workers.repair import RepairWorker
@@ -34,6 +35,8 @@ class Services:
     reads: ActiveReads
     repair: RepairWorker
     collector: GarbageCollector
+    # The durability histogram and repair backlog, and its snapshot for metrics.
+    durability: DurabilityMonitor
     multipart_expiry: MultipartExpiry
     # Latest scrub progress each node reported in its heartbeat.
     scrub_status: dict[str, ScrubStatus]

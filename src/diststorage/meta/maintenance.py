@@ -8,7 +8,7 @@ from it owns it, so they are repaired, moved, audited and reported damaged alike
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import (
@@ -28,7 +28,6 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from diststorage.core.policy import parse_policy
 from diststorage.meta.base import (
     IS_STORED,
     SegmentToRepair,
@@ -41,15 +40,18 @@ from diststorage.meta.base import (
     utc,
 )
 from diststorage.meta.digests import NO_DIGESTS
+from diststorage.meta.durability import at_risk_segments, spare_histogram, stripe_totals
 from diststorage.meta.models import ChunkRow, GarbageChunk, LeaseRow, NodeRow, ObjectRow, RepairTask
 from diststorage.meta.records import (
     AtRiskSegment,
     ChunkRef,
+    LeaseRecord,
     RepairBacklog,
     RepairTaskRef,
     SegmentLayout,
     StaleUpload,
     StoredChunk,
+    StripeTotals,
     pack_crcs,
     unpack_crcs,
 )
@@ -334,10 +336,16 @@ class MaintenanceStore(StoreBase):
                 below = int(
                     session.scalar(select(func.coalesce(func.sum(either.columns[2]), 0))) or 0
                 )
-            spare = _fewest_spare_shards(session, unavailable_nodes)
-            return RepairBacklog(int(queued), int(stripes), below, spare)
+            at_risk = spare_histogram(at_risk_segments(session, unavailable_nodes))
+            spare = min((group.spare for group in at_risk), default=None)
+            return RepairBacklog(int(queued), int(stripes), below, spare, at_risk)
 
         return await self._read(operation)
+
+    async def stripe_totals(self) -> StripeTotals:
+        """Every stored stripe per policy and the inline objects: a pass over every object
+        row, so callers cache it (see meta.durability)."""
+        return await self._read(stripe_totals)
 
     # -- nodes -------------------------------------------------------------------------------
 
@@ -392,8 +400,11 @@ class MaintenanceStore(StoreBase):
 
     # -- leases ------------------------------------------------------------------------------
 
-    async def acquire_lease(self, name: str, holder: str, ttl_s: float) -> datetime | None:
-        """Takes or renews the lease for ``ttl_s`` seconds; returns its new expiry, or None
+    async def acquire_lease(
+        self, name: str, holder: str, ttl_s: float, figures: str | None = None
+    ) -> datetime | None:
+        """Takes or renews the lease for ``ttl_s`` seconds, with the holder's ``figures`` (a
+        JSON object, or None) in place of what it held; returns its new expiry, or None
         while another holder's lease runs. Expiry is judged on the caller's UTC clock, so the
         holders' clocks must agree to well within the TTL (NTP does)."""
 
@@ -404,10 +415,11 @@ class MaintenanceStore(StoreBase):
                 return None
             expires = self._now(ttl_s)
             if row is None:
-                session.add(LeaseRow(name=name, holder=holder, expires_at=expires))
+                session.add(LeaseRow(name=name, holder=holder, expires_at=expires, figures=figures))
             else:
                 row.holder = holder
                 row.expires_at = expires
+                row.figures = figures
             return expires
 
         try:
@@ -419,6 +431,17 @@ class MaintenanceStore(StoreBase):
         def operation(session: Session) -> tuple[str, datetime] | None:
             row = session.get(LeaseRow, name)
             return None if row is None else (row.holder, utc(row.expires_at))
+
+        return await self._read(operation)
+
+    async def lease_record(self, name: str) -> LeaseRecord | None:
+        """The lease's holder, expiry and the figures it published with its last renewal."""
+
+        def operation(session: Session) -> LeaseRecord | None:
+            row = session.get(LeaseRow, name)
+            if row is None:
+                return None
+            return LeaseRecord(row.holder, utc(row.expires_at), row.figures)
 
         return await self._read(operation)
 
@@ -520,74 +543,6 @@ class MaintenanceStore(StoreBase):
                 session.scalars(select(ChunkRow.id).where(ChunkRow.id.in_(list(chunk_ids))))
             )
         )
-
-
-def _fewest_spare_shards(session: Session, unavailable_nodes: Sequence[str]) -> int | None:
-    """Of the segments short of a shard (queued for repair or with a shard on an unavailable
-    node), the fewest further node losses any survives; None when none is short.
-
-    Counted in nodes, not shards: a segment written while nodes were down may hold two shards
-    on one node, and losing that node costs both. Six shards of ec:4+2 on five nodes survive
-    one more lost node, not two; counting shards said two, and a second fault then took such
-    a segment below what a read needs."""
-    unavailable = list(unavailable_nodes)
-    at_risk = union(
-        select(ChunkRow.object_id, ChunkRow.segment_index).where(ChunkRow.node_id.in_(unavailable)),
-        select(RepairTask.object_id, RepairTask.segment_index),
-    ).subquery()
-    usable = and_(ChunkRow.node_id.not_in(unavailable), ChunkRow.state != ChunkState.DAMAGED)
-    rows = session.execute(
-        select(
-            at_risk.c.object_id,
-            at_risk.c.segment_index,
-            ObjectRow.policy,
-            ChunkRow.node_id,
-            case((usable, ChunkRow.shard_index)),
-        )
-        .select_from(at_risk)
-        .join(ObjectRow, ObjectRow.id == at_risk.c.object_id)
-        .join(
-            ChunkRow,
-            and_(
-                ChunkRow.object_id == at_risk.c.object_id,
-                ChunkRow.segment_index == at_risk.c.segment_index,
-            ),
-        )
-        .where(IS_STORED)
-    )
-    segments: dict[tuple[str, int], tuple[str, dict[str, set[int]]]] = {}
-    for object_id, segment_index, policy, node_id, shard_index in rows:
-        _, by_node = segments.setdefault((object_id, segment_index), (policy, {}))
-        shards = by_node.setdefault(node_id, set())
-        if shard_index is not None:
-            shards.add(int(shard_index))
-    needed = {policy: parse_policy(policy).needed_to_read for policy, _ in segments.values()}
-    spares = [
-        node_losses_survived(by_node, needed[policy]) for policy, by_node in segments.values()
-    ]
-    return min(spares, default=None)
-
-
-def node_losses_survived(shards_by_node: dict[str, set[int]], needed: int) -> int:
-    """How many more nodes a segment can lose, worst case, and still be read: the nodes that
-    hold the most of its distinct shards go first. Negative when it is already short by that
-    many shards."""
-    left = {node: set(shards) for node, shards in shards_by_node.items() if shards}
-
-    def distinct(nodes: Iterable[str]) -> set[int]:
-        return set().union(*(left[n] for n in nodes))
-
-    if len(distinct(left)) < needed:
-        return len(distinct(left)) - needed
-    lost = 0
-    while left:
-        # The node whose loss takes the most shards that no other node also holds.
-        worst = max(left, key=lambda n: len(left[n] - distinct(o for o in left if o != n)))
-        del left[worst]
-        if len(distinct(left)) < needed:
-            return lost
-        lost += 1
-    return lost
 
 
 def _untouched_since(moment: datetime) -> ColumnElement[bool]:

@@ -188,6 +188,9 @@ class LeaseRow(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(64))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # What the holder publishes of its work (a JSON object) with each renewal, so that every
+    # other gateway can show the leader's progress instead of its own idle counters.
+    figures: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 # The plain tables, for the store's hot statements: a statement that names a mapped attribute

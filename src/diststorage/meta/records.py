@@ -251,6 +251,26 @@ class SegmentLayout:
 
 
 @dataclass(frozen=True, slots=True)
+class SpareStripes:
+    """Of the at-risk segments of one policy, those that can lose ``spare`` more nodes and
+    still be read (negative: short of that many shards already): how many, and their stripes."""
+
+    policy: str
+    spare: int
+    segments: int
+    stripes: int
+
+
+@dataclass(frozen=True, slots=True)
+class StripeTotals:
+    """Every stored stripe per policy (inline objects have none), and the objects and parts
+    kept whole in the database instead."""
+
+    stripes_by_policy: dict[str, int]
+    inline_objects: int
+
+
+@dataclass(frozen=True, slots=True)
 class RepairBacklog:
     segments_queued: int
     stripes_queued: int
@@ -258,6 +278,16 @@ class RepairBacklog:
     stripes_below_target: int
     # Of those segments, the fewest further shard losses any survives (None: none is short).
     fewest_spare_shards: int | None = None
+    # The same segments grouped by policy and spare, most at risk first.
+    at_risk: tuple[SpareStripes, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRecord:
+    holder: str
+    expires_at: datetime
+    # The JSON object the holder published with its last renewal (None: nothing).
+    figures: str | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ import enum
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -19,10 +20,11 @@ from diststorage.gateway.api.object_layout import layout_path_key, object_layout
 from diststorage.gateway.api.parse import SYSTEM_PREFIX
 from diststorage.gateway.inventory import NodeView
 from diststorage.gateway.services import Services
+from diststorage.gateway.workers.durability import repair_block_bytes, repair_eta_s
 from diststorage.gateway.workers.lease import WORKERS_LEASE
 from diststorage.gateway.workers.lifecycle import set_node_lifecycle
+from diststorage.gateway.workers.progress import read_figures
 from diststorage.gateway.workers.rebalance import plan_rebalance
-from diststorage.gateway.workers.repair_plan import NodeHealth
 from diststorage.meta import NodeLifecycle
 
 _NODE_ROUTE = re.compile(r"^nodes/(?P<node>[0-9a-f]{1,64})(?:/(?P<action>drain|activate))?$")
@@ -267,21 +269,25 @@ def node_json(
 
 async def repair_status(services: Services) -> dict[str, Any]:
     repair = services.repair
-    unavailable = [
-        n for n in services.inventory.node_ids() if repair.health(n) != NodeHealth.HEALTHY
-    ]
-    backlog = await services.store.maintenance.repair_backlog(unavailable)
-    holder = await services.store.maintenance.lease_holder(WORKERS_LEASE)
+    report = await services.durability.assess()
+    backlog = report.backlog
+    leader, published = await _current_leader(services)
+    leads = services.lease.is_leader
     rate = repair.meter.per_second()
-    block = services.settings.stripe_size_bytes // max(
-        services.settings.default_policy.data_shards, 1
-    )
-    eta_s = backlog.stripes_below_target * block / rate if rate > 0 else None
-    return {
+    eta_s = None
+    if rate > 0:
+        eta_s = repair_eta_s(
+            backlog.stripes_below_target, repair_block_bytes(services.settings), rate
+        )
+    body: dict[str, Any] = {
         "enabled": services.settings.repair_enabled,
-        # Repair and GC run on one gateway at a time; the counters below are this gateway's.
-        "leader": None if holder is None else holder[0],
-        "this_gateway_leads": services.lease.is_leader,
+        "leader": leader,
+        "this_gateway": services.lease.holder,
+        "this_gateway_leads": leads,
+        # Repair and GC run on the leader only. The backlog and durability figures come from
+        # the database and are the cluster's on every gateway; the state, counters, rate and
+        # ETA are this gateway's own, the cluster's only where it leads.
+        "counters_scope": "cluster" if leads else "this_gateway",
         "state": repair.state.value,
         "stripes_below_target": backlog.stripes_below_target,
         # How many more shards the worst-off short segment can lose and stay readable.
@@ -297,10 +303,46 @@ async def repair_status(services: Services) -> dict[str, Any]:
         "rate_bytes_per_s": round(rate, 1),
         "bandwidth_limit_bytes_per_s": services.settings.repair_bytes_per_s,
         "eta_s": None if eta_s is None else round(eta_s, 1),
-        "unavailable_nodes": sorted(unavailable),
+        "unavailable_nodes": list(report.unavailable_nodes),
+        "durability": report.histogram_json(),
         "garbage": {
             "uploads_collected": services.collector.uploads_collected,
             "orphans_deleted": services.collector.orphans_deleted,
             "chunks_deleted": services.collector.garbage_deleted,
         },
     }
+    if not leads:
+        body["counters_note"] = (
+            "this gateway does not lead the background workers: its repair state, counters, "
+            "rate and ETA are its own, not the cluster's; "
+            + (
+                "no gateway leads right now"
+                if leader is None
+                else f"leader_figures are what the leader, {leader}, last published"
+            )
+        )
+        body["leader_figures"] = _with_eta(published, backlog.stripes_below_target, services)
+    return body
+
+
+async def _current_leader(services: Services) -> tuple[str | None, dict[str, Any] | None]:
+    """The gateway whose workers' lease has not lapsed and the figures it published with its
+    last renewal; (None, None) while nobody holds one."""
+    record = await services.store.maintenance.lease_record(WORKERS_LEASE)
+    if record is None or record.expires_at <= datetime.now(UTC):
+        return None, None
+    return record.holder, read_figures(record.figures)
+
+
+def _with_eta(
+    published: dict[str, Any] | None, stripes_below_target: int, services: Services
+) -> dict[str, Any] | None:
+    """The leader's figures and the ETA at the leader's rate (None without progress)."""
+    if published is None:
+        return None
+    rate = published.get("rate_bytes_per_s")
+    eta_s = None
+    if isinstance(rate, int | float) and rate > 0:
+        block = repair_block_bytes(services.settings)
+        eta_s = round(repair_eta_s(stripes_below_target, block, rate), 1)
+    return {**published, "eta_s": eta_s}

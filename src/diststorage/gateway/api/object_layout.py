@@ -21,8 +21,9 @@ recorded), ``damaged`` (failed a checksum or lost from its disk), ``down`` (its 
 or no longer known), ``suspect`` (its node went quiet), ``draining`` (its node is being
 emptied), ``moving`` (sound, to be moved), else ``ok``. A segment's ``spare_nodes`` is how
 many more nodes it can lose and still be read, counted as ``/_/repair``'s
-``fewest_spare_shards`` is (meta.maintenance.node_losses_survived): shards that are damaged,
-or on a node not up and active, do not count; negative when it is already unreadable.
+``fewest_spare_shards`` and the durability histogram count it
+(``meta.durability.node_losses_survived``): shards that are damaged, or on a node not up and
+active, do not count; negative when it is already unreadable.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from diststorage.meta import (
     PlacedSegment,
     SegmentPage,
 )
-from diststorage.meta.maintenance import node_losses_survived
+from diststorage.meta.durability import node_losses_survived
 
 LAYOUT_PREFIX = "objects/"
 LAYOUT_SUFFIX = "/layout"

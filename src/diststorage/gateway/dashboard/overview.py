@@ -6,7 +6,7 @@ from aiohttp import web
 
 from diststorage.gateway.dashboard.context import Screen, render_live_page
 
-PANELS = ["health", "durability", "repair", "throughput", "capacity"]
+PANELS = ["health", "durability", "repair", "throughput", "capacity", "heatmap"]
 
 
 async def overview_page(request: web.Request) -> web.Response:

@@ -65,11 +65,13 @@ class EventWatcher:
         if busy and not self._repairing:
             self._events.record(EventKind.REPAIR_STARTED, "repair started on this gateway")
             self._segments_repaired = done
-        elif self._repairing and not busy:
+        elif not busy and (self._repairing or done > self._segments_repaired):
+            # Also a repair begun and ended between two looks: its count moved.
             segments = done - self._segments_repaired
             self._events.record(
                 EventKind.REPAIR_FINISHED, f"repair finished: {segments} segments repaired"
             )
+            self._segments_repaired = done
         self._repairing = busy
 
     def _corruption(self) -> None:

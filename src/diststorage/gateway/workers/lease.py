@@ -1,10 +1,12 @@
 """Leadership of the background workers: exactly one gateway of a cluster runs repair and
 garbage collection, under a lease row in the metadata database.
 
-The holder renews every third of the TTL. It counts itself leader only until the moment the
-lease would lapse without a renewal (on its own monotonic clock, from before it asked), so a
-gateway cut off from the database stops working before another can take over. If the leader
-dies, another gateway takes the lease within one TTL plus one renewal interval.
+The holder renews every third of the TTL, writing its workers' figures into the lease row
+each time (``published``), so that the other gateways can show the leader's progress. It
+counts itself leader only until the moment the lease would lapse without a renewal (on its own
+monotonic clock, from before it asked), so a gateway cut off from the database stops working
+before another can take over. If the leader dies, another gateway takes the lease within one
+TTL plus one renewal interval.
 
 ``LeaderLease`` is the lease keeper's worker too: one renewal per unit of work, and on close
 the lease is handed back, so that another gateway need not wait out the TTL.
@@ -13,7 +15,9 @@ the lease is handed back, so that another gateway need not wait out the TTL.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from collections.abc import Callable
 
 from diststorage.core.clock import Clock
 from diststorage.core.errors import DiststorageError
@@ -29,12 +33,19 @@ class LeaderLease:
     name = "lease"
 
     def __init__(
-        self, maintenance: MaintenanceStore, holder: str, ttl_s: float, clock: Clock
+        self,
+        maintenance: MaintenanceStore,
+        holder: str,
+        ttl_s: float,
+        clock: Clock,
+        published: Callable[[], Figures] | None = None,
     ) -> None:
         self._maintenance = maintenance
         self.holder = holder
         self._ttl_s = ttl_s
         self._clock = clock
+        # What goes into the lease row with each renewal, for the other gateways to show.
+        self._published = published
         self._valid_until = float("-inf")
 
     @property
@@ -46,7 +57,10 @@ class LeaderLease:
         was_leader = self.is_leader
         asked_at = self._clock.monotonic()
         try:
-            expires = await self._maintenance.acquire_lease(WORKERS_LEASE, self.holder, self._ttl_s)
+            figures = None if self._published is None else json.dumps(dict(self._published()))
+            expires = await self._maintenance.acquire_lease(
+                WORKERS_LEASE, self.holder, self._ttl_s, figures
+            )
         except DiststorageError as error:
             log.warning("could not renew the workers' lease: %s", error)
             expires = None
