@@ -104,18 +104,17 @@ async def test_a_dead_node_and_its_repair_show_live(
     cluster: LocalCluster, objects: None, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     client = gateway_client(cluster.url)
-    victim = cluster.nodes - 1
+    # A node that holds chunks (another test drained one: repair emptied it).
+    holder = max(client.nodes(), key=lambda n: n["chunks_in_use"])
+    assert holder["chunks_in_use"] > 0
+    node_id = holder["id"]
+    victim = cluster.node_ports.index(int(holder["address"].rpartition(":")[2]))
     async with chromium() as browser, watched_page(browser, request.node.name) as watched:
         page = watched.page
         await log_in(page, cluster.url, TEST_ROOT)
         at_risk = page.locator("#durability rect[data-spare='1']")
         await expect(page.locator("#durability")).to_be_visible()
         assert await at_risk.count() == 0
-        node_id = next(
-            n["id"]
-            for n in client.nodes()
-            if n["address"].endswith(f":{cluster.node_ports[victim]}")
-        )
         Faults(cluster).kill_node(victim)
         # No reload: the stream moves the node to down and the histogram gains the bar.
         await expect(at_risk).to_have_count(1, timeout=LIVE_TIMEOUT_MS)

@@ -68,11 +68,12 @@ def test_the_native_error_body_never_shows_what_was_signed() -> None:
         canonical_request="GET\n/bucket/key\n\nhost:h\n\nhost\nUNSIGNED-PAYLOAD",
         access_key_id="DSKEY",
     )
-    response = response_for(error)
+    response = response_for(error, "REQ-1")
     assert response.status == 403
     assert response.body is not None
     body = json.loads(bytes(response.body))  # type: ignore[arg-type]
     assert body == {
         "error": "signature_does_not_match",
         "message": "The request signature we calculated does not match",
+        "request_id": "REQ-1",
     }

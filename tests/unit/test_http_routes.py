@@ -18,7 +18,9 @@ from diststorage.core.credentials import new_credentials
 from diststorage.core.settings import GatewaySettings
 from diststorage.core.worker import Workers
 from diststorage.gateway.api import build_http_app
+from diststorage.gateway.api.metrics import ApiMetrics
 from diststorage.gateway.auth.authenticator import KeyAuthenticator
+from diststorage.gateway.datapath import NodeStats
 from diststorage.gateway.janitor import Janitor
 from diststorage.gateway.nodeclient import NodeClients
 from diststorage.gateway.objects.multipart import Multipart
@@ -117,13 +119,15 @@ async def services_of(pipeline: Pipeline, parts: contextlib.AsyncExitStack) -> S
         keys=accounts.keys,
         authenticator=authenticator,
         native_authenticator=authenticator.for_native(),
+        node_stats=NodeStats(),
     )
 
 
 @pytest.fixture
 async def client(pipeline: Pipeline) -> AsyncIterator[Client]:
     async with contextlib.AsyncExitStack() as parts:
-        app = build_http_app(await services_of(pipeline, parts))
+        services = await services_of(pipeline, parts)
+        app = build_http_app(services, ApiMetrics(services.inventory, services.scrub_status))
         signing = [sigv4_middleware(ROOT)]
         async with TestClient(TestServer(app), middlewares=signing) as test_client:
             yield test_client
@@ -195,7 +199,11 @@ async def test_a_body_of_unknown_length_is_stored(client: Client) -> None:
 
 
 async def error_of(response: ClientResponse) -> tuple[int, dict[str, str]]:
-    return response.status, await response.json()
+    """The status and the error body, less its request id, once that is checked to be the
+    id in the answer's X-Request-Id."""
+    body = await response.json()
+    assert body.pop("request_id") == response.headers["X-Request-Id"]
+    return response.status, body
 
 
 async def test_error_answers(client: Client) -> None:

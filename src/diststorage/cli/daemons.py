@@ -14,6 +14,7 @@ from rich.console import Console
 
 from diststorage.cli.flags import settings_command
 from diststorage.core.credentials import Credentials
+from diststorage.core.logs import LogFormat
 from diststorage.core.settings import METADATA_URL_ENV, GatewaySettings, NodeSettings
 
 if TYPE_CHECKING:
@@ -111,6 +112,9 @@ def up(
         int, typer.Option(help="S3 port of the first gateway; the others take the next ones")
     ] = 9000,
     insecure_cluster: Annotated[bool, typer.Option(help=_INSECURE_HELP)] = False,
+    log_format: Annotated[
+        LogFormat, typer.Option(help="every daemon's log lines as text or as JSON objects")
+    ] = LogFormat.TEXT,
 ) -> None:
     """Start a local cluster (gateways and N nodes) until Ctrl-C or SIGTERM."""
     from diststorage.local import LocalCluster
@@ -131,7 +135,8 @@ def up(
         extra_gateway_ports=[(port + 2 * i, port + 2 * i + 1) for i in range(1, gateways)],
         metadata_url=metadata,
         redundancy=redundancy,
-        gateway_args=["--anonymous"] if anonymous else [],
+        gateway_args=[*(["--anonymous"] if anonymous else []), "--log-format", log_format],
+        node_args=["--log-format", log_format],
         s3_ports=[s3_port + i for i in range(gateways)],
         insecure_cluster=insecure_cluster,
     )

@@ -16,6 +16,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from diststorage.core.logs import LogFormat, configure_logging
 from diststorage.core.memory import tune_allocator
 
 log = logging.getLogger(__name__)
@@ -85,11 +86,9 @@ async def serve(daemon: Daemon, ready: asyncio.Event | None = None) -> None:
         await daemon.stop()
 
 
-def run_daemon(name: str, daemon: Daemon) -> None:
+def run_daemon(name: str, daemon: Daemon, log_format: LogFormat = LogFormat.TEXT) -> None:
     """Blocking entry point: logging (unless set up already), allocator, uvloop, then ``serve``."""
-    logging.basicConfig(
-        level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(name, log_format)
     tune_allocator()
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         runner.run(serve(daemon))

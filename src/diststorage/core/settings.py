@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from diststorage.core.logs import LogFormat
 from diststorage.core.policy import MAX_SHARDS, RedundancyPolicy, parse_policy
 from diststorage.core.policy_limits import PolicyLimits
 
@@ -73,6 +74,14 @@ def _cluster_dir_field() -> Any:
         description="folder made by `diststorage cluster init` (the cluster CA): every gRPC "
         "link runs mutual TLS under it; required unless --insecure-cluster",
         **_flag("cluster-dir", metavar="DIR"),
+    )
+
+
+def _log_format_field() -> Any:
+    return Field(
+        default=LogFormat.TEXT,
+        description="log lines as text, or as one JSON object per line (ts, level, logger, msg, "
+        "request_id and the line's own fields)",
     )
 
 
@@ -156,6 +165,7 @@ class NodeSettings(BaseSettings):
     )
     cluster_dir: Path | None = _cluster_dir_field()
     insecure_cluster: bool = _insecure_cluster_field()
+    log_format: LogFormat = _log_format_field()
 
     _check_listen = field_validator("listen")(_check_address)
 
@@ -404,6 +414,7 @@ class GatewaySettings(BaseSettings):
     )
     root_access_key: str | None = Field(default=None, **_secret(ROOT_ACCESS_KEY_ENV))
     root_secret_key: SecretStr | None = Field(default=None, **_secret(ROOT_SECRET_KEY_ENV))
+    log_format: LogFormat = _log_format_field()
 
     _check_listen = field_validator("listen", "grpc_listen")(_check_address)
 

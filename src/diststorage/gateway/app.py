@@ -31,12 +31,14 @@ from diststorage.core.settings import METADATA_URL_ENV, GatewaySettings, split_h
 from diststorage.core.worker import Worker, Workers
 from diststorage.gateway.api import build_http_app
 from diststorage.gateway.api.errors import protocol_error_response as native_protocol_error
+from diststorage.gateway.api.metrics import ApiMetrics
 from diststorage.gateway.auth.accounts import Accounts
 from diststorage.gateway.auth.authenticator import KeyAuthenticator
 from diststorage.gateway.auth.bootstrap import load_root_key, log_root_key, open_master_key
 from diststorage.gateway.auth.keys import KeyCache
 from diststorage.gateway.damage import DamageReports
 from diststorage.gateway.dashboard import mount_dashboard
+from diststorage.gateway.datapath import DataPathMetrics
 from diststorage.gateway.events import EventLog
 from diststorage.gateway.heartbeats import HeartbeatServicer
 from diststorage.gateway.http.body import BODY_IDLE_TIMEOUT_S
@@ -97,8 +99,9 @@ async def migrate_in_child(settings: GatewaySettings) -> None:
 
 
 class Gateway:
-    """A gateway. After ``start``: ``gateway_id``, ``services`` (what request handlers use)
-    and ``workers`` (every background loop: the lease keeper; the workers every gateway runs;
+    """A gateway. After ``start``: ``gateway_id``, ``services`` (what request handlers use),
+    ``metrics`` (its one metrics registry, both front ends' and the data path's) and
+    ``workers`` (every background loop: the lease keeper; the workers every gateway runs;
     the workers only the leader runs)."""
 
     def __init__(self, settings: GatewaySettings, clock: Clock = SYSTEM_CLOCK) -> None:
@@ -148,12 +151,15 @@ class Gateway:
             store, settings.node_timeout_s, settings.effective_suspect_s, self._clock
         )
         await inventory.load()
+        data_path = DataPathMetrics()
+        store.observe_queries(data_path.observe_query)
         clients = await NodeClients.open(
             inventory.address_of,
             settings.rpc_timeout_s,
             settings.block_timeout_s,
             settings.max_message_bytes,
             links,
+            data_path,
         )
         parts.push_async_callback(clients.close)
         inventory.on_return(clients.reset)
@@ -167,6 +173,7 @@ class Gateway:
         heartbeats = HeartbeatServicer(
             inventory, store.maintenance, self.gateway_id, require_node_certificate=links.secure
         )
+        self.metrics = ApiMetrics(inventory, heartbeats.scrub, data_path)
         self.services = self._services(
             store, inventory, clients, reads, janitor, damage, heartbeats, accounts
         )
@@ -188,7 +195,9 @@ class Gateway:
         settings, gateway_id = self.settings, self.gateway_id
         chunk_sets = ChunkSetWriter(settings.write_stripes_in_flight, inventory, clients, janitor)
         writer = ObjectWriter(settings, store, inventory, chunk_sets, janitor, gateway_id)
-        reader = ObjectReader(settings, inventory, clients, NodePenalties(self._clock), damage)
+        stats = self.metrics.data_path.stats
+        penalties = NodePenalties(self._clock)
+        reader = ObjectReader(settings, inventory, clients, penalties, damage, stats)
         repair = RepairWorker(
             settings,
             store.maintenance,
@@ -244,6 +253,7 @@ class Gateway:
             keys=accounts.keys,
             authenticator=authenticator,
             native_authenticator=authenticator.for_native(),
+            node_stats=stats,
         )
 
     async def _accounts(self, store: MetadataStore) -> Accounts:
@@ -298,11 +308,11 @@ class Gateway:
                 settings.max_uploads, settings.max_uploads_per_client, settings.upload_retry_after_s
             )
         )
-        native = build_http_app(self.services)
+        native = build_http_app(self.services, self.metrics)
         mount_dashboard(native, self.services, self.events)
         await self._serve_app(parts, native, uploads, native_protocol_error, settings.listen, tls)
         if settings.s3_listen is not None:
-            s3 = build_s3_app(self.services)
+            s3 = build_s3_app(self.services, self.metrics.http)
             await self._serve_app(parts, s3, uploads, s3_protocol_error, settings.s3_listen, tls)
 
     async def _serve_app(
@@ -368,4 +378,4 @@ async def serve_gateway(settings: GatewaySettings, ready: asyncio.Event | None =
 
 def run_gateway(settings: GatewaySettings) -> None:
     """Blocking entry point for the CLI: logging, allocator, uvloop, then ``serve_gateway``."""
-    run_daemon("gateway", build_gateway(settings))
+    run_daemon("gateway", build_gateway(settings), settings.log_format)

@@ -4,6 +4,10 @@ This is the one place gRPC errors enter the gateway; they leave it as core error
 UNAVAILABLE / DEADLINE_EXCEEDED / timeouts → NodeUnavailable, NOT_FOUND → ChunkNotFound,
 DATA_LOSS → DataLoss, RESOURCE_EXHAUSTED → InsufficientStorage. Answers leave it as plain
 records (``StoredChunkReceipt``, ``ChunkPage``, ``BlockPiece``), never as protobuf messages.
+
+Every call carries the current request's id as metadata (``core.request_ids``), is timed into
+``diststorage_node_rpc_seconds``, and a deadline it misses is counted against its node
+(``datapath.NodeStats``).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
@@ -27,8 +32,10 @@ from diststorage.core.errors import (
     InvalidRequest,
     NodeUnavailable,
 )
+from diststorage.core.request_ids import grpc_metadata
 from diststorage.core.tasks import BackgroundTasks
 from diststorage.gateway.blockwire import BlockMessage, put_header_message
+from diststorage.gateway.datapath import DataPathMetrics, NodeCall
 from diststorage.proto import storage_pb2 as pb
 from diststorage.proto.storage_pb2_grpc import ChunkServiceStub
 
@@ -57,15 +64,23 @@ _ERRORS: dict[grpc.StatusCode, type[DiststorageError]] = {
 }
 
 
+def _ignore(node_id: str) -> None:
+    pass
+
+
 @contextlib.contextmanager
-def translated(node_id: str) -> Iterator[None]:
-    """Turns gRPC failures and deadlines of one node's call into core errors."""
+def translated(node_id: str, late: Callable[[str], None] = _ignore) -> Iterator[None]:
+    """Turns gRPC failures and deadlines of one node's call into core errors; a missed
+    deadline is also told to ``late``."""
     try:
         yield
     except grpc.aio.AioRpcError as exc:
+        if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+            late(node_id)
         kind = _ERRORS.get(exc.code(), NodeUnavailable)
         raise kind(f"node {node_id[:8]}: {exc.code().name}: {exc.details()}") from exc
     except TimeoutError as exc:
+        late(node_id)
         raise NodeUnavailable(f"node {node_id[:8]} did not answer in time") from exc
 
 
@@ -113,14 +128,24 @@ class ChunkUpload:
         node_id: str,
         call: grpc.aio.StreamUnaryCall[bytes, pb.PutChunkResponse],
         timeout_s: float,
+        metrics: DataPathMetrics,
     ) -> None:
         self.node_id = node_id
         self._call = call
         self._timeout_s = timeout_s
+        self._metrics = metrics
+        self._started = time.perf_counter()
+        self._timed = False
+
+    def _time_once(self) -> None:
+        if not self._timed:
+            self._timed = True
+            elapsed_s = time.perf_counter() - self._started
+            self._metrics.observe_rpc(NodeCall.PUT_CHUNK, self.node_id, elapsed_s)
 
     async def send(self, message: BlockMessage) -> None:
         """Sends one block, framed by ``put_block_message``."""
-        with translated(self.node_id):
+        with translated(self.node_id, self._metrics.stats.deadline_missed):
             async with asyncio.timeout(self._timeout_s):
                 try:
                     await self._call.write(message)
@@ -128,13 +153,16 @@ class ChunkUpload:
                     await self._raise_final_status()
 
     async def finish(self) -> StoredChunkReceipt:
-        with translated(self.node_id):
-            async with asyncio.timeout(self._timeout_s):
-                try:
-                    await self._call.done_writing()
-                except asyncio.InvalidStateError:
-                    await self._raise_final_status()
-                return _receipt(await self._call)
+        try:
+            with translated(self.node_id, self._metrics.stats.deadline_missed):
+                async with asyncio.timeout(self._timeout_s):
+                    try:
+                        await self._call.done_writing()
+                    except asyncio.InvalidStateError:
+                        await self._raise_final_status()
+                    return _receipt(await self._call)
+        finally:
+            self._time_once()
 
     async def _raise_final_status(self) -> None:
         """The node ended the call early (it died, or refused a block): say why."""
@@ -145,6 +173,7 @@ class ChunkUpload:
 
     def cancel(self) -> None:
         self._call.cancel()
+        self._time_once()
 
 
 class NodeClient:
@@ -156,9 +185,12 @@ class NodeClient:
         block_timeout_s: float,
         max_message_bytes: int,
         links: ClusterLinks = PLAINTEXT_LINKS,
+        metrics: DataPathMetrics | None = None,
     ) -> None:
         self.node_id = node_id
         self.address = address
+        self._metrics = metrics if metrics is not None else DataPathMetrics()
+        self._late = self._metrics.stats.deadline_missed
         self._rpc_timeout_s = rpc_timeout_s
         self._block_timeout_s = block_timeout_s
         self._channel = links.channel(
@@ -192,9 +224,11 @@ class NodeClient:
         # Called without an iterator, grpc.aio hands back a call to write() to.
         # wait_for_ready: a node that just restarted heartbeats before this channel has
         # reconnected; the header's deadline still bounds the wait.
-        call = self._put_chunk(wait_for_ready=True)  # type: ignore[call-arg]
-        upload = ChunkUpload(self.node_id, call, self._block_timeout_s)
-        with translated(self.node_id):
+        call = self._put_chunk(  # type: ignore[call-arg]
+            wait_for_ready=True, metadata=grpc_metadata()
+        )
+        upload = ChunkUpload(self.node_id, call, self._block_timeout_s, self._metrics)
+        with translated(self.node_id, self._late):
             try:
                 async with asyncio.timeout(self._rpc_timeout_s):
                     await call.write(put_header_message(chunk_id, expected_bytes))
@@ -209,11 +243,19 @@ class NodeClient:
             header=pb.ChunkHeader(chunk_id=chunk_id, expected_bytes=len(data)),
             block=pb.Block(data=data, crc32c=crc32c),
         )
-        with translated(self.node_id):
+        with self._timed(NodeCall.PUT_CHUNK_ONCE), translated(self.node_id, self._late):
             response: pb.PutChunkResponse = await self._stub.PutChunkOnce(
-                request, timeout=self._rpc_timeout_s, wait_for_ready=True
+                request, timeout=self._rpc_timeout_s, wait_for_ready=True, metadata=grpc_metadata()
             )
         return _receipt(response)
+
+    @contextlib.contextmanager
+    def _timed(self, call: NodeCall) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._metrics.observe_rpc(call, self.node_id, time.perf_counter() - started)
 
     async def read(
         self,
@@ -233,10 +275,12 @@ class NodeClient:
         call = self._stub.GetChunk(
             pb.GetChunkRequest(chunk_id=chunk_id, offset=offset, length=length),
             wait_for_ready=wait_for_ready,
+            metadata=grpc_metadata(),
         )
+        started = time.perf_counter()
         try:
             while True:
-                with translated(self.node_id):
+                with translated(self.node_id, self._late):
                     async with asyncio.timeout(block_timeout_s):
                         message = await call.read()
                 if message is _EOF:
@@ -245,6 +289,8 @@ class NodeClient:
                 yield _piece(message)
         finally:
             call.cancel()
+            elapsed_s = time.perf_counter() - started
+            self._metrics.observe_rpc(NodeCall.GET_CHUNK, self.node_id, elapsed_s)
 
     async def read_once(
         self,
@@ -260,13 +306,14 @@ class NodeClient:
         message: pb.GetChunkResponse | None = None
         if self._reads_once:
             timeout_s = self._block_timeout_s * patience
-            with translated(self.node_id):
+            with self._timed(NodeCall.GET_CHUNK_ONCE), translated(self.node_id, self._late):
                 try:
                     async with asyncio.timeout(timeout_s):
                         message = await self._stub.GetChunkOnce(
                             pb.GetChunkRequest(chunk_id=chunk_id, offset=offset, length=length),
                             timeout=timeout_s,
                             wait_for_ready=wait_for_ready,
+                            metadata=grpc_metadata(),
                         )
                 except grpc.aio.AioRpcError as exc:
                     if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
@@ -280,17 +327,21 @@ class NodeClient:
             yield _piece(message)
 
     async def delete(self, chunk_id: str) -> bool:
-        with translated(self.node_id):
+        with self._timed(NodeCall.DELETE_CHUNK), translated(self.node_id, self._late):
             response = await self._stub.DeleteChunk(
-                pb.DeleteChunkRequest(chunk_id=chunk_id), timeout=self._rpc_timeout_s
+                pb.DeleteChunkRequest(chunk_id=chunk_id),
+                timeout=self._rpc_timeout_s,
+                metadata=grpc_metadata(),
             )
         return bool(response.existed)
 
     async def list_chunks(self, after: str, limit: int) -> ChunkPage:
         """One page of the node's chunks in id order, starting after ``after``."""
-        with translated(self.node_id):
+        with self._timed(NodeCall.LIST_CHUNKS), translated(self.node_id, self._late):
             response: pb.ListChunksResponse = await self._stub.ListChunks(
-                pb.ListChunksRequest(after=after, limit=limit), timeout=self._rpc_timeout_s
+                pb.ListChunksRequest(after=after, limit=limit),
+                timeout=self._rpc_timeout_s,
+                metadata=grpc_metadata(),
             )
         chunks = tuple(ListedChunk(c.chunk_id, c.size_bytes, c.mtime) for c in response.chunks)
         return ChunkPage(chunks, response.truncated)
@@ -313,9 +364,11 @@ class NodeClients:
         block_timeout_s: float,
         max_message_bytes: int,
         links: ClusterLinks = PLAINTEXT_LINKS,
+        metrics: DataPathMetrics | None = None,
     ) -> None:
         self._address_of = address_of
         self._links = links
+        self._metrics = metrics if metrics is not None else DataPathMetrics()
         self._rpc_timeout_s = rpc_timeout_s
         self._block_timeout_s = block_timeout_s
         self._max_message_bytes = max_message_bytes
@@ -330,10 +383,12 @@ class NodeClients:
         block_timeout_s: float,
         max_message_bytes: int,
         links: ClusterLinks = PLAINTEXT_LINKS,
+        metrics: DataPathMetrics | None = None,
     ) -> NodeClients:
         """Clients ready to retire replaced channels in the background; their channels run
-        over ``links`` (the gateway's: mutual TLS under the cluster CA)."""
-        clients = cls(address_of, rpc_timeout_s, block_timeout_s, max_message_bytes, links)
+        over ``links`` (the gateway's: mutual TLS under the cluster CA); their calls are
+        measured into ``metrics``."""
+        clients = cls(address_of, rpc_timeout_s, block_timeout_s, max_message_bytes, links, metrics)
         await clients._retiring.open()
         return clients
 
@@ -353,6 +408,7 @@ class NodeClients:
                 self._block_timeout_s,
                 self._max_message_bytes,
                 self._links,
+                self._metrics,
             )
             self._clients[node_id] = client
         return client

@@ -9,6 +9,7 @@ from diststorage.core.worker import Workers
 from diststorage.gateway.auth.accounts import Accounts
 from diststorage.gateway.auth.keys import KeyCache
 from diststorage.gateway.auth.ports import Authenticator
+from diststorage.gateway.datapath import NodeStats
 from diststorage.gateway.heartbeats import ScrubStatus
 from diststorage.gateway.inventory import Inventory
 from diststorage.gateway.janitor import Janitor
@@ -50,3 +51,6 @@ class Services:
     # KeyAuthenticator.for_native).
     authenticator: Authenticator
     native_authenticator: Authenticator
+    # Per node, blocks that failed verification and deadlines missed (``crc_errors(node_id)``,
+    # ``deadline_misses(node_id)``), since this gateway started; also in /_/metrics.
+    node_stats: NodeStats

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
@@ -152,14 +153,42 @@ def checksum_columns(checksum: StoredChecksum | None) -> dict[str, str | None]:
     }
 
 
+QueryObserver = Callable[[str, float], None]
+"""Told each operation's kind ("read" or "write") and how long it took, in seconds."""
+
+
+class QueryTimings:
+    """Where the stores over one backend report how long their operations take (the
+    gateway's ``diststorage_meta_query_seconds``); nowhere until an observer is set."""
+
+    def __init__(self) -> None:
+        self.observer: QueryObserver | None = None
+
+    @contextlib.contextmanager
+    def timed(self, kind: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.observer is not None:
+                self.observer(kind, time.perf_counter() - started)
+
+
 class StoreBase:
     """Rows are stamped with the wall time of this process's clock, not the database's: the
     same clock the gateway's parts compare those stamps with (a grace, a cutoff)."""
 
-    def __init__(self, backend: Backend, timeout_s: float, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        timeout_s: float,
+        clock: Clock = SYSTEM_CLOCK,
+        timings: QueryTimings | None = None,
+    ) -> None:
         self._backend = backend
         self._timeout_s = timeout_s
         self._clock = clock
+        self._timings = timings if timings is not None else QueryTimings()
 
     def _now(self, delay_s: float = 0.0) -> datetime:
         """The wall time now (plus ``delay_s``), as stored in timestamp columns."""
@@ -178,22 +207,25 @@ class StoreBase:
             raise Unavailable(f"metadata database error: {type(exc).__name__}") from exc
 
     async def _read(self, operation: Operation[T]) -> T:
-        async with self._guard():
-            return await retrying_lost_connections(lambda: self._backend.read(operation))
+        with self._timings.timed("read"):
+            async with self._guard():
+                return await retrying_lost_connections(lambda: self._backend.read(operation))
 
     async def _read_rows(
         self, statement: Executable, params: Mapping[str, Any]
     ) -> Sequence[Row[Any]]:
-        async with self._guard():
-            return await retrying_lost_connections(
-                lambda: self._backend.read_rows(statement, params)
-            )
+        with self._timings.timed("read"):
+            async with self._guard():
+                return await retrying_lost_connections(
+                    lambda: self._backend.read_rows(statement, params)
+                )
 
     async def _write(self, operation: Operation[T]) -> T:
-        async with self._guard():
-            return await retrying_lost_connections(
-                lambda: self._backend.write(operation), writes=True
-            )
+        with self._timings.timed("write"):
+            async with self._guard():
+                return await retrying_lost_connections(
+                    lambda: self._backend.write(operation), writes=True
+                )
 
 
 def is_lost_connection(error: BaseException) -> bool:

@@ -25,6 +25,8 @@ from diststorage.meta.base import (
     INFO_COLUMNS,
     IS_COMMITTED,
     ObjectColumns,
+    QueryObserver,
+    QueryTimings,
     StoreBase,
     add_garbage,
     insert_ignoring_duplicates,
@@ -110,11 +112,11 @@ class MetadataStore(StoreBase):
     """
 
     def __init__(self, backend: Backend, timeout_s: float, clock: Clock = SYSTEM_CLOCK) -> None:
-        super().__init__(backend, timeout_s, clock)
-        self.maintenance = MaintenanceStore(backend, timeout_s, clock)
-        self.accounts = AccountStore(backend, timeout_s, clock)
-        self.multipart = MultipartStore(backend, timeout_s, clock)
-        self.placement = PlacementStore(backend, timeout_s, clock)
+        super().__init__(backend, timeout_s, clock, QueryTimings())
+        self.maintenance = MaintenanceStore(backend, timeout_s, clock, self._timings)
+        self.accounts = AccountStore(backend, timeout_s, clock, self._timings)
+        self.multipart = MultipartStore(backend, timeout_s, clock, self._timings)
+        self.placement = PlacementStore(backend, timeout_s, clock, self._timings)
 
     @classmethod
     async def open(
@@ -137,6 +139,11 @@ class MetadataStore(StoreBase):
 
     async def close(self) -> None:
         await self._backend.close()
+
+    def observe_queries(self, observer: QueryObserver) -> None:
+        """Tells ``observer`` how long each operation of this store (and of its maintenance,
+        accounts and multipart stores) takes; replaces any observer set before."""
+        self._timings.observer = observer
 
     @property
     def dialect(self) -> str:

@@ -187,7 +187,7 @@ async def serve_node(settings: NodeSettings) -> None:
 
 def run_node(settings: NodeSettings) -> None:
     """Blocking entry point for the CLI: logging, allocator, uvloop, then ``serve_node``."""
-    run_daemon("node", build_node(settings))
+    run_daemon("node", build_node(settings), settings.log_format)
 
 
 def _advertised_address(settings: NodeSettings, bound_port: int) -> str:

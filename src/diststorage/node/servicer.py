@@ -14,6 +14,7 @@ from diststorage.core.errors import InvalidRequest
 from diststorage.node.chunkstore import DEFAULT_LIST_LIMIT, ChunkStore, StoreStatus
 from diststorage.node.reader import BlockSlice
 from diststorage.node.rpcerrors import rpc_errors
+from diststorage.node.rpclog import served
 from diststorage.node.scrubber import ScrubProgress
 from diststorage.node.writer import CommitResult
 from diststorage.proto import storage_pb2 as pb
@@ -78,12 +79,13 @@ class ChunkServicer(pb_grpc.ChunkServiceServicer):
     async def PutChunk(  # noqa: N802 - names fixed by the .proto
         self, request_iterator: AsyncIterator[pb.PutChunkRequest], context: Context
     ) -> pb.PutChunkResponse:
-        async with rpc_errors(context, "PutChunk"):
+        async with served(context, "PutChunk") as call, rpc_errors(context, "PutChunk"):
             requests = aiter(request_iterator)
             first = await anext(requests, None)
             if first is None or first.WhichOneof("part") != "header":
                 raise InvalidRequest("the first PutChunk message must be a header")
             header = first.header
+            call.chunk_id = header.chunk_id
             writer = await self._store.open_writer(header.chunk_id, header.expected_bytes)
             async with writer:
                 async for request in requests:
@@ -96,51 +98,63 @@ class ChunkServicer(pb_grpc.ChunkServiceServicer):
                 # one that lands during the commit makes the writer delete the chunk again.
                 await asyncio.sleep(0)
                 result = await writer.commit()
+            call.size_bytes = result.data_bytes
         return _put_response(result)
 
     async def PutChunkOnce(  # noqa: N802 - names fixed by the .proto
         self, request: pb.PutChunkOnceRequest, context: Context
     ) -> pb.PutChunkResponse:
-        async with rpc_errors(context, "PutChunkOnce"):
-            header, block = request.header, request.block
+        header, block = request.header, request.block
+        async with (
+            served(context, "PutChunkOnce", header.chunk_id) as call,
+            rpc_errors(context, "PutChunkOnce"),
+        ):
             writer = await self._store.open_writer(header.chunk_id, header.expected_bytes)
             async with writer:
                 await writer.write_block(block.data, block.crc32c)
                 result = await writer.commit()
+            call.size_bytes = result.data_bytes
         return _put_response(result)
 
     async def GetChunk(  # noqa: N802 - names fixed by the .proto
         self, request: pb.GetChunkRequest, context: Context
     ) -> AsyncIterator[pb.GetChunkResponse]:
         async with (
+            served(context, "GetChunk", request.chunk_id) as call,
             rpc_errors(context, "GetChunk"),
             await self._store.open_reader(request.chunk_id) as reader,
         ):
             async for piece in reader.read(request.offset, request.length):
+                call.size_bytes += len(piece.data)
                 yield _get_response(piece)
 
     async def GetChunkOnce(  # noqa: N802 - names fixed by the .proto
         self, request: pb.GetChunkRequest, context: Context
     ) -> pb.GetChunkResponse:
         async with (
+            served(context, "GetChunkOnce", request.chunk_id) as call,
             rpc_errors(context, "GetChunkOnce"),
             await self._store.open_reader(request.chunk_id) as reader,
             contextlib.aclosing(reader.read(request.offset, request.length)) as pieces,
         ):
             piece = await anext(pieces, None)
+            call.size_bytes = 0 if piece is None else len(piece.data)
         return pb.GetChunkResponse() if piece is None else _get_response(piece)
 
     async def DeleteChunk(  # noqa: N802 - names fixed by the .proto
         self, request: pb.DeleteChunkRequest, context: Context
     ) -> pb.DeleteChunkResponse:
-        async with rpc_errors(context, "DeleteChunk"):
+        async with (
+            served(context, "DeleteChunk", request.chunk_id),
+            rpc_errors(context, "DeleteChunk"),
+        ):
             existed = await self._store.delete(request.chunk_id)
         return pb.DeleteChunkResponse(existed=existed)
 
     async def ListChunks(  # noqa: N802 - names fixed by the .proto
         self, request: pb.ListChunksRequest, context: Context
     ) -> pb.ListChunksResponse:
-        async with rpc_errors(context, "ListChunks"):
+        async with served(context, "ListChunks"), rpc_errors(context, "ListChunks"):
             chunks, truncated = await self._store.list(
                 request.after, request.limit or DEFAULT_LIST_LIMIT
             )

@@ -1,87 +1,171 @@
-"""Prometheus metrics of the HTTP API, served at /_/metrics."""
+"""The gateway's Prometheus metrics, served at ``/_/metrics``: one registry for the whole
+gateway, both front ends and the data path included.
+
+Names follow https://prometheus.io/docs/practices/naming: one ``diststorage_`` prefix, base
+units, ``_total`` on counters. Beside the process's own (``process_*``, ``python_info``):
+
+- ``diststorage_build_info{version}``;
+- front ends (``http.access``): ``diststorage_http_requests_total{api,method,route,status}``,
+  ``diststorage_http_request_seconds{api,method,route}``, ``…_received_bytes_total{api}``,
+  ``…_sent_bytes_total{api}``;
+- nodes, from their heartbeats, so that an operator scrapes gateways only:
+  ``diststorage_nodes{state}``, ``diststorage_node_up{node}`` (1 unless down),
+  ``…_capacity_bytes``, ``…_used_bytes``, ``…_heartbeat_age_seconds``,
+  ``diststorage_node_info{node,address,lifecycle}``; their scrubbers:
+  ``diststorage_scrub_verified_bytes_total{node}``, ``…_corrupt_chunks_total``,
+  ``…_passes_total``, ``…_last_pass_timestamp_seconds`` (counters since the node started);
+- the data path (``datapath``): ``diststorage_node_rpc_seconds{op,node}``,
+  ``diststorage_block_crc_errors_total{node}``, ``diststorage_block_deadline_exceeded_total{node}``,
+  ``diststorage_degraded_reads_total``, ``diststorage_meta_query_seconds{op}``.
+
+Every labelled series exists at zero for every node this gateway knows: a ``> 0`` alert or
+a ``rate()`` needs the series before the first event. Other parts (repair, durability) register
+their collectors on ``registry``.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Mapping
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from aiohttp.typedefs import Middleware
+from prometheus_client import (
+    CollectorRegistry,
+    Gauge,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
-from diststorage.gateway.api.parse import is_ui_path
-from diststorage.gateway.inventory import Inventory
+from diststorage import __version__
+from diststorage.gateway.datapath import DataPathMetrics
+from diststorage.gateway.heartbeats import ScrubStatus
+from diststorage.gateway.http.access import HttpMetrics, RouteOf, access_middleware
+from diststorage.gateway.inventory import Inventory, NodeView
+from diststorage.meta import NodeLiveness
+
+NO_SCRUB = ScrubStatus(0, 0, 0, 0.0)
+
+# Each front end's route labels (``api.routes.route_of``, ``s3.app.route_of``).
+FRONT_END_ROUTES: dict[str, tuple[str, ...]] = {
+    "native": ("object", "list", "system"),
+    "s3": ("object", "list", "bucket", "other"),
+}
+
+
+class _NodeCollector(Collector):
+    """The node table and the scrubbers' reports, read at each scrape."""
+
+    def __init__(self, inventory: Inventory, scrub: Mapping[str, ScrubStatus]) -> None:
+        self._inventory = inventory
+        self._scrub = scrub
+
+    def collect(self) -> Iterator[Metric]:
+        views = self._inventory.views()
+        yield from _node_gauges(views, time.time())
+        yield from _scrub_counters(views, self._scrub)
+
+
+def _node_gauges(views: list[NodeView], now: float) -> Iterator[Metric]:
+    up = GaugeMetricFamily("diststorage_node_up", "1 unless the node is down", labels=["node"])
+    capacity = GaugeMetricFamily(
+        "diststorage_node_capacity_bytes", "Capacity the node reports", labels=["node"]
+    )
+    used = GaugeMetricFamily(
+        "diststorage_node_used_bytes", "Bytes the node reports in use", labels=["node"]
+    )
+    age = GaugeMetricFamily(
+        "diststorage_node_heartbeat_age_seconds",
+        "Time since the node's last heartbeat was recorded",
+        labels=["node"],
+    )
+    info = GaugeMetricFamily(
+        "diststorage_node_info",
+        "Each node's address and lifecycle (active, draining, drained)",
+        labels=["node", "address", "lifecycle"],
+    )
+    for view in views:
+        node = [view.info.node_id]
+        up.add_metric(node, 0 if view.state == NodeLiveness.DOWN else 1)
+        capacity.add_metric(node, view.info.capacity_bytes)
+        used.add_metric(node, view.info.used_bytes)
+        age.add_metric(node, max(0.0, now - view.info.last_heartbeat.timestamp()))
+        info.add_metric([view.info.node_id, view.info.address, str(view.lifecycle)], 1)
+    yield from (up, capacity, used, age, info)
+
+
+def _scrub_counters(views: list[NodeView], reports: Mapping[str, ScrubStatus]) -> Iterator[Metric]:
+    verified = CounterMetricFamily(
+        "diststorage_scrub_verified_bytes",
+        "Bytes the node's scrubber verified since the node started",
+        labels=["node"],
+    )
+    corrupt = CounterMetricFamily(
+        "diststorage_scrub_corrupt_chunks",
+        "Corrupt chunks the node's scrubber found since the node started",
+        labels=["node"],
+    )
+    passes = CounterMetricFamily(
+        "diststorage_scrub_passes", "Scrub passes the node completed", labels=["node"]
+    )
+    last_pass = GaugeMetricFamily(
+        "diststorage_scrub_last_pass_timestamp_seconds",
+        "When the node's last scrub pass ended (0: none yet)",
+        labels=["node"],
+    )
+    for view in views:
+        node_id = view.info.node_id
+        scrub = reports.get(node_id, NO_SCRUB)
+        verified.add_metric([node_id], scrub.verified_bytes)
+        corrupt.add_metric([node_id], scrub.corrupt_found)
+        passes.add_metric([node_id], scrub.passes_completed)
+        last_pass.add_metric([node_id], scrub.last_pass_finished)
+    yield from (verified, corrupt, passes, last_pass)
 
 
 class ApiMetrics:
-    """Requests, latency and bytes of one HTTP application, plus the node gauge."""
+    """Every metric of one gateway, on one registry (``registry``): build it once, hand
+    ``data_path`` to the node clients, the reader and the metadata store, and each front end
+    its ``middleware``."""
 
-    def __init__(self, inventory: Inventory) -> None:
+    def __init__(
+        self,
+        inventory: Inventory,
+        scrub: Mapping[str, ScrubStatus],
+        data_path: DataPathMetrics | None = None,
+    ) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "diststorage_http_requests",
-            "HTTP requests answered",
-            ["method", "status"],
-            registry=self.registry,
+        self._inventory = inventory
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        Info("diststorage_build", "This gateway's version", registry=self.registry).info(
+            {"version": __version__}
         )
-        self.latency = Histogram(
-            "diststorage_http_request_seconds",
-            "Time to answer, body included",
-            ["method"],
-            buckets=(
-                0.001,
-                0.0025,
-                0.005,
-                0.01,
-                0.025,
-                0.05,
-                0.1,
-                0.25,
-                0.5,
-                1,
-                2.5,
-                5,
-                10,
-                30,
-                60,
-                300,
-            ),
-            registry=self.registry,
-        )
-        self.bytes_in = Counter(
-            "diststorage_http_received_bytes",
-            "Request body bytes received",
-            registry=self.registry,
-        )
-        self.bytes_out = Counter(
-            "diststorage_http_sent_bytes", "Response body bytes sent", registry=self.registry
-        )
+        self.http = HttpMetrics(self.registry, FRONT_END_ROUTES)
+        self.data_path = data_path if data_path is not None else DataPathMetrics()
+        self.data_path.register(self.registry)
         nodes = Gauge(
             "diststorage_nodes", "Storage nodes by state", ["state"], registry=self.registry
         )
         nodes.labels("up").set_function(inventory.live_count)
         nodes.labels("down").set_function(lambda: len(inventory.views()) - inventory.live_count())
+        self.registry.register(_NodeCollector(inventory, scrub))
 
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        # The dashboard's pages and its minutes-long live streams are not the API's traffic:
-        # counted, they would swamp the GET latency they are there to show.
-        if is_ui_path(request.raw_path):
-            return await handler(request)
-        started = time.perf_counter()
-        response: web.StreamResponse = await handler(request)
-        self.requests.labels(request.method, str(response.status)).inc()
-        self.latency.labels(request.method).observe(time.perf_counter() - started)
-        if request.content_length:
-            self.bytes_in.inc(request.content_length)
-        if response.content_length:
-            self.bytes_out.inc(response.content_length)
-        return response
+    def middleware(self, api: str, route_of: RouteOf) -> Middleware:
+        """Front end ``api``'s outermost middleware (``http.access``)."""
+        return access_middleware(api, route_of, self.http)
+
+    def scrape(self) -> bytes:
+        self.data_path.know_nodes(self._inventory.node_ids())
+        return generate_latest(self.registry)
 
     def render(self) -> web.Response:
-        return web.Response(
-            body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
-        )
+        return web.Response(body=self.scrape(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 METRICS = web.AppKey("metrics", ApiMetrics)

@@ -27,6 +27,7 @@ from diststorage.gateway.dashboard.static import StaticAssets
 from diststorage.gateway.dashboard.templating import Templates
 from diststorage.gateway.dashboard.throughput import Throughput
 from diststorage.gateway.dashboard.watcher import EventWatcher
+from diststorage.gateway.datapath import NodeStats
 from diststorage.gateway.events import EventLog
 from diststorage.gateway.services import Services
 
@@ -42,12 +43,13 @@ STATIC_URL = UI_PATH + "/static"
 
 
 def build_dashboard(
-    services: Services, events: EventLog, throughput: Throughput
+    services: Services, events: EventLog, throughput: Throughput, node_stats: NodeStats
 ) -> web.Application:
     """The dashboard's application, paths relative to ``/_/ui``."""
     assets = StaticAssets(STATIC_URL)
     templates = Templates(assets, UI_PATH)
-    snapshots = Snapshots(services, throughput, events, ChunkCounts(services, SYSTEM_CLOCK))
+    counts = ChunkCounts(services, SYSTEM_CLOCK)
+    snapshots = Snapshots(services, throughput, events, counts, node_stats)
     dashboard = Dashboard(
         services=services,
         sessions=Sessions(services.accounts.master, services.keys),
@@ -60,7 +62,8 @@ def build_dashboard(
     # Errors outermost, so that a refusal below is answered like any other error.
     app = web.Application(middlewares=[html_errors, require_session])
     app[DASHBOARD] = dashboard
-    app[LIVE] = LiveUpdates(snapshots, templates, throughput, EventWatcher(services, events))
+    watcher = EventWatcher(services, events, node_stats)
+    app[LIVE] = LiveUpdates(snapshots, templates, throughput, watcher)
     app.on_response_prepare.append(add_security_headers)
     app.router.add_get("/static/{name:.+}", assets.handle)
     live.add_routes(app)
@@ -73,5 +76,7 @@ def mount_dashboard(native: web.Application, services: Services, events: EventLo
     """Adds the dashboard at ``/_/ui`` to the native API's application, its throughput read
     from that application's metrics. Its resource is more specific than the API's catch-all
     route, so aiohttp resolves ``/_/ui/...`` to it first."""
-    throughput = Throughput(native[METRICS].registry)
-    native.add_subapp(UI_PATH, build_dashboard(services, events, throughput))
+    metrics = native[METRICS]
+    throughput = Throughput(metrics.http.collectors())
+    dashboard = build_dashboard(services, events, throughput, metrics.data_path.stats)
+    native.add_subapp(UI_PATH, dashboard)

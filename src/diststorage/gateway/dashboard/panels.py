@@ -18,6 +18,7 @@ from diststorage.core.clock import Clock
 from diststorage.gateway.api.admin import health_status, node_json, repair_status
 from diststorage.gateway.dashboard.charts import capacity_figures, durability_bars, heat_class
 from diststorage.gateway.dashboard.throughput import Throughput
+from diststorage.gateway.datapath import NodeStats
 from diststorage.gateway.events import EventLog
 from diststorage.gateway.services import Services
 
@@ -96,8 +97,10 @@ class Snapshots:
         throughput: Throughput,
         events: EventLog,
         chunk_counts: ChunkCounts,
+        node_stats: NodeStats,
     ) -> None:
         self._services = services
+        self._node_stats = node_stats
         self._throughput = throughput
         self._events = events
         self.chunk_counts = chunk_counts
@@ -120,6 +123,10 @@ class Snapshots:
             nodes = [node_json(services, view, counts) for view in services.inventory.views()]
             for node in nodes:
                 node["heat"] = heat_class(node["used"], node["capacity"])
+                # Blocks this gateway read from the node that failed their CRC, and calls to
+                # it that missed their deadline: a node that lies or lags.
+                node["crc_errors"] = self._node_stats.crc_errors(node["id"])
+                node["deadline_misses"] = self._node_stats.deadline_misses(node["id"])
             context["nodes"] = nodes
             context["capacity"] = capacity_figures(nodes, services.settings.default_policy)
         if Part.AT_RISK in needs:

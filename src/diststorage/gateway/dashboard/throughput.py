@@ -1,5 +1,5 @@
 """Live throughput and latency without Prometheus: the HTTP API's own counters
-(``api.metrics``), sampled every 2 s into a ring of the last 10 minutes.
+(``http.access``), sampled every 2 s into a ring of the last 10 minutes.
 
 Each sample is the difference between two readings of the counters: requests per second and
 bytes per second of GETs and PUTs, and the median and 99th percentile of the requests
@@ -14,7 +14,9 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry
+from prometheus_client.registry import Collector
+
+from diststorage.gateway.http.access import SYSTEM_ROUTE
 
 SAMPLE_INTERVAL_S = 2.0
 WINDOW_SAMPLES = 300  # 10 minutes
@@ -43,12 +45,16 @@ class Sample:
     p99_s: float | None
 
 
-def read_counters(registry: CollectorRegistry, at_s: float) -> Reading:
+def read_counters(collectors: Iterable[Collector], at_s: float) -> Reading:
+    """Totals over both front ends, without the ``/_/`` routes (the dashboard's own among
+    them; they are not in the latency histogram at all)."""
     requests: dict[str, float] = {}
     bytes_in = bytes_out = 0.0
     buckets: dict[float, float] = {}
-    for metric in registry.collect():
-        for sample in metric.samples:
+    for collector in collectors:
+        for sample in (s for metric in collector.collect() for s in metric.samples):
+            if sample.labels.get("route") == SYSTEM_ROUTE:
+                continue
             if sample.name == "diststorage_http_requests_total":
                 method = sample.labels.get("method", "")
                 requests[method] = requests.get(method, 0.0) + sample.value
@@ -105,13 +111,13 @@ def sample_between(before: Reading, after: Reading) -> Sample:
 class Throughput:
     """The ring of samples; ``take(now)`` reads the counters and adds one."""
 
-    def __init__(self, registry: CollectorRegistry, window: int = WINDOW_SAMPLES) -> None:
-        self._registry = registry
+    def __init__(self, collectors: Iterable[Collector], window: int = WINDOW_SAMPLES) -> None:
+        self._collectors = tuple(collectors)
         self._samples: deque[Sample] = deque(maxlen=window)
         self._last: Reading | None = None
 
     def take(self, now_s: float) -> None:
-        reading = read_counters(self._registry, now_s)
+        reading = read_counters(self._collectors, now_s)
         if self._last is not None:
             self._samples.append(sample_between(self._last, reading))
         self._last = reading

@@ -1,6 +1,7 @@
 """Feeds the event log (``gateway.events``) by comparing what this gateway sees every couple
 of seconds with what it saw before: node liveness, the repair worker's state, the corrupt
-chunks nodes' scrubbers report and the gateway readers find missing, and the workers' lease.
+chunks nodes' scrubbers report, blocks read that fail their CRC, chunk files found missing,
+and the workers' lease.
 
 Comparing snapshots rather than hooking each place that changes: a node goes down by staying
 silent, which no code path announces, and the other changes are all readable from the
@@ -10,6 +11,7 @@ services without reaching into them.
 from __future__ import annotations
 
 from diststorage.core.worker import WorkerState
+from diststorage.gateway.datapath import NodeStats
 from diststorage.gateway.events import EventKind, EventLog
 from diststorage.gateway.services import Services
 from diststorage.gateway.workers.lease import WORKERS_LEASE
@@ -25,8 +27,10 @@ LEASE_EVERY_TICKS = 5
 
 
 class EventWatcher:
-    def __init__(self, services: Services, events: EventLog) -> None:
+    def __init__(self, services: Services, events: EventLog, node_stats: NodeStats) -> None:
         self._services = services
+        self._node_stats = node_stats
+        self._crc: dict[str, int] = {}
         self._events = events
         self._states: dict[str, NodeLiveness] = {}
         self._repairing = False
@@ -75,15 +79,25 @@ class EventWatcher:
         self._repairing = busy
 
     def _corruption(self) -> None:
+        inventory = self._services.inventory
         for node_id, scrub in list(self._services.scrub_status.items()):
             before = self._corrupt.get(node_id)
             self._corrupt[node_id] = scrub.corrupt_found
             if before is not None and scrub.corrupt_found > before:
-                address = self._services.inventory.address_of(node_id) or node_id[:8]
-                found = scrub.corrupt_found - before
                 self._events.record(
                     EventKind.CORRUPT_CHUNK,
-                    f"{address}: the scrubber found {found} corrupt chunk(s)",
+                    f"{inventory.address_of(node_id) or node_id[:8]}: the scrubber found "
+                    f"{scrub.corrupt_found - before} corrupt chunk(s)",
+                    node_id,
+                )
+        for node_id in inventory.node_ids():
+            before = self._crc.get(node_id, 0)
+            self._crc[node_id] = crc = self._node_stats.crc_errors(node_id)
+            if crc > before:
+                self._events.record(
+                    EventKind.CORRUPT_CHUNK,
+                    f"{inventory.address_of(node_id) or node_id[:8]}: {crc - before} block(s) "
+                    "read from it failed their CRC",
                     node_id,
                 )
         missing = self._services.collector.missing_found

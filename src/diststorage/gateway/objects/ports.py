@@ -150,6 +150,19 @@ class DamageSink(Protocol):
         ...
 
 
+class ReadFaults(Protocol):
+    """Where a reader tells what went wrong (``datapath.NodeStats``): for the metrics and the
+    dashboard's node table, never for decisions."""
+
+    def crc_error(self, node_id: str) -> None:
+        """A block from the node failed verification (or the node found it corrupt)."""
+        ...
+
+    def degraded_read(self) -> None:
+        """A segment was read with a shard other than its data shards."""
+        ...
+
+
 class Penalties(Protocol):
     def penalize(self, node_id: str) -> None: ...
 

@@ -20,7 +20,7 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import crc32c
 
@@ -29,9 +29,16 @@ from diststorage.core.errors import ChunkNotFound, DataLoss, DiststorageError, N
 from diststorage.core.policy import parse_policy
 from diststorage.core.settings import GatewaySettings
 from diststorage.erasure import Codec, codec_for
+from diststorage.gateway.datapath import NodeStats
 from diststorage.gateway.nodeclient import BlockPiece
 from diststorage.gateway.objects.geometry import Geometry
-from diststorage.gateway.objects.ports import DamageSink, NodeReaders, NodeStates, Penalties
+from diststorage.gateway.objects.ports import (
+    DamageSink,
+    NodeReaders,
+    NodeStates,
+    Penalties,
+    ReadFaults,
+)
 from diststorage.meta import (
     ChunkState,
     NodeLiveness,
@@ -93,6 +100,7 @@ class ShardSources:
     nodes: NodeStates
     penalties: Penalties
     damage: DamageSink
+    faults: ReadFaults = field(default_factory=NodeStats)
 
     def order(self, chunks: dict[int, StoredChunk]) -> list[StoredChunk]:
         """Shards to try, best first: up, unpenalized nodes, then suspect ones, then the
@@ -178,9 +186,11 @@ class ObjectReader:
         clients: NodeReaders,
         penalties: Penalties,
         damage: DamageSink,
+        faults: ReadFaults | None = None,
     ) -> None:
         self._settings = settings
-        self._sources = ShardSources(clients, nodes, penalties, damage)
+        faults = faults if faults is not None else NodeStats()
+        self._sources = ShardSources(clients, nodes, penalties, damage, faults)
 
     def stream(self, layout: ObjectLayout, start: int, end: int) -> AsyncIterator[bytes]:
         """Yields the verified bytes [start, end) of the object, in order.
@@ -331,6 +341,7 @@ class SegmentFetcher:
         # Shards dropped for being late, and the stripe each was last given a patient try at.
         self._late: list[StoredChunk] = []
         self._patient_at: dict[int, int] = {}
+        self._degraded = False
 
     async def stripe(self, stripe: int) -> bytes:
         blocks: dict[int, bytes] = {}
@@ -362,6 +373,9 @@ class SegmentFetcher:
                     await self._retire(shard_stream, result)
                 else:
                     raise result
+        if not self._degraded and any(index >= self._needed for index in blocks):
+            self._degraded = True  # counted once per segment read
+            self._sources.faults.degraded_read()
         return self._codec.decode(blocks, self._geometry.stripe_length(stripe))
 
     def _pending(self, blocks: dict[int, bytes]) -> list[_ShardStream]:
@@ -414,6 +428,8 @@ class SegmentFetcher:
             shard_stream.chunk.state != ChunkState.DAMAGED
         ):
             self._sources.damage.report(shard_stream.chunk.chunk_id)
+        if isinstance(reason, DataLoss):
+            self._sources.faults.crc_error(node_id)
         log.warning(
             "shard %d on node %s dropped from read: %s",
             shard_stream.chunk.shard_index,

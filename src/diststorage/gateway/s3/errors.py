@@ -14,8 +14,9 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from diststorage.core import errors as e
+from diststorage.core.request_ids import HEADER, new_request_id
+from diststorage.gateway.http.access import request_id_of
 from diststorage.gateway.http.status import StatusTable, add_error_headers, status_of
-from diststorage.gateway.s3.guard import new_request_id, request_id_of
 from diststorage.gateway.s3.xml import child, xml_response, xml_safe
 
 log = logging.getLogger(__name__)
@@ -118,5 +119,8 @@ async def s3_errors(request: web.Request, handler: Handler) -> web.StreamRespons
 
 
 async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers.setdefault("x-amz-request-id", request_id_of(request))
+    """The request's one id, under S3's name and the native API's."""
+    request_id = request_id_of(request)
+    response.headers.setdefault("x-amz-request-id", request_id)
+    response.headers.setdefault(HEADER, request_id)
     response.headers.setdefault("Server", "diststorage")

@@ -13,28 +13,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from diststorage.core.errors import AccessDenied
-from diststorage.core.ids import new_id
+from diststorage.gateway.http.access import request_id_of
 from diststorage.gateway.http.admission import Admission, signed_request_of
 from diststorage.gateway.http.callers import set_caller
 from diststorage.gateway.s3.addressing import target_of
 from diststorage.gateway.s3.call import S3_CALL, S3Call
 from diststorage.gateway.s3.routing import ACCESS, Op, route
 from diststorage.gateway.services import Services
-
-REQUEST_ID: web.RequestKey[str] = web.RequestKey("s3_request_id", str)
-
-
-def new_request_id() -> str:
-    return new_id()[:16].upper()
-
-
-def request_id_of(request: web.Request) -> str:
-    """The request's id (``x-amz-request-id``), made on first use."""
-    request_id = request.get(REQUEST_ID)
-    if request_id is None:
-        request_id = new_request_id()
-        request[REQUEST_ID] = request_id
-    return request_id
 
 
 class S3Guard(Admission):
