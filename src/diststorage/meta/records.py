@@ -294,3 +294,50 @@ class LeaseRecord:
 class StaleUpload:
     object_id: str
     gateway_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedChunk:
+    """A chunk as the object layout shows it: where it is and what the metadata says of it."""
+
+    chunk_id: str
+    node_id: str
+    shard_index: int
+    size_bytes: int
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedSegment:
+    """One segment of an object and the chunks its metadata records (any shard index may have
+    none). ``part_index`` is the part it belongs to in an object completed from parts (from 0,
+    in the object's order), else None; ``offset_bytes`` is where its bytes start in the
+    object, ``segment_index`` its index within its part (or object)."""
+
+    part_index: int | None
+    segment_index: int
+    policy: str
+    offset_bytes: int
+    size_bytes: int
+    stripe_count: int
+    chunks: tuple[PlacedChunk, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentPage:
+    """A committed object and a page of its segments, from position ``start`` (segments
+    counted across its parts): see meta.placement. ``inline``: its bytes are in the
+    database, and it has no segment; ``inline_parts``: parts kept so, which have none."""
+
+    info: ObjectInfo
+    inline: bool
+    segment_count: int
+    inline_parts: int
+    start: int
+    segments: tuple[PlacedSegment, ...]
+
+    @property
+    def next_start(self) -> int | None:
+        """Where the next page starts; None after the last segment."""
+        end = self.start + len(self.segments)
+        return end if end < self.segment_count else None

@@ -62,6 +62,7 @@ from diststorage.meta.models import (
     ObjectRow,
 )
 from diststorage.meta.multipart import MultipartStore
+from diststorage.meta.placement import PlacementStore
 from diststorage.meta.records import (
     ChunkRef,
     CommitOutcome,
@@ -115,6 +116,7 @@ class MetadataStore(StoreBase):
         self.maintenance = MaintenanceStore(backend, timeout_s, clock, self._timings)
         self.accounts = AccountStore(backend, timeout_s, clock, self._timings)
         self.multipart = MultipartStore(backend, timeout_s, clock, self._timings)
+        self.placement = PlacementStore(backend, timeout_s, clock, self._timings)
 
     @classmethod
     async def open(

@@ -22,6 +22,7 @@ from diststorage.core.errors import (
 )
 from diststorage.gateway.api.accounts_admin import admin_route, is_admin_path
 from diststorage.gateway.api.metrics import METRICS
+from diststorage.gateway.api.object_layout import layout_path_key, object_layout, parse_layout_query
 from diststorage.gateway.api.parse import SYSTEM_PREFIX
 from diststorage.gateway.inventory import NodeView
 from diststorage.gateway.services import Services
@@ -47,6 +48,8 @@ class SystemEndpoint(enum.Enum):
     NODE = ("node", frozenset({"GET", "HEAD", "DELETE"}))
     NODE_ACTION = ("node-action", frozenset({"POST"}))
     NODE_ACCEPT = ("node-accept", frozenset({"POST"}))
+    # Where an object's shards are (``objects/{key}/layout``, see object_layout).
+    OBJECT_LAYOUT = ("object-layout", _READ)
     # Keys, buckets and grants: its own table of routes and methods (accounts_admin).
     ADMIN = ("admin", frozenset({"GET", "HEAD", "POST", "DELETE"}))
 
@@ -65,6 +68,7 @@ _FIXED = {
         SystemEndpoint.NODE_ACTION,
         SystemEndpoint.NODE_ACCEPT,
         SystemEndpoint.ADMIN,
+        SystemEndpoint.OBJECT_LAYOUT,
     )
 }
 
@@ -75,6 +79,7 @@ class SystemRoute:
     node_id: str = ""
     lifecycle: NodeLifecycle | None = None  # what a node action sets
     path: str = ""  # what follows ``/_/``
+    key: str = ""  # an object's key, still percent-encoded
 
 
 def parse_system_route(path: str) -> SystemRoute:
@@ -84,6 +89,9 @@ def parse_system_route(path: str) -> SystemRoute:
         return SystemRoute(fixed, path=path)
     if is_admin_path(path):
         return SystemRoute(SystemEndpoint.ADMIN, path=path)
+    key = layout_path_key(path)
+    if key is not None:
+        return SystemRoute(SystemEndpoint.OBJECT_LAYOUT, path=path, key=key)
     match = _NODE_ROUTE.match(path)
     if match is not None:
         if match["action"] == "accept":
@@ -190,7 +198,15 @@ async def _admin(
     return await admin_route(request, services, route.path)
 
 
+async def _object_layout(
+    request: web.Request, services: Services, route: SystemRoute
+) -> web.Response:
+    query = parse_layout_query(route.key, request.query)
+    return web.json_response(await object_layout(services, query))
+
+
 _HANDLERS: dict[SystemEndpoint, _Handler] = {
+    SystemEndpoint.OBJECT_LAYOUT: _object_layout,
     SystemEndpoint.ADMIN: _admin,
     SystemEndpoint.METRICS: _metrics,
     SystemEndpoint.HEALTH: _health_route,

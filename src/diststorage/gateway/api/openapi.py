@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from diststorage.gateway.api.object_layout import DEFAULT_SEGMENTS_PER_PAGE
 from diststorage.gateway.api.parse import MAX_KEY_BYTES, SYSTEM_PREFIX
-from diststorage.meta import MAX_LIST_LIMIT
+from diststorage.meta import DEFAULT_NAMESPACE, MAX_LIST_LIMIT, MAX_SEGMENTS_PER_PAGE
 
 OPENAPI_PATH = f"/{SYSTEM_PREFIX}openapi.json"
 
@@ -140,6 +141,48 @@ def _object() -> dict[str, Any]:
     }
 
 
+def _object_layout() -> dict[str, Any]:
+    key = _KEY | {"description": f"the object key, percent-encoded; 1 to {MAX_KEY_BYTES} bytes"}
+    query = [
+        {
+            "name": "bucket",
+            "in": "query",
+            "required": False,
+            "description": f"the bucket; {DEFAULT_NAMESPACE!r}, the native API's, when absent",
+            "schema": {"type": "string"},
+        },
+        {
+            "name": "start",
+            "in": "query",
+            "required": False,
+            "description": "the first segment of the page, counted across the object's parts",
+            "schema": {"type": "integer", "minimum": 0, "default": 0},
+        },
+        {
+            "name": "limit",
+            "in": "query",
+            "required": False,
+            "description": "segments in the page",
+            "schema": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_SEGMENTS_PER_PAGE,
+                "default": DEFAULT_SEGMENTS_PER_PAGE,
+            },
+        },
+    ]
+    summary = "where the object's shards are: a page of its segments, each shard's node and state"
+    operation = {
+        "summary": summary,
+        "parameters": query,
+        "responses": {
+            "200": _answer("the layout", {"type": "object"}),
+            **_errors("400", "403", "404", "503"),
+        },
+    }
+    return {"parameters": [key], "get": operation, "head": operation}
+
+
 def _read_only(summary: str, status: str = "200") -> dict[str, Any]:
     operation = {"summary": summary, "responses": {status: _answer(summary), **_errors("403")}}
     return {"get": operation, "head": operation}
@@ -157,6 +200,7 @@ def _system() -> dict[str, Any]:
         f"{prefix}repair": _read_only("the repair backlog and the repair worker's figures"),
         f"{prefix}metrics": _read_only("Prometheus metrics"),
         f"{prefix}openapi.json": _read_only("this document"),
+        f"{prefix}objects/{{key}}/layout": _object_layout(),
         f"{prefix}rebalance": {
             "post": {
                 "summary": "plan and start a rebalance",

@@ -43,6 +43,7 @@ __all__ = [
     "SYSTEM_PREFIX",
     "UI_PATH",
     "ByteRange",
+    "decode_key",
     "is_system_path",
     "is_ui_path",
     "parse_declared_size",
@@ -123,7 +124,14 @@ def parse_put(
 
 def parse_key(raw_path: str) -> str:
     """The object key of a raw request path: percent-decoded, UTF-8, 1–1024 bytes."""
-    encoded = raw_path.split("?", 1)[0].removeprefix("/")
+    key = decode_key(raw_path.split("?", 1)[0].removeprefix("/"))
+    if key.startswith(SYSTEM_PREFIX):
+        raise InvalidKey(f"keys under {SYSTEM_PREFIX!r} are reserved for system routes")
+    return key
+
+
+def decode_key(encoded: str) -> str:
+    """A key from its percent-encoded form: UTF-8, 1–1024 bytes; raises InvalidKey."""
     try:
         key = urllib.parse.unquote(encoded, errors="strict")
     except UnicodeDecodeError as exc:
@@ -136,8 +144,6 @@ def parse_key(raw_path: str) -> str:
         raise InvalidKey("the key is empty")
     if size > MAX_KEY_BYTES:
         raise InvalidKey(f"the key is {size} bytes; at most {MAX_KEY_BYTES} are allowed")
-    if key.startswith(SYSTEM_PREFIX):
-        raise InvalidKey(f"keys under {SYSTEM_PREFIX!r} are reserved for system routes")
     return key
 
 

@@ -13,7 +13,7 @@ from diststorage.core.clock import SYSTEM_CLOCK
 from diststorage.gateway.api.metrics import METRICS
 from diststorage.gateway.api.parse import UI_PATH
 from diststorage.gateway.dashboard import events as events_screen
-from diststorage.gateway.dashboard import live, login, nodes, overview, repair
+from diststorage.gateway.dashboard import live, login, nodes, objects, overview, repair
 from diststorage.gateway.dashboard.context import DASHBOARD, Dashboard, Screen
 from diststorage.gateway.dashboard.live import LIVE, LiveUpdates
 from diststorage.gateway.dashboard.panels import ChunkCounts, Snapshots
@@ -35,6 +35,7 @@ SCREENS: tuple[Screen, ...] = (
     overview.SCREEN,
     nodes.SCREEN,
     repair.SCREEN,
+    objects.SCREEN,
     events_screen.SCREEN,
     login.SCREEN,
 )
