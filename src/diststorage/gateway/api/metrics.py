@@ -86,7 +86,7 @@ def _node_gauges(views: list[NodeView], now: float) -> Iterator[Metric]:
     )
     info = GaugeMetricFamily(
         "diststorage_node_info",
-        "Each node's address and lifecycle (active, draining, drained)",
+        "Each node's address and lifecycle (pending, active, draining)",
         labels=["node", "address", "lifecycle"],
     )
     for view in views:

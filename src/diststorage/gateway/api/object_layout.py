@@ -35,6 +35,7 @@ from typing import Any
 
 from diststorage.core.errors import InvalidRequest
 from diststorage.core.policy import parse_policy
+from diststorage.gateway.api.documents import object_json
 from diststorage.gateway.api.parse import decode_key
 from diststorage.gateway.services import Services
 from diststorage.gateway.workers.repair_plan import NodeHealth
@@ -110,14 +111,8 @@ def layout_json(services: Services, query: LayoutQuery, page: SegmentPage) -> di
     info = page.info
     return {
         "bucket": query.bucket,
-        "key": info.key,
+        **object_json(info),
         "object_id": info.object_id,
-        "size": info.size_bytes,
-        "md5": info.md5_hex,
-        "etag": f'"{info.etag}"',
-        "content_type": info.content_type,
-        "redundancy": info.policy,
-        "last_modified": info.created_at.isoformat(),
         "stripe_size": info.stripe_size_bytes,
         "segment_stripes": info.segment_stripes,
         "inline": page.inline,

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from email.utils import format_datetime
-from typing import Any
 
 from aiohttp import web
 
 from diststorage.core.errors import MethodNotAllowed
 from diststorage.gateway.api.admin import system_route
 from diststorage.gateway.api.callers import verified_body
+from diststorage.gateway.api.documents import object_json
 from diststorage.gateway.api.openapi import OPENAPI_PATH, native_openapi
 from diststorage.gateway.api.parse import (
     READ_METHODS,
@@ -33,18 +33,6 @@ from diststorage.gateway.services import Services
 from diststorage.meta import ObjectInfo
 
 SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
-
-
-def _object_json(info: ObjectInfo) -> dict[str, Any]:
-    return {
-        "key": info.key,
-        "size": info.size_bytes,
-        "md5": info.md5_hex,
-        "etag": f'"{info.etag}"',
-        "content_type": info.content_type,
-        "redundancy": info.policy,
-        "last_modified": info.created_at.isoformat(),
-    }
 
 
 def _object_headers(info: ObjectInfo) -> dict[str, str]:
@@ -98,7 +86,7 @@ async def put_object(
     max_bytes = services.settings.max_object_bytes
     body = verified_body(request, operation.declared_size, max_bytes)
     info = await services.writer.write(operation, body)
-    return web.json_response(_object_json(info), status=201, headers={"ETag": f'"{info.etag}"'})
+    return web.json_response(object_json(info), status=201, headers={"ETag": f'"{info.etag}"'})
 
 
 async def head_object(
@@ -155,7 +143,7 @@ async def list_objects(services: Services, operation: ListOperation) -> web.Stre
     page = await services.store.list_objects(
         operation.namespace, operation.prefix, operation.after, operation.limit
     )
-    objects = [_object_json(info) for info in page.objects]
+    objects = [object_json(info) for info in page.objects]
     return web.json_response(
         {
             "objects": objects,
