@@ -13,6 +13,8 @@ from diststorage.core.policy import parse_policy
 from diststorage.gateway.workers.durability import (
     SNAPSHOT_DUTY_FRACTION,
     SNAPSHOT_INTERVAL_S,
+    TOTALS_DUTY_FRACTION,
+    TOTALS_MIN_INTERVAL_S,
     DurabilityMonitor,
     DurabilityReport,
     PolicyDurability,
@@ -97,21 +99,71 @@ async def put_one_stripe(store: MetadataStore) -> None:
     await store.commit_upload(new.object_id, 100, "0" * 32, chunks, replace=False)
 
 
-async def test_totals_are_counted_again_only_after_the_interval(store: MetadataStore) -> None:
+class TimedCounts:
+    """The store's reads, the count of the totals taking ``count_s`` of virtual time."""
+
+    def __init__(self, store: MetadataStore, clock: FakeClock, count_s: float) -> None:
+        self._maintenance = store.maintenance
+        self._clock = clock
+        self.count_s = count_s
+        self.counts = 0
+
+    async def repair_backlog(self, unavailable_nodes: Sequence[str]) -> RepairBacklog:
+        return await self._maintenance.repair_backlog(unavailable_nodes)
+
+    async def stripe_totals(self) -> StripeTotals:
+        self.counts += 1
+        self._clock.now += self.count_s
+        return await self._maintenance.stripe_totals()
+
+
+async def test_slow_totals_are_counted_again_only_after_the_interval(
+    store: MetadataStore,
+) -> None:
+    """A count that takes 1 s is repeated after the 60 s interval, not after 100 s."""
     clock = FakeClock()
-    monitor = DurabilityMonitor(store.maintenance, list, parse_policy(EC), 60.0, clock)
+    reads = TimedCounts(store, clock, count_s=1.0)
+    monitor = DurabilityMonitor(reads, list, parse_policy(EC), 60.0, clock)
     await put_one_stripe(store)
     first = await monitor.assess()
     assert first.policies[0].stripes_by_spare == {2: 1, 1: 0, 0: 0}
     await put_one_stripe(store)
-    clock.now += 59
+    # The totals' age runs from when their count began, at 0.
+    clock.now = 59.5
     cached = await monitor.assess()
     assert cached.policies[0].stripes_by_spare == {2: 1, 1: 0, 0: 0}
     assert cached.totals_refreshed_at == first.totals_refreshed_at
-    clock.now += 1
+    clock.now = 60.0
     counted = await monitor.assess()
     assert counted.policies[0].stripes_by_spare == {2: 2, 1: 0, 0: 0}
     assert (counted.totals_refreshed_at - first.totals_refreshed_at).total_seconds() == 60
+    assert reads.counts == 2
+
+
+async def test_quick_totals_are_counted_again_sooner(store: MetadataStore) -> None:
+    """A count of 5 ms waits 100 times as long, but never less than the minimum."""
+    clock = FakeClock()
+    reads = TimedCounts(store, clock, count_s=0.005)
+    monitor = DurabilityMonitor(reads, list, parse_policy(EC), 60.0, clock)
+    await monitor.assess()  # counted from 0
+    clock.now = TOTALS_MIN_INTERVAL_S / 2
+    await monitor.assess()
+    assert reads.counts == 1
+    clock.now = TOTALS_MIN_INTERVAL_S
+    await put_one_stripe(store)
+    assert (await monitor.assess()).policies[0].stripes_by_spare == {2: 1, 1: 0, 0: 0}
+    assert reads.counts == 2
+    # Counted from 2 s, taking 0.125 s: not again before 2 + 100 * 0.125 = 14.5 s.
+    reads.count_s = 0.125
+    clock.now = 2 * TOTALS_MIN_INTERVAL_S
+    await monitor.assess()
+    assert reads.counts == 3
+    clock.now = 2 * TOTALS_MIN_INTERVAL_S + TOTALS_DUTY_FRACTION * 0.125 - 0.5
+    await monitor.assess()
+    assert reads.counts == 3
+    clock.now += 0.5
+    await monitor.assess()
+    assert reads.counts == 4
 
 
 async def test_the_worker_keeps_a_snapshot(store: MetadataStore) -> None:

@@ -288,8 +288,9 @@ class GatewaySettings(BaseSettings):
     durability_totals_interval_s: float = Field(
         default=60.0,
         gt=0,
-        description="how often the stripes stored per policy (the durability histogram's "
-        "full bar) are counted again: a pass over every object row",
+        description="longest time before the stripes stored per policy (the durability "
+        "histogram's full bar) are counted again, a pass over every object row; while a "
+        "count is quick it is repeated sooner, as long as counting takes under 1 % of the time",
         **_flag("durability-totals-interval"),
     )
     lease_ttl_s: float = Field(

@@ -2,11 +2,12 @@
 nodes and stay readable, the stripes already unreadable, and the inline objects.
 
 ``DurabilityMonitor.assess`` answers from one at-risk query (the repair backlog's, see
-meta.durability) and the stripes stored per policy, which it counts again at most every
-``totals_interval_s``: every stripe not at risk is at its policy's full spare. Its worker
-keeps ``latest`` at most ``SNAPSHOT_INTERVAL_S`` old (longer only while the at-risk segments
-take long to read), so metrics scrapes read a snapshot and never queue database queries of
-their own. Every gateway runs it: the figures come from the database and are the same on each.
+meta.durability) and the stripes stored per policy, which it counts again once they are
+``totals_interval_s`` old, or sooner while counting them is cheap (``_fresh_totals``): every
+stripe not at risk is at its policy's full spare. Its worker keeps ``latest`` at most
+``SNAPSHOT_INTERVAL_S`` old (longer only while the at-risk segments take long to read), so
+metrics scrapes read a snapshot and never queue database queries of their own. Every gateway
+runs it: the figures come from the database and are the same on each.
 """
 
 from __future__ import annotations
@@ -15,16 +16,20 @@ import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from diststorage.core.clock import SYSTEM_CLOCK, Clock, utc_now
 from diststorage.core.policy import RedundancyPolicy, parse_policy
 from diststorage.core.settings import GatewaySettings
 from diststorage.core.worker import Figures, Step, WorkerState
 from diststorage.gateway.workers.repair_plan import NodeHealth
-from diststorage.meta import MaintenanceStore, RepairBacklog, SpareStripes, StripeTotals
+from diststorage.meta import RepairBacklog, SpareStripes, StripeTotals
 
 SNAPSHOT_INTERVAL_S = 3.0
+# The stripes per policy are counted again after at least this many times the last count took,
+# and never sooner than the minimum (nor later than the monitor's interval).
+TOTALS_DUTY_FRACTION = 100.0
+TOTALS_MIN_INTERVAL_S = 1.0
 # A snapshot that took t seconds is followed by a pause of at least this many times t.
 SNAPSHOT_DUTY_FRACTION = 10.0
 
@@ -139,12 +144,20 @@ def unavailable_nodes(node_ids: Iterable[str], health: Callable[[str], NodeHealt
     return sorted(n for n in node_ids if health(n) != NodeHealth.HEALTHY)
 
 
+class DurabilityReads(Protocol):
+    """What the monitor reads (``MaintenanceStore``); both raise what the store raises."""
+
+    async def repair_backlog(self, unavailable_nodes: Sequence[str]) -> RepairBacklog: ...
+
+    async def stripe_totals(self) -> StripeTotals: ...
+
+
 class DurabilityMonitor:
     name = "durability"
 
     def __init__(
         self,
-        maintenance: MaintenanceStore,
+        maintenance: DurabilityReads,
         unavailable: Callable[[], list[str]],
         default_policy: RedundancyPolicy,
         totals_interval_s: float,
@@ -157,6 +170,7 @@ class DurabilityMonitor:
         self._clock = clock
         self._totals: StripeTotals | None = None
         self._totals_counted_at = float("-inf")
+        self._totals_due_after_s = 0.0
         self._totals_refreshed_at = utc_now(clock)
         # One count of the totals at a time, however many callers find them stale at once.
         self._totals_lock = asyncio.Lock()
@@ -171,7 +185,8 @@ class DurabilityMonitor:
 
     async def assess(self) -> DurabilityReport:
         """The histogram and the repair backlog now, with the totals at most
-        ``totals_interval_s`` old. Raises what the metadata store raises."""
+        ``totals_interval_s`` old. Raises what the metadata store raises; cancelled, it
+        leaves the totals as they were."""
         unavailable = self._unavailable()
         backlog = await self._maintenance.repair_backlog(unavailable)
         totals = await self._fresh_totals()
@@ -184,13 +199,22 @@ class DurabilityMonitor:
         )
 
     async def _fresh_totals(self) -> StripeTotals:
+        """The totals, counted again once older than the interval, or sooner while counting
+        is cheap: a count that took t seconds is not repeated for ``TOTALS_DUTY_FRACTION``
+        times t (at least ``TOTALS_MIN_INTERVAL_S``), so a small cluster shows new objects
+        within a second and a large one spends about 1 % of its database's time on it."""
         async with self._totals_lock:
             age_s = self._clock.monotonic() - self._totals_counted_at
-            if self._totals is None or age_s >= self._totals_interval_s:
+            if self._totals is None or age_s >= self._totals_due_after_s:
                 counted_at = self._clock.monotonic()
                 self._totals = await self._maintenance.stripe_totals()
+                took_s = self._clock.monotonic() - counted_at
                 self._totals_counted_at = counted_at
                 self._totals_refreshed_at = utc_now(self._clock)
+                self._totals_due_after_s = min(
+                    self._totals_interval_s,
+                    max(TOTALS_MIN_INTERVAL_S, TOTALS_DUTY_FRACTION * took_s),
+                )
             return self._totals
 
     # -- the snapshot worker ---------------------------------------------------------------
