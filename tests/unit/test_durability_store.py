@@ -9,6 +9,7 @@ on ``NODES[i]`` unless a test says otherwise.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -31,6 +32,7 @@ from diststorage.meta import (
     StripeTotals,
     part_key,
 )
+from diststorage.meta.durability import node_losses_survived
 
 EC = "ec:4+2"
 REPLICAS = "replicate:3"
@@ -279,3 +281,30 @@ async def test_the_histogram_puts_every_stripe_not_at_risk_in_the_full_bar(
             "unreadable_stripes": 0,
         },
     ]
+
+
+def survived_by_brute_force(shards_by_node: dict[str, set[int]], needed: int) -> int:
+    """The most nodes whose loss, whichever they are, leaves ``needed`` distinct shards."""
+    nodes = [n for n, shards in shards_by_node.items() if shards]
+    distinct = len(set().union(*shards_by_node.values()))
+    if distinct < needed:
+        return distinct - needed
+    survived = 0
+    for lost in range(1, len(nodes) + 1):
+        for gone in itertools.combinations(nodes, lost):
+            kept = set().union(*(shards_by_node[n] for n in nodes if n not in gone))
+            if len(kept) < needed:
+                return survived
+        survived = lost
+    return survived
+
+
+def test_node_losses_survived_is_exact_for_every_layout_without_copies() -> None:
+    """Shards 0..5 dealt out to up to six nodes in every way, some lost: the count matches
+    trying every set of lost nodes."""
+    for dealt in itertools.product(range(7), repeat=6):  # node 6: the shard is gone
+        by_node: dict[str, set[int]] = {}
+        for shard, node in enumerate(dealt):
+            if node < 6:
+                by_node.setdefault(f"n{node}", set()).add(shard)
+        assert node_losses_survived(by_node, 4) == survived_by_brute_force(by_node, 4), dealt

@@ -129,6 +129,12 @@ def node_losses_survived(shards_by_node: dict[str, set[int]], needed: int) -> in
     """How many more nodes a segment can lose, worst case, and still be read: the nodes that
     hold the most of its distinct shards go first. Negative when it is already short by that
     many shards."""
+    held = [shards for shards in shards_by_node.values() if shards]
+    if sum(map(len, held)) == len(set().union(*held)):
+        # No shard on two nodes (every layout but a move caught half-way): each node's loss
+        # costs exactly its own shards, so the nodes holding the most go first. Thousands of
+        # segments are at risk once a node is lost; this keeps each a sort of a few numbers.
+        return _losses_without_copies(sorted(map(len, held), reverse=True), needed)
     left = {node: set(shards) for node, shards in shards_by_node.items() if shards}
 
     def distinct(nodes: Iterable[str]) -> set[int]:
@@ -142,6 +148,20 @@ def node_losses_survived(shards_by_node: dict[str, set[int]], needed: int) -> in
         worst = max(left, key=lambda n: len(left[n] - distinct(o for o in left if o != n)))
         del left[worst]
         if len(distinct(left)) < needed:
+            return lost
+        lost += 1
+    return lost
+
+
+def _losses_without_copies(sizes_largest_first: Sequence[int], needed: int) -> int:
+    """``node_losses_survived`` when no shard is on two nodes: the nodes' shard counts."""
+    remaining = sum(sizes_largest_first)
+    if remaining < needed:
+        return remaining - needed
+    lost = 0
+    for size in sizes_largest_first:
+        remaining -= size
+        if remaining < needed:
             return lost
         lost += 1
     return lost
