@@ -192,6 +192,12 @@ def judge(run: ChaosRun) -> None:
             f"{fewer} PUTs refused for room with fewer than {run.faults.budget_nodes} nodes out"
             " (a full node must be passed over)"
         )
+    fill = run.faults.fill
+    if fill is not None and fill.capacity_lost_at_s is not None:
+        run.failures.append(
+            f"the full node reported another capacity from t={fill.capacity_lost_at_s:.0f} s"
+            " (restarted without its --capacity): it was no longer full"
+        )
     if run.faults.late_gateways:
         run.failures.append(f"{run.faults.late_gateways} gateway restarts not back in time")
     if run.faults.late_nodes:

@@ -25,6 +25,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from bench.chaos.control import Control
 from bench.common.load.runner import LoadRunner
@@ -65,6 +66,9 @@ class NodeFiller:
     # The node's free bytes (fewest any gateway up reports) while full: lowest and highest.
     free_while_full: tuple[int, int] | None = None
     gave_up: bool = False
+    # When a gateway first reported another capacity for the node (a restart that lost its
+    # --capacity): it was no longer full from then on.
+    capacity_lost_at_s: float | None = None
     events: list[str] = field(default_factory=list)
 
     @property
@@ -125,23 +129,32 @@ class NodeFiller:
             self.objects += 1
 
     async def _watch_full(self) -> None:
-        free = await self.free_bytes()
+        rows = self._rows(await self.control.node_views())
+        capacities = {row.get("capacity") for row in rows}
+        if self.capacity_lost_at_s is None and capacities - {self.plan.capacity_bytes}:
+            self.capacity_lost_at_s = self.clock()
+            self._event(
+                f"node{self.index} NOT FULL any more: capacity {sorted(map(str, capacities))}"
+            )
+        free = _fewest_free(rows)
         if free is None or self.free_while_full is None:
             return
         low, high = self.free_while_full
         self.free_while_full = (min(low, free), max(high, free))
 
+    def _rows(self, views: list[dict[str, dict[str, Any]] | None]) -> list[dict[str, Any]]:
+        return [view[self.address] for view in views if view is not None and self.address in view]
+
     async def free_bytes(self) -> int | None:
         """The fewest free bytes any gateway up reports for the node; None if none can say."""
-        frees = [
-            view[self.address].get("free")
-            for view in await self.control.node_views()
-            if view is not None and self.address in view
-        ]
-        known = [f for f in frees if isinstance(f, int)]
-        return min(known) if known else None
+        return _fewest_free(self._rows(await self.control.node_views()))
 
     def _event(self, text: str) -> None:
         line = f"t={self.clock():7.1f}s  {text}"
         self.events.append(line)
         self.say(f"fault: {line}")
+
+
+def _fewest_free(rows: list[dict[str, Any]]) -> int | None:
+    known = [free for row in rows if isinstance(free := row.get("free"), int)]
+    return min(known) if known else None

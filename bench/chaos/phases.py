@@ -332,4 +332,5 @@ def _record_faults(
             filled_at_s=filler.filled_at_s,
             load_puts_at_fill=filler.load_puts_at_fill,
             free_while_full=filler.free_while_full,
+            capacity_lost_at_s=filler.capacity_lost_at_s,
         )

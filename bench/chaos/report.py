@@ -32,6 +32,7 @@ class FillSummary:
     filled_at_s: float | None
     load_puts_at_fill: int | None
     free_while_full: tuple[int, int] | None
+    capacity_lost_at_s: float | None = None
 
 
 @dataclass
@@ -378,6 +379,8 @@ def _fill_rows(fill: FillSummary | None, stats: LoadStats, budget_nodes: int) ->
             f" after {fill.objects} fill objects, {fill.shard_bytes >> 20} MiB each on every node"
             f" ({refused}); free while full {low >> 10}–{high >> 10} KiB"
         )
+        if fill.capacity_lost_at_s is not None:
+            detail += f"; NOT FULL from t={fill.capacity_lost_at_s:.0f} s: capacity lost"
     chaos = stats.phase("chaos")
     into_faults = (
         None if fill.filled_at_s is None or chaos is None else fill.filled_at_s - chaos.started_s
