@@ -1,6 +1,8 @@
-"""Chaos benchmark of diststorage: mixed load on a real 6-node ec:4+2 cluster while nodes are
-killed, restarted, paused and continued, never more than M=2 at once and never while a stripe
-written short during an earlier fault has no spare shard left (see bench/chaos/faults.py).
+"""Chaos benchmark of diststorage: mixed load on a real ec:4+2 cluster of 7 nodes while nodes
+are killed, restarted, paused and continued, never more than M=2 at once and never while a
+stripe written short during an earlier fault has no spare shard left (see
+bench/chaos/faults.py); gateways are killed and the database restarted beside them
+(service_faults.py), and the seventh node fills up (filler.py).
 
     uv run python -m bench.chaos [--quick] [--duration S] [--clients N] [--seed N]
                                  [--budget shards|nodes] [--json-out FILE]
@@ -30,13 +32,15 @@ from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
+import psutil
 import uvloop
 
 from bench.chaos.document import build_document
 from bench.chaos.faults import BACK_TIMEOUT_S, FaultPlan
+from bench.chaos.filler import FillPlan
 from bench.chaos.phases import BUDGET_NODES, NODES, GatewayDied, Profile, run_phases
 from bench.chaos.repair import RepairUnavailable
-from bench.chaos.report import ChaosRun, FaultSummary, build_rows, report_text
+from bench.chaos.report import ChaosRun, FaultSummary, build_rows, report_text, room_refusals
 from bench.chaos.service_faults import ServicePlan
 from bench.common.cli import (
     EXIT_MISSING,
@@ -84,6 +88,7 @@ FULL = Profile(
     ),
     repair_timeout_s=600.0,
     replace_ballast=(24, 256 * MIB),
+    fill=FillPlan(capacity_bytes=128 * MIB, shard_bytes=2 * MIB),
 )
 QUICK = Profile(
     "quick",
@@ -105,6 +110,7 @@ QUICK = Profile(
     ),
     repair_timeout_s=120.0,
     replace_ballast=(2, 64 * MIB),
+    fill=FillPlan(capacity_bytes=16 * MIB, shard_bytes=2 * MIB),
 )
 
 
@@ -121,7 +127,21 @@ def gateway_flags() -> set[str]:
 
 
 def _gateway_cpu_reader(cluster: LocalCluster) -> Callable[[], float]:
-    return ProcessTree(cluster.gateway_pids()[0]).cpu_s
+    """CPU seconds of every gateway process so far, those killed as faults included (as last
+    read: what one used between its last reading and its death is missed)."""
+    trees: dict[int, ProcessTree] = {}
+    last: dict[int, float] = {}
+
+    def read() -> float:
+        for pid in cluster.gateway_pids():
+            try:
+                tree = trees.get(pid) or trees.setdefault(pid, ProcessTree(pid))
+                last[pid] = tree.cpu_s()
+            except psutil.Error:
+                pass  # gone since: its last reading stands
+        return sum(last.values())
+
+    return read
 
 
 def run_benchmark(run: ChaosRun, profile: Profile, workdir: Path) -> None:
@@ -166,6 +186,18 @@ def judge(run: ChaosRun) -> None:
             kinds = ", ".join(f"{k} ×{n}" for k, n in phase.errors.most_common(3))
             count = sum(phase.errors.values())
             run.failures.append(f"{count} errors with no fault held ({phase.name}): {kinds}")
+    fewer, _ = room_refusals(stats, run.faults.budget_nodes)
+    if fewer:
+        run.failures.append(
+            f"{fewer} PUTs refused for room with fewer than {run.faults.budget_nodes} nodes out"
+            " (a full node must be passed over)"
+        )
+    fill = run.faults.fill
+    if fill is not None and fill.capacity_lost_at_s is not None:
+        run.failures.append(
+            f"the full node reported another capacity from t={fill.capacity_lost_at_s:.0f} s"
+            " (restarted without its --capacity): it was no longer full"
+        )
     if run.faults.late_gateways:
         run.failures.append(f"{run.faults.late_gateways} gateway restarts not back in time")
     if run.faults.late_nodes:
@@ -206,8 +238,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--gateways",
         type=int,
         default=2,
-        help="gateways sharing the metadata (default 2; all but the first are killed and"
-        " started again as faults; more than one needs --database postgres)",
+        help="gateways sharing the metadata (default 2; with more than one, any of them is"
+        " killed and started again as a fault; more than one needs --database postgres)",
     )
     parser.add_argument(
         "--database",
@@ -244,7 +276,9 @@ def _profile(args: argparse.Namespace) -> Profile:
 def _space_needed(profile: Profile) -> int:
     # ec:4+2 stores 1.5× the data; overwritten and rebuilt shards wait for garbage collection.
     ballast_count, ballast_size = profile.replace_ballast
-    return (profile.mix.max_stored_bytes + ballast_count * ballast_size) * 3 + GIB
+    # The fill objects: one copy on every node, about the full node's capacity each.
+    fill = 0 if profile.fill is None else profile.fill.capacity_bytes * (NODES + 2)
+    return (profile.mix.max_stored_bytes + ballast_count * ballast_size) * 3 + fill + GIB
 
 
 def _gateway_args(args: argparse.Namespace) -> list[str] | str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from bench.chaos.repair import RepairSample
@@ -83,10 +84,12 @@ def _faults_json(faults: FaultSummary) -> dict[str, Any]:
         "events": faults.events,
         "gateways": faults.gateways,
         "gateway_kills": faults.gateway_kills,
+        "gateway_kills_by_index": {str(i): n for i, n in faults.kills_by_gateway.items()},
         "gateways_not_back_in_time": faults.late_gateways,
         "database": faults.database,
         "database_restarts": faults.database_restarts,
         "database_away_s": faults.database_away_s,
+        "fill": None if faults.fill is None else asdict(faults.fill),
     }
 
 

@@ -8,20 +8,22 @@ is corrupted, no network fault is injected.
 The budget is what a stripe can lose, M shards of ec:K+M, and a fault starts only while it
 holds:
 
-- nodes: a node counts as unavailable from the signal until the gateway has heard a heartbeat
-  from it after it was restarted or continued, and fewer than ``budget_nodes`` (M) nodes may
-  be unavailable. So with ec:4+2 no more than 2 nodes are ever down, paused or still starting
-  at once.
+- nodes: a node counts as unavailable from the signal until every gateway up has heard a
+  heartbeat from it after it was restarted or continued, and fewer than ``budget_nodes`` (M)
+  nodes may be unavailable. So with ec:4+2 no more than 2 nodes are ever down, paused or still
+  starting at once.
 - shards (the default; ``FaultPlan.budget = "nodes"`` drops it): a write that lost a node
   mid-stream commits a shard short and stays so until repair restores it, so a node that is
-  back does not give its budget back to such stripes at once. A new fault starts only when the
-  gateway counts every node this script holds down as unavailable and reports that every
-  stripe short of a shard can still lose one more (``fewest_spare_shards`` of ``/_/repair``).
+  back does not give its budget back to such stripes at once. A new fault starts only when
+  every gateway up counts every node this script holds down as unavailable and reports that
+  every stripe short of a shard can still lose one more (``fewest_spare_shards`` of
+  ``/_/repair``). A stripe short for another reason (a write a full node refused) counts too.
   A write in flight when the figure is read may still commit a shard short afterwards; the
   report tells such objects apart.
 
 Each fault is held for a random time, some shorter and some longer than the gateway's repair
-grace, and faults start at random gaps.
+grace, and faults start at random gaps; none starts while ``hold`` says so (a node being
+filled up, see ``filler.py``).
 """
 
 from __future__ import annotations
@@ -35,8 +37,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
-import aiohttp
-
+from bench.chaos.control import Control
 from diststorage.local import LocalCluster
 from diststorage.testing import Faults
 
@@ -79,11 +80,13 @@ class FaultInjector:
     run's seconds, for the event log; ``say`` prints progress."""
 
     cluster: LocalCluster
-    session: aiohttp.ClientSession
+    control: Control
     plan: FaultPlan
     rng: random.Random
     clock: Callable[[], float]
     say: Callable[[str], None]
+    # While this is true no new fault starts.
+    hold: Callable[[], bool] = lambda: False
     events: list[str] = field(default_factory=list)
     kills: int = 0
     pauses: int = 0
@@ -105,6 +108,10 @@ class FaultInjector:
     def unavailable(self) -> int:
         return sum(1 for n in self._nodes if n.state is not NodeState.OK)
 
+    def healthy_addresses(self) -> set[str]:
+        """The nodes no fault holds or has just released."""
+        return {n.address for n in self._nodes if n.state is NodeState.OK}
+
     def fault_state(self) -> tuple[int, int]:
         """(faults started so far, nodes unavailable now)."""
         return self.kills + self.pauses, self.unavailable
@@ -117,7 +124,7 @@ class FaultInjector:
         while time.monotonic() < deadline:
             await self._lift_due(time.monotonic())
             await self._check_recovering()
-            if time.monotonic() >= self._next_fault_at:
+            if time.monotonic() >= self._next_fault_at and not self.hold():
                 await self._maybe_start_fault()
             await asyncio.sleep(TICK_S)
 
@@ -179,10 +186,13 @@ class FaultInjector:
         recovering = [n for n in self._nodes if n.state is NodeState.RECOVERING]
         if not recovering:
             return
-        views = await self._gateway_view()
+        views = await self.control.node_views()
         for node in recovering:
             waited_s = time.monotonic() - node.lifted_at
-            if _is_back(views.get(node.address), node, waited_s):
+            if views and all(
+                view is not None and _is_back(view.get(node.address), node, waited_s)
+                for view in views
+            ):
                 node.state = NodeState.OK
                 self._event("back", node, waited_s)
             elif waited_s > BACK_TIMEOUT_S and not node.late_reported:
@@ -191,12 +201,22 @@ class FaultInjector:
                 self._event("NOT BACK", node, waited_s)
 
     async def _every_stripe_can_lose_a_node(self) -> bool:
-        """The gateway counts every node held down here as unavailable, and every stripe short
-        of a shard can still lose one more."""
-        views = await self._gateway_view()
-        repair = await self._get_json("/_/repair")
-        if not views or not isinstance(repair, dict):
+        """Every gateway up counts every node held down here as unavailable, and says every
+        stripe short of a shard can still lose one more."""
+        urls = list(self.control.live_urls())
+        if not urls:
             return False
+        for url in urls:
+            if not await self._gateway_allows_a_fault(url):
+                return False
+        return True
+
+    async def _gateway_allows_a_fault(self, url: str) -> bool:
+        nodes = await self.control.get_json(url, "/_/nodes")
+        repair = await self.control.get_json(url, "/_/repair")
+        if not isinstance(nodes, list) or not nodes or not isinstance(repair, dict):
+            return False
+        views = {str(v.get("address")): v for v in nodes if isinstance(v, dict)}
         unavailable = set(repair.get("unavailable_nodes") or ())
         for node in self._nodes:
             if node.state in (NodeState.KILLED, NodeState.PAUSED):
@@ -205,24 +225,6 @@ class FaultInjector:
                     return False  # not noticed yet: the spare figure still counts it
         spare = repair.get("fewest_spare_shards")
         return spare is None or (isinstance(spare, int) and spare >= 1)
-
-    async def _get_json(self, path: str) -> Any:
-        """A JSON answer of the gateway; None if it cannot be read right now."""
-        try:
-            timeout = aiohttp.ClientTimeout(total=5)
-            async with self.session.get(f"{self.cluster.url}{path}", timeout=timeout) as answer:
-                if answer.status != 200:
-                    return None
-                return await answer.json(content_type=None)
-        except (aiohttp.ClientError, OSError, ValueError, TimeoutError):
-            return None
-
-    async def _gateway_view(self) -> dict[str, dict[str, Any]]:
-        """The gateway's node table by address; empty if it cannot be read right now."""
-        body = await self._get_json("/_/nodes")
-        if not isinstance(body, list):
-            return {}
-        return {str(v.get("address")): v for v in body if isinstance(v, dict)}
 
     # -- helpers --------------------------------------------------------------------------------
 

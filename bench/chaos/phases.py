@@ -17,9 +17,11 @@ from typing import Any, TypeVar
 
 import aiohttp
 
+from bench.chaos.control import Control
 from bench.chaos.faults import FaultInjector, FaultPlan
+from bench.chaos.filler import FillPlan, NodeFiller
 from bench.chaos.repair import RepairMonitor, check_repair_endpoint, wait_live_nodes
-from bench.chaos.report import ChaosRun, FaultSummary
+from bench.chaos.report import ChaosRun, FaultSummary, FillSummary
 from bench.chaos.service_faults import ServiceFaults, ServicePlan
 from bench.common.cli import say
 from bench.common.load.model import ContentPool, LoadMix, Model
@@ -49,6 +51,8 @@ class Profile:
     # (objects, bytes each) written before a node is replaced, so that its repair lasts long
     # enough (tens of seconds) for the foreground throughput beside it to mean something.
     replace_ballast: tuple[int, int] = (0, 0)
+    # One node more, with a small capacity, filled up during the faults (filler.py).
+    fill: FillPlan | None = None
 
 
 class GatewayDied(Exception):
@@ -73,6 +77,7 @@ class Phases:
     control: aiohttp.ClientSession
     load: LoadRunner
     services: ServiceFaults
+    filler: NodeFiller | None = None
 
     @property
     def stats(self) -> LoadStats:
@@ -122,16 +127,25 @@ class Phases:
 
     async def _all_faults(self, injector: FaultInjector) -> None:
         """The node faults and the service faults, side by side, for the same time."""
-        await asyncio.gather(
-            injector.run(self.profile.chaos_s), self.services.run(self.profile.chaos_s)
-        )
+        work = [injector.run(self.profile.chaos_s), self.services.run(self.profile.chaos_s)]
+        if self.filler is not None:
+
+            def nodes_out() -> int:
+                return injector.fault_state()[1]
+
+            work.append(self.filler.run(self.load, nodes_out, self.profile.chaos_s))
+        await asyncio.gather(*work)
 
     async def restart(self, injector: FaultInjector) -> None:
         self.run.faults_stopped_s = self.stats.now_s()
         self.stats.begin("restart")
         say("faults stop: restarting and continuing every faulted node")
         back = await injector.lift_all(NODES_BACK_TIMEOUT_S)
-        live = await wait_live_nodes(self.control, self.cluster.url, NODES, NODES_BACK_TIMEOUT_S)
+        live = True
+        for url in self.cluster.urls:
+            live = live and await wait_live_nodes(
+                self.control, url, self.cluster.nodes, NODES_BACK_TIMEOUT_S
+            )
         if not (back and live):
             self.run.failures.append(
                 f"not every node was live {NODES_BACK_TIMEOUT_S:g} s after the faults stopped"
@@ -211,20 +225,36 @@ async def run_phases(
 ) -> None:
     model = Model(profile.mix)
     content = ContentPool(run.seed)
-    async with aiohttp.ClientSession(middlewares=[sigv4_middleware(cluster.root)]) as control:
+    async with aiohttp.ClientSession(middlewares=[sigv4_middleware(cluster.root)]) as session:
         if run.with_repair:
-            first = await check_repair_endpoint(control, cluster.url)
+            first = await check_repair_endpoint(session, cluster.url)
             say(f"/_/repair answers: {first}")
+        services = ServiceFaults(
+            cluster,
+            postgres,
+            profile.services,
+            random.Random(run.seed + 1),
+            run.stats.now_s,
+            say,
+            session=session,
+        )
+        control = Control(session, services.live_urls)
+        filler = await _add_filler(cluster, profile, control, run) if profile.fill else None
+        run.nodes = cluster.nodes
         monitor = RepairMonitor(
-            control, cluster.urls, run.stats.now_s, lambda: run.stats.moved_bytes
+            session, cluster.urls, run.stats.now_s, lambda: run.stats.moved_bytes
         )
         monitor_task = asyncio.create_task(monitor.run()) if run.with_repair else None
         injector = FaultInjector(
-            cluster, control, profile.plan, random.Random(run.seed), run.stats.now_s, say
+            cluster,
+            control,
+            profile.plan,
+            random.Random(run.seed),
+            run.stats.now_s,
+            say,
+            hold=filler.filling if filler is not None else lambda: False,
         )
-        services = ServiceFaults(
-            cluster, postgres, profile.services, random.Random(run.seed + 1), run.stats.now_s, say
-        )
+        services.healthy_nodes = injector.healthy_addresses
         try:
             async with LoadRunner(
                 cluster.url,
@@ -238,13 +268,13 @@ async def run_phases(
                 live_urls=services.live_urls,
                 kills_of=services.kills_of,
             ) as load:
-                phases = Phases(cluster, profile, run, control, load, services)
+                phases = Phases(cluster, profile, run, session, load, services, filler)
                 await phases.seed_and_baseline()
                 try:
                     await phases.faults(injector)
                     await phases.restart(injector)
                 finally:
-                    _record_faults(run.faults, injector, services)
+                    _record_faults(run.faults, injector, services, filler)
                 if run.with_repair:
                     await phases.repair(monitor)
                     await phases.replace_a_node(monitor)
@@ -259,14 +289,48 @@ async def run_phases(
             run.repair_samples = monitor.samples
 
 
-def _record_faults(summary: FaultSummary, injector: FaultInjector, services: ServiceFaults) -> None:
+async def _add_filler(
+    cluster: LocalCluster, profile: Profile, control: Control, run: ChaosRun
+) -> NodeFiller:
+    """Starts the node that will fill up, and waits until every gateway has it live."""
+    assert profile.fill is not None
+    filler = NodeFiller(
+        cluster, control, profile.fill, run.stats.now_s, say, lambda: run.stats.total_ops()["PUT"]
+    )
+    index = await asyncio.to_thread(filler.add_node)
+    say(f"node{index} added with a capacity of {profile.fill.capacity_bytes >> 20} MiB, to fill up")
+    for url in cluster.urls:
+        await asyncio.to_thread(cluster.wait_live_nodes, cluster.nodes, NODES_BACK_TIMEOUT_S, url)
+    return filler
+
+
+def _record_faults(
+    summary: FaultSummary,
+    injector: FaultInjector,
+    services: ServiceFaults,
+    filler: NodeFiller | None,
+) -> None:
     summary.kills = injector.kills
     summary.pauses = injector.pauses
     summary.max_unavailable = injector.max_unavailable
     summary.late_nodes = sorted(injector.late_nodes)
     summary.held_back = injector.held_back
-    summary.events = sorted(injector.events + services.events)
+    summary.events = sorted(injector.events + services.events + (filler.events if filler else []))
     summary.gateway_kills = services.gateway_kills
+    summary.kills_by_gateway = dict(sorted(services.kills_by_gateway.items()))
     summary.late_gateways = services.late_gateways
     summary.database_restarts = services.database_restarts
     summary.database_away_s = services.database_away_s
+    if filler is not None:
+        summary.fill = FillSummary(
+            node=filler.index,
+            capacity_bytes=filler.plan.capacity_bytes,
+            shard_bytes=filler.plan.shard_bytes,
+            margin_bytes=filler.margin_bytes,
+            objects=filler.objects,
+            refusals=dict(filler.refusals.most_common()),
+            filled_at_s=filler.filled_at_s,
+            load_puts_at_fill=filler.load_puts_at_fill,
+            free_while_full=filler.free_while_full,
+            capacity_lost_at_s=filler.capacity_lost_at_s,
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -14,6 +15,24 @@ from bench.common.report import Row, format_table, rows_table
 TARGET_REPAIR_SHARE_PCT = 70.0
 SHORT_WINDOW_S = 5.0
 OP_KINDS = ("PUT", "GET", "DELETE")
+# The kind runner.py gives a PUT refused for room: the nodes out when it was refused.
+ROOM_REFUSAL = re.compile(r"^PUT HTTP 507\b.*\((\d+) nodes out\)$")
+
+
+@dataclass(frozen=True)
+class FillSummary:
+    """The node filled up during the faults (``filler.py``)."""
+
+    node: int | None
+    capacity_bytes: int
+    shard_bytes: int
+    margin_bytes: int
+    objects: int
+    refusals: dict[str, int]
+    filled_at_s: float | None
+    load_puts_at_fill: int | None
+    free_while_full: tuple[int, int] | None
+    capacity_lost_at_s: float | None = None
 
 
 @dataclass
@@ -28,10 +47,12 @@ class FaultSummary:
     events: list[str] = field(default_factory=list)
     gateways: int = 1
     gateway_kills: int = 0
+    kills_by_gateway: dict[int, int] = field(default_factory=dict)
     late_gateways: int = 0
     database: str = "sqlite"
     database_restarts: int = 0
     database_away_s: list[float] = field(default_factory=list)
+    fill: FillSummary | None = None
 
 
 @dataclass
@@ -238,7 +259,7 @@ def build_rows(run: ChaosRun) -> list[Row]:
     figures = repair_figures(run)
     return [
         *_load_rows(run.stats),
-        *_fault_rows(run.faults),
+        *_fault_rows(run.faults, run.stats),
         *_repair_rows(run, figures),
         *_throughput_rows(run, figures),
     ]
@@ -278,7 +299,8 @@ def _load_rows(stats: LoadStats) -> list[Row]:
     ]
 
 
-def _fault_rows(faults: FaultSummary) -> list[Row]:
+def _fault_rows(faults: FaultSummary, stats: LoadStats) -> list[Row]:
+    by_gateway = ", ".join(f"gateway{i} ×{n}" for i, n in faults.kills_by_gateway.items())
     return [
         Row(
             "faults",
@@ -310,7 +332,7 @@ def _fault_rows(faults: FaultSummary) -> list[Row]:
             "gateways killed and started again",
             float(faults.gateway_kills),
             "faults",
-            f"one of {faults.gateways - 1} at a time (gateway0 is the run's control)"
+            f"one of {faults.gateways} at a time: {by_gateway or 'none'}"
             if faults.gateways > 1
             else "one gateway: none (--gateways 2 or more)",
         ),
@@ -322,6 +344,69 @@ def _fault_rows(faults: FaultSummary) -> list[Row]:
             f"away {max(faults.database_away_s):.1f} s at most"
             if faults.database_away_s
             else f"{faults.database}: none",
+        ),
+        *_fill_rows(faults.fill, stats, faults.budget_nodes),
+    ]
+
+
+def room_refusals(stats: LoadStats, budget_nodes: int) -> tuple[int, int]:
+    """The load's PUTs refused for room (507): (with fewer than ``budget_nodes`` nodes out,
+    which a full node must not cause; with that many out, when ec:K+M has no node to spare)."""
+    fewer = more = 0
+    for kind, count in stats.total_errors().items():
+        found = ROOM_REFUSAL.match(kind)
+        if found is None:
+            continue
+        if int(found.group(1)) < budget_nodes:
+            fewer += count
+        else:
+            more += count
+    return fewer, more
+
+
+def _fill_rows(fill: FillSummary | None, stats: LoadStats, budget_nodes: int) -> list[Row]:
+    if fill is None:
+        return []
+    capacity_mib = fill.capacity_bytes >> 20
+    fewer, more = room_refusals(stats, budget_nodes)
+    refused = ", ".join(f"{k} ×{n}" for k, n in fill.refusals.items()) or "none refused"
+    if fill.filled_at_s is None:
+        detail = f"node{fill.node}, {capacity_mib} MiB: NOT filled ({fill.objects} fill objects)"
+    else:
+        low, high = fill.free_while_full or (0, 0)
+        detail = (
+            f"node{fill.node}, {capacity_mib} MiB, full (< {fill.margin_bytes >> 20} MiB free)"
+            f" after {fill.objects} fill objects, {fill.shard_bytes >> 20} MiB each on every node"
+            f" ({refused}); free while full {low >> 10}–{high >> 10} KiB"
+        )
+        if fill.capacity_lost_at_s is not None:
+            detail += f"; NOT FULL from t={fill.capacity_lost_at_s:.0f} s: capacity lost"
+    chaos = stats.phase("chaos")
+    into_faults = (
+        None if fill.filled_at_s is None or chaos is None else fill.filled_at_s - chaos.started_s
+    )
+    puts_after = (
+        stats.total_ops()["PUT"] - fill.load_puts_at_fill
+        if fill.load_puts_at_fill is not None
+        else 0
+    )
+    return [
+        Row("faults", "node filled up, into the faults", into_faults, "s", detail),
+        Row(
+            "faults",
+            "load PUTs committed after it filled",
+            float(puts_after),
+            "PUTs",
+            "on the other nodes, passed over by placement",
+        ),
+        Row(
+            "faults",
+            f"load PUTs refused for room, < {budget_nodes} nodes out",
+            float(fewer),
+            "PUTs",
+            f"a write the full node failed; with {budget_nodes} out (no node to spare): {more}",
+            0.0,
+            at_least=False,
         ),
     ]
 

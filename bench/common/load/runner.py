@@ -45,6 +45,7 @@ BUSY_RETRY_S = 0.05
 ERROR_BACKOFF_S = 0.2
 BALLAST_WRITERS = 2
 BALLAST_SEED = 0xBA11A57
+INSUFFICIENT_STORAGE = 507
 
 
 def _error_code(body: bytes) -> str:
@@ -263,22 +264,57 @@ class LoadRunner:
         self._turn += 1
         return urls[self._turn % len(urls)]
 
+    async def put_with_policy(
+        self, key: str, size: int, rng: random.Random, redundancy: str
+    ) -> str:
+        """One PUT of ``key`` with ``X-Redundancy: redundancy``, outside the load's error
+        counts, the model updated as for any PUT so that the audit reads it back: "" if it
+        committed, else what went wrong (a connection cut after the whole body went may have
+        committed all the same; the model allows for both)."""
+        self.model.claim_key(key)
+        try:
+            status, text = await self._send(
+                key, size, rng, headers={"X-Redundancy": redundancy}, count_errors=False
+            )
+        finally:
+            self.model.release(key)
+        if status == 201:
+            return ""
+        if not status:
+            return "PUT connection cut"
+        return _status_kind("PUT", status, text)
+
     async def _put(self, key: str, size: int, rng: random.Random) -> None:
         faults_before, unavailable = self.fault_state()
-        if not await self._send(key, size, rng):
+        status, _ = await self._send(key, size, rng, nodes_out=unavailable)
+        if status not in (None, 201):
             return
         if unavailable or self.fault_state()[0] != faults_before:
             self._under_fault.add(key)
         else:
             self._under_fault.discard(key)
 
-    async def _send(self, key: str, size: int, rng: random.Random) -> bool:
-        """The PUT itself; True if the version sent may now be the committed one."""
+    async def _send(
+        self,
+        key: str,
+        size: int,
+        rng: random.Random,
+        headers: dict[str, str] | None = None,
+        count_errors: bool = True,
+        nodes_out: int = 0,
+    ) -> tuple[int | None, bytes]:
+        """The PUT itself: (its status, or None when the connection was cut after the whole
+        body went, so the version sent may be the committed one; the answer's body). A
+        connection cut before the whole body went gives (0, b"")."""
         body = UploadBody(self.content.blocks(rng.getrandbits(64), size), self.stats)
         data: bytes | UploadBody = body
         if size <= BLOCK_BYTES:
             data = b"".join([block async for block in body])
-        headers = {"Content-Length": str(size), "Content-Type": "application/octet-stream"}
+        headers = {
+            **(headers or {}),
+            "Content-Length": str(size),
+            "Content-Type": "application/octet-stream",
+        }
         try:
             base = self._gateway()
             async with self.session.put(f"{base}/{key}", data=data, headers=headers) as answer:
@@ -290,20 +326,28 @@ class LoadRunner:
                 self.model.widen(key, Version(body.digest.hexdigest(), size))
             if isinstance(exc, asyncio.CancelledError):
                 raise
-            self.stats.error(_exception_kind("PUT", exc))
+            if count_errors:
+                self.stats.error(_exception_kind("PUT", exc))
             self.stats.wasted(body.moved)
-            return body.complete
+            return (None, b"") if body.complete else (0, b"")
         if status != 201:
-            self.stats.error(_status_kind("PUT", status, text))
+            if count_errors:
+                kind = _status_kind("PUT", status, text)
+                if status == INSUFFICIENT_STORAGE:
+                    # Which refusals for lack of room the nodes held down explain: with M
+                    # out, ec:K+M has no node to spare; with fewer, a full node must be
+                    # passed over, not refuse the write.
+                    kind += f" ({max(nodes_out, self.fault_state()[1])} nodes out)"
+                self.stats.error(kind)
             self.stats.wasted(body.moved)
-            return False
+            return status, text
         ours = Version(body.digest.hexdigest(), size)
         self.model.settle(key, ours)
         self.stats.done("PUT")
         returned = _json_field(text, "md5")
         if returned != ours.md5_hex:
             self.stats.md5_mismatch("PUT", key, f"gateway says md5 {returned}, sent {ours}")
-        return True
+        return status, text
 
     async def _get(self, key: str) -> None:
         possible = self.model.possible(key)

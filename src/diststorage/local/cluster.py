@@ -177,6 +177,9 @@ class LocalCluster:
     insecure_cluster: bool = False
     _gateways: list[_Child] = field(default_factory=list)
     _nodes: list[_Child] = field(default_factory=list)
+    # What ``add_node`` gave a node beyond the others' arguments (its extra arguments, its
+    # gateway name), by index: a restart of that node must start it the same way.
+    _added: dict[int, tuple[tuple[str, ...], str | None]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.node_ports:
@@ -278,7 +281,8 @@ class LocalCluster:
             args += ["--tls-cert", str(self.tls.cert), "--tls-key", str(self.tls.key)]
         return args
 
-    def _node_child(self, index: int, gateway_dns: str | None = None) -> _Child:
+    def _node_child(self, index: int) -> _Child:
+        extra_args, gateway_dns = self._added.get(index, ((), None))
         argv = [
             *self._python(),
             "node",
@@ -295,7 +299,7 @@ class LocalCluster:
                 argv += ["--gateway", f"{self.host}:{grpc_port}"]
         if self.node_capacity_bytes is not None:
             argv += ["--capacity", str(self.node_capacity_bytes)]
-        argv += self.node_args
+        argv += [*self.node_args, *extra_args]
         return _Child(f"node{index}", argv, self.data_dir / "logs" / f"node{index}.log", self.env)
 
     def start(self, timeout_s: float = 60.0) -> None:
@@ -390,13 +394,13 @@ class LocalCluster:
         self, port: int, extra_args: Sequence[str] = (), gateway_dns: str | None = None
     ) -> int:
         """Starts one more node, with an empty folder, on ``port``; returns its index. With
-        ``gateway_dns`` it finds its gateways by that name instead of being given them."""
+        ``gateway_dns`` it finds its gateways by that name instead of being given them. A
+        restart (``start_node``, ``restart_all``) starts it with the same arguments."""
         self.node_ports.append(port)
         self.nodes += 1
         index = self.nodes - 1
-        child = self._node_child(index, gateway_dns)
-        child.argv += list(extra_args)
-        self._nodes.append(child)
+        self._added[index] = (tuple(extra_args), gateway_dns)
+        self._nodes.append(self._node_child(index))
         self._nodes[index].start()
         return index
 
@@ -407,6 +411,7 @@ class LocalCluster:
         child.stop()
         self.node_ports.pop()
         self.nodes -= 1
+        self._added.pop(self.nodes, None)
 
     def kill_gateway(self, index: int = 0) -> None:
         gateway = self._gateways[index]
