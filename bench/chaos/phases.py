@@ -229,15 +229,7 @@ async def run_phases(
         if run.with_repair:
             first = await check_repair_endpoint(session, cluster.url)
             say(f"/_/repair answers: {first}")
-        services = ServiceFaults(
-            cluster,
-            postgres,
-            profile.services,
-            random.Random(run.seed + 1),
-            run.stats.now_s,
-            say,
-            session=session,
-        )
+        services = _service_faults(cluster, postgres, profile, run, session)
         control = Control(session, services.live_urls)
         filler = await _add_filler(cluster, profile, control, run) if profile.fill else None
         run.nodes = cluster.nodes
@@ -245,15 +237,7 @@ async def run_phases(
             session, cluster.urls, run.stats.now_s, lambda: run.stats.moved_bytes
         )
         monitor_task = asyncio.create_task(monitor.run()) if run.with_repair else None
-        injector = FaultInjector(
-            cluster,
-            control,
-            profile.plan,
-            random.Random(run.seed),
-            run.stats.now_s,
-            say,
-            hold=filler.filling if filler is not None else lambda: False,
-        )
+        injector = _node_faults(cluster, control, profile, run, filler)
         services.healthy_nodes = injector.healthy_addresses
         try:
             async with LoadRunner(
@@ -287,6 +271,44 @@ async def run_phases(
             if monitor_task is not None:
                 await monitor_task
             run.repair_samples = monitor.samples
+
+
+def _service_faults(
+    cluster: LocalCluster,
+    postgres: PrivatePostgres | None,
+    profile: Profile,
+    run: ChaosRun,
+    session: aiohttp.ClientSession,
+) -> ServiceFaults:
+    """Gateway kills and database restarts, on their own random schedule."""
+    return ServiceFaults(
+        cluster,
+        postgres,
+        profile.services,
+        random.Random(run.seed + 1),
+        run.stats.now_s,
+        say,
+        session=session,
+    )
+
+
+def _node_faults(
+    cluster: LocalCluster,
+    control: Control,
+    profile: Profile,
+    run: ChaosRun,
+    filler: NodeFiller | None,
+) -> FaultInjector:
+    """Node kills and pauses, held back while the node that fills up is being filled."""
+    return FaultInjector(
+        cluster,
+        control,
+        profile.plan,
+        random.Random(run.seed),
+        run.stats.now_s,
+        say,
+        hold=filler.filling if filler is not None else lambda: False,
+    )
 
 
 async def _add_filler(
