@@ -33,6 +33,7 @@ from diststorage.core.settings import (
     NodeAdmission,
     split_host_port,
 )
+from diststorage.core.stalls import StallMeter
 from diststorage.core.worker import Worker, Workers
 from diststorage.gateway.api import build_http_app
 from diststorage.gateway.api.errors import protocol_error_response as native_protocol_error
@@ -116,6 +117,8 @@ class Gateway:
         self.workers = Workers(clock, max_backoff_s=WORKER_MAX_BACKOFF_S)
         self._parts = contextlib.AsyncExitStack()
         self.events = EventLog(clock=clock)
+        # How long this process stood still; the node table discounts it from nodes' silence.
+        self.stalls = StallMeter(clock)
 
     async def start(self) -> None:
         """Migrates the schema, builds every part and starts both servers and the workers;
@@ -159,6 +162,7 @@ class Gateway:
             settings.effective_suspect_s,
             self._clock,
             admit_new_nodes=settings.node_admission == NodeAdmission.OPEN,
+            stalls=self.stalls,
         )
         await inventory.load()
         data_path = DataPathMetrics()
@@ -307,6 +311,7 @@ class Gateway:
         )
         trimmer = HeapTrimmer(busy=lambda: bool(writer.active_uploads()) or services.reads.any())
         everywhere: list[Worker] = [
+            self.stalls,
             lease,
             damage,
             confirmations,

@@ -1,7 +1,9 @@
 """The node table: heartbeats in, liveness and free space out.
 
 Liveness is judged on this gateway's monotonic clock from when it last heard a node, so clock
-skew between machines cannot make a dead node look alive::
+skew between machines cannot make a dead node look alive, less the time this gateway's own
+process stood still meanwhile (``core.stalls``): a gateway starved of CPU did not hear its
+nodes because it could not listen, not because they fell silent::
 
     up ──(silent > suspect_s)──▶ suspect ──(silent > timeout_s)──▶ down
      ▲                                                               │
@@ -29,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
 from diststorage.core.clock import SYSTEM_CLOCK, Clock, utc_now
+from diststorage.core.stalls import NoStalls, Stalls
 from diststorage.meta import MetadataStore, NodeInfo, NodeLifecycle, NodeLiveness, NodeReport
 from diststorage.placement import Candidate
 from diststorage.placement.weights import free_space_cap
@@ -63,18 +66,23 @@ class Inventory:
         node_suspect_s: float | None = None,
         clock: Clock = SYSTEM_CLOCK,
         admit_new_nodes: bool = True,
+        stalls: Stalls | None = None,
     ) -> None:
         """``admit_new_nodes``: open admission (a new node joins on its first beat); without
-        it a new node is pending until accepted."""
+        it a new node is pending until accepted. ``stalls``: how long this process stood
+        still, discounted from every node's silence."""
         self._store = store
         self._admit_new_nodes = admit_new_nodes
         self._pending_logged: set[str] = set()
         self._node_timeout_s = node_timeout_s
         self._node_suspect_s = node_suspect_s if node_suspect_s is not None else node_timeout_s
         self._clock = clock
+        self._stalls: Stalls = stalls if stalls is not None else NoStalls()
         self._started_at = clock.monotonic()
+        self._started_stalled_s = self._stalls.stalled_s()
         self._nodes: dict[str, NodeInfo] = {}
-        self._heard_at: dict[str, float] = {}
+        # When each node was last heard, and how long this process had stood still by then.
+        self._heard_at: dict[str, tuple[float, float]] = {}
         self._persisted_at: dict[str, float] = {}
         # Bytes this gateway wrote to each node lately, fading (WRITTEN_MEMORY_S), and when
         # last counted: a floor under what the node says it holds.
@@ -109,7 +117,7 @@ class Inventory:
         # By its beats alone: a pending node is heard like any other.
         was_live = self._heard_within(node_id, self._node_timeout_s)
         was_up = self._heard_within(node_id, self._node_suspect_s)
-        self._heard_at[node_id] = now
+        self._heard_at[node_id] = (now, self._stalls.stalled_s())
         last_persist = self._persisted_at.get(node_id)
         moved = known is None or known.address != info.address
         changed = known is not None and known.lifecycle != info.lifecycle
@@ -162,19 +170,28 @@ class Inventory:
         if info is not None and info.lifecycle == NodeLifecycle.PENDING:
             self._take_lifecycle(node_id, NodeLifecycle.ACTIVE)
 
-    def _heard_within(self, node_id: str, seconds: float) -> bool:
+    def _silent_s(self, node_id: str) -> float | None:
+        """Seconds since the node was last heard, less this process's stalls since; None
+        for a node not heard since this gateway started."""
         heard = self._heard_at.get(node_id)
-        return heard is not None and self._clock.monotonic() - heard <= seconds
+        if heard is None:
+            return None
+        heard_at, stalled_then = heard
+        stalled_since = self._stalls.stalled_s() - stalled_then
+        return self._clock.monotonic() - heard_at - stalled_since
+
+    def _heard_within(self, node_id: str, seconds: float) -> bool:
+        silent_s = self._silent_s(node_id)
+        return silent_s is not None and silent_s <= seconds
 
     def on_return(self, callback: Callable[[str], None]) -> None:
         """Calls ``callback(node_id)`` whenever a node that was down heartbeats again."""
         self._on_return.append(callback)
 
     def state(self, node_id: str) -> NodeLiveness:
-        heard = self._heard_at.get(node_id)
-        if heard is None:
+        silent_s = self._silent_s(node_id)
+        if silent_s is None:
             return NodeLiveness.DOWN
-        silent_s = self._clock.monotonic() - heard
         if silent_s <= self._node_suspect_s:
             return NodeLiveness.UP
         return NodeLiveness.SUSPECT if silent_s <= self._node_timeout_s else NodeLiveness.DOWN
@@ -199,8 +216,11 @@ class Inventory:
         """
         if self.state(node_id) != NodeLiveness.DOWN:
             return None
-        heard = self._heard_at.get(node_id, self._started_at)
-        return self._clock.monotonic() - max(heard, self._started_at) - self._node_timeout_s
+        silent_s = self._silent_s(node_id)
+        if silent_s is None:
+            stalled_since = self._stalls.stalled_s() - self._started_stalled_s
+            silent_s = self._clock.monotonic() - self._started_at - stalled_since
+        return silent_s - self._node_timeout_s
 
     def knows(self, node_id: str) -> bool:
         return node_id in self._nodes
