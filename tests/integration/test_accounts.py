@@ -394,6 +394,7 @@ def test_up_prints_the_root_key_it_generated_and_anonymous_opens_the_object_api(
             printed += line
         root = read_credentials_file(data / "root-credentials")
         assert root.access_key_id in printed and root.secret_access_key in printed
+        assert f"dashboard:        http://127.0.0.1:{port}/_/ui" in printed
         anonymous = gateway_client(f"http://127.0.0.1:{port}", None)
         assert anonymous.put("up/open", b"x").status == 201
         assert anonymous.request("GET", "/_/nodes").status == 403, "the /_/ routes stay closed"

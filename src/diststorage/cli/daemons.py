@@ -179,7 +179,9 @@ def _print_endpoints(console: Console, cluster: LocalCluster, redundancy: str, d
         f"diststorage is up ({cluster.nodes} nodes, {redundancy}); logs in {data / 'logs'}. "
         "Ctrl-C stops it.\n"
         f"S3 endpoint:      [bold]{' '.join(cluster.s3_urls)}[/bold] (region us-east-1)\n"
-        f"native endpoint:  [bold]{' '.join(cluster.urls)}[/bold]",
+        f"native endpoint:  [bold]{' '.join(cluster.urls)}[/bold]\n"
+        f"dashboard:        [bold]{' '.join(url + '/_/ui' for url in cluster.urls)}[/bold] "
+        "(log in with the root key below)",
         highlight=False,
     )
 
