@@ -121,12 +121,21 @@ async def test_a_dead_node_and_its_repair_show_live(
         cell = page.locator(f"#heatmap .cell[data-node='{node_id}']")
         await expect(cell).to_have_attribute("data-state", "down")
         await expect(page.locator("#health")).to_contain_text("6 of 7 nodes writable")
+        # The event watcher looks every 2 s on its own schedule: a node removed before its
+        # next look would never be seen down, so the event is awaited before the removal.
+        await page.goto(f"{cluster.url}/_/ui/events")
+        events = page.locator("#events li")
+        await expect(events.filter(has_text="node down")).not_to_have_count(
+            0, timeout=LIVE_TIMEOUT_MS
+        )
+        await page.goto(f"{cluster.url}/_/ui")
+        await expect(at_risk).to_have_count(1, timeout=LIVE_TIMEOUT_MS)
         # The operator gives the node up: repair rebuilds its chunks on the other six.
         client.remove_node(node_id, force=True)
         await expect(at_risk).to_have_count(0, timeout=REPAIR_TIMEOUT_MS)
         await expect(page.locator("#repair-eta")).to_have_text("–")
         await page.goto(f"{cluster.url}/_/ui/events")
-        events = page.locator("#events li")
-        await expect(events.filter(has_text="node down")).not_to_have_count(0)
-        await expect(events.filter(has_text="repair finished")).not_to_have_count(0)
+        await expect(events.filter(has_text="repair finished")).not_to_have_count(
+            0, timeout=LIVE_TIMEOUT_MS
+        )
     assert watched.console_errors == []
