@@ -115,7 +115,7 @@ def segment(
 
 async def read_all(fetcher: SegmentFetcher) -> bytes:
     try:
-        return b"".join([await fetcher.stripe(s) for s in range(STRIPES)])
+        return b"".join([b"".join(await fetcher.stripe(s)) for s in range(STRIPES)])
     finally:
         await fetcher.close()
 

@@ -9,6 +9,7 @@ import diststorage.s3auth
 
 def test_exports() -> None:
     assert sorted(diststorage.erasure.__all__) == [
+        "Block",
         "Codec",
         "ReedSolomonCodec",
         "ReplicaCodec",

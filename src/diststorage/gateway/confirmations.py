@@ -34,6 +34,7 @@ import crc32c
 from diststorage.core.errors import DiststorageError
 from diststorage.core.ids import is_valid_id
 from diststorage.core.worker import BUSY, Figures, Step, WorkerState
+from diststorage.erasure import Block
 from diststorage.gateway.nodeclient import BlockPiece
 from diststorage.meta import ChunkState, MaintenanceStore, StoredChunk
 from diststorage.meta.digests import block_digest, digest_at
@@ -223,7 +224,7 @@ async def _fault_in_blocks(chunk: StoredChunk, blocks: AsyncIterator[BlockPiece]
     return None
 
 
-def block_fault(chunk: StoredChunk, block_index: int, data: bytes) -> str | None:
+def block_fault(chunk: StoredChunk, block_index: int, data: Block) -> str | None:
     """Why block ``block_index`` of the chunk is not the block committed there, or None. Held
     to its digest when the chunk has digests (a node cannot forge those), else to its CRC."""
     digest = digest_at(chunk.block_digests, block_index)

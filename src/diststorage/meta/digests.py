@@ -33,7 +33,7 @@ NO_DIGESTS = b""
 """The digest list of a chunk written before digests were recorded."""
 
 
-def block_digest(block: bytes) -> bytes:
+def block_digest(block: bytes | memoryview) -> bytes:
     """The digest recorded for a block's bytes."""
     return blake3.blake3(block).digest()
 

@@ -24,9 +24,8 @@ from diststorage.node.chunkstore import ChunkStore
 from diststorage.node.heartbeat import HeartbeatConfig, Heartbeats
 from diststorage.node.reports import CorruptReports
 from diststorage.node.scrubber import Scrubber, ScrubConfig, ScrubProgress
-from diststorage.node.servicer import ChunkServicer, node_status, scrub_status
+from diststorage.node.servicer import ChunkServicer, add_chunk_service, node_status, scrub_status
 from diststorage.proto import storage_pb2 as pb
-from diststorage.proto import storage_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +114,7 @@ class Node:
         self.port = self.links.add_port(self.server, settings.listen)
         self.address = _advertised_address(settings, self.port)
         servicer = ChunkServicer(self.store, self.address, self._scrub_progress)
-        pb_grpc.add_ChunkServiceServicer_to_server(servicer, self.server)
+        add_chunk_service(servicer, self.server)
         await self.server.start()
         parts.push_async_callback(self._stop_server)
         self.workers.start(

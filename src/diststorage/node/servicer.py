@@ -1,4 +1,8 @@
-"""ChunkService over a ChunkStore: wire messages in, store calls, wire messages out."""
+"""ChunkService over a ChunkStore: wire messages in, store calls, wire messages out.
+
+GetChunk and GetChunkOnce answer with messages framed by ``proto/chunkwire.py`` (the block
+copied once), which ``add_chunk_service`` registers to be sent as they are.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from diststorage.node.scrubber import ScrubProgress
 from diststorage.node.writer import CommitResult
 from diststorage.proto import storage_pb2 as pb
 from diststorage.proto import storage_pb2_grpc as pb_grpc
+from diststorage.proto.chunkwire import encode_answer
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +46,12 @@ def node_status(status: StoreStatus, address: str, scrub: pb.ScrubStatus) -> pb.
     )
 
 
-def _get_response(piece: BlockSlice) -> pb.GetChunkResponse:
-    return pb.GetChunkResponse(
-        data=piece.data,
-        offset=piece.offset,
-        block_crc32c=piece.block_crc32c,
-        whole_block=piece.whole_block,
-    )
+# Served as the servicer framed them: no serializer (see add_chunk_service).
+PREFRAMED_ANSWERS = frozenset({"GetChunk", "GetChunkOnce"})
+
+
+def _get_response(piece: BlockSlice) -> bytes:
+    return encode_answer(piece.data, piece.offset, piece.block_crc32c, piece.whole_block)
 
 
 def scrub_status(progress: ScrubProgress | None) -> pb.ScrubStatus:
@@ -116,9 +120,9 @@ class ChunkServicer(pb_grpc.ChunkServiceServicer):
             call.size_bytes = result.data_bytes
         return _put_response(result)
 
-    async def GetChunk(  # noqa: N802 - names fixed by the .proto
+    async def GetChunk(  # type: ignore[override]  # noqa: N802 - framed GetChunkResponses
         self, request: pb.GetChunkRequest, context: Context
-    ) -> AsyncIterator[pb.GetChunkResponse]:
+    ) -> AsyncIterator[bytes]:
         async with (
             served(context, "GetChunk", request.chunk_id) as call,
             rpc_errors(context, "GetChunk"),
@@ -128,9 +132,9 @@ class ChunkServicer(pb_grpc.ChunkServiceServicer):
                 call.size_bytes += len(piece.data)
                 yield _get_response(piece)
 
-    async def GetChunkOnce(  # noqa: N802 - names fixed by the .proto
+    async def GetChunkOnce(  # type: ignore[override]  # noqa: N802 - a framed GetChunkResponse
         self, request: pb.GetChunkRequest, context: Context
-    ) -> pb.GetChunkResponse:
+    ) -> bytes:
         async with (
             served(context, "GetChunkOnce", request.chunk_id) as call,
             rpc_errors(context, "GetChunkOnce"),
@@ -139,7 +143,8 @@ class ChunkServicer(pb_grpc.ChunkServiceServicer):
         ):
             piece = await anext(pieces, None)
             call.size_bytes = 0 if piece is None else len(piece.data)
-        return pb.GetChunkResponse() if piece is None else _get_response(piece)
+        # The empty message: no block in the range.
+        return b"" if piece is None else _get_response(piece)
 
     async def DeleteChunk(  # noqa: N802 - names fixed by the .proto
         self, request: pb.DeleteChunkRequest, context: Context
@@ -172,3 +177,32 @@ class ChunkServicer(pb_grpc.ChunkServiceServicer):
         async with rpc_errors(context, "Stat"):
             status = await self._store.stat()
         return node_status(status, self._address, scrub_status(self._scrub()))
+
+
+_HANDLERS = {
+    (False, False): grpc.unary_unary_rpc_method_handler,
+    (False, True): grpc.unary_stream_rpc_method_handler,
+    (True, False): grpc.stream_unary_rpc_method_handler,
+    (True, True): grpc.stream_stream_rpc_method_handler,
+}
+
+
+def add_chunk_service(servicer: ChunkServicer, server: grpc.aio.Server) -> None:
+    """The generated ``add_ChunkServiceServicer_to_server``, built from the same service
+    description, except that the answers of ``PREFRAMED_ANSWERS`` go out unserialized."""
+    service = pb.DESCRIPTOR.services_by_name["ChunkService"]
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+    for method in service.methods:
+        request_type = getattr(pb, method.input_type.name)
+        response_type = getattr(pb, method.output_type.name)
+        make = _HANDLERS[(method.client_streaming, method.server_streaming)]
+        handlers[method.name] = make(
+            getattr(servicer, method.name),
+            request_deserializer=request_type.FromString,
+            response_serializer=(
+                None if method.name in PREFRAMED_ANSWERS else response_type.SerializeToString
+            ),
+        )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(service.full_name, handlers),)
+    )

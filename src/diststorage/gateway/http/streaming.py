@@ -15,13 +15,14 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from diststorage.core.errors import DiststorageError
+from diststorage.gateway.objects.reader import Piece
 from diststorage.gateway.objects.streamed_body import close_stream
 
 log = logging.getLogger(__name__)
 
 
 async def send_stream(
-    request: web.Request, response: web.StreamResponse, pieces: AsyncIterator[bytes], what: str
+    request: web.Request, response: web.StreamResponse, pieces: AsyncIterator[Piece], what: str
 ) -> None:
     """``what`` names the object in the log line of a failure after the status."""
     try:

@@ -7,7 +7,9 @@ block is checked against the digest recorded in the metadata at commit (meta/dig
 CRC for chunks written before digests were recorded); a block that is missing, corrupt,
 forged or later than the block deadline retires its stream, and a stream from another shard
 takes over from that stripe on. Decoded stripes queue up to ``read_stripes_in_flight`` ahead
-of the HTTP response, which bounds memory.
+of the HTTP response, which bounds memory. A stripe read from its data shards is never copied
+on the way: its pieces are views into the messages its blocks came in, handed to the response
+as they are.
 
 Small objects kept inline come with their layout from the database and are verified whole.
 An object completed from multipart parts is its parts read in order, each as above, the next
@@ -21,14 +23,14 @@ import hashlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
-
-import crc32c
+from typing import TypeAlias
 
 from diststorage.core.clock import Clock
 from diststorage.core.errors import ChunkNotFound, DataLoss, DiststorageError, NodeUnavailable
 from diststorage.core.policy import parse_policy
 from diststorage.core.settings import GatewaySettings
-from diststorage.erasure import Codec, codec_for
+from diststorage.erasure import Block, Codec, codec_for
+from diststorage.gateway.confirmations import block_fault
 from diststorage.gateway.datapath import NodeStats
 from diststorage.gateway.nodeclient import BlockPiece
 from diststorage.gateway.objects.geometry import Geometry
@@ -45,8 +47,6 @@ from diststorage.meta import (
     ObjectLayout,
     PartLayout,
     StoredChunk,
-    block_digest,
-    digest_at,
 )
 
 log = logging.getLogger(__name__)
@@ -58,8 +58,12 @@ PATIENT_READ_FACTOR = 4.0
 # per penalty period rather than one per request.
 PENALTY_S = 30.0
 
-# What the fetcher hands the response: verified bytes, the error that ended it, or None at the end.
-_Pieces = asyncio.Queue[bytes | BaseException | None]
+Piece: TypeAlias = bytes | memoryview
+"""Some of an object's bytes, in order: a view into a received block, or bytes of its own."""
+
+# What the fetcher hands the response: a stripe's verified pieces, the error that ended it, or
+# None at the end.
+_Pieces = asyncio.Queue[Sequence[Piece] | BaseException | None]
 
 
 def inline_bytes(layout: ObjectLayout, start: int, end: int) -> bytes:
@@ -73,7 +77,20 @@ def inline_bytes(layout: ObjectLayout, start: int, end: int) -> bytes:
     return body[start:end]
 
 
-async def _inline_pieces(layout: ObjectLayout, start: int, end: int) -> AsyncIterator[bytes]:
+def span(pieces: Sequence[Piece], lo: int, hi: int) -> list[Piece]:
+    """The bytes [lo, hi) of the pieces laid end to end, as views (no copy)."""
+    out: list[Piece] = []
+    position = 0
+    for piece in pieces:
+        size = len(piece)
+        start, stop = max(lo - position, 0), min(hi - position, size)
+        if start < stop:
+            out.append(piece if (start, stop) == (0, size) else memoryview(piece)[start:stop])
+        position += size
+    return out
+
+
+async def _inline_pieces(layout: ObjectLayout, start: int, end: int) -> AsyncIterator[Piece]:
     if end > start:
         yield inline_bytes(layout, start, end)
 
@@ -123,7 +140,7 @@ class _ShardStream:
     chunk: StoredChunk
     blocks: AsyncIterator[BlockPiece]
 
-    async def next_block(self) -> bytes:
+    async def next_block(self) -> Block:
         piece = await anext(self.blocks, None)
         if piece is None:
             raise DataLoss(f"chunk {self.chunk.chunk_id[:8]} ended early")
@@ -166,11 +183,12 @@ class _Fetch:
     queue: _Pieces
     producer: asyncio.Task[None]
 
-    async def pieces(self) -> AsyncIterator[bytes]:
-        while (piece := await self.queue.get()) is not None:
-            if isinstance(piece, BaseException):
-                raise piece
-            yield piece
+    async def pieces(self) -> AsyncIterator[Piece]:
+        while (stripe := await self.queue.get()) is not None:
+            if isinstance(stripe, BaseException):
+                raise stripe
+            for piece in stripe:
+                yield piece
         await self.producer
 
     async def close(self) -> None:
@@ -192,7 +210,7 @@ class ObjectReader:
         faults = faults if faults is not None else NodeStats()
         self._sources = ShardSources(clients, nodes, penalties, damage, faults)
 
-    def stream(self, layout: ObjectLayout, start: int, end: int) -> AsyncIterator[bytes]:
+    def stream(self, layout: ObjectLayout, start: int, end: int) -> AsyncIterator[Piece]:
         """Yields the verified bytes [start, end) of the object, in order.
 
         An object completed from parts is read a part at a time, each part overlapping the
@@ -210,7 +228,7 @@ class ObjectReader:
 
     async def _stream_parts(
         self, parts: Sequence[PartLayout], start: int, end: int
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncIterator[Piece]:
         """The parts overlapping [start, end), in order. Once the current part has sent its
         first piece, the next part's fetch starts too, so its first stripes are ready when the
         current one drains (no pipeline bubble at each boundary); at most two parts are being
@@ -233,7 +251,7 @@ class ObjectReader:
 
     async def _stream_one(
         self, layout: ObjectLayout, start: int, end: int
-    ) -> AsyncGenerator[bytes, None]:
+    ) -> AsyncGenerator[Piece, None]:
         fetch = self._begin(layout, start, end)
         try:
             async for piece in fetch.pieces():
@@ -252,7 +270,7 @@ class ObjectReader:
         try:
             if layout.inline_body is not None:
                 if end > start:
-                    await queue.put(inline_bytes(layout, start, end))
+                    await queue.put([inline_bytes(layout, start, end)])
             else:
                 await self._fetch(layout, start, end, queue)
         except Exception as error:
@@ -284,11 +302,9 @@ class ObjectReader:
                         last_stripe=min(stripes[-1], geometry.segment_stripe_range(segment)[-1]),
                     )
                 assert fetcher is not None
-                data = await fetcher.stripe(stripe)
+                pieces = await fetcher.stripe(stripe)
                 stripe_start = stripe * info.stripe_size_bytes
-                lo = max(start - stripe_start, 0)
-                hi = min(end - stripe_start, len(data))
-                await queue.put(data[lo:hi] if (lo, hi) != (0, len(data)) else data)
+                await queue.put(span(pieces, start - stripe_start, end - stripe_start))
         finally:
             if fetcher is not None:
                 await fetcher.close()
@@ -343,8 +359,9 @@ class SegmentFetcher:
         self._patient_at: dict[int, int] = {}
         self._degraded = False
 
-    async def stripe(self, stripe: int) -> bytes:
-        blocks: dict[int, bytes] = {}
+    async def stripe(self, stripe: int) -> list[memoryview]:
+        """The stripe's verified bytes, in order, as ``Codec.decode`` gives them."""
+        blocks: dict[int, Block] = {}
         failures: list[BaseException] = []
         while len(blocks) < self._needed:
             self._open_streams(stripe, self._needed - len(blocks) - len(self._pending(blocks)))
@@ -366,7 +383,7 @@ class SegmentFetcher:
                 *(self._verified_block(s, stripe) for s in pending), return_exceptions=True
             )
             for shard_stream, result in zip(pending, results, strict=True):
-                if isinstance(result, bytes):
+                if isinstance(result, bytes | memoryview):
                     blocks[shard_stream.chunk.shard_index] = result
                 elif isinstance(result, DiststorageError | TimeoutError):
                     failures.append(result)
@@ -378,7 +395,7 @@ class SegmentFetcher:
             self._sources.faults.degraded_read()
         return self._codec.decode(blocks, self._geometry.stripe_length(stripe))
 
-    def _pending(self, blocks: dict[int, bytes]) -> list[_ShardStream]:
+    def _pending(self, blocks: dict[int, Block]) -> list[_ShardStream]:
         return [s for s in self._active if s.chunk.shard_index not in blocks]
 
     def _open_streams(self, stripe: int, count: int) -> None:
@@ -400,7 +417,7 @@ class SegmentFetcher:
             self._active.append(_ShardStream(chunk, blocks))
             count -= 1
 
-    async def _verified_block(self, shard_stream: _ShardStream, stripe: int) -> bytes:
+    async def _verified_block(self, shard_stream: _ShardStream, stripe: int) -> Block:
         """The stream's next block, once it is the block committed there.
 
         A chunk with digests is held to them: its node cannot forge a block, whatever CRC it
@@ -409,13 +426,9 @@ class SegmentFetcher:
         """
         data = await shard_stream.next_block()
         chunk = shard_stream.chunk
-        block_index = stripe - self._first_stripe
-        digest = digest_at(chunk.block_digests, block_index)
-        if digest is not None:
-            if block_digest(data) != digest:
-                raise DataLoss(f"block {stripe} of chunk {chunk.chunk_id[:8]} fails its digest")
-        elif crc32c.crc32c(data) != chunk.block_crcs[block_index]:
-            raise DataLoss(f"block {stripe} of chunk {chunk.chunk_id[:8]} fails its checksum")
+        fault = block_fault(chunk, stripe - self._first_stripe, data)
+        if fault is not None:
+            raise DataLoss(f"chunk {chunk.chunk_id[:8]} (stripe {stripe}): {fault}")
         return data
 
     async def _retire(self, shard_stream: _ShardStream, reason: BaseException) -> None:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from diststorage.gateway.objects.reader import Piece
+
 
 class StreamedBody:
-    def __init__(self, pieces: AsyncIterator[bytes]) -> None:
+    def __init__(self, pieces: AsyncIterator[Piece]) -> None:
         self._pieces = pieces
         self._leftover = memoryview(b"")
         self._ended = False
@@ -32,7 +34,7 @@ class StreamedBody:
         return b"".join(taken)
 
 
-async def close_stream(pieces: AsyncIterator[bytes]) -> None:
+async def close_stream(pieces: AsyncIterator[Piece]) -> None:
     """Ends a read stream that is left early (a GET whose client went away, a copy whose
     write failed): its fetches stop and its stripes are freed at once, rather than when the
     generator's finalizer runs."""

@@ -303,7 +303,7 @@ class RepairWorker:
 
         async def produce(sink: StripeSink) -> None:
             for stripe in stripes:
-                blocks = codec.encode(await fetcher.stripe(stripe))
+                blocks = codec.encode(b"".join(await fetcher.stripe(stripe)))
                 await sink.put([blocks[chunk.shard_index] for chunk in planned])
 
         try:
