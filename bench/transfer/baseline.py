@@ -7,7 +7,8 @@ the end whatever happens) and its ``src`` byte-compiled. Two clusters run at onc
 ``baseline``, whose processes get ``PYTHONPATH=<worktree>/src`` (ahead of the editable
 install, so they import REV's diststorage), and ``new``, whose processes get this tree's
 ``src`` the same way. Before anything is measured, a child of each side's environment reports
-``diststorage.__file__``, and the run stops unless it is that side's ``src``.
+``diststorage.__file__``, and the run stops unless it is that side's ``src``; so it does
+unless each side's running gateway has that ``src`` first on its PYTHONPATH.
 
 Every round measures both sides, alternating which goes first (sides.turns): per side, an
 upload (``curl -T``, md5/ETag checked) and a download (``curl -o /dev/null``, ETag checked) of
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
 import uvloop
 
 from bench.common.cli import say
@@ -206,6 +208,14 @@ def imported_from(env: dict[str, str], cwd: Path) -> str:
     return done.stdout.strip()
 
 
+def _check_gateway_env(running: RunningSide, src: Path) -> None:
+    """The side's running gateway was started with its ``src`` first on PYTHONPATH."""
+    pid = running.cluster.gateway_pids()[0]
+    path = psutil.Process(pid).environ().get("PYTHONPATH", "")
+    if path.split(os.pathsep)[0] != str(src):
+        raise RuntimeError(f"{running.side.name}'s gateway runs with PYTHONPATH={path!r}")
+
+
 # -- one round of one side -----------------------------------------------------------------
 
 
@@ -346,6 +356,8 @@ def run_baseline(run: BaselineRun, workdir: Path) -> None:
             running_sides(workdir, sides) as running,
             asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
         ):
+            for name, src in srcs.items():
+                _check_gateway_env(running[name], src)
             for n, name in turns(config.rounds, [BASELINE, NEW]):
                 figures: dict[str, float] = {}
                 for size in config.sizes:
