@@ -38,14 +38,8 @@ from bench.common.report import (
     has_room,
     keep_logs,
 )
-from bench.transfer.baseline import (
-    BASELINE,
-    NEW,
-    BaselineConfig,
-    BaselineRun,
-    print_baseline,
-    run_baseline,
-)
+from bench.transfer.baseline import BASELINE, NEW, BaselineConfig, BaselineRun, run_baseline
+from bench.transfer.baseline_report import print_baseline
 from bench.transfer.links import print_comparison, run_link_comparison
 from bench.transfer.phases import run_benchmark
 from bench.transfer.report import build_document, build_rows, print_report

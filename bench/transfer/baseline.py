@@ -15,8 +15,9 @@ upload (``curl -T``, md5/ETag checked) and a download (``curl -o /dev/null``, ET
 the object size, and of ``--large-mib`` if given, then 4 KiB PUT and GET at concurrency 16 and
 32 (bench.common.ops). Each large transfer has its CPU seconds per GiB by process group and
 the VmHWM of the gateway and of the nodes (reset right before it). The machine's ceilings and
-one disk floor are measured once, before the first round. Reported: each figure's median per
-side over the rounds, its range, and the ratio new/baseline; then the same as JSON.
+one disk floor are measured once, before the first round. baseline_report.py prints each
+figure's median per side over the rounds, its range, and the ratio new/baseline; the JSON
+document (``BaselineRun.to_json``) has every round.
 """
 
 from __future__ import annotations
@@ -40,9 +41,9 @@ import uvloop
 from bench.common.cli import say
 from bench.common.curl import check_download, curl_download, curl_upload, write_random_file
 from bench.common.ops import OBJECT_BYTES, Budget, get_case, put_case
-from bench.common.report import MIB, format_table, machine_json, size_label
+from bench.common.report import MIB, machine_json, size_label
 from bench.common.sampler import PhaseStats, settle
-from bench.transfer.ceilings import ROOT, Ceilings, measure_ceilings, upload_bound
+from bench.transfer.ceilings import ROOT, Ceilings, measure_ceilings
 from bench.transfer.disk import DiskFloor, measure_disk_floor
 from bench.transfer.results import NODES, REDUNDANCY
 from bench.transfer.sides import RunningSide, Side, running_sides, turns
@@ -366,76 +367,3 @@ def run_baseline(run: BaselineRun, workdir: Path) -> None:
                 run.rounds[name].append(figures)
     for path, _ in sources.values():
         path.unlink(missing_ok=True)
-
-
-# -- the report ----------------------------------------------------------------------------
-
-
-def _cell(run: BaselineRun, side: str, figure: str) -> str:
-    values = run.values(side, figure)
-    if not values:
-        return "n/a"
-    median = statistics.median(values)
-    spread = f" [{min(values):,.2f}–{max(values):,.2f}]" if len(values) > 1 else ""
-    return f"{median:,.2f}{spread}"
-
-
-def _share_lines(run: BaselineRun) -> list[str]:
-    """Each side's median transfer rates of the object size against the ceilings that bound
-    them (measured once, before the first round)."""
-    ceilings, label = run.ceilings, size_label(run.config.size)
-    if ceilings is None:
-        return []
-    lines = []
-    floor = run.floor.object_mb_s if run.floor is not None else None
-    up_bound = upload_bound(floor, ceilings)
-    down_bound = ceilings.download_bound()
-    for side in (BASELINE, NEW):
-        parts = []
-        up, down = run.median(side, f"upload {label}"), run.median(side, f"download {label}")
-        if up is not None and up_bound is not None and up_bound[1]:
-            parts.append(f"upload {up / up_bound[1] * 100:.0f} % of {up_bound[0]}")
-        if down is not None and down_bound is not None and down_bound.mb_s:
-            parts.append(f"download {down / down_bound.mb_s * 100:.0f} % of {down_bound.label}")
-        if parts:
-            lines.append(f"  {side}: " + "; ".join(parts))
-    return lines
-
-
-def print_baseline(run: BaselineRun) -> None:
-    config = run.config
-    print(
-        f"\ndiststorage, working tree ({run.new_commit[:10]}) against {config.rev} "
-        f"({run.baseline_commit[:10]}): {NODES} nodes, {REDUNDANCY}, loopback, "
-        f"{os.cpu_count()} CPUs, {config.rounds} rounds alternating. Medians [range];"
-        " MB = 10^6 bytes, MiB = 2^20 bytes.\n"
-    )
-    for side in (BASELINE, NEW):
-        print(f"  {side}: diststorage from {run.imports.get(side, '?')}")
-    print()
-    rows = []
-    for figure, unit in run.units.items():
-        ratio = run.ratio(figure)
-        rows.append(
-            [
-                figure,
-                unit,
-                _cell(run, BASELINE, figure),
-                _cell(run, NEW, figure),
-                f"{ratio:.3f}" if ratio is not None else "n/a",
-            ]
-        )
-    print(format_table(["Figure", "Unit", BASELINE, NEW, "new/baseline"], rows))
-    if run.ceilings is not None:
-        print("\nCeilings (measured once, before the first round):")
-        if run.floor is not None:
-            print(f"  disk floor {run.floor.object_mb_s:,.0f} MB/s (object bytes)")
-        for ceiling in run.ceilings.found.values():
-            rate = f"{ceiling.mb_s:,.0f} MB/s" if ceiling.ok else "failed"
-            print(f"  {ceiling.label}: {rate}")
-        for line in _share_lines(run):
-            print(line)
-    if run.failures:
-        print("\n!!! FAILURES (wrong data or failed operations):")
-        for failure in run.failures:
-            print(f"  - {failure}")
