@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -179,6 +180,9 @@ def _compare_baseline(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             interrupted = True
             say("interrupted; the clusters have been stopped")
+        except (RuntimeError, subprocess.CalledProcessError) as error:
+            # REV unknown to git, a side importing the wrong code, a cluster that did not start.
+            run.fail(str(error))
         finally:
             say(f"removing {workdir}")
     print_baseline(run)
