@@ -3,12 +3,13 @@
     uv run python -m bench.transfer --baseline REV [--rounds 3] [--size-mib 1024] [--large-mib 4096]
 
 REV is checked out into a temporary git worktree (``git worktree add --detach``, removed at
-the end whatever happens) and its ``src`` byte-compiled. Two clusters run at once (sides.py):
-``baseline``, whose processes get ``PYTHONPATH=<worktree>/src`` (ahead of the editable
-install, so they import REV's diststorage), and ``new``, whose processes get this tree's
-``src`` the same way. Before anything is measured, a child of each side's environment reports
-``diststorage.__file__``, and the run stops unless it is that side's ``src``; so it does
-unless each side's running gateway has that ``src`` first on its PYTHONPATH.
+the end whatever happens); its ``src`` and this tree's are byte-compiled (sides.compile_sources).
+Two clusters run at once (sides.py): ``baseline``, whose processes get
+``PYTHONPATH=<worktree>/src`` (ahead of the editable install, so they import REV's
+diststorage), and ``new``, whose processes get this tree's ``src`` the same way. Before anything
+is measured, a child of each side's environment reports ``diststorage.__file__``, and the run
+stops unless it is that side's ``src``; so it does unless each side's running gateway has that
+``src`` first on its PYTHONPATH.
 
 Every round measures both sides, alternating which goes first (sides.turns): per side, an
 upload (``curl -T``, md5/ETag checked) and a download (``curl -o /dev/null``, ETag checked) of
@@ -46,7 +47,7 @@ from bench.common.sampler import PhaseStats, settle
 from bench.transfer.ceilings import ROOT, Ceilings, measure_ceilings
 from bench.transfer.disk import DiskFloor, measure_disk_floor
 from bench.transfer.results import NODES, REDUNDANCY
-from bench.transfer.sides import RunningSide, Side, running_sides, turns
+from bench.transfer.sides import RunningSide, Side, compile_sources, running_sides, turns
 
 BASELINE, NEW = "baseline", "new"
 OPS_CONCURRENCIES = (16, 32)
@@ -172,13 +173,6 @@ def baseline_tree(rev: str, parent: Path) -> Iterator[tuple[Path, str]]:
     say(f"checking out {rev} ({commit[:10]}) into {path}")
     _git("worktree", "add", "--detach", str(path), commit)
     try:
-        # Compiled once here rather than by the first daemon of each kind that imports it: a
-        # daemon that parses its imports from source costs ~10 MiB more (Makefile).
-        subprocess.run(
-            [sys.executable, "-m", "compileall", "-q", "-j", "0", str(path / "src")],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
         yield path, commit
     finally:
         say(f"removing the worktree {path}")
@@ -342,6 +336,7 @@ def run_baseline(run: BaselineRun, workdir: Path) -> None:
         srcs = {BASELINE: tree / "src", NEW: ROOT / "src"}
         sides = []
         for name, src in srcs.items():
+            compile_sources(src)
             env = side_env(src)
             run.imports[name] = imported_from(env, workdir)
             if not Path(run.imports[name]).is_relative_to(src):

@@ -31,7 +31,7 @@ from bench.common.report import (
     size_label,
 )
 from bench.common.sampler import ClusterSampler, settle
-from bench.transfer.ceilings import measure_ceilings
+from bench.transfer.ceilings import ROOT, measure_ceilings
 from bench.transfer.disk import measure_disk_floor
 from bench.transfer.results import (
     CONCURRENCIES,
@@ -42,6 +42,7 @@ from bench.transfer.results import (
     RssCase,
     TransferRecord,
 )
+from bench.transfer.sides import compile_sources
 from diststorage.testing import running_cluster
 
 # -- phases ------------------------------------------------------------------------------------
@@ -165,6 +166,7 @@ def run_stream_upload(
 
 def run_benchmark(results: Results, workdir: Path) -> None:
     cluster_dir = workdir / "cluster"
+    compile_sources(ROOT / "src")
     say(f"starting {NODES} nodes + gateway ({REDUNDANCY}) in {cluster_dir}")
     with ExitStack() as stack:
         cluster = stack.enter_context(
