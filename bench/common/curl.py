@@ -72,7 +72,8 @@ def md5_file(path: Path) -> str:
         return hashlib.file_digest(source, lambda: hashlib.md5(usedforsecurity=False)).hexdigest()
 
 
-def _curl(argv: list[str]) -> tuple[int, str, str]:
+def run_curl(argv: list[str]) -> tuple[int, str, str]:
+    """Runs curl; returns its exit status, stdout and stderr (killed after CURL_TIMEOUT_S)."""
     process = subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
     )
@@ -109,7 +110,7 @@ def curl_upload(url: str, key: str, source: Path, size: int, source_md5: str) ->
         f"{url}/{key}",
     ]
     started = time.perf_counter()
-    code, out, err = _curl(argv)
+    code, out, err = run_curl(argv)
     wall = time.perf_counter() - started
     body, fields = _split_write_out(out)
     status = int(fields[0]) if fields and fields[0].isdigit() else 0
@@ -169,7 +170,7 @@ def curl_download(
         f"{url}/{key}",
     ]
     started = time.perf_counter()
-    code, out, err = _curl(argv)
+    code, out, err = run_curl(argv)
     wall = time.perf_counter() - started
     fields = out.split()
     status = int(fields[0]) if fields and fields[0].isdigit() else 0

@@ -1,8 +1,11 @@
 """Peak RSS and CPU time of the gateway, the nodes and the benchmark client, per phase.
 
-A background thread samples every ~50 ms. Each watched process counts with its descendants
-(re-listed about once a second, since listing children scans /proc and costs far more than
-reading one process's memory). CPU time is read at the start and end of each phase.
+Peak RSS comes one of two ways. Sampled (the default): a background thread reads RSS every
+~50 ms, each watched process counted with its descendants (re-listed about once a second,
+since listing children scans /proc and costs far more than reading one process's memory).
+From the kernel (``kernel_peaks``): each gateway and node process's VmHWM, reset as the phase
+starts and read as it ends (``bench.common.peak``), exact and free of sampling; the client's
+peak is then not measured. CPU time is read at the start and end of each phase.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 import psutil
 
 from bench.common.cpu import ProcessTree, client_cpu_s, machine_busy_cpu_s
+from bench.common.peak import peak_bytes, reset_peak
 
 MIB = 1 << 20
 
@@ -46,6 +50,8 @@ class PhaseStats:
     client_cpu_s: float = 0.0
     machine_busy_cpu_s: float = 0.0
     other_top: list[tuple[str, float]] = field(default_factory=list)
+    # "sampled" (every ~50 ms, with descendants) or "VmHWM" (the kernel's, process only).
+    peak_source: str = "sampled"
 
     @property
     def other_cpu_s(self) -> float:
@@ -62,10 +68,25 @@ class PhaseStats:
     def node_max_peak_rss(self) -> int:
         return max(self.node_peak_rss, default=0)
 
+    def cpu_per_gib(self, size: int) -> dict[str, float]:
+        """CPU seconds per GiB of ``size`` bytes moved, by process group; "cluster" is the
+        gateway and the nodes together."""
+        gib = size / (1 << 30)
+        if gib <= 0:
+            return {}
+        return {
+            "cluster": (self.gateway_cpu_s + self.nodes_cpu_s) / gib,
+            "gateway": self.gateway_cpu_s / gib,
+            "nodes": self.nodes_cpu_s / gib,
+            "client": self.client_cpu_s / gib,
+            "other": self.other_cpu_s / gib,
+        }
+
     def to_json(self) -> dict[str, Any]:
         return {
             "phase": self.name,
             "wall_s": round(self.wall_s, 3),
+            "peak_source": self.peak_source,
             "samples": self.samples,
             "gateway_peak_rss_mib": round(self.gateway_peak_rss / MIB, 1),
             "node_peak_rss_mib": [round(v / MIB, 1) for v in self.node_peak_rss],
@@ -121,7 +142,10 @@ class ClusterSampler:
         node_pids: list[int],
         interval_s: float = 0.05,
         refresh_s: float = 1.0,
+        kernel_peaks: bool = False,
     ) -> None:
+        self.kernel_peaks = kernel_peaks
+        self._pids = (gateway_pid, *node_pids)
         self.interval_s = interval_s
         self.refresh_s = refresh_s
         self._gateway = ProcessTree(gateway_pid)
@@ -134,7 +158,9 @@ class ClusterSampler:
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
 
     def start(self) -> None:
-        self._thread.start()
+        """Starts sampling; with ``kernel_peaks`` there is nothing to sample."""
+        if not self.kernel_peaks:
+            self._thread.start()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -186,18 +212,27 @@ class ClusterSampler:
             tree.refresh()
         stats = PhaseStats(name, nodes=len(self._nodes))
         everyone_before = _all_cpu()
+        if self.kernel_peaks:
+            stats.peak_source = "VmHWM"
+            for pid in self._pids:
+                reset_peak(pid)
         cpu_before = self._cpu()
         started = time.perf_counter()
-        with self._lock:
-            self._phase = stats
-        self._sample()
+        if not self.kernel_peaks:
+            with self._lock:
+                self._phase = stats
+            self._sample()
         try:
             yield stats
         finally:
-            self._sample()
-            with self._lock:
-                self._phase = None
             stats.wall_s = time.perf_counter() - started
+            if self.kernel_peaks:
+                peaks = [peak_bytes(pid) for pid in self._pids]
+                stats.gateway_peak_rss, stats.node_peak_rss = peaks[0], peaks[1:]
+            else:
+                self._sample()
+                with self._lock:
+                    self._phase = None
             cpu_after = self._cpu()
             stats.gateway_cpu_s = cpu_after[0] - cpu_before[0]
             stats.nodes_cpu_s = cpu_after[1] - cpu_before[1]

@@ -1,7 +1,7 @@
 """What mutual TLS on the cluster's gRPC links costs large transfers: two clusters side by
-side in one run, one over mTLS (the default) and one ``--insecure-cluster``, the same object
-uploaded to and downloaded from each in turn, alternating which goes first each round, so
-that both see the same machine (page cache, other load) and neither always runs warm.
+side in one run (sides.py), one over mTLS (the default) and one ``--insecure-cluster``, the
+same object uploaded to and downloaded from each in turn, alternating which goes first each
+round, so that both see the same machine (page cache, other load) and neither always runs warm.
 
     uv run python -m bench.transfer --link-comparison [--link-size-mib 1024] [--link-rounds 3]
 
@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import os
 import statistics
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.common.cli import OPEN_GATEWAY_ARGS, say
+from bench.common.cli import say
 from bench.common.curl import (
     Transfer,
     check_download,
@@ -26,11 +25,11 @@ from bench.common.curl import (
     write_random_file,
 )
 from bench.common.sampler import settle
-from bench.transfer.results import NODES, REDUNDANCY
+from bench.transfer.sides import Side, running_sides, turns
 from diststorage.local import LocalCluster
-from diststorage.testing import running_cluster
 
 MODES = ("mtls", "plaintext")
+SIDES = (Side("mtls"), Side("plaintext", insecure_cluster=True))
 
 
 @dataclass
@@ -89,23 +88,9 @@ def run_link_comparison(workdir: Path, size: int, rounds: int) -> LinkComparison
     source = workdir / "links-source.bin"
     say(f"generating {size >> 20} MiB of random data")
     md5 = write_random_file(source, size, seed=size)
-    with ExitStack() as stack:
-        clusters = {
-            mode: stack.enter_context(
-                running_cluster(
-                    workdir / mode,
-                    nodes=NODES,
-                    redundancy=REDUNDANCY,
-                    gateway_args=OPEN_GATEWAY_ARGS,
-                    insecure_cluster=mode == "plaintext",
-                )
-            )
-            for mode in MODES
-        }
-        for n in range(rounds):
-            order = MODES if n % 2 == 0 else MODES[::-1]
-            for mode in order:
-                _round(comparison, mode, clusters[mode], source, md5, n)
+    with running_sides(workdir, SIDES) as sides:
+        for n, mode in turns(rounds, MODES):
+            _round(comparison, mode, sides[mode].cluster, source, md5, n)
     source.unlink()
     return comparison
 

@@ -31,6 +31,7 @@ from bench.common.report import (
     size_label,
 )
 from bench.common.sampler import ClusterSampler, settle
+from bench.transfer.ceilings import ROOT, measure_ceilings
 from bench.transfer.disk import measure_disk_floor
 from bench.transfer.results import (
     CONCURRENCIES,
@@ -41,6 +42,7 @@ from bench.transfer.results import (
     RssCase,
     TransferRecord,
 )
+from bench.transfer.sides import compile_sources
 from diststorage.testing import running_cluster
 
 # -- phases ------------------------------------------------------------------------------------
@@ -94,6 +96,11 @@ def run_transfers(results: Results, sampler: ClusterSampler, url: str, workdir: 
         source = workdir / f"source-{size}.bin"
         say(f"generating {label} of random data")
         source_md5 = write_random_file(source, size, seed=size)
+        if size == largest:
+            # The machine's ceilings for this size, in this run, beside the transfers they bound.
+            results.ceilings = measure_ceilings(workdir, source)
+            for failure in results.ceilings.failures:
+                results.fail(failure)
         for repeat in range(profile.repeats(size)):
             key = f"blob-{size}-{repeat}"
             # The floor right before each upload, so each upload has a disk figure beside it.
@@ -159,6 +166,7 @@ def run_stream_upload(
 
 def run_benchmark(results: Results, workdir: Path) -> None:
     cluster_dir = workdir / "cluster"
+    compile_sources(ROOT / "src")
     say(f"starting {NODES} nodes + gateway ({REDUNDANCY}) in {cluster_dir}")
     with ExitStack() as stack:
         cluster = stack.enter_context(
@@ -169,7 +177,9 @@ def run_benchmark(results: Results, workdir: Path) -> None:
         stack.callback(say, "stopping the cluster")
         stack.callback(ignore_interrupts)
         gateway_pid = cluster.gateway_pids()[0]
-        sampler = ClusterSampler(gateway_pid, [cluster.node_pid(i) for i in range(NODES)])
+        # Peaks from the kernel (VmHWM, reset at each phase's start), not sampled.
+        nodes = [cluster.node_pid(i) for i in range(NODES)]
+        sampler = ClusterSampler(gateway_pid, nodes, kernel_peaks=True)
         sampler.start()
         stack.callback(sampler.stop)
         runner = stack.enter_context(asyncio.Runner(loop_factory=uvloop.new_event_loop))

@@ -19,6 +19,7 @@ from bench.common.report import (
     size_label,
 )
 from bench.common.sampler import PhaseStats
+from bench.transfer.ceilings import Ceilings, upload_bound
 from bench.transfer.disk import DiskFloor
 from bench.transfer.results import (
     BUSY_MACHINE_PCT,
@@ -46,7 +47,7 @@ QUICK_NOTE = " [quick run; target is for 1 GiB]"
 def build_rows(results: Results) -> list[Row]:
     """The figures of the main table, in order: each size's transfers, the 4 KiB cases, peak
     memory, and the streamed upload."""
-    rows: list[Row] = []
+    rows: list[Row] = ceiling_rows(results.ceilings)
     for size in results.profile.transfer_sizes:
         rows += _transfer_rows(results, size)
     rows += _ops_rows(results)
@@ -70,11 +71,83 @@ def _transfer_rows(results: Results, size: int) -> list[Row]:
     how = f"median of {len(ups)}, " if len(ups) > 1 else ""
     upload_target = TARGET_UPLOAD_MB_S if is_target else None
     download_target = TARGET_DOWNLOAD_MB_S if is_target else None
+    floors = results.floors.get(size, [])
     return [
         _rate_row(f"upload {label} (curl){note}", ups, how, upload_target),
-        *_floor_rows(results.floors.get(size, []), ups, label, is_target),
+        *_floor_rows(floors, ups, label, is_target),
+        *_upload_share_rows(floors, ups, label, results.ceilings),
+        *_cpu_rows(f"upload {label}", ups),
         _rate_row(f"download {label} (curl){note}", downs, how, download_target),
+        *_download_share_rows(downs, label, results.ceilings),
+        *_cpu_rows(f"download {label}", downs),
     ]
+
+
+def ceiling_rows(ceilings: Ceilings | None) -> list[Row]:
+    """Each ceiling's rate, with the CPU per GiB of its sending and receiving process."""
+    if ceilings is None:
+        return []
+    rows = []
+    for ceiling in ceilings.found.values():
+        sender = ceiling.per_gib(ceiling.sender_cpu_s)
+        receiver = ceiling.per_gib(ceiling.receiver_cpu_s)
+        rows.append(
+            Row(
+                "ceiling",
+                f"{ceiling.label}, {size_label(ceiling.size)}",
+                ceiling.mb_s if ceiling.ok else None,
+                "MB/s",
+                f"CPU s/GiB: sender ({ceiling.sender}) {sender:.2f}, "
+                f"receiver ({ceiling.receiver}) {receiver:.2f}"
+                if ceiling.ok
+                else ceiling.detail[:120],
+            )
+        )
+    return rows
+
+
+def _upload_share_rows(
+    floors: list[DiskFloor], ups: list[TransferRecord], label: str, ceilings: Ceilings | None
+) -> list[Row]:
+    """Each upload against the slower of its disk floor and HTTP in (median of the runs)."""
+    shares: list[float] = []
+    bound_name = ""
+    for record in ups:
+        floor = floors[record.repeat].object_mb_s if record.repeat < len(floors) else None
+        bound = upload_bound(floor, ceilings)
+        if record.transfer.ok and bound is not None and bound[1] > 0:
+            shares.append(record.transfer.mb_s / bound[1] * 100)
+            bound_name = f"bound: {bound[0]} {bound[1]:,.0f} MB/s"
+    if not shares:
+        return []
+    value = statistics.median(shares)
+    return [Row("transfer", f"upload {label} / its ceiling", value, "%", bound_name)]
+
+
+def _download_share_rows(
+    downs: list[TransferRecord], label: str, ceilings: Ceilings | None
+) -> list[Row]:
+    """The download against the slower of gRPC pull (mTLS, as the cluster runs) and HTTP out."""
+    bound = ceilings.download_bound() if ceilings is not None else None
+    rate = _median_rate(downs)
+    if bound is None or rate is None or not bound.mb_s:
+        return []
+    detail = f"bound: {bound.label} {bound.mb_s:,.0f} MB/s"
+    share = rate / bound.mb_s * 100
+    return [Row("transfer", f"download {label} / its ceiling", share, "%", detail)]
+
+
+def _cpu_rows(what: str, records: list[TransferRecord]) -> list[Row]:
+    """CPU seconds per GiB of the first run: the cluster's as the figure, each group's beside."""
+    if not records or not records[0].transfer.ok:
+        return []
+    record = records[0]
+    per_gib = record.phase.cpu_per_gib(record.transfer.size)
+    detail = ", ".join(f"{group} {per_gib[group]:.2f}" for group in GROUPS)
+    return [Row("cpu", f"CPU s/GiB, {what} (gateway + nodes)", per_gib["cluster"], "s", detail)]
+
+
+GROUPS = ("gateway", "nodes", "client", "other")
 
 
 def _rate_row(measure: str, records: list[TransferRecord], how: str, target: float | None) -> Row:
@@ -145,14 +218,15 @@ def _memory_rows(results: Results) -> list[Row]:
     for case in results.rss:
         label = f"{case.label} {size_label(case.size)} ({case.method})"
         phase = case.phase
+        how = "VmHWM, reset before" if phase.peak_source == "VmHWM" else f"{phase.samples} samples"
         rows.append(
             Row(
                 "memory",
                 f"gateway peak RSS, {label}",
                 phase.gateway_peak_rss / MIB,
                 "MiB",
-                f"{phase.samples} samples",
-                TARGET_GATEWAY_RSS_MIB if case.label == "upload" else None,
+                how,
+                TARGET_GATEWAY_RSS_MIB,
                 at_least=False,
             )
         )
@@ -162,7 +236,7 @@ def _memory_rows(results: Results) -> list[Row]:
                 f"node peak RSS (max of {NODES}), {label}",
                 phase.node_max_peak_rss / MIB,
                 "MiB",
-                f"client peak {phase.client_peak_rss / MIB:.0f} MiB",
+                how,
             )
         )
     return rows
@@ -263,11 +337,11 @@ def build_document(
                 "method": c.method,
                 "gateway_peak_rss_mib": round(c.phase.gateway_peak_rss / MIB, 1),
                 "node_max_peak_rss_mib": round(c.phase.node_max_peak_rss / MIB, 1),
-                "client_peak_rss_mib": round(c.phase.client_peak_rss / MIB, 1),
-                "samples": c.phase.samples,
+                "peak_source": c.phase.peak_source,
             }
             for c in results.rss
         ],
+        "ceilings": results.ceilings.to_json() if results.ceilings else None,
         "idle": results.idle.to_json() if results.idle else None,
         "other_cpu_load_pct": round(other_load_pct(results), 1),
         "failures": results.failures,
@@ -292,7 +366,7 @@ def print_report(results: Results, rows: list[Row], document: dict[str, Any]) ->
     print(rows_table(rows))
     print(
         "\nPer phase (CPU seconds of each side; Other = rest of the machine incl. kernel"
-        " threads; peaks sampled every 50 ms):\n"
+        " threads; peaks: each process's VmHWM, reset as the phase starts):\n"
     )
     print(phases_table(results))
     other = other_load_pct(results)

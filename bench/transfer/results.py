@@ -18,6 +18,7 @@ from bench.common.report import (
     MIB,
 )
 from bench.common.sampler import PhaseStats
+from bench.transfer.ceilings import Ceilings
 from bench.transfer.disk import DiskFloor
 
 NODES = 6
@@ -80,6 +81,8 @@ class Results:
     ops: list[OpsRecord] = field(default_factory=list)
     rss: list[RssCase] = field(default_factory=list)
     idle: PhaseStats | None = None
+    # Measured right before the largest transfers, for an object of their size.
+    ceilings: Ceilings | None = None
     failures: list[str] = field(default_factory=list)
     log_issues: dict[str, Any] = field(default_factory=dict)
     load_at_start: list[float] = field(default_factory=lambda: [*os.getloadavg()])
