@@ -15,7 +15,12 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError
 
 from diststorage.meta.backends import SqliteBackend
-from diststorage.meta.inline_reads import SLOW_WAIT_S, THREADS_FOR_S, InlineReads
+from diststorage.meta.inline_reads import (
+    SLOW_WAIT_S,
+    THREADS_FOR_S,
+    InlineReads,
+    voluntary_switches,
+)
 
 LOOKUP = text("SELECT value FROM pairs WHERE name = :name")
 
@@ -115,14 +120,21 @@ class _Clocks:
     def clock(self) -> float:
         return self.wall
 
+    def switches(self) -> int:
+        """Voluntary context switches: one per statement run, as if each one blocked."""
+        return round(self.wall / self.lookup_s) if self.lookup_s else 0
+
 
 async def test_lookups_that_keep_waiting_go_to_the_threads_for_a_while(tmp_path: Path) -> None:
     path = tmp_path / "meta.db"
     _make_database(path)
     engine = create_engine(f"sqlite:///{path}")
     clocks = _Clocks(engine, lookup_s=4 * SLOW_WAIT_S)
-    # The CPU clock stands still: all of the time was spent waiting.
-    reads = InlineReads(engine, clock=clocks.clock, cpu_clock=lambda: 0.0)
+    # The CPU clock stands still and the thread blocks in every lookup: all of the time was
+    # spent waiting.
+    reads = InlineReads(
+        engine, clock=clocks.clock, cpu_clock=lambda: 0.0, switches=clocks.switches
+    )
     try:
         in_place = 0
         while await reads.rows(LOOKUP, {"name": "a"}) is not None:
@@ -154,3 +166,24 @@ async def test_time_on_the_cpu_keeps_lookups_in_place(tmp_path: Path) -> None:
     finally:
         reads.close()
         engine.dispose()
+
+
+async def test_time_lost_to_other_processes_keeps_lookups_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "meta.db"
+    _make_database(path)
+    engine = create_engine(f"sqlite:///{path}")
+    clocks = _Clocks(engine, lookup_s=4 * SLOW_WAIT_S)
+    # Off the CPU but never blocked: another process held the core (a busy machine).
+    reads = InlineReads(engine, clock=clocks.clock, cpu_clock=lambda: 0.0, switches=lambda: 7)
+    try:
+        for _ in range(100):
+            assert await reads.rows(LOOKUP, {"name": "a"}) is not None
+    finally:
+        reads.close()
+        engine.dispose()
+
+
+def test_a_thread_that_blocks_counts_a_voluntary_switch() -> None:
+    before = voluntary_switches()
+    threading.Event().wait(0.01)
+    assert voluntary_switches() > before
