@@ -130,7 +130,7 @@ async def database_urls(database: str) -> AsyncIterator[dict[str, str | None]]:
 
 async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Side]:
     sides = {name: Side(name) for name in SIDES}
-    baseline_env = {"PYTHONPATH": str(Path(args.baseline_src).resolve())}
+    baseline_env = {"PYTHONPATH": args.baseline_src}
     async with database_urls(args.database) as urls:
         with ExitStack() as stack:
             clusters = {
@@ -185,9 +185,12 @@ def main() -> int:
     parser.add_argument("--tmp-dir", type=Path)
     args = parser.parse_args()
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="bench-smallops-", dir=args.tmp_dir) as tmp:
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            sides = runner.run(run(args, Path(tmp)))
+    args.baseline_src = str(Path(args.baseline_src).resolve())
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-smallops-", dir=args.tmp_dir) as tmp,
+        asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
+    ):
+        sides = runner.run(run(args, Path(tmp)))
     document = report(sides, args)
     document["wall_s"] = round(time.perf_counter() - started, 1)
     if args.json_out:

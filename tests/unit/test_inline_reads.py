@@ -132,9 +132,7 @@ async def test_lookups_that_keep_waiting_go_to_the_threads_for_a_while(tmp_path:
     clocks = _Clocks(engine, lookup_s=4 * SLOW_WAIT_S)
     # The CPU clock stands still and the thread blocks in every lookup: all of the time was
     # spent waiting.
-    reads = InlineReads(
-        engine, clock=clocks.clock, cpu_clock=lambda: 0.0, switches=clocks.switches
-    )
+    reads = InlineReads(engine, clock=clocks.clock, cpu_clock=lambda: 0.0, switches=clocks.switches)
     try:
         in_place = 0
         while await reads.rows(LOOKUP, {"name": "a"}) is not None:

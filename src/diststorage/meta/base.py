@@ -220,12 +220,17 @@ class StoreBase:
                     lambda: self._backend.read_rows(statement, params)
                 )
 
-    async def _write(self, operation: Operation[T]) -> T:
+    async def _write(self, operation: Operation[T], retryable: bool = False) -> T:
+        """Runs a write (``retryable``: see Backend.write) under the deadline."""
         with self._timings.timed("write"):
             async with self._guard():
                 return await retrying_lost_connections(
-                    lambda: self._backend.write(operation), writes=True
+                    lambda: self._backend.write(operation, retryable), writes=True
                 )
+
+    async def _write_retryable(self, operation: Operation[T]) -> T:
+        """A write whose operation has no effects outside its session and may run twice."""
+        return await self._write(operation, retryable=True)
 
 
 def is_lost_connection(error: BaseException) -> bool:
