@@ -16,9 +16,10 @@ Store operations are plain functions over a sync SQLAlchemy ``Session``; a backe
   A ``retryable`` write (a small object's commit) is grouped with the others waiting, as on
   SQLite (``PostgresGroupCommit``): one BEGIN, connection check-out and COMMIT (one WAL flush)
   for the batch instead of each. Other writes run in a transaction of their own. The lookups
-  of ``read_rows`` check out a connection without the pool's liveness ping (a round trip of
-  its own, half of a lookup's): a lookup that finds its connection dead fails as a lost
-  connection, and a read is tried again after one (``StoreBase``).
+  of ``read_rows`` run in autocommit on a pool of their own, without its liveness ping: one
+  round trip each instead of four (ping, BEGIN, SELECT, ROLLBACK). A lookup that finds its
+  connection dead fails as a lost connection, and a read is tried again after one
+  (``StoreBase``).
 
 Cancellation: a caller cancelled before its operation starts is skipped; one cancelled while
 it runs does not stop it (a thread cannot be interrupted). Like any commit whose answer was
@@ -60,6 +61,7 @@ Operation = Callable[[Session], T]
 
 SQLITE_READ_THREADS = 4
 AUTOCOMMIT = "AUTOCOMMIT"
+LOOKUP_CONNECTIONS = 16
 
 
 class Backend(Protocol):
@@ -81,11 +83,11 @@ class Backend(Protocol):
         group_commit); it may then share a transaction with others'."""
         ...
 
-    async def read_rows(
-        self, statement: Executable, params: Mapping[str, Any]
-    ) -> Sequence[Row[Any]]:
+    async def read_rows(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Any]:
         """The rows of one read-only statement, which sees one snapshot: the cheap path for
-        the lookups every request makes."""
+        the lookups every request makes. Rows have the selected columns as attributes (on
+        SQLite plain named tuples, see sqlite_lookups, which also skip the engine's
+        statement events)."""
         ...
 
     async def migrate(self) -> None:
@@ -141,9 +143,7 @@ class SqliteBackend:
 
         return await asyncio.get_running_loop().run_in_executor(self._readers, run)
 
-    async def read_rows(
-        self, statement: Executable, params: Mapping[str, Any]
-    ) -> Sequence[Row[Any]]:
+    async def read_rows(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Any]:
         # No session and no transaction: a lone SELECT in autocommit mode is its own snapshot,
         # and skipping the session, BEGIN and ROLLBACK takes a lookup from about 100 µs of
         # CPU to 25.
@@ -282,11 +282,16 @@ class PostgresBackend:
             pool_timeout=timeout_s,
             connect_args={"timeout": timeout_s, "command_timeout": timeout_s},
         )
-        # The same database without the liveness ping, for read_rows (see the module docstring).
+        # The same database for read_rows, without the liveness ping (see the module
+        # docstring) and in autocommit: a lone SELECT is its own snapshot, and a transaction
+        # around it cost a BEGIN and a ROLLBACK, two round trips more per lookup. Its pool
+        # holds a connection for each lookup at the concurrency a busy client keeps up: one
+        # past the pool is opened and closed again, a connection set-up per lookup.
         self._lookups: AsyncEngine = create_async_engine(
             url,
-            pool_size=10,
-            max_overflow=10,
+            isolation_level=AUTOCOMMIT,
+            pool_size=LOOKUP_CONNECTIONS,
+            max_overflow=LOOKUP_CONNECTIONS,
             pool_timeout=timeout_s,
             connect_args={"timeout": timeout_s, "command_timeout": timeout_s},
         )
@@ -318,9 +323,7 @@ class PostgresBackend:
         async with self._sessions() as session, session.begin():
             return await session.run_sync(operation)
 
-    async def read_rows(
-        self, statement: Executable, params: Mapping[str, Any]
-    ) -> Sequence[Row[Any]]:
+    async def read_rows(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Any]:
         async with self._lookups.connect() as connection:
             result = await connection.execute(statement, params)
             return result.all()

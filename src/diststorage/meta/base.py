@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Executable, Insert, Row, bindparam, literal_column, select
+from sqlalchemy import Executable, Insert, bindparam, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -211,9 +211,7 @@ class StoreBase:
             async with self._guard():
                 return await retrying_lost_connections(lambda: self._backend.read(operation))
 
-    async def _read_rows(
-        self, statement: Executable, params: Mapping[str, Any]
-    ) -> Sequence[Row[Any]]:
+    async def _read_rows(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Any]:
         with self._timings.timed("read"):
             async with self._guard():
                 return await retrying_lost_connections(

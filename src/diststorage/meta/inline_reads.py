@@ -25,8 +25,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Executable, Row
+from sqlalchemy import Connection, Engine, Executable
 from sqlalchemy.exc import OperationalError
+
+from diststorage.meta.sqlite_lookups import CompiledLookup, compile_lookup
+
+_UNSEEN = object()
 
 SLOW_WAIT_S = 0.0005
 THREADS_FOR_S = 10.0
@@ -40,8 +44,8 @@ def voluntary_switches() -> int:
     return resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw
 
 
-def _is_locked(error: OperationalError) -> bool:
-    code = getattr(error.orig, "sqlite_errorcode", None)
+def _is_locked(error: Exception) -> bool:
+    code = getattr(getattr(error, "orig", error), "sqlite_errorcode", None)
     # The driver reports extended codes (SQLITE_BUSY_RECOVERY...); the low byte is the kind.
     return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
@@ -61,24 +65,25 @@ class InlineReads:
         self._cpu_clock = cpu_clock
         self._switches = switches
         self._connection: Connection | None = None
+        self._driver: sqlite3.Connection | None = None
+        self._compiled: dict[Executable, CompiledLookup | None] = {}
         self._mean_wait_s = 0.0
         self._threads_until = 0.0
 
-    async def rows(
-        self, statement: Executable, params: Mapping[str, Any]
-    ) -> Sequence[Row[Any]] | None:
+    async def rows(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Any] | None:
         """The statement's rows, or None when it is to run in a reader thread instead."""
         if self._connection is None:
             # Opening runs the connection's set-up, which may wait on a lock: not here.
             self._connection = await asyncio.get_running_loop().run_in_executor(None, self._connect)
+            self._driver = self._connection.connection.driver_connection
         started = self._clock()
         if started < self._threads_until:
             return None
         cpu_started = self._cpu_clock()
         switches_started = self._switches()
         try:
-            rows = self._connection.execute(statement, params).all()
-        except OperationalError as error:
+            rows = self._run(self._connection, statement, params)
+        except (OperationalError, sqlite3.OperationalError) as error:
             if not _is_locked(error):
                 raise
             return None
@@ -92,6 +97,17 @@ class InlineReads:
             self._mean_wait_s = 0.0
         return rows
 
+    def _run(
+        self, connection: Connection, statement: Executable, params: Mapping[str, Any]
+    ) -> Sequence[Any]:
+        lookup = self._compiled.get(statement, _UNSEEN)
+        if lookup is _UNSEEN:
+            lookup = self._compiled[statement] = compile_lookup(statement, self._engine.dialect)
+        if lookup is None or self._driver is None:
+            return connection.execute(statement, params).all()
+        assert isinstance(lookup, CompiledLookup)
+        return lookup.rows(self._driver, params)
+
     def _connect(self) -> Connection:
         connection = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         connection.exec_driver_sql("PRAGMA busy_timeout=0")
@@ -103,3 +119,4 @@ class InlineReads:
             self._connection.invalidate()
             self._connection.close()
             self._connection = None
+            self._driver = None
