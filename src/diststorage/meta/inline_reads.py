@@ -9,11 +9,12 @@ never waits for a lock: a locked database sends the lookup to a reader thread, w
 there. And when lookups spend on average more than ``SLOW_WAIT_S`` off the CPU (reading a
 disk, most likely), they go to the reader threads for ``THREADS_FOR_S``. Time on the CPU
 (compiling a statement the first time, say) does not count: a thread would spend it too. Nor
-does time off the CPU during which the thread never blocked (no voluntary context switch):
-that is another process holding the core, which on a busy machine is most of the off-CPU
-time; a reader thread would lose it too, and the hop on top. Counted as waiting, it sent
-every lookup to the threads whenever the machine was loaded (4 KiB GETs at concurrency 16
-beside their own client on 2 cores: 1,250 answers a second instead of 2,000 and more).
+does time off the CPU during which the thread read nothing from a disk (``disk_reads``, the
+kernel's count of the thread's block reads: a page-cache hit is none): that is another
+process holding the core, or another thread of ours holding the GIL after SQLite let it go,
+which on a busy machine is most of the off-CPU time; a reader thread would lose it too, and
+the hop on top. Counted as waiting, it sent nearly every lookup to the threads whenever the
+machine was loaded (4 KiB GETs at concurrency 16 beside their own client on 2 cores).
 """
 
 from __future__ import annotations
@@ -39,9 +40,9 @@ THREADS_FOR_S = 10.0
 WAIT_WEIGHT = 0.05
 
 
-def voluntary_switches() -> int:
-    """How often this thread has blocked (waited on a disk, a lock, a socket) so far."""
-    return resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw
+def disk_reads() -> int:
+    """How many reads from a disk this thread has waited for so far (not page-cache hits)."""
+    return resource.getrusage(resource.RUSAGE_THREAD).ru_inblock
 
 
 def _is_locked(error: Exception) -> bool:
@@ -58,12 +59,12 @@ class InlineReads:
         engine: Engine,
         clock: Callable[[], float] = time.perf_counter,
         cpu_clock: Callable[[], float] = time.thread_time,
-        switches: Callable[[], int] = voluntary_switches,
+        disk_reads: Callable[[], int] = disk_reads,
     ) -> None:
         self._engine = engine
         self._clock = clock
         self._cpu_clock = cpu_clock
-        self._switches = switches
+        self._disk_reads = disk_reads
         self._connection: Connection | None = None
         self._driver: sqlite3.Connection | None = None
         self._compiled: dict[Executable, CompiledLookup | None] = {}
@@ -80,7 +81,7 @@ class InlineReads:
         if started < self._threads_until:
             return None
         cpu_started = self._cpu_clock()
-        switches_started = self._switches()
+        reads_started = self._disk_reads()
         try:
             rows = self._run(self._connection, statement, params)
         except (OperationalError, sqlite3.OperationalError) as error:
@@ -89,7 +90,7 @@ class InlineReads:
             return None
         finished = self._clock()
         waited = 0.0
-        if self._switches() != switches_started:
+        if self._disk_reads() != reads_started:
             waited = (finished - started) - (self._cpu_clock() - cpu_started)
         self._mean_wait_s += WAIT_WEIGHT * (waited - self._mean_wait_s)
         if self._mean_wait_s > SLOW_WAIT_S:
