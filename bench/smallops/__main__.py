@@ -3,10 +3,11 @@
     uv run python -m bench.smallops --baseline-src DIR [--database sqlite|postgres]
         [--rounds N] [--seconds S] [--json-out FILE]
 
-Two real 6-node ec:4+2 clusters side by side, one whose processes run this tree and one whose
-processes run the code under ``--baseline-src`` (a ``src`` folder, e.g. of a ``git worktree``
-of the starting commit, put first on their PYTHONPATH). Each round runs a PUT case and then a
-GET case of the keys it wrote on each cluster, the order of the two clusters flipping every
+Two real 3-node ec:2+1 clusters side by side (4 KiB objects are kept inline and touch no
+node: fewer nodes, less noise), one whose processes run this tree and one whose processes run
+the code under ``--baseline-src`` (a ``src`` folder, e.g. of a ``git worktree`` of the
+starting commit, put first on their PYTHONPATH). Each round runs a PUT case and then a GET
+case of the keys it wrote on each cluster, the order of the two clusters flipping every
 round, so that both see the same machine. Prints every round, then per side the median ops/s
 and p50/p99 over all rounds' latencies pooled, and the ratio of this tree to the baseline.
 Exits non-zero only if an operation failed.
@@ -42,8 +43,8 @@ from diststorage.testing import running_cluster
 SIDES = ("baseline", "tree")
 OPS = ("PUT", "GET")
 CONCURRENCY = 16
-NODES = 6
-REDUNDANCY = "ec:4+2"
+NODES = 3
+REDUNDANCY = "ec:2+1"
 MAX_OPS = 10_000_000
 
 

@@ -92,7 +92,10 @@ def take_named_key(
     """``take_key`` in the namespace named ``namespace``, whose id it returns too, found in
     the same statement as the key's version (one round trip less for a small object's
     commit). Raises ObjectNotFound for an unknown namespace."""
-    found = session.execute(_NAMED_TAG, {"namespace": namespace, "key": key}).one_or_none()
+    # On the transaction's connection: the session's ORM bookkeeping buys nothing here.
+    found = (
+        session.connection().execute(_NAMED_TAG, {"namespace": namespace, "key": key}).one_or_none()
+    )
     if found is None:
         raise ObjectNotFound(f"namespace {namespace!r} does not exist")
     previous = None if found.id is None else found
