@@ -5,6 +5,7 @@ error failing no other, and of racing conditional commits exactly one winning.""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,7 +20,12 @@ from diststorage.core.errors import AlreadyExists, ObjectNotFound, PreconditionF
 from diststorage.core.ids import new_id
 from diststorage.core.policy import INLINE_POLICY
 from diststorage.meta import MetadataStore, NewObject
-from diststorage.meta.group_commit import QueuedWrite, commit_batch_sync
+from diststorage.meta.group_commit import (
+    GATHER_S,
+    Batches,
+    QueuedWrite,
+    commit_batch_sync,
+)
 
 WRITES = 48
 
@@ -206,3 +212,46 @@ def test_a_write_that_may_not_run_twice_is_never_run_twice(tmp_path: Path) -> No
     assert runs == ["a", "a"]
     assert outcomes[0] == (None, "a") and isinstance(outcomes[1][0], IntegrityError)
     assert _keys(sessions) == ["a"]
+
+
+# -- gathering a batch ----------------------------------------------------------------------
+
+
+async def _queue_writes(queue: asyncio.Queue[QueuedWrite], count: int, spacing_s: float) -> None:
+    loop = asyncio.get_running_loop()
+    for _ in range(count):
+        await queue.put(QueuedWrite(lambda _s: None, loop.create_future(), True))
+        await asyncio.sleep(spacing_s)
+
+
+async def test_a_batch_waits_for_the_last_batchs_callers_coming_back() -> None:
+    queue: asyncio.Queue[QueuedWrite] = asyncio.Queue()
+    batches = Batches(queue)
+    await _queue_writes(queue, 8, 0)
+    assert len(await batches.next()) == 8
+    # The eight callers come back one after another, a little apart, as requests do.
+    arriving = asyncio.create_task(_queue_writes(queue, 8, 0))
+    assert len(await batches.next()) == 8
+    await arriving
+
+
+async def test_a_lone_caller_never_waits() -> None:
+    queue: asyncio.Queue[QueuedWrite] = asyncio.Queue()
+    batches = Batches(queue)
+    for _ in range(3):
+        await _queue_writes(queue, 1, 0)
+        started = time.monotonic()
+        assert len(await batches.next()) == 1
+        assert time.monotonic() - started < GATHER_S
+
+
+async def test_gathering_ends_when_nobody_else_comes() -> None:
+    queue: asyncio.Queue[QueuedWrite] = asyncio.Queue()
+    batches = Batches(queue)
+    await _queue_writes(queue, 8, 0)
+    await batches.next()
+    await _queue_writes(queue, 2, 0)
+    started = time.monotonic()
+    assert len(await batches.next()) == 2
+    # One look found nothing more: well before the longest wait.
+    assert time.monotonic() - started < GATHER_S

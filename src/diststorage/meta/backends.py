@@ -44,13 +44,13 @@ from diststorage.core.filemodes import create_private_file
 from diststorage.core.worker import BUSY, Figures, Step, Workers
 from diststorage.meta.group_commit import (
     WRITE_QUEUE_BOUND,
+    Batches,
     Outcome,
     PostgresGroupCommit,
     QueuedWrite,
     answer,
     commit_batch_sync,
     fail,
-    next_batch,
     queue_write,
 )
 from diststorage.meta.inline_reads import InlineReads
@@ -197,13 +197,14 @@ class SqliteWriter:
         self._writer = writer
         self._sessions = sessions
         self.queue: asyncio.Queue[QueuedWrite] = asyncio.Queue(WRITE_QUEUE_BOUND)
+        self._batches = Batches(self.queue)
         self.commits = 0
 
     def status(self) -> Figures:
         return {"queued": self.queue.qsize(), "bound": WRITE_QUEUE_BOUND, "commits": self.commits}
 
     async def work(self) -> Step:
-        batch = await next_batch(self.queue)
+        batch = await self._batches.next()
         if not batch:
             return BUSY
         try:
