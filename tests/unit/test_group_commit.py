@@ -5,7 +5,6 @@ error failing no other, and of racing conditional commits exactly one winning.""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -235,14 +234,21 @@ async def test_a_batch_waits_for_the_last_batchs_callers_coming_back() -> None:
     await arriving
 
 
+def _write() -> QueuedWrite:
+    return QueuedWrite(lambda _s: None, asyncio.get_running_loop().create_future(), True)
+
+
 async def test_a_lone_caller_never_waits() -> None:
     queue: asyncio.Queue[QueuedWrite] = asyncio.Queue()
     batches = Batches(queue)
+    loop = asyncio.get_running_loop()
     for _ in range(3):
-        await _queue_writes(queue, 1, 0)
-        started = time.monotonic()
+        await queue.put(_write())
+        # Due at the next turn of the loop: a batch that waited at all would take it.
+        loop.call_soon(queue.put_nowait, _write())
         assert len(await batches.next()) == 1
-        assert time.monotonic() - started < GATHER_S
+        await asyncio.sleep(0)
+        assert len(await batches.next()) == 1
 
 
 async def test_gathering_ends_when_nobody_else_comes() -> None:
@@ -251,7 +257,8 @@ async def test_gathering_ends_when_nobody_else_comes() -> None:
     await _queue_writes(queue, 8, 0)
     await batches.next()
     await _queue_writes(queue, 2, 0)
-    started = time.monotonic()
+    # Well past the longest wait: only a batch that kept waiting after a look found nobody
+    # would take it.
+    late = asyncio.get_running_loop().call_later(50 * GATHER_S, queue.put_nowait, _write())
     assert len(await batches.next()) == 2
-    # One look found nothing more: well before the longest wait.
-    assert time.monotonic() - started < GATHER_S
+    late.cancel()
