@@ -14,7 +14,8 @@ from diststorage.core.ids import new_id
 from diststorage.core.worker import WorkerState
 from diststorage.gateway.damage import FLUSH_INTERVAL_S, MAX_PENDING_REPORTS, DamageReports
 from diststorage.meta import MetadataStore
-from diststorage.meta.backends import MAX_BATCH, WRITE_QUEUE_BOUND, SqliteBackend, open_backend
+from diststorage.meta.backends import SqliteBackend, open_backend
+from diststorage.meta.group_commit import MAX_BATCH, WRITE_QUEUE_BOUND
 
 
 async def test_damage_reports_go_out_in_one_batch_per_unit(store: MetadataStore) -> None:

@@ -4,6 +4,8 @@ a locked database or lookups that keep waiting on the disk go to the reader thre
 from __future__ import annotations
 
 import asyncio
+import mmap
+import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator
@@ -15,7 +17,12 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError
 
 from diststorage.meta.backends import SqliteBackend
-from diststorage.meta.inline_reads import SLOW_WAIT_S, THREADS_FOR_S, InlineReads
+from diststorage.meta.inline_reads import (
+    SLOW_WAIT_S,
+    THREADS_FOR_S,
+    InlineReads,
+    disk_reads,
+)
 
 LOOKUP = text("SELECT value FROM pairs WHERE name = :name")
 
@@ -115,14 +122,21 @@ class _Clocks:
     def clock(self) -> float:
         return self.wall
 
+    def disk_reads(self) -> int:
+        """Reads from the disk: one per statement run, as if each one missed the cache."""
+        return round(self.wall / self.lookup_s) if self.lookup_s else 0
+
 
 async def test_lookups_that_keep_waiting_go_to_the_threads_for_a_while(tmp_path: Path) -> None:
     path = tmp_path / "meta.db"
     _make_database(path)
     engine = create_engine(f"sqlite:///{path}")
     clocks = _Clocks(engine, lookup_s=4 * SLOW_WAIT_S)
-    # The CPU clock stands still: all of the time was spent waiting.
-    reads = InlineReads(engine, clock=clocks.clock, cpu_clock=lambda: 0.0)
+    # The CPU clock stands still and every lookup reads the disk: all of the time was spent
+    # waiting for it.
+    reads = InlineReads(
+        engine, clock=clocks.clock, cpu_clock=lambda: 0.0, disk_reads=clocks.disk_reads
+    )
     try:
         in_place = 0
         while await reads.rows(LOOKUP, {"name": "a"}) is not None:
@@ -154,3 +168,44 @@ async def test_time_on_the_cpu_keeps_lookups_in_place(tmp_path: Path) -> None:
     finally:
         reads.close()
         engine.dispose()
+
+
+async def test_time_lost_to_other_processes_keeps_lookups_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "meta.db"
+    _make_database(path)
+    engine = create_engine(f"sqlite:///{path}")
+    clocks = _Clocks(engine, lookup_s=4 * SLOW_WAIT_S)
+    # Off the CPU but nothing read from a disk: another process held the core (a busy
+    # machine), or another thread the GIL.
+    reads = InlineReads(engine, clock=clocks.clock, cpu_clock=lambda: 0.0, disk_reads=lambda: 7)
+    try:
+        for _ in range(100):
+            assert await reads.rows(LOOKUP, {"name": "a"}) is not None
+    finally:
+        reads.close()
+        engine.dispose()
+
+
+def test_a_read_that_skips_the_page_cache_counts_as_a_disk_read(tmp_path: Path) -> None:
+    path = tmp_path / "data.bin"
+    with path.open("wb") as file:
+        file.write(os.urandom(1 << 16))
+        file.flush()
+        os.fsync(file.fileno())
+    buffer = mmap.mmap(-1, 1 << 16)  # O_DIRECT wants an aligned buffer: a mapping is
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    except OSError:
+        pytest.skip("this filesystem has no O_DIRECT")
+    try:
+        before = disk_reads()
+        assert os.readv(fd, [buffer]) == 1 << 16
+        assert disk_reads() > before
+        # A read the page cache answers is none.
+        path.read_bytes()
+        cached = disk_reads()
+        path.read_bytes()
+        assert disk_reads() == cached
+    finally:
+        os.close(fd)
+        buffer.close()

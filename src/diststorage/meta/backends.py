@@ -6,12 +6,20 @@ Store operations are plain functions over a sync SQLAlchemy ``Session``; a backe
   while they stay fast (see inline_reads), else on a reader thread's own autocommit
   connection; other reads run in a small pool of reader threads; writes run in one writer thread
   that commits whatever writes are waiting as one transaction (group commit), each in its own
-  SAVEPOINT, so one fsync covers many callers while each still succeeds or fails alone. The
+  SAVEPOINT, so one fsync covers many callers while each still succeeds or fails alone (see
+  group_commit, which spares the SAVEPOINTs while none fails). The
   loop that feeds the writer thread is a worker (``SqliteWriter``), started by the first
   write, and the queue in front of it is bounded (``WRITE_QUEUE_BOUND``). With
   SQLAlchemy's asyncio adapter every cursor step was a thread hop (2 ms of CPU for one
   lookup, against 0.9 ms here) and every commit its own fsync.
 - PostgreSQL: asyncpg through ``AsyncSession.run_sync``: no threads, the server does the rest.
+  A ``retryable`` write (a small object's commit) is grouped with the others waiting, as on
+  SQLite (``PostgresGroupCommit``): one BEGIN, connection check-out and COMMIT (one WAL flush)
+  for the batch instead of each. Other writes run in a transaction of their own. The lookups
+  of ``read_rows`` run in autocommit on a pool of their own, without its liveness ping: one
+  round trip each instead of four (ping, BEGIN, SELECT, ROLLBACK). A lookup that finds its
+  connection dead fails as a lost connection, and a read is tried again after one
+  (``StoreBase``).
 
 Cancellation: a caller cancelled before its operation starts is skipped; one cancelled while
 it runs does not stop it (a thread cannot be interrupted). Like any commit whose answer was
@@ -34,6 +42,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from diststorage.core.clock import SYSTEM_CLOCK
 from diststorage.core.filemodes import create_private_file
 from diststorage.core.worker import BUSY, Figures, Step, Workers
+from diststorage.meta.group_commit import (
+    WRITE_QUEUE_BOUND,
+    Batches,
+    Outcome,
+    PostgresGroupCommit,
+    QueuedWrite,
+    answer,
+    commit_batch_sync,
+    fail,
+    queue_write,
+)
 from diststorage.meta.inline_reads import InlineReads
 from diststorage.meta.migrate import upgrade
 
@@ -41,14 +60,8 @@ T = TypeVar("T")
 Operation = Callable[[Session], T]
 
 SQLITE_READ_THREADS = 4
-MAX_BATCH = 128
-# Eight group commits' worth: the writer drains a full queue in eight commits of one fsync
-# each. A caller beyond it would only queue behind a writer that is not keeping up anyway, and
-# each queued write holds its caller's request (and its memory) meanwhile.
-WRITE_QUEUE_BOUND = 8 * MAX_BATCH
 AUTOCOMMIT = "AUTOCOMMIT"
-
-_Write = tuple[Operation[Any], "asyncio.Future[Any]"]
+LOOKUP_CONNECTIONS = 16
 
 
 class Backend(Protocol):
@@ -64,15 +77,17 @@ class Backend(Protocol):
         """Runs ``operation`` in a read-only session."""
         ...
 
-    async def write(self, operation: Operation[T]) -> T:
-        """Runs ``operation`` in a transaction, committed when it returns."""
+    async def write(self, operation: Operation[T], retryable: bool = False) -> T:
+        """Runs ``operation`` in a transaction, committed when it returns. ``retryable``: the
+        operation has no effects outside its session and may be run more than once (see
+        group_commit); it may then share a transaction with others'."""
         ...
 
-    async def read_rows(
-        self, statement: Executable, params: Mapping[str, Any]
-    ) -> Sequence[Row[Any]]:
+    async def read_rows(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Any]:
         """The rows of one read-only statement, which sees one snapshot: the cheap path for
-        the lookups every request makes."""
+        the lookups every request makes. Rows have the selected columns as attributes (on
+        SQLite plain named tuples, see sqlite_lookups, which also skip the engine's
+        statement events)."""
         ...
 
     async def migrate(self) -> None:
@@ -128,9 +143,7 @@ class SqliteBackend:
 
         return await asyncio.get_running_loop().run_in_executor(self._readers, run)
 
-    async def read_rows(
-        self, statement: Executable, params: Mapping[str, Any]
-    ) -> Sequence[Row[Any]]:
+    async def read_rows(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Any]:
         # No session and no transaction: a lone SELECT in autocommit mode is its own snapshot,
         # and skipping the session, BEGIN and ROLLBACK takes a lookup from about 100 µs of
         # CPU to 25.
@@ -152,7 +165,7 @@ class SqliteBackend:
                 self._reader_connections.append(connection)
         return connection
 
-    async def write(self, operation: Operation[T]) -> T:
+    async def write(self, operation: Operation[T], retryable: bool = False) -> T:
         """Queues ``operation`` for the writer thread's next group commit. While the queue is
         full (``WRITE_QUEUE_BOUND``) the caller waits for room, within the store's database
         timeout like any other wait for the database: past it, the store raises Unavailable."""
@@ -160,9 +173,7 @@ class SqliteBackend:
             self._writing = True
             await self.workers.open()
             self.workers.start(self._committer)
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        await self._committer.queue.put((operation, future))
-        return await future
+        return await queue_write(self._committer.queue, operation, retryable)
 
     async def close(self) -> None:
         await self.workers.aclose()
@@ -185,51 +196,32 @@ class SqliteWriter:
     def __init__(self, writer: ThreadPoolExecutor, sessions: sessionmaker[Session]) -> None:
         self._writer = writer
         self._sessions = sessions
-        self.queue: asyncio.Queue[_Write] = asyncio.Queue(WRITE_QUEUE_BOUND)
+        self.queue: asyncio.Queue[QueuedWrite] = asyncio.Queue(WRITE_QUEUE_BOUND)
+        self._batches = Batches(self.queue)
         self.commits = 0
 
     def status(self) -> Figures:
         return {"queued": self.queue.qsize(), "bound": WRITE_QUEUE_BOUND, "commits": self.commits}
 
     async def work(self) -> Step:
-        batch = [await self.queue.get()]
-        while len(batch) < MAX_BATCH and not self.queue.empty():
-            batch.append(self.queue.get_nowait())
-        batch = [(op, future) for op, future in batch if not future.done()]
+        batch = await self._batches.next()
+        if not batch:
+            return BUSY
         try:
             outcomes = await asyncio.get_running_loop().run_in_executor(
-                self._writer, self._commit_sync, [op for op, _ in batch]
+                self._writer, self._commit_sync, batch
             )
         except Exception as exc:
             # The commit itself failed: nothing of the batch is stored.
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
+            fail(batch, exc)
             return BUSY
         self.commits += 1
-        for (_, future), (error, result) in zip(batch, outcomes, strict=True):
-            if future.done():
-                continue
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(result)
+        answer(batch, outcomes)
         return BUSY
 
-    def _commit_sync(self, operations: list[Operation[Any]]) -> list[tuple[Exception | None, Any]]:
-        outcomes: list[tuple[Exception | None, Any]] = []
-        with self._sessions() as session, session.begin():
-            for operation in operations:
-                try:
-                    # Leaving the savepoint flushes: an insert can still fail there, so the
-                    # outcome is known only after the block.
-                    with session.begin_nested():
-                        result = operation(session)
-                except Exception as exc:
-                    outcomes.append((exc, None))
-                else:
-                    outcomes.append((None, result))
-        return outcomes
+    def _commit_sync(self, batch: list[QueuedWrite]) -> list[Outcome]:
+        with self._sessions() as session:
+            return commit_batch_sync(session, batch)
 
     async def close(self) -> None:
         pass
@@ -291,7 +283,24 @@ class PostgresBackend:
             pool_timeout=timeout_s,
             connect_args={"timeout": timeout_s, "command_timeout": timeout_s},
         )
+        # The same database for read_rows, without the liveness ping (see the module
+        # docstring) and in autocommit: a lone SELECT is its own snapshot, and a transaction
+        # around it cost a BEGIN and a ROLLBACK, two round trips more per lookup. Its pool
+        # holds a connection for each lookup at the concurrency a busy client keeps up: one
+        # past the pool is opened and closed again, a connection set-up per lookup.
+        self._lookups: AsyncEngine = create_async_engine(
+            url,
+            isolation_level=AUTOCOMMIT,
+            pool_size=LOOKUP_CONNECTIONS,
+            max_overflow=LOOKUP_CONNECTIONS,
+            pool_timeout=timeout_s,
+            connect_args={"timeout": timeout_s, "command_timeout": timeout_s},
+        )
         self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
+        self._grouped = PostgresGroupCommit(self._sessions)
+        self.workers = Workers(SYSTEM_CLOCK)
+        """The group commit's worker (``statuses()``: queue depth and bound)."""
+        self._grouping = False
 
     @property
     def engine(self) -> Engine:
@@ -305,16 +314,22 @@ class PostgresBackend:
         async with self._sessions() as session:
             return await session.run_sync(operation)
 
-    async def write(self, operation: Operation[T]) -> T:
+    async def write(self, operation: Operation[T], retryable: bool = False) -> T:
+        if retryable:
+            if not self._grouping:
+                self._grouping = True
+                await self.workers.open()
+                self.workers.start(self._grouped)
+            return await queue_write(self._grouped.queue, operation, retryable)
         async with self._sessions() as session, session.begin():
             return await session.run_sync(operation)
 
-    async def read_rows(
-        self, statement: Executable, params: Mapping[str, Any]
-    ) -> Sequence[Row[Any]]:
-        async with self._engine.connect() as connection:
+    async def read_rows(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Any]:
+        async with self._lookups.connect() as connection:
             result = await connection.execute(statement, params)
             return result.all()
 
     async def close(self) -> None:
+        await self.workers.aclose()
+        await self._lookups.dispose()
         await self._engine.dispose()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Executable, Insert, Row, bindparam, literal_column, select
+from sqlalchemy import Executable, Insert, bindparam, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -211,21 +211,24 @@ class StoreBase:
             async with self._guard():
                 return await retrying_lost_connections(lambda: self._backend.read(operation))
 
-    async def _read_rows(
-        self, statement: Executable, params: Mapping[str, Any]
-    ) -> Sequence[Row[Any]]:
+    async def _read_rows(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Any]:
         with self._timings.timed("read"):
             async with self._guard():
                 return await retrying_lost_connections(
                     lambda: self._backend.read_rows(statement, params)
                 )
 
-    async def _write(self, operation: Operation[T]) -> T:
+    async def _write(self, operation: Operation[T], retryable: bool = False) -> T:
+        """Runs a write (``retryable``: see Backend.write) under the deadline."""
         with self._timings.timed("write"):
             async with self._guard():
                 return await retrying_lost_connections(
-                    lambda: self._backend.write(operation), writes=True
+                    lambda: self._backend.write(operation, retryable), writes=True
                 )
+
+    async def _write_retryable(self, operation: Operation[T]) -> T:
+        """A write whose operation has no effects outside its session and may run twice."""
+        return await self._write(operation, retryable=True)
 
 
 def is_lost_connection(error: BaseException) -> bool:

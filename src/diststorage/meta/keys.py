@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import and_, bindparam, delete, select
 from sqlalchemy.orm import Session
 
-from diststorage.core.errors import AlreadyExists, PreconditionFailed
+from diststorage.core.errors import AlreadyExists, ObjectNotFound, PreconditionFailed
 from diststorage.meta.base import IS_COMMITTED, add_garbage
-from diststorage.meta.models import CHUNKS, INLINE_BODIES, OBJECTS
+from diststorage.meta.models import CHUNKS, INLINE_BODIES, OBJECTS, Namespace
 from diststorage.meta.multipart_models import OBJECT_PARTS
 from diststorage.meta.records import ChunkRef, DiscardedObject, entity_tag
 
@@ -25,6 +26,28 @@ _COMMITTED_TAG = select(OBJECTS.c.id, OBJECTS.c.md5_hex, OBJECTS.c.part_count).w
     OBJECTS.c.namespace_id == bindparam("namespace_id"),
     OBJECTS.c.key == bindparam("key"),
     IS_COMMITTED,
+)
+_NAMESPACES = Namespace.__table__
+# The namespace's id and the key's committed version (NULLs when there is none) in one
+# statement: no row at all means no such namespace.
+_NAMED_TAG = (
+    select(
+        _NAMESPACES.c.id.label("namespace_id"),
+        OBJECTS.c.id,
+        OBJECTS.c.md5_hex,
+        OBJECTS.c.part_count,
+    )
+    .select_from(
+        _NAMESPACES.outerjoin(
+            OBJECTS,
+            and_(
+                OBJECTS.c.namespace_id == _NAMESPACES.c.id,
+                OBJECTS.c.key == bindparam("key"),
+                IS_COMMITTED,
+            ),
+        )
+    )
+    .where(_NAMESPACES.c.name == bindparam("namespace"))
 )
 _CHUNK_REFS = select(CHUNKS.c.id, CHUNKS.c.node_id).where(
     CHUNKS.c.object_id == bindparam("object_id")
@@ -60,6 +83,29 @@ def take_key(
     previous = session.execute(
         _COMMITTED_TAG, {"namespace_id": namespace_id, "key": key}
     ).one_or_none()
+    return _claim(session, previous, key, claim, now)
+
+
+def take_named_key(
+    session: Session, namespace: str, key: bytes, claim: Claim, now: datetime
+) -> tuple[int, DiscardedObject | None]:
+    """``take_key`` in the namespace named ``namespace``, whose id it returns too, found in
+    the same statement as the key's version (one round trip less for a small object's
+    commit). Raises ObjectNotFound for an unknown namespace."""
+    # On the transaction's connection: the session's ORM bookkeeping buys nothing here.
+    found = (
+        session.connection().execute(_NAMED_TAG, {"namespace": namespace, "key": key}).one_or_none()
+    )
+    if found is None:
+        raise ObjectNotFound(f"namespace {namespace!r} does not exist")
+    previous = None if found.id is None else found
+    return found.namespace_id, _claim(session, previous, key, claim, now)
+
+
+def _claim(
+    session: Session, previous: Any, key: bytes, claim: Claim, now: datetime
+) -> DiscardedObject | None:
+    """``take_key`` once the key's committed version (id, md5_hex, part_count) is known."""
     if claim.if_match is not None:
         tag = None if previous is None else entity_tag(previous.md5_hex, previous.part_count)
         if tag is None or claim.if_match not in ("*", tag):

@@ -42,7 +42,7 @@ from diststorage.meta.commits import (
     pending_upload,
     record_written,
 )
-from diststorage.meta.keys import Claim, discard_object, take_key
+from diststorage.meta.keys import Claim, discard_object, take_key, take_named_key
 from diststorage.meta.layouts import (
     LAYOUT,
     PART_LAYOUTS,
@@ -200,14 +200,15 @@ class MetadataStore(StoreBase):
 
         def operation(session: Session) -> CommitOutcome:
             now = self._now()
-            row = new_object_row(self._namespace_id(session, new.namespace), new, now)
-            replaced = take_key(
-                session, row["namespace_id"], row["key"], Claim(replace, if_match), now
+            namespace_id, replaced = take_named_key(
+                session, new.namespace, new.key.encode(), Claim(replace, if_match), now
             )
+            row = new_object_row(namespace_id, new, now)
             info = insert_inline(session, row, ObjectState.COMMITTED, new, body, md5_hex, checksum)
             return CommitOutcome(info, replaced)
 
-        return await commit_key(self._write, operation, replace)
+        # Grouped with the other small objects' commits waiting (see group_commit).
+        return await commit_key(self._write_retryable, operation, replace)
 
     async def plan_chunks(self, object_id: str, chunks: Sequence[PlannedChunk]) -> None:
         """Records chunks of a pending upload before their bytes are sent."""

@@ -18,7 +18,6 @@ routes (``sum by (le)``) is the usual way to read that histogram.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hashlib
 import logging
 import time
@@ -88,6 +87,24 @@ class Access:
     duration_s: float
     target: str
 
+    def fields(self) -> dict[str, str | int | float]:
+        """The access line's fields (``dataclasses.asdict`` copies each value deeply: a
+        few microseconds a request for nothing)."""
+        return {
+            "api": self.api,
+            "method": self.method,
+            "route": self.route,
+            "status": self.status,
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "duration_s": self.duration_s,
+            "target": self.target,
+        }
+
+
+_Series = tuple[Counter, Histogram | None, Counter, Counter]
+"""The children of one label set: requests, latency (None for /_/ routes), bytes in, out."""
+
 
 class HttpMetrics:
     """Requests, latency and body bytes of the gateway's front ends, by ``api``."""
@@ -116,6 +133,7 @@ class HttpMetrics:
         self._bytes_out = Counter(
             "diststorage_http_sent_bytes", "Response bytes sent", ["api"], registry=registry
         )
+        self._series: dict[tuple[str, str, str, int], _Series] = {}
         for api, labels in routes.items():
             self._bytes_in.labels(api)
             self._bytes_out.labels(api)
@@ -131,11 +149,28 @@ class HttpMetrics:
 
     def observe(self, access: Access) -> None:
         api, method, route = access.api, access.method, access.route
-        self._requests.labels(api, method, route, str(access.status)).inc()
-        if route != SYSTEM_ROUTE:
-            self._latency.labels(api, method, route).observe(access.duration_s)
-        self._bytes_in.labels(api).inc(access.bytes_in)
-        self._bytes_out.labels(api).inc(access.bytes_out)
+        series = self._series.get((api, method, route, access.status))
+        if series is None:
+            series = self._add_series(api, method, route, access.status)
+        requests, latency, bytes_in, bytes_out = series
+        requests.inc()
+        if latency is not None:
+            latency.observe(access.duration_s)
+        bytes_in.inc(access.bytes_in)
+        bytes_out.inc(access.bytes_out)
+
+    def _add_series(self, api: str, method: str, route: str, status: int) -> _Series:
+        # ``labels()`` takes a lock and builds its key on every call: the children of one
+        # label set are looked up once. Labels come from small fixed sets (method_label,
+        # the routes, HTTP statuses), so this stays small.
+        series = (
+            self._requests.labels(api, method, route, str(status)),
+            None if route == SYSTEM_ROUTE else self._latency.labels(api, method, route),
+            self._bytes_in.labels(api),
+            self._bytes_out.labels(api),
+        )
+        self._series[(api, method, route, status)] = series
+        return series
 
 
 def _bytes_out(response: web.StreamResponse | None) -> int:
@@ -178,7 +213,7 @@ def access_middleware(api: str, route_of: RouteOf, metrics: HttpMetrics) -> Midd
                 target=target_of(request),
             )
             metrics.observe(access)
-            log.info("request", extra=fields(dataclasses.asdict(access)))
+            log.info("request", extra=fields(access.fields()))
             current_request_id.reset(token)
 
     return middleware
