@@ -15,7 +15,13 @@ from rich.console import Console
 from diststorage.cli.flags import settings_command
 from diststorage.core.credentials import Credentials
 from diststorage.core.logs import LogFormat
-from diststorage.core.settings import METADATA_URL_ENV, GatewaySettings, NodeSettings
+from diststorage.core.settings import (
+    MAX_DEFAULT_GATEWAY_WORKERS,
+    MAX_GATEWAY_WORKERS,
+    METADATA_URL_ENV,
+    GatewaySettings,
+    NodeSettings,
+)
 
 if TYPE_CHECKING:
     from diststorage.local import LocalCluster
@@ -115,6 +121,15 @@ def up(
     log_format: Annotated[
         LogFormat, typer.Option(help="every daemon's log lines as text or as JSON objects")
     ] = LogFormat.TEXT,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=MAX_GATEWAY_WORKERS,
+            help="worker processes of each gateway (default: one per core up to "
+            f"{MAX_DEFAULT_GATEWAY_WORKERS} with --metadata, else 1)",
+        ),
+    ] = None,
 ) -> None:
     """Start a local cluster (gateways and N nodes) until Ctrl-C or SIGTERM."""
     from diststorage.local import LocalCluster
@@ -147,6 +162,7 @@ def up(
         node_args=["--log-format", log_format],
         s3_ports=[s3_port + i for i in range(gateways)],
         insecure_cluster=insecure_cluster,
+        gateway_workers=workers,
     )
     _run_until_stopped(console, cluster, redundancy, anonymous)
 

@@ -6,6 +6,15 @@ entered in one exit stack as it is built, so that ``stop`` (or a failure half-wa
 ``start``) tears down exactly what was built, in reverse: the HTTP server stops listening and
 finishes its requests, the gRPC server gets its grace, then the workers end, then the janitor,
 the node clients and the metadata store close.
+
+With ``--workers N`` (N > 1) ``run_gateway`` runs no gateway itself: it becomes the supervisor
+of N worker processes (``pool.supervisor``), each a ``Gateway`` with a ``WorkerRole``, on the
+same ports (SO_REUSEPORT: the kernel spreads connections over the workers). A worker differs
+from a lone gateway only in what sharing the ports needs: it takes its share of the
+connection and upload limits, is a contender of its own in the workers' lease (so repair and
+GC run in one process), relays the heartbeats it receives to its siblings and answers a
+metrics scrape with the figures of all of them (``pool``), and names itself in an
+``X-Gateway-Worker: INDEX/PID`` response header. With one worker, none of this exists.
 """
 
 from __future__ import annotations
@@ -16,16 +25,18 @@ import logging
 import os
 import ssl
 import sys
+from typing import Any
 
 import grpc.aio
 from aiohttp import web
 
 from diststorage.core.clock import SYSTEM_CLOCK, Clock
-from diststorage.core.cluster_tls import GATEWAY_ROLE, ClusterLinks, cluster_links
+from diststorage.core.cluster_tls import GATEWAY_ROLE, ClusterLinks, cluster_links, load_authority
 from diststorage.core.daemon import build_or_unwind, run_daemon, serve
 from diststorage.core.filemodes import make_private_dir
 from diststorage.core.grpc_undecodable import RefuseUndecodable
 from diststorage.core.identity import load_or_create_identity
+from diststorage.core.logs import configure_logging
 from diststorage.core.memory import HeapTrimmer
 from diststorage.core.settings import (
     METADATA_URL_ENV,
@@ -56,6 +67,14 @@ from diststorage.gateway.janitor import Janitor
 from diststorage.gateway.nodeclient import NodeClients
 from diststorage.gateway.objects import ChunkSetWriter, NodePenalties, ObjectReader, ObjectWriter
 from diststorage.gateway.objects.multipart import Multipart
+from diststorage.gateway.pool import (
+    Siblings,
+    SiblingServer,
+    WorkerHandoff,
+    WorkerRole,
+    die_with_parent,
+    run_supervisor,
+)
 from diststorage.gateway.readers import ActiveReads
 from diststorage.gateway.s3 import build_s3_app
 from diststorage.gateway.s3.errors import protocol_error_response as s3_protocol_error
@@ -111,9 +130,13 @@ class Gateway:
     ``workers`` (every background loop: the lease keeper; the workers every gateway runs;
     the workers only the leader runs)."""
 
-    def __init__(self, settings: GatewaySettings, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self, settings: GatewaySettings, clock: Clock = SYSTEM_CLOCK, role: WorkerRole | None = None
+    ) -> None:
+        """``role``: this process is one worker of several (see the module docstring)."""
         self.settings = settings
         self._clock = clock
+        self.role = role
         self.workers = Workers(clock, max_backoff_s=WORKER_MAX_BACKOFF_S)
         self._parts = contextlib.AsyncExitStack()
         self.events = EventLog(clock=clock)
@@ -124,6 +147,8 @@ class Gateway:
         """Migrates the schema, builds every part and starts both servers and the workers;
         returns at once. On failure, closes what it built and raises."""
         await build_or_unwind(self._parts, self._build)
+        if self.role is not None:
+            self.role.ready_path(self.role.index).touch()
         if self.settings.anonymous:
             log.warning(
                 "--anonymous: the native object API serves unsigned requests; anyone who can "
@@ -132,8 +157,9 @@ class Gateway:
             )
         settings = self.settings
         log.info(
-            "gateway %s: %s on %s, S3 on %s, gRPC on %s, metadata %s",
+            "gateway %s%s: %s on %s, S3 on %s, gRPC on %s, metadata %s",
             self.gateway_id[:8],
+            "" if self.role is None else f" worker {self.role.index} of {self.role.count}",
             "HTTPS" if settings.tls_cert else "HTTP",
             settings.listen,
             settings.s3_listen or "(off)",
@@ -150,7 +176,9 @@ class Gateway:
         links = cluster_links(
             settings.cluster_dir, settings.insecure_cluster, GATEWAY_ROLE, self.gateway_id
         )
-        await migrate_in_child(settings)
+        if self.role is None or self.role.index == 0:
+            # The other workers start once the first serves: the schema is current by then.
+            await migrate_in_child(settings)
         store = await MetadataStore.open(
             settings.database_url, settings.db_timeout_s, migrate=False, clock=self._clock
         )
@@ -185,10 +213,27 @@ class Gateway:
         await self.workers.open()
         parts.push_async_callback(self.workers.aclose)
         confirmations = CorruptionConfirmations(store.maintenance, clients)
+        siblings = None
+        if self.role is not None:
+            siblings = Siblings(self.role)
+            parts.push_async_callback(siblings.close)
         heartbeats = HeartbeatServicer(
-            inventory, confirmations, self.gateway_id, require_node_certificate=links.secure
+            inventory,
+            confirmations,
+            self.gateway_id,
+            require_node_certificate=links.secure,
+            relay=None if siblings is None else siblings.relay_heartbeat,
         )
-        self.metrics = ApiMetrics(inventory, heartbeats.scrub, data_path)
+        self.metrics = ApiMetrics(
+            inventory,
+            heartbeats.scrub,
+            data_path,
+            siblings_scrape=None if siblings is None else siblings.scrape_all,
+        )
+        if self.role is not None:
+            sibling_server = SiblingServer(self.role, heartbeats.take_relayed, self.metrics.scrape)
+            await sibling_server.start()
+            parts.push_async_callback(sibling_server.stop)
         self.services = self._services(
             store, inventory, clients, reads, janitor, damage, heartbeats, accounts
         )
@@ -277,9 +322,10 @@ class Gateway:
         self, store: MetadataStore, repair: RepairWorker, collector: GarbageCollector
     ) -> LeaderLease:
         """The workers' lease, which publishes the leader's repair and GC figures."""
+        holder = self.gateway_id if self.role is None else self.role.lease_holder(self.gateway_id)
         return LeaderLease(
             store.maintenance,
-            self.gateway_id,
+            holder,
             self.settings.lease_ttl_s,
             self._clock,
             published=lambda: leader_figures(repair, collector, self._clock),
@@ -333,8 +379,11 @@ class Gateway:
         heartbeats: HeartbeatServicer,
         links: ClusterLinks,
     ) -> None:
+        # SO_REUSEPORT only between the workers of one gateway: a lone gateway must fail to
+        # start on a port another process holds, not share it.
+        reuse_port = 0 if self.role is None else 1
         server = grpc.aio.server(
-            options=[("grpc.so_reuseport", 0)], interceptors=[RefuseUndecodable()]
+            options=[("grpc.so_reuseport", reuse_port)], interceptors=[RefuseUndecodable()]
         )
         add_InventoryServicer_to_server(heartbeats, server)
         links.add_port(server, self.settings.grpc_listen)
@@ -347,7 +396,9 @@ class Gateway:
         # One set of upload slots for both front ends: the limits are the gateway's.
         uploads = UploadSlots(
             UploadLimits(
-                settings.max_uploads, settings.max_uploads_per_client, settings.upload_retry_after_s
+                self._share(settings.max_uploads),
+                self._share(settings.max_uploads_per_client),
+                settings.upload_retry_after_s,
             )
         )
         native = build_http_app(self.services, self.metrics)
@@ -374,7 +425,7 @@ class Gateway:
         limits = ServerLimits(
             header_read_timeout_s=settings.header_read_timeout_s,
             keepalive_timeout_s=settings.keepalive_timeout_s,
-            max_connections=settings.max_connections,
+            max_connections=self._share(settings.max_connections),
             retry_after_s=settings.upload_retry_after_s,
         )
         # auto_decompress off: a body sent with a Content-Encoding is the object's bytes as
@@ -387,16 +438,37 @@ class Gateway:
             access_log=None,
             auto_decompress=False,
         )
+        if self.role is not None:
+            app.on_response_prepare.append(_worker_header(f"{self.role.index}/{os.getpid()}"))
         await runner.setup()
         parts.push_async_callback(runner.cleanup)
         host, port = split_host_port(listen)
-        await web.TCPSite(runner, host, port, reuse_address=True, ssl_context=tls).start()
+        site = web.TCPSite(
+            runner,
+            host,
+            port,
+            reuse_address=True,
+            reuse_port=self.role is not None,
+            ssl_context=tls,
+        )
+        await site.start()
         # Before the cleanup: stop listening and let the requests in flight finish.
         parts.push_async_callback(runner.shutdown)
+
+    def _share(self, limit: int) -> int:
+        """A gateway-wide limit as this process applies it: its share when it is a worker."""
+        return limit if self.role is None else self.role.share(limit)
 
     async def stop(self) -> None:
         log.info("gateway %s shutting down", self.gateway_id[:8])
         await self._parts.aclose()
+
+
+def _worker_header(value: str) -> Any:
+    async def name_worker(_request: web.Request, response: web.StreamResponse) -> None:
+        response.headers["X-Gateway-Worker"] = value
+
+    return name_worker
 
 
 def server_tls_context(settings: GatewaySettings) -> ssl.SSLContext | None:
@@ -419,5 +491,40 @@ async def serve_gateway(settings: GatewaySettings, ready: asyncio.Event | None =
 
 
 def run_gateway(settings: GatewaySettings) -> None:
-    """Blocking entry point for the CLI: logging, allocator, uvloop, then ``serve_gateway``."""
-    run_daemon("gateway", build_gateway(settings), settings.log_format)
+    """Blocking entry point for the CLI: logging, allocator, uvloop, then ``serve_gateway``;
+    with several workers, the supervisor of their processes instead (exits with its code).
+
+    Raises ClusterCredentialsError, before any worker starts, when the cluster folder is
+    unusable."""
+    count = settings.worker_count
+    if count == 1:
+        run_daemon("gateway", build_gateway(settings), settings.log_format)
+        return
+    configure_logging("gateway", settings.log_format)
+    if settings.cluster_dir is not None:
+        load_authority(settings.cluster_dir)
+    command = [sys.executable, "-m", "diststorage.gateway.worker_main"]
+    # The workers' grace: the gRPC one, then the HTTP requests in flight (aiohttp's 60 s).
+    grace_s = settings.shutdown_grace_s + 60.0
+    code = run_supervisor(command, worker_settings(settings), count, grace_s)
+    if code != 0:
+        raise SystemExit(code)
+
+
+def worker_settings(settings: GatewaySettings) -> dict[str, Any]:
+    """The settings for a worker's handoff (see pool.role): by field name, the root key's
+    secret revealed (the handoff travels over a pipe, never argv or the environment)."""
+    document: dict[str, Any] = settings.model_dump(mode="json")
+    secret = settings.root_secret_key
+    document["root_secret_key"] = None if secret is None else secret.get_secret_value()
+    return document
+
+
+def run_gateway_worker() -> None:
+    """Entry point of one worker process (``gateway.worker_main``): its handoff from stdin,
+    then a gateway in that role until SIGTERM."""
+    handoff = WorkerHandoff.decode(sys.stdin.buffer.read())
+    die_with_parent(handoff.role.parent_pid)
+    settings = GatewaySettings(**handoff.settings)
+    gateway = Gateway(settings, role=handoff.role)
+    run_daemon(f"gateway/{handoff.role.index}", gateway, settings.log_format)
