@@ -30,7 +30,7 @@ from typing import Any
 import grpc.aio
 from aiohttp import web
 
-from diststorage.core.clock import SYSTEM_CLOCK, Clock
+from diststorage.core.clock import SYSTEM_CLOCK, Clock, utc_now
 from diststorage.core.cluster_tls import GATEWAY_ROLE, ClusterLinks, cluster_links, load_authority
 from diststorage.core.daemon import build_or_unwind, run_daemon, serve
 from diststorage.core.filemodes import make_private_dir
@@ -86,7 +86,7 @@ from diststorage.gateway.workers.multipart_expiry import MultipartExpiry
 from diststorage.gateway.workers.progress import leader_figures
 from diststorage.gateway.workers.repair import RepairWorker
 from diststorage.gateway.workers.throttle import TokenBucket
-from diststorage.meta import MetadataStore
+from diststorage.meta import MetadataStore, NodeLifecycle
 from diststorage.proto.storage_pb2_grpc import add_InventoryServicer_to_server
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,7 @@ MIGRATION_TIMEOUT_S = 300.0
 # The workers' units read and write the database: once it answers again after an outage, work
 # resumes within seconds, not after a node-style minute of backoff.
 WORKER_MAX_BACKOFF_S = 5.0
+NODE_WARM_UP_POLL_S = 0.05
 
 
 async def migrate_in_child(settings: GatewaySettings) -> None:
@@ -238,6 +239,8 @@ class Gateway:
             store, inventory, clients, reads, janitor, damage, heartbeats, accounts
         )
         await self._serve_grpc(parts, heartbeats, links)
+        if self.role is not None:
+            await self._hear_recent_nodes(inventory)
         await self._serve_http(parts)
         self._start_workers(damage, confirmations)
 
@@ -454,6 +457,25 @@ class Gateway:
         await site.start()
         # Before the cleanup: stop listening and let the requests in flight finish.
         parts.push_async_callback(runner.shutdown)
+
+    async def _hear_recent_nodes(self, inventory: Inventory) -> None:
+        """Before a worker takes requests: waits (at most the suspect time) until it has heard
+        every node the database saw beat within the node timeout. A worker restarted beside
+        serving siblings would otherwise answer its first requests with no node up."""
+        settings = self.settings
+        recent_after = utc_now(self._clock).timestamp() - settings.node_timeout_s
+        expected = [
+            view.info.node_id
+            for view in inventory.views()
+            if view.info.last_heartbeat.timestamp() > recent_after
+            and view.lifecycle != NodeLifecycle.PENDING
+        ]
+        deadline = self._clock.monotonic() + settings.effective_suspect_s
+        while self._clock.monotonic() < deadline:
+            if all(inventory.is_live(node_id) for node_id in expected):
+                return
+            await self._clock.sleep(NODE_WARM_UP_POLL_S)
+        log.info("serving before every recently seen node was heard")
 
     def _share(self, limit: int) -> int:
         """A gateway-wide limit as this process applies it: its share when it is a worker."""
