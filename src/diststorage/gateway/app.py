@@ -214,6 +214,26 @@ class Gateway:
         await self.workers.open()
         parts.push_async_callback(self.workers.aclose)
         confirmations = CorruptionConfirmations(store.maintenance, clients)
+        heartbeats = await self._heartbeats(parts, inventory, confirmations, data_path, links)
+        self.services = self._services(
+            store, inventory, clients, reads, janitor, damage, heartbeats, accounts
+        )
+        await self._serve_grpc(parts, heartbeats, links)
+        if self.role is not None:
+            await self._hear_recent_nodes(inventory)
+        await self._serve_http(parts)
+        self._start_workers(damage, confirmations)
+
+    async def _heartbeats(
+        self,
+        parts: contextlib.AsyncExitStack,
+        inventory: Inventory,
+        confirmations: CorruptionConfirmations,
+        data_path: DataPathMetrics,
+        links: ClusterLinks,
+    ) -> HeartbeatServicer:
+        """The heartbeat servicer and ``metrics``; for a worker, with the channel to its
+        siblings that both use (relayed beats, merged scrapes), and its end of it serving."""
         siblings = None
         if self.role is not None:
             siblings = Siblings(self.role)
@@ -235,14 +255,7 @@ class Gateway:
             sibling_server = SiblingServer(self.role, heartbeats.take_relayed, self.metrics.scrape)
             await sibling_server.start()
             parts.push_async_callback(sibling_server.stop)
-        self.services = self._services(
-            store, inventory, clients, reads, janitor, damage, heartbeats, accounts
-        )
-        await self._serve_grpc(parts, heartbeats, links)
-        if self.role is not None:
-            await self._hear_recent_nodes(inventory)
-        await self._serve_http(parts)
-        self._start_workers(damage, confirmations)
+        return heartbeats
 
     def _services(
         self,
