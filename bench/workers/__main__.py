@@ -2,15 +2,17 @@
 run, identical (6 nodes, ec:4+2, SQLite) but for their gateway's ``--workers`` (1 and 2):
 
     uv run python -m bench.workers [--rounds 3] [--ops-seconds 8] [--concurrency 32]
-                                   [--large-mib 1024] [--json-out FILE]
+                                   [--large-mib 1024] [--postgres] [--json-out FILE]
 
 Each round runs on each cluster in turn (the order flips every round, so neither always
 runs warm): 4 KiB PUTs at the concurrency (distinct keys), GETs of what they wrote (4 KiB is
 under the inline bound, so these are inline objects, read from the metadata database), then
 one upload and one download of a ``--large-mib`` object through curl (0 skips them). The
 client keeps ``concurrency`` keep-alive connections, which the kernel spreads over the
-workers. Prints each measurement, the median of each mode, and 2 workers against 1; exits
-non-zero if any operation failed.
+workers. ``--postgres`` gives each cluster a PostgreSQL database of its own instead
+(``--pg-admin-url``): several processes writing one SQLite file contend for its lock (see
+``GatewaySettings.worker_count``). Prints each measurement, the median of each mode, and 2
+workers against 1; exits non-zero if any operation failed.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import psutil
 from bench.common.cli import OPEN_GATEWAY_ARGS, say
 from bench.common.curl import check_download, curl_download, curl_upload, write_random_file
 from bench.common.ops import OBJECT_BYTES, Budget, get_case, put_case
+from bench.common.postgres import PG_ADMIN_URL, scratch_database
 from bench.common.sampler import settle
 from diststorage.local import LocalCluster
 from diststorage.testing import running_cluster
@@ -140,23 +143,31 @@ def run(workdir: Path, args: argparse.Namespace) -> tuple[dict[str, Any], list[s
         if size:
             figures["upload_mb_s"], figures["download_mb_s"] = [], []
     failures: list[str] = []
-    with ExitStack() as stack:
-        clusters = {
-            mode: stack.enter_context(
+    with asyncio.Runner() as runner, ExitStack() as stack:
+        databases = contextlib.AsyncExitStack()
+        stack.callback(lambda: runner.run(databases.aclose()))
+        clusters = {}
+        for mode in MODES:
+            url = None
+            if args.postgres:
+                database = runner.run(
+                    databases.enter_async_context(scratch_database(args.pg_admin_url))
+                )
+                url = database.url
+            clusters[mode] = stack.enter_context(
                 running_cluster(
                     workdir / f"workers-{mode}",
                     nodes=NODES,
                     gateway_args=OPEN_GATEWAY_ARGS,
+                    metadata_url=url,
                     gateway_workers=mode,
                 )
             )
-            for mode in MODES
-        }
         for n in range(args.rounds):
             for mode in MODES if n % 2 == 0 else MODES[::-1]:
                 say(f"round {n + 1}, --workers {mode}")
                 cluster = clusters[mode]
-                failures += asyncio.run(ops_round(cluster, results[mode], args, n))
+                failures += runner.run(ops_round(cluster, results[mode], args, n))
                 if size:
                     failures += large_round(cluster, results[mode], source, md5, size, n)
     source.unlink(missing_ok=True)
@@ -166,6 +177,7 @@ def run(workdir: Path, args: argparse.Namespace) -> tuple[dict[str, Any], list[s
         "large_bytes": size,
         "rounds": args.rounds,
         "cpus": os.cpu_count(),
+        "metadata": "postgresql" if args.postgres else "sqlite",
         "rounds_by_mode": {f"workers={m}": v for m, v in results.items()},
         **summary(results),
         "failures": failures,
@@ -180,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ops-seconds", type=float, default=8.0)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--large-mib", type=int, default=1024)
+    parser.add_argument("--postgres", action="store_true", help="PostgreSQL, not SQLite")
+    parser.add_argument("--pg-admin-url", default=PG_ADMIN_URL, help="creates/drops databases")
     parser.add_argument("--tmp-dir", type=Path)
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args(argv)
