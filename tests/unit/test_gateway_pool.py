@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.parser import text_string_to_metric_families
 from test_heartbeats import GATEWAY_ID, NODE_ID, beat
 
-from diststorage.core.settings import MAX_DEFAULT_GATEWAY_WORKERS, GatewaySettings
+from diststorage.core.settings import MAX_DEFAULT_GATEWAY_WORKERS, GatewaySettings, usable_cpus
 from diststorage.gateway.confirmations import CorruptionConfirmations
 from diststorage.gateway.heartbeats import HeartbeatServicer, ScrubStatus
 from diststorage.gateway.inventory import Inventory
@@ -188,5 +188,5 @@ def test_a_handoff_carries_the_settings_and_the_secret(tmp_path: Path) -> None:
 def test_the_default_worker_count() -> None:
     assert GatewaySettings().worker_count == 1  # SQLite
     postgres = GatewaySettings(metadata_url="postgresql://u@h/db")
-    assert postgres.worker_count == max(1, min(os.cpu_count() or 1, MAX_DEFAULT_GATEWAY_WORKERS))
+    assert postgres.worker_count == max(1, min(usable_cpus(), MAX_DEFAULT_GATEWAY_WORKERS))
     assert GatewaySettings(workers=3).worker_count == 3

@@ -68,6 +68,23 @@ class NodeAdmission(StrEnum):
 MAX_DEFAULT_GATEWAY_WORKERS = 8
 MAX_GATEWAY_WORKERS = 64
 
+# cgroup v2: "QUOTA PERIOD" (or "max PERIOD") of the CPU time this container may use.
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity), fewer if a cgroup CPU limit (a
+    container's, Kubernetes' ``resources.limits.cpu``) allows less, rounded up."""
+    cpus = len(os.sched_getaffinity(0))
+    try:
+        quota, period = CGROUP_CPU_MAX.read_text().split()
+    except (OSError, ValueError):
+        return cpus
+    if quota == "max" or not quota.isdigit() or not period.isdigit() or int(period) == 0:
+        return cpus
+    return max(1, min(cpus, -(-int(quota) // int(period))))
+
+
 ROOT_ACCESS_KEY_ENV = "DISTSTORAGE_ROOT_ACCESS_KEY"
 ROOT_SECRET_KEY_ENV = "DISTSTORAGE_ROOT_SECRET_KEY"
 
@@ -392,7 +409,8 @@ class GatewaySettings(BaseSettings):
         ge=1,
         le=MAX_GATEWAY_WORKERS,
         description="worker processes serving the same ports (HTTP, S3, gRPC), each taking "
-        "its share of --max-connections and --max-uploads; default: one per core up to "
+        "its share of --max-connections and --max-uploads; default: one per usable CPU "
+        "(affinity, cgroup limit) up to "
         f"{MAX_DEFAULT_GATEWAY_WORKERS} on PostgreSQL, 1 on SQLite",
     )
     cluster_dir: Path | None = _cluster_dir_field()
@@ -510,7 +528,7 @@ class GatewaySettings(BaseSettings):
             return self.workers
         if self.database_url.startswith("sqlite"):
             return 1
-        return max(1, min(os.cpu_count() or 1, MAX_DEFAULT_GATEWAY_WORKERS))
+        return max(1, min(usable_cpus(), MAX_DEFAULT_GATEWAY_WORKERS))
 
     @property
     def database_url(self) -> str:
