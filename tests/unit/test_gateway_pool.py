@@ -18,9 +18,11 @@ from test_heartbeats import GATEWAY_ID, NODE_ID, beat
 
 from diststorage.core.settings import MAX_DEFAULT_GATEWAY_WORKERS, GatewaySettings, usable_cpus
 from diststorage.gateway.confirmations import CorruptionConfirmations
+from diststorage.gateway.dashboard.throughput import read_counters
 from diststorage.gateway.heartbeats import HeartbeatServicer, ScrubStatus
 from diststorage.gateway.inventory import Inventory
 from diststorage.gateway.pool import (
+    SiblingCounters,
     Siblings,
     SiblingServer,
     WorkerHandoff,
@@ -100,6 +102,34 @@ async def test_a_relayed_beat_that_does_not_parse_is_refused(tmp_path: Path) -> 
         assert inventory.node_ids() == []
     finally:
         await store.close()
+
+
+async def test_the_dashboard_throughput_counts_the_siblings_requests(run_dir: Path) -> None:
+    registry = CollectorRegistry()
+    requests = Counter(
+        "diststorage_http_requests", "r", ["api", "method", "route", "status"], registry=registry
+    )
+    requests.labels("native", "GET", "object", "200").inc(5)
+    Gauge("diststorage_nodes", "n", registry=registry).set(3)
+    sibling = SiblingServer(
+        WorkerRole(1, 2, run_dir, os.getpid()), _no_beats, lambda: generate_latest(registry)
+    )
+    await sibling.start()
+    siblings = Siblings(WorkerRole(0, 2, run_dir, os.getpid()))
+    counters = SiblingCounters(siblings, 2.0)
+    try:
+        step = await counters.work()
+        assert step.wait_s == 2.0
+        assert counters.status() == {"siblings_answered": 1}
+        assert {family.name for family in counters.collect()} == {"diststorage_http_requests"}
+        assert read_counters([counters], 0.0).requests == {"GET": 5.0}
+    finally:
+        await siblings.close()
+        await sibling.stop()
+
+
+async def _no_beats(payload: bytes) -> None:
+    raise AssertionError("no beat expected")
 
 
 async def test_a_relay_to_a_sibling_that_is_down_is_dropped(run_dir: Path) -> None:

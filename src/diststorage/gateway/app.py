@@ -56,6 +56,7 @@ from diststorage.gateway.auth.keys import KeyCache
 from diststorage.gateway.confirmations import CorruptionConfirmations
 from diststorage.gateway.damage import DamageReports
 from diststorage.gateway.dashboard import mount_dashboard
+from diststorage.gateway.dashboard.throughput import SAMPLE_INTERVAL_S
 from diststorage.gateway.datapath import DataPathMetrics
 from diststorage.gateway.events import EventLog
 from diststorage.gateway.heartbeats import HeartbeatServicer
@@ -68,6 +69,7 @@ from diststorage.gateway.nodeclient import NodeClients
 from diststorage.gateway.objects import ChunkSetWriter, NodePenalties, ObjectReader, ObjectWriter
 from diststorage.gateway.objects.multipart import Multipart
 from diststorage.gateway.pool import (
+    SiblingCounters,
     Siblings,
     SiblingServer,
     WorkerHandoff,
@@ -235,9 +237,11 @@ class Gateway:
         """The heartbeat servicer and ``metrics``; for a worker, with the channel to its
         siblings that both use (relayed beats, merged scrapes), and its end of it serving."""
         siblings = None
+        self._sibling_counters: SiblingCounters | None = None
         if self.role is not None:
             siblings = Siblings(self.role)
             parts.push_async_callback(siblings.close)
+            self._sibling_counters = SiblingCounters(siblings, SAMPLE_INTERVAL_S)
         heartbeats = HeartbeatServicer(
             inventory,
             confirmations,
@@ -250,6 +254,7 @@ class Gateway:
             heartbeats.scrub,
             data_path,
             siblings_scrape=None if siblings is None else siblings.scrape_all,
+            sibling_counters=self._sibling_counters,
         )
         if self.role is not None:
             sibling_server = SiblingServer(self.role, heartbeats.take_relayed, self.metrics.scrape)
@@ -384,6 +389,8 @@ class Gateway:
         leading: list[Worker] = [services.collector, services.multipart_expiry]
         if settings.repair_enabled:
             leading.append(services.repair)
+        if self._sibling_counters is not None:
+            everywhere.append(self._sibling_counters)
         for worker in everywhere:
             self.workers.start(worker)
         for worker in leading:

@@ -143,11 +143,14 @@ class ApiMetrics:
         scrub: Mapping[str, ScrubStatus],
         data_path: DataPathMetrics | None = None,
         siblings_scrape: Callable[[], Awaitable[list[bytes]]] | None = None,
+        sibling_counters: Collector | None = None,
     ) -> None:
         """``siblings_scrape``: the sibling workers' own expositions, to merge into each
-        scrape (a gateway of several worker processes)."""
+        scrape; ``sibling_counters``: their HTTP counters, kept fresh, for the dashboard's
+        throughput (a gateway of several worker processes)."""
         self.registry = CollectorRegistry()
         self._siblings_scrape = siblings_scrape
+        self._sibling_counters = sibling_counters
         self._inventory = inventory
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
@@ -163,6 +166,12 @@ class ApiMetrics:
         nodes.labels("up").set_function(inventory.live_count)
         nodes.labels("down").set_function(lambda: len(inventory.views()) - inventory.live_count())
         self.registry.register(_NodeCollector(inventory, scrub))
+
+    def throughput_collectors(self) -> tuple[Collector, ...]:
+        """The HTTP counters of the whole gateway, its sibling workers' included, for the
+        dashboard's throughput to sample."""
+        own = self.http.collectors()
+        return own if self._sibling_counters is None else (*own, self._sibling_counters)
 
     def middleware(self, api: str, route_of: RouteOf) -> Middleware:
         """Front end ``api``'s outermost middleware (``http.access``)."""
