@@ -80,6 +80,8 @@ def run_supervisor(
         if code is not None:
             log.error("worker 0 exited with code %d before it served", code)
             return code or 1
+        if stop.is_set():
+            return 0
         for worker in workers[1:]:
             worker.start(command, settings)
         return _watch(workers, command, settings, stop)
