@@ -543,6 +543,12 @@ def run_gateway(settings: GatewaySettings) -> None:
         run_daemon("gateway", build_gateway(settings), settings.log_format)
         return
     configure_logging("gateway", settings.log_format)
+    if settings.database_url.startswith("sqlite"):
+        log.warning(
+            "%d workers on one SQLite file: their writes contend for its lock, and some fail "
+            "(503) under concurrent writes; PostgreSQL (--metadata) suits several workers",
+            count,
+        )
     if settings.cluster_dir is not None:
         load_authority(settings.cluster_dir)
     command = [sys.executable, "-m", "diststorage.gateway.worker_main"]
