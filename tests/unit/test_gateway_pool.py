@@ -197,7 +197,7 @@ def test_a_worker_role_shares_the_limits_and_names_its_lease() -> None:
 
 
 def test_a_handoff_carries_the_settings_and_the_secret(tmp_path: Path) -> None:
-    from diststorage.gateway.app import worker_settings
+    from diststorage.gateway.processes import worker_settings
 
     settings = GatewaySettings(
         data_dir=tmp_path,

@@ -7,9 +7,9 @@ entered in one exit stack as it is built, so that ``stop`` (or a failure half-wa
 finishes its requests, the gRPC server gets its grace, then the workers end, then the janitor,
 the node clients and the metadata store close.
 
-With ``--workers N`` (N > 1) ``run_gateway`` runs no gateway itself: it becomes the supervisor
-of N worker processes (``pool.supervisor``), each a ``Gateway`` with a ``WorkerRole``, on the
-same ports (SO_REUSEPORT: the kernel spreads connections over the workers). A worker differs
+With ``--workers N`` (N > 1) ``processes.run_gateway`` runs no gateway itself: it becomes the
+supervisor of N worker processes (``pool.supervisor``), each a ``Gateway`` with a
+``WorkerRole``, on the same ports (SO_REUSEPORT: the kernel spreads connections over them). A worker differs
 from a lone gateway only in what sharing the ports needs: it takes its share of the
 connection and upload limits, is a contender of its own in the workers' lease (so repair and
 GC run in one process), relays the heartbeats it receives to its siblings and answers a
@@ -31,12 +31,11 @@ import grpc.aio
 from aiohttp import web
 
 from diststorage.core.clock import SYSTEM_CLOCK, Clock, utc_now
-from diststorage.core.cluster_tls import GATEWAY_ROLE, ClusterLinks, cluster_links, load_authority
+from diststorage.core.cluster_tls import GATEWAY_ROLE, ClusterLinks, cluster_links
 from diststorage.core.daemon import build_or_unwind, run_daemon, serve
 from diststorage.core.filemodes import make_private_dir
 from diststorage.core.grpc_undecodable import RefuseUndecodable
 from diststorage.core.identity import load_or_create_identity
-from diststorage.core.logs import configure_logging
 from diststorage.core.memory import HeapTrimmer
 from diststorage.core.settings import (
     METADATA_URL_ENV,
@@ -72,10 +71,7 @@ from diststorage.gateway.pool import (
     SiblingCounters,
     Siblings,
     SiblingServer,
-    WorkerHandoff,
     WorkerRole,
-    die_with_parent,
-    run_supervisor,
 )
 from diststorage.gateway.readers import ActiveReads
 from diststorage.gateway.s3 import build_s3_app
@@ -533,46 +529,6 @@ async def serve_gateway(settings: GatewaySettings, ready: asyncio.Event | None =
 
 
 def run_gateway(settings: GatewaySettings) -> None:
-    """Blocking entry point for the CLI: logging, allocator, uvloop, then ``serve_gateway``;
-    with several workers, the supervisor of their processes instead (exits with its code).
-
-    Raises ClusterCredentialsError, before any worker starts, when the cluster folder is
-    unusable."""
-    count = settings.worker_count
-    if count == 1:
-        run_daemon("gateway", build_gateway(settings), settings.log_format)
-        return
-    configure_logging("gateway", settings.log_format)
-    if settings.database_url.startswith("sqlite"):
-        log.warning(
-            "%d workers on one SQLite file: their writes contend for its lock, and some fail "
-            "(503) under concurrent writes; PostgreSQL (--metadata) suits several workers",
-            count,
-        )
-    if settings.cluster_dir is not None:
-        load_authority(settings.cluster_dir)
-    command = [sys.executable, "-m", "diststorage.gateway.worker_main"]
-    # The workers' grace: the gRPC one, then the HTTP requests in flight (aiohttp's 60 s).
-    grace_s = settings.shutdown_grace_s + 60.0
-    code = run_supervisor(command, worker_settings(settings), count, grace_s)
-    if code != 0:
-        raise SystemExit(code)
-
-
-def worker_settings(settings: GatewaySettings) -> dict[str, Any]:
-    """The settings for a worker's handoff (see pool.role): by field name, the root key's
-    secret revealed (the handoff travels over a pipe, never argv or the environment)."""
-    document: dict[str, Any] = settings.model_dump(mode="json")
-    secret = settings.root_secret_key
-    document["root_secret_key"] = None if secret is None else secret.get_secret_value()
-    return document
-
-
-def run_gateway_worker() -> None:
-    """Entry point of one worker process (``gateway.worker_main``): its handoff from stdin,
-    then a gateway in that role until SIGTERM."""
-    handoff = WorkerHandoff.decode(sys.stdin.buffer.read())
-    die_with_parent(handoff.role.parent_pid)
-    settings = GatewaySettings(**handoff.settings)
-    gateway = Gateway(settings, role=handoff.role)
-    run_daemon(f"gateway/{handoff.role.index}", gateway, settings.log_format)
+    """Blocking entry point of a gateway of one process: logging, allocator, uvloop, then
+    ``serve_gateway`` (``processes.run_gateway`` chooses it or the supervisor)."""
+    run_daemon("gateway", build_gateway(settings), settings.log_format)
