@@ -9,11 +9,11 @@ the node clients and the metadata store close.
 
 With ``--workers N`` (N > 1) ``processes.run_gateway`` runs no gateway itself: it becomes the
 supervisor of N worker processes (``pool.supervisor``), each a ``Gateway`` with a
-``WorkerRole``, on the same ports (SO_REUSEPORT: the kernel spreads connections over them). A worker differs
-from a lone gateway only in what sharing the ports needs: it takes its share of the
-connection and upload limits, is a contender of its own in the workers' lease (so repair and
-GC run in one process), relays the heartbeats it receives to its siblings and answers a
-metrics scrape with the figures of all of them (``pool``), and names itself in an
+``WorkerRole``, on the same ports (SO_REUSEPORT: the kernel spreads connections over them).
+A worker differs from a lone gateway only in what sharing the ports needs: it takes its share
+of the connection and upload limits, is a contender of its own in the workers' lease (so
+repair and GC run in one process), relays the heartbeats it receives to its siblings and
+answers a metrics scrape with the figures of all of them (``pool``), and names itself in an
 ``X-Gateway-Worker: INDEX/PID`` response header. With one worker, none of this exists.
 """
 
