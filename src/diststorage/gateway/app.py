@@ -253,7 +253,12 @@ class Gateway:
             sibling_counters=self._sibling_counters,
         )
         if self.role is not None:
-            sibling_server = SiblingServer(self.role, heartbeats.take_relayed, self.metrics.scrape)
+            sibling_server = SiblingServer(
+                self.role,
+                heartbeats.take_relayed,
+                self.metrics.scrape,
+                self.metrics.http_scrape,
+            )
             await sibling_server.start()
             parts.push_async_callback(sibling_server.stop)
         return heartbeats
@@ -475,9 +480,10 @@ class Gateway:
         parts.push_async_callback(runner.shutdown)
 
     async def _hear_recent_nodes(self, inventory: Inventory) -> None:
-        """Before a worker takes requests: waits (at most the suspect time) until it has heard
-        every node the database saw beat within the node timeout. A worker restarted beside
-        serving siblings would otherwise answer its first requests with no node up."""
+        """Before a worker takes requests: waits until it has heard every node the database
+        saw beat within the node timeout, at most that timeout (a node silent that long is
+        down in every worker anyway). A worker restarted beside serving siblings would
+        otherwise answer its first requests with no node up."""
         settings = self.settings
         recent_after = utc_now(self._clock).timestamp() - settings.node_timeout_s
         expected = [
@@ -486,7 +492,7 @@ class Gateway:
             if view.info.last_heartbeat.timestamp() > recent_after
             and view.lifecycle != NodeLifecycle.PENDING
         ]
-        deadline = self._clock.monotonic() + settings.effective_suspect_s
+        deadline = self._clock.monotonic() + settings.node_timeout_s
         while self._clock.monotonic() < deadline:
             if all(inventory.is_live(node_id) for node_id in expected):
                 return

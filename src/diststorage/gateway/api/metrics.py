@@ -166,6 +166,10 @@ class ApiMetrics:
         nodes.labels("up").set_function(inventory.live_count)
         nodes.labels("down").set_function(lambda: len(inventory.views()) - inventory.live_count())
         self.registry.register(_NodeCollector(inventory, scrub))
+        # The HTTP counters alone, for a sibling worker's dashboard throughput (pool.counters).
+        self._http_registry = CollectorRegistry(auto_describe=False)
+        for collector in self.http.collectors():
+            self._http_registry.register(collector)
 
     def throughput_collectors(self) -> tuple[Collector, ...]:
         """The HTTP counters of the whole gateway, its sibling workers' included, for the
@@ -181,6 +185,10 @@ class ApiMetrics:
         """This process's own figures."""
         self.data_path.know_nodes(self._inventory.node_ids())
         return generate_latest(self.registry)
+
+    def http_scrape(self) -> bytes:
+        """This process's HTTP counters alone."""
+        return generate_latest(self._http_registry)
 
     async def gateway_scrape(self) -> bytes:
         """The gateway's figures: this process's, merged with its sibling workers' if any."""

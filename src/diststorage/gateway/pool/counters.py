@@ -37,7 +37,7 @@ class SiblingCounters(Collector):
         return {"siblings_answered": self._answered}
 
     async def work(self) -> Step:
-        expositions = await self._siblings.scrape_all()
+        expositions = await self._siblings.http_counters_all()
         self._families = [
             family
             for exposition in expositions

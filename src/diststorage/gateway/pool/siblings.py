@@ -10,7 +10,8 @@ Two calls, bytes in and bytes out (no .proto: nothing outside one gateway ever s
   table hears every node. The relay is fire-and-forget with a short deadline: a sibling that
   is restarting misses beats and hears the next ones.
 - ``Metrics``: the worker's own Prometheus exposition, which the worker a scrape reached
-  merges with its own (``merge``).
+  merges with its own (``merge``); ``HttpCounters``: its HTTP counters alone, for the
+  dashboard's throughput in the others (``counters``).
 
 Authentication: the file system's. The run folder is created owner-only (0700) by the
 supervisor (``tempfile.mkdtemp``), so connecting to a socket in it (which needs search
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 SERVICE = "diststorage.gateway.Siblings"
 HEARTBEAT_METHOD = f"/{SERVICE}/Heartbeat"
 METRICS_METHOD = f"/{SERVICE}/Metrics"
+HTTP_COUNTERS_METHOD = f"/{SERVICE}/HttpCounters"
 RELAY_TIMEOUT_S = 1.0
 SCRAPE_TIMEOUT_S = 3.0
 # Relays in flight per sibling: past this, beats to a stuck sibling are dropped (the next
@@ -55,10 +57,17 @@ Scrape = Callable[[], bytes]
 class SiblingServer:
     """This worker's end: takes relayed beats into ``on_heartbeat`` and answers scrapes."""
 
-    def __init__(self, role: WorkerRole, on_heartbeat: HeartbeatSink, scrape: Scrape) -> None:
+    def __init__(
+        self,
+        role: WorkerRole,
+        on_heartbeat: HeartbeatSink,
+        scrape: Scrape,
+        scrape_http: Scrape | None = None,
+    ) -> None:
         self._role = role
         self._on_heartbeat = on_heartbeat
         self._scrape = scrape
+        self._scrape_http = scrape_http or scrape
         self._server: grpc.aio.Server | None = None
 
     async def start(self) -> None:
@@ -73,6 +82,7 @@ class SiblingServer:
                     {
                         "Heartbeat": grpc.unary_unary_rpc_method_handler(self._heartbeat),
                         "Metrics": grpc.unary_unary_rpc_method_handler(self._metrics),
+                        "HttpCounters": grpc.unary_unary_rpc_method_handler(self._http_counters),
                     },
                 )
             ]
@@ -91,6 +101,11 @@ class SiblingServer:
         self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
     ) -> bytes:
         return self._scrape()
+
+    async def _http_counters(
+        self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
+    ) -> bytes:
+        return self._scrape_http()
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -142,13 +157,18 @@ class Siblings:
     async def scrape_all(self) -> list[bytes]:
         """Every sibling's exposition that arrived within SCRAPE_TIMEOUT_S (a sibling being
         restarted is left out)."""
-        results = await asyncio.gather(
-            *(self._scrape(index) for index in self._channels), return_exceptions=False
-        )
+        return await self._gather(METRICS_METHOD)
+
+    async def http_counters_all(self) -> list[bytes]:
+        """Every sibling's HTTP counters (an exposition of those alone), as ``scrape_all``."""
+        return await self._gather(HTTP_COUNTERS_METHOD)
+
+    async def _gather(self, method: str) -> list[bytes]:
+        results = await asyncio.gather(*(self._scrape(index, method) for index in self._channels))
         return [result for result in results if result is not None]
 
-    async def _scrape(self, index: int) -> bytes | None:
-        call = self._channels[index].unary_unary(METRICS_METHOD, None, None)
+    async def _scrape(self, index: int, method: str) -> bytes | None:
+        call = self._channels[index].unary_unary(method, None, None)
         try:
             result: bytes = await call(b"", timeout=SCRAPE_TIMEOUT_S)
         except grpc.aio.AioRpcError as error:
