@@ -15,7 +15,13 @@ from rich.console import Console
 from diststorage.cli.flags import settings_command
 from diststorage.core.credentials import Credentials
 from diststorage.core.logs import LogFormat
-from diststorage.core.settings import METADATA_URL_ENV, GatewaySettings, NodeSettings
+from diststorage.core.settings import (
+    MAX_DEFAULT_GATEWAY_WORKERS,
+    MAX_GATEWAY_WORKERS,
+    METADATA_URL_ENV,
+    GatewaySettings,
+    NodeSettings,
+)
 
 if TYPE_CHECKING:
     from diststorage.local import LocalCluster
@@ -85,6 +91,16 @@ migrate = settings_command(
 )
 
 
+_WorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        max=MAX_GATEWAY_WORKERS,
+        help="worker processes of each gateway (default: one per core up to "
+        f"{MAX_DEFAULT_GATEWAY_WORKERS} with --metadata, else 1)",
+    ),
+]
+
 _INSECURE_HELP = (
     "plaintext, unauthenticated gRPC links between the daemons instead of mutual TLS under "
     "the cluster CA made in DATA/cluster (experiments)"
@@ -115,10 +131,9 @@ def up(
     log_format: Annotated[
         LogFormat, typer.Option(help="every daemon's log lines as text or as JSON objects")
     ] = LogFormat.TEXT,
+    workers: _WorkersOption = None,
 ) -> None:
     """Start a local cluster (gateways and N nodes) until Ctrl-C or SIGTERM."""
-    from diststorage.local import LocalCluster
-
     console = Console()
     GatewaySettings(redundancy=redundancy)  # fails fast on a bad spec
     if gateways > 1 and not (metadata or "").startswith(("postgresql", "postgres")):
@@ -127,7 +142,26 @@ def up(
             "give --metadata postgresql://USER@HOST:PORT/DB"
         )
         raise typer.Exit(2)
-    cluster = LocalCluster(
+    cluster = _cluster(data, nodes, port, gateways, metadata, redundancy, s3_port, workers)
+    cluster.gateway_args = _gateway_args(anonymous, log_format)
+    cluster.node_args = ["--log-format", log_format]
+    cluster.insecure_cluster = insecure_cluster
+    _run_until_stopped(console, cluster, redundancy, anonymous)
+
+
+def _cluster(
+    data: Path,
+    nodes: int,
+    port: int,
+    gateways: int,
+    metadata: str | None,
+    redundancy: str,
+    s3_port: int,
+    workers: int | None,
+) -> LocalCluster:
+    from diststorage.local import LocalCluster
+
+    return LocalCluster(
         data,
         nodes=nodes,
         http_port=port,
@@ -135,20 +169,21 @@ def up(
         extra_gateway_ports=[(port + 2 * i, port + 2 * i + 1) for i in range(1, gateways)],
         metadata_url=metadata,
         redundancy=redundancy,
-        # A local cluster is a trusted setup: its nodes join on their first beat, whatever
-        # DISTSTORAGE_GATEWAY_NODE_ADMISSION says.
-        gateway_args=[
-            "--node-admission",
-            "open",
-            *(["--anonymous"] if anonymous else []),
-            "--log-format",
-            log_format,
-        ],
-        node_args=["--log-format", log_format],
         s3_ports=[s3_port + i for i in range(gateways)],
-        insecure_cluster=insecure_cluster,
+        gateway_workers=workers,
     )
-    _run_until_stopped(console, cluster, redundancy, anonymous)
+
+
+def _gateway_args(anonymous: bool, log_format: LogFormat) -> list[str]:
+    # A local cluster is a trusted setup: its nodes join on their first beat, whatever
+    # DISTSTORAGE_GATEWAY_NODE_ADMISSION says.
+    return [
+        "--node-admission",
+        "open",
+        *(["--anonymous"] if anonymous else []),
+        "--log-format",
+        log_format,
+    ]
 
 
 def _run_until_stopped(

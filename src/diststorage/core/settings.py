@@ -9,6 +9,7 @@ unless ``_flag`` gives it a shorter name.
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,28 @@ class NodeAdmission(StrEnum):
 
     OPEN = "open"
     MANUAL = "manual"
+
+
+# A gateway's worker processes when --workers is not given: one per core, at most this many
+# (past a few, the metadata database and the nodes bound a gateway, not its CPU).
+MAX_DEFAULT_GATEWAY_WORKERS = 8
+MAX_GATEWAY_WORKERS = 64
+
+# cgroup v2: "QUOTA PERIOD" (or "max PERIOD") of the CPU time this container may use.
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity), fewer if a cgroup CPU limit (a
+    container's, Kubernetes' ``resources.limits.cpu``) allows less, rounded up."""
+    cpus = len(os.sched_getaffinity(0))
+    try:
+        quota, period = CGROUP_CPU_MAX.read_text().split()
+    except (OSError, ValueError):
+        return cpus
+    if quota == "max" or not quota.isdigit() or not period.isdigit() or int(period) == 0:
+        return cpus
+    return max(1, min(cpus, -(-int(quota) // int(period))))
 
 
 ROOT_ACCESS_KEY_ENV = "DISTSTORAGE_ROOT_ACCESS_KEY"
@@ -381,6 +404,15 @@ class GatewaySettings(BaseSettings):
         ge=0,
         description="on SIGTERM, how long gRPC calls in flight (heartbeats) may run to the end",
     )
+    workers: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_GATEWAY_WORKERS,
+        description="worker processes serving the same ports (HTTP, S3, gRPC), each taking "
+        "its share of --max-connections and --max-uploads; default: one per usable CPU "
+        "(affinity, cgroup limit) up to "
+        f"{MAX_DEFAULT_GATEWAY_WORKERS} on PostgreSQL, 1 on SQLite",
+    )
     cluster_dir: Path | None = _cluster_dir_field()
     insecure_cluster: bool = _insecure_cluster_field()
 
@@ -485,6 +517,18 @@ class GatewaySettings(BaseSettings):
     def generated_root_credentials_path(self) -> Path:
         """Where a gateway given no root key keeps the one it generated."""
         return self.data_dir / "root-credentials"
+
+    @property
+    def worker_count(self) -> int:
+        """Worker processes: --workers, else one per core (capped) on PostgreSQL and one on
+        SQLite, whose writes serialise on one file lock: its writer's deferred transactions
+        fail at once (SQLITE_BUSY, no busy wait) when another process commits between their
+        first read and first write, so several writing processes are a choice, not a default."""
+        if self.workers is not None:
+            return self.workers
+        if self.database_url.startswith("sqlite"):
+            return 1
+        return max(1, min(usable_cpus(), MAX_DEFAULT_GATEWAY_WORKERS))
 
     @property
     def database_url(self) -> str:

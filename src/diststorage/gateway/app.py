@@ -6,6 +6,15 @@ entered in one exit stack as it is built, so that ``stop`` (or a failure half-wa
 ``start``) tears down exactly what was built, in reverse: the HTTP server stops listening and
 finishes its requests, the gRPC server gets its grace, then the workers end, then the janitor,
 the node clients and the metadata store close.
+
+With ``--workers N`` (N > 1) ``processes.run_gateway`` runs no gateway itself: it becomes the
+supervisor of N worker processes (``pool.supervisor``), each a ``Gateway`` with a
+``WorkerRole``, on the same ports (SO_REUSEPORT: the kernel spreads connections over them).
+A worker differs from a lone gateway only in what sharing the ports needs: it takes its share
+of the connection and upload limits, is a contender of its own in the workers' lease (so
+repair and GC run in one process), relays the heartbeats it receives to its siblings and
+answers a metrics scrape with the figures of all of them (``pool``), and names itself in an
+``X-Gateway-Worker: INDEX/PID`` response header. With one worker, none of this exists.
 """
 
 from __future__ import annotations
@@ -16,11 +25,12 @@ import logging
 import os
 import ssl
 import sys
+from typing import Any
 
 import grpc.aio
 from aiohttp import web
 
-from diststorage.core.clock import SYSTEM_CLOCK, Clock
+from diststorage.core.clock import SYSTEM_CLOCK, Clock, utc_now
 from diststorage.core.cluster_tls import GATEWAY_ROLE, ClusterLinks, cluster_links
 from diststorage.core.daemon import build_or_unwind, run_daemon, serve
 from diststorage.core.filemodes import make_private_dir
@@ -45,6 +55,7 @@ from diststorage.gateway.auth.keys import KeyCache
 from diststorage.gateway.confirmations import CorruptionConfirmations
 from diststorage.gateway.damage import DamageReports
 from diststorage.gateway.dashboard import mount_dashboard
+from diststorage.gateway.dashboard.throughput import SAMPLE_INTERVAL_S
 from diststorage.gateway.datapath import DataPathMetrics
 from diststorage.gateway.events import EventLog
 from diststorage.gateway.heartbeats import HeartbeatServicer
@@ -56,6 +67,12 @@ from diststorage.gateway.janitor import Janitor
 from diststorage.gateway.nodeclient import NodeClients
 from diststorage.gateway.objects import ChunkSetWriter, NodePenalties, ObjectReader, ObjectWriter
 from diststorage.gateway.objects.multipart import Multipart
+from diststorage.gateway.pool import (
+    SiblingCounters,
+    Siblings,
+    SiblingServer,
+    WorkerRole,
+)
 from diststorage.gateway.readers import ActiveReads
 from diststorage.gateway.s3 import build_s3_app
 from diststorage.gateway.s3.errors import protocol_error_response as s3_protocol_error
@@ -67,7 +84,7 @@ from diststorage.gateway.workers.multipart_expiry import MultipartExpiry
 from diststorage.gateway.workers.progress import leader_figures
 from diststorage.gateway.workers.repair import RepairWorker
 from diststorage.gateway.workers.throttle import TokenBucket
-from diststorage.meta import MetadataStore
+from diststorage.meta import MetadataStore, NodeLifecycle
 from diststorage.proto.storage_pb2_grpc import add_InventoryServicer_to_server
 
 log = logging.getLogger(__name__)
@@ -76,6 +93,7 @@ MIGRATION_TIMEOUT_S = 300.0
 # The workers' units read and write the database: once it answers again after an outage, work
 # resumes within seconds, not after a node-style minute of backoff.
 WORKER_MAX_BACKOFF_S = 5.0
+NODE_WARM_UP_POLL_S = 0.05
 
 
 async def migrate_in_child(settings: GatewaySettings) -> None:
@@ -111,9 +129,13 @@ class Gateway:
     ``workers`` (every background loop: the lease keeper; the workers every gateway runs;
     the workers only the leader runs)."""
 
-    def __init__(self, settings: GatewaySettings, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self, settings: GatewaySettings, clock: Clock = SYSTEM_CLOCK, role: WorkerRole | None = None
+    ) -> None:
+        """``role``: this process is one worker of several (see the module docstring)."""
         self.settings = settings
         self._clock = clock
+        self.role = role
         self.workers = Workers(clock, max_backoff_s=WORKER_MAX_BACKOFF_S)
         self._parts = contextlib.AsyncExitStack()
         self.events = EventLog(clock=clock)
@@ -124,6 +146,8 @@ class Gateway:
         """Migrates the schema, builds every part and starts both servers and the workers;
         returns at once. On failure, closes what it built and raises."""
         await build_or_unwind(self._parts, self._build)
+        if self.role is not None:
+            self.role.ready_path(self.role.index).touch()
         if self.settings.anonymous:
             log.warning(
                 "--anonymous: the native object API serves unsigned requests; anyone who can "
@@ -132,8 +156,9 @@ class Gateway:
             )
         settings = self.settings
         log.info(
-            "gateway %s: %s on %s, S3 on %s, gRPC on %s, metadata %s",
+            "gateway %s%s: %s on %s, S3 on %s, gRPC on %s, metadata %s",
             self.gateway_id[:8],
+            "" if self.role is None else f" worker {self.role.index} of {self.role.count}",
             "HTTPS" if settings.tls_cert else "HTTP",
             settings.listen,
             settings.s3_listen or "(off)",
@@ -150,7 +175,9 @@ class Gateway:
         links = cluster_links(
             settings.cluster_dir, settings.insecure_cluster, GATEWAY_ROLE, self.gateway_id
         )
-        await migrate_in_child(settings)
+        if self.role is None or self.role.index == 0:
+            # The other workers start once the first serves: the schema is current by then.
+            await migrate_in_child(settings)
         store = await MetadataStore.open(
             settings.database_url, settings.db_timeout_s, migrate=False, clock=self._clock
         )
@@ -185,16 +212,56 @@ class Gateway:
         await self.workers.open()
         parts.push_async_callback(self.workers.aclose)
         confirmations = CorruptionConfirmations(store.maintenance, clients)
-        heartbeats = HeartbeatServicer(
-            inventory, confirmations, self.gateway_id, require_node_certificate=links.secure
-        )
-        self.metrics = ApiMetrics(inventory, heartbeats.scrub, data_path)
+        heartbeats = await self._heartbeats(parts, inventory, confirmations, data_path, links)
         self.services = self._services(
             store, inventory, clients, reads, janitor, damage, heartbeats, accounts
         )
         await self._serve_grpc(parts, heartbeats, links)
+        if self.role is not None:
+            await self._hear_recent_nodes(inventory)
         await self._serve_http(parts)
         self._start_workers(damage, confirmations)
+
+    async def _heartbeats(
+        self,
+        parts: contextlib.AsyncExitStack,
+        inventory: Inventory,
+        confirmations: CorruptionConfirmations,
+        data_path: DataPathMetrics,
+        links: ClusterLinks,
+    ) -> HeartbeatServicer:
+        """The heartbeat servicer and ``metrics``; for a worker, with the channel to its
+        siblings that both use (relayed beats, merged scrapes), and its end of it serving."""
+        siblings = None
+        self._sibling_counters: SiblingCounters | None = None
+        if self.role is not None:
+            siblings = Siblings(self.role)
+            parts.push_async_callback(siblings.close)
+            self._sibling_counters = SiblingCounters(siblings, SAMPLE_INTERVAL_S)
+        heartbeats = HeartbeatServicer(
+            inventory,
+            confirmations,
+            self.gateway_id,
+            require_node_certificate=links.secure,
+            relay=None if siblings is None else siblings.relay_heartbeat,
+        )
+        self.metrics = ApiMetrics(
+            inventory,
+            heartbeats.scrub,
+            data_path,
+            siblings_scrape=None if siblings is None else siblings.scrape_all,
+            sibling_counters=self._sibling_counters,
+        )
+        if self.role is not None:
+            sibling_server = SiblingServer(
+                self.role,
+                heartbeats.take_relayed,
+                self.metrics.scrape,
+                self.metrics.http_scrape,
+            )
+            await sibling_server.start()
+            parts.push_async_callback(sibling_server.stop)
+        return heartbeats
 
     def _services(
         self,
@@ -277,9 +344,10 @@ class Gateway:
         self, store: MetadataStore, repair: RepairWorker, collector: GarbageCollector
     ) -> LeaderLease:
         """The workers' lease, which publishes the leader's repair and GC figures."""
+        holder = self.gateway_id if self.role is None else self.role.lease_holder(self.gateway_id)
         return LeaderLease(
             store.maintenance,
-            self.gateway_id,
+            holder,
             self.settings.lease_ttl_s,
             self._clock,
             published=lambda: leader_figures(repair, collector, self._clock),
@@ -322,6 +390,8 @@ class Gateway:
         leading: list[Worker] = [services.collector, services.multipart_expiry]
         if settings.repair_enabled:
             leading.append(services.repair)
+        if self._sibling_counters is not None:
+            everywhere.append(self._sibling_counters)
         for worker in everywhere:
             self.workers.start(worker)
         for worker in leading:
@@ -333,8 +403,11 @@ class Gateway:
         heartbeats: HeartbeatServicer,
         links: ClusterLinks,
     ) -> None:
+        # SO_REUSEPORT only between the workers of one gateway: a lone gateway must fail to
+        # start on a port another process holds, not share it.
+        reuse_port = 0 if self.role is None else 1
         server = grpc.aio.server(
-            options=[("grpc.so_reuseport", 0)], interceptors=[RefuseUndecodable()]
+            options=[("grpc.so_reuseport", reuse_port)], interceptors=[RefuseUndecodable()]
         )
         add_InventoryServicer_to_server(heartbeats, server)
         links.add_port(server, self.settings.grpc_listen)
@@ -347,7 +420,9 @@ class Gateway:
         # One set of upload slots for both front ends: the limits are the gateway's.
         uploads = UploadSlots(
             UploadLimits(
-                settings.max_uploads, settings.max_uploads_per_client, settings.upload_retry_after_s
+                self._share(settings.max_uploads),
+                self._share(settings.max_uploads_per_client),
+                settings.upload_retry_after_s,
             )
         )
         native = build_http_app(self.services, self.metrics)
@@ -374,7 +449,7 @@ class Gateway:
         limits = ServerLimits(
             header_read_timeout_s=settings.header_read_timeout_s,
             keepalive_timeout_s=settings.keepalive_timeout_s,
-            max_connections=settings.max_connections,
+            max_connections=self._share(settings.max_connections),
             retry_after_s=settings.upload_retry_after_s,
         )
         # auto_decompress off: a body sent with a Content-Encoding is the object's bytes as
@@ -387,16 +462,57 @@ class Gateway:
             access_log=None,
             auto_decompress=False,
         )
+        if self.role is not None:
+            app.on_response_prepare.append(_worker_header(f"{self.role.index}/{os.getpid()}"))
         await runner.setup()
         parts.push_async_callback(runner.cleanup)
         host, port = split_host_port(listen)
-        await web.TCPSite(runner, host, port, reuse_address=True, ssl_context=tls).start()
+        site = web.TCPSite(
+            runner,
+            host,
+            port,
+            reuse_address=True,
+            reuse_port=self.role is not None,
+            ssl_context=tls,
+        )
+        await site.start()
         # Before the cleanup: stop listening and let the requests in flight finish.
         parts.push_async_callback(runner.shutdown)
+
+    async def _hear_recent_nodes(self, inventory: Inventory) -> None:
+        """Before a worker takes requests: waits until it has heard every node the database
+        saw beat within the node timeout, at most that timeout (a node silent that long is
+        down in every worker anyway). A worker restarted beside serving siblings would
+        otherwise answer its first requests with no node up."""
+        settings = self.settings
+        recent_after = utc_now(self._clock).timestamp() - settings.node_timeout_s
+        expected = [
+            view.info.node_id
+            for view in inventory.views()
+            if view.info.last_heartbeat.timestamp() > recent_after
+            and view.lifecycle != NodeLifecycle.PENDING
+        ]
+        deadline = self._clock.monotonic() + settings.node_timeout_s
+        while self._clock.monotonic() < deadline:
+            if all(inventory.is_live(node_id) for node_id in expected):
+                return
+            await self._clock.sleep(NODE_WARM_UP_POLL_S)
+        log.info("serving before every recently seen node was heard")
+
+    def _share(self, limit: int) -> int:
+        """A gateway-wide limit as this process applies it: its share when it is a worker."""
+        return limit if self.role is None else self.role.share(limit)
 
     async def stop(self) -> None:
         log.info("gateway %s shutting down", self.gateway_id[:8])
         await self._parts.aclose()
+
+
+def _worker_header(value: str) -> Any:
+    async def name_worker(_request: web.Request, response: web.StreamResponse) -> None:
+        response.headers["X-Gateway-Worker"] = value
+
+    return name_worker
 
 
 def server_tls_context(settings: GatewaySettings) -> ssl.SSLContext | None:
@@ -419,5 +535,6 @@ async def serve_gateway(settings: GatewaySettings, ready: asyncio.Event | None =
 
 
 def run_gateway(settings: GatewaySettings) -> None:
-    """Blocking entry point for the CLI: logging, allocator, uvloop, then ``serve_gateway``."""
+    """Blocking entry point of a gateway of one process: logging, allocator, uvloop, then
+    ``serve_gateway`` (``processes.run_gateway`` chooses it or the supervisor)."""
     run_daemon("gateway", build_gateway(settings), settings.log_format)

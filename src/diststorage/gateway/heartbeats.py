@@ -17,6 +17,13 @@ What a beat may claim is checked here too, before anything is recorded:
   never acted on.
 
 A refused caller is logged once per claimed node and certificate, not at every beat.
+
+A gateway of several worker processes (``pool``): a node's beats arrive over one connection,
+at one worker. That worker checks the beat as above, records it, and hands it (without its
+corrupt chunks, which it deals with and acknowledges itself) to ``relay``, which gets it to
+the sibling workers' ``take_relayed``: every worker's node table hears every node. The answer
+the node gets stays what one gateway answers: the gateway's id (the same in every worker, one
+identity file) and the corrupt chunks this worker settled.
 """
 
 from __future__ import annotations
@@ -24,12 +31,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 import grpc.aio
+from google.protobuf.message import DecodeError
 
 from diststorage.core.cluster_tls import NODE_ROLE, peer_identity
 from diststorage.core.errors import DiststorageError, InvalidRequest, Unavailable
@@ -122,10 +130,13 @@ class HeartbeatServicer(InventoryServicer):
         confirmations: CorruptionConfirmations,
         gateway_id: str,
         require_node_certificate: bool = False,
+        relay: Callable[[bytes], None] | None = None,
     ) -> None:
         """``require_node_certificate``: the server runs mutual TLS, so every caller has a
-        certificate, and a beat must come from the node it names."""
+        certificate, and a beat must come from the node it names. ``relay``: given each
+        beat recorded here, serialised without its corrupt chunks, for the sibling workers."""
         self._require_node_certificate = require_node_certificate
+        self._relay = relay
         self._inventory = inventory
         self._confirmations = confirmations
         self._gateway_id = gateway_id
@@ -141,6 +152,8 @@ class HeartbeatServicer(InventoryServicer):
             if self._require_node_certificate:
                 await self._check_caller_is(beat.node.node_id, context)
             acknowledged = await self.receive(beat)
+        if self._relay is not None:
+            self._relay(_without_corrupt_chunks(request))
         return pb.HeartbeatResponse(
             gateway_id=self._gateway_id, acknowledged_corrupt_chunk_ids=acknowledged
         )
@@ -165,6 +178,18 @@ class HeartbeatServicer(InventoryServicer):
             log.warning("could not take in corrupt chunks of node %s: %s", node_id[:8], error)
             return []
 
+    async def take_relayed(self, payload: bytes) -> None:
+        """A beat a sibling worker received and checked (its caller included): recorded in
+        this worker's node table. Raises InvalidRequest if it does not parse, Unavailable if
+        the node table could not be persisted."""
+        try:
+            request = pb.HeartbeatRequest.FromString(payload)
+        except DecodeError as exc:
+            raise InvalidRequest("a relayed heartbeat does not parse") from exc
+        beat = node_heartbeat(request)
+        await self._inventory.heartbeat(beat.node)
+        self.scrub[beat.node.node_id] = beat.scrub
+
     async def _check_caller_is(self, node_id: str, context: Context) -> None:
         """Aborts PERMISSION_DENIED unless the caller's certificate names node ``node_id``."""
         peer = peer_identity(context.auth_context())
@@ -180,6 +205,11 @@ class HeartbeatServicer(InventoryServicer):
                 grpc.StatusCode.PERMISSION_DENIED,
                 f"the caller's certificate names {named}, not node {node_id}",
             )
+
+
+def _without_corrupt_chunks(request: pb.HeartbeatRequest) -> bytes:
+    relayed = pb.HeartbeatRequest(status=request.status)
+    return relayed.SerializeToString()
 
 
 @contextlib.asynccontextmanager

@@ -175,6 +175,8 @@ class LocalCluster:
     tls: TlsFiles | None = None
     # Plaintext, unauthenticated gRPC links (--insecure-cluster) instead of mutual TLS.
     insecure_cluster: bool = False
+    # Worker processes of each gateway (--workers); None leaves it to the gateway's default.
+    gateway_workers: int | None = None
     _gateways: list[_Child] = field(default_factory=list)
     _nodes: list[_Child] = field(default_factory=list)
     # What ``add_node`` gave a node beyond the others' arguments (its extra arguments, its
@@ -265,6 +267,7 @@ class LocalCluster:
             str(self.data_dir / SECRETS_KEY_FILE),
             *self._s3_args(index),
             *self._link_args(),
+            *([] if self.gateway_workers is None else ["--workers", str(self.gateway_workers)]),
             *self.gateway_args,
         ]
         env = {**self.env, **root_environment(self.root)}
@@ -368,6 +371,16 @@ class LocalCluster:
         """The process ids of the gateways that were started, first gateway first."""
         return [g.process.pid for g in self._gateways if g.process is not None]
 
+    def gateway_worker_pids(self, index: int = 0) -> list[int]:
+        """The process ids of gateway ``index``'s worker processes (its children, when it runs
+        several), from /proc; empty for a gateway of one process."""
+        pid = self.gateway_pids()[index]
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            return []
+        return sorted(int(child) for child in children if _is_gateway_worker(int(child)))
+
     def gateway_running(self, index: int = 0) -> bool:
         """Gateway ``index`` was started and has not exited."""
         return index < len(self._gateways) and self._gateways[index].running
@@ -463,6 +476,14 @@ class LocalCluster:
 def _gateway_name(index: int) -> str:
     """Names the first gateway's folder and log ``gateway``, the others ``gateway<index>``."""
     return "gateway" if index == 0 else f"gateway{index}"
+
+
+def _is_gateway_worker(pid: int) -> bool:
+    """A worker's command line, not the schema migration's child of the first worker."""
+    try:
+        return b"worker_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def _tail(path: Path) -> str:

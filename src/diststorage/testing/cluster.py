@@ -24,11 +24,13 @@ def running_cluster(
     root_credentials: Credentials | None = None,
     tls: TlsFiles | None = None,
     insecure_cluster: bool = False,
+    gateway_workers: int | None = None,
 ) -> Iterator[LocalCluster]:
     """Started and stopped around the block; its gateways' root key is
     ``cluster.root_credentials`` (``root_credentials``, or one generated in ``data_dir``).
     Every gateway serves S3 too (``cluster.s3_urls``); with ``tls``, every listener is HTTPS.
-    Its gRPC links run mutual TLS under a CA made in ``data_dir``, unless ``insecure_cluster``."""
+    Its gRPC links run mutual TLS under a CA made in ``data_dir``, unless ``insecure_cluster``.
+    ``gateway_workers``: each gateway's worker processes (--workers)."""
     cluster = LocalCluster(
         data_dir,
         nodes=nodes,
@@ -46,6 +48,7 @@ def running_cluster(
         s3_ports=[free_port() for _ in range(gateways)],
         tls=tls,
         insecure_cluster=insecure_cluster,
+        gateway_workers=gateway_workers,
     )
     cluster.start()
     try:

@@ -115,7 +115,7 @@ async def system_route(request: web.Request, services: Services, path: str) -> w
 
 
 async def _metrics(request: web.Request, services: Services, route: SystemRoute) -> web.Response:
-    return request.app[METRICS].render()
+    return await request.app[METRICS].render()
 
 
 async def _health_route(

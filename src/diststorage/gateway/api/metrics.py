@@ -21,12 +21,15 @@ units, ``_total`` on counters. Beside the process's own (``process_*``, ``python
 Every labelled series exists at zero for every node this gateway knows: a ``> 0`` alert or
 a ``rate()`` needs the series before the first event. Other parts (repair, durability) register
 their collectors on ``registry``.
+
+A gateway of several worker processes answers a scrape, whichever worker it reaches, with the
+figures of all of them merged (``pool.merge``), and ``diststorage_gateway_workers``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -47,6 +50,7 @@ from diststorage.gateway.datapath import DataPathMetrics
 from diststorage.gateway.heartbeats import ScrubStatus
 from diststorage.gateway.http.access import HttpMetrics, RouteOf, access_middleware
 from diststorage.gateway.inventory import Inventory, NodeView
+from diststorage.gateway.pool import merge_expositions
 from diststorage.meta import NodeLiveness
 
 NO_SCRUB = ScrubStatus(0, 0, 0, 0.0)
@@ -138,8 +142,15 @@ class ApiMetrics:
         inventory: Inventory,
         scrub: Mapping[str, ScrubStatus],
         data_path: DataPathMetrics | None = None,
+        siblings_scrape: Callable[[], Awaitable[list[bytes]]] | None = None,
+        sibling_counters: Collector | None = None,
     ) -> None:
+        """``siblings_scrape``: the sibling workers' own expositions, to merge into each
+        scrape; ``sibling_counters``: their HTTP counters, kept fresh, for the dashboard's
+        throughput (a gateway of several worker processes)."""
         self.registry = CollectorRegistry()
+        self._siblings_scrape = siblings_scrape
+        self._sibling_counters = sibling_counters
         self._inventory = inventory
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
@@ -155,17 +166,40 @@ class ApiMetrics:
         nodes.labels("up").set_function(inventory.live_count)
         nodes.labels("down").set_function(lambda: len(inventory.views()) - inventory.live_count())
         self.registry.register(_NodeCollector(inventory, scrub))
+        # The HTTP counters alone, for a sibling worker's dashboard throughput (pool.counters).
+        self._http_registry = CollectorRegistry(auto_describe=False)
+        for collector in self.http.collectors():
+            self._http_registry.register(collector)
+
+    def throughput_collectors(self) -> tuple[Collector, ...]:
+        """The HTTP counters of the whole gateway, its sibling workers' included, for the
+        dashboard's throughput to sample."""
+        own = self.http.collectors()
+        return own if self._sibling_counters is None else (*own, self._sibling_counters)
 
     def middleware(self, api: str, route_of: RouteOf) -> Middleware:
         """Front end ``api``'s outermost middleware (``http.access``)."""
         return access_middleware(api, route_of, self.http)
 
     def scrape(self) -> bytes:
+        """This process's own figures."""
         self.data_path.know_nodes(self._inventory.node_ids())
         return generate_latest(self.registry)
 
-    def render(self) -> web.Response:
-        return web.Response(body=self.scrape(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    def http_scrape(self) -> bytes:
+        """This process's HTTP counters alone."""
+        return generate_latest(self._http_registry)
+
+    async def gateway_scrape(self) -> bytes:
+        """The gateway's figures: this process's, merged with its sibling workers' if any."""
+        own = self.scrape()
+        if self._siblings_scrape is None:
+            return own
+        return merge_expositions(own, await self._siblings_scrape())
+
+    async def render(self) -> web.Response:
+        body = await self.gateway_scrape()
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 METRICS = web.AppKey("metrics", ApiMetrics)

@@ -77,6 +77,6 @@ def mount_dashboard(native: web.Application, services: Services, events: EventLo
     from that application's metrics. Its resource is more specific than the API's catch-all
     route, so aiohttp resolves ``/_/ui/...`` to it first."""
     metrics = native[METRICS]
-    throughput = Throughput(metrics.http.collectors())
+    throughput = Throughput(metrics.throughput_collectors())
     dashboard = build_dashboard(services, events, throughput, metrics.data_path.stats)
     native.add_subapp(UI_PATH, dashboard)
