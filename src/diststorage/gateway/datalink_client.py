@@ -167,6 +167,8 @@ class DataLink:
                 except BaseException:
                     receiver.close()
                     raise
+        except TimeoutError:
+            raise  # an OSError too, but a deadline missed: the node client counts it
         except (OSError, LinkError) as exc:
             raise NodeUnavailable(f"node {self._node_id[:8]}: data link: {exc}") from exc
         if reply[:1] != ACCEPT or len(reply) != 1 + SALT_BYTES:

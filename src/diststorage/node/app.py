@@ -83,10 +83,12 @@ class Node:
         await build_or_unwind(self._parts, self._build)
         settings = self.settings
         log.info(
-            "node %s serving on %s (advertised as %s), data in %s, gateways %s",
+            "node %s serving on %s (advertised as %s), data link on port %d, data in %s, "
+            "gateways %s",
             self.store.node_id,
             settings.listen,
             self.address,
+            self.data_port,
             settings.data_dir,
             ", ".join(
                 [*settings.gateways, *(f"every address of {n}" for n in settings.gateway_dns)]
