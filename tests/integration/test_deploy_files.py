@@ -61,6 +61,7 @@ KUBERNETES = ROOT / "deploy" / "kubernetes"
 
 DAEMONS = ("gateway", "node", "migrate")
 HTTP_PORT, GATEWAY_GRPC_PORT, NODE_PORT, S3_PORT = 7001, 7002, 7101, 9000
+NODE_DATA_PORT = 7102
 ROOT_KEY_ENVS = {ROOT_ACCESS_KEY_ENV, ROOT_SECRET_KEY_ENV}
 METADATA_ENV = f"{GatewaySettings.model_config.get('env_prefix')}METADATA_URL"
 TOOL_TIMEOUT_S = 60
@@ -172,7 +173,7 @@ def test_dockerfile_builds_the_locked_environment_for_a_non_root_user() -> None:
     users = re.findall(r"^USER\s+(\S+)", text, re.MULTILINE)
     assert users and users[-1].split(":")[0] not in ("root", "0"), users
     exposed = {int(p) for line in re.findall(r"^EXPOSE\s+(.+)$", text, re.M) for p in line.split()}
-    assert exposed == {HTTP_PORT, GATEWAY_GRPC_PORT, S3_PORT, NODE_PORT}
+    assert exposed == {HTTP_PORT, GATEWAY_GRPC_PORT, S3_PORT, NODE_PORT, NODE_DATA_PORT}
     assert entrypoint() == ("diststorage",)
 
 
@@ -965,6 +966,7 @@ def admitted_peers(
 # (component, port, the only components whose pods may connect; None: clients, from anywhere)
 BOUNDARIES = (
     ("node", NODE_PORT, {"gateway"}),
+    ("node", NODE_DATA_PORT, {"gateway"}),
     ("gateway", GATEWAY_GRPC_PORT, {"node"}),
     ("postgres", 5432, {"gateway"}),
     ("gateway", HTTP_PORT, None),
@@ -1015,19 +1017,23 @@ def test_network_policies_admit_grpc_and_the_database_only_from_the_clusters_pod
     ],
 )
 def test_the_network_policy_check_can_fail(opening: Doc) -> None:
-    """One more peer on the nodes' policy, or a rule without `from`, is found."""
+    """One more peer on the nodes' policy, a rule without `from`, or a port left out, is
+    found."""
     docs = copy.deepcopy(manifests())
     (nodes,) = [
         d
         for d in docs
         if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "diststorage-node"
     ]
+    nodes_peers = copy.deepcopy(nodes["spec"]["ingress"][0]["from"])
     nodes["spec"]["ingress"][0]["from"].append(opening)
     assert any(problem.startswith("node:7101 admits") for problem in boundary_problems(docs))
-    nodes["spec"]["ingress"] = [{"ports": [{"port": "grpc"}]}]
-    assert boundary_problems(docs) == ["node:7101 admits None"]
+    nodes["spec"]["ingress"] = [{"ports": [{"port": "grpc"}, {"port": "data"}]}]
+    assert boundary_problems(docs) == ["node:7101 admits None", "node:7102 admits None"]
+    nodes["spec"]["ingress"] = [{"from": nodes_peers, "ports": [{"port": "grpc"}]}]
+    assert boundary_problems(docs) == ["node:7102 admits nobody"]
     docs.remove(nodes)
-    assert boundary_problems(docs) == ["node:7101 admits None"]
+    assert boundary_problems(docs) == ["node:7101 admits None", "node:7102 admits None"]
 
 
 def published_address(entry: str) -> tuple[str, str, str]:

@@ -9,7 +9,9 @@ goes through, so the failures are the credentials', not the test's.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import struct
 import subprocess
 import sys
 import time
@@ -30,6 +32,7 @@ from diststorage.core.cluster_tls import (
     load_authority,
     new_authority,
 )
+from diststorage.core.datalink import ACCEPT, REFUSE, Get, Seal, encode_get, hello
 from diststorage.core.ids import new_id
 from diststorage.local import LocalCluster, free_port
 from diststorage.proto import storage_pb2 as pb
@@ -96,6 +99,8 @@ async def node_calls(channel: grpc.aio.Channel) -> AsyncIterator[str]:
     yield "ListChunks"
     await stub.DeleteChunk(pb.DeleteChunkRequest(chunk_id=chunk_id), timeout=CALL_TIMEOUT_S)
     yield "DeleteChunk"
+    await stub.OpenDataLink(pb.OpenDataLinkRequest(), timeout=CALL_TIMEOUT_S)
+    yield "OpenDataLink"
 
 
 def beat(node_id: str) -> pb.HeartbeatRequest:
@@ -152,7 +157,36 @@ async def test_a_holder_of_the_cluster_folder_gets_through(cluster: LocalCluster
     for address in node_addresses(cluster):
         async with dial(address) as channel:
             answered = [name async for name in node_calls(channel)]
-        assert answered == ["Stat", "ListChunks", "DeleteChunk"]
+        assert answered == ["Stat", "ListChunks", "DeleteChunk", "OpenDataLink"]
+
+
+async def frame_from(reader: asyncio.StreamReader) -> bytes:
+    (length,) = struct.unpack(">I", await reader.readexactly(4))
+    return await reader.readexactly(length)
+
+
+async def test_a_stranger_reads_nothing_over_a_nodes_data_link(cluster: LocalCluster) -> None:
+    """The data link's port is no secret (a scan finds it), nor is a link id (it crosses the
+    wire in the clear); its key is, and without it no request is served."""
+    for address in node_addresses(cluster):
+        async with member(cluster.cluster_dir)(address) as channel:
+            opened = await pb_grpc.ChunkServiceStub(channel).OpenDataLink(
+                pb.OpenDataLinkRequest(), timeout=CALL_TIMEOUT_S
+            )
+        assert len(opened.key) == 32 and len(opened.link_id) == 16
+        for link_id in (os.urandom(16), bytes(16)):
+            reader, writer = await asyncio.open_connection(cluster.host, opened.port)
+            writer.write(b"".join(Seal(None).frame(hello(link_id, os.urandom(32)))))
+            assert await frame_from(reader) == REFUSE
+            assert await reader.read() == b""
+            writer.close()
+        reader, writer = await asyncio.open_connection(cluster.host, opened.port)
+        writer.write(b"".join(Seal(None).frame(hello(opened.link_id, os.urandom(32)))))
+        assert (await frame_from(reader))[:1] == ACCEPT
+        get = encode_get(Get(new_id(), 0, 0, None))
+        writer.write(b"".join(Seal(os.urandom(32)).frame(get)))
+        assert await reader.read() == b"", "a request sealed under another key is served"
+        writer.close()
 
 
 async def test_a_heartbeat_that_is_no_message_is_the_callers_mistake(

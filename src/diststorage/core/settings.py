@@ -139,6 +139,11 @@ class NodeSettings(BaseSettings):
     advertise: str | None = Field(
         default=None, description="address gateways dial; defaults to --listen"
     )
+    data_listen: str | None = Field(
+        default=None,
+        description="HOST:PORT of the data link that reads' bytes go over; defaults to "
+        "--listen's host and any free port (gateways learn it over gRPC)",
+    )
     data_dir: Path = Field(
         default=Path("./data/node"), description="folder for chunks and identity", **_flag("data")
     )
@@ -201,6 +206,11 @@ class NodeSettings(BaseSettings):
     log_format: LogFormat = _log_format_field()
 
     _check_listen = field_validator("listen")(_check_address)
+
+    @field_validator("data_listen")
+    @classmethod
+    def _check_data_listen(cls, value: str | None) -> str | None:
+        return None if value is None else _check_address(value)
 
     @model_validator(mode="before")
     @classmethod

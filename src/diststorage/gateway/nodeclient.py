@@ -23,6 +23,7 @@ import grpc
 import grpc.aio
 
 from diststorage.core.cluster_tls import PLAINTEXT_LINKS, ClusterLinks
+from diststorage.core.datalink import LinkSecret
 from diststorage.core.errors import (
     AlreadyExists,
     ChunkNotFound,
@@ -32,10 +33,12 @@ from diststorage.core.errors import (
     InvalidRequest,
     NodeUnavailable,
 )
-from diststorage.core.request_ids import grpc_metadata
+from diststorage.core.request_ids import current_request_id, grpc_metadata
+from diststorage.core.settings import split_host_port
 from diststorage.core.tasks import BackgroundTasks
 from diststorage.erasure import Block
 from diststorage.gateway.blockwire import BlockMessage, put_header_message
+from diststorage.gateway.datalink_client import DataLink
 from diststorage.gateway.datapath import DataPathMetrics, NodeCall
 from diststorage.proto import storage_pb2 as pb
 from diststorage.proto.chunkwire import (
@@ -106,6 +109,10 @@ class ListedChunk:
     size_bytes: int
     mtime: float
     """When the node wrote the chunk, in seconds since the epoch on the node's clock."""
+
+
+class _NoDataLink(Exception):
+    """The node predates the data link: its reads go over gRPC."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +247,11 @@ class NodeClient:
             )
         )
         self._reads_once = True
+        # Reads' bytes go over the node's data link; over gRPC only for a node without one.
+        self._data_link = DataLink(
+            node_id, split_host_port(address)[0], self._open_data_link, max_message_bytes
+        )
+        self._over_link = True
 
     async def start_put(self, chunk_id: str, expected_bytes: int) -> ChunkUpload:
         # The stream as a whole has no fixed deadline (a chunk may be large); every message
@@ -295,6 +307,14 @@ class NodeClient:
         for a channel still reconnecting instead of failing at once.
         """
         block_timeout_s = self._block_timeout_s * patience
+        if self._over_link:
+            try:
+                async for piece in self._read_over_link(chunk_id, offset, length, block_timeout_s):
+                    yield piece
+                return
+            except _NoDataLink:
+                log.info("node %s: no data link; reads go over gRPC", self.node_id[:8])
+                self._over_link = False
         call = self._get_chunk(
             pb.GetChunkRequest(chunk_id=chunk_id, offset=offset, length=length),
             wait_for_ready=wait_for_ready,
@@ -327,6 +347,10 @@ class NodeClient:
         gateway about a third less CPU than a stream). A node from before GetChunkOnce is
         read with streams instead, from then on: gateways may be upgraded before nodes."""
         message: bytes | None = None
+        if self._over_link:
+            async for piece in self.read(chunk_id, offset, length, wait_for_ready, patience):
+                yield piece
+            return
         if self._reads_once:
             timeout_s = self._block_timeout_s * patience
             with self._timed(NodeCall.GET_CHUNK_ONCE), translated(self.node_id, self._late):
@@ -376,7 +400,40 @@ class NodeClient:
         chunks = tuple(ListedChunk(c.chunk_id, c.size_bytes, c.mtime) for c in response.chunks)
         return ChunkPage(chunks, response.truncated)
 
+    async def _read_over_link(
+        self, chunk_id: str, offset: int, length: int, block_timeout_s: float
+    ) -> AsyncIterator[BlockPiece]:
+        started = time.perf_counter()
+        blocks = self._data_link.read(
+            chunk_id, offset, length, current_request_id.get(), block_timeout_s
+        )
+        try:
+            with translated(self.node_id, self._late):
+                async for head, data in blocks:
+                    yield BlockPiece(data, head.offset, head.crc32c, head.whole_block)
+        finally:
+            await blocks.aclose()
+            elapsed_s = time.perf_counter() - started
+            self._metrics.observe_rpc(NodeCall.GET_CHUNK, self.node_id, elapsed_s)
+
+    async def _open_data_link(self) -> tuple[int, LinkSecret]:
+        """The data link's port and a secret for it, asked over the mTLS channel."""
+        with translated(self.node_id, self._late):
+            try:
+                response = await self._stub.OpenDataLink(
+                    pb.OpenDataLinkRequest(),
+                    timeout=self._rpc_timeout_s,
+                    wait_for_ready=True,
+                    metadata=grpc_metadata(),
+                )
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                    raise _NoDataLink from exc
+                raise
+        return response.port, LinkSecret(response.link_id, response.key)
+
     async def close(self, grace_s: float | None = None) -> None:
+        self._data_link.forget()
         await self._channel.close(grace=grace_s)
 
 

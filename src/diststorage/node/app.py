@@ -17,10 +17,12 @@ import grpc
 from diststorage.core.clock import SYSTEM_CLOCK, Clock
 from diststorage.core.cluster_tls import NODE_ROLE, cluster_links
 from diststorage.core.daemon import build_or_unwind, run_daemon, serve
+from diststorage.core.datalink import LinkSecret
 from diststorage.core.grpc_undecodable import RefuseUndecodable
 from diststorage.core.settings import NodeSettings, split_host_port
 from diststorage.core.worker import Workers
 from diststorage.node.chunkstore import ChunkStore
+from diststorage.node.datalink_server import DataLinkServer
 from diststorage.node.heartbeat import HeartbeatConfig, Heartbeats
 from diststorage.node.reports import CorruptReports
 from diststorage.node.scrubber import Scrubber, ScrubConfig, ScrubProgress
@@ -81,10 +83,12 @@ class Node:
         await build_or_unwind(self._parts, self._build)
         settings = self.settings
         log.info(
-            "node %s serving on %s (advertised as %s), data in %s, gateways %s",
+            "node %s serving on %s (advertised as %s), data link on port %d, data in %s, "
+            "gateways %s",
             self.store.node_id,
             settings.listen,
             self.address,
+            self.data_port,
             settings.data_dir,
             ", ".join(
                 [*settings.gateways, *(f"every address of {n}" for n in settings.gateway_dns)]
@@ -113,7 +117,18 @@ class Node:
         )
         self.port = self.links.add_port(self.server, settings.listen)
         self.address = _advertised_address(settings, self.port)
-        servicer = ChunkServicer(self.store, self.address, self._scrub_progress)
+        self.data_link = DataLinkServer(
+            self.store, self.links.secure, max_connections=settings.max_concurrent_rpcs
+        )
+        data_host, data_port = split_host_port(settings.data_listen or f"{settings.listen}")
+        self.data_port = await self.data_link.start(
+            data_host, data_port if settings.data_listen else 0
+        )
+        # Stopped after the gRPC server (pushed first, unwound last).
+        parts.push_async_callback(self.data_link.close)
+        servicer = ChunkServicer(
+            self.store, self.address, self._scrub_progress, self._open_data_link
+        )
         add_chunk_service(servicer, self.server)
         await self.server.start()
         parts.push_async_callback(self._stop_server)
@@ -134,6 +149,9 @@ class Node:
             lookup_interval_s=settings.gateway_lookup_interval_s,
             links=self.links,
         )
+
+    def _open_data_link(self) -> tuple[int, LinkSecret]:
+        return self.data_port, self.data_link.open_link()
 
     def _scrub_progress(self) -> ScrubProgress | None:
         return self.scrubber.progress() if self.scrubber is not None else None

@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 
+from diststorage.core.datalink import LinkSecret
 from diststorage.core.errors import InvalidRequest
 from diststorage.node.chunkstore import DEFAULT_LIST_LIMIT, ChunkStore, StoreStatus
 from diststorage.node.reader import BlockSlice
@@ -32,6 +33,8 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 # The scrubber's progress, or None while it is disabled; put on the wire here, at the edge.
 ScrubProgressSource = Callable[[], ScrubProgress | None]
+# The data link's port and a new secret for it (node/datalink_server.py).
+DataLinkSource = Callable[[], tuple[int, LinkSecret]]
 
 
 def node_status(status: StoreStatus, address: str, scrub: pb.ScrubStatus) -> pb.NodeStatus:
@@ -74,11 +77,16 @@ def _put_response(result: CommitResult) -> pb.PutChunkResponse:
 
 class ChunkServicer(pb_grpc.ChunkServiceServicer):
     def __init__(
-        self, store: ChunkStore, address: str, scrub: ScrubProgressSource = lambda: None
+        self,
+        store: ChunkStore,
+        address: str,
+        scrub: ScrubProgressSource = lambda: None,
+        data_link: DataLinkSource | None = None,
     ) -> None:
         self._store = store
         self._address = address
         self._scrub = scrub
+        self._data_link = data_link
 
     async def PutChunk(  # noqa: N802 - names fixed by the .proto
         self, request_iterator: AsyncIterator[pb.PutChunkRequest], context: Context
@@ -145,6 +153,16 @@ class ChunkServicer(pb_grpc.ChunkServiceServicer):
             call.size_bytes = 0 if piece is None else len(piece.data)
         # The empty message: no block in the range.
         return b"" if piece is None else _get_response(piece)
+
+    async def OpenDataLink(  # noqa: N802 - names fixed by the .proto
+        self, request: pb.OpenDataLinkRequest, context: Context
+    ) -> pb.OpenDataLinkResponse:
+        """Asked over the mTLS channel: the secret never crosses the network in the clear."""
+        if self._data_link is None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "no data link on this node")
+        assert self._data_link is not None
+        port, secret = self._data_link()
+        return pb.OpenDataLinkResponse(port=port, link_id=secret.link_id, key=secret.key)
 
     async def DeleteChunk(  # noqa: N802 - names fixed by the .proto
         self, request: pb.DeleteChunkRequest, context: Context

@@ -202,6 +202,49 @@ class GetChunkResponse(_message.Message):
 Global___GetChunkResponse: _TypeAlias = GetChunkResponse  # noqa: Y015
 
 @_typing.final
+class OpenDataLinkRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpenDataLinkRequest: _TypeAlias = OpenDataLinkRequest  # noqa: Y015
+
+@_typing.final
+class OpenDataLinkResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PORT_FIELD_NUMBER: _builtins.int
+    LINK_ID_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    port: _builtins.int
+    """the data link's port, on the host the node is reached at"""
+    link_id: _builtins.bytes
+    """16 bytes naming the key; empty on an insecure cluster"""
+    key: _builtins.bytes
+    """32 bytes; empty on an insecure cluster"""
+    def __init__(
+        self,
+        *,
+        port: _builtins.int = ...,
+        link_id: _builtins.bytes = ...,
+        key: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "link_id", b"link_id", "port", b"port"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpenDataLinkResponse: _TypeAlias = OpenDataLinkResponse  # noqa: Y015
+
+@_typing.final
 class DeleteChunkRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -69,6 +69,11 @@ class ChunkServiceStub:
                 request_serializer=diststorage_dot_proto_dot_storage__pb2.StatRequest.SerializeToString,
                 response_deserializer=diststorage_dot_proto_dot_storage__pb2.NodeStatus.FromString,
                 _registered_method=True)
+        self.OpenDataLink = channel.unary_unary(
+                '/diststorage.v1.ChunkService/OpenDataLink',
+                request_serializer=diststorage_dot_proto_dot_storage__pb2.OpenDataLinkRequest.SerializeToString,
+                response_deserializer=diststorage_dot_proto_dot_storage__pb2.OpenDataLinkResponse.FromString,
+                _registered_method=True)
 
 
 class ChunkServiceServicer:
@@ -123,6 +128,15 @@ class ChunkServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def OpenDataLink(self, request, context):
+        """Credentials for the node's data link (GetChunk's bytes over a framed connection of
+        its own: node/datalink_server.py): asked over this mutually authenticated channel, so only
+        a holder of the cluster credential gets them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ChunkServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -160,6 +174,11 @@ def add_ChunkServiceServicer_to_server(servicer, server):
                     servicer.Stat,
                     request_deserializer=diststorage_dot_proto_dot_storage__pb2.StatRequest.FromString,
                     response_serializer=diststorage_dot_proto_dot_storage__pb2.NodeStatus.SerializeToString,
+            ),
+            'OpenDataLink': grpc.unary_unary_rpc_method_handler(
+                    servicer.OpenDataLink,
+                    request_deserializer=diststorage_dot_proto_dot_storage__pb2.OpenDataLinkRequest.FromString,
+                    response_serializer=diststorage_dot_proto_dot_storage__pb2.OpenDataLinkResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -351,6 +370,33 @@ class ChunkService:
             '/diststorage.v1.ChunkService/Stat',
             diststorage_dot_proto_dot_storage__pb2.StatRequest.SerializeToString,
             diststorage_dot_proto_dot_storage__pb2.NodeStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OpenDataLink(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/diststorage.v1.ChunkService/OpenDataLink',
+            diststorage_dot_proto_dot_storage__pb2.OpenDataLinkRequest.SerializeToString,
+            diststorage_dot_proto_dot_storage__pb2.OpenDataLinkResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -52,6 +52,11 @@ class ChunkServiceStub:
     DeleteChunk: _grpc.UnaryUnaryMultiCallable[_storage_pb2.DeleteChunkRequest, _storage_pb2.DeleteChunkResponse]
     ListChunks: _grpc.UnaryUnaryMultiCallable[_storage_pb2.ListChunksRequest, _storage_pb2.ListChunksResponse]
     Stat: _grpc.UnaryUnaryMultiCallable[_storage_pb2.StatRequest, _storage_pb2.NodeStatus]
+    OpenDataLink: _grpc.UnaryUnaryMultiCallable[_storage_pb2.OpenDataLinkRequest, _storage_pb2.OpenDataLinkResponse]
+    """Credentials for the node's data link (GetChunk's bytes over a framed connection of
+    its own: node/datalink_server.py): asked over this mutually authenticated channel, so only
+    a holder of the cluster credential gets them.
+    """
 
 @_typing.type_check_only
 class ChunkServiceAsyncStub(ChunkServiceStub):
@@ -72,6 +77,11 @@ class ChunkServiceAsyncStub(ChunkServiceStub):
     DeleteChunk: _aio.UnaryUnaryMultiCallable[_storage_pb2.DeleteChunkRequest, _storage_pb2.DeleteChunkResponse]  # type: ignore[assignment]
     ListChunks: _aio.UnaryUnaryMultiCallable[_storage_pb2.ListChunksRequest, _storage_pb2.ListChunksResponse]  # type: ignore[assignment]
     Stat: _aio.UnaryUnaryMultiCallable[_storage_pb2.StatRequest, _storage_pb2.NodeStatus]  # type: ignore[assignment]
+    OpenDataLink: _aio.UnaryUnaryMultiCallable[_storage_pb2.OpenDataLinkRequest, _storage_pb2.OpenDataLinkResponse]  # type: ignore[assignment]
+    """Credentials for the node's data link (GetChunk's bytes over a framed connection of
+    its own: node/datalink_server.py): asked over this mutually authenticated channel, so only
+    a holder of the cluster credential gets them.
+    """
 
 class ChunkServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -131,6 +141,17 @@ class ChunkServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _storage_pb2.StatRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_storage_pb2.NodeStatus, _abc.Awaitable[_storage_pb2.NodeStatus]]: ...
+
+    @_abc_1.abstractmethod
+    def OpenDataLink(
+        self,
+        request: _storage_pb2.OpenDataLinkRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_storage_pb2.OpenDataLinkResponse, _abc.Awaitable[_storage_pb2.OpenDataLinkResponse]]:
+        """Credentials for the node's data link (GetChunk's bytes over a framed connection of
+        its own: node/datalink_server.py): asked over this mutually authenticated channel, so only
+        a holder of the cluster credential gets them.
+        """
 
 def add_ChunkServiceServicer_to_server(servicer: ChunkServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

@@ -1,0 +1,285 @@
+"""The data link (core/datalink.py): its sealing, its messages, and a node's server
+(node/datalink_server.py) read by the gateway's client (gateway/datalink_client.py) over
+loopback, sealed and in the clear, against a real chunk store."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import struct
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import crc32c
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from diststorage.core.datalink import (
+    ACCEPT,
+    REFUSE,
+    SALT_BYTES,
+    BlockHead,
+    Error,
+    Failure,
+    Get,
+    LinkError,
+    LinkSecret,
+    Seal,
+    Unseal,
+    connection_keys,
+    decode,
+    encode_block_head,
+    encode_end,
+    encode_error,
+    encode_get,
+    hello,
+    new_link_secret,
+)
+from diststorage.core.errors import ChunkNotFound, InvalidRequest, NodeUnavailable
+from diststorage.core.ids import new_id
+from diststorage.gateway.datalink_client import DataLink
+from diststorage.node import ChunkStore
+from diststorage.node.datalink_server import DataLinkServer
+
+BLOCKS = [random.Random(3).randbytes(size) for size in (70_000, 70_000, 1234)]
+
+
+def _open(unseal: Unseal, frame: tuple[bytes, bytes | memoryview]) -> bytes:
+    header, body = frame
+    return bytes(unseal.body(header, bytearray(body)))
+
+
+def test_sealed_frames_open_in_order_under_their_key_only() -> None:
+    key = os.urandom(32)
+    seal, unseal = Seal(key), Unseal(key)
+    first, second = seal.frame(b"first"), seal.frame(b"second")
+    assert _open(unseal, first) == b"first"
+    with pytest.raises(LinkError):
+        _open(Unseal(key), second)  # out of order: its nonce is the second
+    assert _open(unseal, second) == b"second"
+    with pytest.raises(LinkError):
+        _open(unseal, second)  # replayed
+    tampered = bytearray(Seal(key).frame(b"payload")[1])
+    tampered[0] ^= 1
+    with pytest.raises(LinkError):
+        Unseal(key).body(Seal(key).frame(b"payload")[0], tampered)
+    with pytest.raises(LinkError):
+        _open(Unseal(os.urandom(32)), Seal(key).frame(b"payload"))
+    _, body = Seal(key).frame(b"payload")
+    with pytest.raises(LinkError):  # the length is authenticated too
+        Unseal(key).body(struct.pack(">I", len(body) + 1), bytearray(body))
+
+
+def test_every_connection_has_keys_of_its_own() -> None:
+    secret = new_link_secret()
+    a, b = os.urandom(SALT_BYTES), os.urandom(SALT_BYTES)
+    keys = connection_keys(secret, a, b)
+    assert keys == connection_keys(secret, a, b)
+    assert keys[0] != keys[1], "one key per direction"
+    assert keys != connection_keys(secret, a, os.urandom(SALT_BYTES))
+    assert keys != connection_keys(new_link_secret(), a, b)
+    assert connection_keys(LinkSecret(bytes(16), b""), a, b) == (None, None)
+
+
+def test_frames_in_the_clear_are_the_bodies() -> None:
+    header, body = Seal(None).frame(b"plain")
+    assert header == struct.pack(">I", 5) and body == b"plain"
+
+
+@given(
+    st.text(alphabet="0123456789abcdef", min_size=32, max_size=32),
+    st.integers(0, (1 << 64) - 1),
+    st.integers(0, (1 << 64) - 1),
+    st.one_of(st.none(), st.from_regex(r"[A-Za-z0-9._-]{1,64}", fullmatch=True)),
+)
+def test_a_get_reads_back_as_sent(chunk_id: str, offset: int, length: int, rid: str | None) -> None:
+    get = Get(chunk_id, offset, length, rid)
+    assert decode(encode_get(get)) == get
+
+
+def test_block_heads_errors_and_ends_read_back_as_sent() -> None:
+    head = BlockHead(1 << 40, 0xFFFFFFFF, True)
+    assert decode(encode_block_head(head)) == head
+    error = Error(Failure.DATA_LOSS, "block 3 fails its CRC")
+    assert decode(encode_error(error)) == error
+    assert decode(encode_end()) is None
+
+
+@given(st.binary(max_size=120))
+def test_any_bytes_are_a_message_or_a_link_error(body: bytes) -> None:
+    with contextlib.suppress(LinkError):
+        decode(body)
+
+
+# ---- a node's server and a gateway's client over loopback ----------------------------------
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    tmp_path: Path, secure: bool, max_connections: int = 16
+) -> AsyncIterator[tuple[ChunkStore, DataLinkServer, int, str]]:
+    async with await ChunkStore.open(tmp_path / "node") as store:
+        chunk_id = new_id()
+        writer = await store.open_writer(chunk_id, sum(map(len, BLOCKS)))
+        async with writer:
+            for block in BLOCKS:
+                await writer.write_block(block, crc32c.crc32c(block))
+            await writer.commit()
+        server = DataLinkServer(store, secure, max_connections)
+        port = await server.start("127.0.0.1", 0)
+        try:
+            yield store, server, port, chunk_id
+        finally:
+            await server.close()
+
+
+def client_of(server: DataLinkServer, port: int, asked: list[int] | None = None) -> DataLink:
+    async def ask() -> tuple[int, LinkSecret]:
+        if asked is not None:
+            asked.append(1)
+        return port, server.open_link()
+
+    return DataLink("ab" * 16, "127.0.0.1", ask, max_frame_bytes=1 << 20)
+
+
+async def read_all(link: DataLink, chunk_id: str, offset: int = 0, length: int = 0) -> list[bytes]:
+    return [bytes(data) async for _, data in link.read(chunk_id, offset, length, None, 5.0)]
+
+
+@pytest.mark.parametrize("secure", [True, False], ids=["sealed", "clear"])
+async def test_a_chunk_reads_back_block_by_block(tmp_path: Path, secure: bool) -> None:
+    async with serving(tmp_path, secure) as (_, server, port, chunk_id):
+        link = client_of(server, port)
+        assert await read_all(link, chunk_id) == BLOCKS
+        # A range of the last block only, then all again on the same (reused) connection.
+        assert await read_all(link, chunk_id, 140_000, 1234) == BLOCKS[2:]
+        heads = [head async for head, _ in link.read(chunk_id, 0, 0, "req-1", 5.0)]
+        assert [h.offset for h in heads] == [0, 70_000, 140_000]
+        assert all(h.whole_block for h in heads)
+        assert [h.crc32c for h in heads] == [crc32c.crc32c(b) for b in BLOCKS]
+        link.forget()
+
+
+async def test_errors_come_back_as_core_errors_and_keep_the_connection(tmp_path: Path) -> None:
+    async with serving(tmp_path, True) as (_, server, port, chunk_id):
+        link = client_of(server, port)
+        with pytest.raises(ChunkNotFound):
+            await read_all(link, new_id())
+        with pytest.raises(InvalidRequest):
+            await read_all(link, chunk_id, 10**9, 5)
+        assert await read_all(link, chunk_id) == BLOCKS
+        link.forget()
+
+
+async def test_a_read_given_up_half_way_leaves_the_next_one_whole(tmp_path: Path) -> None:
+    async with serving(tmp_path, True) as (_, server, port, chunk_id):
+        link = client_of(server, port)
+        blocks = link.read(chunk_id, 0, 0, None, 5.0)
+        await anext(blocks)
+        await blocks.aclose()
+        assert await read_all(link, chunk_id) == BLOCKS
+        link.forget()
+
+
+async def test_a_restarted_node_is_asked_for_a_new_link(tmp_path: Path) -> None:
+    async with serving(tmp_path, True) as (_, server, port, chunk_id):
+        asked: list[int] = []
+        link = client_of(server, port, asked)
+        assert await read_all(link, chunk_id) == BLOCKS
+        link.forget()
+        link._link = (port, new_link_secret())  # a secret the node no longer knows
+        assert await read_all(link, chunk_id) == BLOCKS
+        assert len(asked) == 2
+        link.forget()
+
+
+async def frame_from(reader: asyncio.StreamReader) -> bytes:
+    (length,) = struct.unpack(">I", await reader.readexactly(4))
+    return await reader.readexactly(length)
+
+
+async def test_a_stranger_gets_no_byte_of_a_chunk(tmp_path: Path) -> None:
+    async with serving(tmp_path, True) as (_, server, port, chunk_id):
+        # An id the node never gave out: refused, then closed.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"".join(Seal(None).frame(hello(os.urandom(16), os.urandom(32)))))
+        assert await frame_from(reader) == REFUSE
+        assert await reader.read() == b""
+        writer.close()
+        # A real id (seen on the wire) without its key: the GET does not open, and the
+        # connection ends with no block sent.
+        secret = server.open_link()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"".join(Seal(None).frame(hello(secret.link_id, os.urandom(32)))))
+        reply = await frame_from(reader)
+        assert reply[:1] == ACCEPT
+        forged = Seal(os.urandom(32)).frame(encode_get(Get(chunk_id, 0, 0, None)))
+        writer.write(b"".join(forged))
+        assert await reader.read() == b""
+        writer.close()
+        # In the clear, on a sealed node: refused.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"".join(Seal(None).frame(hello(bytes(16), os.urandom(32)))))
+        assert await frame_from(reader) == REFUSE
+        writer.close()
+
+
+async def test_connections_past_the_limit_are_closed(tmp_path: Path) -> None:
+    async with serving(tmp_path, True, max_connections=1) as (_, server, port, chunk_id):
+        link = client_of(server, port)
+        blocks = link.read(chunk_id, 0, 0, None, 5.0)
+        await anext(blocks)  # holds the one connection
+        with pytest.raises(NodeUnavailable):
+            await read_all(client_of(server, port), chunk_id)
+        await blocks.aclose()
+        link.forget()
+
+
+async def test_a_node_that_never_answers_costs_one_deadline(tmp_path: Path) -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+
+    async def ask() -> tuple[int, LinkSecret]:
+        return port, new_link_secret()
+
+    link = DataLink("ab" * 16, "127.0.0.1", ask, max_frame_bytes=1 << 20)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(TimeoutError):
+        await read_all_with_timeout(link, new_id(), 0.3)
+    assert loop.time() - started < 2.0
+    server.close()
+    await server.wait_closed()
+
+
+async def read_all_with_timeout(link: DataLink, chunk_id: str, timeout_s: float) -> None:
+    async for _ in link.read(chunk_id, 0, 0, None, timeout_s):
+        pass
+
+
+async def test_a_frame_over_the_limit_ends_the_connection(tmp_path: Path) -> None:
+    async def oversized(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await frame_from(reader)
+        writer.write(b"".join(Seal(None).frame(ACCEPT + bytes(SALT_BYTES))))
+        await frame_from(reader)
+        writer.write(struct.pack(">I", 1 << 30))
+        await writer.drain()
+        await reader.read()
+
+    server = await asyncio.start_server(oversized, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+
+    async def ask() -> tuple[int, LinkSecret]:
+        return port, LinkSecret(bytes(16), b"")
+
+    link = DataLink("ab" * 16, "127.0.0.1", ask, max_frame_bytes=1 << 20)
+    with pytest.raises(NodeUnavailable):
+        await read_all(link, new_id())
+    server.close()
+    await server.wait_closed()
