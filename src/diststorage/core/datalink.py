@@ -320,6 +320,10 @@ class FrameReceiver(asyncio.BufferedProtocol):
             self._reused = bytearray(length)
         return self._reused
 
+    def release_buffer(self) -> None:
+        """Lets the reused buffer go (a connection going idle holds no block's worth)."""
+        self._reused = bytearray()
+
     def eof_received(self) -> bool:
         self._fail(LinkError("the node closed the connection"))
         return False

@@ -132,6 +132,7 @@ class DataLink:
         return None
 
     def _checkin(self, connection: _Connection) -> None:
+        connection.receiver.release_buffer()
         connection.idle_since = self._clock()
         self._idle.append(connection)
         while len(self._idle) > MAX_IDLE_CONNECTIONS:
