@@ -1,8 +1,10 @@
 """Shared fixtures and helpers of the integration and fault tests.
 
 One real cluster (a gateway and six nodes, as child processes on free loopback ports) is started
-per test module; a module changes how by overriding the ``cluster_options`` fixture. Every
-cluster is stopped and its folder removed whatever the tests do (set
+per test module; a module changes how by overriding the ``cluster_options`` fixture. A module
+marked ``shared_cluster`` instead gets the cluster an earlier module of its folder started with
+the same options (``ClusterPool``), so its tests use only buckets, keys and names of their
+own. Every cluster is stopped and its folder removed whatever the tests do (set
 ``DISTSTORAGE_KEEP_TEST_DATA=1`` to keep the folders and logs for a post-mortem).
 
 The tests talk to the gateway through the project's own client (``diststorage.client``), whose
