@@ -1,8 +1,10 @@
 """Shared fixtures and helpers of the integration and fault tests.
 
 One real cluster (a gateway and six nodes, as child processes on free loopback ports) is started
-per test module; a module changes how by overriding the ``cluster_options`` fixture. Every
-cluster is stopped and its folder removed whatever the tests do (set
+per test module; a module changes how by overriding the ``cluster_options`` fixture. A module
+marked ``shared_cluster`` instead gets the cluster an earlier module of its folder started with
+the same options (``ClusterPool``), so its tests use only buckets, keys and names of their
+own. Every cluster is stopped and its folder removed whatever the tests do (set
 ``DISTSTORAGE_KEEP_TEST_DATA=1`` to keep the folders and logs for a post-mortem).
 
 The tests talk to the gateway through the project's own client (``diststorage.client``), whose
@@ -14,6 +16,7 @@ the client signs with it; raw requests are signed with ``signed_head``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -252,6 +255,95 @@ def cluster_in(base: Path, options: ClusterOptions) -> Iterator[LocalCluster]:
         remove_tree(base)
 
 
+SHARED_CLUSTER_MARK = "shared_cluster"
+# Shared clusters kept running at once: S3 modules alternate between an http and an https
+# cluster (each module runs all its http tests, then all its https ones), so two are enough
+# for none of them to start twice.
+SHARED_CLUSTERS_KEPT = 2
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{SHARED_CLUSTER_MARK}: the module's cluster may be one another module already started"
+        " with the same options (its tests leave nothing that other modules see: their own"
+        " keys, buckets and key names)",
+    )
+
+
+class ClusterPool:
+    """Running clusters by the options they started with, for the modules that may share one.
+
+    Starting a cluster (seven processes importing the project) is most of what an S3 module
+    costs; modules of one folder whose tests only need a standard cluster, and only touch their
+    own buckets, keys and key names, run on one cluster per set of options. The least recently
+    asked-for cluster is stopped once more than ``kept`` run; the rest are stopped when the run
+    leaves the folder (``pytest_runtest_teardown``), so that no idle cluster loads the machine
+    under another folder's timing-sensitive tests.
+    """
+
+    def __init__(self, factory: pytest.TempPathFactory, kept: int) -> None:
+        self._factory = factory
+        self._kept = kept
+        # By ``_pool_key`` of the options; least recently used first (dicts keep their order).
+        self._running: dict[str, tuple[LocalCluster, contextlib.ExitStack]] = {}
+
+    def get(self, options: ClusterOptions) -> LocalCluster:
+        key = _pool_key(options)
+        if key in self._running:
+            self._running[key] = self._running.pop(key)
+            return self._running[key][0]
+        while len(self._running) >= self._kept:
+            _, (_, stack) = self._oldest()
+            stack.close()
+        stack = contextlib.ExitStack()
+        try:
+            started = stack.enter_context(cluster_in(self._factory.mktemp("shared"), options))
+        except BaseException:
+            stack.close()
+            raise
+        self._running[key] = (started, stack)
+        return started
+
+    def _oldest(self) -> tuple[str, tuple[LocalCluster, contextlib.ExitStack]]:
+        oldest = next(iter(self._running))
+        return oldest, self._running.pop(oldest)
+
+    def close(self) -> None:
+        while self._running:
+            _, (_, stack) = self._oldest()
+            stack.close()
+
+
+def _pool_key(options: ClusterOptions) -> str:
+    """The options as a key (their ``env`` is a mapping, which does not hash)."""
+    return repr(dataclasses.replace(options, env=dict(sorted(options.env.items()))))
+
+
+CLUSTER_POOL = pytest.StashKey[ClusterPool]()
+
+
+@pytest.fixture(scope="session")
+def cluster_pool(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ClusterPool]:
+    pool = ClusterPool(tmp_path_factory, SHARED_CLUSTERS_KEPT)
+    request.config.stash[CLUSTER_POOL] = pool
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stops the shared clusters once the last test of their folder is torn down (trylast:
+    after the modules' own fixtures)."""
+    pool = item.config.stash.get(CLUSTER_POOL, None)
+    if pool is not None and (nextitem is None or nextitem.path.parent != item.path.parent):
+        pool.close()
+
+
 @pytest.fixture(scope="module")
 def cluster_options() -> ClusterOptions:
     """Override in a module to start its cluster differently."""
@@ -260,8 +352,16 @@ def cluster_options() -> ClusterOptions:
 
 @pytest.fixture(scope="module")
 def cluster(
-    tmp_path_factory: pytest.TempPathFactory, cluster_options: ClusterOptions
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    cluster_options: ClusterOptions,
 ) -> Iterator[LocalCluster]:
+    """The module's cluster: its own, or with ``pytestmark = pytest.mark.shared_cluster`` one
+    from the session's pool (started for an earlier module with the same options, or now)."""
+    if request.node.get_closest_marker(SHARED_CLUSTER_MARK) is not None:
+        pool: ClusterPool = request.getfixturevalue("cluster_pool")
+        yield pool.get(cluster_options)
+        return
     with cluster_in(tmp_path_factory.mktemp("cluster"), cluster_options) as running:
         yield running
 

@@ -40,6 +40,9 @@ from diststorage.core.ids import new_id
 from diststorage.local import LocalCluster
 from diststorage.s3auth.signer import sign_request
 
+# Its tests use buckets, keys and key names of their own: the cluster may be shared.
+pytestmark = pytest.mark.shared_cluster
+
 KEY_CACHE_TTL_S = 5.0  # the gateways' default
 MATRIX_BUCKET = "authz-matrix"
 GRANTS = ("none", "read", "write", "owner")

@@ -16,6 +16,9 @@ from conftest import TEST_ROOT, error_code_of, gateway_client, s3_client, status
 from diststorage.client import Client, Credentials
 from diststorage.local import LocalCluster
 
+# Its tests use buckets, keys and key names of their own: the cluster may be shared.
+pytestmark = pytest.mark.shared_cluster
+
 REGION = "us-east-1"
 
 

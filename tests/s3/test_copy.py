@@ -25,6 +25,9 @@ from object_support import (
 
 from diststorage.local import LocalCluster
 
+# Its tests use buckets, keys and key names of their own: the cluster may be shared.
+pytestmark = pytest.mark.shared_cluster
+
 LONG_AGO = datetime(2001, 1, 1, tzinfo=UTC)
 
 

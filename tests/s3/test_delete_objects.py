@@ -12,14 +12,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 from conftest import (
     ClusterOptions,
-    cluster_in,
+    ClusterPool,
     error_code_of,
     gateway_client,
     s3_client,
@@ -28,6 +28,9 @@ from conftest import (
 
 from diststorage.client import Client, Credentials
 from diststorage.local import LocalCluster
+
+# Its tests use buckets, keys and key names of their own: the cluster may be shared.
+pytestmark = pytest.mark.shared_cluster
 
 BUCKET = "default"
 CHECKSUM_HEADERS = ("Content-MD5", "x-amz-checksum-crc32", "x-amz-sdk-checksum-algorithm")
@@ -318,11 +321,9 @@ def test_deleting_needs_a_write_grant(cluster: LocalCluster, http: Client) -> No
 
 
 @pytest.fixture(scope="module")
-def tls_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    with cluster_in(
-        tmp_path_factory.mktemp("tls"), ClusterOptions(nodes=3, redundancy="ec:2+1", tls=True)
-    ) as running:
-        yield running
+def tls_cluster(cluster_pool: ClusterPool) -> LocalCluster:
+    """The standard cluster over TLS, as the https runs of the other S3 modules use it."""
+    return cluster_pool.get(ClusterOptions(tls=True))
 
 
 def test_over_https_too(tls_cluster: LocalCluster) -> None:

@@ -33,6 +33,9 @@ MIX_KEYS = sorted(
     + [f"mix/{c}/{i}" for c in ("b", "d", "f") for i in range(3)],
 )
 
+# Its tests use buckets, keys and key names of their own: the cluster may be shared.
+pytestmark = pytest.mark.shared_cluster
+
 
 @pytest.fixture(scope="module")
 def http(cluster: LocalCluster) -> Client:

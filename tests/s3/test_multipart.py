@@ -46,6 +46,9 @@ from s3_multipart_support import (
 
 from diststorage.local import LocalCluster
 
+# Its tests use buckets, keys and key names of their own: the cluster may be shared.
+pytestmark = pytest.mark.shared_cluster
+
 
 @pytest.fixture(scope="module", params=[False, True], ids=["http", "https"])
 def cluster_options(request: pytest.FixtureRequest) -> ClusterOptions:

@@ -45,6 +45,9 @@ from diststorage.client import Credentials
 from diststorage.core.ids import new_id
 from diststorage.local import LocalCluster
 
+# Its tests use buckets, keys and key names of their own: the cluster may be shared.
+pytestmark = pytest.mark.shared_cluster
+
 
 @pytest.fixture(scope="module", params=[False, True], ids=["http", "https"])
 def cluster_options(request: pytest.FixtureRequest) -> ClusterOptions:

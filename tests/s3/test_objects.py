@@ -22,6 +22,9 @@ from object_support import BUCKET, CHUNKED_BYTES, MIB, checksum_b64, quoted_md5
 
 from diststorage.local import LocalCluster
 
+# Its tests use buckets, keys and key names of their own: the cluster may be shared.
+pytestmark = pytest.mark.shared_cluster
+
 
 @pytest.fixture(scope="module", params=[False, True], ids=["http", "https"])
 def cluster_options(request: pytest.FixtureRequest) -> ClusterOptions:

@@ -28,6 +28,9 @@ from conftest import REGION, TEST_ROOT, random_bytes, s3_client
 
 from diststorage.local import LocalCluster
 
+# Its tests use buckets, keys and key names of their own: the cluster may be shared.
+pytestmark = pytest.mark.shared_cluster
+
 BUCKET = "default"
 ONE_HOUR_S = 3600
 WEEK_S = 604800

@@ -8,12 +8,14 @@ import http.client
 import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 
 import pytest
-from conftest import ClusterOptions, cluster_in
+from conftest import ClusterOptions, ClusterPool
 
 from diststorage.local import LocalCluster
+
+# Its tests use buckets, keys and key names of their own: the cluster may be shared.
+pytestmark = pytest.mark.shared_cluster
 
 
 def unsigned(cluster: LocalCluster, method: str, path: str) -> tuple[int, dict[str, str], bytes]:
@@ -45,11 +47,9 @@ def test_a_refused_head_has_no_body(cluster: LocalCluster) -> None:
 
 
 @pytest.fixture(scope="module")
-def tls_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    with cluster_in(
-        tmp_path_factory.mktemp("tls"), ClusterOptions(nodes=3, redundancy="ec:2+1", tls=True)
-    ) as running:
-        yield running
+def tls_cluster(cluster_pool: ClusterPool) -> LocalCluster:
+    """The standard cluster over TLS, as the https runs of the other S3 modules use it."""
+    return cluster_pool.get(ClusterOptions(tls=True))
 
 
 class TestOverTls:

@@ -28,6 +28,9 @@ from minio.commonconfig import CopySource
 
 from diststorage.local import LocalCluster
 
+# Its tests use buckets, keys and key names of their own: the cluster may be shared.
+pytestmark = pytest.mark.shared_cluster
+
 BIG_BYTES = 100 * MIB + 12_345  # a short last part too
 AWS_PART = 8 * MIB  # aws-cli's (s3transfer's) default multipart_chunksize
 S3CMD_PART = 15 * MIB  # s3cmd's default multipart_chunk_size_mb

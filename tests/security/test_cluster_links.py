@@ -38,6 +38,9 @@ from diststorage.local import LocalCluster, free_port
 from diststorage.proto import storage_pb2 as pb
 from diststorage.proto import storage_pb2_grpc as pb_grpc
 
+# Its tests use buckets, keys and key names of their own: the cluster may be shared.
+pytestmark = pytest.mark.shared_cluster
+
 CALL_TIMEOUT_S = 5.0
 START_TIMEOUT_S = 30.0
 

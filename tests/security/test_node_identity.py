@@ -36,6 +36,9 @@ from diststorage.local import LocalCluster
 from diststorage.meta import ChunkState
 from diststorage.proto import storage_pb2 as pb
 
+# Its tests use buckets, keys and key names of their own: the cluster may be shared.
+pytestmark = pytest.mark.shared_cluster
+
 
 def id_of_node(cluster: LocalCluster, index: int) -> str:
     (node_id,) = [i for i, n in node_ids(cluster).items() if n == index]

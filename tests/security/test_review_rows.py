@@ -11,6 +11,9 @@ from conftest import error_code, error_code_of, status_of
 
 from diststorage.client import Client
 
+# Its tests use buckets, keys and key names of their own: the cluster may be shared.
+pytestmark = pytest.mark.shared_cluster
+
 
 @pytest.mark.parametrize(
     "limit",
