@@ -15,7 +15,7 @@ import pytest
 from diststorage.core.settings import GatewaySettings
 from diststorage.gateway.nodeclient import BlockPiece
 from diststorage.gateway.objects.multipart import read_span
-from diststorage.gateway.objects.operations import RangeSpec
+from diststorage.gateway.objects.operations import PutOperation, RangeSpec
 from diststorage.gateway.objects.reader import NodePenalties, ObjectReader, part_spans
 from diststorage.meta import (
     DEFAULT_NAMESPACE,
@@ -224,10 +224,37 @@ async def test_closing_a_read_stops_both_parts_fetches(
     layout = await pipeline.store.get_layout(NS, "k")
     before = asyncio.all_tasks()
     stream = pipeline.reader.stream(layout, 0, len(body))
-    pieces = [await anext(stream) for _ in range(PART_STRIPES + 1)]  # into part 2
+    pieces = [await anext(stream)]
+    while sum(map(len, pieces)) <= PART:  # into part 2
+        pieces.append(await anext(stream))
     assert b"".join(pieces) == body[: len(b"".join(pieces))]
     await let_run()
     assert len(asyncio.all_tasks() - before) == 2  # part 2's fetch and part 3's, begun
     close = getattr(stream, "aclose")  # noqa: B009 - the protocol type has no aclose
     await close()
     assert asyncio.all_tasks() - before == set()
+
+
+@pytest.mark.parametrize("in_flight", [1, 3])
+async def test_a_stalled_download_holds_no_more_than_its_stripes_in_flight(
+    tmp_path: Path, sqlite_store: MetadataStore, in_flight: int
+) -> None:
+    """The per-request bound of a download, whatever the object's size: with the consumer
+    stalled, the reader has fetched at most ``read_stripes_in_flight`` stripes queued, one
+    waiting at the queue and one being read (4 data shards each), then waits."""
+    pipeline = await pipeline_with(tmp_path, sqlite_store, in_flight=in_flight)
+    body = os.urandom(40 * STRIPE)
+    operation = PutOperation(NS, "big", "application/octet-stream", None, len(body), True)
+    await pipeline.writer.write(operation, BytesBody(body), None)
+    layout = await pipeline.store.get_layout(NS, "big")
+    reader, counting = counting_reader(pipeline)
+    stream = reader.stream(layout, 0, len(body))
+    got = [await anext(stream)]
+    await let_run()  # the consumer stalls
+    held = sum(counting.served.values())
+    assert 4 <= held <= (in_flight + 2) * 4
+    await let_run()
+    assert sum(counting.served.values()) == held, "the reader went on without its consumer"
+    got += [piece async for piece in stream]
+    assert b"".join(got) == body
+    assert sum(counting.served.values()) == 40 * 4
