@@ -14,6 +14,7 @@ import struct
 from typing import NewType
 
 from diststorage.proto import storage_pb2 as pb
+from diststorage.proto.chunkwire import varint
 
 # Field keys: (field number << 3) | wire type; 2 = length-delimited, 5 = 32-bit.
 _REQUEST_BLOCK = bytes([(pb.PutChunkRequest.BLOCK_FIELD_NUMBER << 3) | 2])
@@ -25,22 +26,13 @@ BlockMessage = NewType("BlockMessage", bytes)
 """A serialized ``PutChunkRequest`` carrying one block, ready for the stream."""
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def put_block_message(data: bytes, crc32c: int) -> BlockMessage:
     """The serialized ``PutChunkRequest`` carrying one block and its checksum."""
-    data_field = _BLOCK_DATA + _varint(len(data))
+    data_field = _BLOCK_DATA + varint(len(data))
     block_bytes = len(data_field) + len(data) + _CRC_FIELD_BYTES
     crc_field = _BLOCK_CRC32C + struct.pack("<I", crc32c)
     return BlockMessage(
-        b"".join((_REQUEST_BLOCK, _varint(block_bytes), data_field, data, crc_field))
+        b"".join((_REQUEST_BLOCK, varint(block_bytes), data_field, data, crc_field))
     )
 
 

@@ -41,16 +41,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from diststorage.core.clock import SYSTEM_CLOCK
 from diststorage.core.filemodes import create_private_file
-from diststorage.core.worker import BUSY, Figures, Step, Workers
+from diststorage.core.worker import Workers
 from diststorage.meta.group_commit import (
-    WRITE_QUEUE_BOUND,
-    Batches,
+    BatchCommitter,
     Outcome,
     PostgresGroupCommit,
     QueuedWrite,
-    answer,
     commit_batch_sync,
-    fail,
     queue_write,
 )
 from diststorage.meta.inline_reads import InlineReads
@@ -185,46 +182,24 @@ class SqliteBackend:
         self._engine.dispose()
 
 
-class SqliteWriter:
+class SqliteWriter(BatchCommitter):
     """The worker that feeds the writer thread: one group commit of up to ``MAX_BATCH``
-    queued writes per unit of work, each write answered through its own future. A unit waits
-    for the first write to come (cancellable). Writes whose callers gave up before the commit
-    began are skipped."""
+    queued writes per unit of work (``BatchCommitter``)."""
 
     name = "sqlite-writer"
 
     def __init__(self, writer: ThreadPoolExecutor, sessions: sessionmaker[Session]) -> None:
+        super().__init__()
         self._writer = writer
         self._sessions = sessions
-        self.queue: asyncio.Queue[QueuedWrite] = asyncio.Queue(WRITE_QUEUE_BOUND)
-        self._batches = Batches(self.queue)
-        self.commits = 0
 
-    def status(self) -> Figures:
-        return {"queued": self.queue.qsize(), "bound": WRITE_QUEUE_BOUND, "commits": self.commits}
-
-    async def work(self) -> Step:
-        batch = await self._batches.next()
-        if not batch:
-            return BUSY
-        try:
-            outcomes = await asyncio.get_running_loop().run_in_executor(
-                self._writer, self._commit_sync, batch
-            )
-        except Exception as exc:
-            # The commit itself failed: nothing of the batch is stored.
-            fail(batch, exc)
-            return BUSY
-        self.commits += 1
-        answer(batch, outcomes)
-        return BUSY
+    async def commit(self, batch: list[QueuedWrite]) -> list[Outcome]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer, self._commit_sync, batch)
 
     def _commit_sync(self, batch: list[QueuedWrite]) -> list[Outcome]:
         with self._sessions() as session:
             return commit_batch_sync(session, batch)
-
-    async def close(self) -> None:
-        pass
 
 
 def _sqlite_engine(url: str, timeout_s: float) -> Engine:

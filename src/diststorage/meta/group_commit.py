@@ -164,14 +164,15 @@ class Batches:
             batch.append(self._queue.get_nowait())
 
 
-class PostgresGroupCommit:
-    """The worker that commits PostgreSQL's grouped writes: one batch per unit of work, on
-    one connection, while the next batch gathers in the queue."""
+class BatchCommitter:
+    """A worker that commits queued writes in groups: one batch per unit of work, each write
+    answered through its own future, while the next batch gathers in the queue. A unit waits
+    for the first write to come (cancellable). Writes whose callers gave up before the commit
+    began are skipped. Subclasses say where a batch runs (``commit``)."""
 
-    name = "postgres-group-commit"
+    name = "group-commit"
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+    def __init__(self) -> None:
         self.queue: asyncio.Queue[QueuedWrite] = asyncio.Queue(WRITE_QUEUE_BOUND)
         self._batches = Batches(self.queue)
         self.commits = 0
@@ -179,14 +180,17 @@ class PostgresGroupCommit:
     def status(self) -> Figures:
         return {"queued": self.queue.qsize(), "bound": WRITE_QUEUE_BOUND, "commits": self.commits}
 
+    async def commit(self, batch: list[QueuedWrite]) -> list[Outcome]:
+        raise NotImplementedError
+
     async def work(self) -> Step:
         batch = await self._batches.next()
         if not batch:
             return BUSY
         try:
-            async with self._sessions() as session:
-                outcomes = await session.run_sync(commit_batch_sync, batch)
+            outcomes = await self.commit(batch)
         except Exception as exc:
+            # The commit itself failed: nothing of the batch is stored.
             fail(batch, exc)
             return BUSY
         self.commits += 1
@@ -195,3 +199,17 @@ class PostgresGroupCommit:
 
     async def close(self) -> None:
         pass
+
+
+class PostgresGroupCommit(BatchCommitter):
+    """PostgreSQL's grouped writes, on one connection."""
+
+    name = "postgres-group-commit"
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        super().__init__()
+        self._sessions = sessions
+
+    async def commit(self, batch: list[QueuedWrite]) -> list[Outcome]:
+        async with self._sessions() as session:
+            return await session.run_sync(commit_batch_sync, batch)

@@ -43,7 +43,8 @@ class ChunkAnswer:
     whole_block: bool
 
 
-def _varint(value: int) -> bytes:
+def varint(value: int) -> bytes:
+    """An unsigned integer in protobuf's base-128 varint encoding."""
     out = bytearray()
     while value >= 0x80:
         out.append((value & 0x7F) | 0x80)
@@ -53,7 +54,7 @@ def _varint(value: int) -> bytes:
 
 
 def _key(field: int, wire_type: int) -> bytes:
-    return _varint((field << 3) | wire_type)
+    return varint((field << 3) | wire_type)
 
 
 _OFFSET_KEY = _key(_OFFSET, _VARINT)
@@ -67,11 +68,11 @@ def encode_answer(data: bytes, offset: int, block_crc32c: int, whole_block: bool
     building it copies the block once."""
     head = b"".join(
         (
-            _OFFSET_KEY + _varint(offset) if offset else b"",
+            _OFFSET_KEY + varint(offset) if offset else b"",
             _CRC_KEY + _U32.pack(block_crc32c),
             _WHOLE_TRUE if whole_block else b"",
             _DATA_KEY,
-            _varint(len(data)),
+            varint(len(data)),
         )
     )
     return head + data
