@@ -4,14 +4,19 @@
   grpc.aio on 127.0.0.1, both ways (``pull``: server to client, as a node answers a gateway's
   read; ``push``: client to server, as a gateway writes to a node), plaintext and over mutual
   TLS under a cluster CA made for it (the cluster's own machinery).
+- **Data link** (``link_peer``): the nodes' data link (``diststorage.core.datalink``), over
+  which reads' blocks come, with nothing behind it: a server sending blocks from memory in its
+  frames, sealed (as on a secure cluster) and in the clear, to a client taking them as the
+  gateway does.
 - **HTTP** (``http_peer``): the gateway's HTTP server stack sending bytes from memory to
   ``curl -o /dev/null`` (``out``), and taking a ``curl -T file`` upload that it drops (``in``).
 
 Each is the fastest of three transfers of the object size against one server (the machine's
 other load only ever slows one down), timed by the moving side, with the CPU seconds of the
-sending and the receiving process. A download can go no faster than the slower of gRPC pull
-(the nodes' shards into the gateway) and HTTP out; an upload no faster than the slower of the
-disk floor and HTTP in (``download_bound``, ``upload_bound``).
+sending and the receiving process. A download can go no faster than the slower of the data
+link's pull (the nodes' shards into the gateway) and HTTP out; an upload no faster than the
+slower of the disk floor and HTTP in (``download_bound``, ``upload_bound``). gRPC pull is
+measured too, for reads from nodes without a data link.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from bench.common.curl import run_curl
 from bench.common.report import GIB, size_label
 from bench.common.sampler import settle
 from diststorage.core.cluster_tls import init_cluster_dir
+from diststorage.core.datalink import new_link_secret
 from diststorage.local import free_port
 
 # The repository root: the peers run as ``python -m bench.transfer.…`` from there.
@@ -106,9 +112,9 @@ class Ceilings:
         return ceiling if ceiling is not None and ceiling.ok else None
 
     def download_bound(self, secure: bool = True) -> Ceiling | None:
-        """The slower of gRPC pull (over the links the cluster runs) and HTTP out."""
+        """The slower of the data link's pull (as the cluster runs it) and HTTP out."""
         mode = "mtls" if secure else "plaintext"
-        candidates = [c for c in (self.get(f"grpc-pull-{mode}"), self.get("http-out")) if c]
+        candidates = [c for c in (self.get(f"link-pull-{mode}"), self.get("http-out")) if c]
         return min(candidates, key=lambda c: c.mb_s, default=None)
 
     @property
@@ -151,12 +157,22 @@ def _wait_listening(process: subprocess.Popen[bytes], port: int) -> None:
 
 
 @contextmanager
-def _server(argv: list[str], port: int, log: Path) -> Iterator[psutil.Process]:
-    """A peer server started for the block and stopped (SIGTERM, then SIGKILL) after it."""
+def _server(
+    argv: list[str], port: int, log: Path, stdin_text: str | None = None
+) -> Iterator[psutil.Process]:
+    """A peer server started for the block and stopped (SIGTERM, then SIGKILL) after it;
+    ``stdin_text`` is written to its stdin (a secret, kept off its command line)."""
     with log.open("ab") as log_file:
         process = subprocess.Popen(
-            argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT
+            argv,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL if stdin_text is None else subprocess.PIPE,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
         )
+        if process.stdin is not None and stdin_text is not None:
+            process.stdin.write(stdin_text.encode())
+            process.stdin.close()
         try:
             _wait_listening(process, port)
             yield psutil.Process(process.pid)
@@ -185,13 +201,21 @@ def _children_cpu_s() -> float:
 # -- gRPC ----------------------------------------------------------------------------------
 
 
-def _grpc_run(argv: list[str], server: psutil.Process, ceiling: Ceiling) -> Ceiling:
+def _grpc_run(
+    argv: list[str], server: psutil.Process, ceiling: Ceiling, stdin_text: str | None = None
+) -> Ceiling:
     """One timed client call against ``server``: a copy of ``ceiling`` with its figures."""
     size, sender, receiver = ceiling.size, ceiling.sender, ceiling.receiver
     measured = replace(ceiling, ok=False)
     before = _cpu_s(server)
     run = subprocess.run(
-        argv, cwd=ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False
+        argv,
+        cwd=ROOT,
+        input=stdin_text,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        check=False,
     )
     server_cpu_s = _cpu_s(server) - before
     if run.returncode != 0:
@@ -222,6 +246,26 @@ def _grpc_case(direction: str, mode: str, size: int, ca_dir: Path, log: Path) ->
         for _ in range(RUNS):
             settle()
             runs.append(_grpc_run(client, server, ceiling))
+    return _fastest(runs)
+
+
+def _link_case(mode: str, size: int, log: Path) -> Ceiling:
+    sealed = mode == "mtls"
+    label = f"data link pull node → gateway (GetChunk), {'sealed' if sealed else 'in the clear'}"
+    ceiling = Ceiling(f"link-pull-{mode}", label, size, 0.0, "server", 0.0, "client", 0.0)
+    secret = new_link_secret()
+    stdin_text = f"{secret.link_id.hex()} {secret.key.hex()}\n" if sealed else None
+    flags = ["--sealed"] if sealed else []
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    peer = "bench.transfer.link_peer"
+    client = _python_module(peer, "pull", "--target", address, "--bytes", str(size), *flags)
+    server_argv = _python_module(peer, "serve", "--listen", address, *flags)
+    runs = []
+    with _server(server_argv, port, log, stdin_text) as server:
+        for _ in range(RUNS):
+            settle()
+            runs.append(_grpc_run(client, server, ceiling, stdin_text))
     return _fastest(runs)
 
 
@@ -311,8 +355,12 @@ def measure_ceilings(workdir: Path, source: Path) -> Ceilings:
     ca_dir = workdir / "ceiling-ca"
     init_cluster_dir(ca_dir)
     log = workdir / "ceiling-peers.log"
-    say(f"machine ceilings for {size_label(size)}: gRPC (plaintext, mTLS) and HTTP, on loopback")
+    say(
+        f"machine ceilings for {size_label(size)}: data link and gRPC (plaintext, mTLS) and HTTP,"
+        " on loopback"
+    )
     for mode in GRPC_MODES:
+        ceilings.add(_link_case(mode, size, log))
         for direction in GRPC_DIRECTIONS:
             ceilings.add(_grpc_case(direction, mode, size, ca_dir, log))
     _http_cases(ceilings, size, source, log)

@@ -1,0 +1,155 @@
+"""One end of the loopback data-link ceiling, run as its own process (``bench.transfer.ceilings``).
+
+    python -m bench.transfer.link_peer serve --listen 127.0.0.1:PORT [--sealed]
+    python -m bench.transfer.link_peer pull --target HOST:PORT --bytes N [--sealed]
+
+The data link's own framing and sealing (``diststorage.core.datalink``) with nothing behind
+them: the server answers one GET with N bytes from memory as block heads and blocks of
+``BLOCK_BYTES`` (an ec:4+2 block of the default 2 MiB stripe), sealed with ``--sealed`` as a
+secure cluster's nodes send them, and the client takes them as the gateway does
+(``FrameReceiver``). The link secret comes on stdin to both ends (a hex line), as the gateway
+gets it over gRPC. The client makes one untimed request first, then the timed one, and prints
+one JSON line: bytes, seconds, and its own CPU seconds over the timed request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+
+from diststorage.core.daemon import event_loop_factory, wait_for_stop_signal
+from diststorage.core.datalink import (
+    ACCEPT,
+    INSECURE_LINK,
+    SALT_BYTES,
+    BlockHead,
+    FrameReceiver,
+    Get,
+    LinkSecret,
+    Seal,
+    Unseal,
+    connection_keys,
+    decode,
+    encode_block_head,
+    encode_end,
+    encode_get,
+    hello,
+    parse_hello,
+    read_frame,
+)
+from diststorage.core.memory import tune_allocator
+from diststorage.core.settings import split_host_port
+
+BLOCK_BYTES = (512 << 10) + 80
+_BLOCK = bytes(BLOCK_BYTES)
+WARM_UP_BYTES = BLOCK_BYTES
+CHUNK_ID = "0" * 32
+
+
+def _secret(sealed: bool) -> LinkSecret:
+    if not sealed:
+        return INSECURE_LINK
+    link_id, key = (bytes.fromhex(part) for part in sys.stdin.readline().split())
+    return LinkSecret(link_id, key)
+
+
+async def _answer(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, secret: LinkSecret
+) -> None:
+    _, body = await read_frame(reader, 1024)
+    _, client_salt = parse_hello(bytes(body))
+    server_salt = os.urandom(SALT_BYTES)
+    writer.write(b"".join(Seal(None).frame(ACCEPT + server_salt)))
+    inbound, outbound = connection_keys(secret, client_salt, server_salt)
+    unseal, seal = Unseal(inbound), Seal(outbound)
+    while True:
+        header, sealed = await read_frame(reader, 1024)
+        get = decode(unseal.body(header, sealed))
+        assert isinstance(get, Get)
+        remaining = get.length
+        while remaining > 0:
+            size = min(BLOCK_BYTES, remaining)
+            for body_part in (encode_block_head(BlockHead(0, 0, True)), _BLOCK[:size]):
+                head, framed = seal.frame(body_part)
+                writer.write(head)
+                writer.write(framed)
+                await writer.drain()
+            remaining -= size
+        writer.write(b"".join(seal.frame(encode_end())))
+        await writer.drain()
+
+
+async def serve(listen: str, secret: LinkSecret) -> None:
+    host, port = split_host_port(listen)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await _answer(reader, writer, secret)
+        except Exception:
+            writer.close()
+
+    server = await asyncio.start_server(handle, host, port)
+    async with server:
+        await wait_for_stop_signal()
+
+
+async def _connect(host: str, port: int, secret: LinkSecret) -> tuple[FrameReceiver, Seal]:
+    loop = asyncio.get_running_loop()
+    _, receiver = await loop.create_connection(lambda: FrameReceiver(64 << 20), host, port)
+    salt = os.urandom(SALT_BYTES)
+    receiver.write(*Seal(None).frame(hello(secret.link_id, salt)))
+    reply = await receiver.next_body()
+    assert reply[:1] == ACCEPT
+    outbound, inbound = connection_keys(secret, salt, bytes(reply[1:]))
+    receiver.unseal = Unseal(inbound)
+    return receiver, Seal(outbound)
+
+
+async def _pull_once(receiver: FrameReceiver, seal: Seal, total: int) -> int:
+    receiver.write(*seal.frame(encode_get(Get(CHUNK_ID, 0, total, None))))
+    received = 0
+    while (message := decode(await receiver.next_body())) is not None:
+        assert isinstance(message, BlockHead)
+        received += len(await receiver.next_body())
+    return received
+
+
+async def run_client(target: str, total: int, secret: LinkSecret) -> None:
+    host, port = split_host_port(target)
+    receiver, seal = await _connect(host, port, secret)
+    try:
+        await _pull_once(receiver, seal, WARM_UP_BYTES)
+        cpu_before = time.process_time()
+        started = time.perf_counter()
+        moved = await _pull_once(receiver, seal, total)
+        seconds = time.perf_counter() - started
+        cpu_s = time.process_time() - cpu_before
+    finally:
+        receiver.close()
+    print(json.dumps({"bytes": moved, "seconds": seconds, "cpu_s": cpu_s}), flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="one end of the loopback data-link ceiling")
+    parser.add_argument("role", choices=["serve", "pull"])
+    parser.add_argument("--listen", default="127.0.0.1:0")
+    parser.add_argument("--target", default="")
+    parser.add_argument("--bytes", type=int, default=0)
+    parser.add_argument("--sealed", action="store_true")
+    args = parser.parse_args(argv)
+    secret = _secret(args.sealed)
+    tune_allocator()
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        if args.role == "serve":
+            runner.run(serve(args.listen, secret))
+        else:
+            runner.run(run_client(args.target, args.bytes, secret))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
