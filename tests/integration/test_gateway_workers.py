@@ -37,10 +37,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
             base / "cluster",
             nodes=NODES,
             redundancy="replicate:2",
-            # Room for a worker's death: the nodes that beat through it are heard by the other
-            # again only once they reconnect (next beat, 1 s, plus a TLS handshake); 3 s was
-            # overrun on a loaded machine, and the other worker answered 503 meanwhile.
-            gateway_args=["--node-timeout", "6"],
+            gateway_args=["--node-timeout", "3"],
             root_credentials=TEST_ROOT,
             gateway_workers=WORKERS,
         ) as running:

@@ -62,7 +62,7 @@ from diststorage.gateway.heartbeats import HeartbeatServicer
 from diststorage.gateway.http.body import BODY_IDLE_TIMEOUT_S
 from diststorage.gateway.http.server import GuardedRunner, RenderError, ServerLimits
 from diststorage.gateway.http.uploads import UPLOAD_SLOTS, UploadLimits, UploadSlots
-from diststorage.gateway.inventory import Inventory
+from diststorage.gateway.inventory import PERSIST_INTERVAL_S, Inventory
 from diststorage.gateway.janitor import Janitor
 from diststorage.gateway.nodeclient import NodeClients
 from diststorage.gateway.objects import ChunkSetWriter, NodePenalties, ObjectReader, ObjectWriter
@@ -481,11 +481,16 @@ class Gateway:
 
     async def _hear_recent_nodes(self, inventory: Inventory) -> None:
         """Before a worker takes requests: waits until it has heard every node the database
-        saw beat within the node timeout, at most that timeout (a node silent that long is
-        down in every worker anyway). A worker restarted beside serving siblings would
-        otherwise answer its first requests with no node up."""
+        saw beat within the node timeout (and the interval its rows are written at), at most
+        that timeout (a node silent that long is down in every worker anyway). A worker
+        restarted beside serving siblings would otherwise answer its first requests with no
+        node up."""
         settings = self.settings
-        recent_after = utc_now(self._clock).timestamp() - settings.node_timeout_s
+        # A row is written at least every PERSIST_INTERVAL_S per node, not at every beat: a
+        # node beating now may have a row that old.
+        recent_after = (
+            utc_now(self._clock).timestamp() - settings.node_timeout_s - PERSIST_INTERVAL_S
+        )
         expected = [
             view.info.node_id
             for view in inventory.views()

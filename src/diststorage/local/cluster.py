@@ -175,8 +175,10 @@ class LocalCluster:
     tls: TlsFiles | None = None
     # Plaintext, unauthenticated gRPC links (--insecure-cluster) instead of mutual TLS.
     insecure_cluster: bool = False
-    # Worker processes of each gateway (--workers); None leaves it to the gateway's default.
-    gateway_workers: int | None = None
+    # Worker processes of each gateway (--workers); None leaves it to the gateway's default
+    # (one per CPU on PostgreSQL). One unless asked: a test or bench that means several gateways
+    # gets one process each, whatever the machine's cores.
+    gateway_workers: int | None = 1
     _gateways: list[_Child] = field(default_factory=list)
     _nodes: list[_Child] = field(default_factory=list)
     # What ``add_node`` gave a node beyond the others' arguments (its extra arguments, its

@@ -24,13 +24,14 @@ def running_cluster(
     root_credentials: Credentials | None = None,
     tls: TlsFiles | None = None,
     insecure_cluster: bool = False,
-    gateway_workers: int | None = None,
+    gateway_workers: int | None = 1,
 ) -> Iterator[LocalCluster]:
     """Started and stopped around the block; its gateways' root key is
     ``cluster.root_credentials`` (``root_credentials``, or one generated in ``data_dir``).
     Every gateway serves S3 too (``cluster.s3_urls``); with ``tls``, every listener is HTTPS.
     Its gRPC links run mutual TLS under a CA made in ``data_dir``, unless ``insecure_cluster``.
-    ``gateway_workers``: each gateway's worker processes (--workers)."""
+    ``gateway_workers``: each gateway's worker processes (--workers; None: the gateway's
+    default)."""
     cluster = LocalCluster(
         data_dir,
         nodes=nodes,
