@@ -17,29 +17,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import time
 
 from diststorage.core.daemon import event_loop_factory, wait_for_stop_signal
 from diststorage.core.datalink import (
-    ACCEPT,
     INSECURE_LINK,
-    SALT_BYTES,
     BlockHead,
     FrameReceiver,
     Get,
     LinkSecret,
     Seal,
-    Unseal,
-    connection_keys,
+    answer_hello,
     decode,
     encode_block_head,
     encode_end,
     encode_get,
-    hello,
-    parse_hello,
     read_frame,
+    say_hello,
 )
 from diststorage.core.memory import tune_allocator
 from diststorage.core.settings import split_host_port
@@ -60,12 +55,9 @@ def _secret(sealed: bool) -> LinkSecret:
 async def _answer(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, secret: LinkSecret
 ) -> None:
-    _, body = await read_frame(reader, 1024)
-    _, client_salt = parse_hello(bytes(body))
-    server_salt = os.urandom(SALT_BYTES)
-    writer.write(b"".join(Seal(None).frame(ACCEPT + server_salt)))
-    inbound, outbound = connection_keys(secret, client_salt, server_salt)
-    unseal, seal = Unseal(inbound), Seal(outbound)
+    ends = await answer_hello(reader, writer, lambda _: secret)
+    assert ends is not None
+    unseal, seal = ends
     while True:
         header, sealed = await read_frame(reader, 1024)
         get = decode(unseal.body(header, sealed))
@@ -100,13 +92,9 @@ async def serve(listen: str, secret: LinkSecret) -> None:
 async def _connect(host: str, port: int, secret: LinkSecret) -> tuple[FrameReceiver, Seal]:
     loop = asyncio.get_running_loop()
     _, receiver = await loop.create_connection(lambda: FrameReceiver(64 << 20), host, port)
-    salt = os.urandom(SALT_BYTES)
-    receiver.write(*Seal(None).frame(hello(secret.link_id, salt)))
-    reply = await receiver.next_body()
-    assert reply[:1] == ACCEPT
-    outbound, inbound = connection_keys(secret, salt, bytes(reply[1:]))
-    receiver.unseal = Unseal(inbound)
-    return receiver, Seal(outbound)
+    seal = await say_hello(receiver, secret)
+    assert seal is not None
+    return receiver, seal
 
 
 async def _pull_once(receiver: FrameReceiver, seal: Seal, total: int) -> int:

@@ -38,6 +38,7 @@ import collections
 import enum
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -254,6 +255,43 @@ async def read_frame(reader: asyncio.StreamReader, max_bytes: int) -> tuple[byte
         return header, bytearray(await reader.readexactly(length))
     except (asyncio.IncompleteReadError, ConnectionError) as exc:
         raise LinkError("the connection closed") from exc
+
+
+_MAX_HELLO_BYTES = 1024
+
+
+async def answer_hello(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    secret_of: Callable[[bytes], LinkSecret | None],
+) -> tuple[Unseal, Seal] | None:
+    """The node's side of the handshake: reads a HELLO and answers it. The connection's
+    (inbound, outbound) ends, or None once a link id ``secret_of`` does not know is refused."""
+    _, body = await read_frame(reader, _MAX_HELLO_BYTES)
+    link_id, client_salt = parse_hello(bytes(body))
+    secret = secret_of(link_id)
+    plain = Seal(None)
+    if secret is None:
+        writer.write(b"".join(plain.frame(REFUSE)))
+        await writer.drain()
+        return None
+    server_salt = os.urandom(SALT_BYTES)
+    writer.write(b"".join(plain.frame(ACCEPT + server_salt)))
+    inbound, outbound = connection_keys(secret, client_salt, server_salt)
+    return Unseal(inbound), Seal(outbound)
+
+
+async def say_hello(receiver: FrameReceiver, secret: LinkSecret) -> Seal | None:
+    """The gateway's side of the handshake: sends a HELLO and reads the answer. The outbound
+    end (the receiver opens the node's frames from then on), or None if the node refused."""
+    salt = os.urandom(SALT_BYTES)
+    receiver.write(*Seal(None).frame(hello(secret.link_id, salt)))
+    reply = await receiver.next_body()
+    if reply[:1] != ACCEPT or len(reply) != 1 + SALT_BYTES:
+        return None
+    outbound, inbound = connection_keys(secret, salt, bytes(reply[1:]))
+    receiver.unseal = Unseal(inbound)
+    return Seal(outbound)
 
 
 class FrameReceiver(asyncio.BufferedProtocol):

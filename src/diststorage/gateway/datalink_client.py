@@ -17,14 +17,11 @@ NodeUnavailable.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 
 from diststorage.core.datalink import (
-    ACCEPT,
-    SALT_BYTES,
     BlockHead,
     Error,
     Failure,
@@ -33,11 +30,9 @@ from diststorage.core.datalink import (
     LinkError,
     LinkSecret,
     Seal,
-    Unseal,
-    connection_keys,
     decode,
     encode_get,
-    hello,
+    say_hello,
 )
 from diststorage.core.errors import (
     ChunkNotFound,
@@ -162,9 +157,7 @@ class DataLink:
                     lambda: FrameReceiver(max_frame), self._host, port
                 )
                 try:
-                    salt = os.urandom(SALT_BYTES)
-                    receiver.write(*Seal(None).frame(hello(secret.link_id, salt)))
-                    reply = await receiver.next_body()
+                    outbound = await say_hello(receiver, secret)
                 except BaseException:
                     receiver.close()
                     raise
@@ -172,12 +165,10 @@ class DataLink:
             raise  # an OSError too, but a deadline missed: the node client counts it
         except (OSError, LinkError) as exc:
             raise NodeUnavailable(f"node {self._node_id[:8]}: data link: {exc}") from exc
-        if reply[:1] != ACCEPT or len(reply) != 1 + SALT_BYTES:
+        if outbound is None:
             receiver.close()
             return None
-        outbound, inbound = connection_keys(secret, salt, bytes(reply[1:]))
-        receiver.unseal = Unseal(inbound)
-        return _Connection(receiver, Seal(outbound))
+        return _Connection(receiver, outbound)
 
     def forget(self) -> None:
         """Closes the idle connections and forgets the secret (the node's address changed, or

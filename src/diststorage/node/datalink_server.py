@@ -14,17 +14,13 @@ import asyncio
 import collections
 import contextlib
 import logging
-import os
 import time
 from collections.abc import AsyncIterator
 from typing import TypeVar
 
 from diststorage.core.datalink import (
-    ACCEPT,
     INSECURE_LINK,
     INSECURE_LINK_ID,
-    REFUSE,
-    SALT_BYTES,
     BlockHead,
     Error,
     Failure,
@@ -32,14 +28,12 @@ from diststorage.core.datalink import (
     LinkError,
     LinkSecret,
     Seal,
-    Unseal,
-    connection_keys,
+    answer_hello,
     decode,
     encode_block_head,
     encode_end,
     encode_error,
     new_link_secret,
-    parse_hello,
     read_frame,
 )
 from diststorage.core.errors import DataLoss, DiststorageError, InvalidRequest, NotFound
@@ -132,18 +126,10 @@ class DataLinkServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         async with asyncio.timeout(HELLO_TIMEOUT_S):
-            header, body = await read_frame(reader, _MAX_REQUEST_BYTES)
-        link_id, client_salt = parse_hello(bytes(body))
-        secret = self._secret(link_id)
-        plain = Seal(None)
-        if secret is None:
-            writer.write(b"".join(plain.frame(REFUSE)))
-            await writer.drain()
+            ends = await answer_hello(reader, writer, self._secret)
+        if ends is None:
             return
-        server_salt = os.urandom(SALT_BYTES)
-        writer.write(b"".join(plain.frame(ACCEPT + server_salt)))
-        inbound, outbound = connection_keys(secret, client_salt, server_salt)
-        unseal, seal = Unseal(inbound), Seal(outbound)
+        unseal, seal = ends
         while True:
             async with asyncio.timeout(IDLE_TIMEOUT_S):
                 header, body = await read_frame(reader, _MAX_REQUEST_BYTES)
