@@ -7,7 +7,7 @@ The data link's own framing and sealing (``diststorage.core.datalink``) with not
 them: the server answers one GET with N bytes from memory as block heads and blocks of
 ``BLOCK_BYTES`` (an ec:4+2 block of the default 2 MiB stripe), sealed with ``--sealed`` as a
 secure cluster's nodes send them, and the client takes them as the gateway does
-(``FrameReceiver``). The link secret comes on stdin to both ends (a hex line), as the gateway
+(``FrameConnection``). The link secret comes on stdin to both ends (a hex line), as the gateway
 gets it over gRPC. The client makes one untimed request first, then the timed one, and prints
 one JSON line: bytes, seconds, and its own CPU seconds over the timed request.
 """
@@ -24,7 +24,7 @@ from diststorage.core.daemon import event_loop_factory, wait_for_stop_signal
 from diststorage.core.datalink import (
     INSECURE_LINK,
     BlockHead,
-    FrameReceiver,
+    FrameConnection,
     Get,
     LinkSecret,
     Seal,
@@ -33,7 +33,6 @@ from diststorage.core.datalink import (
     encode_block_head,
     encode_end,
     encode_get,
-    read_frame,
     say_hello,
 )
 from diststorage.core.memory import tune_allocator
@@ -52,52 +51,53 @@ def _secret(sealed: bool) -> LinkSecret:
     return LinkSecret(link_id, key)
 
 
-async def _answer(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, secret: LinkSecret
-) -> None:
-    ends = await answer_hello(reader, writer, lambda _: secret)
-    assert ends is not None
-    unseal, seal = ends
+async def _answer(connection: FrameConnection, secret: LinkSecret) -> None:
+    seal = await answer_hello(connection, lambda _: secret, 64 << 20)
+    assert seal is not None
     while True:
-        header, sealed = await read_frame(reader, 1024)
-        get = decode(unseal.body(header, sealed))
+        get = decode(await connection.next_body())
         assert isinstance(get, Get)
         remaining = get.length
         while remaining > 0:
             size = min(BLOCK_BYTES, remaining)
             for body_part in (encode_block_head(BlockHead(0, 0, True)), _BLOCK[:size]):
-                head, framed = seal.frame(body_part)
-                writer.write(head)
-                writer.write(framed)
-                await writer.drain()
+                connection.write(*seal.frame(body_part))
+            await connection.drain()
             remaining -= size
-        writer.write(b"".join(seal.frame(encode_end())))
-        await writer.drain()
+        connection.write(*seal.frame(encode_end()))
+        await connection.drain()
 
 
 async def serve(listen: str, secret: LinkSecret) -> None:
     host, port = split_host_port(listen)
+    tasks: set[asyncio.Task[None]] = set()
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handle(connection: FrameConnection) -> None:
         try:
-            await _answer(reader, writer, secret)
+            await _answer(connection, secret)
         except Exception:
-            writer.close()
+            connection.close()
 
-    server = await asyncio.start_server(handle, host, port)
+    def accept(connection: FrameConnection) -> None:
+        task = asyncio.create_task(handle(connection))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: FrameConnection(1024, accept), host, port)
     async with server:
         await wait_for_stop_signal()
 
 
-async def _connect(host: str, port: int, secret: LinkSecret) -> tuple[FrameReceiver, Seal]:
+async def _connect(host: str, port: int, secret: LinkSecret) -> tuple[FrameConnection, Seal]:
     loop = asyncio.get_running_loop()
-    _, receiver = await loop.create_connection(lambda: FrameReceiver(64 << 20), host, port)
+    _, receiver = await loop.create_connection(lambda: FrameConnection(64 << 20), host, port)
     seal = await say_hello(receiver, secret)
     assert seal is not None
     return receiver, seal
 
 
-async def _pull_once(receiver: FrameReceiver, seal: Seal, total: int) -> int:
+async def _pull_once(receiver: FrameConnection, seal: Seal, total: int) -> int:
     receiver.write(*seal.frame(encode_get(Get(CHUNK_ID, 0, total, None))))
     received = 0
     while (message := decode(await receiver.next_body())) is not None:

@@ -147,8 +147,16 @@ def test_a_node_lost_under_a_multipart_object_reads_degraded_and_is_repaired(
     before = part_chunks(cluster, "lost-node")
     assert {chunk.part for chunk in before} == {0, 1, 2}
     victim = before[0].node
+    victim_id = next(node_id for node_id, i in node_ids(cluster).items() if i == victim)
     cluster.kill_node(victim)
     assert read_md5(s3, "lost-node") == md5_of(whole)
+    # Fully redundant only counts once the gateway has seen the node go: until then, every
+    # stripe still looks whole.
+    assert wait_until(
+        lambda: any(n["id"] == victim_id and n["state"] != "up" for n in http.nodes()),
+        HEAL_TIMEOUT_S,
+        0.2,
+    )
     wait_fully_redundant(http)
     after = part_chunks(cluster, "lost-node")
     assert all(chunk.node != victim for chunk in after)

@@ -1,6 +1,7 @@
 """The data link (core/datalink.py): its sealing, its messages, and a node's server
-(node/datalink_server.py) read by the gateway's client (gateway/datalink_client.py) over
-loopback, sealed and in the clear, against a real chunk store."""
+(node/datalink_server.py) read and written by the gateway's client
+(gateway/datalink_client.py) over loopback, sealed and in the clear, against a real chunk
+store."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import contextlib
 import os
 import random
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import crc32c
@@ -24,23 +25,37 @@ from diststorage.core.datalink import (
     BlockHead,
     Error,
     Failure,
+    FrameConnection,
     Get,
     LinkError,
     LinkSecret,
+    Put,
     Seal,
+    Stored,
     Unseal,
+    answer_hello,
     connection_keys,
     decode,
     encode_block_head,
     encode_end,
     encode_error,
     encode_get,
+    encode_put,
+    encode_stored,
     hello,
     new_link_secret,
+    say_hello,
 )
-from diststorage.core.errors import ChunkNotFound, InvalidRequest, NodeUnavailable
+from diststorage.core.errors import (
+    AlreadyExists,
+    ChunkNotFound,
+    DataLoss,
+    InsufficientStorage,
+    InvalidRequest,
+    NodeUnavailable,
+)
 from diststorage.core.ids import new_id
-from diststorage.gateway.datalink_client import DataLink
+from diststorage.gateway.datalink_client import DataLink, LinkOffer
 from diststorage.node import ChunkStore
 from diststorage.node.datalink_server import DataLinkServer
 
@@ -100,11 +115,23 @@ def test_a_get_reads_back_as_sent(chunk_id: str, offset: int, length: int, rid: 
     assert decode(encode_get(get)) == get
 
 
-def test_block_heads_errors_and_ends_read_back_as_sent() -> None:
+@given(
+    st.from_regex(r"[0-9a-f]{32}", fullmatch=True),
+    st.integers(0, (1 << 64) - 1),
+    st.one_of(st.none(), st.from_regex(r"[A-Za-z0-9._-]{1,64}", fullmatch=True)),
+)
+def test_a_put_reads_back_as_sent(chunk_id: str, expected: int, rid: str | None) -> None:
+    put = Put(chunk_id, expected, rid)
+    assert decode(encode_put(put)) == put
+
+
+def test_block_heads_errors_stored_and_ends_read_back_as_sent() -> None:
     head = BlockHead(1 << 40, 0xFFFFFFFF, True)
     assert decode(encode_block_head(head)) == head
     error = Error(Failure.DATA_LOSS, "block 3 fails its CRC")
     assert decode(encode_error(error)) == error
+    stored = Stored(1 << 40, 3)
+    assert decode(encode_stored(stored)) == stored
     assert decode(encode_end()) is None
 
 
@@ -119,16 +146,16 @@ def test_any_bytes_are_a_message_or_a_link_error(body: bytes) -> None:
 
 @contextlib.asynccontextmanager
 async def serving(
-    tmp_path: Path, secure: bool, max_connections: int = 16
+    tmp_path: Path, secure: bool, max_connections: int = 16, capacity_bytes: int | None = None
 ) -> AsyncIterator[tuple[ChunkStore, DataLinkServer, int, str]]:
-    async with await ChunkStore.open(tmp_path / "node") as store:
+    async with await ChunkStore.open(tmp_path / "node", capacity_bytes=capacity_bytes) as store:
         chunk_id = new_id()
         writer = await store.open_writer(chunk_id, sum(map(len, BLOCKS)))
         async with writer:
             for block in BLOCKS:
                 await writer.write_block(block, crc32c.crc32c(block))
             await writer.commit()
-        server = DataLinkServer(store, secure, max_connections)
+        server = DataLinkServer(store, secure, max_connections, max_frame_bytes=1 << 20)
         port = await server.start("127.0.0.1", 0)
         try:
             yield store, server, port, chunk_id
@@ -137,10 +164,10 @@ async def serving(
 
 
 def client_of(server: DataLinkServer, port: int, asked: list[int] | None = None) -> DataLink:
-    async def ask() -> tuple[int, LinkSecret]:
+    async def ask() -> LinkOffer:
         if asked is not None:
             asked.append(1)
-        return port, server.open_link()
+        return LinkOffer(port, server.open_link(), takes_puts=True)
 
     return DataLink("ab" * 16, "127.0.0.1", ask, max_frame_bytes=1 << 20)
 
@@ -190,7 +217,8 @@ async def test_a_restarted_node_is_asked_for_a_new_link(tmp_path: Path) -> None:
         link = client_of(server, port, asked)
         assert await read_all(link, chunk_id) == BLOCKS
         link.forget()
-        link._link = (port, new_link_secret())  # a secret the node no longer knows
+        # A secret the node no longer knows:
+        link._link = LinkOffer(port, new_link_secret(), takes_puts=True)
         assert await read_all(link, chunk_id) == BLOCKS
         assert len(asked) == 2
         link.forget()
@@ -245,8 +273,8 @@ async def test_a_node_that_never_answers_costs_one_deadline(tmp_path: Path) -> N
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
 
-    async def ask() -> tuple[int, LinkSecret]:
-        return port, new_link_secret()
+    async def ask() -> LinkOffer:
+        return LinkOffer(port, new_link_secret(), takes_puts=True)
 
     link = DataLink("ab" * 16, "127.0.0.1", ask, max_frame_bytes=1 << 20)
     loop = asyncio.get_running_loop()
@@ -275,11 +303,158 @@ async def test_a_frame_over_the_limit_ends_the_connection(tmp_path: Path) -> Non
     server = await asyncio.start_server(oversized, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
 
-    async def ask() -> tuple[int, LinkSecret]:
-        return port, LinkSecret(bytes(16), b"")
+    async def ask() -> LinkOffer:
+        return LinkOffer(port, LinkSecret(bytes(16), b""), takes_puts=True)
 
     link = DataLink("ab" * 16, "127.0.0.1", ask, max_frame_bytes=1 << 20)
     with pytest.raises(NodeUnavailable):
         await read_all(link, new_id())
     server.close()
     await server.wait_closed()
+
+
+# ---- writes ------------------------------------------------------------------------------
+
+
+async def write(
+    link: DataLink, chunk_id: str, blocks: list[bytes], crcs: list[int] | None = None
+) -> Stored:
+    upload = await link.put(chunk_id, sum(map(len, blocks)), "req-2", 5.0, 5.0)
+    try:
+        for index, block in enumerate(blocks):
+            await upload.send(block, crc32c.crc32c(block) if crcs is None else crcs[index])
+        return await upload.finish()
+    except BaseException:
+        upload.cancel()
+        raise
+
+
+async def wait_until(condition: Callable[[], bool]) -> None:
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("not within 5 s")
+
+
+@pytest.mark.parametrize("secure", [True, False], ids=["sealed", "clear"])
+async def test_a_chunk_written_over_the_link_reads_back(tmp_path: Path, secure: bool) -> None:
+    async with serving(tmp_path, secure) as (store, server, port, _):
+        link = client_of(server, port)
+        chunk_id = new_id()
+        stored = await write(link, chunk_id, BLOCKS)
+        assert stored == Stored(sum(map(len, BLOCKS)), len(BLOCKS))
+        # The same connection, back in the pool, carries the read and another write.
+        assert await read_all(link, chunk_id) == BLOCKS
+        assert (await write(link, new_id(), BLOCKS[:1])).block_count == 1
+        assert len(link._idle) == 1
+        assert store.chunk_count == 3
+        link.forget()
+
+
+async def test_a_block_failing_its_crc_stores_nothing(tmp_path: Path) -> None:
+    async with serving(tmp_path, True) as (store, server, port, _):
+        link = client_of(server, port)
+        used = store.used_bytes
+        chunk_id = new_id()
+        crcs = [crc32c.crc32c(b) for b in BLOCKS]
+        crcs[1] ^= 1
+        with pytest.raises(DataLoss):
+            await write(link, chunk_id, BLOCKS, crcs)
+        with pytest.raises(ChunkNotFound):
+            await read_all(link, chunk_id)
+        await wait_until(lambda: store.ledger.reserved_bytes == 0)
+        assert store.used_bytes == used
+        assert not list((tmp_path / "node").rglob("*.tmp"))
+        link.forget()
+
+
+async def test_a_write_refused_for_room_or_an_existing_chunk_says_why(tmp_path: Path) -> None:
+    async with serving(tmp_path, True, capacity_bytes=200_000) as (_, server, port, chunk_id):
+        link = client_of(server, port)
+        with pytest.raises(AlreadyExists):
+            await write(link, chunk_id, BLOCKS)
+        with pytest.raises(InsufficientStorage):
+            await write(link, new_id(), [bytes(70_000)] * 4)
+        assert await read_all(link, chunk_id) == BLOCKS
+        link.forget()
+
+
+async def test_a_write_cancelled_part_way_leaves_nothing(tmp_path: Path) -> None:
+    async with serving(tmp_path, True) as (store, server, port, _):
+        link = client_of(server, port)
+        chunk_id = new_id()
+        upload = await link.put(chunk_id, sum(map(len, BLOCKS)), None, 5.0, 5.0)
+        await upload.send(BLOCKS[0], crc32c.crc32c(BLOCKS[0]))
+        await wait_until(lambda: store.ledger.reserved_bytes > 0)
+        upload.cancel()
+        await wait_until(lambda: store.ledger.reserved_bytes == 0)
+        with pytest.raises(ChunkNotFound):
+            await read_all(link, chunk_id)
+        assert not list((tmp_path / "node").rglob("*.tmp"))
+        link.forget()
+
+
+class _Transport:
+    """Just enough of a transport to drive a FrameConnection by hand."""
+
+    def __init__(self) -> None:
+        self.written = bytearray()
+        self.closed = False
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.written += data
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def set_write_buffer_limits(self, high: int, low: int) -> None:
+        pass
+
+    def get_extra_info(self, name: str) -> None:
+        return None
+
+
+def fed(*frames: bytes) -> tuple[FrameConnection, _Transport]:
+    """A connection that has already received these frames (in the clear), all at once."""
+    connection, transport = FrameConnection(1 << 20), _Transport()
+    connection.connection_made(transport)  # type: ignore[arg-type]
+    data = memoryview(b"".join(b"".join(Seal(None).frame(f)) for f in frames))
+    while data:
+        buffer = connection.get_buffer(-1)
+        n = min(len(buffer), len(data))
+        buffer[:n] = data[:n]
+        connection.buffer_updated(n)
+        data = data[n:]
+    return connection, transport
+
+
+async def test_a_request_sent_ahead_of_the_accept_is_never_served() -> None:
+    secret = new_link_secret()
+    get = encode_get(Get(new_id(), 0, 0, None))
+    connection, transport = fed(hello(secret.link_id, os.urandom(32)), get)
+    with pytest.raises(LinkError, match="ahead of the handshake"):
+        await answer_hello(connection, lambda _: secret, 1 << 20)
+    assert transport.written == b""
+    # The hello alone is accepted.
+    connection, transport = fed(hello(secret.link_id, os.urandom(32)))
+    assert await answer_hello(connection, lambda _: secret, 1 << 20) is not None
+    assert transport.written[4:5] == ACCEPT
+
+
+async def test_blocks_sent_ahead_of_the_accept_are_never_read() -> None:
+    head = encode_block_head(BlockHead(0, 0, True))
+    connection, _ = fed(ACCEPT + bytes(SALT_BYTES), head, b"forged", encode_end())
+    with pytest.raises(LinkError, match="ahead of the handshake"):
+        await say_hello(connection, new_link_secret())
+    connection, _ = fed(ACCEPT + bytes(SALT_BYTES))
+    assert await say_hello(connection, new_link_secret()) is not None

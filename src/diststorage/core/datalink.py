@@ -1,10 +1,11 @@
-"""The data link: a chunk's blocks from a node to a gateway over a TCP connection of its own,
-framed by hand and sealed under a key that is handed out over the cluster's mutually
+"""The data link: a chunk's blocks between a gateway and a node over a TCP connection of its
+own, both ways, framed by hand and sealed under a key that is handed out over the cluster's mutually
 authenticated gRPC channel.
 
 Why not gRPC for these bytes: grpcio's Python layer copies every byte it receives three times
 (into a bytes object per slice, into a growing bytearray, into the final bytes) and hands each
-message from its own thread to the event loop; a download is mostly that. Why not TLS: the
+message from its own thread to the event loop; a download is mostly that, and so is a node's
+share of an upload. Why not TLS: the
 ``ssl`` module is the system's OpenSSL, whose AES-GCM here ran at about 1 GB/s, where the
 ``cryptography`` package's (a newer OpenSSL, built in) seals and opens at about 8 GB/s. So the
 handshake that needs certificates stays where it is, on gRPC under mutual TLS
@@ -26,9 +27,18 @@ cryptographic primitive used here; nothing is invented beyond how it is keyed an
 - **Insecure clusters** (``--insecure-cluster``, the gRPC links being plaintext too): the link
   id is all zeros and frames go in the clear.
 
-What a connection carries (``Message``): a ``GET`` (chunk id, range, request id) from the
-gateway, then from the node a ``BLOCK`` head and a data frame per block, ``END`` or an
-``ERROR`` with its kind. One request at a time per connection; connections are reused.
+What a connection carries (``Message``), one request at a time, connections being reused:
+
+- a read: ``GET`` (chunk id, range, request id) from the gateway; from the node a ``BLOCK``
+  head and a data frame per block, then ``END``, or an ``ERROR`` with its kind;
+- a write: ``PUT`` (chunk id, expected bytes, request id), a ``BLOCK`` head (its offset in
+  the chunk and CRC-32C) and a data frame per block, then ``END`` from the gateway; from the
+  node ``STORED`` (bytes and blocks, once durable), or an ``ERROR``, which may come before the
+  gateway's ``END`` (a block failed its CRC, the disk filled up): the node then reads and
+  drops the rest of the write up to its ``END``.
+
+Each end reads frames with a ``FrameConnection``: straight into a buffer of its own, a few
+frames ahead at most, and writes with the transport's flow control.
 """
 
 from __future__ import annotations
@@ -58,6 +68,12 @@ _LENGTH = struct.Struct(">I")
 _TAG_BYTES = 16
 # Frames queued ahead of their reader before the connection stops reading (two blocks).
 _QUEUED_FRAMES = 4
+# What a connection's transport buffers before a writer must wait for the peer: a block's
+# worth, so that the next one is sealed while the kernel sends the last.
+_WRITE_HIGH_BYTES = 1 << 20
+_WRITE_LOW_BYTES = 256 << 10
+MAX_HELLO_BYTES = 1024
+"""The largest frame a node reads before the hello: a stranger's frames are small."""
 
 
 class LinkError(Exception):
@@ -153,8 +169,10 @@ def connection_keys(
 
 class Kind(enum.Enum):
     GET = b"G"
+    PUT = b"P"
     BLOCK = b"B"
     END = b"E"
+    STORED = b"S"
     ERROR = b"X"
 
 
@@ -165,10 +183,14 @@ class Failure(enum.Enum):
     DATA_LOSS = 2
     INVALID = 3
     UNAVAILABLE = 4
+    NO_SPACE = 5
+    EXISTS = 6
 
 
 _GET = struct.Struct(">QQ")
+_PUT = struct.Struct(">Q")
 _BLOCK = struct.Struct(">QI?")
+_STORED = struct.Struct(">QQ")
 CHUNK_ID_BYTES = 32
 
 
@@ -178,6 +200,19 @@ class Get:
     offset: int
     length: int
     request_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    chunk_id: str
+    expected_bytes: int
+    request_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    size_bytes: int
+    block_count: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,16 +228,45 @@ class Error:
     message: str
 
 
-Message = Get | BlockHead | Error | None
+Message = Get | Put | BlockHead | Stored | Error | None
 """A decoded message; None is END."""
 
 
-def encode_get(get: Get) -> bytes:
-    chunk_id = get.chunk_id.encode("ascii")
-    if len(chunk_id) != CHUNK_ID_BYTES:
+def _chunk_and_request(chunk_id: str, request_id: str | None) -> bytes:
+    encoded = chunk_id.encode("ascii")
+    if len(encoded) != CHUNK_ID_BYTES:
         raise ValueError(f"a chunk id is {CHUNK_ID_BYTES} characters")
-    request_id = (get.request_id or "").encode("ascii")
-    return Kind.GET.value + _GET.pack(get.offset, get.length) + chunk_id + request_id
+    return encoded + (request_id or "").encode("ascii")
+
+
+def _read_chunk_and_request(
+    body: bytes | bytearray | memoryview, start: int
+) -> tuple[str, str | None]:
+    chunk_id = bytes(body[start : start + CHUNK_ID_BYTES]).decode("ascii")
+    if len(chunk_id) != CHUNK_ID_BYTES:
+        raise LinkError("a request without its chunk id")
+    request_id = bytes(body[start + CHUNK_ID_BYTES :]).decode("ascii") or None
+    return chunk_id, request_id
+
+
+def encode_get(get: Get) -> bytes:
+    return (
+        Kind.GET.value
+        + _GET.pack(get.offset, get.length)
+        + _chunk_and_request(get.chunk_id, get.request_id)
+    )
+
+
+def encode_put(put: Put) -> bytes:
+    return (
+        Kind.PUT.value
+        + _PUT.pack(put.expected_bytes)
+        + _chunk_and_request(put.chunk_id, put.request_id)
+    )
+
+
+def encode_stored(stored: Stored) -> bytes:
+    return Kind.STORED.value + _STORED.pack(stored.size_bytes, stored.block_count)
 
 
 def encode_block_head(head: BlockHead) -> bytes:
@@ -224,16 +288,20 @@ def decode(body: bytes | bytearray | memoryview) -> Message:
         kind = Kind(bytes(body[:1]))
         if kind is Kind.GET:
             offset, length = _GET.unpack_from(body, 1)
-            start = 1 + _GET.size
-            chunk_id = bytes(body[start : start + CHUNK_ID_BYTES]).decode("ascii")
-            request_id = bytes(body[start + CHUNK_ID_BYTES :]).decode("ascii") or None
-            if len(chunk_id) != CHUNK_ID_BYTES:
-                raise LinkError("a GET without its chunk id")
+            chunk_id, request_id = _read_chunk_and_request(body, 1 + _GET.size)
             return Get(chunk_id, offset, length, request_id)
+        if kind is Kind.PUT:
+            (expected_bytes,) = _PUT.unpack_from(body, 1)
+            chunk_id, request_id = _read_chunk_and_request(body, 1 + _PUT.size)
+            return Put(chunk_id, expected_bytes, request_id)
         if kind is Kind.BLOCK:
             if len(body) != 1 + _BLOCK.size:
                 raise LinkError("a block head of the wrong size")
             return BlockHead(*_BLOCK.unpack_from(body, 1))
+        if kind is Kind.STORED:
+            if len(body) != 1 + _STORED.size:
+                raise LinkError("a STORED of the wrong size")
+            return Stored(*_STORED.unpack_from(body, 1))
         if kind is Kind.ERROR:
             failure = Failure(body[1])
             return Error(failure, bytes(body[2:]).decode("utf-8", "replace"))
@@ -244,77 +312,87 @@ def decode(body: bytes | bytearray | memoryview) -> Message:
         raise LinkError(f"not a data link message: {exc}") from exc
 
 
-async def read_frame(reader: asyncio.StreamReader, max_bytes: int) -> tuple[bytes, bytearray]:
-    """One frame's header and (sealed) body from a stream: for the node's side, whose frames
-    are small requests. LinkError on a frame over ``max_bytes`` or a connection cut."""
-    try:
-        header = await reader.readexactly(_LENGTH.size)
-        (length,) = _LENGTH.unpack(header)
-        if length > max_bytes:
-            raise LinkError(f"a frame of {length} bytes")
-        return header, bytearray(await reader.readexactly(length))
-    except (asyncio.IncompleteReadError, ConnectionError) as exc:
-        raise LinkError("the connection closed") from exc
-
-
-_MAX_HELLO_BYTES = 1024
-
-
 async def answer_hello(
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
+    connection: FrameConnection,
     secret_of: Callable[[bytes], LinkSecret | None],
-) -> tuple[Unseal, Seal] | None:
-    """The node's side of the handshake: reads a HELLO and answers it. The connection's
-    (inbound, outbound) ends, or None once a link id ``secret_of`` does not know is refused."""
-    _, body = await read_frame(reader, _MAX_HELLO_BYTES)
-    link_id, client_salt = parse_hello(bytes(body))
+    max_frame_bytes: int,
+) -> Seal | None:
+    """The node's side of the handshake: reads a HELLO and answers it. The outbound end (the
+    connection opens the gateway's frames from then on, up to ``max_frame_bytes``), or None
+    once a link id ``secret_of`` does not know is refused."""
+    link_id, client_salt = parse_hello(bytes(await connection.next_body()))
+    _refuse_frames_ahead(connection)
     secret = secret_of(link_id)
     plain = Seal(None)
     if secret is None:
-        writer.write(b"".join(plain.frame(REFUSE)))
-        await writer.drain()
+        connection.write(*plain.frame(REFUSE))
+        await connection.drain()
         return None
     server_salt = os.urandom(SALT_BYTES)
-    writer.write(b"".join(plain.frame(ACCEPT + server_salt)))
     inbound, outbound = connection_keys(secret, client_salt, server_salt)
-    return Unseal(inbound), Seal(outbound)
-
-
-async def say_hello(receiver: FrameReceiver, secret: LinkSecret) -> Seal | None:
-    """The gateway's side of the handshake: sends a HELLO and reads the answer. The outbound
-    end (the receiver opens the node's frames from then on), or None if the node refused."""
-    salt = os.urandom(SALT_BYTES)
-    receiver.write(*Seal(None).frame(hello(secret.link_id, salt)))
-    reply = await receiver.next_body()
-    if reply[:1] != ACCEPT or len(reply) != 1 + SALT_BYTES:
-        return None
-    outbound, inbound = connection_keys(secret, salt, bytes(reply[1:]))
-    receiver.unseal = Unseal(inbound)
+    # Switched before the ACCEPT goes out, with no await between: every frame after the
+    # hello is opened under the connection's key.
+    connection.unseal = Unseal(inbound)
+    connection.max_frame_bytes = max_frame_bytes
+    connection.write(*plain.frame(ACCEPT + server_salt))
     return Seal(outbound)
 
 
-class FrameReceiver(asyncio.BufferedProtocol):
-    """The gateway's end of a connection: reads each frame straight into a buffer of its own
-    (no copy on the way in) and opens it; at most ``_QUEUED_FRAMES`` wait to be taken before
-    it stops reading, so a slow consumer holds two blocks, not the node's whole stream."""
+async def say_hello(connection: FrameConnection, secret: LinkSecret) -> Seal | None:
+    """The gateway's side of the handshake: sends a HELLO and reads the answer. The outbound
+    end (the connection opens the node's frames from then on), or None if the node refused."""
+    salt = os.urandom(SALT_BYTES)
+    connection.write(*Seal(None).frame(hello(secret.link_id, salt)))
+    reply = await connection.next_body()
+    _refuse_frames_ahead(connection)
+    if reply[:1] != ACCEPT or len(reply) != 1 + SALT_BYTES:
+        return None
+    outbound, inbound = connection_keys(secret, salt, bytes(reply[1:]))
+    connection.unseal = Unseal(inbound)
+    return Seal(outbound)
 
-    def __init__(self, max_frame_bytes: int) -> None:
+
+def _refuse_frames_ahead(connection: FrameConnection) -> None:
+    """Nothing may follow a handshake frame before its answer: a frame read ahead of the
+    switch to the connection's keys was taken in the clear, so whoever sent it ends here."""
+    if connection.pending:
+        raise LinkError("frames ahead of the handshake")
+
+
+class FrameConnection(asyncio.BufferedProtocol):
+    """Either end of a data-link connection.
+
+    Reads each frame straight into a buffer of its own (no copy on the way in) and opens it;
+    at most ``_QUEUED_FRAMES`` wait to be taken before it stops reading, so a slow consumer
+    holds two blocks, not the peer's whole stream. Writes go to the transport at once;
+    ``drain`` waits while the transport holds more than a block's worth for the peer."""
+
+    def __init__(
+        self,
+        max_frame_bytes: int,
+        on_connected: Callable[[FrameConnection], None] | None = None,
+    ) -> None:
         self.unseal = Unseal(None)
-        self._max = max_frame_bytes
+        self.max_frame_bytes = max_frame_bytes
+        self._on_connected = on_connected
         self._header = bytearray(_LENGTH.size)
         self._body: bytearray | None = None
         self._reused = bytearray()
         self._filled = self._length = 0
         self._frames: collections.deque[bytes | memoryview] = collections.deque()
         self._waiter: asyncio.Future[None] | None = None
+        self._drained: asyncio.Future[None] | None = None
         self._error: LinkError | None = None
         self._transport: asyncio.Transport | None = None
         self._paused = False
+        self._write_paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
         self._transport = cast(asyncio.Transport, transport)
+        self._transport.set_write_buffer_limits(_WRITE_HIGH_BYTES, _WRITE_LOW_BYTES)
+        if self._on_connected is not None:
+            self._on_connected(self)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._body is None:
@@ -327,7 +405,7 @@ class FrameReceiver(asyncio.BufferedProtocol):
             if self._filled < _LENGTH.size:
                 return
             (length,) = _LENGTH.unpack(self._header)
-            if length > self._max:
+            if length > self.max_frame_bytes:
                 self._fail(LinkError(f"a frame of {length} bytes"))
                 return
             self._body, self._filled, self._length = self._buffer_for(length), 0, length
@@ -360,14 +438,23 @@ class FrameReceiver(asyncio.BufferedProtocol):
 
     def release_buffer(self) -> None:
         """Lets the reused buffer go (a connection going idle holds no block's worth)."""
-        self._reused = bytearray()
+        if self._body is not self._reused:
+            self._reused = bytearray()
 
     def eof_received(self) -> bool:
-        self._fail(LinkError("the node closed the connection"))
+        self._fail(LinkError("the peer closed the connection"))
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(LinkError(f"the connection was lost: {exc or 'closed'}"))
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
 
     def _fail(self, error: LinkError) -> None:
         if self._error is None:
@@ -375,10 +462,16 @@ class FrameReceiver(asyncio.BufferedProtocol):
         if self._transport is not None:
             self._transport.close()
         self._wake()
+        self.resume_writing()
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
+
+    @property
+    def pending(self) -> bool:
+        """A frame came that nobody took yet."""
+        return bool(self._frames)
 
     async def next_body(self) -> bytes | memoryview:
         """The next frame's opened body; LinkError once the connection broke."""
@@ -387,6 +480,10 @@ class FrameReceiver(asyncio.BufferedProtocol):
                 raise self._error
             self._waiter = asyncio.get_running_loop().create_future()
             await self._waiter
+        return self.take()
+
+    def take(self) -> bytes | memoryview:
+        """The next frame's opened body without waiting (IndexError unless ``pending``)."""
         body = self._frames.popleft()
         if self._paused and len(self._frames) < _QUEUED_FRAMES // 2 and self._transport:
             self._paused = False
@@ -394,10 +491,21 @@ class FrameReceiver(asyncio.BufferedProtocol):
         return body
 
     def write(self, header: bytes, body: bytes | memoryview) -> None:
+        if self._error is not None:
+            raise self._error
         if self._transport is None or self._transport.is_closing():
             raise LinkError("the connection is closed")
         self._transport.write(header)
         self._transport.write(body)
+
+    async def drain(self) -> None:
+        """Returns once the transport holds less than its low mark for the peer; LinkError
+        once the connection broke."""
+        while self._write_paused and self._error is None:
+            self._drained = asyncio.get_running_loop().create_future()
+            await self._drained
+        if self._error is not None:
+            raise self._error
 
     @property
     def usable(self) -> bool:
@@ -406,6 +514,10 @@ class FrameReceiver(asyncio.BufferedProtocol):
             and self._transport is not None
             and not (self._transport.is_closing())
         )
+
+    @property
+    def peer(self) -> object:
+        return None if self._transport is None else self._transport.get_extra_info("peername")
 
     def close(self) -> None:
         if self._transport is not None:

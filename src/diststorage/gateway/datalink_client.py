@@ -1,43 +1,53 @@
-"""The gateway's end of a node's data link (``core/datalink.py``): its blocks over connections
-of their own, kept open between reads.
+"""The gateway's end of a node's data link (``core/datalink.py``): a node's chunks read and
+written over connections of their own, kept open between requests.
 
 Per node: the link's port and secret, asked for once over gRPC (``OpenDataLink``, through the
 callable the node client gives) and asked for again when the node refuses them (it
-restarted); and a few idle connections for the next reads. A connection serves one read at a
-time and goes back to the pool only when its read ended cleanly (END or an ERROR answer). A
-read given up half way (a deadline, a consumer gone) closes its connection: the rest of its
-stream cannot be skipped.
+restarted); and a few idle connections for the next requests. A connection serves one request
+at a time and goes back to the pool only when it ended cleanly (END, STORED or an ERROR
+answer). A read given up half way (a deadline, a consumer gone) or a write cancelled closes
+its connection: the rest of its stream cannot be skipped, and a write's node discards the
+chunk when its connection goes.
 
 Errors leave as core errors: a connection refused, cut or carrying a frame that fails its
 authentication is NodeUnavailable; a missed deadline is TimeoutError, for the node client to
-count; the node's ERROR answers map to ChunkNotFound, DataLoss, InvalidRequest and
-NodeUnavailable.
+count; the node's ERROR answers map to ChunkNotFound, DataLoss, InvalidRequest,
+InsufficientStorage, AlreadyExists and NodeUnavailable.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 from diststorage.core.datalink import (
     BlockHead,
     Error,
     Failure,
-    FrameReceiver,
+    FrameConnection,
     Get,
     LinkError,
     LinkSecret,
+    Message,
+    Put,
     Seal,
+    Stored,
     decode,
+    encode_block_head,
+    encode_end,
     encode_get,
+    encode_put,
     say_hello,
 )
 from diststorage.core.errors import (
+    AlreadyExists,
     ChunkNotFound,
     DataLoss,
     DiststorageError,
+    InsufficientStorage,
     InvalidRequest,
     NodeUnavailable,
 )
@@ -46,24 +56,93 @@ from diststorage.core.errors import (
 IDLE_CONNECTION_S = 5.0
 MAX_IDLE_CONNECTIONS = 8
 
-AskLink = Callable[[], Awaitable[tuple[int, LinkSecret]]]
+
+@dataclass(frozen=True, slots=True)
+class LinkOffer:
+    """What ``OpenDataLink`` answered: where the link listens, its secret, and whether it
+    takes writes (a node from before PUT on the link only serves reads)."""
+
+    port: int
+    secret: LinkSecret
+    takes_puts: bool
+
+
+AskLink = Callable[[], Awaitable[LinkOffer]]
 
 _ERRORS: dict[Failure, type[DiststorageError]] = {
     Failure.NOT_FOUND: ChunkNotFound,
     Failure.DATA_LOSS: DataLoss,
     Failure.INVALID: InvalidRequest,
     Failure.UNAVAILABLE: NodeUnavailable,
+    Failure.NO_SPACE: InsufficientStorage,
+    Failure.EXISTS: AlreadyExists,
 }
 
 
 @dataclass
 class _Connection:
-    receiver: FrameReceiver
+    receiver: FrameConnection
     seal: Seal
     idle_since: float = 0.0
 
-    def send(self, body: bytes) -> None:
+    def send(self, body: bytes | memoryview) -> None:
         self.receiver.write(*self.seal.frame(body))
+
+
+class LinkUpload:
+    """One chunk being written over the link: ``send`` each block, then ``finish``; ``cancel``
+    on any failure (the connection closes and the node discards what it received).
+
+    ``send`` returns once the block is on its way (the transport holds less than a block
+    beyond it); a node that refused the write part way (its ERROR, read between blocks)
+    makes the next ``send`` or ``finish`` raise that error."""
+
+    def __init__(
+        self, link: DataLink, connection: _Connection, node_id: str, timeout_s: float
+    ) -> None:
+        self._link = link
+        self._connection = connection
+        self._node_id = node_id
+        self._timeout_s = timeout_s
+        self._offset = 0
+        self._over = False
+
+    async def send(self, block: bytes, crc32c: int) -> None:
+        with self._link.errors():
+            self._raise_early_answer()
+            self._connection.send(encode_block_head(BlockHead(self._offset, crc32c, True)))
+            self._connection.send(block)
+            self._offset += len(block)
+            async with asyncio.timeout(self._timeout_s):
+                await self._connection.receiver.drain()
+
+    async def finish(self) -> Stored:
+        with self._link.errors():
+            self._raise_early_answer()
+            self._connection.send(encode_end())
+            answer = await self._link.next_message(self._connection, self._timeout_s)
+            return self._end_with(answer)
+
+    def cancel(self) -> None:
+        if not self._over:
+            self._over = True
+            self._connection.receiver.close()
+
+    def _raise_early_answer(self) -> None:
+        if self._connection.receiver.pending:
+            self._end_with(decode(self._connection.receiver.take()))
+
+    def _end_with(self, answer: Message) -> Stored:
+        """The node's answer to the write: STORED (the connection goes back to the pool), or
+        its ERROR raised (the connection closes: the node may still be skipping the rest)."""
+        if isinstance(answer, Stored):
+            self._over = True
+            self._link.checkin(self._connection)
+            return answer
+        self.cancel()
+        if isinstance(answer, Error):
+            raise _ERRORS[answer.failure](f"node {self._node_id[:8]}: {answer.message}")
+        raise LinkError("the node answered a write with neither STORED nor ERROR")
 
 
 class DataLink:
@@ -80,8 +159,44 @@ class DataLink:
         self._ask = ask
         self._max_frame_bytes = max_frame_bytes
         self._clock = clock
-        self._link: tuple[int, LinkSecret] | None = None
+        self._link: LinkOffer | None = None
         self._idle: list[_Connection] = []
+
+    async def takes_puts(self) -> bool:
+        """Whether the node's link stores chunks (asks for the link when none is known)."""
+        if self._link is None:
+            self._link = await self._ask()
+        return self._link.takes_puts
+
+    async def put(
+        self,
+        chunk_id: str,
+        expected_bytes: int,
+        request_id: str | None,
+        connect_timeout_s: float,
+        block_timeout_s: float,
+    ) -> LinkUpload:
+        """A write of a chunk begun: the connection taken (``connect_timeout_s``) and the PUT
+        sent; each block and the answer then have ``block_timeout_s``."""
+        with self.errors():
+            connection = self._checkout() or await self._connect(connect_timeout_s)
+            try:
+                connection.send(encode_put(Put(chunk_id, expected_bytes, request_id)))
+            except BaseException:
+                connection.receiver.close()
+                raise
+        return LinkUpload(self, connection, self._node_id, block_timeout_s)
+
+    @contextlib.contextmanager
+    def errors(self) -> Iterator[None]:
+        """A broken connection as NodeUnavailable; deadlines pass as TimeoutError."""
+        try:
+            yield
+        except LinkError as exc:
+            raise NodeUnavailable(f"node {self._node_id[:8]}: data link: {exc}") from exc
+
+    async def next_message(self, connection: _Connection, timeout_s: float) -> Message:
+        return decode(await self._next(connection, timeout_s))
 
     async def read(
         self, chunk_id: str, offset: int, length: int, request_id: str | None, timeout_s: float
@@ -93,7 +208,7 @@ class DataLink:
         try:
             connection.send(encode_get(Get(chunk_id, offset, length, request_id)))
             while True:
-                message = decode(await self._next(connection, timeout_s))
+                message = await self.next_message(connection, timeout_s)
                 if message is None:
                     clean = True
                     return
@@ -101,14 +216,14 @@ class DataLink:
                     clean = True
                     raise _ERRORS[message.failure](f"node {self._node_id[:8]}: {message.message}")
                 if not isinstance(message, BlockHead):
-                    raise LinkError("the node sent a request")
+                    raise LinkError("the node answered a read with something else")
                 data = await self._next(connection, timeout_s)
                 yield message, memoryview(data)
         except LinkError as exc:
             raise NodeUnavailable(f"node {self._node_id[:8]}: data link: {exc}") from exc
         finally:
-            if clean and connection.receiver.usable:
-                self._checkin(connection)
+            if clean:
+                self.checkin(connection)
             else:
                 connection.receiver.close()
 
@@ -126,7 +241,11 @@ class DataLink:
             connection.receiver.close()
         return None
 
-    def _checkin(self, connection: _Connection) -> None:
+    def checkin(self, connection: _Connection) -> None:
+        """Back to the pool, after a request that ended cleanly; closed if it broke."""
+        if not connection.receiver.usable:
+            connection.receiver.close()
+            return
         connection.receiver.release_buffer()
         connection.idle_since = self._clock()
         self._idle.append(connection)
@@ -139,8 +258,7 @@ class DataLink:
         for _ in range(2):
             if self._link is None:
                 self._link = await self._ask()
-            port, secret = self._link
-            connection = await self._handshake(port, secret, timeout_s)
+            connection = await self._handshake(self._link.port, self._link.secret, timeout_s)
             if connection is not None:
                 return connection
             self._link = None
@@ -154,7 +272,7 @@ class DataLink:
         try:
             async with asyncio.timeout(timeout_s):
                 _, receiver = await loop.create_connection(
-                    lambda: FrameReceiver(max_frame), self._host, port
+                    lambda: FrameConnection(max_frame), self._host, port
                 )
                 try:
                     outbound = await say_hello(receiver, secret)

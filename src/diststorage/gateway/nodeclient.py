@@ -37,8 +37,8 @@ from diststorage.core.request_ids import current_request_id, grpc_metadata
 from diststorage.core.settings import split_host_port
 from diststorage.core.tasks import BackgroundTasks
 from diststorage.erasure import Block
-from diststorage.gateway.blockwire import BlockMessage, put_header_message
-from diststorage.gateway.datalink_client import DataLink
+from diststorage.gateway.blockwire import put_block_message, put_header_message
+from diststorage.gateway.datalink_client import DataLink, LinkOffer, LinkUpload
 from diststorage.gateway.datapath import DataPathMetrics, NodeCall
 from diststorage.proto import storage_pb2 as pb
 from diststorage.proto.chunkwire import (
@@ -131,6 +131,22 @@ class BlockPiece:
     whole_block: bool
 
 
+class _PutTimer:
+    """Times one chunk's write into ``diststorage_node_rpc_seconds``, once, however it ends."""
+
+    def __init__(self, node_id: str, metrics: DataPathMetrics) -> None:
+        self._node_id = node_id
+        self._metrics = metrics
+        self._started = time.perf_counter()
+        self._timed = False
+
+    def stop(self) -> None:
+        if not self._timed:
+            self._timed = True
+            elapsed_s = time.perf_counter() - self._started
+            self._metrics.observe_rpc(NodeCall.PUT_CHUNK, self._node_id, elapsed_s)
+
+
 class ChunkUpload:
     """One PutChunk stream. ``send`` each block, then ``finish``; ``cancel`` on any failure.
 
@@ -149,17 +165,11 @@ class ChunkUpload:
         self._call = call
         self._timeout_s = timeout_s
         self._metrics = metrics
-        self._started = time.perf_counter()
-        self._timed = False
+        self._timer = _PutTimer(node_id, metrics)
 
-    def _time_once(self) -> None:
-        if not self._timed:
-            self._timed = True
-            elapsed_s = time.perf_counter() - self._started
-            self._metrics.observe_rpc(NodeCall.PUT_CHUNK, self.node_id, elapsed_s)
-
-    async def send(self, message: BlockMessage) -> None:
-        """Sends one block, framed by ``put_block_message``."""
+    async def send(self, block: bytes, crc32c: int) -> None:
+        """Sends one block, framed as a PutChunk message (``blockwire``)."""
+        message = put_block_message(block, crc32c)
         with translated(self.node_id, self._metrics.stats.deadline_missed):
             async with asyncio.timeout(self._timeout_s):
                 try:
@@ -177,7 +187,7 @@ class ChunkUpload:
                         await self._raise_final_status()
                     return _receipt(await self._call)
         finally:
-            self._time_once()
+            self._timer.stop()
 
     async def _raise_final_status(self) -> None:
         """The node ended the call early (it died, or refused a block): say why."""
@@ -188,7 +198,37 @@ class ChunkUpload:
 
     def cancel(self) -> None:
         self._call.cancel()
-        self._time_once()
+        self._timer.stop()
+
+
+class LinkChunkUpload:
+    """One chunk written over the node's data link (``datalink_client.LinkUpload``): the same
+    contract as ``ChunkUpload``, its deadlines counted against the node the same way."""
+
+    def __init__(
+        self, node_id: str, chunk_id: str, upload: LinkUpload, metrics: DataPathMetrics
+    ) -> None:
+        self.node_id = node_id
+        self._chunk_id = chunk_id
+        self._upload = upload
+        self._late = metrics.stats.deadline_missed
+        self._timer = _PutTimer(node_id, metrics)
+
+    async def send(self, block: bytes, crc32c: int) -> None:
+        with translated(self.node_id, self._late):
+            await self._upload.send(block, crc32c)
+
+    async def finish(self) -> StoredChunkReceipt:
+        try:
+            with translated(self.node_id, self._late):
+                stored = await self._upload.finish()
+            return StoredChunkReceipt(self._chunk_id, stored.size_bytes, stored.block_count)
+        finally:
+            self._timer.stop()
+
+    def cancel(self) -> None:
+        self._upload.cancel()
+        self._timer.stop()
 
 
 class NodeClient:
@@ -253,9 +293,17 @@ class NodeClient:
         )
         self._over_link = True
 
-    async def start_put(self, chunk_id: str, expected_bytes: int) -> ChunkUpload:
-        # The stream as a whole has no fixed deadline (a chunk may be large); every message
-        # and the final answer have one instead.
+    async def start_put(self, chunk_id: str, expected_bytes: int) -> ChunkUpload | LinkChunkUpload:
+        """A chunk's write begun, over the node's data link where it takes writes, else over
+        PutChunk. The write as a whole has no fixed deadline (a chunk may be large); its start,
+        every block and the final answer have one each."""
+        if self._over_link:
+            try:
+                if await self._data_link.takes_puts():
+                    return await self._put_over_link(chunk_id, expected_bytes)
+            except _NoDataLink:
+                log.info("node %s: no data link; its chunks go over gRPC", self.node_id[:8])
+                self._over_link = False
         # Called without an iterator, grpc.aio hands back a call to write() to.
         # wait_for_ready: a node that just restarted heartbeats before this channel has
         # reconnected; the header's deadline still bounds the wait.
@@ -313,7 +361,7 @@ class NodeClient:
                     yield piece
                 return
             except _NoDataLink:
-                log.info("node %s: no data link; reads go over gRPC", self.node_id[:8])
+                log.info("node %s: no data link; its chunks go over gRPC", self.node_id[:8])
                 self._over_link = False
         call = self._get_chunk(
             pb.GetChunkRequest(chunk_id=chunk_id, offset=offset, length=length),
@@ -416,7 +464,18 @@ class NodeClient:
             elapsed_s = time.perf_counter() - started
             self._metrics.observe_rpc(NodeCall.GET_CHUNK, self.node_id, elapsed_s)
 
-    async def _open_data_link(self) -> tuple[int, LinkSecret]:
+    async def _put_over_link(self, chunk_id: str, expected_bytes: int) -> LinkChunkUpload:
+        with translated(self.node_id, self._late):
+            upload = await self._data_link.put(
+                chunk_id,
+                expected_bytes,
+                current_request_id.get(),
+                self._rpc_timeout_s,
+                self._block_timeout_s,
+            )
+        return LinkChunkUpload(self.node_id, chunk_id, upload, self._metrics)
+
+    async def _open_data_link(self) -> LinkOffer:
         """The data link's port and a secret for it, asked over the mTLS channel."""
         with translated(self.node_id, self._late):
             try:
@@ -430,7 +489,8 @@ class NodeClient:
                 if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
                     raise _NoDataLink from exc
                 raise
-        return response.port, LinkSecret(response.link_id, response.key)
+        secret = LinkSecret(response.link_id, response.key)
+        return LinkOffer(response.port, secret, response.takes_puts)
 
     async def close(self, grace_s: float | None = None) -> None:
         self._data_link.forget()

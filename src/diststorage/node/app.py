@@ -118,7 +118,10 @@ class Node:
         self.port = self.links.add_port(self.server, settings.listen)
         self.address = _advertised_address(settings, self.port)
         self.data_link = DataLinkServer(
-            self.store, self.links.secure, max_connections=settings.max_concurrent_rpcs
+            self.store,
+            self.links.secure,
+            max_connections=settings.max_concurrent_rpcs,
+            max_frame_bytes=settings.max_message_bytes,
         )
         data_host, data_port = split_host_port(settings.data_listen or f"{settings.listen}")
         self.data_port = await self.data_link.start(

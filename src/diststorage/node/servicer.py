@@ -162,7 +162,9 @@ class ChunkServicer(pb_grpc.ChunkServiceServicer):
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, "no data link on this node")
         assert self._data_link is not None
         port, secret = self._data_link()
-        return pb.OpenDataLinkResponse(port=port, link_id=secret.link_id, key=secret.key)
+        return pb.OpenDataLinkResponse(
+            port=port, link_id=secret.link_id, key=secret.key, takes_puts=True
+        )
 
     async def DeleteChunk(  # noqa: N802 - names fixed by the .proto
         self, request: pb.DeleteChunkRequest, context: Context

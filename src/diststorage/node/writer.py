@@ -99,7 +99,7 @@ class ChunkWriter:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.abort()
 
-    async def write_block(self, data: bytes, crc: int) -> None:
+    async def write_block(self, data: bytes | memoryview, crc: int) -> None:
         self._expect_state("open")
         async with self._abort_on_error():
             if len(data) > MAX_BLOCK_BYTES:
@@ -197,7 +197,7 @@ class ChunkWriter:
             self._file = open(fd, "wb")  # noqa: SIM115 - closed by commit/abort
         return self._file
 
-    def _write_sync(self, data: bytes, crc: int, needed: int) -> None:
+    def _write_sync(self, data: bytes | memoryview, crc: int, needed: int) -> None:
         if crc32c.crc32c(data) != crc:
             raise DataLoss(f"block {len(self._blocks)} of chunk {self.chunk_id} fails its CRC")
         disk_room = self._store.disk_free_bytes() - self._store.ledger.disk_margin_bytes

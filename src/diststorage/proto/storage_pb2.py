@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x64iststorage/proto/storage.proto\x12\x0e\x64iststorage.v1\"7\n\x0b\x43hunkHeader\x12\x10\n\x08\x63hunk_id\x18\x01 \x01(\t\x12\x16\n\x0e\x65xpected_bytes\x18\x02 \x01(\x04\"%\n\x05\x42lock\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0e\n\x06\x63rc32c\x18\x02 \x01(\x07\"p\n\x0fPutChunkRequest\x12-\n\x06header\x18\x01 \x01(\x0b\x32\x1b.diststorage.v1.ChunkHeaderH\x00\x12&\n\x05\x62lock\x18\x02 \x01(\x0b\x32\x15.diststorage.v1.BlockH\x00\x42\x06\n\x04part\"h\n\x13PutChunkOnceRequest\x12+\n\x06header\x18\x01 \x01(\x0b\x32\x1b.diststorage.v1.ChunkHeader\x12$\n\x05\x62lock\x18\x02 \x01(\x0b\x32\x15.diststorage.v1.Block\"M\n\x10PutChunkResponse\x12\x10\n\x08\x63hunk_id\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x04\x12\x13\n\x0b\x62lock_count\x18\x03 \x01(\r\"C\n\x0fGetChunkRequest\x12\x10\n\x08\x63hunk_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0e\n\x06length\x18\x03 \x01(\x04\"[\n\x10GetChunkResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x14\n\x0c\x62lock_crc32c\x18\x03 \x01(\x07\x12\x13\n\x0bwhole_block\x18\x04 \x01(\x08\"\x15\n\x13OpenDataLinkRequest\"B\n\x14OpenDataLinkResponse\x12\x0c\n\x04port\x18\x01 \x01(\r\x12\x0f\n\x07link_id\x18\x02 \x01(\x0c\x12\x0b\n\x03key\x18\x03 \x01(\x0c\"&\n\x12\x44\x65leteChunkRequest\x12\x10\n\x08\x63hunk_id\x18\x01 \x01(\t\"&\n\x13\x44\x65leteChunkResponse\x12\x0f\n\x07\x65xisted\x18\x01 \x01(\x08\"1\n\x11ListChunksRequest\x12\r\n\x05\x61\x66ter\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\"@\n\tChunkInfo\x12\x10\n\x08\x63hunk_id\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x04\x12\r\n\x05mtime\x18\x03 \x01(\x01\"R\n\x12ListChunksResponse\x12)\n\x06\x63hunks\x18\x01 \x03(\x0b\x32\x19.diststorage.v1.ChunkInfo\x12\x11\n\ttruncated\x18\x02 \x01(\x08\"\r\n\x0bStatRequest\"\xaf\x01\n\nNodeStatus\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x16\n\x0e\x63\x61pacity_bytes\x18\x03 \x01(\x04\x12\x12\n\nused_bytes\x18\x04 \x01(\x04\x12\x13\n\x0b\x63hunk_count\x18\x05 \x01(\x04\x12\x12\n\nfree_bytes\x18\x06 \x01(\x04\x12*\n\x05scrub\x18\x07 \x01(\x0b\x32\x1b.diststorage.v1.ScrubStatus\"r\n\x0bScrubStatus\x12\x16\n\x0everified_bytes\x18\x01 \x01(\x04\x12\x15\n\rcorrupt_found\x18\x02 \x01(\x04\x12\x18\n\x10passes_completed\x18\x03 \x01(\x04\x12\x1a\n\x12last_pass_finished\x18\x04 \x01(\x01\"Y\n\x10HeartbeatRequest\x12*\n\x06status\x18\x01 \x01(\x0b\x32\x1a.diststorage.v1.NodeStatus\x12\x19\n\x11\x63orrupt_chunk_ids\x18\x02 \x03(\t\"O\n\x11HeartbeatResponse\x12\x12\n\ngateway_id\x18\x01 \x01(\t\x12&\n\x1e\x61\x63knowledged_corrupt_chunk_ids\x18\x02 \x03(\t2\xa3\x05\n\x0c\x43hunkService\x12O\n\x08PutChunk\x12\x1f.diststorage.v1.PutChunkRequest\x1a .diststorage.v1.PutChunkResponse(\x01\x12U\n\x0cPutChunkOnce\x12#.diststorage.v1.PutChunkOnceRequest\x1a .diststorage.v1.PutChunkResponse\x12O\n\x08GetChunk\x12\x1f.diststorage.v1.GetChunkRequest\x1a .diststorage.v1.GetChunkResponse0\x01\x12Q\n\x0cGetChunkOnce\x12\x1f.diststorage.v1.GetChunkRequest\x1a .diststorage.v1.GetChunkResponse\x12V\n\x0b\x44\x65leteChunk\x12\".diststorage.v1.DeleteChunkRequest\x1a#.diststorage.v1.DeleteChunkResponse\x12S\n\nListChunks\x12!.diststorage.v1.ListChunksRequest\x1a\".diststorage.v1.ListChunksResponse\x12?\n\x04Stat\x12\x1b.diststorage.v1.StatRequest\x1a\x1a.diststorage.v1.NodeStatus\x12Y\n\x0cOpenDataLink\x12#.diststorage.v1.OpenDataLinkRequest\x1a$.diststorage.v1.OpenDataLinkResponse2]\n\tInventory\x12P\n\tHeartbeat\x12 .diststorage.v1.HeartbeatRequest\x1a!.diststorage.v1.HeartbeatResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x64iststorage/proto/storage.proto\x12\x0e\x64iststorage.v1\"7\n\x0b\x43hunkHeader\x12\x10\n\x08\x63hunk_id\x18\x01 \x01(\t\x12\x16\n\x0e\x65xpected_bytes\x18\x02 \x01(\x04\"%\n\x05\x42lock\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0e\n\x06\x63rc32c\x18\x02 \x01(\x07\"p\n\x0fPutChunkRequest\x12-\n\x06header\x18\x01 \x01(\x0b\x32\x1b.diststorage.v1.ChunkHeaderH\x00\x12&\n\x05\x62lock\x18\x02 \x01(\x0b\x32\x15.diststorage.v1.BlockH\x00\x42\x06\n\x04part\"h\n\x13PutChunkOnceRequest\x12+\n\x06header\x18\x01 \x01(\x0b\x32\x1b.diststorage.v1.ChunkHeader\x12$\n\x05\x62lock\x18\x02 \x01(\x0b\x32\x15.diststorage.v1.Block\"M\n\x10PutChunkResponse\x12\x10\n\x08\x63hunk_id\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x04\x12\x13\n\x0b\x62lock_count\x18\x03 \x01(\r\"C\n\x0fGetChunkRequest\x12\x10\n\x08\x63hunk_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0e\n\x06length\x18\x03 \x01(\x04\"[\n\x10GetChunkResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x14\n\x0c\x62lock_crc32c\x18\x03 \x01(\x07\x12\x13\n\x0bwhole_block\x18\x04 \x01(\x08\"\x15\n\x13OpenDataLinkRequest\"V\n\x14OpenDataLinkResponse\x12\x0c\n\x04port\x18\x01 \x01(\r\x12\x0f\n\x07link_id\x18\x02 \x01(\x0c\x12\x0b\n\x03key\x18\x03 \x01(\x0c\x12\x12\n\ntakes_puts\x18\x04 \x01(\x08\"&\n\x12\x44\x65leteChunkRequest\x12\x10\n\x08\x63hunk_id\x18\x01 \x01(\t\"&\n\x13\x44\x65leteChunkResponse\x12\x0f\n\x07\x65xisted\x18\x01 \x01(\x08\"1\n\x11ListChunksRequest\x12\r\n\x05\x61\x66ter\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\"@\n\tChunkInfo\x12\x10\n\x08\x63hunk_id\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x04\x12\r\n\x05mtime\x18\x03 \x01(\x01\"R\n\x12ListChunksResponse\x12)\n\x06\x63hunks\x18\x01 \x03(\x0b\x32\x19.diststorage.v1.ChunkInfo\x12\x11\n\ttruncated\x18\x02 \x01(\x08\"\r\n\x0bStatRequest\"\xaf\x01\n\nNodeStatus\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x16\n\x0e\x63\x61pacity_bytes\x18\x03 \x01(\x04\x12\x12\n\nused_bytes\x18\x04 \x01(\x04\x12\x13\n\x0b\x63hunk_count\x18\x05 \x01(\x04\x12\x12\n\nfree_bytes\x18\x06 \x01(\x04\x12*\n\x05scrub\x18\x07 \x01(\x0b\x32\x1b.diststorage.v1.ScrubStatus\"r\n\x0bScrubStatus\x12\x16\n\x0everified_bytes\x18\x01 \x01(\x04\x12\x15\n\rcorrupt_found\x18\x02 \x01(\x04\x12\x18\n\x10passes_completed\x18\x03 \x01(\x04\x12\x1a\n\x12last_pass_finished\x18\x04 \x01(\x01\"Y\n\x10HeartbeatRequest\x12*\n\x06status\x18\x01 \x01(\x0b\x32\x1a.diststorage.v1.NodeStatus\x12\x19\n\x11\x63orrupt_chunk_ids\x18\x02 \x03(\t\"O\n\x11HeartbeatResponse\x12\x12\n\ngateway_id\x18\x01 \x01(\t\x12&\n\x1e\x61\x63knowledged_corrupt_chunk_ids\x18\x02 \x03(\t2\xa3\x05\n\x0c\x43hunkService\x12O\n\x08PutChunk\x12\x1f.diststorage.v1.PutChunkRequest\x1a .diststorage.v1.PutChunkResponse(\x01\x12U\n\x0cPutChunkOnce\x12#.diststorage.v1.PutChunkOnceRequest\x1a .diststorage.v1.PutChunkResponse\x12O\n\x08GetChunk\x12\x1f.diststorage.v1.GetChunkRequest\x1a .diststorage.v1.GetChunkResponse0\x01\x12Q\n\x0cGetChunkOnce\x12\x1f.diststorage.v1.GetChunkRequest\x1a .diststorage.v1.GetChunkResponse\x12V\n\x0b\x44\x65leteChunk\x12\".diststorage.v1.DeleteChunkRequest\x1a#.diststorage.v1.DeleteChunkResponse\x12S\n\nListChunks\x12!.diststorage.v1.ListChunksRequest\x1a\".diststorage.v1.ListChunksResponse\x12?\n\x04Stat\x12\x1b.diststorage.v1.StatRequest\x1a\x1a.diststorage.v1.NodeStatus\x12Y\n\x0cOpenDataLink\x12#.diststorage.v1.OpenDataLinkRequest\x1a$.diststorage.v1.OpenDataLinkResponse2]\n\tInventory\x12P\n\tHeartbeat\x12 .diststorage.v1.HeartbeatRequest\x1a!.diststorage.v1.HeartbeatResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -48,29 +48,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_OPENDATALINKREQUEST']._serialized_start=608
   _globals['_OPENDATALINKREQUEST']._serialized_end=629
   _globals['_OPENDATALINKRESPONSE']._serialized_start=631
-  _globals['_OPENDATALINKRESPONSE']._serialized_end=697
-  _globals['_DELETECHUNKREQUEST']._serialized_start=699
-  _globals['_DELETECHUNKREQUEST']._serialized_end=737
-  _globals['_DELETECHUNKRESPONSE']._serialized_start=739
-  _globals['_DELETECHUNKRESPONSE']._serialized_end=777
-  _globals['_LISTCHUNKSREQUEST']._serialized_start=779
-  _globals['_LISTCHUNKSREQUEST']._serialized_end=828
-  _globals['_CHUNKINFO']._serialized_start=830
-  _globals['_CHUNKINFO']._serialized_end=894
-  _globals['_LISTCHUNKSRESPONSE']._serialized_start=896
-  _globals['_LISTCHUNKSRESPONSE']._serialized_end=978
-  _globals['_STATREQUEST']._serialized_start=980
-  _globals['_STATREQUEST']._serialized_end=993
-  _globals['_NODESTATUS']._serialized_start=996
-  _globals['_NODESTATUS']._serialized_end=1171
-  _globals['_SCRUBSTATUS']._serialized_start=1173
-  _globals['_SCRUBSTATUS']._serialized_end=1287
-  _globals['_HEARTBEATREQUEST']._serialized_start=1289
-  _globals['_HEARTBEATREQUEST']._serialized_end=1378
-  _globals['_HEARTBEATRESPONSE']._serialized_start=1380
-  _globals['_HEARTBEATRESPONSE']._serialized_end=1459
-  _globals['_CHUNKSERVICE']._serialized_start=1462
-  _globals['_CHUNKSERVICE']._serialized_end=2137
-  _globals['_INVENTORY']._serialized_start=2139
-  _globals['_INVENTORY']._serialized_end=2232
+  _globals['_OPENDATALINKRESPONSE']._serialized_end=717
+  _globals['_DELETECHUNKREQUEST']._serialized_start=719
+  _globals['_DELETECHUNKREQUEST']._serialized_end=757
+  _globals['_DELETECHUNKRESPONSE']._serialized_start=759
+  _globals['_DELETECHUNKRESPONSE']._serialized_end=797
+  _globals['_LISTCHUNKSREQUEST']._serialized_start=799
+  _globals['_LISTCHUNKSREQUEST']._serialized_end=848
+  _globals['_CHUNKINFO']._serialized_start=850
+  _globals['_CHUNKINFO']._serialized_end=914
+  _globals['_LISTCHUNKSRESPONSE']._serialized_start=916
+  _globals['_LISTCHUNKSRESPONSE']._serialized_end=998
+  _globals['_STATREQUEST']._serialized_start=1000
+  _globals['_STATREQUEST']._serialized_end=1013
+  _globals['_NODESTATUS']._serialized_start=1016
+  _globals['_NODESTATUS']._serialized_end=1191
+  _globals['_SCRUBSTATUS']._serialized_start=1193
+  _globals['_SCRUBSTATUS']._serialized_end=1307
+  _globals['_HEARTBEATREQUEST']._serialized_start=1309
+  _globals['_HEARTBEATREQUEST']._serialized_end=1398
+  _globals['_HEARTBEATRESPONSE']._serialized_start=1400
+  _globals['_HEARTBEATRESPONSE']._serialized_end=1479
+  _globals['_CHUNKSERVICE']._serialized_start=1482
+  _globals['_CHUNKSERVICE']._serialized_end=2157
+  _globals['_INVENTORY']._serialized_start=2159
+  _globals['_INVENTORY']._serialized_end=2252
 # @@protoc_insertion_point(module_scope)

@@ -223,22 +223,26 @@ class OpenDataLinkResponse(_message.Message):
     PORT_FIELD_NUMBER: _builtins.int
     LINK_ID_FIELD_NUMBER: _builtins.int
     KEY_FIELD_NUMBER: _builtins.int
+    TAKES_PUTS_FIELD_NUMBER: _builtins.int
     port: _builtins.int
     """the data link's port, on the host the node is reached at"""
     link_id: _builtins.bytes
     """16 bytes naming the key; empty on an insecure cluster"""
     key: _builtins.bytes
     """32 bytes; empty on an insecure cluster"""
+    takes_puts: _builtins.bool
+    """the link stores chunks too (PUT); reads only when false"""
     def __init__(
         self,
         *,
         port: _builtins.int = ...,
         link_id: _builtins.bytes = ...,
         key: _builtins.bytes = ...,
+        takes_puts: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "link_id", b"link_id", "port", b"port"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "link_id", b"link_id", "port", b"port", "takes_puts", b"takes_puts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -28,7 +28,6 @@ import crc32c
 from diststorage.core.clock import Clock
 from diststorage.core.errors import ChunkNotFound, DataLoss, DiststorageError, NodeUnavailable
 from diststorage.core.settings import GatewaySettings
-from diststorage.gateway.blockwire import BlockMessage
 from diststorage.gateway.inventory import Inventory
 from diststorage.gateway.nodeclient import BlockPiece
 from diststorage.gateway.objects import ChunkSetWriter, ObjectReader, ObjectWriter
@@ -36,7 +35,6 @@ from diststorage.gateway.objects.multipart import Multipart
 from diststorage.gateway.objects.reader import NodePenalties
 from diststorage.gateway.readers import ActiveReads
 from diststorage.meta import ChunkRef, MetadataStore, NodeReport
-from diststorage.proto import storage_pb2 as pb
 
 FAKE_CAPACITY_BYTES = 1 << 40
 
@@ -60,13 +58,12 @@ class FakeChunkStream:
         self._blocks: list[bytes] = []
         self.cancelled = False
 
-    async def send(self, message: BlockMessage) -> None:
+    async def send(self, block: bytes, crc32c: int) -> None:
         await self._node.answer()
-        block = pb.PutChunkRequest.FromString(message).block
         self._node.take_block()
-        if _crc_of(block.data) != block.crc32c:
+        if _crc_of(block) != crc32c:
             raise DataLoss(f"node {self._node.node_id[:8]}: block fails its CRC")
-        self._blocks.append(block.data)
+        self._blocks.append(block)
 
     async def finish(self) -> Stored:
         await self._node.answer()

@@ -28,7 +28,6 @@ from diststorage.core.errors import (
     NotEnoughNodes,
 )
 from diststorage.core.policy import RedundancyPolicy
-from diststorage.gateway.blockwire import BlockMessage, put_block_message
 from diststorage.gateway.objects.policy_choice import require_writable_nodes
 from diststorage.gateway.objects.ports import ChunkDeleter, NodeWriter, NodeWriters, WritableNodes
 from diststorage.meta import ChunkRef, PlannedChunk, StoredChunk, block_digest, pack_digests
@@ -228,7 +227,8 @@ class ChunkJob:
 class _ShardFeed:
     """Blocks queued for one chunk's stream; ``ended`` once the pump took the end marker."""
 
-    queue: asyncio.Queue[BlockMessage | None]
+    queue: asyncio.Queue[tuple[bytes, int] | None]
+    """(block, CRC-32C), in order; None ends the chunk."""
     ended: bool = False
     crcs: list[int] = field(default_factory=list)
     digests: list[bytes] = field(default_factory=list)
@@ -256,10 +256,10 @@ class StripeSink:
         self._failures: dict[int, DiststorageError] = {}
 
     async def put(self, blocks: list[bytes]) -> None:
-        """Queues block i for chunk i. Each block is let go (``blocks[i]`` emptied) once framed,
-        so a stripe's blocks and their framed copies never coexist whole; only the framed
-        copies wait in the queues. Raises once the set has failed beyond its budget."""
-        framed: list[tuple[BlockMessage, int]] = []
+        """Queues block i for chunk i. Each block is handed over (``blocks[i]`` emptied), so
+        only the queues hold a stripe's blocks; each stream frames (or seals) its block as it
+        sends it. Raises once the set has failed beyond its budget."""
+        checked: list[tuple[bytes, int]] = []
         for shard, feed in enumerate(self._feeds):
             block, blocks[shard] = blocks[shard], b""
             crc = crc32c.crc32c(block)
@@ -267,12 +267,12 @@ class StripeSink:
             # The node gets the CRC; the digest goes only to the metadata, at commit.
             feed.digests.append(block_digest(block))
             feed.size_bytes += len(block)
-            framed.append((put_block_message(block, crc), len(block)))
-        for shard, (message, length) in enumerate(framed):
+            checked.append((block, crc))
+        for shard, item in enumerate(checked):
             if self._throttle is not None:
-                await self._throttle(length)
+                await self._throttle(len(item[0]))
             if shard not in self._failures:
-                await self._feeds[shard].queue.put(message)
+                await self._feeds[shard].queue.put(item)
         self.check_tolerable()
 
     async def end(self) -> None:
@@ -323,8 +323,9 @@ class StripeSink:
         upload = await self._writer.client(chunk.node_id).start_put(chunk.chunk_id, expected_bytes)
         finished = False
         try:
-            while (message := await feed.queue.get()) is not None:
-                await upload.send(message)
+            while (item := await feed.queue.get()) is not None:
+                await upload.send(*item)
+                del item  # the block goes as soon as it is sent, not when the next comes
             feed.ended = True
             response = await upload.finish()
             finished = True

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol
 
-from diststorage.gateway.blockwire import BlockMessage
 from diststorage.gateway.nodeclient import BlockPiece
 from diststorage.meta import ChunkRef, NodeLiveness, StoredChecksum
 from diststorage.placement import Candidate
@@ -44,14 +43,15 @@ class StoredBytes(Protocol):
 
 
 class ChunkStream(Protocol):
-    """One chunk being streamed to its node (``nodeclient.ChunkUpload``).
+    """One chunk being streamed to its node (``nodeclient.ChunkUpload``, or
+    ``LinkChunkUpload`` over the node's data link).
 
-    ``send`` each framed block, then ``finish``; ``cancel`` after any failure or cancellation,
-    which makes the node discard what it received. ``send`` and ``finish`` raise core errors
-    (NodeUnavailable, InsufficientStorage, ...) and each has its own deadline.
+    ``send`` each block with its CRC-32C, then ``finish``; ``cancel`` after any failure or
+    cancellation, which makes the node discard what it received. ``send`` and ``finish`` raise
+    core errors (NodeUnavailable, InsufficientStorage, ...) and each has its own deadline.
     """
 
-    async def send(self, message: BlockMessage) -> None: ...
+    async def send(self, block: bytes, crc32c: int) -> None: ...
 
     async def finish(self) -> StoredBytes: ...
 
