@@ -11,6 +11,7 @@ from then on it takes shards, and a restarted gateway still counts it a member.
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -44,7 +45,22 @@ def manual_cluster(cluster: LocalCluster) -> Iterator[LocalCluster]:
     yield cluster
 
 
+def member_rows(cluster: LocalCluster) -> int:
+    """Nodes the gateway's database holds as members (read-only, from its SQLite file)."""
+    database = cluster.data_dir / "gateway" / "metadata.db"
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10)
+    try:
+        query = "SELECT count(*) FROM nodes WHERE lifecycle != 'pending'"
+        count: int = connection.execute(query).fetchone()[0]
+        return count
+    finally:
+        connection.close()
+
+
 def restart_gateway(cluster: LocalCluster, live_nodes: int) -> None:
+    # A node counts live from its first beat, a moment before its row is committed: a gateway
+    # killed in between would meet it as a new node, pending under manual admission.
+    assert wait_until(lambda: member_rows(cluster) == live_nodes, 30)
     cluster.kill_gateway()
     cluster.start_gateway()
     cluster.wait_live_nodes(live_nodes, timeout_s=60)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from diststorage.core.clock import utc_now
+from diststorage.core.errors import Unavailable
 from diststorage.gateway.inventory import PERSIST_INTERVAL_S, Inventory
 from diststorage.meta import MetadataStore, NodeLifecycle, NodeLiveness, NodeReport
 from diststorage.placement import Candidate
@@ -207,6 +208,22 @@ async def test_heartbeats_are_persisted_at_least_every_interval(
     clock.now += PERSIST_INTERVAL_S
     await inventory.heartbeat(status(1, used_bytes=3 * GIB))
     assert await stored_used_bytes() == 3 * GIB
+
+
+async def test_a_beat_whose_row_was_not_written_is_written_at_the_next(
+    inventory: Inventory, store: MetadataStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record_node = store.record_node
+
+    async def unavailable(*args: object, **kwargs: object) -> NodeLifecycle:
+        raise Unavailable("the database is restarting")
+
+    monkeypatch.setattr(store, "record_node", unavailable)
+    with pytest.raises(Unavailable):
+        await inventory.heartbeat(status(1))
+    monkeypatch.setattr(store, "record_node", record_node)
+    await inventory.heartbeat(status(1))
+    assert [n.node_id for n in await store.list_nodes()] == [node_id(1)]
 
 
 async def test_a_node_that_moved_is_persisted_at_once(

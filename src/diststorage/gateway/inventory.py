@@ -131,7 +131,13 @@ class Inventory:
             if (moved or not was_live) and lifecycle != NodeLifecycle.PENDING:
                 log.info("node %s is up at %s", node_id[:8], status.address)
             self._persisted_at[node_id] = now
-            stored = await self._store.record_node(info, admit=self._admit_new_nodes)
+            try:
+                stored = await self._store.record_node(info, admit=self._admit_new_nodes)
+            except BaseException:
+                # Not written: the next beat writes it, rather than one PERSIST_INTERVAL_S on
+                # (a new node's row missing that long is a new node to a restarted gateway).
+                self._persisted_at.pop(node_id, None)
+                raise
             self._take_lifecycle(node_id, stored)
 
     def _take_lifecycle(self, node_id: str, stored: NodeLifecycle) -> None:
