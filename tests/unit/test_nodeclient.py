@@ -13,6 +13,7 @@ import crc32c
 import grpc
 import pytest
 
+from diststorage.core.errors import NodeUnavailable
 from diststorage.core.ids import new_id
 from diststorage.gateway.nodeclient import LinkChunkUpload, NodeClient
 from diststorage.node import ChunkStore
@@ -110,3 +111,10 @@ async def test_writes_go_over_the_link_where_it_takes_them(tmp_path: Path, link:
             await client.close()
             await server.stop(0)
             await links.close()
+
+
+async def test_a_call_on_a_retired_channel_is_a_node_unavailable() -> None:
+    client = NodeClient("ab" * 16, "127.0.0.1:1", 5.0, 5.0, 1 << 20)
+    await client.close()
+    with pytest.raises(NodeUnavailable, match="closed"):
+        await client.delete("cd" * 16)

@@ -112,10 +112,11 @@ class Janitor:
         return len(gone)
 
     async def _delete_one(self, ref: ChunkRef) -> bool:
-        client = self._clients.get(ref.node_id)
-        if client is None or not self._inventory.is_live(ref.node_id):
-            return False
         async with self._limit:
+            # Taken once its turn came: the wait can outlast the grace a replaced channel gets.
+            client = self._clients.get(ref.node_id)
+            if client is None or not self._inventory.is_live(ref.node_id):
+                return False
             try:
                 await client.delete(ref.chunk_id)
             except ChunkNotFound:

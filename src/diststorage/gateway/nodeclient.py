@@ -1,8 +1,9 @@
 """Talking to storage nodes over gRPC, with a deadline on every call.
 
 This is the one place gRPC errors enter the gateway; they leave it as core errors:
-UNAVAILABLE / DEADLINE_EXCEEDED / timeouts → NodeUnavailable, NOT_FOUND → ChunkNotFound,
-DATA_LOSS → DataLoss, RESOURCE_EXHAUSTED → InsufficientStorage. Answers leave it as plain
+UNAVAILABLE / DEADLINE_EXCEEDED / timeouts / a call on a channel already closed →
+NodeUnavailable, NOT_FOUND → ChunkNotFound, DATA_LOSS → DataLoss, RESOURCE_EXHAUSTED →
+InsufficientStorage. Answers leave it as plain
 records (``StoredChunkReceipt``, ``ChunkPage``, ``BlockPiece``), never as protobuf messages.
 
 Every call carries the current request's id as metadata (``core.request_ids``), is timed into
@@ -92,6 +93,9 @@ def translated(node_id: str, late: Callable[[str], None] = _ignore) -> Iterator[
     except TimeoutError as exc:
         late(node_id)
         raise NodeUnavailable(f"node {node_id[:8]} did not answer in time") from exc
+    except grpc.aio.UsageError as exc:
+        # A call begun on a channel retired meanwhile (the node came back, or moved).
+        raise NodeUnavailable(f"node {node_id[:8]}: {exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)
