@@ -31,9 +31,13 @@ class Nodes:
     def __init__(self, node_ids: list[str], free_bytes: int = 1 << 30) -> None:
         self._free = dict.fromkeys(node_ids, free_bytes)
         self.used: dict[str, int] = {}
+        self.members_away = 0
 
     def writable_candidates(self) -> list[Candidate]:
         return [Candidate(node_id, free) for node_id, free in self._free.items()]
+
+    def member_count(self) -> int:
+        return len(self._free) + self.members_away
 
     def set_free(self, node_id: str, free_bytes: int) -> None:
         self._free[node_id] = free_bytes
@@ -207,6 +211,27 @@ def test_a_node_takes_a_second_shard_only_with_room_for_both() -> None:
     placed = writer.place("key/0", policy, BLOCK)
     assert sorted(placed[4:]) == sorted([ids[1], ids[3]])
     assert placed.count(ids[1]) == placed.count(ids[3]) == 2
+
+
+def test_no_room_is_a_retry_while_other_members_are_not_writable() -> None:
+    fakes, _, _ = cluster(6)
+    ids = list(fakes.nodes)
+    nodes = Nodes(ids, free_bytes=BLOCK)
+    for full in ids[:3]:
+        nodes.set_free(full, 0)
+    writer = ChunkSetWriter(DEPTH, nodes, fakes, fakes)
+    policy = parse_policy("ec:4+2")
+    with pytest.raises(InsufficientStorage):
+        writer.place("key/0", policy, BLOCK)
+    # A member not heard from (down, or not yet heard by a gateway that just started) may
+    # well have room: the cluster is not known to be full.
+    nodes.members_away = 1
+    with pytest.raises(NotEnoughNodes, match="1 more nodes are not writable"):
+        writer.place("key/0", policy, BLOCK)
+    # Nor is it when the nodes short of room are ones this write already failed on.
+    nodes.members_away = 0
+    with pytest.raises(NotEnoughNodes):
+        writer.place("key/0", policy, BLOCK, avoid={ids[5]})
 
 
 def test_rebuilt_chunks_go_to_the_emptiest_nodes_first() -> None:

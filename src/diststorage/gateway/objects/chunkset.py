@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import crc32c
 
@@ -84,7 +84,8 @@ class ChunkSetWriter:
         distinct nodes or refused.
 
         Raises NotEnoughNodes with fewer writable nodes than the policy's minimum (than its
-        width without ``may_share``), and InsufficientStorage when too few of them have room.
+        width without ``may_share``); when too few of them have room, InsufficientStorage,
+        or NotEnoughNodes while other members are not writable (see ``_refuse_for_room``).
         """
         candidates = [c for c in self._nodes.writable_candidates() if c.node_id not in avoid]
         require_writable_nodes(policy, len(candidates))
@@ -98,18 +99,29 @@ class ChunkSetWriter:
             return ranked[: policy.total_shards]
         needed = policy.min_write_nodes if may_share else policy.total_shards
         if len(ranked) < needed:
-            raise InsufficientStorage(
+            self._refuse_for_room(
                 f"only {len(ranked)} writable nodes have {chunk_bytes} bytes free; "
-                f"{policy.spec} needs at least {needed}"
+                f"{policy.spec} needs at least {needed}",
+                len(candidates),
             )
         free_bytes = {c.node_id: c.free_bytes for c in candidates}
         nodes = share_out(ranked, free_bytes, policy.total_shards, chunk_bytes)
         if len(nodes) < policy.total_shards:
-            raise InsufficientStorage(
+            self._refuse_for_room(
                 f"{len(ranked)} writable nodes have room for only {len(nodes)} chunks of "
-                f"{chunk_bytes} bytes; {policy.spec} needs {policy.total_shards}"
+                f"{chunk_bytes} bytes; {policy.spec} needs {policy.total_shards}",
+                len(candidates),
             )
         return nodes
+
+    def _refuse_for_room(self, shortfall: str, candidates: int) -> NoReturn:
+        """InsufficientStorage when the cluster's every member was asked; NotEnoughNodes
+        (503, worth a retry) while some are down, unheard (a gateway just started) or failed
+        this write: their room is not known to be missing."""
+        away = self._nodes.member_count() - candidates
+        if away > 0:
+            raise NotEnoughNodes(f"{shortfall}; {away} more nodes are not writable now")
+        raise InsufficientStorage(shortfall)
 
     def place_emptiest(
         self, placement_key: str, chunk_bytes: int, avoid: Collection[str]
