@@ -22,6 +22,7 @@ import contextlib
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from typing import NoReturn
 
 from diststorage.core.datalink import (
     BlockHead,
@@ -129,16 +130,23 @@ class LinkUpload:
             self._connection.receiver.close()
 
     def _raise_early_answer(self) -> None:
+        """Raises the node's ERROR if it refused the write part way (anything else before
+        the write's END breaks the link)."""
         if self._connection.receiver.pending:
-            self._end_with(decode(self._connection.receiver.take()))
+            self._refuse(decode(self._connection.receiver.take()))
 
     def _end_with(self, answer: Message) -> Stored:
-        """The node's answer to the write: STORED (the connection goes back to the pool), or
-        its ERROR raised (the connection closes: the node may still be skipping the rest)."""
+        """The node's answer to the write's END: STORED (the connection goes back to the
+        pool), or its ERROR raised."""
         if isinstance(answer, Stored):
             self._over = True
             self._link.checkin(self._connection)
             return answer
+        self._refuse(answer)
+
+    def _refuse(self, answer: Message) -> NoReturn:
+        """Closes the connection (the node may still be skipping the rest of the write) and
+        raises the node's ERROR, or LinkError for an answer that is none."""
         self.cancel()
         if isinstance(answer, Error):
             raise _ERRORS[answer.failure](f"node {self._node_id[:8]}: {answer.message}")
