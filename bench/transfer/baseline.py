@@ -203,6 +203,20 @@ def imported_from(env: dict[str, str], cwd: Path) -> str:
     return done.stdout.strip()
 
 
+def knows_workers(env: dict[str, str], cwd: Path) -> bool:
+    """Whether a child with ``env`` runs a gateway that takes ``--workers`` (a tree from
+    before it has one process, which is what ``--workers 1`` runs)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "diststorage", "gateway", "--help"],
+        env={**os.environ, **env, "COLUMNS": "200"},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return "--workers" in done.stdout
+
+
 def _check_gateway_env(running: RunningSide, src: Path) -> None:
     """The side's running gateway was started with its ``src`` first on PYTHONPATH."""
     pid = running.cluster.gateway_pids()[0]
@@ -342,7 +356,8 @@ def run_baseline(run: BaselineRun, workdir: Path) -> None:
             if not Path(run.imports[name]).is_relative_to(src):
                 raise RuntimeError(f"{name} imports {run.imports[name]}, not from {src}")
             say(f"{name}: diststorage from {run.imports[name]}")
-            sides.append(Side(name, env, config.gateway_args.get(name, ())))
+            workers = 1 if knows_workers(env, workdir) else None
+            sides.append(Side(name, env, config.gateway_args.get(name, ()), workers=workers))
         say(f"disk floor: {size_label(int(config.size * 1.5))} as fsync'd 4 MiB files")
         run.floor = measure_disk_floor(workdir / "floor", config.size)
         run.ceilings = measure_ceilings(workdir, sources[config.size][0])

@@ -31,6 +31,8 @@ class Side:
     env: dict[str, str] = field(default_factory=dict)
     gateway_args: tuple[str, ...] = ()
     insecure_cluster: bool = False
+    # --workers for the gateway; None for a gateway without the option.
+    workers: int | None = 1
 
 
 @dataclass
@@ -77,6 +79,7 @@ def running_sides(workdir: Path, sides: Sequence[Side]) -> Iterator[dict[str, Ru
                     gateway_args=[*OPEN_GATEWAY_ARGS, *side.gateway_args],
                     env=side.env,
                     insecure_cluster=side.insecure_cluster,
+                    gateway_workers=side.workers,
                 )
             )
             stack.callback(say, f"{side.name}: stopping the cluster")
