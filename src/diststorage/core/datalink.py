@@ -1,16 +1,16 @@
-"""The data link: a chunk's blocks between a gateway and a node over a TCP connection of its
-own, both ways, framed by hand and sealed under a key that is handed out over the cluster's mutually
-authenticated gRPC channel.
+"""The data link: a chunk's blocks between a gateway and a node, both ways, over a TCP
+connection of its own, framed by hand and sealed under a key that is handed out over the
+cluster's mutually authenticated gRPC channel.
 
 Why not gRPC for these bytes: grpcio's Python layer copies every byte it receives three times
 (into a bytes object per slice, into a growing bytearray, into the final bytes) and hands each
 message from its own thread to the event loop; a download is mostly that, and so is a node's
-share of an upload. Why not TLS: the
-``ssl`` module is the system's OpenSSL, whose AES-GCM here ran at about 1 GB/s, where the
-``cryptography`` package's (a newer OpenSSL, built in) seals and opens at about 8 GB/s. So the
-handshake that needs certificates stays where it is, on gRPC under mutual TLS
-(``OpenDataLink``), and the bulk bytes move under an AEAD from ``cryptography``, the one
-cryptographic primitive used here; nothing is invented beyond how it is keyed and framed:
+share of an upload. Why not TLS: the ``ssl`` module is the system's OpenSSL, whose AES-GCM
+here ran at about 1 GB/s, where the ``cryptography`` package's (a newer OpenSSL, built in)
+seals and opens at about 8 GB/s. So the handshake that needs certificates stays where it is,
+on gRPC under mutual TLS (``OpenDataLink``), and the bulk bytes move under an AEAD from
+``cryptography``, the one cryptographic primitive used here; nothing is invented beyond how
+it is keyed and framed:
 
 - **Link secret.** The node makes a random 32-byte key and a random 16-byte id for it, and
   gives both to a gateway that calls ``OpenDataLink`` over the mTLS channel (so only holders
@@ -18,7 +18,9 @@ cryptographic primitive used here; nothing is invented beyond how it is keyed an
 - **Connection.** The gateway sends ``HELLO`` = magic, link id, a random 32-byte salt. The
   node answers ``ACCEPT`` and a salt of its own, or ``REFUSE`` (an id it does not know, e.g.
   after a restart) and closes. Both derive two keys, one per direction, with HKDF-SHA256 over
-  the link key, salted with both salts: every connection has keys of its own.
+  the link key, salted with both salts: every connection has keys of its own. Nothing may
+  follow a HELLO or an ACCEPT before its answer: a frame that did was read in the clear, and
+  ends the connection.
 - **Frames.** A 4-byte big-endian length, then the body sealed with AES-256-GCM under that
   direction's key, the nonce being the direction's frame counter, the length the associated
   data. A frame that does not open (forged, altered, replayed, reordered, dropped, or sealed
