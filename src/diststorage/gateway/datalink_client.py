@@ -80,6 +80,11 @@ _ERRORS: dict[Failure, type[DiststorageError]] = {
 }
 
 
+def node_error(node_id: str, error: Error) -> DiststorageError:
+    """The core error a node's ERROR answer stands for."""
+    return _ERRORS[error.failure](f"node {node_id[:8]}: {error.message}")
+
+
 @dataclass
 class _Connection:
     receiver: FrameConnection
@@ -149,7 +154,7 @@ class LinkUpload:
         raises the node's ERROR, or LinkError for an answer that is none."""
         self.cancel()
         if isinstance(answer, Error):
-            raise _ERRORS[answer.failure](f"node {self._node_id[:8]}: {answer.message}")
+            raise node_error(self._node_id, answer)
         raise LinkError("the node answered a write with neither STORED nor ERROR")
 
 
@@ -214,21 +219,20 @@ class DataLink:
         connection = self._checkout() or await self._connect(timeout_s)
         clean = False
         try:
-            connection.send(encode_get(Get(chunk_id, offset, length, request_id)))
-            while True:
-                message = await self.next_message(connection, timeout_s)
-                if message is None:
-                    clean = True
-                    return
-                if isinstance(message, Error):
-                    clean = True
-                    raise _ERRORS[message.failure](f"node {self._node_id[:8]}: {message.message}")
-                if not isinstance(message, BlockHead):
-                    raise LinkError("the node answered a read with something else")
-                data = await self._next(connection, timeout_s)
-                yield message, memoryview(data)
-        except LinkError as exc:
-            raise NodeUnavailable(f"node {self._node_id[:8]}: data link: {exc}") from exc
+            with self.errors():
+                connection.send(encode_get(Get(chunk_id, offset, length, request_id)))
+                while True:
+                    message = await self.next_message(connection, timeout_s)
+                    if message is None:
+                        clean = True
+                        return
+                    if isinstance(message, Error):
+                        clean = True
+                        raise node_error(self._node_id, message)
+                    if not isinstance(message, BlockHead):
+                        raise LinkError("the node answered a read with something else")
+                    data = await self._next(connection, timeout_s)
+                    yield message, memoryview(data)
         finally:
             if clean:
                 self.checkin(connection)

@@ -3,8 +3,8 @@
 This is the one place gRPC errors enter the gateway; they leave it as core errors:
 UNAVAILABLE / DEADLINE_EXCEEDED / timeouts / a call on a channel already closed →
 NodeUnavailable, NOT_FOUND → ChunkNotFound, DATA_LOSS → DataLoss, RESOURCE_EXHAUSTED →
-InsufficientStorage. Answers leave it as plain
-records (``StoredChunkReceipt``, ``ChunkPage``, ``BlockPiece``), never as protobuf messages.
+InsufficientStorage. Answers leave it as plain records (``StoredChunkReceipt``,
+``ChunkPage``, ``BlockPiece``), never as protobuf messages.
 
 Every call carries the current request's id as metadata (``core.request_ids``), is timed into
 ``diststorage_node_rpc_seconds``, and a deadline it misses is counted against its node
@@ -306,8 +306,7 @@ class NodeClient:
                 if await self._data_link.takes_puts():
                     return await self._put_over_link(chunk_id, expected_bytes)
             except _NoDataLink:
-                log.info("node %s: no data link; its chunks go over gRPC", self.node_id[:8])
-                self._over_link = False
+                self._without_data_link()
         # Called without an iterator, grpc.aio hands back a call to write() to.
         # wait_for_ready: a node that just restarted heartbeats before this channel has
         # reconnected; the header's deadline still bounds the wait.
@@ -365,8 +364,7 @@ class NodeClient:
                     yield piece
                 return
             except _NoDataLink:
-                log.info("node %s: no data link; its chunks go over gRPC", self.node_id[:8])
-                self._over_link = False
+                self._without_data_link()
         call = self._get_chunk(
             pb.GetChunkRequest(chunk_id=chunk_id, offset=offset, length=length),
             wait_for_ready=wait_for_ready,
@@ -467,6 +465,11 @@ class NodeClient:
             await blocks.aclose()
             elapsed_s = time.perf_counter() - started
             self._metrics.observe_rpc(NodeCall.GET_CHUNK, self.node_id, elapsed_s)
+
+    def _without_data_link(self) -> None:
+        """The node predates the data link: its reads and writes go over gRPC from now on."""
+        log.info("node %s: no data link; its chunks go over gRPC", self.node_id[:8])
+        self._over_link = False
 
     async def _put_over_link(self, chunk_id: str, expected_bytes: int) -> LinkChunkUpload:
         with translated(self.node_id, self._late):
