@@ -56,14 +56,13 @@ from diststorage.core.datalink import (
     new_link_secret,
 )
 from diststorage.core.errors import DiststorageError
-from diststorage.core.logs import fields
 from diststorage.core.request_ids import current_request_id, is_acceptable
 from diststorage.node.chunkstore import ChunkStore
 from diststorage.node.rpcerrors import status_of
+from diststorage.node.rpclog import CallRecord, log_call
 from diststorage.node.writer import CommitResult
 
 log = logging.getLogger(__name__)
-calls = logging.getLogger("diststorage.node.calls")
 
 HELLO_TIMEOUT_S = 10.0
 IDLE_TIMEOUT_S = 60.0
@@ -105,13 +104,11 @@ def _failure_of(exc: DiststorageError) -> Failure:
 
 
 @dataclass
-class _Call:
-    """What a request's log line says."""
+class _Call(CallRecord):
+    """What a request's log line says, its outcome included (a gRPC call's comes from its
+    status)."""
 
-    rpc: str
-    chunk_id: str
     outcome: str = "OK"
-    size_bytes: int = 0
 
 
 @contextlib.contextmanager
@@ -119,28 +116,14 @@ def _logged(rpc: str, chunk_id: str, request_id: str | None) -> Iterator[_Call]:
     """One line per request, as ``node/rpclog.py`` writes for gRPC calls, under the
     request's id when it has an acceptable one."""
     token = current_request_id.set(request_id if request_id and is_acceptable(request_id) else None)
-    call, started = _Call(rpc, chunk_id), time.perf_counter()
+    call, started = _Call(chunk_id), time.perf_counter()
     try:
         yield call
     except BaseException:
         call.outcome = "CANCELLED"
         raise
     finally:
-        calls.info(
-            "%s %s",
-            rpc,
-            call.outcome,
-            extra=fields(
-                {
-                    "rpc": rpc,
-                    "link": "data",
-                    "code": call.outcome,
-                    "chunk_id": chunk_id,
-                    "bytes": call.size_bytes,
-                    "duration_s": round(time.perf_counter() - started, 6),
-                }
-            ),
-        )
+        log_call(rpc, call.outcome, call, started, link="data")
         current_request_id.reset(token)
 
 

@@ -64,20 +64,27 @@ async def served(context: Context, rpc: str, chunk_id: str = "") -> AsyncIterato
         outcome = "ERROR"
         raise
     finally:
-        log.info(
-            "%s %s",
-            rpc,
-            outcome,
-            extra=fields(
-                {
-                    "rpc": rpc,
-                    "code": outcome,
-                    "chunk_id": record.chunk_id,
-                    "bytes": record.size_bytes,
-                    "duration_s": round(time.perf_counter() - started, 6),
-                }
-            ),
-        )
+        log_call(rpc, outcome, record, started)
         # A stream's generator may be finalized from another context than it started in.
         with contextlib.suppress(ValueError):
             current_request_id.reset(token)
+
+
+def log_call(rpc: str, outcome: str, record: CallRecord, started: float, **more: str) -> None:
+    """The call's one line: its outcome, chunk, bytes moved and time since ``started``
+    (``time.perf_counter``), with ``more`` fields (the data link says ``link="data"``)."""
+    log.info(
+        "%s %s",
+        rpc,
+        outcome,
+        extra=fields(
+            {
+                "rpc": rpc,
+                **more,
+                "code": outcome,
+                "chunk_id": record.chunk_id,
+                "bytes": record.size_bytes,
+                "duration_s": round(time.perf_counter() - started, 6),
+            }
+        ),
+    )
