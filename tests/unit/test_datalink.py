@@ -62,7 +62,7 @@ from diststorage.node.datalink_server import DataLinkServer
 BLOCKS = [random.Random(3).randbytes(size) for size in (70_000, 70_000, 1234)]
 
 
-def _open(unseal: Unseal, frame: tuple[bytes, bytes | memoryview]) -> bytes:
+def _open(unseal: Unseal, frame: tuple[bytes, bytes | bytearray | memoryview]) -> bytes:
     header, body = frame
     return bytes(unseal.body(header, bytearray(body)))
 
@@ -86,6 +86,20 @@ def test_sealed_frames_open_in_order_under_their_key_only() -> None:
     _, body = Seal(key).frame(b"payload")
     with pytest.raises(LinkError):  # the length is authenticated too
         Unseal(key).body(struct.pack(">I", len(body) + 1), bytearray(body))
+
+
+@given(st.lists(st.binary(max_size=300), max_size=5))
+def test_any_bodies_open_as_sealed(bodies: list[bytes]) -> None:
+    key = os.urandom(32)
+    seal, unseal = Seal(key), Unseal(key)
+    assert [_open(unseal, seal.frame(body)) for body in bodies] == bodies
+
+
+@given(st.binary(max_size=40))
+def test_any_sealed_bytes_open_or_are_a_link_error(sealed: bytes) -> None:
+    """Short of a tag, or not sealed under the key: a LinkError, never another exception."""
+    with pytest.raises(LinkError):
+        Unseal(os.urandom(32)).body(struct.pack(">I", len(sealed)), bytearray(sealed))
 
 
 def test_every_connection_has_keys_of_its_own() -> None:

@@ -59,6 +59,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from diststorage.core.rawbuffers import unfilled_bytearray
+
 MAGIC = b"DSL1"
 LINK_ID_BYTES = 16
 KEY_BYTES = 32
@@ -118,12 +120,13 @@ class Seal:
         self._aead = AESGCM(key) if key else None
         self._counter = 0
 
-    def frame(self, body: bytes | memoryview) -> tuple[bytes, bytes | memoryview]:
+    def frame(self, body: bytes | memoryview) -> tuple[bytes, bytes | bytearray | memoryview]:
         """The frame's length header and body, to be written in that order."""
         if self._aead is None:
             return _LENGTH.pack(len(body)), body
         header = _LENGTH.pack(len(body) + _TAG_BYTES)
-        sealed = self._aead.encrypt(self._nonce(), body, header)
+        sealed = unfilled_bytearray(len(body) + _TAG_BYTES)
+        self._aead.encrypt_into(self._nonce(), body, header, sealed)
         return header, sealed
 
     def _nonce(self) -> bytes:
@@ -146,12 +149,16 @@ class Unseal:
     def body(self, header: bytes, sealed: bytearray | memoryview) -> bytes | memoryview:
         if self._aead is None:
             return memoryview(sealed)
+        if len(sealed) < _TAG_BYTES:
+            raise LinkError("a frame too short for its authentication tag")
         nonce = self._counter.to_bytes(12, "big")
         self._counter += 1
+        opened = unfilled_bytearray(len(sealed) - _TAG_BYTES)
         try:
-            return self._aead.decrypt(nonce, sealed, header)
+            self._aead.decrypt_into(nonce, sealed, header, opened)
         except InvalidTag as exc:
             raise LinkError("a frame failed its authentication") from exc
+        return memoryview(opened)
 
 
 def connection_keys(
@@ -428,14 +435,14 @@ class FrameConnection(asyncio.BufferedProtocol):
         self._wake()
 
     def _buffer_for(self, length: int) -> bytearray:
-        """Where a frame of ``length`` bytes is read to. A sealed frame is opened into bytes
-        of its own, so one buffer serves every frame of the connection (a new bytearray is
-        zeroed first, as costly as a copy); a frame in the clear is handed on as it is, so it
-        gets a buffer of its own."""
+        """Where a frame of ``length`` bytes is read to: a frame is handed on only once it
+        filled its buffer, so none is zeroed first. A sealed frame is opened into a buffer of
+        its own, so one buffer serves every frame of the connection; a frame in the clear is
+        handed on as it is, so it gets a buffer of its own."""
         if not self.unseal.sealed:
-            return bytearray(length)
+            return unfilled_bytearray(length)
         if len(self._reused) < length:
-            self._reused = bytearray(length)
+            self._reused = unfilled_bytearray(length)
         return self._reused
 
     def release_buffer(self) -> None:
@@ -492,7 +499,7 @@ class FrameConnection(asyncio.BufferedProtocol):
             self._transport.resume_reading()
         return body
 
-    def write(self, header: bytes, body: bytes | memoryview) -> None:
+    def write(self, header: bytes, body: bytes | bytearray | memoryview) -> None:
         if self._error is not None:
             raise self._error
         if self._transport is None or self._transport.is_closing():
