@@ -60,11 +60,11 @@ async def _answer(connection: FrameConnection, secret: LinkSecret) -> None:
         remaining = get.length
         while remaining > 0:
             size = min(BLOCK_BYTES, remaining)
-            for body_part in (encode_block_head(BlockHead(0, 0, True)), _BLOCK[:size]):
-                connection.write(*seal.frame(body_part))
+            head = encode_block_head(BlockHead(0, 0, True))
+            connection.write(seal.frame(head), seal.frame(_BLOCK[:size]))
             await connection.drain()
             remaining -= size
-        connection.write(*seal.frame(encode_end()))
+        connection.write(seal.frame(encode_end()))
         await connection.drain()
 
 
@@ -98,7 +98,7 @@ async def _connect(host: str, port: int, secret: LinkSecret) -> tuple[FrameConne
 
 
 async def _pull_once(receiver: FrameConnection, seal: Seal, total: int) -> int:
-    receiver.write(*seal.frame(encode_get(Get(CHUNK_ID, 0, total, None))))
+    receiver.write(seal.frame(encode_get(Get(CHUNK_ID, 0, total, None))))
     received = 0
     while (message := decode(await receiver.next_body())) is not None:
         assert isinstance(message, BlockHead)

@@ -416,8 +416,9 @@ class _Transport:
         self.written = bytearray()
         self.closed = False
 
-    def write(self, data: bytes | memoryview) -> None:
-        self.written += data
+    def writelines(self, parts: list[bytes | bytearray | memoryview]) -> None:
+        for part in parts:
+            self.written += part
 
     def close(self) -> None:
         self.closed = True
@@ -472,3 +473,21 @@ async def test_blocks_sent_ahead_of_the_accept_are_never_read() -> None:
         await say_hello(connection, new_link_secret())
     connection, _ = fed(ACCEPT + bytes(SALT_BYTES))
     assert await say_hello(connection, new_link_secret()) is not None
+
+
+def test_frames_written_together_reach_the_transport_in_one_call() -> None:
+    """A block head and its block leave in one writelines (one writev under uvloop), in
+    order, not as four writes the peer then reads one by one."""
+    calls: list[list[bytes]] = []
+
+    class Recording(_Transport):
+        def writelines(self, parts: list[bytes | bytearray | memoryview]) -> None:
+            calls.append([bytes(part) for part in parts])
+            super().writelines(parts)
+
+    connection, transport = FrameConnection(1 << 20), Recording()
+    connection.connection_made(transport)  # type: ignore[arg-type]
+    seal = Seal(None)
+    head = encode_block_head(BlockHead(0, 7, True))
+    connection.write(seal.frame(head), seal.frame(b"block"))
+    assert calls == [[struct.pack(">I", len(head)), head, struct.pack(">I", 5), b"block"]]

@@ -113,6 +113,10 @@ def parse_hello(body: bytes) -> tuple[bytes, bytes]:
     return body[4 : 4 + LINK_ID_BYTES], body[4 + LINK_ID_BYTES :]
 
 
+Frame = tuple[bytes, bytes | bytearray | memoryview]
+"""A frame as written: its length header and its (sealed) body."""
+
+
 class Seal:
     """One direction of a connection: frames sealed (or, insecure, framed) in order."""
 
@@ -120,7 +124,7 @@ class Seal:
         self._aead = AESGCM(key) if key else None
         self._counter = 0
 
-    def frame(self, body: bytes | memoryview) -> tuple[bytes, bytes | bytearray | memoryview]:
+    def frame(self, body: bytes | memoryview) -> Frame:
         """The frame's length header and body, to be written in that order."""
         if self._aead is None:
             return _LENGTH.pack(len(body)), body
@@ -334,7 +338,7 @@ async def answer_hello(
     secret = secret_of(link_id)
     plain = Seal(None)
     if secret is None:
-        connection.write(*plain.frame(REFUSE))
+        connection.write(plain.frame(REFUSE))
         await connection.drain()
         return None
     server_salt = os.urandom(SALT_BYTES)
@@ -343,7 +347,7 @@ async def answer_hello(
     # hello is opened under the connection's key.
     connection.unseal = Unseal(inbound)
     connection.max_frame_bytes = max_frame_bytes
-    connection.write(*plain.frame(ACCEPT + server_salt))
+    connection.write(plain.frame(ACCEPT + server_salt))
     return Seal(outbound)
 
 
@@ -351,7 +355,7 @@ async def say_hello(connection: FrameConnection, secret: LinkSecret) -> Seal | N
     """The gateway's side of the handshake: sends a HELLO and reads the answer. The outbound
     end (the connection opens the node's frames from then on), or None if the node refused."""
     salt = os.urandom(SALT_BYTES)
-    connection.write(*Seal(None).frame(hello(secret.link_id, salt)))
+    connection.write(Seal(None).frame(hello(secret.link_id, salt)))
     reply = await connection.next_body()
     _refuse_frames_ahead(connection)
     if reply[:1] != ACCEPT or len(reply) != 1 + SALT_BYTES:
@@ -499,13 +503,15 @@ class FrameConnection(asyncio.BufferedProtocol):
             self._transport.resume_reading()
         return body
 
-    def write(self, header: bytes, body: bytes | bytearray | memoryview) -> None:
+    def write(self, *frames: Frame) -> None:
+        """Hands the frames (``Seal.frame``'s) to the transport in one go: uvloop sends each
+        ``write`` at once, so a block head and its block written apart went out as four
+        segments, each read by the peer on its own; together they leave in one ``writev``."""
         if self._error is not None:
             raise self._error
         if self._transport is None or self._transport.is_closing():
             raise LinkError("the connection is closed")
-        self._transport.write(header)
-        self._transport.write(body)
+        self._transport.writelines([part for frame in frames for part in frame])
 
     async def drain(self) -> None:
         """Returns once the transport holds less than its low mark for the peer; LinkError

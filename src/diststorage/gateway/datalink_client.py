@@ -91,8 +91,9 @@ class _Connection:
     seal: Seal
     idle_since: float = 0.0
 
-    def send(self, body: bytes | memoryview) -> None:
-        self.receiver.write(*self.seal.frame(body))
+    def send(self, *bodies: bytes | memoryview) -> None:
+        """The bodies as frames, sealed in order and handed to the transport together."""
+        self.receiver.write(*[self.seal.frame(body) for body in bodies])
 
 
 class LinkUpload:
@@ -116,8 +117,7 @@ class LinkUpload:
     async def send(self, block: bytes, crc32c: int) -> None:
         with self._link.errors():
             self._raise_early_answer()
-            self._connection.send(encode_block_head(BlockHead(self._offset, crc32c, True)))
-            self._connection.send(block)
+            self._connection.send(encode_block_head(BlockHead(self._offset, crc32c, True)), block)
             self._offset += len(block)
             async with asyncio.timeout(self._timeout_s):
                 await self._connection.receiver.drain()

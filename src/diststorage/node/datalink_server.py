@@ -205,8 +205,7 @@ class DataLinkServer:
                 async with await self._store.open_reader(get.chunk_id) as reader:
                     async for piece in _read_ahead(reader.read(get.offset, get.length)):
                         head = BlockHead(piece.offset, piece.block_crc32c, piece.whole_block)
-                        _send(connection, seal, encode_block_head(head))
-                        _send(connection, seal, piece.data)
+                        _send(connection, seal, encode_block_head(head), piece.data)
                         await _drain(connection)
                         call.size_bytes += len(piece.data)
                 last = encode_end()
@@ -300,8 +299,8 @@ async def _read_ahead(items: AsyncIterator[T]) -> AsyncIterator[T]:
             await upcoming
 
 
-def _send(connection: FrameConnection, seal: Seal, body: bytes | memoryview) -> None:
-    connection.write(*seal.frame(body))
+def _send(connection: FrameConnection, seal: Seal, *bodies: bytes | memoryview) -> None:
+    connection.write(*[seal.frame(body) for body in bodies])
 
 
 async def _drain(connection: FrameConnection) -> None:
