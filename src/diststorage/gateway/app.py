@@ -33,6 +33,7 @@ from aiohttp import web
 from diststorage.core.clock import SYSTEM_CLOCK, Clock, utc_now
 from diststorage.core.cluster_tls import GATEWAY_ROLE, ClusterLinks, cluster_links
 from diststorage.core.daemon import build_or_unwind, run_daemon, serve
+from diststorage.core.errors import Unavailable
 from diststorage.core.filemodes import make_private_dir
 from diststorage.core.grpc_undecodable import RefuseUndecodable
 from diststorage.core.identity import load_or_create_identity
@@ -90,6 +91,11 @@ from diststorage.proto.storage_pb2_grpc import add_InventoryServicer_to_server
 log = logging.getLogger(__name__)
 
 MIGRATION_TIMEOUT_S = 300.0
+# How long a starting gateway waits for a metadata database that is out of reach (restarting,
+# failing over, or still starting beside it) before it gives up, and its pauses between tries.
+DATABASE_START_WAIT_S = 60.0
+DATABASE_START_FIRST_PAUSE_S = 0.5
+DATABASE_START_LONGEST_PAUSE_S = 4.0
 # The workers' units read and write the database: once it answers again after an outage, work
 # resumes within seconds, not after a node-style minute of backoff.
 WORKER_MAX_BACKOFF_S = 5.0
@@ -120,7 +126,11 @@ async def migrate_in_child(settings: GatewaySettings) -> None:
         await child.wait()
         raise RuntimeError(f"schema migration took longer than {MIGRATION_TIMEOUT_S} s") from None
     if child.returncode != 0:
-        raise RuntimeError(f"schema migration failed:\n{output.decode(errors='replace')}")
+        raise MigrationFailed(f"schema migration failed:\n{output.decode(errors='replace')}")
+
+
+class MigrationFailed(RuntimeError):
+    """The migration child exited with an error (a database out of reach among the causes)."""
 
 
 class Gateway:
@@ -145,7 +155,7 @@ class Gateway:
     async def start(self) -> None:
         """Migrates the schema, builds every part and starts both servers and the workers;
         returns at once. On failure, closes what it built and raises."""
-        await build_or_unwind(self._parts, self._build)
+        await self._build_waiting_for_database()
         if self.role is not None:
             self.role.ready_path(self.role.index).touch()
         if self.settings.anonymous:
@@ -165,6 +175,29 @@ class Gateway:
             settings.grpc_listen,
             self.services.store.dialect,
         )
+
+    async def _build_waiting_for_database(self) -> None:
+        """Builds every part. A metadata database out of reach (the migration failing, or
+        the store answering Unavailable) is tried again, what was built closed first, for up to
+        ``DATABASE_START_WAIT_S``: a database restarting just as the gateway starts, or started
+        beside it, costs a wait, not the gateway. Anything else ends the start at once."""
+        deadline = self._clock.monotonic() + DATABASE_START_WAIT_S
+        pause_s = DATABASE_START_FIRST_PAUSE_S
+        while True:
+            try:
+                await build_or_unwind(self._parts, self._build)
+                return
+            except (Unavailable, MigrationFailed) as exc:
+                if self._clock.monotonic() + pause_s > deadline:
+                    raise
+                # The migration's error is the last line of its output.
+                lines = [line for line in str(exc).splitlines() if line.strip()]
+                reason = lines[-1] if lines else type(exc).__name__
+                log.warning(
+                    "metadata database out of reach at start (%s); again in %.1f s", reason, pause_s
+                )
+            await self._clock.sleep(pause_s)
+            pause_s = min(pause_s * 2, DATABASE_START_LONGEST_PAUSE_S)
 
     async def _build(self, parts: contextlib.AsyncExitStack) -> None:
         settings = self.settings
@@ -208,7 +241,9 @@ class Gateway:
         janitor = await Janitor.open(store, inventory, clients, reads, self._clock)
         parts.push_async_callback(janitor.close)
         damage = DamageReports(store.maintenance)
-        # Opened before the servers, so closed after they finished their requests.
+        # Opened before the servers, so closed after they finished their requests; new at
+        # each try of the start, since a closed set of workers cannot open again.
+        self.workers = Workers(self._clock, max_backoff_s=WORKER_MAX_BACKOFF_S)
         await self.workers.open()
         parts.push_async_callback(self.workers.aclose)
         confirmations = CorruptionConfirmations(store.maintenance, clients)
