@@ -312,7 +312,7 @@ class Gateway:
         settings, gateway_id = self.settings, self.gateway_id
         chunk_sets = ChunkSetWriter(settings.write_stripes_in_flight, inventory, clients, janitor)
         writer = ObjectWriter(settings, store, inventory, chunk_sets, janitor, gateway_id)
-        reader = self._reader(inventory, clients, damage)
+        reader = self._reader(inventory, clients, damage, store)
         repair = RepairWorker(
             settings,
             store.maintenance,
@@ -357,12 +357,18 @@ class Gateway:
         )
 
     def _reader(
-        self, inventory: Inventory, clients: NodeClients, damage: DamageReports
+        self,
+        inventory: Inventory,
+        clients: NodeClients,
+        damage: DamageReports,
+        store: MetadataStore,
     ) -> ObjectReader:
         """Downloads' and repair's reader, counting bad blocks into the node stats."""
         penalties = NodePenalties(self._clock)
         stats = self.metrics.data_path.stats
-        return ObjectReader(self.settings, inventory, clients, penalties, damage, stats)
+        return ObjectReader(
+            self.settings, inventory, clients, penalties, damage, stats, store.maintenance
+        )
 
     def _durability(
         self, store: MetadataStore, inventory: Inventory, repair: RepairWorker

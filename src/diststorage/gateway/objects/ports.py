@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager
 from typing import Protocol
 
 from diststorage.gateway.nodeclient import BlockPiece
-from diststorage.meta import ChunkRef, NodeLiveness, StoredChecksum
+from diststorage.meta import ChunkRef, NodeLiveness, SegmentLayout, StoredChecksum
 from diststorage.placement import Candidate
 
 
@@ -164,6 +164,14 @@ class ReadFaults(Protocol):
 
     def degraded_read(self) -> None:
         """A segment was read with a shard other than its data shards."""
+        ...
+
+
+class SegmentLayouts(Protocol):
+    """Where a reader finds a segment's chunks as they are now (``MaintenanceStore``)."""
+
+    async def segment_layout(self, object_id: str, segment_index: int) -> SegmentLayout | None:
+        """The committed segment's chunks; None once the object is gone."""
         ...
 
 

@@ -40,6 +40,7 @@ from diststorage.gateway.objects.ports import (
     NodeStates,
     Penalties,
     ReadFaults,
+    SegmentLayouts,
 )
 from diststorage.meta import (
     ChunkState,
@@ -118,6 +119,8 @@ class ShardSources:
     penalties: Penalties
     damage: DamageSink
     faults: ReadFaults = field(default_factory=NodeStats)
+    layouts: SegmentLayouts | None = None
+    """Where a shard moved since the read began is found (None: the layout read is final)."""
 
     def order(self, chunks: dict[int, StoredChunk]) -> list[StoredChunk]:
         """Shards to try, best first: up, unpenalized nodes, then suspect ones, then the
@@ -205,10 +208,11 @@ class ObjectReader:
         penalties: Penalties,
         damage: DamageSink,
         faults: ReadFaults | None = None,
+        layouts: SegmentLayouts | None = None,
     ) -> None:
         self._settings = settings
         faults = faults if faults is not None else NodeStats()
-        self._sources = ShardSources(clients, nodes, penalties, damage, faults)
+        self._sources = ShardSources(clients, nodes, penalties, damage, faults, layouts)
 
     def stream(self, layout: ObjectLayout, start: int, end: int) -> AsyncIterator[Piece]:
         """Yields the verified bytes [start, end) of the object, in order.
@@ -300,6 +304,7 @@ class ObjectReader:
                         segment,
                         by_segment.get(segment, {}),
                         last_stripe=min(stripes[-1], geometry.segment_stripe_range(segment)[-1]),
+                        object_id=info.object_id,
                     )
                 assert fetcher is not None
                 pieces = await fetcher.stripe(stripe)
@@ -316,9 +321,13 @@ class ObjectReader:
         segment: int,
         chunks: dict[int, StoredChunk],
         last_stripe: int,
+        object_id: str | None = None,
     ) -> SegmentFetcher:
-        """A fetcher of the segment's stripes up to ``last_stripe`` (repair reads with it too)."""
-        return SegmentFetcher(self._sources, codec, geometry, segment, chunks, last_stripe)
+        """A fetcher of the segment's stripes up to ``last_stripe`` (repair reads with it too);
+        with ``object_id``, it looks up where a shard went if its chunk is gone meanwhile."""
+        return SegmentFetcher(
+            self._sources, codec, geometry, segment, chunks, last_stripe, object_id
+        )
 
 
 def _unreadable(stripe: int, failures: list[BaseException]) -> DiststorageError:
@@ -344,8 +353,15 @@ class SegmentFetcher:
         segment: int,
         chunks: dict[int, StoredChunk],
         last_stripe: int,
+        object_id: str | None = None,
     ) -> None:
         self._sources = sources
+        self._object_id = object_id
+        self._segment = segment
+        self._known = {chunk.chunk_id for chunk in chunks.values()}
+        # A shard's chunk was not on its node: it may have moved (repair, a drain) since the
+        # layout was read, and the segment's chunks are looked up again before giving up.
+        self._moved = False
         self._codec = codec
         self._geometry = geometry
         self._first_stripe = geometry.segment_stripe_range(segment)[0]
@@ -366,6 +382,9 @@ class SegmentFetcher:
         while len(blocks) < self._needed:
             self._open_streams(stripe, self._needed - len(blocks) - len(self._pending(blocks)))
             pending = self._pending(blocks)
+            if not pending and await self._find_moved_shards(blocks):
+                self._open_streams(stripe, self._needed - len(blocks))
+                pending = self._pending(blocks)
             if not pending:
                 # Nothing else left to try: a node that was merely slow (an overloaded machine)
                 # gets another chance, with a longer deadline, before the read fails; again
@@ -394,6 +413,28 @@ class SegmentFetcher:
             self._degraded = True  # counted once per segment read
             self._sources.faults.degraded_read()
         return self._codec.decode(blocks, self._geometry.stripe_length(stripe))
+
+    async def _find_moved_shards(self, blocks: dict[int, Block]) -> bool:
+        """After a shard's chunk was missing, the segment's chunks as they are now: those not
+        seen before (a shard rebuilt or moved elsewhere meanwhile, its old chunk deleted, as
+        repair does on the leader while another gateway reads) are tried next. Whether any
+        was new."""
+        layouts = self._sources.layouts
+        if not self._moved or layouts is None or self._object_id is None:
+            return False
+        self._moved = False
+        layout = await layouts.segment_layout(self._object_id, self._segment)
+        if layout is None:
+            return False
+        reading = {s.chunk.shard_index for s in self._active} | set(blocks)
+        fresh = [
+            chunk
+            for chunk in layout.chunks
+            if chunk.chunk_id not in self._known and chunk.shard_index not in reading
+        ]
+        self._known.update(chunk.chunk_id for chunk in fresh)
+        self._untried = self._sources.order({c.shard_index: c for c in fresh}) + self._untried
+        return bool(fresh)
 
     def _pending(self, blocks: dict[int, Block]) -> list[_ShardStream]:
         return [s for s in self._active if s.chunk.shard_index not in blocks]
@@ -441,6 +482,8 @@ class SegmentFetcher:
             shard_stream.chunk.state != ChunkState.DAMAGED
         ):
             self._sources.damage.report(shard_stream.chunk.chunk_id)
+        if isinstance(reason, ChunkNotFound):
+            self._moved = True
         if isinstance(reason, DataLoss):
             self._sources.faults.crc_error(node_id)
         log.warning(
