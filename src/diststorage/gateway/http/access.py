@@ -40,6 +40,10 @@ SYSTEM_ROUTE = "system"
 # Methods outside these are counted as "other": a label value is never whatever a client sent.
 KNOWN_METHODS = ("GET", "HEAD", "PUT", "POST", "DELETE")
 CLIENT_GONE_STATUS = 499  # nginx's: the client closed the connection before the answer
+ANSWER_SENT: web.RequestKey[web.StreamResponse] = web.RequestKey("answer_sent", web.StreamResponse)
+"""Request key: the streamed response whose whole body went out. A client that closes the
+connection once it has every byte can cancel the handler in its last steps; its access line
+then still says what it got."""
 
 LATENCY_BUCKETS_S = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300,
@@ -196,7 +200,8 @@ def access_middleware(api: str, route_of: RouteOf, metrics: HttpMetrics) -> Midd
             status = response.status
             return response
         except asyncio.CancelledError:
-            status = CLIENT_GONE_STATUS
+            response = request.get(ANSWER_SENT)
+            status = CLIENT_GONE_STATUS if response is None else response.status
             raise
         except web.HTTPException as answer:
             status = answer.status

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from diststorage.core.errors import DiststorageError
+from diststorage.gateway.http.access import ANSWER_SENT
 from diststorage.gateway.objects.reader import Piece
 from diststorage.gateway.objects.streamed_body import close_stream
 
@@ -38,6 +39,7 @@ async def send_stream(
             if request.transport is not None:
                 request.transport.abort()
             return
+        request[ANSWER_SENT] = response
         await response.write_eof()
     finally:
         await close_stream(pieces)
