@@ -61,7 +61,7 @@ async def _answer(connection: FrameConnection, secret: LinkSecret) -> None:
         while remaining > 0:
             size = min(BLOCK_BYTES, remaining)
             head = encode_block_head(BlockHead(0, 0, True))
-            connection.write(seal.frame(head), seal.frame(_BLOCK[:size]))
+            connection.write(*seal.frames(head, _BLOCK[:size]))
             await connection.drain()
             remaining -= size
         connection.write(seal.frame(encode_end()))

@@ -133,6 +133,10 @@ class Seal:
         self._aead.encrypt_into(self._nonce(), body, header, sealed)
         return header, sealed
 
+    def frames(self, *bodies: bytes | memoryview) -> list[Frame]:
+        """The bodies as frames, sealed in order, for one ``FrameConnection.write``."""
+        return [self.frame(body) for body in bodies]
+
     def _nonce(self) -> bytes:
         nonce = self._counter.to_bytes(12, "big")
         self._counter += 1

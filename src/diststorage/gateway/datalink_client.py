@@ -93,7 +93,7 @@ class _Connection:
 
     def send(self, *bodies: bytes | memoryview) -> None:
         """The bodies as frames, sealed in order and handed to the transport together."""
-        self.receiver.write(*[self.seal.frame(body) for body in bodies])
+        self.receiver.write(*self.seal.frames(*bodies))
 
 
 class LinkUpload:

@@ -300,7 +300,7 @@ async def _read_ahead(items: AsyncIterator[T]) -> AsyncIterator[T]:
 
 
 def _send(connection: FrameConnection, seal: Seal, *bodies: bytes | memoryview) -> None:
-    connection.write(*[seal.frame(body) for body in bodies])
+    connection.write(*seal.frames(*bodies))
 
 
 async def _drain(connection: FrameConnection) -> None:
